@@ -1,0 +1,3 @@
+from dataform_infra.cli import main
+
+main()

@@ -1,0 +1,74 @@
+"""Every error a user can cause, in one place, each with the exit code the CLI maps it to.
+
+The core raises these; only `cli.py` turns them into text on stderr and an exit code, so the
+core never prints and never calls `sys.exit`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class DfinfraError(Exception):
+    """Base class: a failure the user can act on. Never shown with a traceback."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a spec, located as precisely as we can: file, field path, line."""
+
+    file: Path | None
+    path: str
+    message: str
+    line: int | None = None
+
+    def render(self) -> str:
+        where = str(self.file) if self.file else "<spec>"
+        if self.line is not None:
+            where += f":{self.line}"
+        field = f" {self.path}:" if self.path else ""
+        return f"{where}:{field} {self.message}"
+
+
+class SpecError(DfinfraError):
+    """The environment spec is malformed or would be rejected by Google. Exit code 2."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        if len(self.problems) == 1:
+            return self.problems[0].render()
+        lines = [f"{len(self.problems)} problems in the environment spec:"]
+        lines += [f"  {p.render()}" for p in self.problems]
+        return "\n".join(lines)
+
+
+class UsageError(DfinfraError):
+    """The command line asks for something that cannot be done (unknown env, missing dir). Exit 2."""
+
+    exit_code = 2
+
+
+class OutputConflict(DfinfraError):
+    """The output directory holds files dfinfra did not write; overwriting them would lose work."""
+
+    exit_code = 2
+
+
+class DriftDetected(DfinfraError):
+    """`render --check` found committed HCL that differs from what the spec renders."""
+
+    exit_code = 1
+
+
+class PolicyViolation(DfinfraError):
+    """A least-privilege rule failed on rendered or hand-written Terraform."""
+
+    exit_code = 1

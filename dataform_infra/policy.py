@@ -1,0 +1,411 @@
+"""The least-privilege rules, in one place, applied to Terraform resources however they were made.
+
+Rules read `Fact`s: one per resource or data block, with attribute values normalised (string
+literals unquoted, references as `${...}`). `facts_from_module` builds them from what dfinfra is
+about to render (fast: `dfinfra validate`); `facts_from_hcl` parses any `.tf` files (tests use it on
+every rendered module, and it lints hand-written HCL). A rule returns violations; opt-ins the spec
+justified come back as warnings instead.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from dataform_infra.render.hcl import Expr
+from dataform_infra.render.module import Module
+
+PRIMITIVE_ROLES = frozenset({"roles/owner", "roles/editor", "roles/viewer"})
+BROAD_BIGQUERY_ROLES = frozenset({"roles/bigquery.admin", "roles/bigquery.dataOwner"})
+PROJECT_DATA_ROLES = frozenset({"roles/bigquery.dataEditor", "roles/bigquery.dataViewer", *BROAD_BIGQUERY_ROLES})
+IMPERSONATION_ROLES = frozenset(
+    {
+        "roles/iam.serviceAccountTokenCreator",
+        "roles/iam.serviceAccountUser",
+        "roles/iam.serviceAccountAdmin",
+        "roles/iam.workloadIdentityUser",
+    }
+)
+OPT_IN_MARKER = "Project-wide opt-in"
+AGENT_MEMBER = re.compile(
+    r"(serviceAccount:service-[0-9]+@gcp-sa-dataform\.iam\.gserviceaccount\.com|\$\{local\.dataform_service_agent\}|\$\{google_project_service_identity\.[A-Za-z0-9_-]+\.member\})"
+)
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One `resource` or `data` block, attribute values normalised."""
+
+    kind: Literal["resource", "data"]
+    type: str
+    name: str
+    attrs: Mapping[str, Any]
+    source: str
+    comments: tuple[str, ...] = ()
+
+    @property
+    def address(self) -> str:
+        prefix = "data." if self.kind == "data" else ""
+        return f"{prefix}{self.type}.{self.name}"
+
+    def first_block(self, name: str) -> Mapping[str, Any]:
+        blocks = self.attrs.get(name) or [{}]
+        return blocks[0] if isinstance(blocks, list) and blocks else {}
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    message: str
+    source: str
+    severity: Literal["violation", "warning"] = "violation"
+
+    def render(self) -> str:
+        return f"{self.source}: [{self.rule}] {self.message}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    summary: str
+    check: Callable[[list[Fact]], Iterable[Finding]] = field(repr=False)
+
+
+def _iam_members(facts: list[Fact]) -> Iterable[Fact]:
+    return (f for f in facts if f.kind == "resource" and f.type.endswith("_iam_member"))
+
+
+def _additive_only(facts: list[Fact]) -> Iterable[Finding]:
+    for f in facts:
+        if f.kind == "resource" and (f.type.endswith("_iam_binding") or f.type.endswith("_iam_policy")):
+            yield Finding(
+                "additive-iam-only",
+                f"{f.address} is authoritative: it removes every member it does not "
+                "list. Use the matching *_iam_member resource.",
+                f.source,
+            )
+
+
+def _no_primitive_roles(facts: list[Fact]) -> Iterable[Finding]:
+    for f in facts:
+        role = f.attrs.get("role")
+        if role in PRIMITIVE_ROLES:
+            yield Finding(
+                "no-primitive-roles",
+                f"{f.address} grants {role}, a primitive role covering every "
+                "service in the project. Grant the specific predefined role.",
+                f.source,
+            )
+        for binding in f.attrs.get("binding", []) if isinstance(f.attrs.get("binding"), list) else []:
+            if binding.get("role") in PRIMITIVE_ROLES:
+                yield Finding("no-primitive-roles", f"{f.address} grants {binding['role']}.", f.source)
+
+
+def _opted_in(fact: Fact) -> str | None:
+    for text in fact.comments:
+        if text.strip().startswith(OPT_IN_MARKER):
+            return text.strip()
+    return None
+
+
+def _bigquery_data_roles(facts: list[Fact]) -> Iterable[Finding]:
+    for f in _iam_members(facts):
+        role = f.attrs.get("role")
+        project_wide = f.type == "google_project_iam_member"
+        if role in BROAD_BIGQUERY_ROLES or (project_wide and role in PROJECT_DATA_ROLES):
+            scope = "the whole project" if project_wide else "the dataset"
+            reason = _opted_in(f)
+            if reason:
+                yield Finding(
+                    "bigquery-data-roles", f"{f.address} grants {role} on {scope} ({reason}).", f.source, "warning"
+                )
+            else:
+                yield Finding(
+                    "bigquery-data-roles",
+                    f"{f.address} grants {role} on {scope} with no justification. "
+                    "Scope data roles to datasets (writes -> dataEditor, reads -> dataViewer) or opt in "
+                    "with `project_wide: [{role, reason}]`.",
+                    f.source,
+                )
+
+
+def _impersonation_on_accounts(facts: list[Fact]) -> Iterable[Finding]:
+    for f in _iam_members(facts):
+        role = f.attrs.get("role")
+        if role in IMPERSONATION_ROLES and f.type != "google_service_account_iam_member":
+            yield Finding(
+                "impersonation-on-accounts-only",
+                f"{f.address} grants {role} on a {f.type.removesuffix('_iam_member')}: "
+                "the member can then act as every service account under it. Grant it on each service "
+                "account (google_service_account_iam_member).",
+                f.source,
+            )
+        if role == "roles/dataform.serviceAgent":
+            yield Finding(
+                "impersonation-on-accounts-only",
+                f"{f.address} grants roles/dataform.serviceAgent, which is reserved for Google's service agent.",
+                f.source,
+            )
+
+
+def _secret_access_on_secret(facts: list[Fact]) -> Iterable[Finding]:
+    for f in _iam_members(facts):
+        if (
+            f.attrs.get("role") == "roles/secretmanager.secretAccessor"
+            and f.type != "google_secret_manager_secret_iam_member"
+        ):
+            yield Finding(
+                "secret-access-on-secret-only",
+                f"{f.address} grants secretAccessor on a "
+                f"{f.type.removesuffix('_iam_member')}, which opens every secret in it. Grant it on the "
+                "one secret.",
+                f.source,
+            )
+
+
+def _no_secret_payloads(facts: list[Fact]) -> Iterable[Finding]:
+    for f in facts:
+        if f.type == "google_secret_manager_secret_version":
+            if f.kind == "data":
+                yield Finding(
+                    "no-secret-in-state",
+                    f"{f.address} reads the secret payload into Terraform state. "
+                    "Reference the version by name instead.",
+                    f.source,
+                )
+            elif any(k in f.attrs for k in ("secret_data", "secret_data_wo")):
+                yield Finding(
+                    "no-secret-in-state",
+                    f"{f.address} passes the secret through Terraform (state and "
+                    "plan). Add versions with `dfinfra secret set` instead.",
+                    f.source,
+                )
+
+
+def _apis_stay_enabled(facts: list[Fact]) -> Iterable[Finding]:
+    for f in facts:
+        if (
+            f.kind == "resource"
+            and f.type == "google_project_service"
+            and f.attrs.get("disable_on_destroy") is not False
+        ):
+            yield Finding(
+                "apis-stay-enabled",
+                f"{f.address} must set disable_on_destroy = false, or destroying it "
+                "turns the API off for every other workload in the project.",
+                f.source,
+            )
+
+
+def _same_account(account_ref: str, email_value: str) -> bool:
+    """Does `service_account_id` (name or ref) denote the account whose email is `email_value`?"""
+    ref = re.fullmatch(r"\$\{google_service_account\.([A-Za-z0-9_-]+)\.(email|name|id|member)\}", email_value)
+    if ref:
+        return bool(re.fullmatch(r"\$\{google_service_account\." + re.escape(ref[1]) + r"\.(name|id)\}", account_ref))
+    return account_ref.endswith(f"/serviceAccounts/{email_value}")
+
+
+def _runners_usable(facts: list[Fact]) -> Iterable[Finding]:
+    """Every runner a config attaches: the service agent may impersonate it, deployers may act as it."""
+    grants = [f for f in facts if f.type == "google_service_account_iam_member" and f.kind == "resource"]
+    for f in facts:
+        if f.type == "google_dataform_repository_workflow_config":
+            account = f.first_block("invocation_config").get("service_account")
+        elif f.type == "google_dataform_repository" and f.attrs.get("service_account"):
+            account = f.attrs.get("service_account")
+        else:
+            continue
+        if not account:
+            yield Finding(
+                "runner-usable",
+                f"{f.address} sets no invocation_config.service_account: it would run "
+                "as the Dataform service agent, which strict act-as mode rejects.",
+                f.source,
+            )
+            continue
+        on_account = [g for g in grants if _same_account(str(g.attrs.get("service_account_id", "")), str(account))]
+        if not any(
+            g.attrs.get("role") == "roles/iam.serviceAccountTokenCreator"
+            and AGENT_MEMBER.fullmatch(str(g.attrs.get("member")))
+            for g in on_account
+        ):
+            yield Finding(
+                "runner-usable",
+                f"{f.address} runs as {account}, but the Dataform service agent has no "
+                "roles/iam.serviceAccountTokenCreator on that account.",
+                f.source,
+            )
+        if not any(g.attrs.get("role") == "roles/iam.serviceAccountUser" for g in on_account):
+            yield Finding(
+                "runner-usable",
+                f"{f.address} attaches {account}, but no deployer gets "
+                "roles/iam.serviceAccountUser on it (strict act-as).",
+                f.source,
+            )
+
+
+def _agent_reads_git_secret(facts: list[Fact]) -> Iterable[Finding]:
+    accessors = [
+        f
+        for f in facts
+        if f.type == "google_secret_manager_secret_iam_member"
+        and f.attrs.get("role") == "roles/secretmanager.secretAccessor"
+        and AGENT_MEMBER.fullmatch(str(f.attrs.get("member")))
+    ]
+    for f in facts:
+        if f.type != "google_dataform_repository":
+            continue
+        git = f.first_block("git_remote_settings")
+        version = git.get("authentication_token_secret_version") or (
+            (git.get("ssh_authentication_config") or [{}])[0].get("user_private_key_secret_version")
+        )
+        if not version:
+            continue
+        secret = re.match(r"\$\{(google_secret_manager_secret\.[A-Za-z0-9_-]+)\.(id|name)\}", str(version))
+        ok = any(
+            secret and str(a.attrs.get("secret_id", "")).startswith("${" + secret[1] + ".") for a in accessors
+        ) or any(not secret and str(version).startswith(str(a.attrs.get("secret_id"))) for a in accessors)
+        if not ok:
+            yield Finding(
+                "agent-reads-git-secret",
+                f"{f.address} authenticates with {version}, but the Dataform "
+                "service agent has no secretAccessor on that secret (it does every Git operation, even "
+                "when runners are set).",
+                f.source,
+            )
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        "additive-iam-only", "Only additive *_iam_member resources; never *_iam_binding / *_iam_policy.", _additive_only
+    ),
+    Rule("no-primitive-roles", "No owner/editor/viewer.", _no_primitive_roles),
+    Rule(
+        "bigquery-data-roles",
+        "BigQuery data roles scoped to datasets; project-wide or admin/dataOwner only "
+        "with a recorded reason (then a warning).",
+        _bigquery_data_roles,
+    ),
+    Rule(
+        "impersonation-on-accounts-only",
+        "Token Creator / Service Account User granted on service accounts, "
+        "never projects; roles/dataform.serviceAgent never granted.",
+        _impersonation_on_accounts,
+    ),
+    Rule(
+        "secret-access-on-secret-only", "secretAccessor on the one secret, never the project.", _secret_access_on_secret
+    ),
+    Rule(
+        "no-secret-in-state",
+        "No secret payloads through Terraform (no secret_data, no secret version data source).",
+        _no_secret_payloads,
+    ),
+    Rule("apis-stay-enabled", "google_project_service sets disable_on_destroy = false.", _apis_stay_enabled),
+    Rule(
+        "runner-usable",
+        "Every attached runner: agent has Token Creator on it, deployers have act-as on it.",
+        _runners_usable,
+    ),
+    Rule("agent-reads-git-secret", "The service agent can read the repository's Git secret.", _agent_reads_git_secret),
+)
+
+
+def check(facts: list[Fact]) -> list[Finding]:
+    return [finding for rule in RULES for finding in rule.check(facts)]
+
+
+# --- adapters ---------------------------------------------------------------------------------
+
+
+def _value(value: object) -> object:
+    if isinstance(value, Expr):
+        text = str(value)
+        return text[1:-1] if text.startswith('"') else "${" + text + "}"
+    return value
+
+
+def facts_from_module(module: Module) -> list[Fact]:
+    """Facts for what `module` renders, with spec paths as sources (for `dfinfra validate`)."""
+    where = module.spec_files[0]
+    facts: list[Fact] = []
+    for api in module.apis:
+        facts.append(
+            Fact(
+                "resource",
+                "google_project_service",
+                api.name,
+                {"service": api.service, "disable_on_destroy": False},
+                f"{where}: apis",
+            )
+        )
+    for grant in module.grants:
+        attrs = {k: _value(v) for k, v in grant.target.items()}
+        attrs |= {"role": grant.role, "member": _value(grant.member)}
+        comments = (f"{OPT_IN_MARKER}: {grant.opt_in_reason}",) if grant.opt_in_reason else ()
+        facts.append(Fact("resource", grant.resource_type, grant.name, attrs, f"{where}: {grant.spec_path}", comments))
+    if module.is_host:
+        repo = module.env.repository
+        assert repo is not None
+        git: dict[str, Any] = {}
+        if repo.git.ssh:
+            git["ssh_authentication_config"] = [{"user_private_key_secret_version": _value(module.secret_version_ref)}]
+        else:
+            git["authentication_token_secret_version"] = _value(module.secret_version_ref)
+        attrs = {"git_remote_settings": [git]}
+        if module.repository_runner:
+            attrs["service_account"] = _value(module.repository_runner.email_value)
+        facts.append(Fact("resource", "google_dataform_repository", "this", attrs, f"{where}: repository"))
+        for wc in module.workflows:
+            facts.append(
+                Fact(
+                    "resource",
+                    "google_dataform_repository_workflow_config",
+                    wc.name,
+                    {"invocation_config": [{"service_account": _value(wc.service_account)}]},
+                    f"{where}: workflows ({wc.workflow.name})",
+                )
+            )
+    return facts
+
+
+def _unquote(value: Any) -> Any:
+    if isinstance(value, str):
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            inner = value[1:-1]
+            return inner.replace('\\"', '"').replace("\\\\", "\\")
+        if value in ("true", "false"):
+            return value == "true"
+        return value
+    if isinstance(value, list):
+        return [_unquote(v) for v in value]
+    if isinstance(value, dict):
+        return {_unquote(k): _unquote(v) for k, v in value.items() if not k.startswith("__")}
+    return value
+
+
+def facts_from_hcl(files: Mapping[str, str]) -> list[Fact]:
+    """Facts from `.tf` sources (file name -> text) via python-hcl2; imported lazily, it is slow to load."""
+    import hcl2
+
+    facts: list[Fact] = []
+    for file_name, text in sorted(files.items()):
+        document = hcl2.loads(text)
+        for kind in ("resource", "data"):
+            for block in document.get(kind, []):
+                for type_, named in block.items():
+                    for name, body in named.items():
+                        comments = tuple(c.get("value", "") for c in body.get("__comments__", []))
+                        attrs = _unquote(body)
+                        facts.append(
+                            Fact(
+                                kind,
+                                _unquote(type_),
+                                _unquote(name),
+                                attrs,
+                                f"{file_name}: {kind} {_unquote(type_)}.{_unquote(name)}",
+                                comments,
+                            )
+                        )
+    return facts

@@ -1,0 +1,72 @@
+"""Turn a `Module` into the text of its `.tf` files, through the Jinja templates."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import jinja2
+from markupsafe import Markup
+
+from dataform_infra.render.hcl import comment, comment_block, layout, to_hcl
+from dataform_infra.render.module import Module, build_module
+from dataform_infra.spec.loader import Deployment
+
+# One file per concern, in the order a reviewer reads them. Empty renders are not written.
+MODULE_FILES = (
+    "versions.tf",
+    "providers.tf",
+    "backend.tf",
+    "apis.tf",
+    "service_accounts.tf",
+    "bigquery.tf",
+    "secrets.tf",
+    "iam.tf",
+    "dataform.tf",
+    "outputs.tf",
+)
+
+
+def templates_dir() -> Path:
+    """Templates ship inside the wheel; in a source checkout they live at the repository root."""
+    packaged = Path(__file__).resolve().parent.parent / "templates"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "templates"
+
+
+def _finalize(value: object) -> Markup:
+    return value if isinstance(value, Markup) else Markup(to_hcl(value))
+
+
+@lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates_dir()),
+        undefined=jinja2.StrictUndefined,
+        finalize=_finalize,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        # Autoescape is on only so that macro output arrives as Markup and is not re-quoted;
+        # `_finalize` does the real (HCL) escaping of everything else.
+        autoescape=True,
+    )
+    env.filters["comment"] = comment
+    env.filters["comment_block"] = comment_block
+    return env
+
+
+def render_module(module: Module) -> dict[str, str]:
+    """File name -> HCL text, `terraform fmt` clean. Files whose template renders nothing are left out."""
+    env = _environment()
+    files: dict[str, str] = {}
+    for name in MODULE_FILES:
+        text = env.get_template(f"{name}.j2").render(module=module)
+        if text.strip():
+            files[name] = layout(text)
+    return files
+
+
+def render_environment(deployment: Deployment, env_name: str) -> dict[str, str]:
+    return render_module(build_module(deployment, env_name))

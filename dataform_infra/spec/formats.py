@@ -1,0 +1,187 @@
+"""Identifier formats Google enforces, as reusable annotated string types.
+
+Each type fails with a sentence a user can act on instead of a bare regular expression. The
+rules are the ones the APIs (and the provider's validators, where it has them) apply.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BeforeValidator
+
+from dataform_infra.spec.cron import CronError, parse_cron
+
+
+def _matching(pattern: str, rule: str):
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(f"{value!r} is not valid: {rule}")
+        return value
+
+    return AfterValidator(check)
+
+
+ProjectId = Annotated[
+    str,
+    _matching(
+        r"[a-z][a-z0-9-]{4,28}[a-z0-9]",
+        "a project id is 6-30 lowercase letters, digits or hyphens, starts with a letter "
+        "and does not end with a hyphen",
+    ),
+]
+
+
+def _number_as_text(value: object) -> object:
+    # YAML reads an unquoted project number as an int; both spellings mean the same number.
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+ProjectNumber = Annotated[
+    str,
+    BeforeValidator(_number_as_text),
+    _matching(r"[1-9][0-9]{5,19}", "a project number is the numeric id shown in the console (6-20 digits)"),
+]
+
+Region = Annotated[str, _matching(r"[a-z]+-[a-z]+[0-9]+", "a region looks like 'europe-west2' or 'us-central1'")]
+
+BigQueryLocation = Annotated[
+    str,
+    _matching(r"(US|EU|[a-z]+-[a-z]+[0-9]+)", "a BigQuery location is 'US', 'EU' or a region like 'europe-west2'"),
+]
+
+ServiceAccountId = Annotated[
+    str,
+    _matching(
+        r"[a-z](?:[-a-z0-9]{4,28}[a-z0-9])",
+        "a service account id is 6-30 lowercase letters, digits or hyphens, starts with a letter "
+        "and does not end with a hyphen",
+    ),
+]
+
+SecretId = Annotated[
+    str, _matching(r"[A-Za-z0-9_-]{1,255}", "a secret id is 1-255 letters, digits, underscores or hyphens")
+]
+
+DataformId = Annotated[
+    str,
+    _matching(
+        r"[A-Za-z][A-Za-z0-9_-]{0,62}",
+        "Dataform names are 1-63 letters, digits, underscores or hyphens and start with a letter",
+    ),
+]
+
+DatasetId = Annotated[str, _matching(r"[A-Za-z0-9_]{1,1024}", "a dataset id is letters, digits and underscores only")]
+
+BucketName = Annotated[
+    str,
+    _matching(
+        r"[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]",
+        "a bucket name is 3-63 lowercase letters, digits, dots, underscores or hyphens, "
+        "starting and ending with a letter or digit",
+    ),
+]
+
+StatePrefix = Annotated[
+    str,
+    _matching(
+        r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*",
+        "a state prefix is a relative object path such as 'dataform/prod' (no leading or trailing '/')",
+    ),
+]
+
+LabelKey = Annotated[
+    str,
+    _matching(
+        r"[a-z][a-z0-9_-]{0,62}",
+        "label keys are 1-63 lowercase letters, digits, underscores or hyphens and start with a letter",
+    ),
+]
+LabelValue = Annotated[
+    str,
+    _matching(r"[a-z0-9_-]{0,63}", "label values are up to 63 lowercase letters, digits, underscores or hyphens"),
+]
+
+EnvironmentName = Annotated[
+    str,
+    _matching(
+        r"[a-z][a-z0-9_-]{0,29}",
+        "an environment name (the file name) is 1-30 lowercase letters, digits, '_' or '-', starting with a letter",
+    ),
+]
+
+_MEMBER = re.compile(
+    r"(user|group|serviceAccount):[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
+    r"|domain:[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
+    r"|principal(Set)?://[!-~]+"
+)
+
+
+def _check_member(value: str) -> str:
+    if value in ("allUsers", "allAuthenticatedUsers"):
+        raise ValueError(f"{value!r} would make the grant public; name a user, group or service account")
+    if not _MEMBER.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not an IAM principal: write 'user:someone@example.com', 'group:team@example.com', "
+            "'serviceAccount:name@project.iam.gserviceaccount.com', 'domain:example.com' or a principal:// URI"
+        )
+    return value
+
+
+Member = Annotated[str, AfterValidator(_check_member)]
+
+
+def _check_time_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r} is not an IANA time zone (e.g. 'Europe/London', 'Etc/UTC')") from None
+    return value
+
+
+TimeZone = Annotated[str, AfterValidator(_check_time_zone)]
+
+
+def _check_cron(value: str) -> str:
+    try:
+        parse_cron(value)
+    except CronError as exc:
+        raise ValueError(f"{value!r} is not a unix-cron schedule: {exc}") from None
+    return value
+
+
+Cron = Annotated[str, AfterValidator(_check_cron)]
+
+
+def _check_git_ref(value: str) -> str:
+    # git check-ref-format's rules, the ones that matter for a branch, tag or commit sha.
+    bad = (
+        not value
+        or value.startswith(("-", "/"))
+        or value.endswith(("/", ".", ".lock"))
+        or ".." in value
+        or "@{" in value
+        or "//" in value
+        or any(c in value for c in " ~^:?*[\\")
+        or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value)
+    )
+    if bad:
+        raise ValueError(f"{value!r} is not a valid git branch, tag or commit")
+    return value
+
+
+GitRef = Annotated[str, AfterValidator(_check_git_ref)]
+
+
+def _check_text(value: str) -> str:
+    if any(ord(c) < 0x20 and c not in "\t" for c in value):
+        raise ValueError("must be a single line of text without control characters")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_check_text)]
+"""Free text (display names, descriptions, reasons): any characters but no line breaks."""

@@ -1,0 +1,311 @@
+"""Load every environment file of a directory into one validated `Deployment`.
+
+Environments are validated together because the important mistakes span files: a workflow
+naming a runner that does not exist, two environments hosting the repository, a release name
+used twice in the one repository they share.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from dataform_infra.errors import Problem, SpecError, UsageError
+from dataform_infra.spec.cron import stagger_warning
+from dataform_infra.spec.models import Environment
+from dataform_infra.spec.yamlsource import PathKey, YamlDocument, dotted_path, load_yaml
+
+_ENV_NAME = re.compile(r"[a-z][a-z0-9_-]{0,29}")
+SPEC_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class Warning_:
+    """Something Google accepts but that is probably not what the user wants."""
+
+    problem: Problem
+
+    def render(self) -> str:
+        return self.problem.render()
+
+
+@dataclass
+class Deployment:
+    """All environments of one Dataform setup, validated together."""
+
+    environments: dict[str, Environment]
+    sources: dict[str, YamlDocument]
+    warnings: list[Warning_] = field(default_factory=list)
+
+    @property
+    def host_name(self) -> str:
+        return next(name for name, env in self.environments.items() if env.repository is not None)
+
+    @property
+    def host(self) -> Environment:
+        return self.environments[self.host_name]
+
+    def spec_file(self, env_name: str) -> Path:
+        return self.sources[env_name].file
+
+
+def spec_files(directory: Path) -> list[Path]:
+    if not directory.is_dir():
+        raise UsageError(
+            f"no environments directory at {directory}; run dfinfra where environments/ is, or pass --environments DIR"
+        )
+    files = sorted(p for p in directory.iterdir() if p.suffix in SPEC_SUFFIXES and p.is_file())
+    if not files:
+        raise UsageError(f"{directory} holds no environment files (*.yaml)")
+    return files
+
+
+def load_deployment(directory: Path) -> Deployment:
+    problems: list[Problem] = []
+    environments: dict[str, Environment] = {}
+    sources: dict[str, YamlDocument] = {}
+    for file in spec_files(directory):
+        name = file.stem
+        if not _ENV_NAME.fullmatch(name):
+            problems.append(
+                Problem(
+                    file,
+                    "",
+                    f"file name {name!r} is not a valid environment name "
+                    "(1-30 lowercase letters, digits, '_' or '-', starting with a letter)",
+                )
+            )
+            continue
+        if name in sources:
+            problems.append(Problem(file, "", f"environment {name!r} is defined twice ({sources[name].file.name})"))
+            continue
+        try:
+            doc = load_yaml(file)
+        except SpecError as exc:
+            problems.extend(exc.problems)
+            continue
+        sources[name] = doc
+        try:
+            environments[name] = Environment.model_validate(doc.data)
+        except ValidationError as exc:
+            problems.extend(_from_validation_error(doc, exc))
+    if problems:
+        raise SpecError(problems)
+    deployment = Deployment(environments, sources)
+    problems = list(_cross_checks(deployment))
+    if problems:
+        raise SpecError(problems)
+    deployment.warnings = list(_warnings(deployment))
+    return deployment
+
+
+def _from_validation_error(doc: YamlDocument, exc: ValidationError) -> Iterable[Problem]:
+    for error in exc.errors(include_url=False):
+        loc: PathKey = tuple(error["loc"])
+        # Pydantic appends the failing union member or validator name; they mean nothing to a user.
+        loc = tuple(
+            part for part in loc if not (isinstance(part, str) and ("[" in part or part.startswith("function-")))
+        )
+        message = error["msg"]
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            message = "unknown field (check the spelling; see the spec reference in README.md)"
+        elif kind == "missing":
+            message = "required field is missing"
+        elif message.startswith("Value error, "):
+            message = message.removeprefix("Value error, ")
+        elif kind.endswith("_type"):
+            message = f"{message} (got {type(error['input']).__name__}: {_short(error['input'])})"
+        yield Problem(doc.file, dotted_path(loc), message, doc.line_of(loc))
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class _Locator:
+    """Builds problems pointing at a field of a given environment's file."""
+
+    def __init__(self, deployment: Deployment):
+        self.deployment = deployment
+
+    def at(self, env: str, path: PathKey, message: str) -> Problem:
+        doc = self.deployment.sources[env]
+        return Problem(doc.file, dotted_path(path), message, doc.line_of(path))
+
+
+def _cross_checks(deployment: Deployment) -> Iterable[Problem]:
+    loc = _Locator(deployment)
+    envs = deployment.environments
+    hosts = [name for name, env in envs.items() if env.repository is not None]
+    if not hosts:
+        first = next(iter(envs))
+        yield loc.at(
+            first,
+            (),
+            "no environment declares the repository; exactly one (the host) must have a `repository:` section",
+        )
+        return
+    if len(hosts) > 1:
+        for name in hosts[1:]:
+            yield loc.at(
+                name,
+                ("repository",),
+                f"the repository is already declared in {hosts[0]!r}; exactly one environment hosts it",
+            )
+        return
+
+    yield from _unique_across(loc, envs, "releases", "release config")
+    yield from _unique_across(loc, envs, "workflows", "workflow config")
+    yield from _state_backends_distinct(loc, envs)
+    yield from _service_accounts_distinct(loc, envs)
+
+    for name, env in envs.items():
+        runners = {r.name for r in env.runners}
+        datasets = {d.id for d in env.datasets}
+        releases = {r.name for r in env.releases}
+        yield from _duplicates(loc, name, "runners", [r.name for r in env.runners], "runner")
+        yield from _duplicates(loc, name, "datasets", [d.id for d in env.datasets], "dataset")
+        for i, runner in enumerate(env.runners):
+            access = runner.bigquery
+            for verb in ("writes", "reads"):
+                for j, dataset in enumerate(getattr(access, verb)):
+                    if dataset not in datasets:
+                        yield loc.at(
+                            name,
+                            ("runners", i, "bigquery", verb, j),
+                            f"dataset {dataset!r} is not declared under `datasets:` of this environment",
+                        )
+            both = sorted(set(access.writes) & set(access.reads))
+            if both:
+                yield loc.at(
+                    name,
+                    ("runners", i, "bigquery", "reads"),
+                    f"{', '.join(both)} listed in both writes and reads; writes already allows reading",
+                )
+        for i, workflow in enumerate(env.workflows):
+            if workflow.release not in releases:
+                yield loc.at(
+                    name,
+                    ("workflows", i, "release"),
+                    f"release {workflow.release!r} is not declared under `releases:` of environment {name!r}",
+                )
+            if workflow.runner not in runners:
+                yield loc.at(
+                    name,
+                    ("workflows", i, "runner"),
+                    f"runner {workflow.runner!r} is not declared under `runners:` of environment {name!r}; "
+                    "the host's Dataform service agent can only impersonate declared runners",
+                )
+        if env.repository is not None:
+            if env.repository.runner and env.repository.runner not in runners:
+                yield loc.at(
+                    name,
+                    ("repository", "runner"),
+                    f"runner {env.repository.runner!r} is not declared under `runners:` of this environment",
+                )
+            members = [a.member for a in env.repository.access]
+            yield from _duplicates(loc, name, ("repository", "access"), members, "repository access member")
+
+
+def _duplicates(loc: _Locator, env: str, key: str | tuple[str, ...], names: list[str], what: str) -> Iterable[Problem]:
+    base = key if isinstance(key, tuple) else (key,)
+    seen: dict[str, int] = {}
+    for i, value in enumerate(names):
+        if value in seen:
+            yield loc.at(env, (*base, i), f"duplicate {what} {value!r} (also at index {seen[value]})")
+        seen.setdefault(value, i)
+
+
+def _unique_across(loc: _Locator, envs: dict[str, Environment], key: str, what: str) -> Iterable[Problem]:
+    """Release and workflow configs are children of the one repository, so names are global."""
+    seen: dict[str, str] = {}
+    for name, env in envs.items():
+        for i, item in enumerate(getattr(env, key)):
+            if item.name in seen:
+                other = seen[item.name]
+                where = "this environment" if other == name else f"environment {other!r}"
+                yield loc.at(
+                    name,
+                    (key, i, "name"),
+                    f"duplicate {what} name {item.name!r} (also in {where}); all environments share one repository",
+                )
+            seen.setdefault(item.name, name)
+
+
+def _state_backends_distinct(loc: _Locator, envs: dict[str, Environment]) -> Iterable[Problem]:
+    seen: dict[tuple[str, str], str] = {}
+    for name, env in envs.items():
+        key = (env.state.bucket, env.state.prefix)
+        if key in seen:
+            yield loc.at(
+                name,
+                ("state", "prefix"),
+                f"state gs://{key[0]}/{key[1]} is also used by environment {seen[key]!r}; "
+                "two environments sharing state would overwrite each other",
+            )
+        seen.setdefault(key, name)
+
+
+def _service_accounts_distinct(loc: _Locator, envs: dict[str, Environment]) -> Iterable[Problem]:
+    """Environments may share a project (single-project setups), but not a service account or dataset."""
+    accounts: dict[str, str] = {}
+    datasets: dict[str, str] = {}
+    for name, env in envs.items():
+        for i, runner in enumerate(env.runners):
+            email = f"{runner.name}@{env.project.id}"
+            if email in accounts and accounts[email] != name:
+                yield loc.at(
+                    name,
+                    ("runners", i, "name"),
+                    f"runner {runner.name!r} is also declared by environment {accounts[email]!r} in the same project",
+                )
+            accounts.setdefault(email, name)
+        for i, dataset in enumerate(env.datasets):
+            key = f"{env.project.id}.{dataset.id}"
+            if key in datasets and datasets[key] != name and dataset.create:
+                yield loc.at(
+                    name,
+                    ("datasets", i, "id"),
+                    f"dataset {key} is also declared by environment {datasets[key]!r}; "
+                    "set `create: false` in all but one",
+                )
+            if dataset.create:
+                datasets.setdefault(key, name)
+
+
+def _warnings(deployment: Deployment) -> Iterable[Warning_]:
+    loc = _Locator(deployment)
+    for name, env in deployment.environments.items():
+        releases = {r.name: r for r in env.releases}
+        for i, workflow in enumerate(env.workflows):
+            release = releases[workflow.release]
+            if workflow.cron and release.cron:
+                why = stagger_warning((release.cron, release.time_zone), (workflow.cron, workflow.time_zone))
+                if why:
+                    yield Warning_(loc.at(name, ("workflows", i, "cron"), f"workflow {workflow.name!r} {why}"))
+            elif workflow.cron and not release.cron:
+                yield Warning_(
+                    loc.at(
+                        name,
+                        ("workflows", i, "cron"),
+                        f"workflow {workflow.name!r} runs on a schedule but release {release.name!r} has no "
+                        "cron: it will run whatever was last compiled by hand",
+                    )
+                )
+        for i, runner in enumerate(env.runners):
+            for j, grant in enumerate(runner.bigquery.project_wide):
+                severity = "owns" if grant.role in ("dataOwner", "admin") else "can touch"
+                yield Warning_(
+                    loc.at(
+                        name,
+                        ("runners", i, "bigquery", "project_wide", j, "role"),
+                        f"runner {runner.name!r} gets roles/bigquery.{grant.role} on the whole project and "
+                        f"{severity} every dataset in {env.project.id} (reason given: {grant.reason})",
+                    )
+                )

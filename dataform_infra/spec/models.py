@@ -1,0 +1,283 @@
+"""The environment spec: what a team declares about one Dataform environment.
+
+One YAML file per environment (`environments/<name>.yaml`) validates into `Environment`. The
+models describe intent (which datasets a runner writes, who may edit the repository), never
+Terraform syntax; `dataform_infra.render` decides the resources. Field descriptions here are the
+spec reference: README.md's reference section is generated from them and a test keeps it in sync.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from dataform_infra.spec.formats import (
+    BigQueryLocation,
+    BucketName,
+    Cron,
+    DataformId,
+    DatasetId,
+    GitRef,
+    LabelKey,
+    LabelValue,
+    Member,
+    ProjectId,
+    ProjectNumber,
+    Region,
+    SecretId,
+    ServiceAccountId,
+    StatePrefix,
+    Text,
+    TimeZone,
+)
+
+
+class Spec(BaseModel):
+    """Base for every spec model: strict types, unknown keys rejected, immutable once loaded."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Project(Spec):
+    """The Google Cloud project this environment deploys into."""
+
+    id: ProjectId = Field(description="Project id, e.g. `acme-analytics-prod`.")
+    number: ProjectNumber = Field(
+        description="Project number. Names the Dataform service agent "
+        "(`service-<number>@gcp-sa-dataform.iam.gserviceaccount.com`) without a lookup at plan time."
+    )
+
+
+class StateBackend(Spec):
+    """Where Terraform keeps this environment's state (created by `dfinfra bootstrap`)."""
+
+    bucket: BucketName = Field(description="GCS bucket holding the state.")
+    prefix: StatePrefix = Field(default="dataform", description="Object prefix inside the bucket.")
+
+
+class HttpsToken(Spec):
+    """A personal access token (GitHub, GitLab, ...) kept in Secret Manager in the host project."""
+
+    secret_id: SecretId = Field(
+        description="Secret Manager secret created by dfinfra; the token is added with `dfinfra secret set`."
+    )
+    version: Literal["latest"] | int = Field(
+        default="latest",
+        description="Secret version the repository uses: `latest` (rotation needs no HCL change) or a pinned number.",
+    )
+
+
+class SshKey(Spec):
+    """An SSH private key kept in Secret Manager, and the Git host's public key."""
+
+    secret_id: SecretId = Field(description="Secret Manager secret holding the private key.")
+    version: Literal["latest"] | int = Field(default="latest", description="Secret version to use.")
+    host_public_key: Text = Field(
+        description="The Git server's public host key, e.g. `ssh-ed25519 AAAA...` (from `ssh-keyscan`)."
+    )
+
+    @model_validator(mode="after")
+    def _host_key_shape(self) -> SshKey:
+        if not re.fullmatch(
+            r"(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+=*( \S+)?", self.host_public_key
+        ):
+            raise ValueError("host_public_key must look like 'ssh-ed25519 AAAAC3Nza...' (one line from ssh-keyscan)")
+        return self
+
+
+class GitRemote(Spec):
+    """The third-party Git repository Dataform syncs with. Exactly one of `https_token` / `ssh`."""
+
+    url: Text = Field(description="HTTPS URL (with `https_token`) or SSH URL `git@host:org/repo.git` (with `ssh`).")
+    default_branch: GitRef = Field(default="main", description="Branch workspaces start from.")
+    https_token: HttpsToken | None = Field(default=None, description="Authenticate with an access token.")
+    ssh: SshKey | None = Field(default=None, description="Authenticate with an SSH key.")
+
+    @model_validator(mode="after")
+    def _one_auth_method_matching_url(self) -> GitRemote:
+        if (self.https_token is None) == (self.ssh is None):
+            raise ValueError("set exactly one of https_token or ssh")
+        if "source.developers.google.com" in self.url:
+            raise ValueError(
+                "Cloud Source Repositories cannot be a Dataform remote; use GitHub, GitLab, Bitbucket or Azure DevOps"
+            )
+        if self.https_token and not re.fullmatch(r"https://[A-Za-z0-9.-]+(:[0-9]+)?/\S+", self.url):
+            raise ValueError(f"url {self.url!r} must be an https:// URL when authenticating with https_token")
+        if self.ssh and not re.fullmatch(
+            r"(ssh://\S+@[A-Za-z0-9.-]+(:[0-9]+)?/\S+|[A-Za-z0-9_.-]+@[A-Za-z0-9.-]+:\S+)", self.url
+        ):
+            raise ValueError(
+                f"url {self.url!r} must be an SSH URL (git@host:org/repo.git) when authenticating with ssh"
+            )
+        return self
+
+
+class WorkspaceCompilation(Spec):
+    """Overrides for compilations in development workspaces, so they never write production tables."""
+
+    default_database: ProjectId | None = Field(default=None, description="Project workspaces compile into.")
+    schema_suffix: DatasetId | None = Field(default=None, description="Appended to every schema, e.g. `dev`.")
+    table_prefix: DatasetId | None = Field(default=None, description="Prepended to every table name.")
+
+
+class RepositoryAccess(Spec):
+    """A person or group allowed to use the repository."""
+
+    member: Member = Field(description="IAM principal, e.g. `group:analytics@example.com`.")
+    role: Literal["viewer", "editor", "admin"] = Field(
+        description="`roles/dataform.<role>` on the repository only (never a project or primitive role)."
+    )
+
+
+class Repository(Spec):
+    """The one Dataform repository. Declared in exactly one environment: the host."""
+
+    name: DataformId = Field(description="Repository id.")
+    display_name: Text | None = Field(default=None, description="Name shown in the console.")
+    git: GitRemote = Field(description="Remote Git repository and how Dataform authenticates to it.")
+    workspace_compilation: WorkspaceCompilation | None = Field(
+        default=None, description="Workspace compilation overrides (schema suffix, table prefix, database)."
+    )
+    runner: ServiceAccountId | None = Field(
+        default=None,
+        description="Runner (from this environment's `runners`) used by workspace and manual executions.",
+    )
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, description="Labels on the repository.")
+    deletion_policy: Literal["DELETE", "FORCE", "PREVENT", "ABANDON"] = Field(
+        default="DELETE",
+        description="`FORCE` deletes a repository that still has workspaces; `PREVENT` refuses to destroy it.",
+    )
+    access: list[RepositoryAccess] = Field(default_factory=list, description="People and groups with access.")
+
+
+class Dataset(Spec):
+    """A BigQuery dataset in this environment's project that runners read or write."""
+
+    id: DatasetId = Field(description="Dataset id.")
+    create: bool = Field(
+        default=True,
+        description="Create the dataset (in `bigquery_location`). "
+        "`false`: it already exists; dfinfra only grants on it.",
+    )
+    description: Text | None = Field(default=None, description="Dataset description.")
+
+
+class ProjectWideRole(Spec):
+    """An explicit, justified opt-in to a project-wide BigQuery data role."""
+
+    role: Literal["dataViewer", "dataEditor", "dataOwner", "admin"] = Field(
+        description="`roles/bigquery.<role>` on the whole project. `dataOwner` and `admin` always warn."
+    )
+    reason: Text = Field(min_length=10, description="Why dataset-scoped roles are not enough (kept in the HCL).")
+
+
+class BigQueryAccess(Spec):
+    """What a runner does in BigQuery, as intent. Becomes dataset-scoped roles."""
+
+    writes: list[DatasetId] = Field(
+        default_factory=list, description="Datasets it writes: BigQuery Data Editor on each."
+    )
+    reads: list[DatasetId] = Field(
+        default_factory=list, description="Datasets it only reads: BigQuery Data Viewer on each."
+    )
+    project_wide: list[ProjectWideRole] = Field(
+        default_factory=list, description="Project-wide data roles, only with a reason."
+    )
+
+
+class Runner(Spec):
+    """A custom service account whose credentials execute workflows in BigQuery."""
+
+    name: ServiceAccountId = Field(description="Service account id (the part before `@`).")
+    display_name: Text | None = Field(default=None, description="Display name.")
+    description: Text | None = Field(default=None, max_length=256, description="Description.")
+    bigquery: BigQueryAccess = Field(default_factory=BigQueryAccess, description="BigQuery access it needs.")
+
+
+class Compilation(Spec):
+    """How a release compiles: where its tables land. Unset database/location default to this environment."""
+
+    database: ProjectId | None = Field(
+        default=None, description="Default project (defaults to this environment's project)."
+    )
+    schema_: DatasetId | None = Field(default=None, alias="schema", description="Default dataset.")
+    location: BigQueryLocation | None = Field(
+        default=None, description="Default location (defaults to `bigquery_location`)."
+    )
+    assertion_schema: DatasetId | None = Field(default=None, description="Dataset for assertion results.")
+    schema_suffix: DatasetId | None = Field(default=None, description="Suffix appended to every schema.")
+    database_suffix: Text | None = Field(default=None, description="Suffix appended to the database.")
+    table_prefix: DatasetId | None = Field(default=None, description="Prefix for every table.")
+    vars: dict[str, Text] = Field(
+        default_factory=dict, description="Compilation variables (`dataform.projectConfig.vars`)."
+    )
+
+
+class Release(Spec):
+    """A release configuration: compiles a git ref on a schedule."""
+
+    name: DataformId = Field(
+        description="Release config id (unique across all environments: they share the repository)."
+    )
+    git_ref: GitRef = Field(description="Branch, tag or commit to compile.")
+    cron: Cron | None = Field(default=None, description="When to compile (unix-cron). Without it, compile manually.")
+    time_zone: TimeZone = Field(default="Etc/UTC", description="IANA time zone of the cron.")
+    compilation: Compilation = Field(default_factory=Compilation, description="Code compilation overrides.")
+    disabled: bool = Field(default=False, description="Pause scheduled compilation.")
+
+
+class Target(Spec):
+    """One action to run, by name (database and schema default to the compilation's)."""
+
+    name: Text = Field(min_length=1, description="Action name.")
+    schema_: DatasetId | None = Field(default=None, alias="schema", description="Action schema.")
+    database: ProjectId | None = Field(default=None, description="Action database.")
+
+
+class Workflow(Spec):
+    """A workflow configuration: runs a release's latest compilation on a schedule, as a runner."""
+
+    name: DataformId = Field(description="Workflow config id (unique across all environments).")
+    release: DataformId = Field(description="Release (in this environment) whose compilation it runs.")
+    runner: ServiceAccountId = Field(
+        description="Runner (in this environment) it executes as. "
+        "Required: strict act-as forbids running as the service agent."
+    )
+    cron: Cron | None = Field(default=None, description="When to run (unix-cron). Stagger it after the release's cron.")
+    time_zone: TimeZone = Field(default="Etc/UTC", description="IANA time zone of the cron.")
+    tags: list[Text] = Field(default_factory=list, description="Run only actions with these tags.")
+    targets: list[Target] = Field(default_factory=list, description="Run only these actions.")
+    include_dependencies: bool = Field(default=False, description="Also run the selected actions' dependencies.")
+    include_dependents: bool = Field(default=False, description="Also run the selected actions' dependents.")
+    full_refresh: bool = Field(default=False, description="Rebuild incremental tables from scratch.")
+    disabled: bool = Field(default=False, description="Pause the schedule.")
+
+
+class Environment(Spec):
+    """One environment: a project Dataform executes into, and (for the host) the repository itself."""
+
+    project: Project = Field(description="The environment's project.")
+    region: Region = Field(description="Region of the Dataform repository and configs.")
+    bigquery_location: BigQueryLocation = Field(description="Location of created datasets and compilation default.")
+    state: StateBackend = Field(description="Terraform state backend.")
+    provider_version: str = Field(
+        default="~> 7.45",
+        pattern=r"^[~><=!, 0-9.]+$",
+        description="Version constraint for `hashicorp/google` and `hashicorp/google-beta`.",
+    )
+    protected: bool = Field(default=False, description="Apply and destroy require typing the environment name.")
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, description="Labels on every labelled resource.")
+    deployers: list[Member] = Field(
+        default_factory=list,
+        description="Principals that run Terraform. In the host they get act-as (Service Account User) "
+        "on every runner a repository or workflow config attaches, as strict act-as mode requires.",
+    )
+    repository: Repository | None = Field(default=None, description="The Dataform repository (host environment only).")
+    datasets: list[Dataset] = Field(default_factory=list, description="BigQuery datasets runners use.")
+    runners: list[Runner] = Field(default_factory=list, description="Runner service accounts in this project.")
+    releases: list[Release] = Field(default_factory=list, description="Release configs compiling for this environment.")
+    workflows: list[Workflow] = Field(
+        default_factory=list, description="Workflow configs executing in this environment."
+    )

@@ -1,0 +1,78 @@
+"""The one object commands talk to: a directory of environment specs and what can be done with it.
+
+It knows nothing of the terminal; `cli.py` turns its results and errors into output and exit codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from dataform_infra import policy
+from dataform_infra.errors import UsageError
+from dataform_infra.render.engine import render_module
+from dataform_infra.render.module import Module, build_module
+from dataform_infra.render.output import RenderedModule, diff_modules, write_modules
+from dataform_infra.spec.loader import Deployment, Warning_, load_deployment
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    environments: list[str]
+    grants: int
+    findings: list[policy.Finding]
+    warnings: list[Warning_]
+
+    @property
+    def violations(self) -> list[policy.Finding]:
+        return [f for f in self.findings if f.severity == "violation"]
+
+
+@dataclass
+class Workspace:
+    environments_dir: Path
+    _modules: dict[str, Module] = field(default_factory=dict, repr=False)
+
+    @cached_property
+    def deployment(self) -> Deployment:
+        return load_deployment(self.environments_dir)
+
+    def select(self, names: list[str], all_: bool) -> list[str]:
+        known = list(self.deployment.environments)
+        if all_ and names:
+            raise UsageError("name environments or pass --all, not both")
+        if all_:
+            return known
+        if not names:
+            raise UsageError(f"name an environment ({', '.join(known)}) or pass --all")
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise UsageError(
+                f"no environment {', '.join(map(repr, unknown))} in {self.environments_dir} (found: {', '.join(known)})"
+            )
+        return list(dict.fromkeys(names))
+
+    def module(self, env: str) -> Module:
+        if env not in self._modules:
+            self._modules[env] = build_module(self.deployment, env)
+        return self._modules[env]
+
+    def render(self, envs: list[str]) -> list[RenderedModule]:
+        return [RenderedModule(env, render_module(self.module(env))) for env in envs]
+
+    def write(self, out: Path, envs: list[str]) -> list[Path]:
+        return write_modules(out, self.render(envs))
+
+    def diff(self, out: Path, envs: list[str]) -> str:
+        return diff_modules(out, self.render(envs))
+
+    def validate(self) -> ValidationReport:
+        envs = list(self.deployment.environments)
+        findings: list[policy.Finding] = []
+        grants = 0
+        for env in envs:
+            module = self.module(env)
+            grants += len(module.grants)
+            findings += policy.check(policy.facts_from_module(module))
+        return ValidationReport(envs, grants, findings, self.deployment.warnings)
