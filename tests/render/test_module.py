@@ -1,0 +1,107 @@
+"""Which module owns which resource and grant, decided from the spec's intent."""
+
+from pathlib import Path
+
+from dataform_infra.render.module import build_module, service_agent_email
+from dataform_infra.spec.loader import load_deployment
+from tests.conftest import SPEC_SETS
+from tests.specs import host, target, write_specs
+
+
+def modules(tmp_path: Path, specs: dict) -> dict:
+    deployment = load_deployment(write_specs(tmp_path, specs))
+    return {env: build_module(deployment, env) for env in deployment.environments}
+
+
+def roles(module, principal_kind=None, scope_kind=None) -> list[tuple[str, str]]:
+    return [
+        (g.role, g.scope_label)
+        for g in module.grants
+        if (principal_kind is None or g.principal_kind == principal_kind)
+        and (scope_kind is None or g.scope_kind == scope_kind)
+    ]
+
+
+def test_host_lets_its_service_agent_impersonate_every_attached_runner(tmp_path):
+    m = modules(tmp_path, {"staging": host(), "prod": target()})
+    agent = sorted(roles(m["staging"], "service_agent", "service_account"))
+    assert agent == [
+        ("roles/iam.serviceAccountTokenCreator", "service account host-runner@acme-host-proj.iam.gserviceaccount.com"),
+        (
+            "roles/iam.serviceAccountTokenCreator",
+            "service account target-runner@acme-target-proj.iam.gserviceaccount.com",
+        ),
+    ]
+    assert m["staging"].service_agent == service_agent_email("111111111111")
+    cross = next(
+        g for g in m["staging"].grants if "target-runner" in g.scope_label and g.principal_kind == "service_agent"
+    )
+    # Another project's account is named, not referenced: the host module does not manage it.
+    assert cross.target["service_account_id"] == (
+        "projects/acme-target-proj/serviceAccounts/target-runner@acme-target-proj.iam.gserviceaccount.com"
+    )
+
+
+def test_agent_reads_only_the_git_secret(tmp_path):
+    m = modules(tmp_path, {"staging": host()})
+    assert roles(m["staging"], "service_agent", "secret") == [
+        ("roles/secretmanager.secretAccessor", "secret git-token")
+    ]
+    assert not [g for g in m["staging"].grants if g.principal_kind == "service_agent" and g.scope_kind == "project"]
+
+
+def test_deployers_act_as_attached_runners_only(tmp_path):
+    h = host()
+    h["runners"].append({"name": "idle-runner"})
+    m = modules(tmp_path, {"staging": h, "prod": target()})
+    act_as = roles(m["staging"], "deployer")
+    assert [r for r, _ in act_as] == ["roles/iam.serviceAccountUser"] * 2
+    assert not any("idle-runner" in scope for _, scope in act_as)
+
+
+def test_target_module_owns_only_its_runner_and_data(tmp_path):
+    m = modules(tmp_path, {"staging": host(), "prod": target()})["prod"]
+    assert not m.is_host and not m.releases and not m.workflows and m.service_agent is None
+    assert {g.principal_kind for g in m.grants} == {"runner"}
+    assert roles(m) == [
+        ("roles/bigquery.jobUser", "project acme-target-proj"),
+        ("roles/bigquery.dataEditor", "dataset acme-target-proj.marts"),
+    ]
+
+
+def test_release_and_workflow_configs_of_every_environment_live_in_the_host(tmp_path):
+    m = modules(tmp_path, {"staging": host(), "prod": target()})["staging"]
+    assert [(r.env, r.release.name, r.database) for r in m.releases] == [
+        ("prod", "target-release", "acme-target-proj"),
+        ("staging", "host-release", "acme-host-proj"),
+    ]
+    prod_wf = next(w for w in m.workflows if w.env == "prod")
+    assert prod_wf.service_account == "target-runner@acme-target-proj.iam.gserviceaccount.com"
+    # Created only after the grants that make the runner usable exist.
+    assert len(prod_wf.depends_on) == 2
+
+
+def test_project_wide_roles_only_by_opt_in(tmp_path):
+    h = host()
+    assert not [
+        g
+        for g in modules(tmp_path / "a", {"s": h})["s"].grants
+        if g.scope_kind == "project" and g.role != "roles/bigquery.jobUser"
+    ]
+    h["runners"][0]["bigquery"]["project_wide"] = [{"role": "dataViewer", "reason": "reads every team's data"}]
+    wide = [g for g in modules(tmp_path / "b", {"s": h})["s"].grants if g.rule == "runner-project-wide-opt-in"]
+    assert [(g.role, g.opt_in_reason) for g in wide] == [("roles/bigquery.dataViewer", "reads every team's data")]
+
+
+def test_shared_project_apis_are_managed_once():
+    deployment = load_deployment(SPEC_SETS["single-project"])
+    dev, prod = build_module(deployment, "dev"), build_module(deployment, "prod")
+    assert {a.service for a in dev.apis} >= {"dataform.googleapis.com", "bigquery.googleapis.com"}
+    assert prod.apis == []
+
+
+def test_external_datasets_are_granted_not_created(tmp_path):
+    m = modules(tmp_path, {"staging": host()})["staging"]
+    assert [d.dataset_id for d in m.datasets] == ["marts"]
+    raw = next(g for g in m.grants if g.scope_label.endswith(".raw"))
+    assert raw.role == "roles/bigquery.dataViewer" and raw.target["dataset_id"] == "raw"

@@ -1,0 +1,197 @@
+"""Spec validation: every mistake is located (file, field path, line) and nothing passes silently."""
+
+from pathlib import Path
+
+import pytest
+
+from dataform_infra.errors import SpecError, UsageError
+from dataform_infra.spec.loader import load_deployment
+from tests.specs import host, target, write_specs
+
+
+def problems(directory: Path) -> list[str]:
+    with pytest.raises(SpecError) as info:
+        load_deployment(directory)
+    return [p.render() for p in info.value.problems]
+
+
+def only_problem(directory: Path) -> str:
+    found = problems(directory)
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_valid_pair_loads(tmp_path):
+    deployment = load_deployment(write_specs(tmp_path, {"staging": host(), "prod": target()}))
+    assert deployment.host_name == "staging"
+    assert sorted(deployment.environments) == ["prod", "staging"]
+    assert deployment.warnings == []
+
+
+def test_unknown_key_names_file_path_and_line(tmp_path):
+    text = (
+        "project:\n  id: acme-host-proj\n  number: 111111111111\n  nmber: 1\n"
+        "region: europe-west2\nbigquery_location: EU\nstate: {bucket: acme-host-tfstate}\n"
+    )
+    message = only_problem(write_specs(tmp_path, {"solo": text}))
+    assert message.startswith(f"{tmp_path / 'solo.yaml'}:4: project.nmber: unknown field")
+
+
+def test_wrong_type_says_what_it_got(tmp_path):
+    spec = host()
+    spec["protected"] = "yes please"
+    message = only_problem(write_specs(tmp_path, {"staging": spec}))
+    assert "protected: Input should be a valid boolean" in message
+    assert "got str: 'yes please'" in message
+
+
+def test_missing_field_points_at_parent_line(tmp_path):
+    spec = host()
+    del spec["state"]["bucket"]
+    message = only_problem(write_specs(tmp_path, {"staging": spec}))
+    assert "state.bucket: required field is missing" in message
+    assert "staging.yaml:" in message
+
+
+@pytest.mark.parametrize(
+    ("mutate", "fragment"),
+    [
+        (lambda s: s["project"].update(id="Acme_Prod"), "project.id: 'Acme_Prod' is not valid: a project id"),
+        (lambda s: s["project"].update(number="12ab"), "project.number: '12ab' is not valid"),
+        (lambda s: s["runners"][0].update(name="Runner_1"), "runners[0].name: 'Runner_1' is not valid"),
+        (lambda s: s["runners"][0].update(name="abc"), "a service account id is 6-30"),
+        (lambda s: s["releases"][0].update(cron="every day"), "releases[0].cron: 'every day' is not a unix-cron"),
+        (lambda s: s["releases"][0].update(time_zone="Mars/Olympus"), "is not an IANA time zone"),
+        (lambda s: s["releases"][0].update(git_ref="feature..x"), "not a valid git branch"),
+        (lambda s: s["deployers"].append("allUsers"), "would make the grant public"),
+        (lambda s: s["deployers"].append("terraform@acme.iam"), "is not an IAM principal"),
+        (
+            lambda s: s["repository"]["git"].update(ssh={"secret_id": "k", "host_public_key": "ssh-ed25519 AAAA"}),
+            "set exactly one of https_token or ssh",
+        ),
+        (lambda s: s["repository"]["git"].pop("https_token"), "set exactly one of https_token or ssh"),
+        (lambda s: s["repository"]["git"].update(url="git@github.com:acme/a.git"), "must be an https:// URL"),
+        (
+            lambda s: s["repository"]["git"].update(url="https://source.developers.google.com/p/x/r/y"),
+            "Cloud Source Repositories",
+        ),
+        (lambda s: s["repository"].update(deletion_policy="NUKE"), "repository.deletion_policy"),
+        (
+            lambda s: s["labels"].update({"Team": "x"}) if "labels" in s else s.update(labels={"Team": "x"}),
+            "label keys are",
+        ),
+        (
+            lambda s: s["runners"][0]["bigquery"].update(project_wide=[{"role": "admin", "reason": "x"}]),
+            "String should have at least 10 characters",
+        ),
+        (
+            lambda s: s["runners"][0]["bigquery"].update(project_wide=[{"role": "owner", "reason": "because I can"}]),
+            "project_wide[0].role",
+        ),
+    ],
+)
+def test_what_google_would_reject_is_rejected_with_its_field(tmp_path, mutate, fragment):
+    spec = host()
+    mutate(spec)
+    message = only_problem(write_specs(tmp_path, {"staging": spec}))
+    assert fragment in message
+    assert ".yaml:" in message  # every problem carries its line
+
+
+@pytest.mark.parametrize(
+    ("mutate_host", "mutate_target", "fragment"),
+    [
+        (lambda h: h["workflows"][0].update(release="nope"), None, "release 'nope' is not declared"),
+        (None, lambda t: t["workflows"][0].update(runner="other-runner"), "runner 'other-runner' is not declared"),
+        (lambda h: h["runners"][0]["bigquery"].update(writes=["ghost"]), None, "dataset 'ghost' is not declared"),
+        (
+            None,
+            lambda t: (t["releases"][0].update(name="host-release"), t["workflows"][0].update(release="host-release")),
+            "duplicate release config name 'host-release'",
+        ),
+        (None, lambda t: t["workflows"][0].update(name="host-daily"), "duplicate workflow config name 'host-daily'"),
+        (
+            None,
+            lambda t: t.update(
+                repository={"name": "x", "git": {"url": "https://g.com/a/b", "https_token": {"secret_id": "t"}}}
+            ),
+            "already declared in",
+        ),
+        (
+            None,
+            lambda t: t.update(state={"bucket": "acme-host-tfstate", "prefix": "dataform/host"}),
+            "state gs://acme-host-tfstate/dataform/host is also used",
+        ),
+        (lambda h: h["runners"].append({"name": "host-runner"}), None, "duplicate runner 'host-runner'"),
+        (lambda h: h["repository"].update(runner="ghost-runner"), None, "repository.runner: runner 'ghost-runner'"),
+        (lambda h: h["runners"][0]["bigquery"].update(reads=["marts"]), None, "listed in both writes and reads"),
+    ],
+)
+def test_cross_environment_mistakes(tmp_path, mutate_host, mutate_target, fragment):
+    h, t = host(), target()
+    if mutate_host:
+        mutate_host(h)
+    if mutate_target:
+        mutate_target(t)
+    message = only_problem(write_specs(tmp_path, {"staging": h, "prod": t}))
+    assert fragment in message
+    assert ".yaml:" in message
+
+
+def test_no_host_is_an_error(tmp_path):
+    assert "no environment declares the repository" in only_problem(write_specs(tmp_path, {"prod": target()}))
+
+
+def test_shared_project_cannot_share_a_runner(tmp_path):
+    t = target()
+    t["project"] = host()["project"]
+    t["runners"][0]["name"] = "host-runner"
+    t["workflows"][0]["runner"] = "host-runner"
+    t["datasets"] = [{"id": "marts", "create": False}]
+    message = only_problem(write_specs(tmp_path, {"staging": host(), "prod": t}))
+    assert "runner 'host-runner' is also declared by environment" in message
+
+
+def test_all_problems_of_all_files_are_reported_together(tmp_path):
+    h, t = host(), target()
+    h["region"] = "Europe"
+    t["bigquery_location"] = 7
+    found = problems(write_specs(tmp_path, {"staging": h, "prod": t}))
+    assert len(found) == 2
+    assert any("staging.yaml" in p and "region" in p for p in found)
+    assert any("prod.yaml" in p and "bigquery_location" in p for p in found)
+
+
+def test_bad_file_name_is_an_error(tmp_path):
+    assert "not a valid environment name" in only_problem(write_specs(tmp_path, {"Prod Env": host()}))
+
+
+def test_missing_directory_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError, match="no environments directory"):
+        load_deployment(tmp_path / "nope")
+    with pytest.raises(UsageError, match="holds no environment files"):
+        load_deployment(tmp_path)
+
+
+def test_workflow_before_its_release_warns(tmp_path):
+    h = host()
+    h["workflows"][0]["cron"] = "0 6 * * *"
+    deployment = load_deployment(write_specs(tmp_path, {"staging": h}))
+    [warning] = deployment.warnings
+    assert "workflows[0].cron" in warning.render()
+    assert "before its release compiles" in warning.render()
+
+
+def test_project_wide_opt_in_warns_with_reason(tmp_path):
+    h = host()
+    h["runners"][0]["bigquery"]["project_wide"] = [{"role": "dataOwner", "reason": "manages authorized views"}]
+    [warning] = load_deployment(write_specs(tmp_path, {"staging": h})).warnings
+    assert "roles/bigquery.dataOwner on the whole project" in warning.render()
+    assert "manages authorized views" in warning.render()
+
+
+def test_project_number_may_be_quoted_or_not(tmp_path):
+    h = host()
+    h["project"]["number"] = "111111111111"
+    deployment = load_deployment(write_specs(tmp_path, {"staging": h}))
+    assert deployment.host.project.number == "111111111111"

@@ -1,0 +1,114 @@
+"""The `dfinfra` command as users run it: exit codes, messages, and what it leaves on disk."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.specs import host, target, write_specs
+
+
+def dfinfra(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "DFINFRA_ENVIRONMENTS"}
+    return subprocess.run(
+        [sys.executable, "-m", "dataform_infra", *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=60
+    )
+
+
+@pytest.fixture()
+def project(tmp_path: Path) -> Path:
+    write_specs(tmp_path / "environments", {"staging": host(), "prod": target()})
+    return tmp_path
+
+
+def test_render_all_then_check_is_clean(project):
+    result = dfinfra("render", "--all", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (project / "build").iterdir()) == ["prod", "staging"]
+    assert (project / "build" / "staging" / "dataform.tf").exists()
+    assert not (project / "build" / "prod" / "dataform.tf").exists()
+    check = dfinfra("render", "--all", "--check", cwd=project)
+    assert check.returncode == 0, check.stderr
+
+
+def test_check_catches_a_hand_edit_and_writes_nothing(project):
+    dfinfra("render", "--all", "--out", "infra", cwd=project)
+    iam = project / "infra" / "prod" / "iam.tf"
+    iam.write_text(iam.read_text().replace("roles/bigquery.dataEditor", "roles/bigquery.admin"))
+    edited = iam.read_text()
+    result = dfinfra("render", "--all", "--check", "--out", "infra", cwd=project)
+    assert result.returncode == 1
+    assert '-  role       = "roles/bigquery.admin"' in result.stdout
+    assert '+  role       = "roles/bigquery.dataEditor"' in result.stdout
+    assert "differs" in result.stderr
+    assert iam.read_text() == edited
+
+
+def test_render_one_environment(project):
+    assert dfinfra("render", "prod", cwd=project).returncode == 0
+    assert [p.name for p in (project / "build").iterdir()] == ["prod"]
+
+
+def test_environments_option_and_env_var(project, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = dfinfra("validate", "--environments", str(project / "environments"), cwd=elsewhere)
+    assert result.returncode == 0, result.stderr
+    assert "ok: 2 environment(s)" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "breakage",
+    [
+        "project:\n  id: x\n",  # invalid + missing fields
+        "project: [unclosed\n",
+        "a: 1\na: 2\n",
+        "\x00\x01binary",
+        "- just\n- a list\n",
+    ],
+)
+def test_bad_spec_exits_2_with_a_message_and_writes_nothing(project, breakage):
+    (project / "environments" / "prod.yaml").write_text(breakage)
+    for args in (("render", "--all"), ("validate",), ("render", "--all", "--check")):
+        result = dfinfra(*args, cwd=project)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr.startswith("error: ")
+        assert "prod.yaml" in result.stderr
+        assert "Traceback" not in result.stderr + result.stdout
+    assert not (project / "build").exists()
+
+
+def test_unknown_environment_and_missing_directory_exit_2(project, tmp_path):
+    result = dfinfra("render", "qa", cwd=project)
+    assert result.returncode == 2 and "no environment 'qa'" in result.stderr
+    result = dfinfra("validate", cwd=tmp_path / "environments")
+    assert result.returncode == 2 and "no environments directory" in result.stderr
+
+
+def test_refuses_to_overwrite_foreign_files(project):
+    target_dir = project / "build" / "prod"
+    target_dir.mkdir(parents=True)
+    (target_dir / "main.tf").write_text("# mine\n")
+    result = dfinfra("render", "--all", cwd=project)
+    assert result.returncode == 2
+    assert "main.tf" in result.stderr
+    assert (target_dir / "main.tf").read_text() == "# mine\n"
+    assert not (project / "build" / "staging").exists()
+
+
+def test_validate_reports_warnings_but_passes(project):
+    spec = host()
+    spec["workflows"][0]["cron"] = "30 6 * * *"
+    write_specs(project / "environments", {"staging": spec})
+    result = dfinfra("validate", cwd=project)
+    assert result.returncode == 0
+    assert "warning:" in result.stderr and "same minute" in result.stderr
+
+
+def test_version_and_help():
+    assert dfinfra("--version", cwd=REPO).stdout.startswith("dfinfra ")
+    help_text = dfinfra("render", "--help", cwd=REPO).stdout
+    assert "--check" in help_text and "Examples" in help_text
