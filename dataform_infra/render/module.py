@@ -180,13 +180,18 @@ class _ModuleBuilder:
     # --- every environment ----------------------------------------------------------------
 
     def _apis(self) -> None:
-        """Each project's APIs are managed by one module: the host's, else the first env using it."""
+        """Each project's APIs are enabled by one module: the first one applied in that project.
+
+        Targets are applied before the host, so a project shared by a target and the host (the
+        single-project layout) gets its APIs, the host's included, from that target's module.
+        """
         project = self.env.project.id
-        owners = [n for n, e in self.deployment.environments.items() if e.project.id == project]
-        owner = self.host_name if self.host_name in owners else owners[0]
+        sharing = [n for n, e in self.deployment.environments.items() if e.project.id == project]
+        targets = [n for n in sharing if n != self.host_name]
+        owner = targets[0] if targets else self.host_name
         if owner != self.env_name:
             return
-        services = HOST_APIS if self.is_host else TARGET_APIS
+        services = sorted({s for n in sharing for s in (HOST_APIS if n == self.host_name else TARGET_APIS)})
         for service in services:
             name = self.names.name("google_project_service", service.split(".")[0])
             self.module.apis.append(Api(name, project, service))

@@ -1,0 +1,103 @@
+"""The offline cloud's single source of truth: one SQLite file, shared by every fake process.
+
+Provider processes (several run at once during a plan), the Secret Manager and IAM API fakes and
+the tests themselves open the file named by `FAKEGCP_STORE`. WAL mode and immediate transactions
+make concurrent writers safe; each object is a JSON document keyed by (kind, id).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+STORE_ENV = "FAKEGCP_STORE"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS projects (id TEXT PRIMARY KEY, number TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS objects (
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (kind, id)
+);
+"""
+
+
+class AlreadyExists(Exception):
+    pass
+
+
+class Store:
+    def __init__(self, path: Path | str | None = None):
+        location = path or os.environ.get(STORE_ENV)
+        if not location:
+            raise RuntimeError(f"set {STORE_ENV} to the offline cloud's SQLite file")
+        self.path = Path(location)
+        with self._connect() as db:
+            db.executescript(_SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA busy_timeout=60000")
+            yield db
+        finally:
+            db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    # --- projects ---------------------------------------------------------------------
+
+    def add_project(self, project_id: str, number: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO projects VALUES (?, ?)", (project_id, str(number)))
+
+    def project_number(self, project_id: str) -> str | None:
+        with self._connect() as db:
+            row = db.execute("SELECT number FROM projects WHERE id = ?", (project_id,)).fetchone()
+        return row[0] if row else None
+
+    # --- objects ----------------------------------------------------------------------
+
+    def get(self, kind: str, id_: str) -> dict[str, Any] | None:
+        with self._connect() as db:
+            row = db.execute("SELECT body FROM objects WHERE kind = ? AND id = ?", (kind, id_)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def create(self, kind: str, id_: str, body: dict[str, Any]) -> None:
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM objects WHERE kind = ? AND id = ?", (kind, id_)).fetchone():
+                raise AlreadyExists(f"{kind} {id_} already exists")
+            db.execute("INSERT INTO objects VALUES (?, ?, ?)", (kind, id_, json.dumps(body, sort_keys=True)))
+
+    def put(self, kind: str, id_: str, body: dict[str, Any]) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO objects VALUES (?, ?, ?)", (kind, id_, json.dumps(body, sort_keys=True)))
+
+    def delete(self, kind: str, id_: str) -> bool:
+        with self.transaction() as db:
+            return db.execute("DELETE FROM objects WHERE kind = ? AND id = ?", (kind, id_)).rowcount > 0
+
+    def list(self, kind: str | None = None) -> list[tuple[str, str, dict[str, Any]]]:
+        with self._connect() as db:
+            if kind is None:
+                rows = db.execute("SELECT kind, id, body FROM objects ORDER BY kind, id").fetchall()
+            else:
+                rows = db.execute("SELECT kind, id, body FROM objects WHERE kind = ? ORDER BY id", (kind,)).fetchall()
+        return [(k, i, json.loads(b)) for k, i, b in rows]
