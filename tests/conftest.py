@@ -55,3 +55,21 @@ def terraform_env(tmp_path: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update({"TF_CLI_CONFIG_FILE": str(config), "TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1"})
     return env
+
+
+@pytest.fixture(scope="session")
+def gcs():
+    """One fake-gcs-server for the session (each test uses its own buckets); stopped at the end."""
+    from tests.fakegcp.harness import GcsEmulator
+
+    emulator = GcsEmulator().start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture()
+def cloud(tmp_path: Path, terraform_bin: str, gcs):
+    """A fresh offline Google Cloud: store, provider mirror, CLI config, the session's GCS emulator."""
+    from tests.fakegcp.harness import OfflineCloud
+
+    return OfflineCloud(tmp_path / "cloud", terraform_bin, gcs)

