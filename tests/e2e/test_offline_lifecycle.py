@@ -9,7 +9,7 @@ import pytest
 
 from dataform_infra.workspace import Workspace
 from tests.conftest import SPEC_SETS
-from tests.fakegcp.harness import plan_counts, resource_blocks
+from tests.fakegcp.harness import plan_counts, provider_processes, resource_blocks
 
 pytestmark = pytest.mark.terraform
 
@@ -63,3 +63,31 @@ def test_full_lifecycle(spec_set, tmp_path, cloud):
     for env in reversed(apply_order):
         cloud.terraform(out / env, "destroy", "-input=false", "-no-color", "-auto-approve")
     assert cloud.resources() == []
+    assert provider_processes() == [], "a provider process outlived terraform"
+
+
+def test_target_environments_apply_concurrently(tmp_path, cloud):
+    """Two terraform applies at once (their provider processes write one store) both succeed."""
+    import subprocess
+
+    workspace = Workspace(_unique_buckets(SPEC_SETS["three-environments"], tmp_path))
+    cloud.seed(workspace.deployment)
+    out = tmp_path / "infra"
+    workspace.write(out, ["staging", "prod"])
+    for env in ("staging", "prod"):
+        cloud.init(out / env)
+    runs = [
+        subprocess.Popen(
+            [cloud.terraform_bin, "apply", "-input=false", "-no-color", "-auto-approve"],
+            cwd=out / env,
+            env=cloud.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for env in ("staging", "prod")
+    ]
+    outputs = [run.communicate(timeout=300)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    for env in ("staging", "prod"):
+        assert cloud.terraform(out / env, "plan", "-input=false", "-detailed-exitcode").returncode == 0

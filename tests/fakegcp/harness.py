@@ -202,6 +202,18 @@ def plan_counts(plan_json: dict[str, Any]) -> dict[str, int]:
     return counts
 
 
+def provider_processes() -> list[int]:
+    """PIDs of offline provider processes still running (terraform must stop every one it starts)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and b"tests.fakegcp.provider" in (proc / "cmdline").read_bytes():
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
