@@ -255,10 +255,12 @@ def test_state_lock_blocks_a_second_run_and_force_unlock_releases_it(tmp_path, c
     backend = f'terraform {{\n  backend "gcs" {{\n    bucket = "{bucket}"\n    prefix = "lock"\n  }}\n}}\n'
     directory = module(tmp_path, backend + RUNNER)
     cloud.init(directory)
+    # An apply waiting at its confirmation prompt holds the lock, as a colleague's run would.
+    holder_env = {k: v for k, v in cloud.env.items() if k not in ("TF_INPUT", "TF_IN_AUTOMATION")}
     holder = subprocess.Popen(
-        [cloud.terraform_bin, "console"],
+        [cloud.terraform_bin, "apply", "-input=true"],
         cwd=directory,
-        env=cloud.env,
+        env=holder_env,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -267,7 +269,7 @@ def test_state_lock_blocks_a_second_run_and_force_unlock_releases_it(tmp_path, c
     try:
         deadline = time.monotonic() + 60
         while "lock/default.tflock" not in cloud.gcs.objects(bucket):
-            assert time.monotonic() < deadline, "terraform console never took the lock"
+            assert time.monotonic() < deadline, "the waiting apply never took the lock"
             time.sleep(0.1)
         blocked = cloud.terraform(directory, "plan", "-input=false", "-no-color", "-lock-timeout=1s", check=False)
         assert blocked.returncode == 1
