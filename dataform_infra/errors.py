@@ -72,3 +72,19 @@ class PolicyViolation(DfinfraError):
     """A least-privilege rule failed on rendered or hand-written Terraform."""
 
     exit_code = 1
+
+
+class TerraformError(DfinfraError):
+    """Terraform could not be found or run, or it failed; its own diagnostics are in the message."""
+
+    exit_code = 1
+
+
+class StateLocked(TerraformError):
+    """Another run holds the state lock past --lock-timeout."""
+
+
+class Refused(DfinfraError):
+    """A guard refused the operation (no confirmation, destructive change, protected environment)."""
+
+    exit_code = 1

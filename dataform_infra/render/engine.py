@@ -70,3 +70,18 @@ def render_module(module: Module) -> dict[str, str]:
 
 def render_environment(deployment: Deployment, env_name: str) -> dict[str, str]:
     return render_module(build_module(deployment, env_name))
+
+
+STATE_VERSIONS_KEPT = 20
+
+
+def render_bootstrap(deployment: Deployment, env_name: str) -> dict[str, str]:
+    """The small module that creates an environment's state bucket (`dfinfra bootstrap`)."""
+    env = deployment.environments[env_name]
+    spec = deployment.spec_file(env_name)
+    module = {"env_name": env_name, "env": env, "spec_files": [f"{spec.parent.name}/{spec.name}"]}
+    labels = {**env.labels, "managed-by": "dfinfra", "purpose": "terraform-state"}
+    text = _environment().get_template("bootstrap/main.tf.j2").render(
+        module=module, bootstrap_labels=labels, keep_versions=STATE_VERSIONS_KEPT
+    )
+    return {"main.tf": layout(text)}

@@ -63,7 +63,7 @@ def test_full_lifecycle(spec_set, tmp_path, cloud):
     for env in reversed(apply_order):
         cloud.terraform(out / env, "destroy", "-input=false", "-no-color", "-auto-approve")
     assert cloud.resources() == []
-    assert provider_processes() == [], "a provider process outlived terraform"
+    assert provider_processes(cloud.store.path) == [], "a provider process outlived terraform"
 
 
 def test_target_environments_apply_concurrently(tmp_path, cloud):

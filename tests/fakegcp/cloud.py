@@ -557,6 +557,110 @@ class ServiceIdentity(ResourceType):
         return None
 
 
+class Bucket(ResourceType):
+    """A bucket exists in fake-gcs-server (when `FAKEGCP_GCS_ENDPOINT` is set), so the gcs state backend
+    can use the bucket `dfinfra bootstrap` creates; its Terraform view is kept in the store."""
+
+    def _gcs(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+        import json
+        import os
+        import urllib.error
+        import urllib.request
+
+        endpoint = os.environ.get("FAKEGCP_GCS_ENDPOINT")
+        if not endpoint:
+            return 0, {}
+        request = urllib.request.Request(
+            f"{endpoint}{path}",
+            method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                payload = response.read()
+                return response.status, json.loads(payload) if payload else {}
+        except urllib.error.HTTPError as exc:
+            return exc.code, {}
+
+    def derive(self, state, cloud):
+        state["location"] = str(state["location"]).upper()  # the provider's StateFunc
+        number = cloud.store.project_number(state["project"])
+        for name, value in (
+            ("url", f"gs://{state['name']}"),
+            ("project_number", int(number) if number else None),
+            ("self_link", f"https://www.googleapis.com/storage/v1/b/{state['name']}"),
+            ("storage_class", "STANDARD"),
+            ("time_created", FIXED_TIME),
+            ("updated", FIXED_TIME),
+            ("public_access_prevention", "inherited"),
+            ("uniform_bucket_level_access", False),
+        ):
+            if _is_unknown(state.get(name)):
+                state[name] = value
+        super().derive(state, cloud)
+
+    def plan(self, prior, proposed, config, provider):
+        if proposed is not None and isinstance(proposed.get("location"), str):
+            proposed = {**proposed, "location": proposed["location"].upper()}
+        return super().plan(prior, proposed, config, provider)
+
+    def create(self, planned, cloud):
+        state = copy.deepcopy(planned)
+        self.derive(state, cloud)
+        self.check_create(state, cloud)
+        versioning = any(v.get("enabled") for v in state.get("versioning") or [])
+        status, _ = self._gcs(
+            "POST",
+            f"/storage/v1/b?project={state['project']}",
+            {"name": state["name"], "versioning": {"enabled": versioning}},
+        )
+        if status == 409 or cloud.store.get(self.name, state["id"]) is not None:
+            raise CloudError(
+                "Error creating bucket: googleapi: Error 409: Your previous request to create the named "
+                "bucket succeeded and you already own it., conflict",
+                state["name"],
+            )
+        cloud.store.put(self.name, state["id"], state)
+        return state
+
+    def read(self, current, cloud):
+        status, _ = self._gcs("GET", f"/storage/v1/b/{current['id']}")
+        if status == 404:
+            return None
+        return super().read(current, cloud)
+
+    def import_state(self, import_id, provider, cloud):
+        name = import_id.split("/")[-1]
+        stored = cloud.store.get(self.name, name)
+        if stored is not None:
+            return stored
+        status, bucket = self._gcs("GET", f"/storage/v1/b/{name}")
+        if status != 200:
+            raise CloudError("Cannot import non-existent remote object", f"bucket {name!r} was not found")
+        state = {attr: None for attr in self.attributes()}
+        state.update(
+            id=name,
+            name=name,
+            project=import_id.split("/")[0] if "/" in import_id else provider.project,
+            location=str(bucket.get("location", "US")).upper(),
+            force_destroy=False,
+            versioning=[{"enabled": bool(bucket.get("versioning", {}).get("enabled"))}],
+        )
+        cloud.store.put(self.name, name, state)
+        return state
+
+    def delete(self, prior, cloud):
+        if prior.get("deletion_policy") == "ABANDON":
+            return
+        status, _ = self._gcs("DELETE", f"/storage/v1/b/{prior['id']}")
+        if status == 409:
+            raise CloudError(
+                "Error deleting bucket: googleapi: Error 409: The bucket you tried to delete is not empty.", prior["id"]
+            )
+        cloud.store.delete(self.name, prior["id"])
+
+
 class ProjectData(ResourceType):
     def read_data(self, config: dict[str, Any], provider: ProviderConfig, cloud: Cloud) -> dict[str, Any]:
         project = config.get("project_id") or provider.project
@@ -593,6 +697,7 @@ SPECIAL = {
     "google_dataform_repository_workflow_config": RepositoryChild,
     "google_project_service": ProjectService,
     "google_project_service_identity": ServiceIdentity,
+    "google_storage_bucket": Bucket,
 }
 
 

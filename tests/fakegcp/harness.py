@@ -129,8 +129,17 @@ class OfflineCloud:
         self.gcs = gcs
         self.store = Store(root / "cloud.sqlite")
         self.env = environment(root / "terraform", self.store.path)
+        if gcs is not None:
+            # The gcs backend reads these like any Google client; nothing secret reaches argv.
+            self.env.update(
+                {
+                    "GOOGLE_BACKEND_STORAGE_CUSTOM_ENDPOINT": gcs.endpoint,
+                    "GOOGLE_OAUTH_ACCESS_TOKEN": FAKE_ACCESS_TOKEN,
+                    "FAKEGCP_GCS_ENDPOINT": gcs.url,
+                }
+            )
 
-    def seed(self, deployment: Deployment) -> None:
+    def seed(self, deployment: Deployment, buckets: bool = True) -> None:
         """What exists before dfinfra runs: projects, deployer accounts, datasets made by others, state buckets."""
         for env in deployment.environments.values():
             self.store.add_project(env.project.id, env.project.number)
@@ -151,7 +160,7 @@ class OfflineCloud:
                         f"projects/{env.project.id}/datasets/{dataset.id}",
                         {"seeded": True},
                     )
-            if self.gcs:
+            if self.gcs and buckets:
                 self.gcs.create_bucket(env.state.bucket)
 
     def terraform(
@@ -202,12 +211,17 @@ def plan_counts(plan_json: dict[str, Any]) -> dict[str, int]:
     return counts
 
 
-def provider_processes() -> list[int]:
-    """PIDs of offline provider processes still running (terraform must stop every one it starts)."""
+def provider_processes(store: Path) -> list[int]:
+    """PIDs of offline provider processes still serving `store` (terraform must stop every one it starts)."""
+    marker = f"FAKEGCP_STORE={store}".encode()
     pids = []
     for proc in Path("/proc").iterdir():
         try:
-            if proc.name.isdigit() and b"tests.fakegcp.provider" in (proc / "cmdline").read_bytes():
+            if (
+                proc.name.isdigit()
+                and b"tests.fakegcp.provider" in (proc / "cmdline").read_bytes()
+                and marker in (proc / "environ").read_bytes().split(b"\0")
+            ):
                 pids.append(int(proc.name))
         except OSError:
             continue

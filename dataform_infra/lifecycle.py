@@ -1,0 +1,240 @@
+"""bootstrap / plan / apply / destroy for one environment, with the guards a production tool needs.
+
+Each environment's module lives in OUT/<env>/ with dfinfra's bookkeeping in OUT/<env>/.dfinfra/:
+`tfplan` (the saved plan), `plan.json` (what it was planned from), `init.sha256` (skip re-init
+when nothing that init depends on changed) and `logs/` (one log per run). Terminal matters —
+printing and asking — come in as callbacks, so this module never touches the terminal itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from dataform_infra.errors import Refused, TerraformError, UsageError
+from dataform_infra.render.engine import render_bootstrap
+from dataform_infra.render.output import RenderedModule, write_modules
+from dataform_infra.terraform.binary import TerraformBinary
+from dataform_infra.terraform.runner import LineSink, TerraformRunner
+from dataform_infra.terraform.summary import PlanSummary, summarise
+from dataform_infra.workspace import Workspace
+
+# Environment variables that change what `terraform init` would do with the backend.
+BACKEND_ENV = ("GOOGLE_BACKEND_STORAGE_CUSTOM_ENDPOINT", "GOOGLE_STORAGE_CUSTOM_ENDPOINT", "GOOGLE_BACKEND_CREDENTIALS")
+_COMPLETE = re.compile(r"^(\S+): (Creation|Modifications|Destruction) complete")
+
+Confirm = Callable[[str], str | None]  # shows a prompt, returns the answer (None: no terminal)
+
+
+@dataclass(frozen=True)
+class PlanOutcome:
+    env: str
+    summary: PlanSummary
+    plan_file: Path
+    reused: bool = False
+
+
+def apply_order(workspace: Workspace, envs: list[str]) -> list[str]:
+    """Targets first, then the host: the host's workflow configs attach the targets' runner accounts,
+    and its grants on those accounts need them to exist."""
+    host = workspace.deployment.host_name
+    return [e for e in envs if e != host] + [e for e in envs if e == host]
+
+
+def _digest(directory: Path, extra: list[str]) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(directory.glob("*.tf")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    for item in extra:
+        digest.update(item.encode() + b"\0")
+    return digest.hexdigest()
+
+
+class Lifecycle:
+    def __init__(self, workspace: Workspace, out: Path, binary: TerraformBinary, *, lock_timeout: str = "60s",
+                 echo: Callable[[str], None] = lambda _: None, stream: bool = True):
+        self.workspace = workspace
+        self.out = out
+        self.binary = binary
+        self.lock_timeout = lock_timeout
+        self.echo = echo
+        self.stream = stream
+
+    # --- paths and bookkeeping ------------------------------------------------------------
+
+    def module_dir(self, env: str) -> Path:
+        return self.out / env
+
+    def _meta_dir(self, directory: Path) -> Path:
+        return directory / ".dfinfra"
+
+    def _runner(self, directory: Path, operation: str) -> TerraformRunner:
+        runner = TerraformRunner(self.binary, directory, self._meta_dir(directory) / "logs", self.lock_timeout)
+        runner.open_log(operation)
+        return runner
+
+    def _render(self, env: str, render: bool) -> Path:
+        directory = self.module_dir(env)
+        if render:
+            self.workspace.write(self.out, [env])
+        elif not any(directory.glob("*.tf")):
+            raise UsageError(f"{directory} holds no rendered module; run without --no-render")
+        return directory
+
+    def _ensure_init(self, runner: TerraformRunner, directory: Path) -> None:
+        stamp = self._meta_dir(directory) / "init.sha256"
+        wanted = _digest(directory, [self.binary.path, self.binary.version_text,
+                                     *(f"{k}={os.environ.get(k, '')}" for k in BACKEND_ENV)])
+        if (directory / ".terraform").is_dir() and stamp.exists() and stamp.read_text() == wanted:
+            return
+        self.echo(f"terraform init ({directory})")
+        runner.init(on_line=self._verbose_sink())
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(wanted)
+
+    def _verbose_sink(self) -> LineSink | None:
+        return (lambda stream, line: self.echo(line)) if not self.stream else None
+
+    # --- plan -----------------------------------------------------------------------------
+
+    def plan(self, env: str, *, render: bool = True, destroy: bool = False) -> PlanOutcome:
+        directory = self._render(env, render)
+        runner = self._runner(directory, "plan-destroy" if destroy else "plan")
+        self._ensure_init(runner, directory)
+        meta = self._meta_dir(directory)
+        plan_file = meta / "tfplan"
+        meta_file = meta / "plan.json"
+        meta_file.unlink(missing_ok=True)
+        runner.plan(plan_file, destroy=destroy)
+        summary = summarise(json.loads(runner.show_json(plan_file)))
+        meta_file.write_text(json.dumps({
+            "render_sha256": _digest(directory, []), "destroy": destroy,
+            "planned_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "summary": summary.to_dict(),
+        }, indent=2))
+        return PlanOutcome(env, summary, plan_file)
+
+    def saved_plan(self, env: str, *, destroy: bool) -> PlanOutcome | None:
+        """The saved plan, if it was made from exactly the files now rendered (and for the same operation)."""
+        directory = self.module_dir(env)
+        meta_file = self._meta_dir(directory) / "plan.json"
+        plan_file = self._meta_dir(directory) / "tfplan"
+        if not (meta_file.exists() and plan_file.exists()):
+            return None
+        meta = json.loads(meta_file.read_text())
+        if meta.get("render_sha256") != _digest(directory, []) or meta.get("destroy") != destroy:
+            return None
+        runner = self._runner(directory, "show")
+        return PlanOutcome(env, summarise(json.loads(runner.show_json(plan_file))), plan_file, reused=True)
+
+    # --- apply / destroy ------------------------------------------------------------------
+
+    def apply(self, env: str, *, render: bool = True, destroy: bool = False, auto_approve: bool = False,
+              allow_destroy: bool = False, confirm: Confirm = lambda _: None, confirm_env: str | None = None) -> PlanSummary:
+        if render:
+            self._render(env, True)
+        outcome = self.saved_plan(env, destroy=destroy)
+        if outcome is None:
+            if (self._meta_dir(self.module_dir(env)) / "tfplan").exists():
+                self.echo(f"{env}: the saved plan does not match the current render; planning again")
+            outcome = self.plan(env, render=False, destroy=destroy)
+        else:
+            self.echo(f"{env}: applying the saved plan ({outcome.plan_file})")
+        summary = outcome.summary
+        self.echo(summary.render())
+        if not summary.has_changes:
+            self._discard_plan(env)
+            return summary
+        self._guard(env, summary, auto_approve=auto_approve, allow_destroy=allow_destroy, confirm=confirm,
+                    confirm_env=confirm_env, verb="destroy" if destroy else "apply")
+        self._apply_plan(env, outcome)
+        return summary
+
+    def _guard(self, env: str, summary: PlanSummary, *, auto_approve: bool, allow_destroy: bool, confirm: Confirm,
+               confirm_env: str | None, verb: str) -> None:
+        if summary.destructive and not allow_destroy:
+            listed = ", ".join(f"{c.action} {c.address}" for c in summary.destructive)
+            raise Refused(f"refusing to {verb} {env}: the plan would {listed}. These hold data or identities other "
+                          "systems use; re-run with --allow-destroy if that is intended.")
+        protected = self.workspace.deployment.environments[env].protected
+        if auto_approve:
+            if protected and confirm_env != env:
+                raise Refused(f"{env} is protected: with --auto-approve also pass --confirm {env}")
+            return
+        question = (f"{env} is protected. Type the environment name to {verb} it: " if protected
+                    else f"{verb.capitalize()} these changes to {env}? Only 'yes' is accepted: ")
+        answer = confirm(question)
+        if answer is None:
+            raise Refused(f"refusing to {verb} {env} without confirmation: no terminal to ask on. "
+                          "Pass --auto-approve" + (f" --confirm {env}" if protected else "") + " in automation.")
+        if answer.strip() != (env if protected else "yes"):
+            raise Refused(f"{verb} of {env} cancelled")
+
+    def _apply_plan(self, env: str, outcome: PlanOutcome) -> None:
+        directory = self.module_dir(env)
+        runner = self._runner(directory, "apply")
+        total, done = outcome.summary.steps, 0
+
+        def progress(stream: str, line: str) -> None:
+            nonlocal done
+            if _COMPLETE.match(line):
+                done += 1
+                line = f"[{done}/{total}] {line}"
+            if self.stream or stream == "dfinfra":
+                self.echo(line)
+
+        result = runner.apply(outcome.plan_file, on_line=progress)
+        self._discard_plan(env)
+        if result.interrupted:
+            raise TerraformError(
+                f"{env}: apply interrupted after {done}/{total} changes; terraform saved the state of what "
+                f"completed. Run `dfinfra plan {env}` to see what is left. (log: {runner.log_path})")
+        if "Saved plan is stale" in result.output:
+            raise TerraformError(f"{env}: the state changed since the plan was made (another run?); "
+                                 f"plan again with `dfinfra plan {env}`")
+        runner.check(result, "apply")
+        self.echo(f"{env}: applied ({done}/{total}). Log: {runner.log_path}")
+
+    def _discard_plan(self, env: str) -> None:
+        meta = self._meta_dir(self.module_dir(env))
+        for name in ("tfplan", "plan.json"):
+            (meta / name).unlink(missing_ok=True)
+
+    # --- bootstrap ------------------------------------------------------------------------
+
+    def bootstrap_dir(self, env: str) -> Path:
+        return self.out / ".bootstrap" / env
+
+    def bootstrap(self, env: str, *, auto_approve: bool = False, confirm: Confirm = lambda _: None,
+                  confirm_env: str | None = None) -> PlanSummary:
+        """Create the environment's state bucket with a small module on local state; adopt it if it exists."""
+        spec = self.workspace.deployment.environments[env]
+        directory = self.bootstrap_dir(env)
+        write_modules(directory.parent, [RenderedModule(env, render_bootstrap(self.workspace.deployment, env))])
+        runner = self._runner(directory, "bootstrap")
+        self._ensure_init(runner, directory)
+        if "google_storage_bucket.state" not in runner.state_list():
+            adopted = runner.import_resource("google_storage_bucket.state", f"{spec.project.id}/{spec.state.bucket}")
+            if adopted.returncode == 0:
+                self.echo(f"{env}: bucket gs://{spec.state.bucket} already exists; adopted it")
+            elif "non-existent remote object" not in adopted.output and "Cannot import" not in adopted.output:
+                runner.check(adopted, "import")
+        plan_file = self._meta_dir(directory) / "tfplan"
+        runner.plan(plan_file)
+        summary = summarise(json.loads(runner.show_json(plan_file)))
+        self.echo(summary.render())
+        if summary.has_changes:
+            self._guard(env, summary, auto_approve=auto_approve, allow_destroy=False, confirm=confirm,
+                        confirm_env=confirm_env, verb="bootstrap")
+            runner.check(runner.apply(plan_file, on_line=(lambda s, line: self.echo(line)) if self.stream else None),
+                         "apply")
+        plan_file.unlink(missing_ok=True)
+        self.echo(f"{env}: state bucket gs://{spec.state.bucket} ready (versioned, uniform access, "
+                  "public access prevention enforced)")
+        return summary

@@ -1,0 +1,1 @@
+"""Running Terraform: finding the binary, driving it through python-terraform, reading its plans."""

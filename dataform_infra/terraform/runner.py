@@ -1,0 +1,193 @@
+"""Run terraform commands for one module: argv from python-terraform, process handling of our own.
+
+python-terraform (the declared dependency) builds the command lines. Its execution path is not
+used, because of defects we must not inherit:
+- `Terraform.destroy()` passes `-force`, removed in Terraform 0.15: we plan with `-destroy` instead.
+- `variables=` writes temporary `.tfvars.json` files and logs their values at DEBUG: we never pass
+  variables (dfinfra has none, and secrets never go through Terraform).
+- `cmd()` captures output all-or-nothing, and its `synchronous=False` leaks into argv as
+  `-synchronous=false`: we start the process ourselves and stream it line by line.
+- it only passes `os.environ`, and re-reads a local state file after every command.
+Here each run gets a private environment (`TF_IN_AUTOMATION`, `TF_INPUT=0`, a shared plugin
+cache), its output teed to a log file, and Ctrl-C forwarded to terraform exactly once per press
+(terraform runs in its own session, so a terminal's SIGINT reaches only dfinfra).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from python_terraform import IsFlagged, Terraform
+
+from dataform_infra.errors import StateLocked, TerraformError
+from dataform_infra.terraform.binary import TerraformBinary
+
+LineSink = Callable[[str, str], None]  # (stream name, line)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+    interrupted: int = 0
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def plugin_cache_dir() -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "dfinfra" / "plugin-cache"
+
+
+def diagnostics(text: str) -> str:
+    """Terraform's error blocks, without the box-drawing decoration."""
+    lines = [re.sub(r"^[│╷╵]\s?", "", line) for line in text.splitlines()]
+    return "\n".join(line for line in lines if line.strip()).strip()
+
+
+class TerraformRunner:
+    def __init__(self, binary: TerraformBinary, module_dir: Path, log_dir: Path, lock_timeout: str = "60s"):
+        self.binary = binary
+        self.module_dir = module_dir
+        self.log_dir = log_dir
+        self.lock_timeout = lock_timeout
+        self._builder = Terraform(working_dir=str(module_dir), terraform_bin_path=binary.path)
+        self.log_path: Path | None = None
+
+    def argv(self, command: str, *args: str, **options: Any) -> list[str]:
+        return self._builder.generate_cmd_string(command, *args, **options)
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({"TF_IN_AUTOMATION": "1", "TF_INPUT": "0", "CHECKPOINT_DISABLE": "1"})
+        if "TF_PLUGIN_CACHE_DIR" not in env:
+            cache = plugin_cache_dir()
+            cache.mkdir(parents=True, exist_ok=True)
+            env["TF_PLUGIN_CACHE_DIR"] = str(cache)
+        return env
+
+    def open_log(self, operation: str) -> Path:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        self.log_path = self.log_dir / f"{stamp}-{operation}.log"
+        return self.log_path
+
+    def run(self, command: str, *args: str, on_line: LineSink | None = None, **options: Any) -> RunResult:
+        argv = self.argv(command, *args, **options)
+        log_path = self.log_path or self.open_log(command.replace(" ", "-"))
+        output: dict[str, list[str]] = {"stdout": [], "stderr": []}
+        lock = threading.Lock()
+        with log_path.open("a", encoding="utf-8") as log:
+            log.write(f"$ {' '.join(argv)}\n")
+            process = subprocess.Popen(
+                argv, cwd=self.module_dir, env=self.environment(), stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1, start_new_session=True,
+            )
+
+            def pump(name: str, stream) -> None:
+                for line in stream:
+                    with lock:
+                        output[name].append(line)
+                        log.write(line)
+                        log.flush()
+                    if on_line:
+                        on_line(name, line.rstrip("\n"))
+
+            readers = [threading.Thread(target=pump, args=(n, s), daemon=True)
+                       for n, s in (("stdout", process.stdout), ("stderr", process.stderr))]
+            for reader in readers:
+                reader.start()
+            interrupts = self._wait(process, on_line)
+            for reader in readers:
+                reader.join()
+            log.write(f"# exit status {process.returncode}\n")
+        return RunResult(tuple(argv), process.returncode, "".join(output["stdout"]), "".join(output["stderr"]),
+                         interrupts)
+
+    def _wait(self, process: subprocess.Popen, on_line: LineSink | None) -> int:
+        """Wait for terraform; each Ctrl-C is forwarded once (1st: graceful stop, 2nd: immediate exit)."""
+        count = 0
+        if threading.current_thread() is not threading.main_thread():
+            process.wait()
+            return count
+
+        def forward(signum, frame) -> None:
+            nonlocal count
+            count += 1
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+            if on_line:
+                note = ("interrupt: asking terraform to stop gracefully (state is saved); Ctrl-C again to stop now"
+                        if count == 1 else "second interrupt: terraform stops immediately")
+                on_line("dfinfra", note)
+
+        previous = signal.signal(signal.SIGINT, forward)
+        try:
+            while True:
+                try:
+                    process.wait()
+                    break
+                except InterruptedError:
+                    continue
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        return count
+
+    # --- commands -------------------------------------------------------------------------
+
+    def check(self, result: RunResult, what: str) -> RunResult:
+        if result.returncode in (0,) or (result.returncode == 2 and "-detailed-exitcode" in result.argv):
+            return result
+        if "Error acquiring the state lock" in result.output:
+            raise StateLocked(self._lock_message(result.output))
+        detail = diagnostics(result.stderr) or diagnostics(result.stdout)[-4000:]
+        log = f"\n(full log: {self.log_path})" if self.log_path else ""
+        raise TerraformError(f"terraform {what} failed in {self.module_dir}:\n{detail}{log}")
+
+    def _lock_message(self, text: str) -> str:
+        info = dict(re.findall(r"^\s*[│]?\s*(ID|Path|Who|Created|Operation):\s*(.+?)\s*$", text, re.M))
+        lock_id = info.get("ID", "<lock id>")
+        return (
+            f"the state of {self.module_dir.name} is locked by {info.get('Who', 'another run')} "
+            f"(operation {info.get('Operation', '?')}, since {info.get('Created', '?')}, lock {lock_id}) and it was "
+            f"not released within --lock-timeout {self.lock_timeout}. If that run is no longer alive, release it with:\n"
+            f"  {self.binary.path} -chdir={self.module_dir} force-unlock {lock_id}"
+        )
+
+    def init(self, on_line: LineSink | None = None) -> RunResult:
+        return self.check(self.run("init", on_line=on_line, input=False, no_color=IsFlagged,
+                                   lock_timeout=self.lock_timeout), "init")
+
+    def plan(self, plan_file: Path, destroy: bool = False, on_line: LineSink | None = None) -> RunResult:
+        result = self.run("plan", on_line=on_line, input=False, no_color=IsFlagged, detailed_exitcode=IsFlagged,
+                          lock_timeout=self.lock_timeout, out=str(plan_file),
+                          destroy=IsFlagged if destroy else None)
+        return self.check(result, "plan")
+
+    def show_json(self, plan_file: Path) -> str:
+        return self.check(self.run("show", str(plan_file), json=IsFlagged, no_color=IsFlagged), "show").stdout
+
+    def apply(self, plan_file: Path, on_line: LineSink | None = None) -> RunResult:
+        return self.run("apply", str(plan_file), on_line=on_line, input=False, no_color=IsFlagged,
+                        lock_timeout=self.lock_timeout)
+
+    def import_resource(self, address: str, resource_id: str) -> RunResult:
+        return self.run("import", address, resource_id, input=False, no_color=IsFlagged,
+                        lock_timeout=self.lock_timeout)
+
+    def state_list(self) -> list[str]:
+        result = self.run("state list", no_color=IsFlagged)
+        return result.stdout.split() if result.returncode == 0 else []
