@@ -123,6 +123,240 @@ def validate(environments: EnvironmentsOption = Path("environments")) -> None:
     )
 
 
+# --- terraform lifecycle -----------------------------------------------------------------------
+
+OutOption = Annotated[Path, typer.Option("--out", "-o", help="Output root; modules live in OUT/<env>/.")]
+AllOption = Annotated[bool, typer.Option("--all", help="Every environment, in dependency order.")]
+NoRenderOption = Annotated[bool, typer.Option("--no-render", help="Use the module already rendered in OUT/<env>/.")]
+TerraformBinOption = Annotated[
+    str | None,
+    typer.Option(
+        "--terraform-bin",
+        help="terraform or tofu binary (default: $DFINFRA_TERRAFORM_BIN, then PATH, "
+        "then the bundled dfinfra-terraform).",
+        show_default=False,
+    ),
+]
+LockTimeoutOption = Annotated[str, typer.Option("--lock-timeout", help="How long to wait for a state lock.")]
+VerboseOption = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Show terraform's own output and which binary runs.")
+]
+AutoApproveOption = Annotated[bool, typer.Option("--auto-approve", help="Do not ask (required without a terminal).")]
+AllowDestroyOption = Annotated[
+    bool, typer.Option("--allow-destroy", help="Allow deleting or replacing stateful resources.")
+]
+ConfirmOption = Annotated[
+    str | None,
+    typer.Option(
+        "--confirm", help="With --auto-approve on a protected environment: its name, typed out.", show_default=False
+    ),
+]
+
+
+def _ask(question: str) -> str | None:
+    """The answer typed on the terminal, or None when there is no terminal to ask on."""
+    if not sys.stdin.isatty():
+        return None
+    typer.echo(question, err=True, nl=False)
+    try:
+        return input()
+    except EOFError:
+        return None
+
+
+def _lifecycle(
+    environments: Path, out: Path, terraform_bin: str | None, lock_timeout: str, verbose: bool, to_stderr: bool = False
+):
+    from dataform_infra.lifecycle import Lifecycle  # imports python-terraform: only on these commands
+    from dataform_infra.terraform.binary import find_terraform
+
+    workspace = Workspace(environments)
+    binary = find_terraform(terraform_bin)
+    if verbose:
+        _err(f"using {binary.describe()}")
+    echo = (lambda line: typer.echo(line, err=True)) if to_stderr else typer.echo
+    return workspace, Lifecycle(workspace, out, binary, lock_timeout=lock_timeout, echo=echo, stream=verbose)
+
+
+def _selected(workspace: Workspace, envs: list[str] | None, all_: bool) -> list[str]:
+    from dataform_infra.lifecycle import apply_order
+
+    return apply_order(workspace, workspace.select(envs or [], all_))
+
+
+@app.command()
+@_handles_errors
+def plan(
+    envs: Annotated[list[str] | None, typer.Argument(help="Environments to plan.", show_default=False)] = None,
+    all_: AllOption = False,
+    out: OutOption = Path("build"),
+    no_render: NoRenderOption = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    destroy: Annotated[bool, typer.Option("--destroy", help="Plan destroying the environment.")] = False,
+    terraform_bin: TerraformBinOption = None,
+    lock_timeout: LockTimeoutOption = "60s",
+    verbose: VerboseOption = False,
+    environments: EnvironmentsOption = Path("environments"),
+) -> None:
+    """Render, init (only when needed) and plan; print what would change.
+
+    Exit codes: 0 no changes, 2 changes planned, 1 error. The plan is saved in OUT/<env>/.dfinfra/
+    and `dfinfra apply` uses it while the rendered files are unchanged.
+
+    Examples:
+
+      dfinfra plan prod
+
+      dfinfra plan --all --json
+    """
+    workspace, lifecycle = _lifecycle(environments, out, terraform_bin, lock_timeout, verbose, to_stderr=as_json)
+    results = {}
+    for env in _selected(workspace, envs, all_):
+        outcome = lifecycle.plan(env, render=not no_render, destroy=destroy)
+        results[env] = outcome.summary
+        if not as_json:
+            typer.echo(f"== {env}\n{outcome.summary.render()}")
+    if as_json:
+        import json
+
+        typer.echo(json.dumps({env: s.to_dict() for env, s in results.items()}, indent=2))
+    if any(s.has_changes for s in results.values()):
+        raise typer.Exit(2)
+
+
+def _apply_like(
+    destroy: bool,
+    envs,
+    all_,
+    out,
+    no_render,
+    auto_approve,
+    allow_destroy,
+    confirm,
+    terraform_bin,
+    lock_timeout,
+    verbose,
+    environments,
+) -> None:
+    workspace, lifecycle = _lifecycle(environments, out, terraform_bin, lock_timeout, verbose)
+    order = _selected(workspace, envs, all_)
+    for env in reversed(order) if destroy else order:
+        typer.echo(f"== {env}")
+        lifecycle.apply(
+            env,
+            render=not no_render,
+            destroy=destroy,
+            auto_approve=auto_approve,
+            allow_destroy=allow_destroy,
+            confirm=_ask,
+            confirm_env=confirm,
+        )
+
+
+@app.command()
+@_handles_errors
+def apply(
+    envs: Annotated[list[str] | None, typer.Argument(help="Environments to apply.", show_default=False)] = None,
+    all_: AllOption = False,
+    out: OutOption = Path("build"),
+    no_render: NoRenderOption = False,
+    auto_approve: AutoApproveOption = False,
+    allow_destroy: AllowDestroyOption = False,
+    confirm: ConfirmOption = None,
+    terraform_bin: TerraformBinOption = None,
+    lock_timeout: LockTimeoutOption = "60s",
+    verbose: VerboseOption = False,
+    environments: EnvironmentsOption = Path("environments"),
+) -> None:
+    """Apply the saved plan if it still matches the render, else plan first; then confirm and apply.
+
+    Protected environments need their name typed (or --auto-approve --confirm ENV). Plans that
+    delete or replace stateful resources need --allow-destroy. --all applies targets before the host.
+    Ctrl-C stops terraform gracefully; a second Ctrl-C stops it at once.
+
+    Examples:
+
+      dfinfra apply staging
+
+      dfinfra apply prod --auto-approve --confirm prod   # CI
+    """
+    _apply_like(
+        False,
+        envs,
+        all_,
+        out,
+        no_render,
+        auto_approve,
+        allow_destroy,
+        confirm,
+        terraform_bin,
+        lock_timeout,
+        verbose,
+        environments,
+    )
+
+
+@app.command()
+@_handles_errors
+def destroy(
+    envs: Annotated[list[str] | None, typer.Argument(help="Environments to destroy.", show_default=False)] = None,
+    all_: AllOption = False,
+    out: OutOption = Path("build"),
+    no_render: NoRenderOption = False,
+    auto_approve: AutoApproveOption = False,
+    allow_destroy: AllowDestroyOption = False,
+    confirm: ConfirmOption = None,
+    terraform_bin: TerraformBinOption = None,
+    lock_timeout: LockTimeoutOption = "60s",
+    verbose: VerboseOption = False,
+    environments: EnvironmentsOption = Path("environments"),
+) -> None:
+    """Destroy what dfinfra created in environments (--all: the host first, then the targets).
+
+    Same guards as apply: stateful resources need --allow-destroy, protected environments their name.
+    APIs stay enabled (disable_on_destroy = false). The state bucket is not touched.
+    """
+    _apply_like(
+        True,
+        envs,
+        all_,
+        out,
+        no_render,
+        auto_approve,
+        allow_destroy,
+        confirm,
+        terraform_bin,
+        lock_timeout,
+        verbose,
+        environments,
+    )
+
+
+@app.command()
+@_handles_errors
+def bootstrap(
+    envs: Annotated[
+        list[str] | None, typer.Argument(help="Environments whose state bucket to create.", show_default=False)
+    ] = None,
+    all_: AllOption = False,
+    out: OutOption = Path("build"),
+    auto_approve: AutoApproveOption = False,
+    confirm: ConfirmOption = None,
+    terraform_bin: TerraformBinOption = None,
+    lock_timeout: LockTimeoutOption = "60s",
+    verbose: VerboseOption = False,
+    environments: EnvironmentsOption = Path("environments"),
+) -> None:
+    """Create each environment's state bucket (versioned, uniform access, public access prevention
+    enforced, bounded old versions) with a small module on local state in OUT/.bootstrap/<env>/.
+    Idempotent: an existing bucket is adopted, not recreated.
+    """
+    workspace, lifecycle = _lifecycle(environments, out, terraform_bin, lock_timeout, verbose)
+    for env in _selected(workspace, envs, all_):
+        typer.echo(f"== {env}")
+        lifecycle.bootstrap(env, auto_approve=auto_approve, confirm=_ask, confirm_env=confirm)
+
+
 def _print_warnings(workspace: Workspace) -> None:
     for warning in workspace.deployment.warnings:
         _err(f"warning: {warning.render()}")

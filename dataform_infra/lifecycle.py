@@ -57,10 +57,18 @@ def _digest(directory: Path, extra: list[str]) -> str:
 
 
 class Lifecycle:
-    def __init__(self, workspace: Workspace, out: Path, binary: TerraformBinary, *, lock_timeout: str = "60s",
-                 echo: Callable[[str], None] = lambda _: None, stream: bool = True):
+    def __init__(
+        self,
+        workspace: Workspace,
+        out: Path,
+        binary: TerraformBinary,
+        *,
+        lock_timeout: str = "60s",
+        echo: Callable[[str], None] = lambda _: None,
+        stream: bool = True,
+    ):
         self.workspace = workspace
-        self.out = out
+        self.out = out.absolute()  # terraform runs inside each module directory
         self.binary = binary
         self.lock_timeout = lock_timeout
         self.echo = echo
@@ -89,17 +97,27 @@ class Lifecycle:
 
     def _ensure_init(self, runner: TerraformRunner, directory: Path) -> None:
         stamp = self._meta_dir(directory) / "init.sha256"
-        wanted = _digest(directory, [self.binary.path, self.binary.version_text,
-                                     *(f"{k}={os.environ.get(k, '')}" for k in BACKEND_ENV)])
+        wanted = _digest(
+            directory,
+            [self.binary.path, self.binary.version_text, *(f"{k}={os.environ.get(k, '')}" for k in BACKEND_ENV)],
+        )
         if (directory / ".terraform").is_dir() and stamp.exists() and stamp.read_text() == wanted:
             return
         self.echo(f"terraform init ({directory})")
-        runner.init(on_line=self._verbose_sink())
+        try:
+            runner.init(on_line=self._verbose_sink())
+        except TerraformError as exc:
+            if "bucket doesn't exist" in str(exc) or "bucket does not exist" in str(exc):
+                env = directory.name
+                raise TerraformError(
+                    f"{exc}\nThe state bucket does not exist yet: run `dfinfra bootstrap {env}` first."
+                ) from None
+            raise
         stamp.parent.mkdir(parents=True, exist_ok=True)
         stamp.write_text(wanted)
 
     def _verbose_sink(self) -> LineSink | None:
-        return (lambda stream, line: self.echo(line)) if not self.stream else None
+        return (lambda stream, line: self.echo(line)) if self.stream else None
 
     # --- plan -----------------------------------------------------------------------------
 
@@ -113,11 +131,17 @@ class Lifecycle:
         meta_file.unlink(missing_ok=True)
         runner.plan(plan_file, destroy=destroy)
         summary = summarise(json.loads(runner.show_json(plan_file)))
-        meta_file.write_text(json.dumps({
-            "render_sha256": _digest(directory, []), "destroy": destroy,
-            "planned_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "summary": summary.to_dict(),
-        }, indent=2))
+        meta_file.write_text(
+            json.dumps(
+                {
+                    "render_sha256": _digest(directory, []),
+                    "destroy": destroy,
+                    "planned_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "summary": summary.to_dict(),
+                },
+                indent=2,
+            )
+        )
         return PlanOutcome(env, summary, plan_file)
 
     def saved_plan(self, env: str, *, destroy: bool) -> PlanOutcome | None:
@@ -135,8 +159,17 @@ class Lifecycle:
 
     # --- apply / destroy ------------------------------------------------------------------
 
-    def apply(self, env: str, *, render: bool = True, destroy: bool = False, auto_approve: bool = False,
-              allow_destroy: bool = False, confirm: Confirm = lambda _: None, confirm_env: str | None = None) -> PlanSummary:
+    def apply(
+        self,
+        env: str,
+        *,
+        render: bool = True,
+        destroy: bool = False,
+        auto_approve: bool = False,
+        allow_destroy: bool = False,
+        confirm: Confirm = lambda _: None,
+        confirm_env: str | None = None,
+    ) -> PlanSummary:
         if render:
             self._render(env, True)
         outcome = self.saved_plan(env, destroy=destroy)
@@ -151,28 +184,51 @@ class Lifecycle:
         if not summary.has_changes:
             self._discard_plan(env)
             return summary
-        self._guard(env, summary, auto_approve=auto_approve, allow_destroy=allow_destroy, confirm=confirm,
-                    confirm_env=confirm_env, verb="destroy" if destroy else "apply")
+        self._guard(
+            env,
+            summary,
+            auto_approve=auto_approve,
+            allow_destroy=allow_destroy,
+            confirm=confirm,
+            confirm_env=confirm_env,
+            verb="destroy" if destroy else "apply",
+        )
         self._apply_plan(env, outcome)
         return summary
 
-    def _guard(self, env: str, summary: PlanSummary, *, auto_approve: bool, allow_destroy: bool, confirm: Confirm,
-               confirm_env: str | None, verb: str) -> None:
+    def _guard(
+        self,
+        env: str,
+        summary: PlanSummary,
+        *,
+        auto_approve: bool,
+        allow_destroy: bool,
+        confirm: Confirm,
+        confirm_env: str | None,
+        verb: str,
+    ) -> None:
         if summary.destructive and not allow_destroy:
             listed = ", ".join(f"{c.action} {c.address}" for c in summary.destructive)
-            raise Refused(f"refusing to {verb} {env}: the plan would {listed}. These hold data or identities other "
-                          "systems use; re-run with --allow-destroy if that is intended.")
+            raise Refused(
+                f"refusing to {verb} {env}: the plan would {listed}. These hold data or identities other "
+                "systems use; re-run with --allow-destroy if that is intended."
+            )
         protected = self.workspace.deployment.environments[env].protected
         if auto_approve:
             if protected and confirm_env != env:
                 raise Refused(f"{env} is protected: with --auto-approve also pass --confirm {env}")
             return
-        question = (f"{env} is protected. Type the environment name to {verb} it: " if protected
-                    else f"{verb.capitalize()} these changes to {env}? Only 'yes' is accepted: ")
+        question = (
+            f"{env} is protected. Type the environment name to {verb} it: "
+            if protected
+            else f"{verb.capitalize()} these changes to {env}? Only 'yes' is accepted: "
+        )
         answer = confirm(question)
         if answer is None:
-            raise Refused(f"refusing to {verb} {env} without confirmation: no terminal to ask on. "
-                          "Pass --auto-approve" + (f" --confirm {env}" if protected else "") + " in automation.")
+            raise Refused(
+                f"refusing to {verb} {env} without confirmation: no terminal to ask on. "
+                "Pass --auto-approve" + (f" --confirm {env}" if protected else "") + " in automation."
+            )
         if answer.strip() != (env if protected else "yes"):
             raise Refused(f"{verb} of {env} cancelled")
 
@@ -186,18 +242,20 @@ class Lifecycle:
             if _COMPLETE.match(line):
                 done += 1
                 line = f"[{done}/{total}] {line}"
-            if self.stream or stream == "dfinfra":
-                self.echo(line)
+            if line.strip():
+                self.echo(line)  # apply output always streams live
 
         result = runner.apply(outcome.plan_file, on_line=progress)
         self._discard_plan(env)
         if result.interrupted:
             raise TerraformError(
                 f"{env}: apply interrupted after {done}/{total} changes; terraform saved the state of what "
-                f"completed. Run `dfinfra plan {env}` to see what is left. (log: {runner.log_path})")
+                f"completed. Run `dfinfra plan {env}` to see what is left. (log: {runner.log_path})"
+            )
         if "Saved plan is stale" in result.output:
-            raise TerraformError(f"{env}: the state changed since the plan was made (another run?); "
-                                 f"plan again with `dfinfra plan {env}`")
+            raise TerraformError(
+                f"{env}: the state changed since the plan was made (another run?); plan again with `dfinfra plan {env}`"
+            )
         runner.check(result, "apply")
         self.echo(f"{env}: applied ({done}/{total}). Log: {runner.log_path}")
 
@@ -211,8 +269,9 @@ class Lifecycle:
     def bootstrap_dir(self, env: str) -> Path:
         return self.out / ".bootstrap" / env
 
-    def bootstrap(self, env: str, *, auto_approve: bool = False, confirm: Confirm = lambda _: None,
-                  confirm_env: str | None = None) -> PlanSummary:
+    def bootstrap(
+        self, env: str, *, auto_approve: bool = False, confirm: Confirm = lambda _: None, confirm_env: str | None = None
+    ) -> PlanSummary:
         """Create the environment's state bucket with a small module on local state; adopt it if it exists."""
         spec = self.workspace.deployment.environments[env]
         directory = self.bootstrap_dir(env)
@@ -230,11 +289,21 @@ class Lifecycle:
         summary = summarise(json.loads(runner.show_json(plan_file)))
         self.echo(summary.render())
         if summary.has_changes:
-            self._guard(env, summary, auto_approve=auto_approve, allow_destroy=False, confirm=confirm,
-                        confirm_env=confirm_env, verb="bootstrap")
-            runner.check(runner.apply(plan_file, on_line=(lambda s, line: self.echo(line)) if self.stream else None),
-                         "apply")
+            self._guard(
+                env,
+                summary,
+                auto_approve=auto_approve,
+                allow_destroy=False,
+                confirm=confirm,
+                confirm_env=confirm_env,
+                verb="bootstrap",
+            )
+            runner.check(
+                runner.apply(plan_file, on_line=lambda s, line: self.echo(line) if line.strip() else None), "apply"
+            )
         plan_file.unlink(missing_ok=True)
-        self.echo(f"{env}: state bucket gs://{spec.state.bucket} ready (versioned, uniform access, "
-                  "public access prevention enforced)")
+        self.echo(
+            f"{env}: state bucket gs://{spec.state.bucket} ready (versioned, uniform access, "
+            "public access prevention enforced)"
+        )
         return summary

@@ -81,7 +81,9 @@ def render_bootstrap(deployment: Deployment, env_name: str) -> dict[str, str]:
     spec = deployment.spec_file(env_name)
     module = {"env_name": env_name, "env": env, "spec_files": [f"{spec.parent.name}/{spec.name}"]}
     labels = {**env.labels, "managed-by": "dfinfra", "purpose": "terraform-state"}
-    text = _environment().get_template("bootstrap/main.tf.j2").render(
-        module=module, bootstrap_labels=labels, keep_versions=STATE_VERSIONS_KEPT
+    text = (
+        _environment()
+        .get_template("bootstrap/main.tf.j2")
+        .render(module=module, bootstrap_labels=labels, keep_versions=STATE_VERSIONS_KEPT)
     )
     return {"main.tf": layout(text)}

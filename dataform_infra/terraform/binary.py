@@ -50,8 +50,13 @@ def _candidates(explicit: str | None) -> list[tuple[str, str]]:
 
 def _version(path: str) -> tuple[tuple[int, int, int], str]:
     try:
-        result = subprocess.run([path, "version", "-json"], capture_output=True, text=True, timeout=60,
-                                env={**os.environ, "CHECKPOINT_DISABLE": "1"})
+        result = subprocess.run(
+            [path, "version", "-json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "CHECKPOINT_DISABLE": "1"},
+        )
     except OSError as exc:
         raise TerraformError(f"cannot run {path}: {exc.strerror}") from None
     try:

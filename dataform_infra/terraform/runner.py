@@ -93,8 +93,15 @@ class TerraformRunner:
         with log_path.open("a", encoding="utf-8") as log:
             log.write(f"$ {' '.join(argv)}\n")
             process = subprocess.Popen(
-                argv, cwd=self.module_dir, env=self.environment(), stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1, start_new_session=True,
+                argv,
+                cwd=self.module_dir,
+                env=self.environment(),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                bufsize=1,
+                start_new_session=True,
             )
 
             def pump(name: str, stream) -> None:
@@ -106,16 +113,19 @@ class TerraformRunner:
                     if on_line:
                         on_line(name, line.rstrip("\n"))
 
-            readers = [threading.Thread(target=pump, args=(n, s), daemon=True)
-                       for n, s in (("stdout", process.stdout), ("stderr", process.stderr))]
+            readers = [
+                threading.Thread(target=pump, args=(n, s), daemon=True)
+                for n, s in (("stdout", process.stdout), ("stderr", process.stderr))
+            ]
             for reader in readers:
                 reader.start()
             interrupts = self._wait(process, on_line)
             for reader in readers:
                 reader.join()
             log.write(f"# exit status {process.returncode}\n")
-        return RunResult(tuple(argv), process.returncode, "".join(output["stdout"]), "".join(output["stderr"]),
-                         interrupts)
+        return RunResult(
+            tuple(argv), process.returncode, "".join(output["stdout"]), "".join(output["stderr"]), interrupts
+        )
 
     def _wait(self, process: subprocess.Popen, on_line: LineSink | None) -> int:
         """Wait for terraform; each Ctrl-C is forwarded once (1st: graceful stop, 2nd: immediate exit)."""
@@ -130,8 +140,11 @@ class TerraformRunner:
             if process.poll() is None:
                 process.send_signal(signal.SIGINT)
             if on_line:
-                note = ("interrupt: asking terraform to stop gracefully (state is saved); Ctrl-C again to stop now"
-                        if count == 1 else "second interrupt: terraform stops immediately")
+                note = (
+                    "interrupt: asking terraform to stop gracefully (state is saved); Ctrl-C again to stop now"
+                    if count == 1
+                    else "second interrupt: terraform stops immediately"
+                )
                 on_line("dfinfra", note)
 
         previous = signal.signal(signal.SIGINT, forward)
@@ -163,30 +176,39 @@ class TerraformRunner:
         return (
             f"the state of {self.module_dir.name} is locked by {info.get('Who', 'another run')} "
             f"(operation {info.get('Operation', '?')}, since {info.get('Created', '?')}, lock {lock_id}) and it was "
-            f"not released within --lock-timeout {self.lock_timeout}. If that run is no longer alive, release it with:\n"
+            f"not released within --lock-timeout {self.lock_timeout}. If that run is no longer alive, "
+            "release it with:\n"
             f"  {self.binary.path} -chdir={self.module_dir} force-unlock {lock_id}"
         )
 
     def init(self, on_line: LineSink | None = None) -> RunResult:
-        return self.check(self.run("init", on_line=on_line, input=False, no_color=IsFlagged,
-                                   lock_timeout=self.lock_timeout), "init")
+        return self.check(
+            self.run("init", on_line=on_line, input=False, no_color=IsFlagged, lock_timeout=self.lock_timeout), "init"
+        )
 
     def plan(self, plan_file: Path, destroy: bool = False, on_line: LineSink | None = None) -> RunResult:
-        result = self.run("plan", on_line=on_line, input=False, no_color=IsFlagged, detailed_exitcode=IsFlagged,
-                          lock_timeout=self.lock_timeout, out=str(plan_file),
-                          destroy=IsFlagged if destroy else None)
+        result = self.run(
+            "plan",
+            on_line=on_line,
+            input=False,
+            no_color=IsFlagged,
+            detailed_exitcode=IsFlagged,
+            lock_timeout=self.lock_timeout,
+            out=str(plan_file),
+            destroy=IsFlagged if destroy else None,
+        )
         return self.check(result, "plan")
 
     def show_json(self, plan_file: Path) -> str:
         return self.check(self.run("show", str(plan_file), json=IsFlagged, no_color=IsFlagged), "show").stdout
 
     def apply(self, plan_file: Path, on_line: LineSink | None = None) -> RunResult:
-        return self.run("apply", str(plan_file), on_line=on_line, input=False, no_color=IsFlagged,
-                        lock_timeout=self.lock_timeout)
+        return self.run(
+            "apply", str(plan_file), on_line=on_line, input=False, no_color=IsFlagged, lock_timeout=self.lock_timeout
+        )
 
     def import_resource(self, address: str, resource_id: str) -> RunResult:
-        return self.run("import", address, resource_id, input=False, no_color=IsFlagged,
-                        lock_timeout=self.lock_timeout)
+        return self.run("import", address, resource_id, input=False, no_color=IsFlagged, lock_timeout=self.lock_timeout)
 
     def state_list(self) -> list[str]:
         result = self.run("state list", no_color=IsFlagged)

@@ -7,13 +7,15 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 # Deleting or replacing these loses data or identity that other systems refer to.
-STATEFUL_TYPES = frozenset({
-    "google_dataform_repository",
-    "google_secret_manager_secret",
-    "google_storage_bucket",
-    "google_service_account",
-    "google_bigquery_dataset",
-})
+STATEFUL_TYPES = frozenset(
+    {
+        "google_dataform_repository",
+        "google_secret_manager_secret",
+        "google_storage_bucket",
+        "google_service_account",
+        "google_bigquery_dataset",
+    }
+)
 _IAM_TARGETS = ("service_account_id", "secret_id", "dataset_id", "repository", "project")
 
 
@@ -130,6 +132,13 @@ def summarise(plan: dict[str, Any]) -> PlanSummary:
                 sides.append(("grant", change.get("after"), change.get("after_unknown")))
             for verb, values, unknown in sides:
                 target = next((k for k in _IAM_TARGETS if (values or {}).get(k) or (unknown or {}).get(k)), "project")
-                summary.iam.append(IamChange(verb, _shown(values, unknown, "member"), _shown(values, unknown, "role"),
-                                             _shown(values, unknown, target), resource["address"]))
+                summary.iam.append(
+                    IamChange(
+                        verb,
+                        _shown(values, unknown, "member"),
+                        _shown(values, unknown, "role"),
+                        _shown(values, unknown, target),
+                        resource["address"],
+                    )
+                )
     return summary

@@ -62,8 +62,11 @@ def _is_set(value: Any) -> bool:
 
 
 def _parent_exists(config: Any, path: str) -> bool:
-    parent = path.rsplit(".", 2)[0] if ".0." in path else ""
-    return not parent or any(True for _ in _resolve(config, parent))
+    """SDKv2 checks a nested field's rules only inside block elements that exist."""
+    if "." not in path:
+        return True
+    parent = path.rsplit(".", 1)[0]
+    return any(value is not None for _, value in _resolve(config, parent))
 
 
 def _set_in_same_element(config: Any, paths: list[str]) -> list[str]:

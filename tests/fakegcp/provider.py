@@ -8,7 +8,9 @@ in tests/provider_schema and keeps every object in the shared store (`FAKEGCP_ST
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -187,6 +189,8 @@ class Provider(services.ProviderServicer):
 
     @_guarded(pb.ApplyResourceChange.Response)
     def ApplyResourceChange(self, request, context):
+        if os.environ.get("FAKEGCP_APPLY_DELAY"):  # real APIs take time; tests interrupt applies mid-way
+            time.sleep(float(os.environ["FAKEGCP_APPLY_DELAY"]))
         rtype = self.type("resource", request.type_name)
         prior = values.decode(request.prior_state.msgpack)
         planned = values.decode(request.planned_state.msgpack)

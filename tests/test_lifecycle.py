@@ -1,0 +1,204 @@
+"""`dfinfra bootstrap/plan/apply/destroy` end to end, as a user runs them, against the offline cloud."""
+
+import json
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from dataform_infra.spec.loader import load_deployment
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.terraform
+
+
+class Project:
+    """A checkout with the shipped environments (unique state buckets) and an offline cloud."""
+
+    def __init__(self, root: Path, cloud):
+        self.root = root
+        self.cloud = cloud
+        suffix = uuid.uuid4().hex[:8]
+        (root / "environments").mkdir(parents=True)
+        for spec in (REPO / "environments").glob("*.yaml"):
+            (root / "environments" / spec.name).write_text(spec.read_text().replace("-tfstate", f"-tfstate-{suffix}"))
+        cloud.seed(load_deployment(root / "environments"), buckets=False)
+
+    def spec(self, env: str) -> Path:
+        return self.root / "environments" / f"{env}.yaml"
+
+    def popen(self, *args: str, env: dict | None = None) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "dataform_infra", *args],
+            cwd=self.root,
+            env={**self.cloud.env, **(env or {})},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    def run(self, *args: str, env: dict | None = None, expect: int | None = 0) -> str:
+        process = self.popen(*args, env=env)
+        output = process.communicate(timeout=600)[0]
+        assert "Traceback" not in output, output
+        if expect is not None:
+            assert process.returncode == expect, f"dfinfra {' '.join(args)} -> {process.returncode}:\n{output}"
+        return output
+
+    def state(self, env: str) -> dict:
+        spec = load_deployment(self.root / "environments").environments[env]
+        return json.loads(self.cloud.gcs.read(spec.state.bucket, f"{spec.state.prefix}/default.tfstate"))
+
+
+@pytest.fixture()
+def project(tmp_path, cloud) -> Project:
+    return Project(tmp_path / "checkout", cloud)
+
+
+def applied(project: Project) -> None:
+    project.run("bootstrap", "--all", "--auto-approve", "--confirm", "prod")
+    project.run("apply", "--all", "--auto-approve", "--confirm", "prod")
+
+
+def test_from_nothing_to_applied_then_one_more_workflow(project):
+    project.run("bootstrap", "--all", "--auto-approve", "--confirm", "prod")
+    again = project.run("bootstrap", "prod", "--auto-approve", "--confirm", "prod")
+    assert "No changes" in again  # idempotent
+
+    first = project.run("plan", "--all", expect=2)
+    assert "Plan: 10 to create" in first
+    project.run("apply", "--all", "--auto-approve", "--confirm", "prod")
+    assert "No changes" in project.run("plan", "--all", expect=0)
+
+    spec = project.spec("prod")
+    spec.write_text(
+        spec.read_text()
+        + (
+            "  - name: prod-weekly-refresh\n    release: prod-nightly\n    runner: dataform-prod-runner\n"
+            '    cron: "0 8 * * SUN"\n    time_zone: Europe/London\n    full_refresh: true\n'
+        )
+    )
+    plan = _json_tail(project.run("plan", "--all", "--json", expect=2))
+    assert plan["prod"]["has_changes"] is False
+    assert plan["staging"]["changes"] == [
+        {
+            "address": "google_dataform_repository_workflow_config.prod_weekly_refresh",
+            "type": "google_dataform_repository_workflow_config",
+            "action": "create",
+            "destructive": False,
+        }
+    ]
+    project.run("apply", "staging", "--auto-approve")
+    assert "No changes" in project.run("plan", "--all", expect=0)
+
+
+def _json_tail(output: str) -> dict:
+    return json.loads(output[output.index("{\n") :])
+
+
+def test_second_plan_skips_init(project):
+    project.run("bootstrap", "prod", "--auto-approve", "--confirm", "prod")
+    assert "terraform init" in project.run("plan", "prod", expect=2)
+    assert "terraform init" not in project.run("plan", "prod", expect=2)
+
+
+def test_protected_environment_needs_its_name(project):
+    project.run("bootstrap", "prod", "--auto-approve", "--confirm", "prod")
+    no_tty = project.run("apply", "prod", expect=1)
+    assert "without confirmation: no terminal" in no_tty
+    assert "--auto-approve --confirm prod" in no_tty
+    assert "is protected: with --auto-approve also pass --confirm prod" in project.run(
+        "apply", "prod", "--auto-approve", expect=1
+    )
+    assert project.run("apply", "prod", "--auto-approve", "--confirm", "staging", expect=1)
+    assert [kind for kind, _ in project.cloud.resources() if kind != "google_storage_bucket"] == []
+
+
+def test_destructive_plans_are_refused_without_allow_destroy(project):
+    applied(project)
+    spec = project.spec("prod")
+    spec.write_text(spec.read_text().replace("dataform-prod-runner", "dataform-prod-runner2"))
+    refused = project.run("apply", "prod", "--auto-approve", "--confirm", "prod", expect=1)
+    assert "refusing to apply prod" in refused and "delete google_service_account.dataform_prod_runner" in refused
+    assert "--allow-destroy" in refused
+    destroy = project.run("destroy", "staging", "--auto-approve", expect=1)
+    assert "refusing to destroy staging" in destroy and "google_dataform_repository.this" in destroy
+    assert project.cloud.resources()  # nothing was touched
+
+
+def test_stale_saved_plan_is_planned_again(project):
+    applied(project)
+    project.run("plan", "staging", expect=0)
+    spec = project.spec("staging")
+    spec.write_text(spec.read_text().replace("display_name: Acme analytics (Dataform)", "display_name: Acme analytics"))
+    project.run("plan", "staging", expect=2)  # saved plan: display name change
+    spec.write_text(spec.read_text().replace("deletion_policy: DELETE", "deletion_policy: FORCE"))
+    output = project.run("apply", "staging", "--auto-approve")
+    assert "does not match the current render; planning again" in output
+    assert "No changes" in project.run("plan", "staging", expect=0)  # both edits were applied
+
+
+def test_saved_plan_is_reused_when_nothing_changed(project):
+    project.run("bootstrap", "prod", "--auto-approve", "--confirm", "prod")
+    project.run("plan", "prod", expect=2)
+    assert "applying the saved plan" in project.run("apply", "prod", "--auto-approve", "--confirm", "prod")
+
+
+def test_concurrent_applies_one_waits_for_or_fails_on_the_lock(project):
+    project.run("bootstrap", "prod", "--auto-approve", "--confirm", "prod")
+    slow = {"FAKEGCP_APPLY_DELAY": "2"}
+    first = project.popen("apply", "prod", "--auto-approve", "--confirm", "prod", "--out", "build-a", env=slow)
+    for line in first.stdout:  # the first apply holds the lock once it is creating resources
+        if "Creating..." in line:
+            break
+    second = project.run(
+        "apply", "prod", "--auto-approve", "--confirm", "prod", "--lock-timeout", "1s", "--out", "build-b", expect=1
+    )
+    first_output = first.communicate(timeout=600)[0]
+    assert first.returncode == 0, first_output
+    assert "is locked by" in second and "force-unlock" in second, second
+    state = project.state("prod")
+    assert len(state["resources"]) == 10
+    assert state["serial"] >= 1
+    assert "No changes" in project.run("plan", "prod", "--out", "build-b", expect=0)
+
+
+def test_interrupt_during_apply_leaves_a_usable_state(project):
+    project.run("bootstrap", "prod", "--auto-approve", "--confirm", "prod")
+    process = project.popen("apply", "prod", "--auto-approve", "--confirm", "prod", env={"FAKEGCP_APPLY_DELAY": "1"})
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if "Creating..." in line:
+            process.send_signal(signal.SIGINT)
+            break
+    lines += process.communicate(timeout=300)[0].splitlines(keepends=True)
+    output = "".join(lines)
+    assert process.returncode == 1, output
+    assert "apply interrupted after" in output and "Traceback" not in output
+    state = project.state("prod")  # valid JSON, lock released
+    assert len(state["resources"]) < 10
+    rest = project.run("plan", "prod", "--lock-timeout", "5s", expect=2)
+    assert "to create" in rest
+    project.run("apply", "prod", "--auto-approve", "--confirm", "prod")
+    assert len(project.state("prod")["resources"]) == 10
+
+
+def test_terraform_failure_is_reported_not_a_traceback(project):
+    output = project.run("plan", "prod", expect=1)  # no bootstrap: the state bucket is missing
+    assert "error: terraform init failed" in output
+    assert "run `dfinfra bootstrap prod` first" in output
+
+
+def test_binary_selection_and_minimum_version(project, tmp_path, terraform_bin):
+    old = tmp_path / "terraform-old"
+    old.write_text('#!/bin/sh\necho \'{"terraform_version": "1.4.7"}\'\n')
+    old.chmod(0o755)
+    refused = project.run("plan", "prod", "--terraform-bin", str(old), expect=1)
+    assert "needs 1.5.0 or newer" in refused
+    chosen = project.run("plan", "prod", "-v", expect=None, env={"DFINFRA_TERRAFORM_BIN": terraform_bin})
+    assert f"at {terraform_bin}" in chosen
