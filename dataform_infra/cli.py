@@ -357,6 +357,125 @@ def bootstrap(
         lifecycle.bootstrap(env, auto_approve=auto_approve, confirm=_ask, confirm_env=confirm)
 
 
+# --- Google Cloud APIs --------------------------------------------------------------------------
+
+secret_app = typer.Typer(help="The Git credential in Secret Manager (never through Terraform).", no_args_is_help=True)
+app.add_typer(secret_app, name="secret")
+ImpersonateOption = Annotated[
+    str | None,
+    typer.Option("--impersonate-service-account", help="Call Google APIs as this service account.", show_default=False),
+]
+
+
+@secret_app.command("set")
+@_handles_errors
+def secret_set(
+    env: Annotated[str, typer.Argument(help="The host environment (it holds the repository).")],
+    from_env: Annotated[
+        str | None,
+        typer.Option("--from-env", help="Read the token from this environment variable (CI).", show_default=False),
+    ] = None,
+    disable_previous: Annotated[
+        bool, typer.Option("--disable-previous", help="Disable older enabled versions.")
+    ] = False,
+    impersonate: ImpersonateOption = None,
+    environments: EnvironmentsOption = Path("environments"),
+) -> None:
+    """Add the Git token (or SSH private key) as a new secret version, read from stdin.
+
+    On a terminal the input is hidden; in CI use --from-env VAR. The value never touches disk,
+    logs, argv or Terraform. Prints the new version's resource name.
+
+    Examples:
+
+      dfinfra secret set staging
+
+      printf %s "$GITHUB_TOKEN" | dfinfra secret set staging --disable-previous
+    """
+    from dataform_infra.gcp.clients import GoogleApis
+    from dataform_infra.gcp.secrets import add_version, git_secret, read_secret
+
+    workspace = Workspace(environments)
+    secret = git_secret(workspace.deployment, env)
+    data = read_secret(secret.kind, from_env)
+    try:
+        name, disabled = add_version(GoogleApis(impersonate), secret, data, disable_previous)
+    finally:
+        del data
+    typer.echo(name)
+    for old in disabled:
+        _err(f"disabled {old}")
+    if secret.pinned is not None:
+        _err(
+            f"note: the repository pins version {secret.pinned} in {secret.spec_file}; to use the new one set "
+            f"`version: {name.rsplit('/', 1)[-1]}` (or `version: latest`) there and run `dfinfra apply {env}`"
+        )
+
+
+@secret_app.command("status")
+@_handles_errors
+def secret_status(
+    env: Annotated[str, typer.Argument(help="The host environment.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    impersonate: ImpersonateOption = None,
+    environments: EnvironmentsOption = Path("environments"),
+) -> None:
+    """List the Git secret's versions with state and creation time (never payloads)."""
+    from dataform_infra.gcp.clients import GoogleApis
+    from dataform_infra.gcp.secrets import git_secret, versions
+
+    workspace = Workspace(environments)
+    secret = git_secret(workspace.deployment, env)
+    found = versions(GoogleApis(impersonate), secret)
+    if as_json:
+        import json
+
+        typer.echo(json.dumps([v.__dict__ for v in found], indent=2))
+        return
+    typer.echo(
+        f"{secret.name} ({secret.kind}; repository uses "
+        f"{'version ' + str(secret.pinned) if secret.pinned is not None else 'latest'})"
+    )
+    for version in found:
+        typer.echo(f"  {version.name.rsplit('/', 1)[-1]:>4}  {version.state:<9} {version.created}")
+    if not found:
+        typer.echo(f"  no versions yet: dfinfra secret set {env}")
+
+
+@app.command()
+@_handles_errors
+def doctor(
+    env: Annotated[str, typer.Argument(help="Environment to check.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    impersonate: ImpersonateOption = None,
+    environments: EnvironmentsOption = Path("environments"),
+) -> None:
+    """Live pre-flight checks against Google Cloud, each with the exact fix.
+
+    Runner accounts exist; the Dataform service agent may impersonate each attached runner; you may
+    act as them; the Git secret has a usable version the agent can read; the APIs are enabled.
+    Exit 0 when every check passes, 1 otherwise.
+    """
+    from dataform_infra.gcp.clients import GoogleApis
+    from dataform_infra.gcp.doctor import Doctor
+
+    workspace = Workspace(environments)
+    workspace.select([env], False)
+    checks = Doctor(workspace.deployment, env, GoogleApis(impersonate)).run()
+    if as_json:
+        import json
+
+        typer.echo(json.dumps([c.to_dict() for c in checks], indent=2))
+    else:
+        marks = {"pass": "PASS", "fail": "FAIL", "skipped": "SKIP"}
+        for check in checks:
+            typer.echo(f"{marks[check.status]}  {check.name}: {check.detail}")
+            if check.fix:
+                typer.echo(f"      fix: {check.fix}")
+    if any(c.status == "fail" for c in checks):
+        raise typer.Exit(1)
+
+
 def _print_warnings(workspace: Workspace) -> None:
     for warning in workspace.deployment.warnings:
         _err(f"warning: {warning.render()}")

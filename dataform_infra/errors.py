@@ -88,3 +88,9 @@ class Refused(DfinfraError):
     """A guard refused the operation (no confirmation, destructive change, protected environment)."""
 
     exit_code = 1
+
+
+class GcpError(DfinfraError):
+    """A Google API refused or failed a call; the message says which and why."""
+
+    exit_code = 1

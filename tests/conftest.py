@@ -73,3 +73,14 @@ def cloud(tmp_path: Path, terraform_bin: str, gcs):
     from tests.fakegcp.harness import OfflineCloud
 
     return OfflineCloud(tmp_path / "cloud", terraform_bin, gcs)
+
+
+@pytest.fixture()
+def google_apis(cloud):
+    """Secret Manager, IAM and Service Usage on loopback, over the same store as `cloud`."""
+    from tests.fakegcp.apis import FakeGoogleApis
+
+    apis = FakeGoogleApis(cloud.store).start()
+    cloud.env["DFINFRA_GOOGLE_API_EMULATOR"] = apis.address
+    yield apis
+    apis.stop()

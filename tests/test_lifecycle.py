@@ -2,56 +2,12 @@
 
 import json
 import signal
-import subprocess
-import sys
-import uuid
-from pathlib import Path
 
 import pytest
 
-from dataform_infra.spec.loader import load_deployment
-from tests.conftest import REPO
+from tests.project import Project
 
 pytestmark = pytest.mark.terraform
-
-
-class Project:
-    """A checkout with the shipped environments (unique state buckets) and an offline cloud."""
-
-    def __init__(self, root: Path, cloud):
-        self.root = root
-        self.cloud = cloud
-        suffix = uuid.uuid4().hex[:8]
-        (root / "environments").mkdir(parents=True)
-        for spec in (REPO / "environments").glob("*.yaml"):
-            (root / "environments" / spec.name).write_text(spec.read_text().replace("-tfstate", f"-tfstate-{suffix}"))
-        cloud.seed(load_deployment(root / "environments"), buckets=False)
-
-    def spec(self, env: str) -> Path:
-        return self.root / "environments" / f"{env}.yaml"
-
-    def popen(self, *args: str, env: dict | None = None) -> subprocess.Popen:
-        return subprocess.Popen(
-            [sys.executable, "-m", "dataform_infra", *args],
-            cwd=self.root,
-            env={**self.cloud.env, **(env or {})},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-
-    def run(self, *args: str, env: dict | None = None, expect: int | None = 0) -> str:
-        process = self.popen(*args, env=env)
-        output = process.communicate(timeout=600)[0]
-        assert "Traceback" not in output, output
-        if expect is not None:
-            assert process.returncode == expect, f"dfinfra {' '.join(args)} -> {process.returncode}:\n{output}"
-        return output
-
-    def state(self, env: str) -> dict:
-        spec = load_deployment(self.root / "environments").environments[env]
-        return json.loads(self.cloud.gcs.read(spec.state.bucket, f"{spec.state.prefix}/default.tfstate"))
 
 
 @pytest.fixture()
@@ -202,3 +158,13 @@ def test_binary_selection_and_minimum_version(project, tmp_path, terraform_bin):
     assert "needs 1.5.0 or newer" in refused
     chosen = project.run("plan", "prod", "-v", expect=None, env={"DFINFRA_TERRAFORM_BIN": terraform_bin})
     assert f"at {terraform_bin}" in chosen
+
+
+def test_host_before_targets_fails_on_the_missing_runner(project):
+    """Why --all applies targets first: the host grants on the targets' runner accounts."""
+    project.run("bootstrap", "--all", "--auto-approve", "--confirm", "prod")
+    output = project.run("apply", "staging", "--auto-approve", expect=1)
+    assert "dataform-prod-runner@acme-analytics-prod.iam.gserviceaccount.com" in output
+    assert "does not exist" in output
+    project.run("apply", "--all", "--auto-approve", "--confirm", "prod")  # the right order then completes it
+    assert "No changes" in project.run("plan", "--all", expect=0)

@@ -292,6 +292,10 @@ class _ModuleBuilder:
                         rule=f"runner-{verb}-dataset",
                         why=f"Runner {runner.name} {what} dataset {dataset}; the role is scoped to that dataset only.",
                         spec_path=f"{path}.bigquery.{verb}[{j}]",
+                        # A dataset created elsewhere gives no implicit dependency on the BigQuery API.
+                        depends_on=()
+                        if isinstance(self.dataset_refs[dataset], Expr)
+                        else self.module.needs_api("bigquery.googleapis.com"),
                     )
             for j, wide in enumerate(runner.bigquery.project_wide):
                 self._grant(

@@ -35,4 +35,6 @@ resource "google_bigquery_dataset_iam_member" "dataform_prod_runner_reads_raw_ev
   dataset_id = "raw_events"
   role       = "roles/bigquery.dataViewer"
   member     = google_service_account.dataform_prod_runner.member
+
+  depends_on = [google_project_service.bigquery]
 }

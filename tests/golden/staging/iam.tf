@@ -40,6 +40,8 @@ resource "google_bigquery_dataset_iam_member" "dataform_staging_runner_reads_raw
   dataset_id = "raw_events"
   role       = "roles/bigquery.dataViewer"
   member     = google_service_account.dataform_staging_runner.member
+
+  depends_on = [google_project_service.bigquery]
 }
 
 # The Dataform service agent performs every Git operation, so it (and only it) reads the Git

@@ -1,0 +1,112 @@
+"""Authenticated Google API clients, with one readable sentence for every credential problem.
+
+Credentials are Application Default Credentials, optionally impersonating a service account
+(`--impersonate-service-account`). `DFINFRA_GOOGLE_API_EMULATOR=host:port` points every client at a
+local emulator over plaintext gRPC with anonymous credentials (the test suite's offline cloud).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from dataform_infra.errors import GcpError
+
+EMULATOR_ENV = "DFINFRA_GOOGLE_API_EMULATOR"
+SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
+T = TypeVar("T")
+
+
+@dataclass
+class GoogleApis:
+    impersonate: str | None = None
+
+    def __post_init__(self) -> None:
+        self._credentials: Any = None
+        self.emulator = os.environ.get(EMULATOR_ENV)
+
+    def credentials(self) -> Any:
+        if self._credentials is not None:
+            return self._credentials
+        if self.emulator:
+            from google.auth.credentials import AnonymousCredentials
+
+            self._credentials = AnonymousCredentials()
+            return self._credentials
+        import google.auth
+        from google.auth.exceptions import DefaultCredentialsError
+
+        try:
+            credentials, _ = google.auth.default(scopes=SCOPES)
+        except DefaultCredentialsError:
+            raise GcpError(
+                "no Google credentials found: run `gcloud auth application-default login`, or set "
+                "GOOGLE_APPLICATION_CREDENTIALS to a credentials file"
+            ) from None
+        if self.impersonate:
+            from google.auth import impersonated_credentials
+
+            credentials = impersonated_credentials.Credentials(
+                source_credentials=credentials, target_principal=self.impersonate, target_scopes=SCOPES
+            )
+        self._credentials = credentials
+        return credentials
+
+    def _client(self, client_class: type[T], transport_class: Any) -> T:
+        if self.emulator:
+            import grpc
+
+            return client_class(transport=transport_class(channel=grpc.insecure_channel(self.emulator)))
+        return client_class(credentials=self.credentials())
+
+    def secret_manager(self):
+        from google.cloud.secretmanager_v1 import SecretManagerServiceClient
+        from google.cloud.secretmanager_v1.services.secret_manager_service.transports import (
+            SecretManagerServiceGrpcTransport,
+        )
+
+        return self._client(SecretManagerServiceClient, SecretManagerServiceGrpcTransport)
+
+    def iam(self):
+        from google.cloud.iam_admin_v1 import IAMClient
+        from google.cloud.iam_admin_v1.services.iam.transports import IAMGrpcTransport
+
+        return self._client(IAMClient, IAMGrpcTransport)
+
+    def service_usage(self):
+        from google.cloud.service_usage_v1 import ServiceUsageClient
+        from google.cloud.service_usage_v1.services.service_usage.transports import ServiceUsageGrpcTransport
+
+        return self._client(ServiceUsageClient, ServiceUsageGrpcTransport)
+
+
+@contextmanager
+def google_errors(what: str) -> Iterator[None]:
+    """Google's exceptions as one sentence: what failed, the status, and the credential hint if relevant."""
+    from google.api_core import exceptions
+    from google.auth.exceptions import GoogleAuthError, RefreshError
+
+    try:
+        yield
+    except RefreshError:
+        raise GcpError(
+            f"{what}: the Google credentials are expired or revoked; run `gcloud auth application-default login`"
+        ) from None
+    except GoogleAuthError as exc:
+        raise GcpError(f"{what}: Google authentication failed ({type(exc).__name__})") from None
+    except exceptions.PermissionDenied as exc:
+        raise GcpError(f"{what}: permission denied ({exc.message})") from None
+    except exceptions.NotFound as exc:
+        raise GcpError(f"{what}: not found ({exc.message})") from None
+    except exceptions.GoogleAPICallError as exc:
+        raise GcpError(f"{what}: {exc.code.name if exc.code else 'error'} ({exc.message})") from None
+    except exceptions.RetryError:
+        raise GcpError(f"{what}: Google did not answer in time") from None
+
+
+def call(what: str, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    with google_errors(what):
+        return function(*args, **kwargs)

@@ -1,0 +1,126 @@
+"""The Git credential: added to Secret Manager straight from stdin, never through Terraform.
+
+How the repository finds it: the rendered HCL names `<secret>/versions/latest` by default. The
+Dataform API documents `authenticationTokenSecretVersion` as `projects/*/secrets/*/versions/*`, and
+`latest` is Secret Manager's alias for the newest version wherever a version name is accepted
+(8 of the 24 surveyed setups use it), so rotating is `dfinfra secret set` and nothing else. A spec
+may pin `version: N` instead; then `secret set` prints the exact spec line to change, because a
+pinned version breaks Git sync once it is disabled or destroyed.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from dataclasses import dataclass
+from datetime import datetime
+
+from dataform_infra.errors import UsageError
+from dataform_infra.gcp.clients import GoogleApis, call
+from dataform_infra.spec.loader import Deployment
+
+MAX_SECRET_BYTES = 64 * 1024  # Secret Manager's payload limit
+
+
+@dataclass(frozen=True)
+class GitSecret:
+    project: str
+    secret_id: str
+    kind: str  # "token" or "ssh key"
+    pinned: int | None
+    spec_file: str
+
+    @property
+    def name(self) -> str:
+        return f"projects/{self.project}/secrets/{self.secret_id}"
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    name: str
+    state: str
+    created: str
+
+
+def git_secret(deployment: Deployment, env: str) -> GitSecret:
+    if env not in deployment.environments:
+        raise UsageError(f"no environment {env!r} (found: {', '.join(deployment.environments)})")
+    host = deployment.host_name
+    if env != host:
+        raise UsageError(
+            f"the Git secret lives in the host environment {host!r}, not {env!r}: use `dfinfra secret set {host}`"
+        )
+    repo = deployment.host.repository
+    assert repo is not None
+    auth = repo.git.https_token or repo.git.ssh
+    assert auth is not None
+    pinned = auth.version if isinstance(auth.version, int) else None
+    return GitSecret(
+        deployment.host.project.id,
+        auth.secret_id,
+        "ssh key" if repo.git.ssh else "token",
+        pinned,
+        str(deployment.spec_file(host)),
+    )
+
+
+def read_secret(kind: str, from_env: str | None) -> bytes:
+    """The credential from an environment variable or stdin (no echo on a terminal), validated."""
+    if from_env:
+        if from_env not in os.environ:
+            raise UsageError(f"environment variable {from_env} is not set")
+        text = os.environ[from_env]
+    elif sys.stdin.isatty():
+        text = getpass.getpass(f"Git {kind} (input hidden): ")
+    else:
+        text = sys.stdin.read(MAX_SECRET_BYTES + 1)
+    if kind == "token":
+        text = text.removesuffix("\n").removesuffix("\r")
+        if "\n" in text or "\r" in text:
+            raise UsageError("the token spans several lines; pass exactly one line (a token has no line breaks)")
+        if text != text.strip():
+            raise UsageError("the token starts or ends with spaces; pass it exactly")
+    elif text.strip() and not text.lstrip().startswith("-----BEGIN"):
+        raise UsageError("that is not a private key in PEM/OpenSSH format (-----BEGIN ... PRIVATE KEY-----)")
+    if not text.strip():
+        raise UsageError(f"the Git {kind} is empty")
+    data = text.encode("utf-8")
+    if len(data) > MAX_SECRET_BYTES:
+        raise UsageError(f"the Git {kind} is larger than Secret Manager's {MAX_SECRET_BYTES} byte limit")
+    return data
+
+
+def add_version(apis: GoogleApis, secret: GitSecret, data: bytes, disable_previous: bool) -> tuple[str, list[str]]:
+    """Adds `data` as the newest version (with a CRC32C the service verifies); returns its name and the
+    names of versions it disabled."""
+    import google_crc32c
+
+    client = apis.secret_manager()
+    call(f"secret {secret.name}", client.get_secret, name=secret.name)
+    version = call(
+        f"adding a version to {secret.name}",
+        client.add_secret_version,
+        request={"parent": secret.name, "payload": {"data": data, "data_crc32c": google_crc32c.value(data)}},
+    )
+    disabled: list[str] = []
+    if disable_previous:
+        for old in call(
+            f"listing versions of {secret.name}",
+            client.list_secret_versions,
+            request={"parent": secret.name, "filter": "state:ENABLED"},
+        ):
+            if old.name != version.name:
+                call(f"disabling {old.name}", client.disable_secret_version, name=old.name)
+                disabled.append(old.name)
+    return version.name, disabled
+
+
+def versions(apis: GoogleApis, secret: GitSecret) -> list[VersionInfo]:
+    client = apis.secret_manager()
+    found = call(f"listing versions of {secret.name}", client.list_secret_versions, request={"parent": secret.name})
+    return [VersionInfo(v.name, v.state.name, _when(v.create_time)) for v in found]
+
+
+def _when(value: datetime | None) -> str:
+    return value.isoformat(timespec="seconds") if value else "?"

@@ -1,0 +1,235 @@
+"""`dfinfra secret` and `dfinfra doctor` against local Secret Manager / IAM / Service Usage APIs that
+read the same store the offline provider wrote: every doctor check passes, then fails with its fix."""
+
+import os
+import re
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SPEC_SETS
+from tests.project import Project
+
+pytestmark = pytest.mark.terraform
+
+CANARY = "ghp_CANARYd0notLEAKx7Qz9Wv3Rt5Yu1Io8Pa2Sd4Fg"
+AGENT = "serviceAccount:service-481516234200@gcp-sa-dataform.iam.gserviceaccount.com"
+PROD_RUNNER = (
+    "projects/acme-analytics-prod/serviceAccounts/dataform-prod-runner@acme-analytics-prod.iam.gserviceaccount.com"
+)
+SECRET = "projects/acme-analytics-staging/secrets/dataform-github-token"
+
+
+@pytest.fixture()
+def live(tmp_path, cloud, google_apis) -> Project:
+    project = Project(tmp_path / "checkout", cloud)
+    project.run("bootstrap", "--all", "--auto-approve", "--confirm", "prod")
+    project.run("apply", "--all", "--auto-approve", "--confirm", "prod")
+    return project
+
+
+def checks(output: str) -> dict[str, str]:
+    """check name -> PASS / FAIL / SKIP, from doctor's text output."""
+    return {name: status for status, name in re.findall(r"^(PASS|FAIL|SKIP)  (\S+):", output, re.M)}
+
+
+def test_secret_set_status_and_a_clean_doctor(live, google_apis):
+    name = live.run("secret", "set", "staging", stdin=CANARY + "\n").strip().splitlines()[-1]
+    assert name == "projects/481516234200/secrets/dataform-github-token/versions/1"
+    assert google_apis.payloads[name] == CANARY.encode()  # delivered intact, CRC32C verified by the API
+    status = live.run("secret", "status", "staging")
+    assert re.search(r"^\s+1\s+ENABLED\s+\d{4}-", status, re.M) and CANARY not in status
+
+    second = live.run("secret", "set", "staging", "--disable-previous", stdin=CANARY + "2")
+    assert (
+        "versions/2" in second and "disabled projects/481516234200/secrets/dataform-github-token/versions/1" in second
+    )
+    assert re.search(r"^\s+1\s+DISABLED", live.run("secret", "status", "staging"), re.M)
+
+    staging = live.run("doctor", "staging")
+    found = checks(staging)
+    assert set(found.values()) == {"PASS"}, staging
+    assert {
+        "apis-enabled",
+        "git-secret-version",
+        "agent-reads-git-secret",
+        "agent-token-creator:dataform-prod-runner@acme-analytics-prod.iam.gserviceaccount.com",
+        "caller-act-as:dataform-staging-runner@acme-analytics-staging.iam.gserviceaccount.com",
+        "runner-exists:dataform-prod-runner@acme-analytics-prod.iam.gserviceaccount.com",
+    } <= set(found)
+    assert set(checks(live.run("doctor", "prod")).values()) == {"PASS"}
+
+
+def _drop_member(store, kind, role, member=None, resource_attr=None, resource=None):
+    for _, id_, body in store.list(kind):
+        if (
+            body["role"] == role
+            and (member is None or body["member"] == member)
+            and (resource_attr is None or body[resource_attr] == resource)
+        ):
+            store.delete(kind, id_)
+            return
+    raise AssertionError("nothing to drop")
+
+
+BREAKAGES = {
+    "apis-enabled": (
+        lambda s: s.delete("service_enabled", "acme-analytics-staging/dataform.googleapis.com"),
+        "staging",
+        "gcloud services enable dataform.googleapis.com --project acme-analytics-staging",
+    ),
+    "runner-exists:dataform-prod-runner@acme-analytics-prod.iam.gserviceaccount.com": (
+        lambda s: s.delete("google_service_account", PROD_RUNNER),
+        "staging",
+        "dfinfra apply prod",
+    ),
+    "agent-token-creator:dataform-prod-runner@acme-analytics-prod.iam.gserviceaccount.com": (
+        lambda s: _drop_member(
+            s,
+            "google_service_account_iam_member",
+            "roles/iam.serviceAccountTokenCreator",
+            AGENT,
+            "service_account_id",
+            PROD_RUNNER,
+        ),
+        "staging",
+        "--role=roles/iam.serviceAccountTokenCreator",
+    ),
+    "caller-act-as:dataform-prod-runner@acme-analytics-prod.iam.gserviceaccount.com": (
+        lambda s: _drop_member(
+            s,
+            "google_service_account_iam_member",
+            "roles/iam.serviceAccountUser",
+            None,
+            "service_account_id",
+            PROD_RUNNER,
+        ),
+        "staging",
+        "grant roles/iam.serviceAccountUser",
+    ),
+    "git-secret-version": (
+        lambda s: s.put(
+            "secret_version",
+            f"{SECRET}/versions/1",
+            {**s.get("secret_version", f"{SECRET}/versions/1"), "state": "DISABLED"},
+        ),
+        "staging",
+        "dfinfra secret set staging",
+    ),
+    "agent-reads-git-secret": (
+        lambda s: _drop_member(
+            s, "google_secret_manager_secret_iam_member", "roles/secretmanager.secretAccessor", AGENT
+        ),
+        "staging",
+        "--role=roles/secretmanager.secretAccessor",
+    ),
+}
+
+
+@pytest.mark.parametrize("check", sorted(BREAKAGES))
+def test_each_doctor_check_fails_with_its_fix(live, check):
+    live.run("secret", "set", "staging", stdin=CANARY)
+    breakage, env, fix = BREAKAGES[check]
+    assert checks(live.run("doctor", env)).get(check) == "PASS"
+    breakage(live.cloud.store)
+    output = live.run("doctor", env, expect=1)
+    assert checks(output)[check] == "FAIL", output
+    block = output[output.index(f"FAIL  {check}:") :]
+    assert fix in block.split("\n      fix: ", 1)[1].splitlines()[0], block
+    failed = [name for name, status in checks(output).items() if status == "FAIL"]
+    assert failed == [check], output  # one break, one failure (dependent checks are skipped, not failed)
+
+
+def test_a_missing_runner_skips_its_grant_checks(live):
+    live.run("secret", "set", "staging", stdin=CANARY)
+    live.cloud.store.delete("google_service_account", PROD_RUNNER)
+    found = checks(live.run("doctor", "staging", expect=1))
+    email = PROD_RUNNER.rsplit("/", 1)[-1]
+    assert found[f"agent-token-creator:{email}"] == found[f"caller-act-as:{email}"] == "SKIP"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("", "is empty"), ("line1\nline2\n", "spans several lines"), (" padded", "starts or ends with spaces")],
+)
+def test_bad_tokens_are_refused(live, value, message):
+    output = live.run("secret", "set", "staging", stdin=value, expect=2)
+    assert message in output
+    assert live.cloud.store.list("secret_version") == []
+
+
+def test_secret_set_wants_the_host_and_reads_env_vars(live):
+    assert "lives in the host environment 'staging'" in live.run("secret", "set", "prod", stdin=CANARY, expect=2)
+    output = live.run("secret", "set", "staging", "--from-env", "GIT_TOKEN", env={"GIT_TOKEN": CANARY})
+    assert output.strip().endswith("/versions/1")
+    assert "GIT_TOKEN2 is not set" in live.run("secret", "set", "staging", "--from-env", "GIT_TOKEN2", expect=2)
+
+
+def test_missing_credentials_are_one_sentence(live, tmp_path):
+    env = {
+        "DFINFRA_GOOGLE_API_EMULATOR": "",
+        "HOME": str(tmp_path),
+        "GOOGLE_APPLICATION_CREDENTIALS": "",
+        "CLOUDSDK_CONFIG": str(tmp_path / "gcloud"),
+        "NO_GCE_CHECK": "True",
+        "GCE_METADATA_HOST": "127.0.0.1:9",
+    }
+    output = live.run("doctor", "staging", env=env, expect=1)
+    assert output.strip() == (
+        "error: no Google credentials found: run `gcloud auth application-default login`, "
+        "or set GOOGLE_APPLICATION_CREDENTIALS to a credentials file"
+    )
+
+
+def test_ssh_keys_work_the_same_and_a_pinned_version_says_what_to_change(tmp_path, cloud, google_apis):
+    project = Project(tmp_path / "ssh", cloud, SPEC_SETS["ssh-repository"])
+    project.run("bootstrap", "analytics", "--auto-approve")
+    project.run("apply", "analytics", "--auto-approve")
+    key = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
+    output = project.run("secret", "set", "analytics", stdin=key)
+    assert "versions/1" in output
+    assert "pins version 3" in output and "version: 1" in output
+    assert "not a private key" in project.run("secret", "set", "analytics", stdin="hunter2", expect=2)
+
+
+def test_the_canary_token_appears_nowhere(live, tmp_path, google_apis):
+    seen_in_argv: list[str] = []
+    stop = threading.Event()
+
+    def watch_argv() -> None:
+        needle = CANARY.encode()
+        while not stop.is_set():
+            for proc in Path("/proc").iterdir():
+                try:
+                    if proc.name.isdigit() and needle in (proc / "cmdline").read_bytes():
+                        seen_in_argv.append(proc.name)
+                except OSError:
+                    continue
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch_argv, daemon=True)
+    watcher.start()
+    try:
+        live.run("secret", "set", "staging", stdin=CANARY)
+        live.run("secret", "set", "staging", "--from-env", "TOKEN", env={"TOKEN": CANARY})
+        live.run("doctor", "staging")
+        live.run("plan", "--all", expect=0)
+        live.run("apply", "--all", "--auto-approve", "--confirm", "prod")
+    finally:
+        stop.set()
+        watcher.join()
+    assert seen_in_argv == []
+    assert google_apis.payloads  # the token did reach Secret Manager...
+    leaks = []
+    for path in tmp_path.rglob("*"):  # ...and nothing else: HCL, plans, logs, caches, the cloud's store
+        if path.is_file() and not path.is_symlink() and CANARY.encode() in path.read_bytes():
+            leaks.append(str(path))
+    spec = live.root / "environments"
+    for env in ("staging", "prod"):
+        state = live.state(env)
+        assert CANARY not in str(state)
+    assert leaks == [], leaks
+    assert CANARY not in "".join(p.read_text() for p in spec.glob("*.yaml"))
+    assert os.environ.get("TOKEN") is None
