@@ -1,0 +1,62 @@
+from pathlib import Path
+
+import pytest
+
+from dataform_infra.errors import StateLocked, TerraformError
+from dataform_infra.terraform.binary import TerraformBinary
+from dataform_infra.terraform.runner import RunResult, TerraformRunner
+
+LOCKED = """
+Error: Error acquiring the state lock
+
+Error message: writing "gs://b/p/default.tflock" failed: googleapi: Error 412: At least one of the pre-conditions
+you specified did not hold., conditionNotMet
+Lock Info:
+  ID:        1795932649071865
+  Path:      gs://b/p/default.tflock
+  Operation: OperationTypeApply
+  Who:       ci@runner-7
+  Version:   1.11.4
+  Created:   2026-11-29 06:10:49.071865 +0000 UTC
+  Info:
+"""
+
+
+@pytest.fixture()
+def runner(tmp_path) -> TerraformRunner:
+    return TerraformRunner(
+        TerraformBinary("/usr/bin/terraform", (1, 11, 4), "terraform"), tmp_path / "prod", tmp_path / "logs", "5s"
+    )
+
+
+def test_argv_comes_from_python_terraform_without_its_defects(runner):
+    from python_terraform import IsFlagged
+
+    argv = runner.argv("plan", input=False, no_color=IsFlagged, out="tfplan", destroy=None)
+    assert argv == ["/usr/bin/terraform", "plan", "-input=false", "-no-color", "-out=tfplan"]
+    assert not any(a.startswith(("-force", "-synchronous", "-var-file")) for a in argv)
+
+
+def test_lock_error_names_the_holder_and_the_unlock_command(runner):
+    with pytest.raises(StateLocked) as info:
+        runner.check(RunResult(("terraform", "plan"), 1, "", LOCKED), "plan")
+    message = str(info.value)
+    assert "locked by ci@runner-7" in message and "OperationTypeApply" in message
+    assert f"-chdir={runner.module_dir} force-unlock 1795932649071865" in message
+    assert "--lock-timeout 5s" in message
+
+
+def test_failure_shows_terraform_diagnostics(runner):
+    box = "╷\n│ Error: Unsupported argument\n│ \n│   on main.tf line 3\n╵\n"
+    with pytest.raises(TerraformError) as info:
+        runner.check(RunResult(("terraform", "validate"), 1, "", box), "validate")
+    assert "Error: Unsupported argument\n  on main.tf line 3" in str(info.value)
+    assert "╷" not in str(info.value)
+
+
+def test_environment_is_for_automation(runner, monkeypatch):
+    monkeypatch.delenv("TF_PLUGIN_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(runner.log_dir.parent / "cache"))
+    env = runner.environment()
+    assert env["TF_IN_AUTOMATION"] == "1" and env["TF_INPUT"] == "0"
+    assert Path(env["TF_PLUGIN_CACHE_DIR"]).is_dir()
