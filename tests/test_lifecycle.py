@@ -168,3 +168,14 @@ def test_host_before_targets_fails_on_the_missing_runner(project):
     assert "does not exist" in output
     project.run("apply", "--all", "--auto-approve", "--confirm", "prod")  # the right order then completes it
     assert "No changes" in project.run("plan", "--all", expect=0)
+
+
+def test_destroy_all_goes_host_first_and_keeps_a_log_per_run(project):
+    applied(project)
+    output = project.run("destroy", "--all", "--auto-approve", "--allow-destroy", "--confirm", "prod")
+    assert output.index("== staging") < output.index("== prod")
+    assert [kind for kind, _ in project.cloud.resources() if kind != "google_storage_bucket"] == []
+    logs = sorted((project.root / "build" / "prod" / ".dfinfra" / "logs").glob("*.log"))
+    assert any(log.name.endswith("-apply.log") for log in logs)
+    apply_log = next(log for log in reversed(logs) if log.name.endswith("-apply.log")).read_text()
+    assert apply_log.startswith("$ ") and "Destruction complete" in apply_log and "# exit status 0" in apply_log
