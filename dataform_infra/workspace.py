@@ -14,7 +14,7 @@ from dataform_infra.errors import UsageError
 from dataform_infra.render.engine import render_module
 from dataform_infra.render.module import Module, build_module
 from dataform_infra.render.output import RenderedModule, diff_modules, write_modules
-from dataform_infra.spec.loader import Deployment, Warning_, load_deployment
+from dataform_infra.spec.loader import Deployment, SpecWarning, load_deployment
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class ValidationReport:
     environments: list[str]
     grants: int
     findings: list[policy.Finding]
-    warnings: list[Warning_]
+    warnings: list[SpecWarning]
 
     @property
     def violations(self) -> list[policy.Finding]:

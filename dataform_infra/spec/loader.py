@@ -24,7 +24,7 @@ SPEC_SUFFIXES = (".yaml", ".yml")
 
 
 @dataclass(frozen=True)
-class Warning_:
+class SpecWarning:
     """Something Google accepts but that is probably not what the user wants."""
 
     problem: Problem
@@ -39,7 +39,7 @@ class Deployment:
 
     environments: dict[str, Environment]
     sources: dict[str, YamlDocument]
-    warnings: list[Warning_] = field(default_factory=list)
+    warnings: list[SpecWarning] = field(default_factory=list)
 
     @property
     def host_name(self) -> str:
@@ -279,7 +279,7 @@ def _service_accounts_distinct(loc: _Locator, envs: dict[str, Environment]) -> I
                 datasets.setdefault(key, name)
 
 
-def _warnings(deployment: Deployment) -> Iterable[Warning_]:
+def _warnings(deployment: Deployment) -> Iterable[SpecWarning]:
     loc = _Locator(deployment)
     for name, env in deployment.environments.items():
         releases = {r.name: r for r in env.releases}
@@ -288,9 +288,9 @@ def _warnings(deployment: Deployment) -> Iterable[Warning_]:
             if workflow.cron and release.cron:
                 why = stagger_warning((release.cron, release.time_zone), (workflow.cron, workflow.time_zone))
                 if why:
-                    yield Warning_(loc.at(name, ("workflows", i, "cron"), f"workflow {workflow.name!r} {why}"))
+                    yield SpecWarning(loc.at(name, ("workflows", i, "cron"), f"workflow {workflow.name!r} {why}"))
             elif workflow.cron and not release.cron:
-                yield Warning_(
+                yield SpecWarning(
                     loc.at(
                         name,
                         ("workflows", i, "cron"),
@@ -301,7 +301,7 @@ def _warnings(deployment: Deployment) -> Iterable[Warning_]:
         for i, runner in enumerate(env.runners):
             for j, grant in enumerate(runner.bigquery.project_wide):
                 severity = "owns" if grant.role in ("dataOwner", "admin") else "can touch"
-                yield Warning_(
+                yield SpecWarning(
                     loc.at(
                         name,
                         ("runners", i, "bigquery", "project_wide", j, "role"),

@@ -212,25 +212,26 @@ def test_import_adopts_an_existing_object(cloud, runner_module):
     assert _plan(cloud, runner_module) == {"create": 0, "update": 0, "delete": 0, "replace": 0}
 
 
+def _failed_apply(cloud, tmp_path: Path, body: str, name: str = "module") -> str:
+    """Output of an apply that must fail (exit 1), whitespace folded."""
+    cloud.store.add_project("acme-offline-one", "100000000001")
+    directory = module(tmp_path, body, name=name)
+    cloud.init(directory)
+    result = cloud.terraform(directory, "apply", "-input=false", "-no-color", "-auto-approve", check=False)
+    assert result.returncode == 1, result.output
+    return " ".join(result.output.split())
+
+
 def test_creating_an_existing_object_is_a_409(tmp_path, cloud, runner_module):
-    twin = module(tmp_path, RUNNER, name="twin")
-    cloud.init(twin)
-    result = cloud.terraform(twin, "apply", "-input=false", "-no-color", "-auto-approve", check=False)
-    assert result.returncode == 1
-    assert "Error 409: Requested entity already exists" in result.output
+    assert "Error 409: Requested entity already exists" in _failed_apply(cloud, tmp_path, RUNNER, name="twin")
 
 
 def test_resources_need_their_api(tmp_path, cloud):
-    cloud.store.add_project("acme-offline-one", "100000000001")
-    directory = module(tmp_path, 'resource "google_service_account" "a" {\n  account_id = "runner-one"\n}\n')
-    cloud.init(directory)
-    result = cloud.terraform(directory, "apply", "-input=false", "-no-color", "-auto-approve", check=False)
-    assert result.returncode == 1
-    assert "iam.googleapis.com has not been used in project acme-offline-one" in " ".join(result.output.split())
+    body = 'resource "google_service_account" "a" {\n  account_id = "runner-one"\n}\n'
+    assert "iam.googleapis.com has not been used in project acme-offline-one" in _failed_apply(cloud, tmp_path, body)
 
 
 def test_grant_to_a_service_agent_that_does_not_exist_fails(tmp_path, cloud):
-    cloud.store.add_project("acme-offline-one", "100000000001")
     body = (
         RUNNER
         + """
@@ -241,11 +242,8 @@ resource "google_service_account_iam_member" "agent" {
 }
 """
     )
-    directory = module(tmp_path, body)
-    cloud.init(directory)
-    result = cloud.terraform(directory, "apply", "-input=false", "-no-color", "-auto-approve", check=False)
-    assert result.returncode == 1
-    assert "service-100000000001@gcp-sa-dataform.iam.gserviceaccount.com does not exist" in result.output
+    output = _failed_apply(cloud, tmp_path, body)
+    assert "service-100000000001@gcp-sa-dataform.iam.gserviceaccount.com does not exist" in output
 
 
 def test_state_lock_blocks_a_second_run_and_force_unlock_releases_it(tmp_path, cloud):
