@@ -6,17 +6,20 @@ violation); 2 bad input (spec errors, unknown environment, refusing to overwrite
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
 from dataform_infra import __version__
 from dataform_infra.errors import DfinfraError, DriftDetected, PolicyViolation
-from dataform_infra.workspace import Workspace
+
+if TYPE_CHECKING:
+    from dataform_infra.workspace import Workspace
 
 app = typer.Typer(
     name="dfinfra",
@@ -24,6 +27,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
+    # Plain click help: rich's help formatter costs more than all of dfinfra's own start-up.
+    rich_markup_mode=None,
 )
 
 EnvironmentsOption = Annotated[
@@ -33,6 +38,14 @@ EnvironmentsOption = Annotated[
     ),
 ]
 F = TypeVar("F", bound=Callable[..., None])
+
+
+def _workspace(environments: Path) -> Workspace:
+    """The spec machinery (pydantic models, templates) loads only for commands that need it, so
+    `--help` and completion stay instant."""
+    from dataform_infra.workspace import Workspace
+
+    return Workspace(environments)
 
 
 def _err(message: str) -> None:
@@ -87,7 +100,7 @@ def render(
 
       dfinfra render --all --check --out infra/   # in CI
     """
-    workspace = Workspace(environments)
+    workspace = _workspace(environments)
     selected = workspace.select(envs or [], all_)
     _print_warnings(workspace)
     if check:
@@ -110,7 +123,7 @@ def validate(environments: EnvironmentsOption = Path("environments")) -> None:
 
     Exit 0 when everything passes (warnings allowed), 1 on a policy violation, 2 on a spec error.
     """
-    workspace = Workspace(environments)
+    workspace = _workspace(environments)
     report = workspace.validate()
     _print_warnings(workspace)
     for finding in report.violations:  # opt-in warnings were already printed with the spec's warnings
@@ -170,7 +183,7 @@ def _lifecycle(
     from dataform_infra.lifecycle import Lifecycle  # imports python-terraform: only on these commands
     from dataform_infra.terraform.binary import find_terraform
 
-    workspace = Workspace(environments)
+    workspace = _workspace(environments)
     binary = find_terraform(terraform_bin)
     if verbose:
         _err(f"using {binary.describe()}")
@@ -395,7 +408,7 @@ def secret_set(
     from dataform_infra.gcp.clients import GoogleApis
     from dataform_infra.gcp.secrets import add_version, git_secret, read_secret
 
-    workspace = Workspace(environments)
+    workspace = _workspace(environments)
     secret = git_secret(workspace.deployment, env)
     data = read_secret(secret.kind, from_env)
     try:
@@ -424,7 +437,7 @@ def secret_status(
     from dataform_infra.gcp.clients import GoogleApis
     from dataform_infra.gcp.secrets import git_secret, versions
 
-    workspace = Workspace(environments)
+    workspace = _workspace(environments)
     secret = git_secret(workspace.deployment, env)
     found = versions(GoogleApis(impersonate), secret)
     if as_json:
@@ -459,7 +472,7 @@ def doctor(
     from dataform_infra.gcp.clients import GoogleApis
     from dataform_infra.gcp.doctor import Doctor
 
-    workspace = Workspace(environments)
+    workspace = _workspace(environments)
     workspace.select([env], False)
     checks = Doctor(workspace.deployment, env, GoogleApis(impersonate)).run()
     if as_json:
@@ -482,4 +495,9 @@ def _print_warnings(workspace: Workspace) -> None:
 
 
 def main() -> None:
+    # A short-lived process building many small acyclic objects (YAML nodes, models, HCL lines):
+    # with CPython's default thresholds the collector's repeated passes over them made render time
+    # grow faster than the spec. Freeze what imports created and collect young objects rarely.
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
     app()

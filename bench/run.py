@@ -1,0 +1,231 @@
+"""dfinfra's benchmarks: whole processes, timed against floors measured in the same run.
+
+    python bench/run.py [--runs 10] [--quick]
+
+Writes bench/RESULTS.md (tables, targets met or not) and bench/scaling.png. Every timing is a
+whole `dfinfra` process, median/min/max over --runs runs, beside two floors from the same run:
+`python -c pass` and `python -c "import typer, pydantic, jinja2, yaml"` (the dependency import floor).
+Targets are ratios to that floor, so they hold on slower or faster machines alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+
+from bench.specs import environments, workflows  # noqa: E402
+
+DFINFRA = str(Path(sys.executable).with_name("dfinfra"))
+
+
+@dataclass
+class Timing:
+    name: str
+    seconds: list[float]
+    peak_rss_kb: int
+    output_bytes: int = 0
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+
+def _run_once(argv: list[str], cwd: Path, output: Path | None) -> tuple[float, int]:
+    if output is not None and output.exists():
+        shutil.rmtree(output)
+    start = time.perf_counter()
+    process = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(argv)} failed")
+    return elapsed, usage.ru_maxrss
+
+
+def measure(jobs: dict[str, tuple[list[str], Path | None]], runs: int, cwd: Path = REPO) -> dict[str, Timing]:
+    """Runs every job `runs` times, interleaved (one of each per round, after a warm-up round), so
+    machine noise hits floors and commands alike; wall time and peak RSS of each whole process."""
+    timings = {name: Timing(name, [], 0) for name in jobs}
+    for round_ in range(runs + 1):
+        for name, (argv, output) in jobs.items():
+            elapsed, rss = _run_once(argv, cwd, output)
+            if round_:  # the first round only warms caches
+                timings[name].seconds.append(elapsed)
+                timings[name].peak_rss_kb = max(timings[name].peak_rss_kb, rss)
+    for name, (_, output) in jobs.items():
+        if output is not None:
+            timings[name].output_bytes = sum(p.stat().st_size for p in output.rglob("*.tf"))
+    return timings
+
+
+def fmt(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--quick", action="store_true", help="3 runs, for a smoke test")
+    args = parser.parse_args()
+    runs = 3 if args.quick else max(args.runs, 10)
+    work = Path(tempfile.mkdtemp(prefix="dfinfra-bench-"))
+    try:
+        results = run_all(work, runs)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    write_results(results, runs)
+
+
+WORKFLOW_COUNTS = (1, 10, 100, 500, 1000)
+ENVIRONMENT_COUNTS = (1, 10, 50)
+
+
+def run_all(work: Path, runs: int) -> dict:
+    py = sys.executable
+    out = work / "shipped"
+    processes = measure(
+        {
+            "python -c pass": ([py, "-c", "pass"], None),
+            "import floor": ([py, "-c", "import typer, pydantic, jinja2, yaml"], None),
+            "dfinfra --help": ([DFINFRA, "--help"], None),
+            "dfinfra render --all": ([DFINFRA, "render", "--all", "--out", str(out)], out),
+            "dfinfra validate": ([DFINFRA, "validate"], None),
+        },
+        runs,
+    )
+    jobs = {}
+    for count in WORKFLOW_COUNTS:
+        specs, target = workflows(work / f"wf{count}", count), work / f"wf{count}-out"
+        jobs[f"{count} workflows"] = ([DFINFRA, "render", "--all", "-e", str(specs), "--out", str(target)], target)
+    for count in ENVIRONMENT_COUNTS:
+        specs, target = environments(work / f"env{count}", count), work / f"env{count}-out"
+        jobs[f"{count} environments"] = ([DFINFRA, "render", "--all", "-e", str(specs), "--out", str(target)], target)
+    scaling = measure(jobs, runs)
+    return {
+        "floors": {k: processes[k] for k in ("python -c pass", "import floor")},
+        "commands": {k: processes[k] for k in ("dfinfra --help", "dfinfra render --all", "dfinfra validate")},
+        "workflows": {c: scaling[f"{c} workflows"] for c in WORKFLOW_COUNTS},
+        "environments": {c: scaling[f"{c} environments"] for c in ENVIRONMENT_COUNTS},
+    }
+
+
+def write_results(results: dict, runs: int) -> None:
+    floor = results["floors"]["import floor"].median
+    commands = results["commands"]
+    wf = results["workflows"]
+    envs = results["environments"]
+    # Linear time: a workflow costs as much between 500 and 1,000 as between 1 and 500 (quadratic
+    # growth would make the second slope about three times the first).
+    # Fastest runs: the least disturbed by other load on the machine.
+    slope_low = (min(wf[500].seconds) - min(wf[1].seconds)) / 499
+    slope_high = (min(wf[1000].seconds) - min(wf[500].seconds)) / 500
+    growth = slope_high / max(slope_low, 1e-9)
+    targets = [
+        ("`dfinfra --help` <= 1.5x import floor", commands["dfinfra --help"].median / floor, 1.5, "x"),
+        (
+            "`dfinfra render --all` (shipped) <= 3x import floor",
+            commands["dfinfra render --all"].median / floor,
+            3.0,
+            "x",
+        ),
+        ("1,000 workflow configs render in <= 1 s", wf[1000].median, 1.0, "s"),
+        ("time grows linearly: cost per workflow for 500-1,000 vs 1-500 (fastest runs) <= 1.5x", growth, 1.5, "x"),
+        ("peak RSS of a shipped render <= 100 MB", commands["dfinfra render --all"].peak_rss_kb / 1024, 100.0, "MB"),
+    ]
+    lines = [
+        "# Benchmark results",
+        "",
+        f"`python bench/run.py` on {datetime.now(timezone.utc):%Y-%m-%d}, {os.cpu_count()} cores, Python "
+        f"{sys.version.split()[0]}; every number is a whole process, {runs} runs after a warm-up.",
+        "",
+        "## Targets",
+        "",
+        "| target | measured | limit | met |",
+        "|---|---|---|---|",
+    ]
+    for label, value, limit, unit in targets:
+        lines.append(f"| {label} | {value:.2f}{unit} | {limit:g}{unit} | {'yes' if value <= limit else '**NO**'} |")
+    lines += [
+        "",
+        "## Processes",
+        "",
+        "| process | median | min | max | / import floor | peak RSS |",
+        "|---|---|---|---|---|---|",
+    ]
+    for timing in [*results["floors"].values(), *commands.values()]:
+        lines.append(
+            f"| `{timing.name}` | {fmt(timing.median)} | {fmt(min(timing.seconds))} | "
+            f"{fmt(max(timing.seconds))} | {timing.median / floor:.2f}x | {timing.peak_rss_kb / 1024:.0f} MB |"
+        )
+    lines += [
+        "",
+        "## Render scaling",
+        "",
+        "| spec | median | min | max | peak RSS | HCL written |",
+        "|---|---|---|---|---|---|",
+    ]
+    for timing in [*wf.values(), *envs.values()]:
+        lines.append(
+            f"| {timing.name} | {fmt(timing.median)} | {fmt(min(timing.seconds))} | {fmt(max(timing.seconds))}"
+            f" | {timing.peak_rss_kb / 1024:.0f} MB | {timing.output_bytes / 1024:.0f} KiB |"
+        )
+    lines += [
+        "",
+        "![render scaling](scaling.png)",
+        "",
+        "## Compared with CDK for Terraform",
+        "",
+        "Code-generating a similar staging stack with CDKTF in Python took 2.6-8 s and over 700 MB here (reported "
+        f"by the team; CDKTF is not installed for this run). dfinfra renders the shipped staging and prod modules "
+        f"in {fmt(commands['dfinfra render --all'].median)} with a peak of "
+        f"{commands['dfinfra render --all'].peak_rss_kb / 1024:.0f} MB, and 1,000 workflow configs in "
+        f"{fmt(wf[1000].median)}: it adds no Node.js/JSII runtime and no synthesis step, only Jinja templates "
+        "over validated models.",
+        "",
+    ]
+    (HERE / "RESULTS.md").write_text("\n".join(lines))
+    plot(wf, envs)
+    print("\n".join(lines))
+
+
+def plot(wf: dict, envs: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for axis, data, label in ((axes[0], wf, "workflow configs"), (axes[1], envs, "environments")):
+        counts = list(data)
+        axis.plot(counts, [data[c].median for c in counts], marker="o", label="median")
+        axis.fill_between(
+            counts,
+            [min(data[c].seconds) for c in counts],
+            [max(data[c].seconds) for c in counts],
+            alpha=0.2,
+            label="min-max",
+        )
+        axis.set_xlabel(label)
+        axis.set_ylabel("seconds (whole process)")
+        axis.set_title(f"dfinfra render --all vs {label}")
+        axis.grid(True, alpha=0.3)
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(HERE / "scaling.png", dpi=100)
+
+
+if __name__ == "__main__":
+    main()
