@@ -1,7 +1,9 @@
 """`dfinfra`: thin typer commands over `Workspace`. Errors become one message and an exit code.
 
-Exit codes: 0 success; 1 a check failed (render --check found drift, validate found a policy
-violation); 2 bad input (spec errors, unknown environment, refusing to overwrite foreign files).
+Exit codes: 0 success; 1 a check failed or an operation failed or was refused (render --check
+found drift, validate found a policy violation, terraform or a Google API failed, a guard refused);
+2 bad input (spec errors, unknown environment, refusing to overwrite foreign files). `plan` also
+exits 2 when it planned changes, as `terraform plan -detailed-exitcode` does.
 """
 
 from __future__ import annotations
