@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 
 from dataform_infra import __version__
-from dataform_infra.errors import DfinfraError, DriftDetected, PolicyViolation
+from dataform_infra.errors import DfinfraError, DriftDetected, PolicyViolation, UsageError
 
 if TYPE_CHECKING:
     from dataform_infra.workspace import Workspace
@@ -136,6 +136,63 @@ def validate(environments: EnvironmentsOption = Path("environments")) -> None:
         f"ok: {len(report.environments)} environment(s) ({', '.join(report.environments)}), "
         f"{report.grants} IAM grants, {len(report.warnings)} warning(s)"
     )
+
+
+@app.command()
+@_handles_errors
+def lint(
+    directories: Annotated[list[Path], typer.Argument(help="Terraform module directories to check.")],
+) -> None:
+    """Check existing Terraform (hand-written or generated) against dfinfra's least-privilege rules.
+
+    Reads every *.tf file of each directory. Exit 0 when no rule is violated (warnings allowed),
+    1 on a violation, 2 when a directory is missing.
+
+    Example:
+
+      dfinfra lint staging/ prod/
+    """
+    from dataform_infra import policy
+
+    violations = 0
+    for directory in directories:
+        files = sorted(directory.glob("*.tf")) if directory.is_dir() else []
+        if not files:
+            raise UsageError(f"{directory} holds no .tf files")
+        try:
+            facts = policy.facts_from_hcl({str(f): f.read_text(encoding="utf-8") for f in files})
+        except Exception as exc:  # the HCL parser's own errors are not ours to type
+            raise UsageError(f"{directory}: cannot parse the HCL ({type(exc).__name__}: {exc})") from None
+        for finding in policy.check(facts):
+            violations += finding.severity == "violation"
+            _err(f"{finding.severity}: {finding.render()}")
+    if violations:
+        raise PolicyViolation(f"{violations} least-privilege violation(s)")
+    typer.echo(f"ok: {len(directories)} module(s), no violations")
+
+
+@app.command()
+@_handles_errors
+def explain(
+    env: Annotated[str | None, typer.Argument(help="Environment (default: all).", show_default=False)] = None,
+    environments: EnvironmentsOption = Path("environments"),
+) -> None:
+    """Print the IAM an environment grants: principal -> role -> resource -> why (the rule)."""
+    from dataform_infra.explain import iam_table
+
+    workspace = _workspace(environments)
+    envs = workspace.select([env] if env else [], env is None)
+    typer.echo(iam_table([workspace.module(e) for e in envs]), nl=False)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of an environment spec (for editor completion and checks)."""
+    import json
+
+    from dataform_infra.spec.models import Environment
+
+    typer.echo(json.dumps(Environment.model_json_schema(by_alias=True), indent=2, sort_keys=True))
 
 
 # --- terraform lifecycle -----------------------------------------------------------------------

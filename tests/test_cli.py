@@ -112,3 +112,37 @@ def test_version_and_help():
     assert dfinfra("--version", cwd=REPO).stdout.startswith("dfinfra ")
     help_text = dfinfra("render", "--help", cwd=REPO).stdout
     assert "--check" in help_text and "Examples" in help_text
+
+
+def test_lint_passes_rendered_modules_and_flags_hand_written_mistakes(project, tmp_path):
+    assert dfinfra("render", "--all", cwd=project).returncode == 0
+    ok = dfinfra("lint", "build/staging", "build/prod", cwd=project)
+    assert ok.returncode == 0 and "no violations" in ok.stdout
+    bad = tmp_path / "handwritten"
+    bad.mkdir()
+    (bad / "main.tf").write_text(
+        'resource "google_project_iam_binding" "x" {\n  project = "p"\n  role    = "roles/editor"\n'
+        '  members = ["user:a@example.com"]\n}\n'
+    )
+    result = dfinfra("lint", str(bad), cwd=project)
+    assert result.returncode == 1
+    assert "[additive-iam-only]" in result.stderr and "main.tf" in result.stderr
+    assert dfinfra("lint", str(tmp_path / "missing"), cwd=project).returncode == 2
+
+
+def test_explain_lists_every_grant_with_its_rule(project):
+    result = dfinfra("explain", "staging", cwd=project)
+    assert result.returncode == 0
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| staging |")]
+    assert len(rows) == 8  # job user + 2 datasets, the secret, token creator + act-as on 2 runners
+    assert all("(`" in row for row in rows)
+    assert "Dataform service agent | `roles/iam.serviceAccountTokenCreator`" in result.stdout
+
+
+def test_schema_is_the_strict_json_schema_of_a_spec():
+    import json
+
+    schema = json.loads(dfinfra("schema", cwd=REPO).stdout)
+    assert schema["additionalProperties"] is False
+    assert {"project", "region", "bigquery_location", "state", "repository", "workflows"} <= set(schema["properties"])
+    assert set(schema["required"]) == {"project", "region", "bigquery_location", "state"}
