@@ -10,7 +10,7 @@ import re
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
 
 from dataform_infra.spec.cron import CronError, parse_cron
 
@@ -45,6 +45,9 @@ ProjectNumber = Annotated[
     str,
     BeforeValidator(_number_as_text),
     _matching(r"[1-9][0-9]{5,19}", "a project number is the numeric id shown in the console (6-20 digits)"),
+    WithJsonSchema(
+        {"anyOf": [{"type": "string", "pattern": "^[1-9][0-9]{5,19}$"}, {"type": "integer", "minimum": 100000}]}
+    ),
 ]
 
 Region = Annotated[str, _matching(r"[a-z]+-[a-z]+[0-9]+", "a region looks like 'europe-west2' or 'us-central1'")]
