@@ -186,6 +186,46 @@ def explain(
 
 
 @app.command()
+@_handles_errors
+def graph(
+    env: Annotated[str | None, typer.Argument(help="Environment (default: all).", show_default=False)] = None,
+    output_format: Annotated[str, typer.Option("--format", "-f", help="mermaid, dot or png.")] = "mermaid",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to a file (png needs one).", show_default=False)
+    ] = None,
+    environments: EnvironmentsOption = Path("environments"),
+) -> None:
+    """Draw the access graph: people, deployers, the service agent, runners, secrets, datasets and
+    projects, edges labelled with roles; cross-project impersonation shows as edges between projects.
+
+    Examples:
+
+      dfinfra graph                       # Mermaid, for a README or pull request
+
+      dfinfra graph prod -f png -o access.png
+    """
+    from dataform_infra import graph as access
+
+    if output_format not in ("mermaid", "dot", "png"):
+        raise UsageError(f"--format must be mermaid, dot or png, not {output_format!r}")
+    workspace = _workspace(environments)
+    envs = workspace.select([env] if env else [], env is None)
+    built = access.build_graph([workspace.module(e) for e in envs])
+    if output_format == "png":
+        if output is None:
+            raise UsageError("--format png writes a file: pass --output FILE.png")
+        output.write_bytes(access.png(built))
+        _err(f"wrote {output}")
+        return
+    text = access.mermaid(built) if output_format == "mermaid" else access.dot(built)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text)
+        _err(f"wrote {output}")
+
+
+@app.command()
 def schema() -> None:
     """Print the JSON Schema of an environment spec (for editor completion and checks)."""
     import json

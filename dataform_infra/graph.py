@@ -1,0 +1,108 @@
+"""The access graph of a deployment: who may do what to which resource, and across which projects.
+
+Built from the same grants the templates render, so the picture cannot disagree with the HCL.
+Mermaid for READMEs and pull requests, Graphviz dot (and PNG through the `dot` binary) for docs.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+
+from dataform_infra.errors import UsageError
+from dataform_infra.render.module import Module
+
+_SHORT_ROLE = re.compile(r"^roles/")
+
+
+@dataclass
+class AccessGraph:
+    nodes: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (label, project or "")
+    edges: list[tuple[str, str, str]] = field(default_factory=list)  # (from, to, role)
+
+    def node(self, label: str, project: str = "") -> str:
+        node_id = "n" + re.sub(r"[^A-Za-z0-9]", "_", label)
+        self.nodes.setdefault(node_id, (label, project))
+        return node_id
+
+
+def build_graph(modules: list[Module]) -> AccessGraph:
+    graph = AccessGraph()
+    for module in modules:
+        for grant in module.grants:
+            if grant.principal_kind == "service_agent":
+                principal = graph.node(f"Dataform service agent ({module.env.project.id})", module.env.project.id)
+            elif grant.principal_kind == "runner":  # the same node as the account other grants target
+                email = f"{grant.member_label.removeprefix('runner ')}@{module.env.project.id}.iam.gserviceaccount.com"
+                principal = graph.node(f"service account {email}", module.env.project.id)
+            else:
+                principal = graph.node(grant.member_label)
+            project = ""
+            if grant.scope_kind == "service_account":
+                project = grant.scope_label.split("@")[-1].removesuffix(".iam.gserviceaccount.com")
+            elif grant.scope_kind in ("project", "dataset"):
+                project = grant.scope_label.split()[-1].split(".")[0]
+            elif grant.scope_kind in ("secret", "repository"):
+                project = module.env.project.id
+            target = graph.node(grant.scope_label, project)
+            graph.edges.append((principal, target, _SHORT_ROLE.sub("", grant.role)))
+    return graph
+
+
+def _projects(graph: AccessGraph) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for node_id, (_, project) in graph.nodes.items():
+        grouped.setdefault(project, []).append(node_id)
+    return grouped
+
+
+def mermaid(graph: AccessGraph) -> str:
+    lines = ["flowchart LR"]
+    for project, node_ids in sorted(_projects(graph).items()):
+        indent = "    " if project else "  "
+        if project:
+            lines.append(f'  subgraph {re.sub(r"[^A-Za-z0-9]", "_", project)}["project {project}"]')
+        for node_id in node_ids:
+            label = graph.nodes[node_id][0].replace('"', "'")
+            lines.append(f'{indent}{node_id}["{label}"]')
+        if project:
+            lines.append("  end")
+    for source, target, role in graph.edges:
+        lines.append(f'  {source} -->|"{role}"| {target}')
+    return "\n".join(lines) + "\n"
+
+
+def dot(graph: AccessGraph) -> str:
+    def quoted(text: str) -> str:
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    lines = [
+        "digraph access {",
+        "  rankdir=LR;",
+        '  node [shape=box, fontname="Helvetica"];',
+        '  edge [fontname="Helvetica", fontsize=10];',
+    ]
+    for index, (project, node_ids) in enumerate(sorted(_projects(graph).items())):
+        if project:
+            lines.append(f"  subgraph cluster_{index} {{")
+            lines.append(f"    label={quoted('project ' + project)};")
+        for node_id in node_ids:
+            lines.append(f"    {node_id} [label={quoted(graph.nodes[node_id][0])}];")
+        if project:
+            lines.append("  }")
+    for source, target, role in graph.edges:
+        lines.append(f"  {source} -> {target} [label={quoted(role)}];")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def png(graph: AccessGraph) -> bytes:
+    binary = shutil.which("dot")
+    if not binary:
+        raise UsageError("--format png needs Graphviz's `dot` (apt-get install graphviz); use --format dot or mermaid")
+    result = subprocess.run([binary, "-Tpng"], input=dot(graph).encode(), capture_output=True, timeout=120)
+    if result.returncode != 0:
+        raise UsageError(f"graphviz failed: {result.stderr.decode(errors='replace').strip()}")
+    return result.stdout

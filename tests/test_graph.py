@@ -1,0 +1,46 @@
+"""The access graph: built from the rendered grants, cross-project edges visible, three formats."""
+
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from dataform_infra.graph import build_graph, dot, mermaid, png
+from dataform_infra.workspace import Workspace
+from tests.conftest import REPO, SPEC_SETS
+
+
+def shipped_graph():
+    workspace = Workspace(SPEC_SETS["shipped"])
+    return build_graph([workspace.module(e) for e in workspace.deployment.environments])
+
+
+def test_every_grant_is_an_edge_and_projects_are_groups():
+    graph = shipped_graph()
+    workspace = Workspace(SPEC_SETS["shipped"])
+    assert len(graph.edges) == sum(len(workspace.module(e).grants) for e in workspace.deployment.environments)
+    text = mermaid(graph)
+    assert 'subgraph acme_analytics_prod["project acme-analytics-prod"]' in text
+    agent = next(i for i, (label, _) in graph.nodes.items() if label.startswith("Dataform service agent"))
+    prod_runner = next(
+        i
+        for i, (label, project) in graph.nodes.items()
+        if "dataform-prod-runner@" in label and project == "acme-analytics-prod"
+    )
+    assert (agent, prod_runner, "iam.serviceAccountTokenCreator") in graph.edges  # across projects
+
+
+def test_readme_shows_the_current_graph():
+    readme = (REPO / "README.md").read_text()
+    block = re.search(r"<!-- access-graph:start -->\n```mermaid\n(.*?)```\n<!-- access-graph:end -->", readme, re.S)
+    assert block and block[1] == mermaid(shipped_graph())
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz is optional; .ci/run installs it")
+def test_dot_is_valid_graphviz_and_png_is_an_image(tmp_path):
+    graph = shipped_graph()
+    result = subprocess.run(["dot", "-Tsvg"], input=dot(graph), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count('class="cluster"') == 2  # one box per project
+    assert png(graph).startswith(b"\x89PNG\r\n\x1a\n")
