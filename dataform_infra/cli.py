@@ -50,8 +50,17 @@ def _workspace(environments: Path) -> Workspace:
     return Workspace(environments)
 
 
+_QUIET = {"on": False}
+
+
 def _err(message: str) -> None:
     typer.echo(message, err=True)
+
+
+def _info(message: str) -> None:
+    """Progress chatter on stderr; -q silences it (errors and warnings always show)."""
+    if not _QUIET["on"]:
+        typer.echo(message, err=True)
 
 
 def _handles_errors(command: F) -> F:
@@ -79,8 +88,13 @@ def main_callback(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors, warnings and the output itself.")] = False,
 ) -> None:
-    """dfinfra turns environments/<env>.yaml into one Terraform root module per environment."""
+    """dfinfra turns environments/<env>.yaml into one Terraform root module per environment.
+
+    Output never uses colour (so NO_COLOR is honoured by construction); data commands take --json.
+    """
+    _QUIET["on"] = quiet
 
 
 @app.command()
@@ -110,23 +124,51 @@ def render(
         if diff:
             sys.stdout.write(diff)
             raise DriftDetected(f"{out} differs from what {environments} renders; run `dfinfra render` and commit")
-        _err(f"up to date: {', '.join(str(out / e) for e in selected)}")
+        _info(f"up to date: {', '.join(str(out / e) for e in selected)}")
         return
     changed = workspace.write(out, selected)
     for env in selected:
-        _err(f"rendered {env} -> {out / env}/")
-    _err(f"{len(changed)} file(s) changed")
+        _info(f"rendered {env} -> {out / env}/")
+    _info(f"{len(changed)} file(s) changed")
 
 
 @app.command()
 @_handles_errors
-def validate(environments: EnvironmentsOption = Path("environments")) -> None:
+def validate(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    environments: EnvironmentsOption = Path("environments"),
+) -> None:
     """Check the specs, across environments, against the least-privilege rules. No terraform needed.
 
     Exit 0 when everything passes (warnings allowed), 1 on a policy violation, 2 on a spec error.
+
+    Examples:
+
+      dfinfra validate
+
+      dfinfra validate --json -e path/to/environments
     """
     workspace = _workspace(environments)
     report = workspace.validate()
+    if as_json:
+        import json
+
+        typer.echo(
+            json.dumps(
+                {
+                    "environments": report.environments,
+                    "grants": report.grants,
+                    "warnings": [w.render() for w in report.warnings],
+                    "violations": [
+                        {"rule": f.rule, "source": f.source, "message": f.message} for f in report.violations
+                    ],
+                },
+                indent=2,
+            )
+        )
+        if report.violations:
+            raise typer.Exit(1)
+        return
     _print_warnings(workspace)
     for finding in report.violations:  # opt-in warnings were already printed with the spec's warnings
         _err(f"violation: {finding.render()}")
@@ -175,14 +217,28 @@ def lint(
 @_handles_errors
 def explain(
     env: Annotated[str | None, typer.Argument(help="Environment (default: all).", show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows.")] = False,
     environments: EnvironmentsOption = Path("environments"),
 ) -> None:
-    """Print the IAM an environment grants: principal -> role -> resource -> why (the rule)."""
-    from dataform_infra.explain import iam_table
+    """Print the IAM an environment grants: principal -> role -> resource -> why (the rule).
+
+    Examples:
+
+      dfinfra explain prod
+
+      dfinfra explain --json | jq '.[] | select(.role | test("TokenCreator"))'
+    """
+    from dataform_infra.explain import iam_rows, iam_table
 
     workspace = _workspace(environments)
     envs = workspace.select([env] if env else [], env is None)
-    typer.echo(iam_table([workspace.module(e) for e in envs]), nl=False)
+    modules = [workspace.module(e) for e in envs]
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(iam_rows(modules), indent=2))
+        return
+    typer.echo(iam_table(modules), nl=False)
 
 
 @app.command()
@@ -225,9 +281,90 @@ def graph(
         _err(f"wrote {output}")
 
 
+def _answer(value: str | None, flag: str, question: str, default: str | None = None) -> str:
+    if value:
+        return value
+    if sys.stdin.isatty():
+        return typer.prompt(question, default=default)
+    if default is not None:
+        return default
+    raise UsageError(f"{flag} is required when there is no terminal to ask on")
+
+
+@app.command()
+@_handles_errors
+def init(
+    host_project: Annotated[
+        str | None,
+        typer.Option("--host-project", help="Staging project id (hosts the repository).", show_default=False),
+    ] = None,
+    host_number: Annotated[
+        str | None, typer.Option("--host-number", help="Staging project number.", show_default=False)
+    ] = None,
+    prod_project: Annotated[
+        str | None, typer.Option("--prod-project", help="Prod project id.", show_default=False)
+    ] = None,
+    prod_number: Annotated[
+        str | None, typer.Option("--prod-number", help="Prod project number.", show_default=False)
+    ] = None,
+    region: Annotated[
+        str | None, typer.Option("--region", help="Region of the repository.", show_default=False)
+    ] = None,
+    git_url: Annotated[
+        str | None,
+        typer.Option("--git-url", help="https:// URL (token) or git@host:org/repo.git (SSH).", show_default=False),
+    ] = None,
+    ssh_host_key: Annotated[
+        str | None, typer.Option("--ssh-host-key", help="Git server host key (SSH only).", show_default=False)
+    ] = None,
+    deployer: Annotated[
+        str | None,
+        typer.Option(
+            "--deployer",
+            help="Who runs Terraform, e.g. serviceAccount:ci@proj.iam.gserviceaccount.com.",
+            show_default=False,
+        ),
+    ] = None,
+    environments: EnvironmentsOption = Path("environments"),
+) -> None:
+    """Scaffold environments/staging.yaml and prod.yaml from a few answers (asked on a terminal,
+    or all given as flags), commented, valid, and ready for `dfinfra render --all`. Never overwrites.
+
+    Example:
+
+      dfinfra init --host-project acme-dataform-stg --host-number 123456789012 \\
+        --prod-project acme-dataform-prd --prod-number 210987654321 --region europe-west2 \\
+        --git-url https://github.com/acme/dataform.git --deployer user:me@acme.com
+    """
+    from dataform_infra.scaffold import Answers, ensure_free, scaffold
+
+    ensure_free(environments)
+    url = _answer(git_url, "--git-url", "Git repository URL (https:// for a token, git@... for SSH)")
+    answers = Answers(
+        host_project=_answer(host_project, "--host-project", "Staging project id (hosts the Dataform repository)"),
+        host_number=_answer(host_number, "--host-number", "Staging project number"),
+        prod_project=_answer(prod_project, "--prod-project", "Prod project id"),
+        prod_number=_answer(prod_number, "--prod-number", "Prod project number"),
+        region=_answer(region, "--region", "Region", default="europe-west2"),
+        git_url=url,
+        deployer=_answer(deployer, "--deployer", "Deployer principal (who runs Terraform)"),
+        ssh_host_key=None
+        if url.startswith("https://")
+        else _answer(ssh_host_key, "--ssh-host-key", "Git server's public host key (from ssh-keyscan)"),
+    )
+    for path in scaffold(environments, answers):
+        _err(f"wrote {path}")
+    _err("next: dfinfra render --all && dfinfra validate, then dfinfra bootstrap --all")
+
+
 @app.command()
 def schema() -> None:
-    """Print the JSON Schema of an environment spec (for editor completion and checks)."""
+    """Print the JSON Schema of an environment spec (for editor completion and checks).
+
+    Example:
+
+      dfinfra schema > environments/environment.schema.json
+    """
     import json
 
     from dataform_infra.spec.models import Environment
@@ -427,6 +564,10 @@ def destroy(
 
     Same guards as apply: stateful resources need --allow-destroy, protected environments their name.
     APIs stay enabled (disable_on_destroy = false). The state bucket is not touched.
+
+    Example:
+
+      dfinfra destroy staging --allow-destroy
     """
     _apply_like(
         True,
@@ -462,6 +603,10 @@ def bootstrap(
     """Create each environment's state bucket (versioned, uniform access, public access prevention
     enforced, bounded old versions) with a small module on local state in OUT/.bootstrap/<env>/.
     Idempotent: an existing bucket is adopted, not recreated.
+
+    Example:
+
+      dfinfra bootstrap --all
     """
     workspace, lifecycle = _lifecycle(environments, out, terraform_bin, lock_timeout, verbose)
     for env in _selected(workspace, envs, all_):
@@ -532,7 +677,12 @@ def secret_status(
     impersonate: ImpersonateOption = None,
     environments: EnvironmentsOption = Path("environments"),
 ) -> None:
-    """List the Git secret's versions with state and creation time (never payloads)."""
+    """List the Git secret's versions with state and creation time (never payloads).
+
+    Example:
+
+      dfinfra secret status staging --json
+    """
     from dataform_infra.gcp.clients import GoogleApis
     from dataform_infra.gcp.secrets import git_secret, versions
 
@@ -567,6 +717,12 @@ def doctor(
     Runner accounts exist; the Dataform service agent may impersonate each attached runner; you may
     act as them; the Git secret has a usable version the agent can read; the APIs are enabled.
     Exit 0 when every check passes, 1 otherwise.
+
+    Examples:
+
+      dfinfra doctor staging
+
+      dfinfra doctor prod --json --impersonate-service-account deployer@acme-ci.iam.gserviceaccount.com
     """
     from dataform_infra.gcp.clients import GoogleApis
     from dataform_infra.gcp.doctor import Doctor

@@ -146,3 +146,44 @@ def test_schema_is_the_strict_json_schema_of_a_spec():
     assert schema["additionalProperties"] is False
     assert {"project", "region", "bigquery_location", "state", "repository", "workflows"} <= set(schema["properties"])
     assert set(schema["required"]) == {"project", "region", "bigquery_location", "state"}
+
+
+COMMANDS = [
+    "render",
+    "validate",
+    "lint",
+    "explain",
+    "graph",
+    "schema",
+    "init",
+    "plan",
+    "apply",
+    "destroy",
+    "bootstrap",
+    "doctor",
+    "secret set",
+    "secret status",
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_an_example_and_no_colour(command):
+    result = dfinfra(*command.split(), "--help", cwd=REPO)
+    assert result.returncode == 0
+    assert "Example" in result.stdout
+    assert "\x1b[" not in result.stdout + result.stderr
+
+
+def test_quiet_leaves_only_the_output(project):
+    noisy = dfinfra("render", "--all", cwd=project)
+    quiet = dfinfra("-q", "render", "--all", cwd=project)
+    assert "rendered" in noisy.stderr and quiet.stderr == "" and quiet.returncode == 0
+
+
+def test_data_commands_speak_json(project):
+    import json
+
+    report = json.loads(dfinfra("validate", "--json", cwd=project).stdout)
+    assert report["environments"] == ["prod", "staging"] and report["violations"] == []
+    rows = json.loads(dfinfra("explain", "--json", cwd=project).stdout)
+    assert {"module", "principal", "role", "resource", "why", "rule", "address"} == set(rows[0])

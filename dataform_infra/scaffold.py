@@ -1,0 +1,189 @@
+"""`dfinfra init`: a commented staging + prod pair of specs from a few answers.
+
+The files are written only after the pair validates (the same loader every command uses), so a
+new user's first `dfinfra render --all` works; existing files are never overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from dataform_infra.errors import SpecError, UsageError
+from dataform_infra.spec.loader import load_deployment
+
+SCHEMA_FILE = "environment.schema.json"
+
+
+@dataclass(frozen=True)
+class Answers:
+    host_project: str
+    host_number: str
+    prod_project: str
+    prod_number: str
+    region: str
+    git_url: str
+    deployer: str
+    repository: str = "analytics"
+    ssh_host_key: str | None = None
+
+    @property
+    def uses_ssh(self) -> bool:
+        return not self.git_url.startswith("https://")
+
+    @property
+    def bigquery_location(self) -> str:
+        return "EU" if self.region.startswith("europe-") else "US" if self.region.startswith("us-") else self.region
+
+
+def _q(value: str) -> str:
+    """A YAML double-quoted scalar (JSON strings are valid YAML)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _git_block(a: Answers) -> str:
+    if a.uses_ssh:
+        return (
+            f"    url: {_q(a.git_url)}\n"
+            "    default_branch: main\n"
+            "    ssh:\n"
+            "      # Add the private key with: dfinfra secret set staging < ~/.ssh/dataform_deploy_key\n"
+            "      secret_id: dataform-git-ssh-key\n"
+            f"      host_public_key: {_q(a.ssh_host_key or '')}\n"
+        )
+    return (
+        f"    url: {_q(a.git_url)}\n"
+        "    default_branch: main\n"
+        "    https_token:\n"
+        "      # Add the token with: dfinfra secret set staging   (read from stdin, never stored elsewhere)\n"
+        "      secret_id: dataform-git-token\n"
+        "      version: latest   # rotation needs no HCL change\n"
+    )
+
+
+def staging_yaml(a: Answers, schema_ref: str) -> str:
+    return f"""# yaml-language-server: $schema={schema_ref}
+# Staging hosts the Dataform repository and runs both environments' release and workflow configs.
+project:
+  id: {_q(a.host_project)}
+  number: {_q(a.host_number)}
+region: {_q(a.region)}
+bigquery_location: {_q(a.bigquery_location)}
+state:
+  bucket: {_q(a.host_project + "-tfstate")}   # created by: dfinfra bootstrap staging
+  prefix: dataform/staging
+
+# Who runs Terraform. Gets act-as on the runner accounts the Dataform configs attach (strict act-as).
+deployers:
+  - {_q(a.deployer)}
+
+repository:
+  name: {_q(a.repository)}
+  git:
+{_git_block(a)}  workspace_compilation:
+    schema_suffix: dev      # development workspaces never write production tables
+  runner: dataform-staging
+  access: []                # e.g. - {{member: "group:analytics@example.com", role: editor}}
+
+datasets:
+  - id: staging_marts
+    description: Dataform models (staging)
+
+runners:
+  - name: dataform-staging
+    bigquery:
+      writes: [staging_marts]
+      reads: []             # datasets other teams load, declared above with create: false
+
+releases:
+  - name: staging-nightly
+    git_ref: main
+    cron: "30 6 * * *"
+    time_zone: Etc/UTC
+    compilation:
+      schema: staging_marts
+
+workflows:
+  - name: staging-daily
+    release: staging-nightly
+    runner: dataform-staging
+    cron: "45 6 * * *"      # after the release compiles
+    time_zone: Etc/UTC
+"""
+
+
+def prod_yaml(a: Answers, schema_ref: str) -> str:
+    return f"""# yaml-language-server: $schema={schema_ref}
+# Prod: its runner, datasets and BigQuery grants live here; its release and workflow configs are
+# created in the staging-hosted repository. Apply prod first: dfinfra apply --all does.
+project:
+  id: {_q(a.prod_project)}
+  number: {_q(a.prod_number)}
+region: {_q(a.region)}
+bigquery_location: {_q(a.bigquery_location)}
+state:
+  bucket: {_q(a.prod_project + "-tfstate")}   # created by: dfinfra bootstrap prod
+  prefix: dataform/prod
+protected: true             # apply and destroy ask for the environment's name
+
+datasets:
+  - id: marts
+    description: Dataform models (production)
+
+runners:
+  - name: dataform-prod
+    bigquery:
+      writes: [marts]
+
+releases:
+  - name: prod-nightly
+    git_ref: main
+    cron: "30 6 * * *"
+    time_zone: Etc/UTC
+    compilation:
+      schema: marts
+
+workflows:
+  - name: prod-daily
+    release: prod-nightly
+    runner: dataform-prod
+    cron: "45 6 * * *"
+    time_zone: Etc/UTC
+"""
+
+
+def ensure_free(directory: Path) -> None:
+    """Refuse before asking anything when the directory already holds specs."""
+    existing = sorted(directory.glob("*.y*ml")) if directory.is_dir() else []
+    if existing:
+        raise UsageError(f"refusing to overwrite: {directory} already holds {', '.join(p.name for p in existing)}")
+
+
+def scaffold(directory: Path, answers: Answers) -> list[Path]:
+    """Writes staging.yaml, prod.yaml and the JSON Schema they name into `directory`, after validating
+    the pair; returns the paths written."""
+    from dataform_infra.spec.models import Environment
+
+    schema_ref = f"./{SCHEMA_FILE}"
+    ensure_free(directory)
+    targets = [directory / "staging.yaml", directory / "prod.yaml"]
+    texts = {"staging.yaml": staging_yaml(answers, schema_ref), "prod.yaml": prod_yaml(answers, schema_ref)}
+    with tempfile.TemporaryDirectory() as scratch:
+        trial = Path(scratch) / directory.name
+        trial.mkdir()
+        for name, text in texts.items():
+            (trial / name).write_text(text, encoding="utf-8")
+        try:
+            load_deployment(trial)
+        except SpecError as error:
+            problems = "; ".join(p.message for p in error.problems)
+            raise UsageError(f"those answers do not make a valid spec: {problems}") from None
+        directory.mkdir(parents=True, exist_ok=True)
+        for name in texts:
+            shutil.copyfile(trial / name, directory / name)
+    schema = directory / SCHEMA_FILE
+    schema.write_text(json.dumps(Environment.model_json_schema(by_alias=True), indent=2, sort_keys=True) + "\n")
+    return [*targets, schema]
