@@ -29,11 +29,9 @@ def iam_rows(modules: list[Module]) -> list[dict[str, str]]:
 def iam_table(modules: list[Module]) -> str:
     """Markdown table of every grant in `modules`, grouped by the module that makes it."""
     lines = ["| module | principal | role | resource | why (rule) |", "|---|---|---|---|---|"]
-    for module in modules:
-        for grant in module.grants:
-            principal = "Dataform service agent" if grant.principal_kind == "service_agent" else grant.member_label
-            lines.append(
-                f"| {module.env_name} | {_cell(principal)} | `{grant.role}` | {_cell(grant.scope_label)} | "
-                f"{_cell(grant.why)} (`{grant.rule}`) |"
-            )
+    for row in iam_rows(modules):
+        lines.append(
+            f"| {row['module']} | {_cell(row['principal'])} | `{row['role']}` | {_cell(row['resource'])} | "
+            f"{_cell(row['why'])} (`{row['rule']}`) |"
+        )
     return "\n".join(lines) + "\n"

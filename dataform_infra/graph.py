@@ -12,7 +12,7 @@ import subprocess
 from dataclasses import dataclass, field
 
 from dataform_infra.errors import UsageError
-from dataform_infra.render.module import Module
+from dataform_infra.render.module import Module, runner_email
 
 _SHORT_ROLE = re.compile(r"^roles/")
 
@@ -35,7 +35,7 @@ def build_graph(modules: list[Module]) -> AccessGraph:
             if grant.principal_kind == "service_agent":
                 principal = graph.node(f"Dataform service agent ({module.env.project.id})", module.env.project.id)
             elif grant.principal_kind == "runner":  # the same node as the account other grants target
-                email = f"{grant.member_label.removeprefix('runner ')}@{module.env.project.id}.iam.gserviceaccount.com"
+                email = runner_email(grant.member_label.removeprefix("runner "), module.env.project.id)
                 principal = graph.node(f"service account {email}", module.env.project.id)
             else:
                 principal = graph.node(grant.member_label)

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 from dataform_infra.errors import GcpError
 from dataform_infra.gcp.clients import GoogleApis, call
-from dataform_infra.render.module import HOST_APIS, TARGET_APIS, service_agent_email
+from dataform_infra.render.module import HOST_APIS, TARGET_APIS, runner_email, service_agent_email
 from dataform_infra.spec.loader import Deployment
 
 ACT_AS = "iam.serviceAccounts.actAs"
@@ -30,7 +30,7 @@ class Check:
 
 
 def _runner_name(project: str, account: str) -> tuple[str, str]:
-    email = f"{account}@{project}.iam.gserviceaccount.com"
+    email = runner_email(account, project)
     return email, f"projects/{project}/serviceAccounts/{email}"
 
 

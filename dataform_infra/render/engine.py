@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from pathlib import Path
 
 import jinja2
 from markupsafe import Markup
 
+from dataform_infra.cache import cache_dir
 from dataform_infra.render.hcl import comment, comment_block, layout, to_hcl
-from dataform_infra.render.module import Module, build_module
+from dataform_infra.render.module import Module
 from dataform_infra.spec.loader import Deployment
 
 # One file per concern, in the order a reviewer reads them. Empty renders are not written.
@@ -44,8 +44,7 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
     """Compiled templates cached per dfinfra version: compiling them is a fifth of a render."""
     from dataform_infra import __version__
 
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    directory = base / "dfinfra" / f"templates-{__version__}"
+    directory = cache_dir(f"templates-{__version__}")
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError:
@@ -81,10 +80,6 @@ def render_module(module: Module) -> dict[str, str]:
         if text.strip():
             files[name] = layout(text)
     return files
-
-
-def render_environment(deployment: Deployment, env_name: str) -> dict[str, str]:
-    return render_module(build_module(deployment, env_name))
 
 
 STATE_VERSIONS_KEPT = 20

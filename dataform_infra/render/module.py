@@ -146,6 +146,10 @@ class Module:
         return (self.api_refs[service],) if service in self.api_refs else ()
 
 
+def runner_email(account_id: str, project: str) -> str:
+    return f"{account_id}@{project}.iam.gserviceaccount.com"
+
+
 def service_agent_email(project_number: str) -> str:
     return f"service-{project_number}@gcp-sa-dataform.iam.gserviceaccount.com"
 
@@ -208,7 +212,7 @@ class _ModuleBuilder:
                     account_id=runner.name,
                     display_name=runner.display_name or f"Dataform runner ({self.env_name})",
                     description=runner.description,
-                    email=f"{runner.name}@{self.env.project.id}.iam.gserviceaccount.com",
+                    email=runner_email(runner.name, self.env.project.id),
                     depends_on=self.module.needs_api("iam.googleapis.com"),
                 )
             )
@@ -238,7 +242,7 @@ class _ModuleBuilder:
             env=self.env_name,
             runner=runner,
             project=self.env.project.id,
-            email=f"{runner.name}@{self.env.project.id}.iam.gserviceaccount.com",
+            email=runner_email(runner.name, self.env.project.id),
             resource_name=Expr.ref("google_service_account", name, "name"),
             email_value=Expr.ref("google_service_account", name, "email"),
             member_value=Expr.ref("google_service_account", name, "member"),
@@ -463,7 +467,7 @@ class _ModuleBuilder:
             if env_name == self.env_name:
                 ref = self._local_runner(runner)
             else:
-                email = f"{runner.name}@{env.project.id}.iam.gserviceaccount.com"
+                email = runner_email(runner.name, env.project.id)
                 ref = RunnerRef(
                     env_name,
                     runner,

@@ -28,6 +28,7 @@ from typing import Any
 
 from python_terraform import IsFlagged, Terraform
 
+from dataform_infra.cache import cache_dir
 from dataform_infra.errors import StateLocked, TerraformError
 from dataform_infra.terraform.binary import TerraformBinary
 
@@ -45,11 +46,6 @@ class RunResult:
     @property
     def output(self) -> str:
         return self.stdout + self.stderr
-
-
-def plugin_cache_dir() -> Path:
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "dfinfra" / "plugin-cache"
 
 
 def diagnostics(text: str) -> str:
@@ -74,7 +70,7 @@ class TerraformRunner:
         env = dict(os.environ)
         env.update({"TF_IN_AUTOMATION": "1", "TF_INPUT": "0", "CHECKPOINT_DISABLE": "1"})
         if "TF_PLUGIN_CACHE_DIR" not in env:
-            cache = plugin_cache_dir()
+            cache = cache_dir("plugin-cache")
             cache.mkdir(parents=True, exist_ok=True)
             env["TF_PLUGIN_CACHE_DIR"] = str(cache)
         return env
