@@ -1,4 +1,7 @@
-"""Local Secret Manager, IAM and Service Usage APIs over gRPC, backed by the offline cloud's store.
+"""Local Google APIs over gRPC, backed by the offline cloud's store.
+
+Secret Manager, IAM and Service Usage here; Dataform v1 (`dataform.py`), Resource Manager, Policy
+Troubleshooter and Org Policy (`policies.py`) on the same server and port.
 
 The real client libraries talk to it (dfinfra points them here with DFINFRA_GOOGLE_API_EMULATOR),
 so `secret set`, `secret status` and `doctor` run their production code paths. What Terraform
@@ -24,7 +27,10 @@ from google.iam.v1 import iam_policy_pb2, policy_pb2
 from google.protobuf import timestamp_pb2
 
 from tests.fakegcp.cloud import Cloud
+from tests.fakegcp.dataform import FakeDataform
 from tests.fakegcp.harness import free_port
+from tests.fakegcp.iam import Iam
+from tests.fakegcp.policies import Policies, set_org_policy
 from tests.fakegcp.store import Store
 
 # Which roles grant which permissions, as far as the checks need to know.
@@ -64,11 +70,18 @@ class FakeGoogleApis:
     caller: str = "serviceAccount:terraform-deployer@acme-ci-automation.iam.gserviceaccount.com"
     port: int = field(default_factory=free_port)
     payloads: dict[str, bytes] = field(default_factory=dict)
+    # IAM grants younger than this are not yet effective for the runtime fakes (Dataform).
+    propagation_seconds: float = 0.0
+    # A workflow invocation stays RUNNING this long before it reaches its final state.
+    run_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         self.cloud = Cloud(self.store)
         self.lock = threading.Lock()
+        self.dataform = FakeDataform(self)
+        self.policies = Policies(self.store)
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        self.server.add_generic_rpc_handlers([*self.dataform.handlers(), *self.policies.handlers()])
         self.server.add_generic_rpc_handlers(
             [
                 grpc.method_handlers_generic_handler(
@@ -140,6 +153,27 @@ class FakeGoogleApis:
 
     def stop(self) -> None:
         self.server.stop(grace=0)
+
+    # --- test hooks -----------------------------------------------------------------------
+
+    @property
+    def iam(self) -> Iam:
+        """The IAM evaluator as the runtime fakes see it (with this server's propagation delay)."""
+        return Iam(self.store, self.propagation_seconds)
+
+    def set_org_policy(self, project: str, constraint: str, **body: Any) -> None:
+        """`enforce=True` (boolean constraint) or `allowed_values=[...]` (list); no arguments removes it."""
+        set_org_policy(self.store, project, constraint, **body)
+
+    def run_scheduled(self, workflow_config: str) -> tuple[str, list[str]]:
+        """Run a workflow config as Dataform's scheduler does: (final state, failure reasons)."""
+        return self.dataform.run_scheduled(workflow_config)
+
+    def run_workspace(
+        self, caller: str, repository: str, workspace: str = "dev", invocation_config: dict[str, Any] | None = None
+    ) -> tuple[str, list[str]]:
+        """A person's workspace run (compile with the workspace overrides, run as the repository's runner)."""
+        return self.dataform.run_workspace(caller, repository, workspace, invocation_config)
 
     # --- helpers --------------------------------------------------------------------------
 

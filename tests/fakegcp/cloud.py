@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import os
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from tests.fakegcp.constraints import UNKNOWN
+from tests.fakegcp.iam import CREATED_KEY
 from tests.fakegcp.schema import constraints, provider_schemas
 from tests.fakegcp.store import AlreadyExists, Store
 
@@ -370,6 +373,40 @@ class IamMember(ResourceType):
             )
         cloud.require_member(state["member"])
 
+    # IAM propagation (tests/fakegcp/iam.py): the store records when the member was created;
+    # Terraform state never sees it.
+
+    def create(self, planned: dict[str, Any], cloud: Cloud) -> dict[str, Any]:
+        state = copy.deepcopy(planned)
+        self.derive(state, cloud)
+        self.check_create(state, cloud)
+        try:
+            cloud.store.create(self.name, self.object_id(state), {**state, CREATED_KEY: time.time()})
+        except AlreadyExists:
+            raise CloudError(
+                f"Error creating {self.name}: googleapi: Error 409: Requested entity already exists",
+                f"{self.object_id(state)} already exists",
+            ) from None
+        return state
+
+    def update(self, prior: dict[str, Any], planned: dict[str, Any], cloud: Cloud) -> dict[str, Any]:
+        stored = cloud.store.get(self.name, self.object_id(prior)) or {}
+        state = super().update(prior, planned, cloud)
+        if CREATED_KEY in stored:
+            cloud.store.put(self.name, self.object_id(state), {**state, CREATED_KEY: stored[CREATED_KEY]})
+        return state
+
+    def read(self, current: dict[str, Any], cloud: Cloud) -> dict[str, Any] | None:
+        state = super().read(current, cloud)
+        if state is not None:
+            state.pop(CREATED_KEY, None)
+        return state
+
+    def import_state(self, import_id: str, provider: ProviderConfig, cloud: Cloud) -> dict[str, Any]:
+        state = copy.deepcopy(super().import_state(import_id, provider, cloud))
+        state.pop(CREATED_KEY, None)
+        return state
+
 
 class ServiceAccountIamMember(IamMember):
     def parent(self, state):
@@ -505,6 +542,7 @@ class RepositoryChild(ResourceType):
             for invocation in state.get("invocation_config") or []:
                 if invocation.get("service_account"):
                     cloud.require_member(f"serviceAccount:{invocation['service_account']}")
+                    cloud.require_act_as(invocation["service_account"])
 
 
 class ProjectService(ResourceType):
@@ -739,6 +777,25 @@ class Cloud:
     def external(self, kind: str, id_: str) -> bool:
         """Objects created outside Terraform (seeded by the test, like the ingestion team's datasets)."""
         return self.store.get(f"external:{kind}", id_) is not None
+
+    def require_act_as(self, email: str) -> None:
+        """Strict act-as: attaching a runner to a config needs the caller's actAs on it (Google: 403).
+
+        Only when the test names the caller (FAKEGCP_CALLER); grants younger than
+        FAKEGCP_IAM_PROPAGATION_SECONDS are not effective yet, as IAM propagates.
+        """
+        caller = os.environ.get("FAKEGCP_CALLER")
+        if not caller:
+            return
+        from tests.fakegcp.iam import Iam, Resource
+
+        delay = float(os.environ.get("FAKEGCP_IAM_PROPAGATION_SECONDS", "0"))
+        if not Iam(self.store, delay).allows(caller, "iam.serviceAccounts.actAs", Resource.service_account(email)):
+            raise CloudError(
+                "Error creating WorkflowConfig: googleapi: Error 403: Permission 'iam.serviceAccounts.actAs' denied "
+                f"on resource (or it may not exist): projects/-/serviceAccounts/{email}",
+                "strict act-as: the caller must be able to act as the workflow's service account",
+            )
 
     def require_member(self, member: str) -> None:
         """IAM rejects service-account members that do not exist (agents only after they are created)."""

@@ -73,6 +73,14 @@ class Store:
             row = db.execute("SELECT number FROM projects WHERE id = ?", (project_id,)).fetchone()
         return row[0] if row else None
 
+    def project_id(self, id_or_number: str) -> str | None:
+        """The project id for a project id or number (Google accepts either in resource names)."""
+        with self._connect() as db:
+            row = db.execute(
+                "SELECT id FROM projects WHERE id = ? OR number = ?", (id_or_number, str(id_or_number))
+            ).fetchone()
+        return row[0] if row else None
+
     # --- objects ----------------------------------------------------------------------
 
     def get(self, kind: str, id_: str) -> dict[str, Any] | None:

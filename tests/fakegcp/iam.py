@@ -1,0 +1,220 @@
+"""Who may do what in the offline cloud: an IAM allow-policy evaluator over the store.
+
+Written from Google's role definitions (`dataform_infra/data/roles.json`, read as a file) and the
+facts in shared/docs/dataform-runtime-access.md, independently of dfinfra's own access model, so
+tests can hold one against the other.
+
+A principal's permissions on a resource are the union of the permissions of every role granted to
+that member on the resource itself and on the project that contains it (no organisation or folder
+levels, no deny policies, no conditions, no group expansion: members match literally, ignoring
+case). Grants come from what Terraform applied (`google_*_iam_member` objects) and from what tests
+seed as kind `external:iam` (body `role`, `member`, `resource` = a full resource name such as
+`//cloudresourcemanager.googleapis.com/projects/acme-host`), plus `runtime:iam` (same shape: what
+the cloud grants by itself, e.g. OWNER on a dataset to the account that created it).
+
+IAM changes propagate: a member the fake provider created less than `propagation_seconds` ago
+(its store body records `CREATED_KEY`, an epoch time) is not yet effective.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from tests.fakegcp.store import Store
+
+ROLES_FILE = Path(__file__).resolve().parents[2] / "dataform_infra" / "data" / "roles.json"
+# Store-only: when the provider created an IAM member (never part of Terraform state).
+CREATED_KEY = "_fakegcp_created_at"
+
+IAM_MEMBER_KINDS = (
+    "google_project_iam_member",
+    "google_service_account_iam_member",
+    "google_bigquery_dataset_iam_member",
+    "google_secret_manager_secret_iam_member",
+    "google_dataform_repository_iam_member",
+)
+SERVICE_HOSTS = {
+    "project": "cloudresourcemanager.googleapis.com",
+    "service_account": "iam.googleapis.com",
+    "dataset": "bigquery.googleapis.com",
+    "secret": "secretmanager.googleapis.com",
+    "repository": "dataform.googleapis.com",
+}
+
+
+@cache
+def _roles() -> dict[str, frozenset[str]]:
+    data = json.loads(ROLES_FILE.read_text())
+    return {name: frozenset(role["permissions"]) for name, role in data["roles"].items()}
+
+
+def role_permissions(role: str) -> frozenset[str]:
+    """Permissions of a predefined role (empty for roles the table does not know)."""
+    return _roles().get(role, frozenset())
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A typed resource: `kind` in SERVICE_HOSTS, its project id, and its name within the project.
+
+    name: "" (project), the email (service account), the dataset id, the secret id, or
+    "<location>/<repository>" (repository).
+    """
+
+    kind: str
+    project: str
+    name: str = ""
+
+    @classmethod
+    def project_(cls, project: str) -> Resource:
+        return cls("project", project)
+
+    @classmethod
+    def service_account(cls, email: str, project: str | None = None) -> Resource:
+        return cls("service_account", project or account_project(email), email.lower())
+
+    @classmethod
+    def dataset(cls, project: str, dataset: str) -> Resource:
+        return cls("dataset", project, dataset)
+
+    @classmethod
+    def secret(cls, project: str, secret: str) -> Resource:
+        return cls("secret", project, secret)
+
+    @classmethod
+    def repository(cls, project: str, location: str, name: str) -> Resource:
+        return cls("repository", project, f"{location}/{name}")
+
+    @property
+    def relative_name(self) -> str:
+        if self.kind == "project":
+            return f"projects/{self.project}"
+        if self.kind == "service_account":
+            return f"projects/{self.project}/serviceAccounts/{self.name}"
+        if self.kind == "dataset":
+            return f"projects/{self.project}/datasets/{self.name}"
+        if self.kind == "secret":
+            return f"projects/{self.project}/secrets/{self.name}"
+        location, name = self.name.split("/", 1)
+        return f"projects/{self.project}/locations/{location}/repositories/{name}"
+
+    @property
+    def full_name(self) -> str:
+        return f"//{SERVICE_HOSTS[self.kind]}/{self.relative_name}"
+
+    @property
+    def parent(self) -> Resource | None:
+        return None if self.kind == "project" else Resource.project_(self.project)
+
+
+def account_project(email: str) -> str:
+    """The project a user-managed service account lives in (`x@<project>.iam.gserviceaccount.com`)."""
+    match = re.fullmatch(r"[^@]+@([a-z0-9-]+)\.iam\.gserviceaccount\.com", email.lower())
+    return match[1] if match else "-"
+
+
+_NAME_PATTERNS = (
+    ("repository", r"projects/([^/]+)/locations/([^/]+)/repositories/([^/]+)"),
+    ("service_account", r"projects/([^/]+)/serviceAccounts/([^/]+)"),
+    ("dataset", r"projects/([^/]+)/datasets/([^/]+)"),
+    ("secret", r"projects/([^/]+)/secrets/([^/]+)(?:/versions/[^/]+)?"),
+    ("project", r"projects/([^/]+)"),
+)
+
+
+def parse_resource(name: str, store: Store) -> Resource | None:
+    """A full (`//service/...`) or relative resource name as a Resource; project numbers map to ids."""
+    relative = re.sub(r"^//[^/]+/", "", name)
+    for kind, pattern in _NAME_PATTERNS:
+        match = re.fullmatch(pattern, relative)
+        if not match:
+            continue
+        groups = match.groups()
+        project = groups[0]
+        if kind == "service_account":
+            email = groups[1]
+            if project == "-":
+                project = account_project(email)
+            return Resource.service_account(email, store.project_id(project) or project)
+        project = store.project_id(project) or project
+        if kind == "repository":
+            return Resource.repository(project, groups[1], groups[2])
+        if kind == "dataset":
+            return Resource.dataset(project, groups[1])
+        if kind == "secret":
+            return Resource.secret(project, groups[1])
+        return Resource.project_(project)
+    return None
+
+
+@dataclass(frozen=True)
+class Grant:
+    role: str
+    member: str
+    resource: Resource
+    created: float | None
+
+
+def _grant_resource(kind: str, body: dict, store: Store) -> Resource | None:
+    if kind == "google_project_iam_member":
+        return Resource.project_(store.project_id(body["project"].removeprefix("projects/")) or body["project"])
+    if kind == "google_bigquery_dataset_iam_member":
+        return Resource.dataset(body["project"], body["dataset_id"])
+    if kind == "google_service_account_iam_member":
+        return parse_resource(body["service_account_id"], store)
+    if kind == "google_secret_manager_secret_iam_member":
+        return parse_resource(body["secret_id"], store)
+    if kind == "google_dataform_repository_iam_member":
+        return parse_resource(body["repository"], store)
+    return parse_resource(body["resource"], store)
+
+
+def grants(store: Store) -> Iterable[Grant]:
+    for kind in (*IAM_MEMBER_KINDS, "external:iam", "runtime:iam"):
+        for _, _, body in store.list(kind):
+            resource = _grant_resource(kind, body, store)
+            if resource is not None:
+                yield Grant(body["role"], body["member"], resource, body.get(CREATED_KEY))
+
+
+@dataclass
+class Iam:
+    """The evaluator. `propagation_seconds`: how long a new grant takes to become effective."""
+
+    store: Store
+    propagation_seconds: float = 0.0
+    clock: Callable[[], float] = field(default=time.time)
+
+    def _effective(self, grant: Grant, now: float) -> bool:
+        return grant.created is None or now - grant.created >= self.propagation_seconds
+
+    def permissions(self, member: str, resource: Resource) -> set[str]:
+        scopes = {resource, resource.parent} - {None}
+        now = self.clock()
+        result: set[str] = set()
+        for grant in grants(self.store):
+            if grant.member.lower() == member.lower() and grant.resource in scopes and self._effective(grant, now):
+                result |= role_permissions(grant.role)
+        return result
+
+    def allows(self, member: str, permission: str, resource: Resource) -> bool:
+        return permission in self.permissions(member, resource)
+
+
+def effective_permissions(store: Store, member: str, resource: Resource, propagation_seconds: float = 0.0) -> set[str]:
+    """Permissions `member` (e.g. `serviceAccount:x@p.iam.gserviceaccount.com`) has on `resource` now."""
+    return Iam(store, propagation_seconds).permissions(member, resource)
+
+
+def principal_members(email: str) -> list[str]:
+    """IAM member strings an email may be bound as (Policy Troubleshooter principals carry no prefix)."""
+    email = email.split(":", 1)[-1] if ":" in email else email
+    if email.lower().endswith(".gserviceaccount.com"):
+        return [f"serviceAccount:{email}"]
+    return [f"user:{email}", f"group:{email}"]
