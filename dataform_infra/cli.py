@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -21,6 +21,7 @@ from dataform_infra import __version__
 from dataform_infra.errors import DfinfraError, DriftDetected, PolicyViolation, UsageError
 
 if TYPE_CHECKING:
+    from dataform_infra.lifecycle import Lifecycle
     from dataform_infra.workspace import Workspace
 
 app = typer.Typer(
@@ -67,7 +68,7 @@ def _handles_errors(command: F) -> F:
     """User mistakes end as one message and the error's exit code, never a traceback."""
 
     @wraps(command)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
         except DfinfraError as exc:
@@ -169,7 +170,8 @@ def validate(
         if report.violations:
             raise typer.Exit(1)
         return
-    _print_warnings(workspace)
+    for warning in report.warnings:
+        _err(f"warning: {warning.render()}")
     for finding in report.violations:  # opt-in warnings were already printed with the spec's warnings
         _err(f"violation: {finding.render()}")
     if report.violations:
@@ -217,28 +219,46 @@ def lint(
 @_handles_errors
 def explain(
     env: Annotated[str | None, typer.Argument(help="Environment (default: all).", show_default=False)] = None,
+    runs: Annotated[
+        bool, typer.Option("--runs", help="What each run needs, chain by chain, and which grant gives it.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows.")] = False,
     environments: EnvironmentsOption = Path("environments"),
 ) -> None:
-    """Print the IAM an environment grants: principal -> role -> resource -> why (the rule).
+    """Print the IAM an environment grants: principal -> role -> resource -> why, and which runs each grant serves.
+
+    With --runs: every requirement of every run (scheduled, started by a deployer, workspace), as
+    principal -> permissions -> resource, and the grant that meets it.
 
     Examples:
 
       dfinfra explain prod
 
+      dfinfra explain --runs
+
       dfinfra explain --json | jq '.[] | select(.role | test("TokenCreator"))'
     """
-    from dataform_infra.explain import iam_rows, iam_table
+    from dataform_infra.explain import iam_rows, iam_table, run_rows, runs_table
 
     workspace = _workspace(environments)
     envs = workspace.select([env] if env else [], env is None)
+    coverage = workspace.coverage()
+    if runs:
+        scope = None if env is None else envs
+        if as_json:
+            import json
+
+            typer.echo(json.dumps([r.to_dict() for r in run_rows(workspace.access, coverage, scope)], indent=2))
+            return
+        typer.echo(runs_table(workspace.access, coverage, scope), nl=False)
+        return
     modules = [workspace.module(e) for e in envs]
     if as_json:
         import json
 
-        typer.echo(json.dumps(iam_rows(modules), indent=2))
+        typer.echo(json.dumps(iam_rows(modules, coverage), indent=2))
         return
-    typer.echo(iam_table(modules), nl=False)
+    typer.echo(iam_table(modules, coverage), nl=False)
 
 
 @app.command()
@@ -285,7 +305,7 @@ def _answer(value: str | None, flag: str, question: str, default: str | None = N
     if value:
         return value
     if sys.stdin.isatty():
-        return typer.prompt(question, default=default)
+        return str(typer.prompt(question, default=default))
     if default is not None:
         return default
     raise UsageError(f"{flag} is required when there is no terminal to ask on")
@@ -415,7 +435,7 @@ def _ask(question: str) -> str | None:
 
 def _lifecycle(
     environments: Path, out: Path, terraform_bin: str | None, lock_timeout: str, verbose: bool, to_stderr: bool = False
-):
+) -> tuple[Workspace, Lifecycle]:
     from dataform_infra.lifecycle import Lifecycle  # imports python-terraform: only on these commands
     from dataform_infra.terraform.binary import find_terraform
 
@@ -475,17 +495,17 @@ def plan(
 
 def _apply_like(
     destroy: bool,
-    envs,
-    all_,
-    out,
-    no_render,
-    auto_approve,
-    allow_destroy,
-    confirm,
-    terraform_bin,
-    lock_timeout,
-    verbose,
-    environments,
+    envs: list[str] | None,
+    all_: bool,
+    out: Path,
+    no_render: bool,
+    auto_approve: bool,
+    allow_destroy: bool,
+    confirm: str | None,
+    terraform_bin: str | None,
+    lock_timeout: str,
+    verbose: bool,
+    environments: Path,
 ) -> None:
     workspace, lifecycle = _lifecycle(environments, out, terraform_bin, lock_timeout, verbose)
     order = _selected(workspace, envs, all_)
@@ -742,6 +762,63 @@ def doctor(
                 typer.echo(f"      fix: {check.fix}")
     if any(c.status == "fail" for c in checks):
         raise typer.Exit(1)
+
+
+@app.command()
+@_handles_errors
+def run(
+    env: Annotated[str, typer.Argument(help="Environment declaring the workflow.")],
+    workflow: Annotated[str, typer.Argument(help="Workflow name (its workflow config).")],
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Follow the run until it ends.")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="With --wait: give up after this many seconds.")] = 3600,
+    poll: Annotated[float, typer.Option("--poll", help="With --wait: seconds between state checks.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+    impersonate: ImpersonateOption = None,
+    environments: EnvironmentsOption = Path("environments"),
+) -> None:
+    """Run a workflow now: compile its release from Git and start one invocation as its runner.
+
+    The smoke test right after `apply`: it exercises the whole chain (Git secret, service agent,
+    act-as, runner, BigQuery) through Google's Dataform API. With --wait it streams the run's state
+    and exits 0 when it succeeds, 1 with Google's reason when it fails or is still running at
+    --timeout. Ctrl-C while waiting cancels the invocation.
+
+    Examples:
+
+      dfinfra run prod prod-daily --wait
+
+      dfinfra run staging staging-daily --wait --timeout 900 --json
+    """
+    from dataform_infra.errors import RunFailed
+    from dataform_infra.gcp.clients import GoogleApis
+    from dataform_infra.gcp.runs import WorkflowRun
+
+    workspace = _workspace(environments)
+    workspace.select([env], False)
+    runner = WorkflowRun(workspace.deployment, env, workflow, GoogleApis(impersonate))
+    invocation = runner.start()
+    _info(f"started {invocation}")
+    if not wait:
+        typer.echo(invocation)
+        return
+    try:
+        outcome = runner.wait(lambda state: _info(f"{workflow}: {state}"), timeout, poll)
+    except KeyboardInterrupt:
+        runner.cancel()
+        _err(f"interrupted: cancelled {invocation}")
+        raise typer.Exit(130) from None
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(outcome.to_dict(), indent=2))
+    if outcome.state == "SUCCEEDED":
+        if not as_json:
+            typer.echo(f"{workflow} succeeded: {invocation}")
+        return
+    if outcome.state not in ("FAILED", "CANCELLED"):
+        raise RunFailed(f"{workflow} is still {outcome.state} after {timeout:g}s: {invocation}")
+    reasons = "".join(f"\n  {f}" for f in outcome.failures)
+    raise RunFailed(f"{workflow} {outcome.state.lower()}: {invocation}{reasons}")
 
 
 def _print_warnings(workspace: Workspace) -> None:

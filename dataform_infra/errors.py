@@ -94,3 +94,17 @@ class GcpError(DfinfraError):
     """A Google API refused or failed a call; the message says which and why."""
 
     exit_code = 1
+
+
+class GcpNotFound(GcpError):
+    """The Google API answered NOT_FOUND: callers that expect absence catch this type, never message text."""
+
+
+class GcpPermissionDenied(GcpError):
+    """The Google API answered PERMISSION_DENIED (Google also answers so for objects that may not exist)."""
+
+
+class RunFailed(DfinfraError):
+    """`dfinfra run`: the Dataform compilation or workflow invocation did not succeed. Exit 1."""
+
+    exit_code = 1

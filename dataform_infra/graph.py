@@ -12,7 +12,8 @@ import subprocess
 from dataclasses import dataclass, field
 
 from dataform_infra.errors import UsageError
-from dataform_infra.render.module import Module, runner_email
+from dataform_infra.render.module import Module
+from dataform_infra.topology import runner_resource
 
 _SHORT_ROLE = re.compile(r"^roles/")
 
@@ -32,21 +33,15 @@ def build_graph(modules: list[Module]) -> AccessGraph:
     graph = AccessGraph()
     for module in modules:
         for grant in module.grants:
-            if grant.principal_kind == "service_agent":
+            who = grant.principal
+            if who.kind == "service_agent":
                 principal = graph.node(f"Dataform service agent ({module.env.project.id})", module.env.project.id)
-            elif grant.principal_kind == "runner":  # the same node as the account other grants target
-                email = runner_email(grant.member_label.removeprefix("runner "), module.env.project.id)
-                principal = graph.node(f"service account {email}", module.env.project.id)
+            elif who.kind == "runner":  # the same node as the account other grants target
+                account = runner_resource(who.email)
+                principal = graph.node(account.label, account.project)
             else:
-                principal = graph.node(grant.member_label)
-            project = ""
-            if grant.scope_kind == "service_account":
-                project = grant.scope_label.split("@")[-1].removesuffix(".iam.gserviceaccount.com")
-            elif grant.scope_kind in ("project", "dataset"):
-                project = grant.scope_label.split()[-1].split(".")[0]
-            elif grant.scope_kind in ("secret", "repository"):
-                project = module.env.project.id
-            target = graph.node(grant.scope_label, project)
+                principal = graph.node(who.member)
+            target = graph.node(grant.resource.label, grant.resource.project)
             graph.edges.append((principal, target, _SHORT_ROLE.sub("", grant.role)))
     return graph
 

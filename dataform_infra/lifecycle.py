@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -28,6 +29,11 @@ from dataform_infra.workspace import Workspace
 # Environment variables that change what `terraform init` would do with the backend.
 BACKEND_ENV = ("GOOGLE_BACKEND_STORAGE_CUSTOM_ENDPOINT", "GOOGLE_STORAGE_CUSTOM_ENDPOINT", "GOOGLE_BACKEND_CREDENTIALS")
 _COMPLETE = re.compile(r"^(\S+): (Creation|Modifications|Destruction) complete")
+
+# A grant and the config that needs it in one apply: Google may refuse the config until IAM has propagated.
+_PERMISSION_DENIED = re.compile(r"Error 403|PERMISSION_DENIED|Permission '[^']+' denied")
+PROPAGATION_ENV = "DFINFRA_IAM_PROPAGATION_WAIT"
+DEFAULT_PROPAGATION_WAIT = "60"
 
 Confirm = Callable[[str], str | None]  # shows a prompt, returns the answer (None: no terminal)
 
@@ -232,7 +238,7 @@ class Lifecycle:
         if answer.strip() != (env if protected else "yes"):
             raise Refused(f"{verb} of {env} cancelled")
 
-    def _apply_plan(self, env: str, outcome: PlanOutcome) -> None:
+    def _apply_plan(self, env: str, outcome: PlanOutcome, *, retry: bool = True) -> None:
         directory = self.module_dir(env)
         runner = self._runner(directory, "apply")
         total, done = outcome.summary.steps, 0
@@ -256,6 +262,17 @@ class Lifecycle:
             raise TerraformError(
                 f"{env}: the state changed since the plan was made (another run?); plan again with `dfinfra plan {env}`"
             )
+        if retry and result.returncode != 0 and _PERMISSION_DENIED.search(result.output):
+            grants = [c for c in outcome.summary.changes if c.type.endswith("_iam_member") and c.action == "create"]
+            if grants:
+                wait = float(os.environ.get(PROPAGATION_ENV, DEFAULT_PROPAGATION_WAIT))
+                self.echo(
+                    f"{env}: permission denied right after this apply created {len(grants)} IAM grant(s); IAM changes "
+                    f"take time to propagate, so waiting {wait:g}s and applying once more (log: {runner.log_path})"
+                )
+                time.sleep(wait)
+                self._apply_plan(env, self.plan(env, render=False), retry=False)
+                return
         runner.check(result, "apply")
         self.echo(f"{env}: applied ({done}/{total}). Log: {runner.log_path}")
 
@@ -272,8 +289,17 @@ class Lifecycle:
     def bootstrap(
         self, env: str, *, auto_approve: bool = False, confirm: Confirm = lambda _: None, confirm_env: str | None = None
     ) -> PlanSummary:
-        """Create the environment's state bucket with a small module on local state; adopt it if it exists."""
-        spec = self.workspace.deployment.environments[env]
+        """Create the environment's state bucket with a small module on local state; adopt it if it exists.
+
+        Environments may share one bucket (different prefixes): the first environment naming it owns
+        its bootstrap module, so two modules never fight over one bucket in different projects.
+        """
+        environments = self.workspace.deployment.environments
+        spec = environments[env]
+        owner = next(name for name, other in environments.items() if other.state.bucket == spec.state.bucket)
+        if owner != env:
+            self.echo(f"{env}: state bucket gs://{spec.state.bucket} is shared with {owner}; bootstrapping it there")
+            return self.bootstrap(owner, auto_approve=auto_approve, confirm=confirm, confirm_env=confirm_env)
         directory = self.bootstrap_dir(env)
         write_modules(directory.parent, [RenderedModule(env, render_bootstrap(self.workspace.deployment, env))])
         runner = self._runner(directory, "bootstrap")

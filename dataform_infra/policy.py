@@ -142,10 +142,13 @@ def _impersonation_on_accounts(facts: list[Fact]) -> Iterable[Finding]:
                 "account (google_service_account_iam_member).",
                 f.source,
             )
-        if role == "roles/dataform.serviceAgent":
+        if role == "roles/dataform.serviceAgent" and not (
+            f.type == "google_project_iam_member" and AGENT_MEMBER.fullmatch(str(f.attrs.get("member")))
+        ):
             yield Finding(
                 "impersonation-on-accounts-only",
-                f"{f.address} grants roles/dataform.serviceAgent, which is reserved for Google's service agent.",
+                f"{f.address} grants roles/dataform.serviceAgent to {f.attrs.get('member')}: that role is the "
+                "Dataform service agent's own (it starts scheduled runs) and goes to the agent only, on its project.",
                 f.source,
             )
 
@@ -295,7 +298,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "impersonation-on-accounts-only",
         "Token Creator / Service Account User granted on each service account, "
-        "never on a project; `roles/dataform.serviceAgent` never granted.",
+        "never on a project; `roles/dataform.serviceAgent` only to the Dataform service agent, on its project.",
         _impersonation_on_accounts,
     ),
     Rule(
@@ -352,7 +355,7 @@ def facts_from_module(module: Module) -> list[Fact]:
             )
         )
     for grant in module.grants:
-        attrs = {k: _value(v) for k, v in grant.target.items()}
+        attrs: dict[str, Any] = {str(k): _value(v) for k, v in grant.target.items()}
         attrs |= {"role": grant.role, "member": _value(grant.member)}
         comments = (f"{OPT_IN_MARKER}: {grant.opt_in_reason}",) if grant.opt_in_reason else ()
         facts.append(Fact("resource", grant.resource_type, grant.name, attrs, f"{where}: {grant.spec_path}", comments))
@@ -365,7 +368,7 @@ def facts_from_module(module: Module) -> list[Fact]:
         else:
             git["authentication_token_secret_version"] = _value(module.secret_version_ref)
         attrs = {"git_remote_settings": [git]}
-        if module.repository_runner:
+        if module.repository_runner:  # the repository's own runner
             attrs["service_account"] = _value(module.repository_runner.email_value)
         facts.append(Fact("resource", "google_dataform_repository", "this", attrs, f"{where}: repository"))
         for wc in module.workflows:

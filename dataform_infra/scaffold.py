@@ -85,17 +85,25 @@ repository:
   git:
 {_git_block(a)}  workspace_compilation:
     schema_suffix: dev      # development workspaces never write production tables
+    schemas: [marts, dataform_assertions]   # what the code writes by default: workspaces write *_dev
   runner: dataform-staging
-  access: []                # e.g. - {{member: "group:analytics@example.com", role: editor}}
+  # Who may start workspace runs: run_as grants actAs on exactly that runner (strict act-as).
+  access: []                # e.g. - {{member: "group:analytics@example.com", role: editor, run_as: [dataform-staging]}}
 
 datasets:
   - id: staging_marts
     description: Dataform models (staging)
+  - id: staging_assertions
+    description: Dataform assertion results (staging)
+  - id: marts_dev
+    description: Workspace (development) runs of the models
+  - id: dataform_assertions_dev
+    description: Workspace (development) assertion results
 
 runners:
   - name: dataform-staging
     bigquery:
-      writes: [staging_marts]
+      writes: [staging_marts, staging_assertions, marts_dev, dataform_assertions_dev]
       reads: []             # datasets other teams load, declared above with create: false
 
 releases:
@@ -105,6 +113,7 @@ releases:
     time_zone: Etc/UTC
     compilation:
       schema: staging_marts
+      assertion_schema: staging_assertions
 
 workflows:
   - name: staging-daily
@@ -132,11 +141,13 @@ protected: true             # apply and destroy ask for the environment's name
 datasets:
   - id: marts
     description: Dataform models (production)
+  - id: dataform_assertions
+    description: Dataform assertion results (production)
 
 runners:
   - name: dataform-prod
     bigquery:
-      writes: [marts]
+      writes: [marts, dataform_assertions]
 
 releases:
   - name: prod-nightly
@@ -145,6 +156,7 @@ releases:
     time_zone: Etc/UTC
     compilation:
       schema: marts
+      assertion_schema: dataform_assertions
 
 workflows:
   - name: prod-daily

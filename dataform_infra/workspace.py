@@ -10,11 +10,13 @@ from functools import cached_property
 from pathlib import Path
 
 from dataform_infra import policy
+from dataform_infra.access import AccessModel, Coverage, cover, verdict
 from dataform_infra.errors import UsageError
 from dataform_infra.render.engine import render_module
 from dataform_infra.render.module import Module, build_module
 from dataform_infra.render.output import RenderedModule, diff_modules, write_modules
 from dataform_infra.spec.loader import Deployment, SpecWarning, load_deployment
+from dataform_infra.topology import Topology
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,19 @@ class Workspace:
     def diff(self, out: Path, envs: list[str]) -> str:
         return diff_modules(out, self.render(envs))
 
+    @cached_property
+    def topology(self) -> Topology:
+        return Topology(self.deployment)
+
+    @cached_property
+    def access(self) -> AccessModel:
+        return AccessModel(self.deployment, self.topology)
+
+    def coverage(self) -> Coverage:
+        """The access model's requirements against every grant the modules render."""
+        grants = [g for env in self.deployment.environments for g in self.module(env).grants]
+        return cover(self.access.requirements, grants)
+
     def validate(self) -> ValidationReport:
         envs = list(self.deployment.environments)
         findings: list[policy.Finding] = []
@@ -75,4 +90,5 @@ class Workspace:
             module = self.module(env)
             grants += len(module.grants)
             findings += policy.check(policy.facts_from_module(module))
-        return ValidationReport(envs, grants, findings, self.deployment.warnings)
+        findings += verdict.findings(self.access, self.coverage())
+        return ValidationReport(envs, grants, findings, [*self.deployment.warnings, *verdict.warnings(self.access)])

@@ -84,3 +84,10 @@ def google_apis(cloud):
     cloud.env["DFINFRA_GOOGLE_API_EMULATOR"] = apis.address
     yield apis
     apis.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that runs terraform is also `slow`: `pytest -m "not slow"` is the inner loop."""
+    for item in items:
+        if item.get_closest_marker("terraform"):
+            item.add_marker(pytest.mark.slow)

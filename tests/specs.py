@@ -1,4 +1,5 @@
-"""Small valid specs for tests to mutate, and a helper that writes them as YAML files."""
+"""Small valid specs for tests to mutate (every run they declare can run: `dfinfra validate` passes),
+and a helper that writes them as YAML files."""
 
 from __future__ import annotations
 
@@ -21,9 +22,16 @@ HOST: dict[str, Any] = {
             "https_token": {"secret_id": "git-token"},
         },
     },
-    "datasets": [{"id": "marts"}, {"id": "raw", "create": False}],
-    "runners": [{"name": "host-runner", "bigquery": {"writes": ["marts"], "reads": ["raw"]}}],
-    "releases": [{"name": "host-release", "git_ref": "main", "cron": "30 6 * * *"}],
+    "datasets": [{"id": "marts"}, {"id": "assertions"}, {"id": "raw", "create": False}],
+    "runners": [{"name": "host-runner", "bigquery": {"writes": ["marts", "assertions"], "reads": ["raw"]}}],
+    "releases": [
+        {
+            "name": "host-release",
+            "git_ref": "main",
+            "cron": "30 6 * * *",
+            "compilation": {"schema": "marts", "assertion_schema": "assertions"},
+        }
+    ],
     "workflows": [{"name": "host-daily", "release": "host-release", "runner": "host-runner", "cron": "45 6 * * *"}],
 }
 
@@ -32,9 +40,16 @@ TARGET: dict[str, Any] = {
     "region": "europe-west2",
     "bigquery_location": "EU",
     "state": {"bucket": "acme-target-tfstate", "prefix": "dataform/target"},
-    "datasets": [{"id": "marts"}],
-    "runners": [{"name": "target-runner", "bigquery": {"writes": ["marts"]}}],
-    "releases": [{"name": "target-release", "git_ref": "main", "cron": "30 6 * * *"}],
+    "datasets": [{"id": "marts"}, {"id": "assertions"}],
+    "runners": [{"name": "target-runner", "bigquery": {"writes": ["marts", "assertions"]}}],
+    "releases": [
+        {
+            "name": "target-release",
+            "git_ref": "main",
+            "cron": "30 6 * * *",
+            "compilation": {"schema": "marts", "assertion_schema": "assertions"},
+        }
+    ],
     "workflows": [
         {"name": "target-daily", "release": "target-release", "runner": "target-runner", "cron": "45 6 * * *"}
     ],

@@ -134,8 +134,10 @@ def test_explain_lists_every_grant_with_its_rule(project):
     result = dfinfra("explain", "staging", cwd=project)
     assert result.returncode == 0
     rows = [line for line in result.stdout.splitlines() if line.startswith("| staging |")]
-    assert len(rows) == 8  # job user + 2 datasets, the secret, token creator + act-as on 2 runners
+    # 3 datasets, the secret, the agent's role, and per attached runner: token creator, job user, act-as
+    assert len(rows) == 11
     assert all("(`" in row for row in rows)
+    assert not [row for row in rows if row.endswith("| **nothing** |")]  # every grant serves a run
     assert "Dataform service agent | `roles/iam.serviceAccountTokenCreator`" in result.stdout
 
 
@@ -186,4 +188,4 @@ def test_data_commands_speak_json(project):
     report = json.loads(dfinfra("validate", "--json", cwd=project).stdout)
     assert report["environments"] == ["prod", "staging"] and report["violations"] == []
     rows = json.loads(dfinfra("explain", "--json", cwd=project).stdout)
-    assert {"module", "principal", "role", "resource", "why", "rule", "address"} == set(rows[0])
+    assert {"module", "principal", "member", "role", "resource", "why", "rule", "address", "serves"} == set(rows[0])

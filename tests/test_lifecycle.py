@@ -5,6 +5,8 @@ import signal
 
 import pytest
 
+from tests.conftest import rendered
+from tests.fakegcp.harness import resource_blocks
 from tests.project import Project
 
 pytestmark = pytest.mark.terraform
@@ -13,6 +15,10 @@ pytestmark = pytest.mark.terraform
 @pytest.fixture()
 def project(tmp_path, cloud) -> Project:
     return Project(tmp_path / "checkout", cloud)
+
+
+# Every resource block the shipped prod module declares (state holds one entry each).
+PROD_RESOURCES = resource_blocks(rendered("shipped")["prod"].values())
 
 
 def applied(project: Project) -> None:
@@ -26,7 +32,7 @@ def test_from_nothing_to_applied_then_one_more_workflow(project):
     assert "No changes" in again  # idempotent
 
     first = project.run("plan", "--all", expect=2)
-    assert "Plan: 10 to create" in first
+    assert "Plan: 9 to create" in first  # prod: 3 APIs, runner, 2 datasets, 3 dataset grants (Job User is in the host)
     project.run("apply", "--all", "--auto-approve", "--confirm", "prod")
     assert "No changes" in project.run("plan", "--all", expect=0)
 
@@ -118,7 +124,7 @@ def test_concurrent_applies_one_waits_for_or_fails_on_the_lock(project):
     assert first.returncode == 0, first_output
     assert "is locked by" in second and "force-unlock" in second, second
     state = project.state("prod")
-    assert len(state["resources"]) == 10
+    assert len(state["resources"]) == PROD_RESOURCES
     assert state["serial"] >= 1
     assert "No changes" in project.run("plan", "prod", "--out", "build-b", expect=0)
 
@@ -137,11 +143,11 @@ def test_interrupt_during_apply_leaves_a_usable_state(project):
     assert process.returncode == 1, output
     assert "apply interrupted after" in output and "Traceback" not in output
     state = project.state("prod")  # valid JSON, lock released
-    assert len(state["resources"]) < 10
+    assert len(state["resources"]) < PROD_RESOURCES
     rest = project.run("plan", "prod", "--lock-timeout", "5s", expect=2)
     assert "to create" in rest
     project.run("apply", "prod", "--auto-approve", "--confirm", "prod")
-    assert len(project.state("prod")["resources"]) == 10
+    assert len(project.state("prod")["resources"]) == PROD_RESOURCES
 
 
 def test_terraform_failure_is_reported_not_a_traceback(project):
@@ -179,3 +185,47 @@ def test_destroy_all_goes_host_first_and_keeps_a_log_per_run(project):
     assert any(log.name.endswith("-apply.log") for log in logs)
     apply_log = next(log for log in reversed(logs) if log.name.endswith("-apply.log")).read_text()
     assert apply_log.startswith("$ ") and "Destruction complete" in apply_log and "# exit status 0" in apply_log
+
+
+def test_a_wrong_project_number_fails_the_plan_before_anything_is_granted(project):
+    # The spec says 481516234200; the real project has another number (a typo in the spec).
+    project.cloud.store.add_project("acme-analytics-staging", "481516234299")
+    project.run("bootstrap", "--all", "--auto-approve", "--confirm", "prod")
+    out = project.run("plan", "staging", expect=1)
+    assert (
+        "The project number in environments/staging.yaml (481516234200) is not the number of project "
+        "acme-analytics-staging (481516234299): correct project.number there." in out
+    )
+    assert [kind for kind, _ in project.cloud.resources() if kind != "google_storage_bucket"] == []
+
+
+def test_apply_retries_once_when_a_new_grant_has_not_propagated(project):
+    """Strict act-as refuses the workflow configs until the deployer's fresh actAs propagates."""
+    slow_iam = {
+        "FAKEGCP_CALLER": "serviceAccount:terraform-deployer@acme-ci-automation.iam.gserviceaccount.com",
+        "FAKEGCP_IAM_PROPAGATION_SECONDS": "2",
+        "DFINFRA_IAM_PROPAGATION_WAIT": "2.5",
+    }
+    project.run("bootstrap", "--all", "--auto-approve", "--confirm", "prod")
+    out = project.run("apply", "--all", "--auto-approve", "--confirm", "prod", env=slow_iam)
+    assert "staging: permission denied right after this apply created" in out
+    assert "waiting 2.5s and applying once more" in out
+    assert "Permission 'iam.serviceAccounts.actAs' denied" in out  # terraform's first attempt, shown
+    assert "No changes" in project.run("plan", "--all", expect=0)
+
+
+def test_apply_does_not_retry_a_permission_error_without_new_grants(project):
+    project.run("bootstrap", "--all", "--auto-approve", "--confirm", "prod")
+    project.run("apply", "--all", "--auto-approve", "--confirm", "prod")
+    spec = project.spec("prod")
+    spec.write_text(
+        spec.read_text()
+        + "  - name: prod-extra\n    release: prod-nightly\n    runner: dataform-prod-runner\n    tags: [extra]\n"
+    )
+    # Applied by someone who is not a deployer: no act-as, and nothing in the plan would grant it.
+    intruder = {"FAKEGCP_CALLER": "serviceAccount:intruder@acme-ci-automation.iam.gserviceaccount.com"}
+    out = project.run(
+        "apply", "staging", "--auto-approve", env={**intruder, "DFINFRA_IAM_PROPAGATION_WAIT": "0"}, expect=1
+    )
+    assert "applying once more" not in out
+    assert "Permission 'iam.serviceAccounts.actAs' denied" in out

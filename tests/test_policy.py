@@ -88,3 +88,20 @@ def test_validate_catches_a_module_missing_a_grant():
     findings = policy.check(policy.facts_from_module(broken))
     assert {f.rule for f in findings} == {"runner-usable"}
     assert all(f.source.startswith("environments/staging.yaml: ") for f in findings)
+
+
+@pytest.mark.parametrize(
+    ("member", "resource_type", "allowed"),
+    [
+        (AGENT, "google_project_iam_member", True),
+        ("user:someone@acme.example", "google_project_iam_member", False),
+        ("serviceAccount:runner@acme-prod.iam.gserviceaccount.com", "google_project_iam_member", False),
+    ],
+)
+def test_the_service_agent_role_goes_to_the_agent_only(member, resource_type, allowed):
+    hcl = (
+        f'resource "{resource_type}" "m" {{\n  project = "p"\n  role = "roles/dataform.serviceAgent"\n'
+        f'  member = "{member}"\n}}\n'
+    )
+    rules = {f.rule for f in policy.check(policy.facts_from_hcl({"main.tf": hcl}))}
+    assert ("impersonation-on-accounts-only" not in rules) is allowed

@@ -2,32 +2,28 @@
 
 import re
 
-from dataform_infra import policy
-from dataform_infra.explain import iam_table
-from dataform_infra.spec.reference import spec_reference
-from dataform_infra.workspace import Workspace
+import pytest
+
 from tests.conftest import REPO, SPEC_SETS, rendered
+from tests.support.readme_sections import SECTIONS, section
 
 README = (REPO / "README.md").read_text()
 
 
-def section(name: str) -> str:
-    match = re.search(rf"<!-- {name}:start -->\n(.*?)<!-- {name}:end -->", README, re.S)
-    assert match, f"README.md lost its {name} markers"
-    return match[1]
+@pytest.mark.parametrize("name", sorted(SECTIONS))
+def test_generated_sections_match_the_code(name):
+    """spec reference, IAM table, "What a run needs", access graph, rules list."""
+    assert section(README, name) == SECTIONS[name](), "regenerate: python -m tests.support.readme_sections"
 
 
-def test_spec_reference_matches_the_models():
-    assert section("spec-reference") == spec_reference(), "regenerate: python -m dataform_infra.spec.reference"
+def test_explain_runs_prints_the_readme_section():
+    from typer.testing import CliRunner
 
+    from dataform_infra.cli import app
 
-def test_iam_table_matches_the_shipped_environments():
-    workspace = Workspace(SPEC_SETS["shipped"])
-    assert section("iam-table") == iam_table([workspace.module(e) for e in workspace.deployment.environments])
-
-
-def test_rules_list_matches_the_policy_module():
-    assert section("rules") == "".join(f"- `{r.id}`: {r.summary}\n" for r in policy.RULES)
+    result = CliRunner().invoke(app, ["explain", "--runs", "-e", str(SPEC_SETS["shipped"])])
+    assert result.exit_code == 0, result.output
+    assert result.output == section(README, "runs-table")
 
 
 def test_every_hcl_example_is_real_rendered_output():

@@ -11,9 +11,18 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from dataform_infra.errors import GcpError
+from dataform_infra.errors import GcpError, GcpNotFound, GcpPermissionDenied
+
+if TYPE_CHECKING:  # the clients import slowly: only the commands that call Google load them
+    from google.cloud.dataform_v1 import DataformClient
+    from google.cloud.iam_admin_v1 import IAMClient
+    from google.cloud.orgpolicy_v2 import OrgPolicyClient
+    from google.cloud.policytroubleshooter_v1 import IamCheckerClient
+    from google.cloud.resourcemanager_v3 import ProjectsClient
+    from google.cloud.secretmanager_v1 import SecretManagerServiceClient
+    from google.cloud.service_usage_v1 import ServiceUsageClient
 
 EMULATOR_ENV = "DFINFRA_GOOGLE_API_EMULATOR"
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
@@ -34,7 +43,7 @@ class GoogleApis:
         if self.emulator:
             from google.auth.credentials import AnonymousCredentials
 
-            self._credentials = AnonymousCredentials()
+            self._credentials = AnonymousCredentials()  # type: ignore[no-untyped-call]
             return self._credentials
         import google.auth
         from google.auth.exceptions import DefaultCredentialsError
@@ -49,20 +58,20 @@ class GoogleApis:
         if self.impersonate:
             from google.auth import impersonated_credentials
 
-            credentials = impersonated_credentials.Credentials(
+            credentials = impersonated_credentials.Credentials(  # type: ignore[no-untyped-call]
                 source_credentials=credentials, target_principal=self.impersonate, target_scopes=SCOPES
             )
         self._credentials = credentials
         return credentials
 
-    def _client(self, client_class: type[T], transport_class: Any) -> T:
+    def _client(self, client_class: Callable[..., T], transport_class: Any) -> T:
         if self.emulator:
             import grpc
 
             return client_class(transport=transport_class(channel=grpc.insecure_channel(self.emulator)))
         return client_class(credentials=self.credentials())
 
-    def secret_manager(self):
+    def secret_manager(self) -> SecretManagerServiceClient:
         from google.cloud.secretmanager_v1 import SecretManagerServiceClient
         from google.cloud.secretmanager_v1.services.secret_manager_service.transports import (
             SecretManagerServiceGrpcTransport,
@@ -70,17 +79,41 @@ class GoogleApis:
 
         return self._client(SecretManagerServiceClient, SecretManagerServiceGrpcTransport)
 
-    def iam(self):
+    def iam(self) -> IAMClient:
         from google.cloud.iam_admin_v1 import IAMClient
         from google.cloud.iam_admin_v1.services.iam.transports import IAMGrpcTransport
 
         return self._client(IAMClient, IAMGrpcTransport)
 
-    def service_usage(self):
+    def service_usage(self) -> ServiceUsageClient:
         from google.cloud.service_usage_v1 import ServiceUsageClient
         from google.cloud.service_usage_v1.services.service_usage.transports import ServiceUsageGrpcTransport
 
         return self._client(ServiceUsageClient, ServiceUsageGrpcTransport)
+
+    def dataform(self) -> DataformClient:
+        from google.cloud.dataform_v1 import DataformClient
+        from google.cloud.dataform_v1.services.dataform.transports import DataformGrpcTransport
+
+        return self._client(DataformClient, DataformGrpcTransport)
+
+    def projects(self) -> ProjectsClient:
+        from google.cloud.resourcemanager_v3 import ProjectsClient
+        from google.cloud.resourcemanager_v3.services.projects.transports import ProjectsGrpcTransport
+
+        return self._client(ProjectsClient, ProjectsGrpcTransport)
+
+    def troubleshooter(self) -> IamCheckerClient:
+        from google.cloud.policytroubleshooter_v1 import IamCheckerClient
+        from google.cloud.policytroubleshooter_v1.services.iam_checker.transports import IamCheckerGrpcTransport
+
+        return self._client(IamCheckerClient, IamCheckerGrpcTransport)
+
+    def org_policy(self) -> OrgPolicyClient:
+        from google.cloud.orgpolicy_v2 import OrgPolicyClient
+        from google.cloud.orgpolicy_v2.services.org_policy.transports import OrgPolicyGrpcTransport
+
+        return self._client(OrgPolicyClient, OrgPolicyGrpcTransport)
 
 
 @contextmanager
@@ -98,11 +131,11 @@ def google_errors(what: str) -> Iterator[None]:
     except GoogleAuthError as exc:
         raise GcpError(f"{what}: Google authentication failed ({type(exc).__name__})") from None
     except exceptions.PermissionDenied as exc:
-        raise GcpError(f"{what}: permission denied ({exc.message})") from None
+        raise GcpPermissionDenied(f"{what}: permission denied ({exc.message})") from None
     except exceptions.NotFound as exc:
-        raise GcpError(f"{what}: not found ({exc.message})") from None
+        raise GcpNotFound(f"{what}: not found ({exc.message})") from None
     except exceptions.GoogleAPICallError as exc:
-        raise GcpError(f"{what}: {exc.code.name if exc.code else 'error'} ({exc.message})") from None
+        raise GcpError(f"{what}: {getattr(exc.code, 'name', 'error')} ({exc.message})") from None
     except exceptions.RetryError:
         raise GcpError(f"{what}: Google did not answer in time") from None
 

@@ -9,11 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-from dataform_infra.errors import GcpError
+from dataform_infra.access import AccessModel, Requirement, roles
+from dataform_infra.errors import GcpNotFound
 from dataform_infra.gcp.clients import GoogleApis, call
-from dataform_infra.render.module import HOST_APIS, TARGET_APIS, runner_email, service_agent_email
 from dataform_infra.spec.loader import Deployment
+from dataform_infra.topology import Resource, Topology, runner_email, service_agent_email
+
+if TYPE_CHECKING:
+    from google.cloud.iam_admin_v1 import IAMClient
+    from google.cloud.orgpolicy_v2 import Policy
 
 ACT_AS = "iam.serviceAccounts.actAs"
 
@@ -43,14 +49,18 @@ class Doctor:
         self.host = deployment.host
         self.apis = apis
         self.agent = service_agent_email(self.host.project.number)
+        self.topology = Topology(deployment)
+        self.is_host = env == self.host_name
 
     def run(self) -> list[Check]:
         return list(self._checks())
 
     def _checks(self) -> Iterator[Check]:
+        yield from self._project_numbers()
         yield from self._apis()
         iam = self.apis.iam()
         existing: set[str] = set()
+        self.missing_runners: set[str] = set()
         for env_name, runner in self._runners_to_check():
             project = self.deployment.environments[env_name].project.id
             email, name = _runner_name(project, runner)
@@ -58,30 +68,29 @@ class Doctor:
             yield check
             if check.status == "pass":
                 existing.add(name)
+            else:
+                self.missing_runners.add(email)
             yield from self._runner_grants(iam, env_name, email, name, name in existing)
         if self.env_name == self.host_name:
             yield from self._git_secret()
+        yield from self._org_policies()
+        yield from self._run_requirements()
 
     def _runners_to_check(self) -> list[tuple[str, str]]:
         """This environment's runners; for the host also every runner its configs attach elsewhere."""
         wanted = [(self.env_name, r.name) for r in self.env.runners]
-        if self.env_name == self.host_name:
-            for env_name, env in self.deployment.environments.items():
-                wanted += [(env_name, w.runner) for w in env.workflows]
+        if self.is_host:
+            wanted += [(a.env, a.runner.name) for a in self.topology.attached_runners()]
         return list(dict.fromkeys(wanted))
 
     def _attached(self, env_name: str, runner: str) -> bool:
-        repo = self.host.repository
-        env = self.deployment.environments[env_name]
-        return any(w.runner == runner for w in env.workflows) or (
-            env_name == self.host_name and repo is not None and repo.runner == runner
-        )
+        return any((a.env, a.runner.name) == (env_name, runner) for a in self.topology.attached_runners())
 
     # --- APIs -----------------------------------------------------------------------------
 
     def _apis(self) -> Iterator[Check]:
         project = self.env.project.id
-        wanted = HOST_APIS if self.env_name == self.host_name else TARGET_APIS
+        wanted = self.topology.apis(self.env_name)
         client = self.apis.service_usage()
         disabled = []
         for api in wanted:
@@ -105,12 +114,10 @@ class Doctor:
 
     # --- runners --------------------------------------------------------------------------
 
-    def _runner_exists(self, iam, env_name: str, email: str, name: str) -> Check:
+    def _runner_exists(self, iam: IAMClient, env_name: str, email: str, name: str) -> Check:
         try:
             call(f"reading service account {email}", iam.get_service_account, request={"name": name})
-        except GcpError as exc:
-            if "not found" not in str(exc):
-                raise
+        except GcpNotFound:
             why = "" if env_name == self.env_name else f" (the host's workflow configs in {self.host_name} use it)"
             return Check(
                 f"runner-exists:{email}",
@@ -120,7 +127,7 @@ class Doctor:
             )
         return Check(f"runner-exists:{email}", "pass", f"{email} exists")
 
-    def _runner_grants(self, iam, env_name: str, email: str, name: str, exists: bool) -> Iterator[Check]:
+    def _runner_grants(self, iam: IAMClient, env_name: str, email: str, name: str, exists: bool) -> Iterator[Check]:
         if not self._attached(env_name, email.split("@")[0]):
             return
         checks = (f"agent-token-creator:{email}", f"caller-act-as:{email}")
@@ -163,9 +170,7 @@ class Doctor:
         client = self.apis.secret_manager()
         try:
             call(f"reading {secret.name}", client.get_secret, name=secret.name)
-        except GcpError as exc:
-            if "not found" not in str(exc):
-                raise
+        except GcpNotFound:
             yield Check(
                 "git-secret-version",
                 "fail",
@@ -205,3 +210,142 @@ class Doctor:
                 f"{secret.secret_id} --project {secret.project} --member=serviceAccount:{self.agent} "
                 "--role=roles/secretmanager.secretAccessor)",
             )
+
+    # --- project numbers --------------------------------------------------------------------
+
+    def _project_numbers(self) -> Iterator[Check]:
+        """The number names the service agent: a typo hands its grants to another project's agent."""
+        names = dict.fromkeys([self.env_name, self.host_name])
+        client = self.apis.projects()
+        for env_name in names:
+            project = self.deployment.environments[env_name].project
+            found = call(f"reading project {project.id}", client.get_project, name=f"projects/{project.id}")
+            number = found.name.removeprefix("projects/")
+            if number == project.number:
+                yield Check(f"project-number:{project.id}", "pass", f"{project.id} is project number {number}")
+            else:
+                yield Check(
+                    f"project-number:{project.id}",
+                    "fail",
+                    f"{self.deployment.spec_file(env_name)} says project.number {project.number}, but {project.id} "
+                    f"is number {number}",
+                    f"set project.number: {number} in {self.deployment.spec_file(env_name)}",
+                )
+
+    # --- org policies -----------------------------------------------------------------------
+
+    def _policy(self, project: str, constraint: str) -> Policy:
+        client = self.apis.org_policy()
+        name = f"projects/{project}/policies/{constraint}"
+        return call(f"reading the effective {constraint} of {project}", client.get_effective_policy, name=name)
+
+    def _org_policies(self) -> Iterator[Check]:
+        top = self.topology
+        host_project = top.host.project.id
+        attached = {a.project for a in top.attached_runners() if self.is_host or a.env == self.env_name}
+        runner_projects = sorted(attached - {host_project})
+        constraint = "iam.disableCrossProjectServiceAccountUsage"
+        for project in runner_projects:
+            policy = self._policy(project, constraint)
+            if any(rule.enforce for rule in policy.spec.rules):
+                yield Check(
+                    f"org-policy:{constraint}:{project}",
+                    "fail",
+                    f"{constraint} is enforced on {project}: the repository in {host_project} cannot run workflows "
+                    f"as its runners",
+                    f"ask your organization admin to stop enforcing constraints/{constraint} on {project} "
+                    f"(or host the runners in {host_project})",
+                )
+            else:
+                yield Check(
+                    f"org-policy:{constraint}:{project}", "pass", f"{project}'s runners may serve {host_project}"
+                )
+        if not self.is_host:
+            return
+        url = top.repository_spec.git.url
+        remotes = self._policy(host_project, "dataform.restrictGitRemotes")
+        allowed = [v for rule in remotes.spec.rules for v in rule.values.allowed_values]
+        denied = any(rule.deny_all for rule in remotes.spec.rules)
+        if denied or (allowed and not any(url == v or url.startswith(v) for v in allowed)):
+            yield Check(
+                "org-policy:dataform.restrictGitRemotes",
+                "fail",
+                f"dataform.restrictGitRemotes on {host_project} does not allow {url}: Git sync fails",
+                f"ask your organization admin to add {url} to constraints/dataform.restrictGitRemotes",
+            )
+        else:
+            yield Check("org-policy:dataform.restrictGitRemotes", "pass", f"{url} is an allowed Git remote")
+        locations = self._policy(host_project, "gcp.resourceLocations")
+        restricted = any(rule.values.allowed_values or rule.deny_all for rule in locations.spec.rules)
+        if restricted:
+            yield Check(
+                "org-policy:gcp.resourceLocations",
+                "fail",
+                f"gcp.resourceLocations restricts locations in {host_project}: the Git secret's automatic "
+                "replication is refused",
+                "create the secret with user-managed replication in an allowed location (not yet expressible in "
+                "the spec) or lift the constraint for Secret Manager",
+            )
+        else:
+            yield Check("org-policy:gcp.resourceLocations", "pass", f"no location restriction in {host_project}")
+
+    # --- every requirement of every run, checked by the IAM Policy Troubleshooter -------------
+
+    def _run_requirements(self) -> Iterator[Check]:
+        """Each (chain, principal, resource) the environment's runs need, with all its permissions."""
+        model = AccessModel(self.deployment)
+        runs = {r.id: r for r in model.runs if r.env == self.env_name}
+        groups: dict[tuple[str, str, Resource], list[Requirement]] = {}
+        for req in model.requirements:
+            if any(r in runs for r in req.runs):
+                groups.setdefault((req.chain, req.principal.member, req.resource), []).append(req)
+        client = self.apis.troubleshooter()
+        for (chain, member, resource), reqs in groups.items():
+            principal = reqs[0].principal
+            name = f"run:{chain}:{principal.email}:{resource.label.replace(' ', ':')}"
+            gone = {principal.email, resource.id} & self.missing_runners
+            if gone:
+                yield Check(name, "skipped", f"{gone.pop()} does not exist")
+                continue
+            if not member.startswith(("serviceAccount:", "user:")):
+                yield Check(
+                    name, "skipped", f"the Policy Troubleshooter checks users and service accounts, not {member}"
+                )
+                continue
+            missing = []
+            for req in reqs:
+                answer = call(
+                    f"troubleshooting {req.permission} for {principal.email}",
+                    client.troubleshoot_iam_policy,
+                    request={
+                        "access_tuple": {
+                            "principal": principal.email,
+                            "full_resource_name": resource.full_name,
+                            "permission": req.permission,
+                        }
+                    },
+                )
+                if answer.access.name != "GRANTED":
+                    missing.append(req.permission)
+            labels = sorted({runs[r].label for req in reqs for r in req.runs if r in runs})
+            if not missing:
+                yield Check(name, "pass", f"{principal.label} has what {len(labels)} run(s) need on {resource.label}")
+                continue
+            first = reqs[0]
+            yield Check(
+                name,
+                "fail",
+                f"{principal.label} lacks {', '.join(missing)} on {resource.label} ({first.why}); failing runs: "
+                f"{'; '.join(labels)}",
+                self._requirement_fix(first, missing),
+            )
+
+    def _requirement_fix(self, req: Requirement, missing: list[str]) -> str:
+        if req.assumed:
+            narrowest = roles.narrowest_roles(set(missing))
+            role = narrowest[0] if narrowest else "a role with " + ", ".join(missing)
+            return (
+                f"grant {role} to {req.principal.member} on {req.resource.label} "
+                "(dfinfra leaves the deployers' own rights to you)"
+            )
+        return "dfinfra apply --all   (the rendered grants provide this; right after an apply, IAM may still propagate)"

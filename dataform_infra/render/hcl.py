@@ -38,7 +38,13 @@ class Expr(str):
     @classmethod
     def interpolate(cls, reference: Expr, suffix: str) -> Expr:
         """`"${reference}<suffix>"` with the literal suffix escaped."""
-        return cls('"${' + reference + "}" + quote(suffix)[1:])
+        return cls.template(reference, suffix)
+
+    @classmethod
+    def template(cls, *parts: str) -> Expr:
+        """A quoted HCL template: `Expr` parts become `${part}`, plain strings stay escaped literals."""
+        body = "".join("${" + p + "}" if isinstance(p, Expr) else quote(p)[1:-1] for p in parts)
+        return cls('"' + body + '"')
 
 
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}

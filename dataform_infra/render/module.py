@@ -16,48 +16,65 @@ Ownership across environments (why the host module reaches into other projects):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any
 
 from dataform_infra.render.hcl import Expr, Ident
 from dataform_infra.render.names import NameAllocator
 from dataform_infra.spec.loader import Deployment
 from dataform_infra.spec.models import Environment, Release, Runner, Workflow
-
-HOST_APIS = (
-    "bigquery.googleapis.com",
-    "dataform.googleapis.com",
-    "iam.googleapis.com",
-    "iamcredentials.googleapis.com",
-    "secretmanager.googleapis.com",
+from dataform_infra.spec.yamlsource import dotted_path
+from dataform_infra.topology import (
+    AttachedRunner,
+    Principal,
+    Resource,
+    Topology,
+    project_resource,
+    runner_email,
+    service_account_name,
 )
-TARGET_APIS = ("bigquery.googleapis.com", "iam.googleapis.com", "iamcredentials.googleapis.com")
-
-PrincipalKind = Literal["service_agent", "runner", "deployer", "person"]
-ScopeKind = Literal["project", "service_account", "secret", "dataset", "repository"]
 
 
 @dataclass(frozen=True)
 class Grant:
-    """One additive IAM membership: who gets which role on what, and the rule that asked for it."""
+    """One additive IAM membership: who (`principal`) gets which role on what (`resource`), and why.
+
+    `member` and `target` are the same facts spelled as HCL (a reference where the module creates
+    the object); `principal` and `resource` are what the access model and reviewers reason about.
+    """
 
     resource_type: Ident
     name: Ident
     role: str
+    principal: Principal
+    resource: Resource
     member: str | Expr
-    member_label: str
-    principal_kind: PrincipalKind
-    scope_kind: ScopeKind
-    scope_label: str
     target: dict[Ident, str | Expr]
     rule: str
     why: str
     spec_path: str
+    env: str = ""
     depends_on: tuple[Expr, ...] = ()
     opt_in_reason: str | None = None
 
     @property
     def address(self) -> str:
         return f"{self.resource_type}.{self.name}"
+
+    @property
+    def member_label(self) -> str:
+        return self.principal.label
+
+    @property
+    def principal_kind(self) -> str:
+        return self.principal.kind
+
+    @property
+    def scope_kind(self) -> str:
+        return self.resource.kind
+
+    @property
+    def scope_label(self) -> str:
+        return self.resource.label
 
 
 @dataclass(frozen=True)
@@ -140,18 +157,22 @@ class Module:
     repository_runner: RunnerRef | None = None
     repository_depends_on: tuple[Expr, ...] = ()
     api_refs: dict[str, Expr] = field(default_factory=dict)
+    # The project number the spec declares for this module's project, when HCL uses it (the agent's email).
+    checked_project_number: str | None = None
+
+    @property
+    def project_number_message(self) -> Expr:
+        """The plan-time error when the spec's project number is not the project's real one."""
+        return Expr.template(
+            f"The project number in {self.spec_files[0]} ({self.checked_project_number}) is not the number of "
+            f"project {self.env.project.id} (",
+            Expr.ref("self", "number"),
+            "): correct project.number there.",
+        )
 
     def needs_api(self, service: str) -> tuple[Expr, ...]:
         """depends_on for a resource that needs `service`, when this module enables it."""
         return (self.api_refs[service],) if service in self.api_refs else ()
-
-
-def runner_email(account_id: str, project: str) -> str:
-    return f"{account_id}@{project}.iam.gserviceaccount.com"
-
-
-def service_agent_email(project_number: str) -> str:
-    return f"service-{project_number}@gcp-sa-dataform.iam.gserviceaccount.com"
 
 
 def build_module(deployment: Deployment, env_name: str) -> Module:
@@ -163,6 +184,7 @@ class _ModuleBuilder:
         self.deployment = deployment
         self.env_name = env_name
         self.env = deployment.environments[env_name]
+        self.topology = Topology(deployment)
         self.host_name = deployment.host_name
         self.is_host = env_name == self.host_name
         self.names = NameAllocator()
@@ -195,7 +217,7 @@ class _ModuleBuilder:
         owner = targets[0] if targets else self.host_name
         if owner != self.env_name:
             return
-        services = sorted({s for n in sharing for s in (HOST_APIS if n == self.host_name else TARGET_APIS)})
+        services = sorted({s for n in sharing for s in self.topology.apis(n)})
         for service in services:
             name = self.names.name("google_project_service", service.split(".")[0])
             self.module.apis.append(Api(name, project, service))
@@ -236,24 +258,37 @@ class _ModuleBuilder:
                 )
             )
 
-    def _local_runner(self, runner: Runner) -> RunnerRef:
-        name = self.sa_refs[runner.name]
+    def _runner_ref(self, attached: AttachedRunner) -> RunnerRef:
+        """A reference when this module creates the account, a literal when another module does."""
+        email = attached.email
+        if attached.env == self.env_name:
+            name = self.sa_refs[attached.runner.name]
+            return RunnerRef(
+                env=attached.env,
+                runner=attached.runner,
+                project=attached.project,
+                email=email,
+                resource_name=Expr.ref("google_service_account", name, "name"),
+                email_value=Expr.ref("google_service_account", name, "email"),
+                member_value=Expr.ref("google_service_account", name, "member"),
+            )
         return RunnerRef(
-            env=self.env_name,
-            runner=runner,
-            project=self.env.project.id,
-            email=runner_email(runner.name, self.env.project.id),
-            resource_name=Expr.ref("google_service_account", name, "name"),
-            email_value=Expr.ref("google_service_account", name, "email"),
-            member_value=Expr.ref("google_service_account", name, "member"),
+            attached.env,
+            attached.runner,
+            attached.project,
+            email,
+            resource_name=service_account_name(email),
+            email_value=email,
+            member_value=f"serviceAccount:{email}",
         )
 
-    def _grant(self, resource_type: str, name_parts: tuple[str, ...], **fields) -> Grant:
+    def _grant(self, resource_type: str, name_parts: tuple[str, ...], **fields: Any) -> Grant:
         target = {Ident(k): v for k, v in fields.pop("target").items()}
         grant = Grant(
             resource_type=Ident(resource_type),
             name=self.names.name(resource_type, *name_parts),
             target=target,
+            env=self.env_name,
             **fields,
         )
         self.module.grants.append(grant)
@@ -262,22 +297,9 @@ class _ModuleBuilder:
     def _bigquery_grants(self) -> None:
         project = self.env.project.id
         for i, runner in enumerate(self.env.runners):
-            ref = self._local_runner(runner)
+            ref = self._runner_ref(self.topology.runner(self.env_name, runner.name))
+            principal = Principal("runner", f"serviceAccount:{ref.email}")
             path = f"runners[{i}]"
-            self._grant(
-                "google_project_iam_member",
-                (runner.name, "bigquery_job_user"),
-                role="roles/bigquery.jobUser",
-                member=ref.member_value,
-                member_label=f"runner {runner.name}",
-                principal_kind="runner",
-                scope_kind="project",
-                scope_label=f"project {project}",
-                target={"project": project},
-                rule="runner-runs-jobs",
-                why=f"Runner {runner.name} runs BigQuery jobs in {project} (Job User grants no data access).",
-                spec_path=path,
-            )
             for verb, role, what in (
                 ("writes", "roles/bigquery.dataEditor", "writes"),
                 ("reads", "roles/bigquery.dataViewer", "reads"),
@@ -287,11 +309,9 @@ class _ModuleBuilder:
                         "google_bigquery_dataset_iam_member",
                         (runner.name, verb, dataset),
                         role=role,
+                        principal=principal,
+                        resource=Resource("dataset", project, dataset),
                         member=ref.member_value,
-                        member_label=f"runner {runner.name}",
-                        principal_kind="runner",
-                        scope_kind="dataset",
-                        scope_label=f"dataset {project}.{dataset}",
                         target={"project": project, "dataset_id": self.dataset_refs[dataset]},
                         rule=f"runner-{verb}-dataset",
                         why=f"Runner {runner.name} {what} dataset {dataset}; the role is scoped to that dataset only.",
@@ -306,11 +326,9 @@ class _ModuleBuilder:
                     "google_project_iam_member",
                     (runner.name, "project", wide.role),
                     role=f"roles/bigquery.{wide.role}",
+                    principal=principal,
+                    resource=project_resource(project),
                     member=ref.member_value,
-                    member_label=f"runner {runner.name}",
-                    principal_kind="runner",
-                    scope_kind="project",
-                    scope_label=f"project {project}",
                     target={"project": project},
                     rule="runner-project-wide-opt-in",
                     why=f"Runner {runner.name} gets roles/bigquery.{wide.role} on the whole project {project}, "
@@ -323,12 +341,14 @@ class _ModuleBuilder:
 
     def _host(self) -> None:
         env = self.env
-        repo = env.repository
-        assert repo is not None
+        top = self.topology
+        repo = top.repository_spec
         module = self.module
-        module.service_agent = service_agent_email(env.project.number)
+        module.service_agent = top.agent.email
+        module.checked_project_number = env.project.number
         agent_member = Expr.ref("local", "dataform_service_agent")
         identity = Expr.ref("google_project_service_identity", "dataform")
+        host_project = env.project.id
 
         auth = repo.git.https_token or repo.git.ssh
         assert auth is not None
@@ -339,11 +359,9 @@ class _ModuleBuilder:
             "google_secret_manager_secret_iam_member",
             ("dataform_agent", "reads", module.secret_name),
             role="roles/secretmanager.secretAccessor",
+            principal=top.agent,
+            resource=top.secret,
             member=agent_member,
-            member_label="Dataform service agent",
-            principal_kind="service_agent",
-            scope_kind="secret",
-            scope_label=f"secret {auth.secret_id}",
             target={"secret_id": secret_id},
             rule="agent-reads-git-secret",
             why="The Dataform service agent performs every Git operation, so it (and only it) reads the "
@@ -351,20 +369,37 @@ class _ModuleBuilder:
             spec_path="repository.git",
             depends_on=(identity,),
         )
+        if top.has_schedules:
+            self._grant(
+                "google_project_iam_member",
+                ("dataform_agent", "service_agent_role"),
+                role="roles/dataform.serviceAgent",
+                principal=top.agent,
+                resource=top.host_project,
+                member=agent_member,
+                target={"project": host_project},
+                rule="agent-has-its-role",
+                why="Scheduled releases and workflows are started by the Dataform service agent, which needs "
+                "roles/dataform.serviceAgent; an agent created through google_project_service_identity may not "
+                "have it yet. Granted to the agent only.",
+                spec_path="repository",
+                depends_on=(identity,),
+            )
 
-        attached = self._attached_runners()
         runner_grants: dict[tuple[str, str], list[Expr]] = {}
-        for ref, path in attached:
+        refs: dict[tuple[str, str], RunnerRef] = {}
+        for attached in top.attached_runners():
+            ref = refs[(attached.env, attached.runner.name)] = self._runner_ref(attached)
+            path = _dotted(attached.path)
             needed = runner_grants.setdefault((ref.env, ref.runner.name), [])
+            local = ref.env == self.env_name
             token_creator = self._grant(
                 "google_service_account_iam_member",
                 ("dataform_agent", "impersonates", ref.env, ref.runner.name),
                 role="roles/iam.serviceAccountTokenCreator",
+                principal=top.agent,
+                resource=attached.resource,
                 member=agent_member,
-                member_label="Dataform service agent",
-                principal_kind="service_agent",
-                scope_kind="service_account",
-                scope_label=f"service account {ref.email}",
                 target={"service_account_id": ref.resource_name},
                 rule="agent-impersonates-runner",
                 why=f"The Dataform service agent mints tokens for runner {ref.runner.name} ({ref.env}); "
@@ -373,16 +408,30 @@ class _ModuleBuilder:
                 depends_on=(identity,),
             )
             needed.append(Expr.ref(token_creator.resource_type, token_creator.name))
+            job_user = self._grant(
+                "google_project_iam_member",
+                ("" if local else ref.env, ref.runner.name, "bigquery_job_user"),
+                role="roles/bigquery.jobUser",
+                principal=attached.principal,
+                resource=top.host_project,
+                member=ref.member_value,
+                target={"project": host_project},
+                rule="runner-runs-jobs",
+                why=f"Runner {ref.runner.name} ({ref.env}) runs its BigQuery jobs in {host_project}, the project "
+                "hosting the repository (Job User grants no data access).",
+                spec_path=path,
+            )
+            needed.append(Expr.ref(job_user.resource_type, job_user.name))
+            if attached.path[:2] == ("repository", "access"):
+                continue  # only people start runs as it: deployers attach it to nothing
             for k, deployer in enumerate(env.deployers):
                 act_as = self._grant(
                     "google_service_account_iam_member",
                     ("deployer", deployer, "acts_as", ref.env, ref.runner.name),
                     role="roles/iam.serviceAccountUser",
+                    principal=Principal("deployer", deployer),
+                    resource=attached.resource,
                     member=deployer,
-                    member_label=deployer,
-                    principal_kind="deployer",
-                    scope_kind="service_account",
-                    scope_label=f"service account {ref.email}",
                     target={"service_account_id": ref.resource_name},
                     rule="deployer-acts-as-runner",
                     why=f"Strict act-as: deployer {deployer} attaches runner {ref.runner.name} ({ref.env}) to "
@@ -391,27 +440,44 @@ class _ModuleBuilder:
                 )
                 needed.append(Expr.ref(act_as.resource_type, act_as.name))
 
+        repository_target = {
+            "project": host_project,
+            "region": env.region,
+            "repository": Expr.ref("google_dataform_repository", "this", "name"),
+        }
         for k, access in enumerate(repo.access):
+            person = Principal("person", access.member)
             self._grant(
                 "google_dataform_repository_iam_member",
                 ("repository", access.role, access.member),
                 role=f"roles/dataform.{access.role}",
+                principal=person,
+                resource=top.repository,
                 member=access.member,
-                member_label=access.member,
-                principal_kind="person",
-                scope_kind="repository",
-                scope_label=f"repository {repo.name}",
-                target={
-                    "project": env.project.id,
-                    "region": env.region,
-                    "repository": Expr.ref("google_dataform_repository", "this", "name"),
-                },
+                target=repository_target,
                 rule="person-uses-repository",
                 why=f"{access.member} is a Dataform {access.role} of this repository only.",
                 spec_path=f"repository.access[{k}]",
             )
+            for j, run_as in enumerate(access.run_as):
+                attached = next(
+                    a for a in top.attached_runners() if (a.env, a.runner.name) == top.resolve_runner_ref(run_as)
+                )
+                ref = refs[(attached.env, attached.runner.name)]
+                self._grant(
+                    "google_service_account_iam_member",
+                    ("person", access.member, "acts_as", ref.env, ref.runner.name),
+                    role="roles/iam.serviceAccountUser",
+                    principal=person,
+                    resource=attached.resource,
+                    member=access.member,
+                    target={"service_account_id": ref.resource_name},
+                    rule="person-starts-runs",
+                    why=f"Strict act-as: {access.member} starts runs (workspace or manual) as runner "
+                    f"{ref.runner.name} ({ref.env}), which requires iam.serviceAccounts.actAs on that account only.",
+                    spec_path=f"repository.access[{k}].run_as[{j}]",
+                )
 
-        refs = {(ref.env, ref.runner.name): ref for ref, _ in attached}
         if repo.runner:
             module.repository_runner = refs[(self.env_name, repo.runner)]
         runner_needs = runner_grants[(self.env_name, repo.runner)] if repo.runner else []
@@ -448,34 +514,6 @@ class _ModuleBuilder:
                     )
                 )
 
-    def _attached_runners(self) -> list[tuple[RunnerRef, str]]:
-        """Every runner the host's repository or workflow configs attach, once, in spec order."""
-        seen: dict[tuple[str, str], tuple[RunnerRef, str]] = {}
-        repo = self.env.repository
-        assert repo is not None
-        wanted: list[tuple[str, str, str]] = []
-        if repo.runner:
-            wanted.append((self.env_name, repo.runner, "repository.runner"))
-        for env_name, env in self.deployment.environments.items():
-            for i, workflow in enumerate(env.workflows):
-                wanted.append((env_name, workflow.runner, f"workflows[{i}].runner"))
-        for env_name, runner_name, path in wanted:
-            if (env_name, runner_name) in seen:
-                continue
-            env = self.deployment.environments[env_name]
-            runner = next(r for r in env.runners if r.name == runner_name)
-            if env_name == self.env_name:
-                ref = self._local_runner(runner)
-            else:
-                email = runner_email(runner.name, env.project.id)
-                ref = RunnerRef(
-                    env_name,
-                    runner,
-                    env.project.id,
-                    email,
-                    resource_name=f"projects/{env.project.id}/serviceAccounts/{email}",
-                    email_value=email,
-                    member_value=f"serviceAccount:{email}",
-                )
-            seen[(env_name, runner_name)] = (ref, path)
-        return list(seen.values())
+
+def _dotted(path: tuple[str | int, ...]) -> str:
+    return dotted_path(path)

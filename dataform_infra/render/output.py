@@ -121,11 +121,11 @@ def write_modules(root: Path, modules: list[RenderedModule]) -> list[Path]:
                     undo.append(("remove", target, None))
                 changed.append(target)
     except BaseException:
-        for action, path, target in reversed(undo):
+        for action, path, original in reversed(undo):
             if action == "remove":
                 path.unlink(missing_ok=True)
-            elif action == "restore" and target is not None:
-                os.replace(path, target)
+            elif action == "restore" and original is not None:
+                os.replace(path, original)
             elif action == "rmdir":
                 shutil.rmtree(path, ignore_errors=True)
         raise

@@ -15,7 +15,7 @@ from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
 from dataform_infra.spec.cron import CronError, parse_cron
 
 
-def _matching(pattern: str, rule: str):
+def _matching(pattern: str, rule: str) -> AfterValidator:
     compiled = re.compile(pattern)
 
     def check(value: str) -> str:
@@ -75,6 +75,14 @@ DataformId = Annotated[
     _matching(
         r"[A-Za-z][A-Za-z0-9_-]{0,62}",
         "Dataform names are 1-63 letters, digits, underscores or hyphens and start with a letter",
+    ),
+]
+
+RunnerRef = Annotated[
+    str,
+    _matching(
+        r"(?:[a-z][a-z0-9_-]{0,29}/)?[a-z](?:[-a-z0-9]{4,28}[a-z0-9])",
+        "a runner is named `<runner>` (a runner of the host environment) or `<environment>/<runner>`",
     ),
 ]
 

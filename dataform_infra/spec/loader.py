@@ -211,6 +211,17 @@ def _cross_checks(deployment: Deployment) -> Iterable[Problem]:
                 )
             members = [a.member for a in env.repository.access]
             yield from _duplicates(loc, name, ("repository", "access"), members, "repository access member")
+            for k, person in enumerate(env.repository.access):
+                for j, ref in enumerate(person.run_as):
+                    other, _, runner_name = ref.rpartition("/")
+                    other = other or name
+                    if other not in envs:
+                        problem = f"no environment {other!r} (environments: {', '.join(envs)})"
+                    elif runner_name not in {r.name for r in envs[other].runners}:
+                        problem = f"runner {runner_name!r} is not declared under `runners:` of environment {other!r}"
+                    else:
+                        continue
+                    yield loc.at(name, ("repository", "access", k, "run_as", j), problem)
 
 
 def _duplicates(loc: _Locator, env: str, key: str | tuple[str, ...], names: list[str], what: str) -> Iterable[Problem]:

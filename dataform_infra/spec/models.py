@@ -26,6 +26,7 @@ from dataform_infra.spec.formats import (
     ProjectId,
     ProjectNumber,
     Region,
+    RunnerRef,
     SecretId,
     ServiceAccountId,
     StatePrefix,
@@ -120,6 +121,13 @@ class WorkspaceCompilation(Spec):
     default_database: ProjectId | None = Field(default=None, description="Project workspaces compile into.")
     schema_suffix: DatasetId | None = Field(default=None, description="Appended to every schema, e.g. `dev`.")
     table_prefix: DatasetId | None = Field(default=None, description="Prepended to every table name.")
+    schemas: list[DatasetId] = Field(
+        default_factory=list,
+        description="Datasets your code writes by default (workflow_settings.yaml's `defaultDataset` and "
+        "`defaultAssertionDataset`, and schemas actions name). Workspace runs write each as "
+        "`<schema>_<schema_suffix>` in `default_database`: `dfinfra validate` checks that those datasets are "
+        "declared and that the repository's runner writes them.",
+    )
 
 
 class RepositoryAccess(Spec):
@@ -128,6 +136,12 @@ class RepositoryAccess(Spec):
     member: Member = Field(description="IAM principal, e.g. `group:analytics@example.com`.")
     role: Literal["viewer", "editor", "admin"] = Field(
         description="`roles/dataform.<role>` on the repository only (never a project or primitive role)."
+    )
+    run_as: list[RunnerRef] = Field(
+        default_factory=list,
+        description="Runners this member may start runs as (workspace runs use the repository's `runner`): "
+        "Service Account User on exactly those accounts, as strict act-as requires. A runner of the host, or "
+        "`<environment>/<runner>` for another environment's. Needs role `editor` or `admin`.",
     )
 
 

@@ -39,7 +39,7 @@ def _default(field: FieldInfo) -> str:
     if field.is_required():
         return "**required**"
     if field.default_factory is not None:
-        value = field.default_factory()
+        value = field.default_factory()  # type: ignore[call-arg]  # our factories take no arguments
         return "`[]`" if value == [] else "`{}`" if value == {} else "see type"
     if field.default is None or field.default is PydanticUndefined:
         return "none"

@@ -24,7 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import IO, Any
 
 from python_terraform import IsFlagged, Terraform
 
@@ -64,7 +65,7 @@ class TerraformRunner:
         self.log_path: Path | None = None
 
     def argv(self, command: str, *args: str, **options: Any) -> list[str]:
-        return self._builder.generate_cmd_string(command, *args, **options)
+        return list(self._builder.generate_cmd_string(command, *args, **options))
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -100,7 +101,7 @@ class TerraformRunner:
                 start_new_session=True,
             )
 
-            def pump(name: str, stream) -> None:
+            def pump(name: str, stream: IO[str]) -> None:
                 for line in stream:
                     with lock:
                         output[name].append(line)
@@ -123,14 +124,14 @@ class TerraformRunner:
             tuple(argv), process.returncode, "".join(output["stdout"]), "".join(output["stderr"]), interrupts
         )
 
-    def _wait(self, process: subprocess.Popen, on_line: LineSink | None) -> int:
+    def _wait(self, process: subprocess.Popen[str], on_line: LineSink | None) -> int:
         """Wait for terraform; each Ctrl-C is forwarded once (1st: graceful stop, 2nd: immediate exit)."""
         count = 0
         if threading.current_thread() is not threading.main_thread():
             process.wait()
             return count
 
-        def forward(signum, frame) -> None:
+        def forward(signum: int, frame: FrameType | None) -> None:
             nonlocal count
             count += 1
             if process.poll() is None:

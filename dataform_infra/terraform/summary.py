@@ -125,7 +125,7 @@ def summarise(plan: dict[str, Any]) -> PlanSummary:
             continue
         summary.changes.append(Change(resource["address"], resource["type"], action))
         if resource["type"].endswith("_iam_member"):
-            sides = []
+            sides: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]] = []
             if action in ("delete", "replace"):
                 sides.append(("revoke", change.get("before"), None))
             if action in ("create", "replace"):

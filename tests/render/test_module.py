@@ -2,8 +2,9 @@
 
 from pathlib import Path
 
-from dataform_infra.render.module import build_module, service_agent_email
+from dataform_infra.render.module import build_module
 from dataform_infra.spec.loader import load_deployment
+from dataform_infra.topology import service_agent_email
 from tests.conftest import SPEC_SETS
 from tests.specs import host, target, write_specs
 
@@ -47,7 +48,24 @@ def test_agent_reads_only_the_git_secret(tmp_path):
     assert roles(m["staging"], "service_agent", "secret") == [
         ("roles/secretmanager.secretAccessor", "secret git-token")
     ]
-    assert not [g for g in m["staging"].grants if g.principal_kind == "service_agent" and g.scope_kind == "project"]
+    # On the project it holds only its own role, which scheduled runs need (and only the agent gets).
+    assert roles(m["staging"], "service_agent", "project") == [
+        ("roles/dataform.serviceAgent", "project acme-host-proj")
+    ]
+    assert [g.principal_kind for g in m["staging"].grants if g.role == "roles/dataform.serviceAgent"] == [
+        "service_agent"
+    ]
+
+
+def test_every_attached_runner_runs_jobs_in_the_host_project(tmp_path):
+    m = modules(tmp_path, {"staging": host(), "prod": target()})
+    job_users = sorted(
+        (g.principal.member, g.resource.label) for g in m["staging"].grants if g.rule == "runner-runs-jobs"
+    )
+    assert job_users == [
+        ("serviceAccount:host-runner@acme-host-proj.iam.gserviceaccount.com", "project acme-host-proj"),
+        ("serviceAccount:target-runner@acme-target-proj.iam.gserviceaccount.com", "project acme-host-proj"),
+    ]
 
 
 def test_deployers_act_as_attached_runners_only(tmp_path):
@@ -63,9 +81,10 @@ def test_target_module_owns_only_its_runner_and_data(tmp_path):
     m = modules(tmp_path, {"staging": host(), "prod": target()})["prod"]
     assert not m.is_host and not m.releases and not m.workflows and m.service_agent is None
     assert {g.principal_kind for g in m.grants} == {"runner"}
+    # Job User is granted in the host project, where Dataform runs the target runner's jobs.
     assert roles(m) == [
-        ("roles/bigquery.jobUser", "project acme-target-proj"),
         ("roles/bigquery.dataEditor", "dataset acme-target-proj.marts"),
+        ("roles/bigquery.dataEditor", "dataset acme-target-proj.assertions"),
     ]
 
 
@@ -77,8 +96,8 @@ def test_release_and_workflow_configs_of_every_environment_live_in_the_host(tmp_
     ]
     prod_wf = next(w for w in m.workflows if w.env == "prod")
     assert prod_wf.service_account == "target-runner@acme-target-proj.iam.gserviceaccount.com"
-    # Created only after the grants that make the runner usable exist.
-    assert len(prod_wf.depends_on) == 2
+    # Created only after the grants that make the runner usable exist (Token Creator, Job User, act-as).
+    assert len(prod_wf.depends_on) == 3
 
 
 def test_project_wide_roles_only_by_opt_in(tmp_path):
@@ -86,7 +105,7 @@ def test_project_wide_roles_only_by_opt_in(tmp_path):
     assert not [
         g
         for g in modules(tmp_path / "a", {"s": h})["s"].grants
-        if g.scope_kind == "project" and g.role != "roles/bigquery.jobUser"
+        if g.scope_kind == "project" and g.role not in ("roles/bigquery.jobUser", "roles/dataform.serviceAgent")
     ]
     h["runners"][0]["bigquery"]["project_wide"] = [{"role": "dataViewer", "reason": "reads every team's data"}]
     wide = [g for g in modules(tmp_path / "b", {"s": h})["s"].grants if g.rule == "runner-project-wide-opt-in"]
@@ -103,6 +122,6 @@ def test_shared_project_apis_are_enabled_once_by_the_module_applied_first():
 
 def test_external_datasets_are_granted_not_created(tmp_path):
     m = modules(tmp_path, {"staging": host()})["staging"]
-    assert [d.dataset_id for d in m.datasets] == ["marts"]
+    assert [d.dataset_id for d in m.datasets] == ["marts", "assertions"]
     raw = next(g for g in m.grants if g.scope_label.endswith(".raw"))
     assert raw.role == "roles/bigquery.dataViewer" and raw.target["dataset_id"] == "raw"

@@ -147,7 +147,7 @@ def test_shared_project_cannot_share_a_runner(tmp_path):
     t["project"] = host()["project"]
     t["runners"][0]["name"] = "host-runner"
     t["workflows"][0]["runner"] = "host-runner"
-    t["datasets"] = [{"id": "marts", "create": False}]
+    t["datasets"] = [{"id": "marts", "create": False}, {"id": "assertions", "create": False}]
     message = only_problem(write_specs(tmp_path, {"staging": host(), "prod": t}))
     assert "runner 'host-runner' is also declared by environment" in message
 

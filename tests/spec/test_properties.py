@@ -166,7 +166,7 @@ def test_accepted_specs_render_every_value_as_one_intact_literal(tmp_path_factor
             # Values never add structure: block headers are exactly what dfinfra emits.
             for line in text.splitlines():
                 if line and not line.startswith((" ", "#", "}")):
-                    assert re.fullmatch(r'(resource|output|provider|locals|terraform) ("[\w-]+" )*\{', line), line
+                    assert re.fullmatch(r'(resource|data|output|provider|locals|terraform) ("[\w-]+" )*\{', line), line
     host_files = "".join(render_module(build_module(deployment, "staging")).values())
     for value in used:  # the host module holds the repository, releases and workflow configs
         assert quote(value) in host_files

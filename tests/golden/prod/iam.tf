@@ -2,13 +2,6 @@
 # by hand: change the spec and run `dfinfra render prod`.
 
 # Every grant is an additive *_iam_member: nothing here can remove a member someone else granted.
-# Runner dataform-prod-runner runs BigQuery jobs in acme-analytics-prod (Job User grants no data
-# access). [rule: runner-runs-jobs]
-resource "google_project_iam_member" "dataform_prod_runner_bigquery_job_user" {
-  project = "acme-analytics-prod"
-  role    = "roles/bigquery.jobUser"
-  member  = google_service_account.dataform_prod_runner.member
-}
 
 # Runner dataform-prod-runner writes dataset marts; the role is scoped to that dataset only. [rule:
 # runner-writes-dataset]

@@ -26,3 +26,29 @@ resource "google_bigquery_dataset" "dataform_assertions" {
 
   depends_on = [google_project_service.bigquery]
 }
+
+resource "google_bigquery_dataset" "marts_dev" {
+  # checkov:skip=CKV_GCP_81: encrypted at rest with Google-managed keys; CMEK needs a KMS key per location, which dfinfra does not manage
+  project     = "acme-analytics-staging"
+  dataset_id  = "marts_dev"
+  location    = "europe-west2"
+  description = "Workspace (development) runs of the models"
+
+  # Never drop tables with the dataset: destroying it fails while it still holds data.
+  delete_contents_on_destroy = false
+
+  depends_on = [google_project_service.bigquery]
+}
+
+resource "google_bigquery_dataset" "dataform_assertions_dev" {
+  # checkov:skip=CKV_GCP_81: encrypted at rest with Google-managed keys; CMEK needs a KMS key per location, which dfinfra does not manage
+  project     = "acme-analytics-staging"
+  dataset_id  = "dataform_assertions_dev"
+  location    = "europe-west2"
+  description = "Workspace (development) assertion results"
+
+  # Never drop tables with the dataset: destroying it fails while it still holds data.
+  delete_contents_on_destroy = false
+
+  depends_on = [google_project_service.bigquery]
+}

@@ -39,6 +39,7 @@ resource "google_dataform_repository" "this" {
   depends_on = [
     google_secret_manager_secret_iam_member.dataform_agent_reads_git_token,
     google_service_account_iam_member.dataform_agent_impersonates_staging_dataform_staging_runner,
+    google_project_iam_member.dataform_staging_runner_bigquery_job_user,
     google_service_account_iam_member.deployer_terraform_deployer_acts_as_staging_dataform_staging_runner,
   ]
 }
@@ -111,6 +112,7 @@ resource "google_dataform_repository_workflow_config" "prod_daily" {
 
   depends_on = [
     google_service_account_iam_member.dataform_agent_impersonates_prod_dataform_prod_runner,
+    google_project_iam_member.prod_dataform_prod_runner_bigquery_job_user,
     google_service_account_iam_member.deployer_terraform_deployer_acts_as_prod_dataform_prod_runner,
   ]
 }
@@ -137,6 +139,7 @@ resource "google_dataform_repository_workflow_config" "staging_daily" {
 
   depends_on = [
     google_service_account_iam_member.dataform_agent_impersonates_staging_dataform_staging_runner,
+    google_project_iam_member.dataform_staging_runner_bigquery_job_user,
     google_service_account_iam_member.deployer_terraform_deployer_acts_as_staging_dataform_staging_runner,
   ]
 }

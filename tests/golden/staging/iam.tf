@@ -2,17 +2,23 @@
 # members only. Do not edit by hand: change the spec and run `dfinfra render staging`.
 
 # Every grant is an additive *_iam_member: nothing here can remove a member someone else granted.
+
+# The project number names the Dataform service agent below. A typo would hand the agent's grants to
+# another project's agent, so the plan fails unless it is the project's real number.
+data "google_project" "host" {
+  project_id = "acme-analytics-staging"
+
+  lifecycle {
+    postcondition {
+      condition     = self.number == "481516234200"
+      error_message = "The project number in environments/staging.yaml (481516234200) is not the number of project acme-analytics-staging (${self.number}): correct project.number there."
+    }
+  }
+}
+
 locals {
   # The host project's Dataform service agent, created below by google_project_service_identity.
   dataform_service_agent = "serviceAccount:service-481516234200@gcp-sa-dataform.iam.gserviceaccount.com"
-}
-
-# Runner dataform-staging-runner runs BigQuery jobs in acme-analytics-staging (Job User grants no
-# data access). [rule: runner-runs-jobs]
-resource "google_project_iam_member" "dataform_staging_runner_bigquery_job_user" {
-  project = "acme-analytics-staging"
-  role    = "roles/bigquery.jobUser"
-  member  = google_service_account.dataform_staging_runner.member
 }
 
 # Runner dataform-staging-runner writes dataset staging_marts; the role is scoped to that dataset
@@ -29,6 +35,24 @@ resource "google_bigquery_dataset_iam_member" "dataform_staging_runner_writes_st
 resource "google_bigquery_dataset_iam_member" "dataform_staging_runner_writes_dataform_assertions" {
   project    = "acme-analytics-staging"
   dataset_id = google_bigquery_dataset.dataform_assertions.dataset_id
+  role       = "roles/bigquery.dataEditor"
+  member     = google_service_account.dataform_staging_runner.member
+}
+
+# Runner dataform-staging-runner writes dataset marts_dev; the role is scoped to that dataset only.
+# [rule: runner-writes-dataset]
+resource "google_bigquery_dataset_iam_member" "dataform_staging_runner_writes_marts_dev" {
+  project    = "acme-analytics-staging"
+  dataset_id = google_bigquery_dataset.marts_dev.dataset_id
+  role       = "roles/bigquery.dataEditor"
+  member     = google_service_account.dataform_staging_runner.member
+}
+
+# Runner dataform-staging-runner writes dataset dataform_assertions_dev; the role is scoped to that
+# dataset only. [rule: runner-writes-dataset]
+resource "google_bigquery_dataset_iam_member" "dataform_staging_runner_writes_dataform_assertions_dev" {
+  project    = "acme-analytics-staging"
+  dataset_id = google_bigquery_dataset.dataform_assertions_dev.dataset_id
   role       = "roles/bigquery.dataEditor"
   member     = google_service_account.dataform_staging_runner.member
 }
@@ -54,6 +78,17 @@ resource "google_secret_manager_secret_iam_member" "dataform_agent_reads_git_tok
   depends_on = [google_project_service_identity.dataform]
 }
 
+# Scheduled releases and workflows are started by the Dataform service agent, which needs
+# roles/dataform.serviceAgent; an agent created through google_project_service_identity may not have
+# it yet. Granted to the agent only. [rule: agent-has-its-role]
+resource "google_project_iam_member" "dataform_agent_service_agent_role" {
+  project = "acme-analytics-staging"
+  role    = "roles/dataform.serviceAgent"
+  member  = local.dataform_service_agent
+
+  depends_on = [google_project_service_identity.dataform]
+}
+
 # The Dataform service agent mints tokens for runner dataform-staging-runner (staging); granted on
 # that account only, never on the project. [rule: agent-impersonates-runner]
 resource "google_service_account_iam_member" "dataform_agent_impersonates_staging_dataform_staging_runner" {
@@ -62,6 +97,14 @@ resource "google_service_account_iam_member" "dataform_agent_impersonates_stagin
   member             = local.dataform_service_agent
 
   depends_on = [google_project_service_identity.dataform]
+}
+
+# Runner dataform-staging-runner (staging) runs its BigQuery jobs in acme-analytics-staging, the
+# project hosting the repository (Job User grants no data access). [rule: runner-runs-jobs]
+resource "google_project_iam_member" "dataform_staging_runner_bigquery_job_user" {
+  project = "acme-analytics-staging"
+  role    = "roles/bigquery.jobUser"
+  member  = google_service_account.dataform_staging_runner.member
 }
 
 # Strict act-as: deployer
@@ -84,6 +127,14 @@ resource "google_service_account_iam_member" "dataform_agent_impersonates_prod_d
   depends_on = [google_project_service_identity.dataform]
 }
 
+# Runner dataform-prod-runner (prod) runs its BigQuery jobs in acme-analytics-staging, the project
+# hosting the repository (Job User grants no data access). [rule: runner-runs-jobs]
+resource "google_project_iam_member" "prod_dataform_prod_runner_bigquery_job_user" {
+  project = "acme-analytics-staging"
+  role    = "roles/bigquery.jobUser"
+  member  = "serviceAccount:dataform-prod-runner@acme-analytics-prod.iam.gserviceaccount.com"
+}
+
 # Strict act-as: deployer
 # serviceAccount:terraform-deployer@acme-ci-automation.iam.gserviceaccount.com attaches runner
 # dataform-prod-runner (prod) to Dataform configs, which requires iam.serviceAccounts.actAs on it.
@@ -102,6 +153,15 @@ resource "google_dataform_repository_iam_member" "repository_editor_analytics_en
   repository = google_dataform_repository.this.name
   role       = "roles/dataform.editor"
   member     = "group:analytics-engineers@acme.example"
+}
+
+# Strict act-as: group:analytics-engineers@acme.example starts runs (workspace or manual) as runner
+# dataform-staging-runner (staging), which requires iam.serviceAccounts.actAs on that account only.
+# [rule: person-starts-runs]
+resource "google_service_account_iam_member" "person_analytics_engineers_acts_as_staging_dataform_staging_runner" {
+  service_account_id = google_service_account.dataform_staging_runner.name
+  role               = "roles/iam.serviceAccountUser"
+  member             = "group:analytics-engineers@acme.example"
 }
 
 # group:data-analysts@acme.example is a Dataform viewer of this repository only. [rule:

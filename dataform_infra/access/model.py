@@ -1,0 +1,541 @@
+"""What every Dataform run of a deployment needs, derived from the spec as data.
+
+A requirement is `(principal, permission, resource, why)` plus the runs that fail without it and
+the spec line that causes it. The chains follow Google's "Grant Dataform required access" and
+"Use strict act-as mode" pages, numbered as in the shared runtime-access notes:
+
+1. git-sync               the service agent reads the Git credential (every compilation)
+2. agent-schedules        the service agent creates compilation results and invocations (scheduled runs)
+3. agent-impersonates     the service agent mints tokens for the runner
+4. runner-runs-jobs       the runner creates BigQuery jobs in the project hosting the repository
+5. runner-writes          the runner writes each dataset the run writes (release schema, assertions, targets)
+6. runner-reads           the runner reads what the spec says it reads
+7. workspace-writes       workspace runs write `<schema>_<suffix>` datasets
+8. act-as                 strict act-as: whoever starts a run or attaches a runner acts as it
+9. manage-configs         deployers create and update release/workflow configs
+
+plus `start-runs` (whoever starts a run creates the compilation result and the invocation) and
+`use-repository` (the access people are declared to have). Render decides the grants on its own;
+`dataform_infra.access.coverage` proves that the grants meet every requirement here and that each
+grant serves at least one. Facts the docs leave open are listed in `OPEN_FACTS`, in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Literal
+
+from dataform_infra.spec.loader import Deployment
+from dataform_infra.spec.models import Environment, Release, Workflow
+from dataform_infra.topology import (
+    DEFAULT_ASSERTION_SCHEMA,
+    AttachedRunner,
+    Principal,
+    Resource,
+    Topology,
+    project_resource,
+)
+
+PathKey = tuple[str | int, ...]
+Chain = Literal[
+    "git-sync",
+    "agent-schedules",
+    "agent-impersonates",
+    "runner-runs-jobs",
+    "runner-writes",
+    "runner-reads",
+    "workspace-writes",
+    "act-as",
+    "manage-configs",
+    "start-runs",
+    "use-repository",
+]
+CHAINS: dict[str, str] = {
+    "git-sync": "the Dataform service agent reads the Git credential to fetch and compile the code",
+    "agent-schedules": "the Dataform service agent creates compilation results and workflow invocations on schedule",
+    "agent-impersonates": "the Dataform service agent mints access tokens for the runner",
+    "runner-runs-jobs": "the runner creates BigQuery jobs in the project hosting the repository",
+    "runner-writes": "the runner creates and updates tables in each dataset the run writes",
+    "runner-reads": "the runner reads the datasets the spec says its code reads",
+    "workspace-writes": "workspace runs write each schema with the workspace suffix",
+    "act-as": "strict act-as: whoever starts a run, or attaches a runner to a config, may act as the runner",
+    "manage-configs": "deployers create and update release and workflow configs",
+    "start-runs": "whoever starts a run creates its compilation result and workflow invocation",
+    "use-repository": "people use the repository with the access the spec declares",
+}
+
+WRITE = (
+    "bigquery.datasets.get",
+    "bigquery.tables.create",
+    "bigquery.tables.getData",
+    "bigquery.tables.update",
+    "bigquery.tables.updateData",
+)
+FULL_REFRESH = ("bigquery.tables.delete",)
+READ = ("bigquery.datasets.get", "bigquery.tables.getData")
+START = ("dataform.compilationResults.create", "dataform.workflowInvocations.create")
+MANAGE = (
+    "dataform.releaseConfigs.create",
+    "dataform.releaseConfigs.update",
+    "dataform.workflowConfigs.create",
+    "dataform.workflowConfigs.update",
+)
+# The permission that distinguishes each repository access level (from the role table).
+ACCESS = {
+    "viewer": "dataform.repositories.get",
+    "editor": "dataform.workspaces.commit",
+    "admin": "dataform.repositories.setIamPolicy",
+}
+
+OPEN_FACTS: dict[str, str] = {
+    "jobs-project": "Google documents Job User 'on the project hosting your Dataform repository' for every runner; "
+    "whether jobs of a release compiled into another project are also billed there is not documented. dfinfra "
+    "grants the documented role only; `dfinfra doctor` checks it and `dfinfra run` proves a run end to end.",
+    "agent-role": "An agent created through google_project_service_identity may lack roles/dataform.serviceAgent "
+    "(Google grants it when the first repository creates the agent). dfinfra grants it to the agent only; "
+    "`dfinfra doctor` checks it live.",
+    "assertion-schema": f"A release without assertion_schema writes assertions to workflow_settings.yaml's "
+    f"defaultAssertionDataset; dfinfra assumes Dataform's default, `{DEFAULT_ASSERTION_SCHEMA}`.",
+    "selection": "Which actions a tag selects lives in the code, not the spec: a workflow selecting by tags (or "
+    "everything) is taken to write its release's default and assertion schemas, one selecting targets to write "
+    "the targets' schemas; schemas the code names otherwise belong in the runner's `writes`.",
+    "deployer-rights": "Deployers bring their own Dataform rights to manage configs and start runs "
+    "(e.g. roles/dataform.admin); dfinfra does not grant them, `dfinfra explain --deployer` lists them "
+    "and `dfinfra doctor` checks them live.",
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One way a Dataform run starts: on schedule, by hand, or from a workspace."""
+
+    id: str
+    kind: Literal["scheduled", "manual", "workspace"]
+    env: str
+    runner: AttachedRunner
+    workflow: str | None = None
+    started_by: Principal | None = None
+
+    @property
+    def label(self) -> str:
+        if self.kind == "scheduled":
+            return f"{self.workflow} (scheduled)"
+        assert self.started_by is not None
+        if self.kind == "manual":
+            return f"{self.workflow} (started by {self.started_by.member})"
+        return f"workspace run by {self.started_by.member}"
+
+
+@dataclass(frozen=True)
+class Requirement:
+    chain: str
+    principal: Principal
+    permission: str
+    resource: Resource
+    why: str
+    env: str
+    spec_path: PathKey
+    runs: tuple[str, ...] = ()
+    assumed: bool = False
+
+    @property
+    def key(self) -> tuple[str, str, str, Resource]:
+        return (self.chain, self.principal.member, self.permission, self.resource)
+
+
+@dataclass(frozen=True)
+class DatasetWrite:
+    """A dataset a run writes, and the spec field that sends it there."""
+
+    resource: Resource
+    path: PathKey
+    env: str
+
+
+class AccessModel:
+    """Every run of a deployment and every requirement of each, deduplicated."""
+
+    def __init__(self, deployment: Deployment, topology: Topology | None = None):
+        self.deployment = deployment
+        self.topology = topology or Topology(deployment)
+        self._found: dict[tuple[str, str, str, Resource], Requirement] = {}
+        self.notes: list[tuple[str, PathKey, str]] = []  # (env, path, message): what cannot be checked
+
+    @cached_property
+    def runs(self) -> list[Run]:
+        self._derive()
+        return self._runs
+
+    @cached_property
+    def requirements(self) -> list[Requirement]:
+        self._derive()
+        return list(self._found.values())
+
+    def requirements_of(self, run_id: str) -> list[Requirement]:
+        return [r for r in self.requirements if run_id in r.runs]
+
+    # --- derivation -----------------------------------------------------------------------
+
+    def _need(
+        self,
+        chain: str,
+        principal: Principal,
+        permissions: tuple[str, ...],
+        resource: Resource,
+        why: str,
+        env: str,
+        path: PathKey,
+        runs: tuple[str, ...] = (),
+        assumed: bool = False,
+    ) -> None:
+        for permission in permissions:
+            key = (chain, principal.member, permission, resource)
+            old = self._found.get(key)
+            if old is None:
+                self._found[key] = Requirement(chain, principal, permission, resource, why, env, path, runs, assumed)
+            else:
+                merged = tuple(dict.fromkeys(old.runs + runs))
+                self._found[key] = Requirement(
+                    old.chain,
+                    old.principal,
+                    old.permission,
+                    old.resource,
+                    old.why,
+                    old.env,
+                    old.spec_path,
+                    merged,
+                    old.assumed,
+                )
+
+    def _derive(self) -> None:
+        if hasattr(self, "_runs"):
+            return
+        self._runs: list[Run] = []
+        top = self.topology
+        host = top.host_name
+        repo = top.repository_spec
+        deployers = [Principal("deployer", d) for d in top.host.deployers]
+
+        for env_name, env in self.deployment.environments.items():
+            releases = {r.name: (j, r) for j, r in enumerate(env.releases)}
+            for i, workflow in enumerate(env.workflows):
+                runner = top.runner(env_name, workflow.runner)
+                runner = AttachedRunner(env_name, runner.runner, runner.project, ("workflows", i, "runner"))
+                j, release = releases[workflow.release]
+                runs: list[Run] = []
+                if workflow.cron:
+                    runs.append(Run(f"scheduled:{workflow.name}", "scheduled", env_name, runner, workflow.name))
+                for d in deployers:
+                    runs.append(Run(f"manual:{workflow.name}:{d.member}", "manual", env_name, runner, workflow.name, d))
+                for person in self._people_running_as(env_name, workflow.runner):
+                    runs.append(
+                        Run(
+                            f"manual:{workflow.name}:{person.member}", "manual", env_name, runner, workflow.name, person
+                        )
+                    )
+                self._runs += runs
+                ids = tuple(r.id for r in runs)
+                self._run_basics(runs, runner, env_name, ("workflows", i))
+                writes = self._workflow_writes(env_name, env, i, workflow, j, release)
+                extra = FULL_REFRESH if workflow.full_refresh else ()
+                for w in writes:
+                    self._need(
+                        "runner-writes",
+                        runner.principal,
+                        WRITE + extra,
+                        w.resource,
+                        f"{workflow.name} writes {w.resource.label}",
+                        w.env,
+                        w.path,
+                        ids,
+                    )
+                self._runner_reads(env_name, env, workflow.runner, ids)
+            # Deployers attach each runner to configs (strict act-as) and manage the configs.
+            for workflow in env.workflows:
+                runner = top.runner(env_name, workflow.runner)
+                for d in deployers:
+                    self._need(
+                        "act-as",
+                        d,
+                        ("iam.serviceAccounts.actAs",),
+                        runner.resource,
+                        f"{d.member} creates and updates workflow config {workflow.name}, which runs as "
+                        f"{runner.email} (strict act-as)",
+                        host,
+                        ("deployers",),
+                    )
+
+        if repo.runner:
+            runner = top.runner(host, repo.runner)
+            runner = AttachedRunner(host, runner.runner, runner.project, ("repository", "runner"))
+            for d in deployers:
+                self._need(
+                    "act-as",
+                    d,
+                    ("iam.serviceAccounts.actAs",),
+                    runner.resource,
+                    f"{d.member} sets the repository's runner {runner.email} (strict act-as)",
+                    host,
+                    ("deployers",),
+                )
+            people = self._people_running_as(host, repo.runner)
+            runs = [Run(f"workspace:{p.member}", "workspace", host, runner, None, p) for p in people]
+            self._runs += runs
+            if runs:
+                ids = tuple(r.id for r in runs)
+                self._run_basics(runs, runner, host, ("repository", "runner"))
+                for w in self._workspace_writes():
+                    self._need(
+                        "workspace-writes",
+                        runner.principal,
+                        WRITE,
+                        w.resource,
+                        f"workspace runs write {w.resource.label}",
+                        w.env,
+                        w.path,
+                        ids,
+                    )
+                self._runner_reads(host, top.host, repo.runner, ids)
+
+        for d in deployers:
+            self._need(
+                "manage-configs",
+                d,
+                MANAGE,
+                top.repository,
+                f"{d.member} manages release and workflow configs",
+                host,
+                ("deployers",),
+                assumed=True,
+            )
+        for k, access in enumerate(repo.access):
+            person = Principal("person", access.member)
+            self._need(
+                "use-repository",
+                person,
+                (ACCESS[access.role],),
+                top.repository,
+                f"{access.member} is a Dataform {access.role} of the repository",
+                host,
+                ("repository", "access", k, "role"),
+            )
+        self._declared_intents()
+
+    def _people_running_as(self, env_name: str, runner: str) -> list[Principal]:
+        top = self.topology
+        return [
+            Principal("person", a.member)
+            for a in top.repository_spec.access
+            if any(top.resolve_runner_ref(ref) == (env_name, runner) for ref in a.run_as)
+        ]
+
+    def _run_basics(self, runs: list[Run], runner: AttachedRunner, env: str, path: PathKey) -> None:
+        """Chains 1-4 and 8 for runs that all use `runner`."""
+        top = self.topology
+        host = top.host_name
+        every = tuple(r.id for r in runs)
+        scheduled = tuple(r.id for r in runs if r.kind == "scheduled")
+        git = ("repository", "git", "https_token" if top.repository_spec.git.https_token else "ssh")
+        self._need(
+            "git-sync",
+            top.agent,
+            ("secretmanager.versions.access",),
+            top.secret,
+            "every compilation fetches the code with the Git credential",
+            host,
+            git,
+            every,
+        )
+        if scheduled:
+            self._need(
+                "agent-schedules",
+                top.agent,
+                START,
+                top.host_project,
+                "scheduled runs are created by the Dataform service agent",
+                host,
+                ("repository",),
+                scheduled,
+            )
+        self._need(
+            "agent-impersonates",
+            top.agent,
+            ("iam.serviceAccounts.getAccessToken",),
+            runner.resource,
+            f"the run executes as {runner.email}",
+            env,
+            runner.path or path,
+            every,
+        )
+        self._need(
+            "runner-runs-jobs",
+            runner.principal,
+            ("bigquery.jobs.create",),
+            top.host_project,
+            f"{runner.email} runs BigQuery jobs in {top.host.project.id}, the project hosting the repository",
+            env,
+            runner.path or path,
+            every,
+        )
+        for run in runs:
+            if run.started_by is None:
+                continue
+            self._need(
+                "act-as",
+                run.started_by,
+                ("iam.serviceAccounts.actAs",),
+                runner.resource,
+                f"{run.started_by.member} starts runs as {runner.email} (strict act-as)",
+                host,
+                self._start_path(run.started_by),
+                (run.id,),
+            )
+            self._need(
+                "start-runs",
+                run.started_by,
+                START,
+                top.repository,
+                f"{run.started_by.member} starts runs in the repository",
+                host,
+                self._start_path(run.started_by),
+                (run.id,),
+                assumed=run.started_by.kind == "deployer",
+            )
+
+    def _start_path(self, who: Principal) -> PathKey:
+        if who.kind == "deployer":
+            return ("deployers",)
+        for k, access in enumerate(self.topology.repository_spec.access):
+            if access.member == who.member:
+                return ("repository", "access", k, "run_as")
+        return ("repository", "access")
+
+    def _runner_reads(self, env_name: str, env: Environment, runner_name: str, ids: tuple[str, ...]) -> None:
+        i, runner = next((i, r) for i, r in enumerate(env.runners) if r.name == runner_name)
+        principal = self.topology.runner(env_name, runner_name).principal
+        for j, dataset in enumerate(runner.bigquery.reads):
+            self._need(
+                "runner-reads",
+                principal,
+                READ,
+                Resource("dataset", env.project.id, dataset),
+                f"{runner_name}'s code reads {env.project.id}.{dataset}",
+                env_name,
+                ("runners", i, "bigquery", "reads", j),
+                ids,
+            )
+        for j, wide in enumerate(runner.bigquery.project_wide):
+            reads_only = wide.role == "dataViewer"
+            self._need(
+                "runner-reads" if reads_only else "runner-writes",
+                principal,
+                READ if reads_only else WRITE,
+                project_resource(env.project.id),
+                f"{runner_name}'s code {'reads' if reads_only else 'writes'} any dataset of {env.project.id} "
+                f"({wide.reason})",
+                env_name,
+                ("runners", i, "bigquery", "project_wide", j),
+                ids,
+            )
+
+    def _workflow_writes(
+        self, env_name: str, env: Environment, i: int, workflow: Workflow, j: int, release: Release
+    ) -> list[DatasetWrite]:
+        """Datasets a workflow's run writes: its targets' schemas, else the release's schema and assertions."""
+        c = release.compilation
+        if c.database_suffix:
+            self.notes.append(
+                (
+                    env_name,
+                    ("releases", j, "compilation", "database_suffix"),
+                    f"database_suffix: the database release {release.name!r} writes to is not checked",
+                )
+            )
+            return []
+        database = c.database or env.project.id
+        suffix = f"_{c.schema_suffix}" if c.schema_suffix else ""
+        found: list[DatasetWrite] = []
+        if workflow.targets:
+            for k, target in enumerate(workflow.targets):
+                schema = target.schema_ or c.schema_
+                if schema is None:
+                    continue
+                path: PathKey = ("workflows", i, "targets", k, "schema" if target.schema_ else "name")
+                owner = self._env_of(target.database or database) or env_name
+                res = Resource("dataset", target.database or database, schema + suffix)
+                found.append(DatasetWrite(res, path, owner))
+            return list({w.resource: w for w in found}.values())
+        owner = self._env_of(database) or env_name
+        if c.schema_ is None:
+            self.notes.append(
+                (
+                    env_name,
+                    ("releases", j, "compilation"),
+                    f"release {release.name!r} leaves its default schema to "
+                    "workflow_settings.yaml: the datasets it writes are not checked (set compilation.schema)",
+                )
+            )
+        else:
+            found.append(
+                DatasetWrite(
+                    Resource("dataset", database, c.schema_ + suffix), ("releases", j, "compilation", "schema"), owner
+                )
+            )
+        assertions = c.assertion_schema or DEFAULT_ASSERTION_SCHEMA
+        apath: PathKey = (
+            ("releases", j, "compilation", "assertion_schema") if c.assertion_schema else ("releases", j, "compilation")
+        )
+        found.append(DatasetWrite(Resource("dataset", database, assertions + suffix), apath, owner))
+        return found
+
+    def _workspace_writes(self) -> list[DatasetWrite]:
+        top = self.topology
+        ws = top.repository_spec.workspace_compilation
+        if ws is None or not ws.schemas:
+            self.notes.append(
+                (
+                    top.host_name,
+                    ("repository", "workspace_compilation"),
+                    "workspace runs are possible but "
+                    "workspace_compilation.schemas is empty: the datasets they write are not checked",
+                )
+            )
+            return []
+        database = ws.default_database or top.host.project.id
+        suffix = f"_{ws.schema_suffix}" if ws.schema_suffix else ""
+        owner = self._env_of(database) or top.host_name
+        return [
+            DatasetWrite(
+                Resource("dataset", database, schema + suffix),
+                ("repository", "workspace_compilation", "schemas", k),
+                owner,
+            )
+            for k, schema in enumerate(ws.schemas)
+        ]
+
+    def _env_of(self, project: str) -> str | None:
+        """The environment whose project this is (the host first when several share it)."""
+        names = [n for n, e in self.deployment.environments.items() if e.project.id == project]
+        if self.topology.host_name in names:
+            return self.topology.host_name
+        return names[0] if names else None
+
+    def _declared_intents(self) -> None:
+        """Writes the spec declares but no run derives: kept as requirements so their grants are accounted for."""
+        for env_name, env in self.deployment.environments.items():
+            for i, runner in enumerate(env.runners):
+                self._runner_reads(env_name, env, runner.name, ())
+                principal = self.topology.runner(env_name, runner.name).principal
+                for j, dataset in enumerate(runner.bigquery.writes):
+                    res = Resource("dataset", env.project.id, dataset)
+                    if not any(r.resource == res and r.principal == principal for r in self._found.values()):
+                        self._need(
+                            "runner-writes",
+                            principal,
+                            WRITE,
+                            res,
+                            f"{runner.name} is declared to write {env.project.id}.{dataset}",
+                            env_name,
+                            ("runners", i, "bigquery", "writes", j),
+                        )

@@ -1,0 +1,88 @@
+"""`dfinfra validate`'s reading of the coverage: each unmet requirement and each idle grant as a
+finding that names the runs at stake, the principal, permission and resource, and the spec line to change."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from dataform_infra.access.coverage import Coverage, GrantLike
+from dataform_infra.access.model import AccessModel, Requirement
+from dataform_infra.errors import Problem
+from dataform_infra.policy import Finding
+from dataform_infra.spec.loader import SpecWarning
+from dataform_infra.spec.yamlsource import dotted_path
+
+
+def findings(model: AccessModel, coverage: Coverage) -> list[Finding]:
+    out = list(_unmet(model, coverage.unmet))
+    out += [_idle(model, g) for g in coverage.unserved]
+    return out
+
+
+def warnings(model: AccessModel) -> list[SpecWarning]:
+    """What the model cannot check from the spec alone, located at the field that leaves it open."""
+    found = []
+    for env, path, message in dict.fromkeys(model.notes):
+        doc = model.deployment.sources[env]
+        found.append(SpecWarning(Problem(doc.file, dotted_path(path), message, doc.line_of(path))))
+    return found
+
+
+def _where(model: AccessModel, env: str, path: tuple[str | int, ...]) -> str:
+    doc = model.deployment.sources[env]
+    return Problem(doc.file, dotted_path(path), "", doc.line_of(path)).render().rstrip(": ").rstrip()
+
+
+def _unmet(model: AccessModel, unmet: list[Requirement]) -> Iterable[Finding]:
+    groups: dict[tuple[object, ...], list[Requirement]] = {}
+    for req in unmet:
+        groups.setdefault((req.chain, req.principal.member, req.resource, req.env, req.spec_path), []).append(req)
+    labels = {run.id: run.label for run in model.runs}
+    for reqs in groups.values():
+        first = reqs[0]
+        perms = ", ".join(sorted({r.permission for r in reqs}))
+        runs = sorted({labels[i] for r in reqs for i in r.runs})
+        stake = f"these runs fail: {'; '.join(runs)}" if runs else "nothing runs, but this access is declared"
+        message = (
+            f"chain {first.chain}: {first.principal.member} lacks {perms} on {first.resource.label} "
+            f"({first.why}); {stake}. Fix: {_hint(model, first)}"
+        )
+        yield Finding(f"run-needs:{first.chain}", message, _where(model, first.env, first.spec_path))
+
+
+def _hint(model: AccessModel, req: Requirement) -> str:
+    deployment = model.deployment
+    if req.chain in ("runner-writes", "workspace-writes"):
+        dataset = req.resource
+        runner, _, domain = req.principal.email.partition("@")
+        runner_project = domain.removesuffix(".iam.gserviceaccount.com")
+        if runner_project != dataset.project:
+            return (
+                f"runner {runner} can only be granted datasets of its own project {runner_project}; "
+                f"write to a dataset there, or run this with a runner of {dataset.project}"
+            )
+        owner = next(
+            n
+            for n, e in deployment.environments.items()
+            if e.project.id == dataset.project and any(r.name == runner for r in e.runners)
+        )
+        declared = any(d.id == dataset.id for d in deployment.environments[owner].datasets)
+        step = "" if declared else f"declare `- id: {dataset.id}` under `datasets:` and "
+        return f"in {deployment.spec_file(owner)}, {step}add `{dataset.id}` to `bigquery.writes` of runner {runner}"
+    if req.chain == "start-runs":
+        return (
+            f"give {req.principal.member} role `editor` (or `admin`) in repository.access: a viewer cannot start runs"
+        )
+    return "dfinfra renders this grant itself; if it is missing, please report it (render and model disagree)"
+
+
+def _idle(model: AccessModel, grant: GrantLike) -> Finding:
+    env = getattr(grant, "env", "") or model.topology.host_name
+    path = getattr(grant, "spec_path", "")
+    doc = model.deployment.sources[env]
+    return Finding(
+        "grant-serves-a-run",
+        f"{grant.address} grants {grant.role} to {grant.principal.member} on {grant.resource.label}, but no run "
+        "or declared access needs it: least privilege says remove it",
+        f"{doc.file}: {path}",
+    )

@@ -1,0 +1,212 @@
+"""Who is who in a deployment, and what Google calls each thing: the one home for both.
+
+Host vs targets, which runners the host's repository and configs attach, the APIs each project
+needs, service-account emails, the service agent, and the full resource names Google's APIs and
+the IAM Policy Troubleshooter use. Render, the access model, policy, graph, explain and doctor
+all ask here instead of spelling a name or a rule out again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Literal
+
+from dataform_infra.spec.loader import Deployment
+from dataform_infra.spec.models import Environment, Repository, Runner
+
+HOST_APIS = (
+    "bigquery.googleapis.com",
+    "dataform.googleapis.com",
+    "iam.googleapis.com",
+    "iamcredentials.googleapis.com",
+    "secretmanager.googleapis.com",
+)
+TARGET_APIS = ("bigquery.googleapis.com", "iam.googleapis.com", "iamcredentials.googleapis.com")
+
+# Dataform's default assertion dataset when neither the release nor workflow_settings.yaml names one.
+DEFAULT_ASSERTION_SCHEMA = "dataform_assertions"
+
+PrincipalKind = Literal["service_agent", "runner", "deployer", "person"]
+ResourceKind = Literal["project", "service_account", "dataset", "secret", "repository"]
+
+
+def runner_email(account_id: str, project: str) -> str:
+    return f"{account_id}@{project}.iam.gserviceaccount.com"
+
+
+def service_account_name(email: str) -> str:
+    """`projects/<project>/serviceAccounts/<email>`: the name IAM and Terraform use."""
+    project = email.split("@", 1)[1].removesuffix(".iam.gserviceaccount.com")
+    return f"projects/{project}/serviceAccounts/{email}"
+
+
+def service_agent_email(project_number: str) -> str:
+    return f"service-{project_number}@gcp-sa-dataform.iam.gserviceaccount.com"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Someone IAM grants to, keyed by the exact IAM member string."""
+
+    kind: PrincipalKind
+    member: str
+
+    @property
+    def email(self) -> str:
+        return self.member.split(":", 1)[-1]
+
+    @property
+    def label(self) -> str:
+        if self.kind == "service_agent":
+            return "Dataform service agent"
+        if self.kind == "runner":
+            return f"runner {self.email.split('@', 1)[0]}"
+        return self.member
+
+
+@dataclass(frozen=True)
+class Resource:
+    """Something IAM grants on. `id` is the project id, account email, dataset id, secret id or repository id."""
+
+    kind: ResourceKind
+    project: str
+    id: str
+    region: str = ""
+
+    @property
+    def label(self) -> str:
+        if self.kind == "dataset":
+            return f"dataset {self.project}.{self.id}"
+        return f"{self.kind.replace('_', ' ')} {self.id}"
+
+    @property
+    def full_name(self) -> str:
+        """The full resource name (`//service.googleapis.com/...`) the Policy Troubleshooter takes."""
+        return {
+            "project": f"//cloudresourcemanager.googleapis.com/projects/{self.project}",
+            "service_account": f"//iam.googleapis.com/projects/{self.project}/serviceAccounts/{self.id}",
+            "dataset": f"//bigquery.googleapis.com/projects/{self.project}/datasets/{self.id}",
+            "secret": f"//secretmanager.googleapis.com/projects/{self.project}/secrets/{self.id}",
+            "repository": f"//dataform.googleapis.com/projects/{self.project}/locations/{self.region}"
+            f"/repositories/{self.id}",
+        }[self.kind]
+
+    def covers(self, other: Resource) -> bool:
+        """A grant here also applies to `other`: the same resource, or `other` inside this project."""
+        return self == other or (self.kind == "project" and other.project == self.project)
+
+
+def project_resource(project: str) -> Resource:
+    return Resource("project", project, project)
+
+
+def runner_resource(email: str) -> Resource:
+    return Resource("service_account", email.split("@", 1)[1].removesuffix(".iam.gserviceaccount.com"), email)
+
+
+@dataclass(frozen=True)
+class AttachedRunner:
+    """A runner the host's repository or a workflow config attaches, and where the spec attaches it first."""
+
+    env: str
+    runner: Runner
+    project: str
+    path: tuple[str | int, ...]
+
+    @property
+    def email(self) -> str:
+        return runner_email(self.runner.name, self.project)
+
+    @property
+    def principal(self) -> Principal:
+        return Principal("runner", f"serviceAccount:{self.email}")
+
+    @property
+    def resource(self) -> Resource:
+        return runner_resource(self.email)
+
+
+class Topology:
+    """The shape of one deployment: the host, its targets, and the objects that connect them."""
+
+    def __init__(self, deployment: Deployment):
+        self.deployment = deployment
+        self.environments = deployment.environments
+        self.host_name = deployment.host_name
+        self.host: Environment = deployment.host
+
+    @property
+    def repository_spec(self) -> Repository:
+        assert self.host.repository is not None
+        return self.host.repository
+
+    @cached_property
+    def agent(self) -> Principal:
+        return Principal("service_agent", f"serviceAccount:{service_agent_email(self.host.project.number)}")
+
+    @cached_property
+    def repository(self) -> Resource:
+        return Resource("repository", self.host.project.id, self.repository_spec.name, self.host.region)
+
+    @property
+    def repository_name(self) -> str:
+        """`projects/<host>/locations/<region>/repositories/<name>`, as the Dataform API names it."""
+        r = self.repository
+        return f"projects/{r.project}/locations/{r.region}/repositories/{r.id}"
+
+    @cached_property
+    def secret(self) -> Resource:
+        git = self.repository_spec.git
+        auth = git.https_token or git.ssh
+        assert auth is not None
+        return Resource("secret", self.host.project.id, auth.secret_id)
+
+    @property
+    def host_project(self) -> Resource:
+        return project_resource(self.host.project.id)
+
+    @property
+    def has_schedules(self) -> bool:
+        """Does the service agent start anything on its own (a release or workflow with a cron)?"""
+        return any(
+            any(r.cron for r in env.releases) or any(w.cron for w in env.workflows)
+            for env in self.environments.values()
+        )
+
+    def apis(self, env_name: str) -> tuple[str, ...]:
+        return HOST_APIS if env_name == self.host_name else TARGET_APIS
+
+    def apply_order(self) -> list[str]:
+        """Targets first (the host's configs and grants name their runners), then the host."""
+        return [n for n in self.environments if n != self.host_name] + [self.host_name]
+
+    def runner(self, env_name: str, name: str) -> AttachedRunner:
+        env = self.environments[env_name]
+        runner = next(r for r in env.runners if r.name == name)
+        return AttachedRunner(env_name, runner, env.project.id, ())
+
+    def attached_runners(self) -> list[AttachedRunner]:
+        """Every runner the repository, a workflow config or a person's `run_as` attaches, once, in spec order."""
+        wanted: list[tuple[str, str, tuple[str | int, ...]]] = []
+        repo = self.repository_spec
+        if repo.runner:
+            wanted.append((self.host_name, repo.runner, ("repository", "runner")))
+        for env_name, env in self.environments.items():
+            for i, workflow in enumerate(env.workflows):
+                wanted.append((env_name, workflow.runner, ("workflows", i, "runner")))
+        for k, access in enumerate(repo.access):
+            for j, ref in enumerate(access.run_as):
+                env_name, name = self.resolve_runner_ref(ref)
+                wanted.append((env_name, name, ("repository", "access", k, "run_as", j)))
+        seen: dict[tuple[str, str], AttachedRunner] = {}
+        for env_name, name, path in wanted:
+            if (env_name, name) not in seen:
+                found = self.runner(env_name, name)
+                seen[(env_name, name)] = AttachedRunner(env_name, found.runner, found.project, path)
+        return list(seen.values())
+
+    def resolve_runner_ref(self, ref: str) -> tuple[str, str]:
+        """`name` (a runner of the host) or `env/name` -> (environment, runner name)."""
+        env_name, _, name = ref.rpartition("/")
+        return (env_name or self.host_name, name)

@@ -1,0 +1,226 @@
+"""The access model: what each run needs, and `dfinfra validate` proving the grants meet it.
+
+Each "why" of the runtime-access issue is reproduced as a spec (or a grant taken away) and must be
+reported with the chain, the principal, the permission, the resource and the spec line to change.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dataform_infra.access import AccessModel, cover, roles
+from dataform_infra.cli import app
+from dataform_infra.workspace import Workspace
+from tests.conftest import SPEC_SETS
+from tests.specs import host, target, write_specs
+
+HOST_RUNNER = "serviceAccount:host-runner@acme-host-proj.iam.gserviceaccount.com"
+TARGET_RUNNER = "serviceAccount:target-runner@acme-target-proj.iam.gserviceaccount.com"
+AGENT = "serviceAccount:service-111111111111@gcp-sa-dataform.iam.gserviceaccount.com"
+
+
+def validate(directory: Path) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["validate", "-e", str(directory)])
+    return result.exit_code, result.output
+
+
+def workspace(tmp_path: Path, specs: dict) -> Workspace:
+    return Workspace(write_specs(tmp_path / "environments", specs))
+
+
+@pytest.mark.parametrize("spec_set", sorted(SPEC_SETS))
+def test_every_shipped_spec_set_meets_every_requirement_and_every_grant_serves_one(spec_set):
+    ws = Workspace(SPEC_SETS[spec_set])
+    coverage = ws.coverage()
+    assert coverage.unmet == [] and coverage.unserved == []
+    assert ws.access.runs, "every spec set declares runs"
+
+
+def test_the_role_table_is_googles_with_its_source():
+    assert "iam.roles.get" in roles.source()
+    assert "bigquery.jobs.create" in roles.permissions("roles/bigquery.jobUser")
+    assert roles.permissions("roles/dataform.serviceAgent") >= {
+        "dataform.compilationResults.create",
+        "dataform.workflowInvocations.create",
+    }
+    assert roles.narrowest_roles({"iam.serviceAccounts.actAs"})[0] == "roles/iam.serviceAccountUser"
+    assert roles.permissions("roles/not.a.role") == frozenset()
+
+
+def test_a_target_runner_needs_job_user_on_the_host_project(tmp_path):
+    ws = workspace(tmp_path, {"staging": host(), "prod": target()})
+    jobs = [r for r in ws.access.requirements if r.chain == "runner-runs-jobs" and r.principal.member == TARGET_RUNNER]
+    assert [(r.permission, r.resource.label) for r in jobs] == [("bigquery.jobs.create", "project acme-host-proj")]
+    assert jobs[0].runs == (
+        "scheduled:target-daily",
+        "manual:target-daily:serviceAccount:deployer@acme-ci-proj.iam.gserviceaccount.com",
+    )
+    # Take the rendered grant away: validate's check names the chain, principal, permission and runs.
+    grants = [g for e in ws.deployment.environments for g in ws.module(e).grants]
+    job_user = next(g for g in grants if g.rule == "runner-runs-jobs" and g.principal.member == TARGET_RUNNER)
+    assert job_user.resource.label == "project acme-host-proj"
+    coverage = cover(ws.access.requirements, [g for g in grants if g is not job_user])
+    assert [(r.chain, r.principal.member, r.permission) for r in coverage.unmet] == [
+        ("runner-runs-jobs", TARGET_RUNNER, "bigquery.jobs.create")
+    ]
+
+
+def test_a_runner_that_does_not_write_its_release_schema_is_a_violation(tmp_path):
+    t = target()
+    t["runners"][0]["bigquery"]["writes"] = ["marts"]  # the release's assertions go to `assertions`
+    code, out = validate(write_specs(tmp_path / "environments", {"staging": host(), "prod": t}))
+    assert code == 1
+    assert "prod.yaml:" in out and "releases[0].compilation.assertion_schema" in out
+    assert "chain runner-writes: " + TARGET_RUNNER + " lacks" in out
+    assert "bigquery.tables.create" in out and "dataset acme-target-proj.assertions" in out
+    assert "these runs fail: target-daily (scheduled)" in out
+    assert "add `assertions` to `bigquery.writes` of runner target-runner" in out
+
+
+def test_assertions_without_assertion_schema_go_to_dataforms_default(tmp_path):
+    t = target()
+    del t["releases"][0]["compilation"]["assertion_schema"]
+    code, out = validate(write_specs(tmp_path / "environments", {"staging": host(), "prod": t}))
+    assert code == 1
+    assert "dataset acme-target-proj.dataform_assertions" in out
+    assert "declare `- id: dataform_assertions` under `datasets:`" in out
+
+
+def test_targets_write_their_own_schema(tmp_path):
+    t = target()
+    t["workflows"][0]["targets"] = [{"name": "daily_revenue", "schema": "reporting"}]
+    code, out = validate(write_specs(tmp_path / "environments", {"staging": host(), "prod": t}))
+    assert code == 1
+    assert "workflows[0].targets[0].schema" in out and "dataset acme-target-proj.reporting" in out
+
+
+def test_a_release_compiling_into_another_project_cannot_be_granted(tmp_path):
+    t = target()
+    t["releases"][0]["compilation"]["database"] = "acme-host-proj"
+    code, out = validate(write_specs(tmp_path / "environments", {"staging": host(), "prod": t}))
+    assert code == 1
+    assert "can only be granted datasets of its own project acme-target-proj" in out
+
+
+def test_a_release_without_schema_is_a_warning_not_a_guess(tmp_path):
+    t = target()
+    t["releases"][0]["compilation"] = {"assertion_schema": "assertions"}
+    code, out = validate(write_specs(tmp_path / "environments", {"staging": host(), "prod": t}))
+    assert code == 0, out
+    assert "leaves its default schema to workflow_settings.yaml" in out
+
+
+def _with_workspace_runs(h: dict, **workspace) -> dict:
+    h["repository"]["runner"] = "host-runner"
+    h["repository"]["workspace_compilation"] = {"schema_suffix": "dev", **workspace}
+    h["repository"]["access"] = [
+        {"member": "group:engineers@acme.example", "role": "editor", "run_as": ["host-runner"]}
+    ]
+    return h
+
+
+def test_workspace_runs_write_suffixed_datasets_that_must_be_declared(tmp_path):
+    h = _with_workspace_runs(host(), schemas=["marts"])
+    code, out = validate(write_specs(tmp_path / "a", {"staging": h}))
+    assert code == 1
+    assert "repository.workspace_compilation.schemas[0]" in out
+    assert "chain workspace-writes" in out and "dataset acme-host-proj.marts_dev" in out
+    assert "workspace run by group:engineers@acme.example" in out
+    h["datasets"].append({"id": "marts_dev"})
+    h["runners"][0]["bigquery"]["writes"].append("marts_dev")
+    code, out = validate(write_specs(tmp_path / "b", {"staging": h}))
+    assert (code, out.startswith("ok: 1 environment(s)")) == (0, True), out
+
+
+def test_people_start_runs_only_as_the_runners_named_in_run_as(tmp_path):
+    h = _with_workspace_runs(host(), schemas=[])
+    ws = workspace(tmp_path, {"staging": h, "prod": target()})
+    act_as = [g for g in ws.module("staging").grants if g.rule == "person-starts-runs"]
+    assert [(g.principal.member, g.role, g.resource.label) for g in act_as] == [
+        (
+            "group:engineers@acme.example",
+            "roles/iam.serviceAccountUser",
+            "service account host-runner@acme-host-proj.iam.gserviceaccount.com",
+        )
+    ]
+    runs = {r.id for r in ws.access.runs if r.started_by and r.started_by.member == "group:engineers@acme.example"}
+    assert runs == {"workspace:group:engineers@acme.example", "manual:host-daily:group:engineers@acme.example"}
+
+
+def test_a_viewer_cannot_start_runs(tmp_path):
+    h = _with_workspace_runs(host(), schemas=[])
+    h["repository"]["access"][0]["role"] = "viewer"
+    code, out = validate(write_specs(tmp_path / "environments", {"staging": h}))
+    assert code == 1
+    assert "chain start-runs: group:engineers@acme.example lacks dataform.compilationResults.create" in out
+    assert "a viewer cannot start runs" in out and "repository.access[0].run_as" in out
+
+
+def test_run_as_names_a_declared_runner(tmp_path):
+    h = _with_workspace_runs(host(), schemas=[])
+    h["repository"]["access"][0]["run_as"] = ["prod/nobody-runner"]
+    result = CliRunner().invoke(
+        app, ["validate", "-e", str(write_specs(tmp_path / "e", {"staging": h, "prod": target()}))]
+    )
+    assert result.exit_code == 2
+    assert "repository.access[0].run_as[0]" in result.output
+    assert "runner 'nobody-runner' is not declared under `runners:` of environment 'prod'" in result.output
+
+
+def test_scheduled_runs_need_the_agents_own_role_granted_to_the_agent_only(tmp_path):
+    ws = workspace(tmp_path, {"staging": host(), "prod": target()})
+    needs = [r for r in ws.access.requirements if r.chain == "agent-schedules"]
+    assert {(r.principal.member, r.permission, r.resource.label) for r in needs} == {
+        (AGENT, "dataform.compilationResults.create", "project acme-host-proj"),
+        (AGENT, "dataform.workflowInvocations.create", "project acme-host-proj"),
+    }
+    role = [g for g in ws.module("staging").grants if g.role == "roles/dataform.serviceAgent"]
+    assert [(g.principal.member, g.resource.label) for g in role] == [(AGENT, "project acme-host-proj")]
+    assert not [g for g in ws.module("prod").grants if g.role == "roles/dataform.serviceAgent"]
+
+
+def test_without_schedules_the_agent_gets_no_role(tmp_path):
+    h, t = host(), target()
+    for spec in (h, t):
+        del spec["releases"][0]["cron"], spec["workflows"][0]["cron"]
+    ws = workspace(tmp_path, {"staging": h, "prod": t})
+    assert not [g for g in ws.module("staging").grants if g.role == "roles/dataform.serviceAgent"]
+    assert ws.coverage().unserved == []
+
+
+def test_every_grant_the_modules_render_serves_a_requirement_and_says_which(tmp_path):
+    ws = workspace(tmp_path, {"staging": host(), "prod": target()})
+    coverage = ws.coverage()
+    for env in ws.deployment.environments:
+        for grant in ws.module(env).grants:
+            assert coverage.requirements_served_by(grant), grant.address
+
+
+def test_model_runs_and_requirements_are_stable_across_processes():
+    """Same spec -> the same requirement list, in the same order (determinism of explain --runs)."""
+    import subprocess
+    import sys
+
+    script = (
+        "from dataform_infra.workspace import Workspace;"
+        f"w=Workspace(__import__('pathlib').Path({str(SPEC_SETS['three-environments'])!r}));"
+        "print([(r.chain, r.principal.member, r.permission, r.resource.label, r.runs) for r in w.access.requirements])"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, env={"PYTHONHASHSEED": seed}, check=True
+        ).stdout
+        for seed in ("1", "2")
+    }
+    assert len(outputs) == 1
+
+
+def test_requirements_are_deduplicated_and_merge_their_runs():
+    model = AccessModel(Workspace(SPEC_SETS["shipped"]).deployment)
+    keys = [r.key for r in model.requirements]
+    assert len(keys) == len(set(keys))
+    secret = next(r for r in model.requirements if r.chain == "git-sync")
+    assert set(secret.runs) == {r.id for r in model.runs}  # every run compiles

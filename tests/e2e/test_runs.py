@@ -1,0 +1,354 @@
+"""Workflows that actually run: `init` and every spec set, applied through `dfinfra apply --all`, then
+every run of the access model executed against the offline cloud's Dataform API, which evaluates the
+chains against the IAM terraform wrote (tests/fakegcp/dataform.py, written independently of
+`dataform_infra.access`).
+
+Then each rendered grant is removed in turn: exactly the runs the access model says depend on it
+(the requirements it alone meets) fail, and every other run still succeeds.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import tempfile
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from dataform_infra.errors import DfinfraError
+from dataform_infra.scaffold import Answers, scaffold
+from dataform_infra.workspace import Workspace
+from tests.conftest import SPEC_SETS
+from tests.fakegcp.apis import FakeGoogleApis
+from tests.fakegcp.harness import OfflineCloud
+from tests.fakegcp.store import Store
+from tests.project import Project
+from tests.support.dataform_code import CODE
+
+pytestmark = pytest.mark.terraform
+
+TOKEN = "ghp_offlineRunTokenx7Qz9Wv3Rt5Yu1Io8Pa2Sd4Fg"
+SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
+
+
+@cache
+def spec_dir(spec_set: str) -> Path:
+    """The shipped spec sets, and what `dfinfra init` writes (generated once per session)."""
+    if spec_set != "init":
+        return SPEC_SETS[spec_set]
+    directory = Path(tempfile.mkdtemp(prefix="dfinfra-init-")) / "environments"
+    scaffold(
+        directory,
+        Answers(
+            host_project="acme-dataform-stg",
+            host_number="123456789012",
+            prod_project="acme-dataform-prd",
+            prod_number="210987654321",
+            region="europe-west2",
+            git_url="https://github.com/acme/dataform.git",
+            deployer="user:me@acme.com",
+        ),
+    )
+    return directory
+
+
+SETS = [*sorted(SPEC_SETS), "init"]
+
+
+@cache
+def workspace(spec_set: str) -> Workspace:
+    return Workspace(spec_dir(spec_set))
+
+
+def run_ids(spec_set: str) -> list[str]:
+    return [run.id for run in workspace(spec_set).access.runs]
+
+
+@dataclass
+class Applied:
+    """One spec set applied with dfinfra, its Git token set and its code pushed; `snapshot` is the store."""
+
+    spec_set: str
+    snapshot: Path
+    caller: str
+
+
+def _seed_runtime(store: Store, spec_set: str) -> None:
+    """The repository's code, and the deployers' own Dataform rights (outside dfinfra: `assumed`)."""
+    top = workspace(spec_set).topology
+    store.put("git_code", top.repository_spec.git.url, CODE[spec_set])
+    for k, deployer in enumerate(top.host.deployers):
+        store.put(
+            "external:iam",
+            f"deployer-{k}",
+            {"role": "roles/dataform.admin", "member": deployer, "resource": top.host_project.full_name},
+        )
+
+
+@pytest.fixture(scope="session")
+def applied(tmp_path_factory, terraform_bin, gcs):
+    """spec set -> Applied, built on first use: `dfinfra bootstrap/apply --all` and `secret set` through the CLI."""
+    cache_: dict[str, Applied] = {}
+
+    def build(spec_set: str) -> Applied:
+        if spec_set in cache_:
+            return cache_[spec_set]
+        root = tmp_path_factory.mktemp(f"applied-{spec_set}")
+        cloud = OfflineCloud(root / "cloud", terraform_bin, gcs)
+        project = Project(root / "checkout", cloud, specs=spec_dir(spec_set))
+        ws = workspace(spec_set)
+        caller = ws.topology.host.deployers[0]
+        apis = FakeGoogleApis(cloud.store, caller=caller).start()
+        cloud.env["DFINFRA_GOOGLE_API_EMULATOR"] = apis.address
+        try:
+            protected = [n for n, e in ws.deployment.environments.items() if e.protected]
+            confirm = ["--confirm", protected[0]] if protected else []
+            assert len(protected) <= 1
+            project.run("bootstrap", "--all", "--auto-approve", *confirm)
+            project.run("apply", "--all", "--auto-approve", *confirm)
+            git = ws.topology.repository_spec.git
+            auth = git.https_token or git.ssh
+            assert auth is not None
+            # Versions up to the one the repository pins (the SSH example pins version 3).
+            for _ in range(auth.version if isinstance(auth.version, int) else 1):
+                project.run("secret", "set", ws.topology.host_name, stdin=SSH_KEY if git.ssh else TOKEN + "\n")
+            _seed_runtime(cloud.store, spec_set)
+            # Every workflow of every environment runs, as `dfinfra run` does it right after apply.
+            for env_name, env in ws.deployment.environments.items():
+                for workflow in env.workflows:
+                    out = project.run("run", env_name, workflow.name, "--wait", "--poll", "0.05", "--timeout", "60")
+                    assert f"{workflow.name} succeeded" in out, out
+        finally:
+            apis.stop()
+        snapshot = root / "snapshot.sqlite"
+        with sqlite3.connect(cloud.store.path) as source, sqlite3.connect(snapshot) as target:
+            source.backup(target)
+        cache_[spec_set] = Applied(spec_set, snapshot, caller)
+        return cache_[spec_set]
+
+    return build
+
+
+def _execute(applied: Applied, store: Store, monkeypatch) -> dict[str, tuple[str, list[str]]]:
+    """Every run of the model, started the way it starts in Google: (state, reasons) per run id."""
+    from dataform_infra.gcp.clients import GoogleApis
+    from dataform_infra.gcp.runs import WorkflowRun
+
+    ws = workspace(applied.spec_set)
+    apis = FakeGoogleApis(store, caller=applied.caller).start()
+    monkeypatch.setenv("DFINFRA_GOOGLE_API_EMULATOR", apis.address)
+    outcomes: dict[str, tuple[str, list[str]]] = {}
+    try:
+        for run in ws.access.runs:
+            if run.kind == "scheduled":
+                outcomes[run.id] = apis.run_scheduled(f"{ws.topology.repository_name}/workflowConfigs/{run.workflow}")
+            elif run.kind == "workspace":
+                assert run.started_by is not None
+                outcomes[run.id] = apis.run_workspace(run.started_by.member, ws.topology.repository_name)
+            else:
+                assert run.started_by is not None and run.workflow is not None
+                apis.caller = run.started_by.member
+                try:
+                    manual = WorkflowRun(ws.deployment, run.env, run.workflow, GoogleApis())
+                    manual.start()
+                    outcome = manual.wait(lambda _: None, timeout=30, poll=0.01)
+                    outcomes[run.id] = (outcome.state, outcome.failures)
+                except DfinfraError as error:
+                    outcomes[run.id] = ("FAILED", [str(error)])
+    finally:
+        apis.stop()
+    return outcomes
+
+
+def _fresh_store(applied: Applied, tmp_path: Path) -> Store:
+    path = tmp_path / "cloud.sqlite"
+    shutil.copyfile(applied.snapshot, path)
+    return Store(path)
+
+
+@pytest.mark.parametrize("spec_set", SETS)
+def test_every_run_of_every_spec_set_succeeds(spec_set, applied, tmp_path, monkeypatch):
+    """Scheduled runs, runs a deployer or a person starts, and workspace runs: all succeed."""
+    done = applied(spec_set)
+    outcomes = _execute(done, _fresh_store(done, tmp_path), monkeypatch)
+    assert set(outcomes) == set(run_ids(spec_set))
+    assert {run: outcome for run, outcome in outcomes.items() if outcome[0] != "SUCCEEDED"} == {}
+
+
+def _grants() -> list[tuple[str, str]]:
+    out = []
+    for spec_set in SETS:
+        ws = workspace(spec_set)
+        for env in ws.deployment.environments:
+            out += [(spec_set, grant.address + "@" + env) for grant in ws.module(env).grants]
+    return out
+
+
+def _store_object(store: Store, grant) -> str:
+    """The id of the IAM member the offline provider stored for `grant`."""
+    resource = grant.resource
+    for _, id_, body in store.list(str(grant.resource_type)):
+        if body["role"] != grant.role or body["member"] != grant.principal.member:
+            continue
+        parent = {
+            "project": lambda b: b.get("project", "").removeprefix("projects/") == resource.project,
+            "service_account": lambda b: b["service_account_id"].endswith(f"/serviceAccounts/{resource.id}"),
+            "dataset": lambda b: (b["project"], b["dataset_id"]) == (resource.project, resource.id),
+            "secret": lambda b: b["secret_id"] == f"projects/{resource.project}/secrets/{resource.id}",
+            "repository": lambda b: b["repository"].endswith(f"/repositories/{resource.id}"),
+        }[resource.kind]
+        if parent(body):
+            return id_
+    raise AssertionError(f"{grant.address} is not in the offline cloud")
+
+
+@pytest.mark.parametrize(("spec_set", "grant_id"), _grants())
+def test_removing_a_grant_fails_exactly_the_runs_validate_predicts(spec_set, grant_id, applied, tmp_path, monkeypatch):
+    done = applied(spec_set)
+    ws = workspace(spec_set)
+    address, env = grant_id.rsplit("@", 1)
+    grant = next(g for g in ws.module(env).grants if g.address == address)
+    coverage = ws.coverage()
+    predicted = {
+        run
+        for req in coverage.requirements_served_by(grant)
+        if not req.assumed and coverage.grants_for(req) == [grant]
+        for run in req.runs
+    }
+
+    store = _fresh_store(done, tmp_path)
+    store.delete(str(grant.resource_type), _store_object(store, grant))
+    outcomes = _execute(done, store, monkeypatch)
+
+    failed = {run for run, (state, _) in outcomes.items() if state != "SUCCEEDED"}
+    assert failed == predicted, {run: outcomes[run] for run in failed ^ predicted}
+
+
+# --- `dfinfra run` and `dfinfra doctor` on an applied copy of the shipped environments ------------
+
+
+@pytest.fixture()
+def shipped(applied, tmp_path):
+    """A user's checkout of the shipped environments over a fresh copy of their applied offline cloud."""
+    done = applied("shipped")
+    store = _fresh_store(done, tmp_path)
+    cloud = OfflineCloud(tmp_path / "cloud-root", "terraform")
+    cloud.env["FAKEGCP_STORE"] = str(store.path)
+    root = tmp_path / "checkout"
+    (root / "environments").mkdir(parents=True)
+    for spec in SPEC_SETS["shipped"].glob("*.yaml"):
+        shutil.copy(spec, root / "environments" / spec.name)
+    apis = FakeGoogleApis(store, caller=done.caller).start()
+    cloud.env["DFINFRA_GOOGLE_API_EMULATOR"] = apis.address
+    project = Project.__new__(Project)
+    project.root, project.cloud = root, cloud
+    yield project, apis, store
+    apis.stop()
+
+
+PROD_WRITES_MARTS = "google_bigquery_dataset_iam_member.dataform_prod_runner_writes_marts"
+
+
+def test_run_reports_googles_reason_when_the_run_fails(shipped):
+    project, apis, store = shipped
+    apis.run_seconds = 0.3  # long enough to be seen running
+    grant = next(g for g in workspace("shipped").module("prod").grants if g.address == PROD_WRITES_MARTS)
+    store.delete(str(grant.resource_type), _store_object(store, grant))
+    out = project.run("run", "prod", "prod-daily", "--wait", "--poll", "0.05", expect=1)
+    assert "prod-daily: RUNNING" in out and "prod-daily: FAILED" in out
+    assert (
+        "error: prod-daily failed: projects/acme-analytics-staging/locations/europe-west2/repositories/analytics/"
+        in out
+    )
+    assert "Permission bigquery.tables.create denied on dataset acme-analytics-prod:marts" in out
+
+
+def test_run_without_wait_prints_the_invocation(shipped):
+    project, _, _ = shipped
+    out = project.run("-q", "run", "staging", "staging-daily")
+    assert out.startswith(
+        "projects/acme-analytics-staging/locations/europe-west2/repositories/analytics/workflowInvocations/"
+    )
+
+
+def test_run_gives_up_at_the_timeout_and_says_it_is_still_running(shipped):
+    project, apis, _ = shipped
+    apis.run_seconds = 30
+    out = project.run("run", "prod", "prod-daily", "--wait", "--timeout", "0.3", "--poll", "0.05", expect=1)
+    assert "error: prod-daily is still RUNNING after 0.3s: projects/" in out
+
+
+def test_ctrl_c_while_waiting_cancels_the_invocation(shipped, monkeypatch):
+    import signal
+    import time
+
+    project, apis, _ = shipped
+    apis.run_seconds = 60
+    process = project.popen("run", "prod", "prod-daily", "--wait", "--poll", "0.05")
+    assert process.stdout is not None
+    seen = ""
+    deadline = time.monotonic() + 60
+    while "prod-daily: RUNNING" not in seen and time.monotonic() < deadline:
+        seen += process.stdout.readline()
+    process.send_signal(signal.SIGINT)
+    rest = process.communicate(timeout=60)[0]
+    assert process.returncode == 130, seen + rest
+    invocation = next(line.split()[-1] for line in seen.splitlines() if line.startswith("started "))
+    assert f"interrupted: cancelled {invocation}" in rest
+    from dataform_infra.gcp.clients import GoogleApis
+
+    monkeypatch.setenv("DFINFRA_GOOGLE_API_EMULATOR", apis.address)
+    assert GoogleApis().dataform().get_workflow_invocation(name=invocation).state.name == "CANCELLED"
+
+
+def test_run_of_an_unknown_workflow_is_bad_input(shipped):
+    project, _, _ = shipped
+    out = project.run("run", "prod", "no-such-workflow", expect=2)
+    assert "no workflow 'no-such-workflow' in environment 'prod' (its workflows: prod-daily)" in out
+
+
+def _doctor(project, env: str) -> dict[str, str]:
+    import re
+
+    out = project.run("doctor", env, expect=None)
+    return {name: status for status, name in re.findall(r"^(PASS|FAIL|SKIP|INFO)  (\S+):", out, re.M)}
+
+
+def test_doctor_checks_every_requirement_of_every_run_live(shipped):
+    project, _, _ = shipped
+    staging = _doctor(project, "staging")
+    runs = {name: status for name, status in staging.items() if name.startswith("run:")}
+    assert runs and set(runs.values()) == {"PASS", "SKIP"}
+    # Groups cannot be troubleshot; everything else is checked permission by permission.
+    assert {n for n, s in runs.items() if s == "SKIP"} == {n for n in runs if ":analytics-engineers@acme.example:" in n}
+    assert staging["project-number:acme-analytics-staging"] == "PASS"
+    assert staging["org-policy:dataform.restrictGitRemotes"] == "PASS"
+    assert (
+        staging[
+            "run:agent-schedules:service-481516234200@gcp-sa-dataform.iam.gserviceaccount.com:project:acme-analytics-staging"
+        ]
+        == "PASS"
+    )
+    prod = _doctor(project, "prod")
+    assert prod["org-policy:iam.disableCrossProjectServiceAccountUsage:acme-analytics-prod"] == "PASS"
+    assert "FAIL" not in prod.values()
+
+
+def test_doctor_finds_what_breaks_runs(shipped):
+    project, apis, store = shipped
+    store.add_project("acme-analytics-staging", "481516234299")  # the spec's number is a typo of this
+    apis.set_org_policy("acme-analytics-prod", "iam.disableCrossProjectServiceAccountUsage", enforce=True)
+    grant = next(g for g in workspace("shipped").module("staging").grants if g.rule == "agent-has-its-role")
+    store.delete(str(grant.resource_type), _store_object(store, grant))
+    out = project.run("doctor", "staging", expect=1)
+    assert (
+        "FAIL  project-number:acme-analytics-staging: environments/staging.yaml says project.number 481516234200, "
+        in out
+    )
+    assert "fix: set project.number: 481516234299 in environments/staging.yaml" in out
+    assert "FAIL  org-policy:iam.disableCrossProjectServiceAccountUsage:acme-analytics-prod" in out
+    assert "lacks dataform.compilationResults.create, dataform.workflowInvocations.create on project " in out
+    assert "failing runs: staging-daily (scheduled)" in out  # doctor prod reports prod-daily's

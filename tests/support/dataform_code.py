@@ -1,0 +1,65 @@
+"""The Dataform code each example's repository holds, as the offline cloud compiles it (`git_code`).
+
+Hand-written, like a team's repository: what each action writes (by default the compilation's
+schema, or the schema it names), what it reads straight from a source dataset, and its tags. Each
+story matches its spec set: the datasets a run writes and reads are the ones the spec declares, and
+every tag selects a model and its assertion (the access model's `selection` assumption).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _table(name: str, tags: list[str], reads: list[str], **extra: Any) -> dict[str, Any]:
+    return {"name": name, "type": "table", "tags": tags, "reads": reads, "dependencies": [], "schema": None, **extra}
+
+
+def _assertion(name: str, tags: list[str], on: str) -> dict[str, Any]:
+    return {"name": name, "type": "assertion", "tags": tags, "reads": [], "dependencies": [on], "schema": None}
+
+
+def _code(default: str, assertions: str, actions: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "workflow_settings": {"defaultDataset": default, "defaultAssertionDataset": assertions},
+        "actions": actions,
+    }
+
+
+CODE: dict[str, dict[str, Any]] = {
+    # staging/prod: one daily model over raw_events and its assertion.
+    "shipped": _code(
+        "marts",
+        "dataform_assertions",
+        [_table("orders", ["daily"], ["raw_events"]), _assertion("orders_unique", ["daily"], "orders")],
+    ),
+    "single-project": _code(
+        "analytics",
+        "dataform_assertions",
+        [_table("orders", [], ["sources"]), _assertion("orders_unique", [], "orders")],
+    ),
+    "ssh-repository": _code(
+        "warehouse",
+        "warehouse_assertions",
+        [_table("facts", [], ["landing"]), _assertion("facts_complete", [], "facts")],
+    ),
+    # Hourly, daily and finance models over `ingest`, and two reporting tables only prod refreshes.
+    "three-environments": _code(
+        "dwh",
+        "dwh_assertions",
+        [
+            _table("events_hourly", ["hourly"], ["ingest"]),
+            _assertion("events_fresh", ["hourly"], "events_hourly"),
+            _table("orders", ["daily"], ["ingest"], dependencies=["events_hourly"]),
+            _assertion("orders_unique", ["daily"], "orders"),
+            _table("finance_ledger", ["finance"], ["ingest"], type="incremental", dependencies=["orders"]),
+            _assertion("ledger_balanced", ["finance"], "finance_ledger"),
+            _table("daily_revenue", ["reporting"], ["ingest"], schema="reporting", dependencies=["orders"]),
+            _table("active_users", ["reporting"], ["ingest"], schema="reporting", dependencies=["events_hourly"]),
+        ],
+    ),
+    # What `dfinfra init` scaffolds: one model and its assertion, no source reads.
+    "init": _code(
+        "marts", "dataform_assertions", [_table("orders", [], []), _assertion("orders_unique", [], "orders")]
+    ),
+}
