@@ -1,14 +1,17 @@
 """`dfinfra`: thin typer commands over `Workspace`. Errors become one message and an exit code.
 
-Exit codes: 0 success; 1 a check failed or an operation failed or was refused (render --check
-found drift, validate found a policy violation, terraform or a Google API failed, a guard refused);
-2 bad input (spec errors, unknown environment, refusing to overwrite foreign files). `plan` also
-exits 2 when it planned changes, as `terraform plan -detailed-exitcode` does.
+Exit codes (README's command table lists them per command, and a test checks each): 0 success;
+1 a check failed or an operation failed or was refused (render --check found drift, validate found
+a policy violation, terraform or a Google API failed, a guard refused); 2 bad input (spec errors,
+unknown environment or option, refusing to overwrite foreign files). `plan` follows `terraform plan
+-detailed-exitcode` instead: 0 no changes, 2 changes planned, 1 anything else (bad input included).
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -22,6 +25,7 @@ from dataform_infra.errors import DfinfraError, DriftDetected, PolicyViolation, 
 
 if TYPE_CHECKING:
     from dataform_infra.lifecycle import Lifecycle
+    from dataform_infra.terraform.runner import PlanMode
     from dataform_infra.workspace import Workspace
 
 app = typer.Typer(
@@ -51,7 +55,8 @@ def _workspace(environments: Path) -> Workspace:
     return Workspace(environments)
 
 
-_QUIET = {"on": False}
+# Process-wide CLI state: -q, and whether `plan` exited 2 because it found changes.
+_STATE = {"quiet": False, "plan_has_changes": False}
 
 
 def _err(message: str) -> None:
@@ -60,7 +65,7 @@ def _err(message: str) -> None:
 
 def _info(message: str) -> None:
     """Progress chatter on stderr; -q silences it (errors and warnings always show)."""
-    if not _QUIET["on"]:
+    if not _STATE["quiet"]:
         typer.echo(message, err=True)
 
 
@@ -95,7 +100,7 @@ def main_callback(
 
     Output never uses colour (so NO_COLOR is honoured by construction); data commands take --json.
     """
-    _QUIET["on"] = quiet
+    _STATE["quiet"] = quiet
 
 
 @app.command()
@@ -414,10 +419,35 @@ AutoApproveOption = Annotated[bool, typer.Option("--auto-approve", help="Do not 
 AllowDestroyOption = Annotated[
     bool, typer.Option("--allow-destroy", help="Allow deleting or replacing stateful resources.")
 ]
-ConfirmOption = Annotated[
-    str | None,
+TargetOption = Annotated[
+    list[str] | None,
     typer.Option(
-        "--confirm", help="With --auto-approve on a protected environment: its name, typed out.", show_default=False
+        "--target", help="Plan only this resource address (terraform -target; repeatable).", show_default=False
+    ),
+]
+ReplaceOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--replace", help="Plan replacing this resource (terraform -replace; repeatable).", show_default=False
+    ),
+]
+RefreshOnlyOption = Annotated[
+    bool, typer.Option("--refresh-only", help="Only update the state to match Google Cloud (terraform -refresh-only).")
+]
+
+
+def _mode(destroy: bool, target: list[str] | None, replace: list[str] | None, refresh_only: bool) -> PlanMode:
+    from dataform_infra.terraform.runner import PlanMode
+
+    return PlanMode(destroy, tuple(target or ()), tuple(replace or ()), refresh_only)
+
+
+ConfirmOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--confirm",
+        help="With --auto-approve on a protected environment: its name, typed out (repeat for several).",
+        show_default=False,
     ),
 ]
 
@@ -462,6 +492,9 @@ def plan(
     no_render: NoRenderOption = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     destroy: Annotated[bool, typer.Option("--destroy", help="Plan destroying the environment.")] = False,
+    target: TargetOption = None,
+    replace: ReplaceOption = None,
+    refresh_only: RefreshOnlyOption = False,
     terraform_bin: TerraformBinOption = None,
     lock_timeout: LockTimeoutOption = "60s",
     verbose: VerboseOption = False,
@@ -481,7 +514,7 @@ def plan(
     workspace, lifecycle = _lifecycle(environments, out, terraform_bin, lock_timeout, verbose, to_stderr=as_json)
     results = {}
     for env in _selected(workspace, envs, all_):
-        outcome = lifecycle.plan(env, render=not no_render, destroy=destroy)
+        outcome = lifecycle.plan(env, render=not no_render, mode=_mode(destroy, target, replace, refresh_only))
         results[env] = outcome.summary
         if not as_json:
             typer.echo(f"== {env}\n{outcome.summary.render()}")
@@ -490,18 +523,19 @@ def plan(
 
         typer.echo(json.dumps({env: s.to_dict() for env, s in results.items()}, indent=2))
     if any(s.has_changes for s in results.values()):
+        _STATE["plan_has_changes"] = True
         raise typer.Exit(2)
 
 
 def _apply_like(
-    destroy: bool,
+    mode: PlanMode,
     envs: list[str] | None,
     all_: bool,
     out: Path,
     no_render: bool,
     auto_approve: bool,
     allow_destroy: bool,
-    confirm: str | None,
+    confirm: list[str] | None,
     terraform_bin: str | None,
     lock_timeout: str,
     verbose: bool,
@@ -509,16 +543,16 @@ def _apply_like(
 ) -> None:
     workspace, lifecycle = _lifecycle(environments, out, terraform_bin, lock_timeout, verbose)
     order = _selected(workspace, envs, all_)
-    for env in reversed(order) if destroy else order:
+    for env in reversed(order) if mode.destroy else order:
         typer.echo(f"== {env}")
         lifecycle.apply(
             env,
             render=not no_render,
-            destroy=destroy,
+            mode=mode,
             auto_approve=auto_approve,
             allow_destroy=allow_destroy,
             confirm=_ask,
-            confirm_env=confirm,
+            confirmed=confirm or (),
         )
 
 
@@ -532,6 +566,9 @@ def apply(
     auto_approve: AutoApproveOption = False,
     allow_destroy: AllowDestroyOption = False,
     confirm: ConfirmOption = None,
+    target: TargetOption = None,
+    replace: ReplaceOption = None,
+    refresh_only: RefreshOnlyOption = False,
     terraform_bin: TerraformBinOption = None,
     lock_timeout: LockTimeoutOption = "60s",
     verbose: VerboseOption = False,
@@ -550,7 +587,7 @@ def apply(
       dfinfra apply prod --auto-approve --confirm prod   # CI
     """
     _apply_like(
-        False,
+        _mode(False, target, replace, refresh_only),
         envs,
         all_,
         out,
@@ -575,6 +612,7 @@ def destroy(
     auto_approve: AutoApproveOption = False,
     allow_destroy: AllowDestroyOption = False,
     confirm: ConfirmOption = None,
+    target: TargetOption = None,
     terraform_bin: TerraformBinOption = None,
     lock_timeout: LockTimeoutOption = "60s",
     verbose: VerboseOption = False,
@@ -590,7 +628,7 @@ def destroy(
       dfinfra destroy staging --allow-destroy
     """
     _apply_like(
-        True,
+        _mode(True, target, None, False),
         envs,
         all_,
         out,
@@ -631,7 +669,62 @@ def bootstrap(
     workspace, lifecycle = _lifecycle(environments, out, terraform_bin, lock_timeout, verbose)
     for env in _selected(workspace, envs, all_):
         typer.echo(f"== {env}")
-        lifecycle.bootstrap(env, auto_approve=auto_approve, confirm=_ask, confirm_env=confirm)
+        lifecycle.bootstrap(env, auto_approve=auto_approve, confirm=_ask, confirmed=confirm or ())
+
+
+@app.command(
+    "terraform",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+@_handles_errors
+def terraform_passthrough(
+    ctx: typer.Context,
+    env: Annotated[str, typer.Argument(help="Environment whose module to run terraform in.")],
+    out: OutOption = Path("build"),
+    no_render: NoRenderOption = False,
+    terraform_bin: TerraformBinOption = None,
+    lock_timeout: LockTimeoutOption = "60s",
+    environments: EnvironmentsOption = Path("environments"),
+) -> None:
+    """Run any terraform command in an environment's module, with dfinfra's settings (binary,
+    backend, plugin cache; init first when due). Everything after `--` goes to terraform; its exit
+    code is dfinfra's.
+
+    Examples:
+
+      dfinfra terraform prod -- state list
+
+      dfinfra terraform staging -- import google_dataform_repository.this projects/p/locations/r/repositories/x
+
+      dfinfra terraform prod -- force-unlock 1714070000000000
+    """
+    workspace, lifecycle = _lifecycle(environments, out, terraform_bin, lock_timeout, False, to_stderr=True)
+    workspace.select([env], False)
+    if not ctx.args:
+        raise UsageError("name the terraform command after `--`, e.g. dfinfra terraform prod -- state list")
+    raise typer.Exit(lifecycle.terraform(env, list(ctx.args), render=not no_render))
+
+
+@app.command()
+@_handles_errors
+def output(
+    env: Annotated[str, typer.Argument(help="Environment whose outputs to print.")],
+    as_json: Annotated[bool, typer.Option("--json", help="All outputs as JSON (terraform output -json).")] = False,
+    out: OutOption = Path("build"),
+    terraform_bin: TerraformBinOption = None,
+    environments: EnvironmentsOption = Path("environments"),
+) -> None:
+    """Print an environment's Terraform outputs (from its state), e.g. the repository and secret names.
+
+    Example:
+
+      dfinfra output staging --json | jq -r .git_secret.value
+    """
+    workspace, lifecycle = _lifecycle(environments, out, terraform_bin, "60s", False, to_stderr=True)
+    workspace.select([env], False)
+    code = lifecycle.terraform(env, ["output", "-no-color", *(["-json"] if as_json else [])])
+    if code:
+        raise typer.Exit(code)
 
 
 # --- Google Cloud APIs --------------------------------------------------------------------------
@@ -734,9 +827,11 @@ def doctor(
 ) -> None:
     """Live pre-flight checks against Google Cloud, each with the exact fix.
 
-    Runner accounts exist; the Dataform service agent may impersonate each attached runner; you may
-    act as them; the Git secret has a usable version the agent can read; the APIs are enabled.
-    Exit 0 when every check passes, 1 otherwise.
+    The project number is right; the APIs are enabled; runner accounts exist; the Dataform service
+    agent may impersonate each attached runner; you may act as them; the Git secret has a usable
+    version the agent can read and Dataform accepts the token; no org policy breaks a run; and every
+    requirement of every run of the environment holds (IAM Policy Troubleshooter). Exit 0 when
+    every check passes, 1 otherwise.
 
     Examples:
 
@@ -826,10 +921,54 @@ def _print_warnings(workspace: Workspace) -> None:
         _err(f"warning: {warning.render()}")
 
 
+def _invoked_command(argv: list[str]) -> str | None:
+    """The subcommand named on the command line (global options come first)."""
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
+class _OutlivesItsReader:
+    """stdout that survives a closed pipe (`dfinfra apply ... | head -1`): once the reader is gone,
+    output goes to /dev/null and the approved operation carries on, instead of dying half-way or
+    blocking terraform while it holds the state lock."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except BrokenPipeError:
+            self._drop()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._drop()
+
+    def _drop(self) -> None:
+        sink = open(os.devnull, "w")  # noqa: SIM115 - replaces stdout for the rest of the process
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(sink.fileno(), self._stream.fileno())
+        self._stream = sink
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def main() -> None:
     # A short-lived process building many small acyclic objects (YAML nodes, models, HCL lines):
     # with CPython's default thresholds the collector's repeated passes over them made render time
     # grow faster than the spec. Freeze what imports created and collect young objects rarely.
     gc.freeze()
     gc.set_threshold(100_000, 50, 100)
-    app()
+    sys.stdout = _OutlivesItsReader(sys.stdout)
+    try:
+        app()
+    except SystemExit as exit_:
+        # `plan` speaks `terraform plan -detailed-exitcode`: 0 no changes, 2 changes, 1 anything else,
+        # so a nightly drift check can tell drift from a typo. Bad input (2 elsewhere) becomes 1 here.
+        if exit_.code == 2 and _invoked_command(sys.argv[1:]) == "plan" and not _STATE["plan_has_changes"]:
+            sys.exit(1)
+        raise

@@ -12,8 +12,9 @@ import hashlib
 import json
 import os
 import re
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,7 +23,7 @@ from dataform_infra.errors import Refused, TerraformError, UsageError
 from dataform_infra.render.engine import render_bootstrap
 from dataform_infra.render.output import RenderedModule, write_modules
 from dataform_infra.terraform.binary import TerraformBinary
-from dataform_infra.terraform.runner import LineSink, TerraformRunner
+from dataform_infra.terraform.runner import LineSink, PlanMode, TerraformRunner
 from dataform_infra.terraform.summary import PlanSummary, summarise
 from dataform_infra.workspace import Workspace
 
@@ -33,6 +34,8 @@ _COMPLETE = re.compile(r"^(\S+): (Creation|Modifications|Destruction) complete")
 # A grant and the config that needs it in one apply: Google may refuse the config until IAM has propagated.
 _PERMISSION_DENIED = re.compile(r"Error 403|PERMISSION_DENIED|Permission '[^']+' denied")
 PROPAGATION_ENV = "DFINFRA_IAM_PROPAGATION_WAIT"
+APPLY = PlanMode()  # a plain plan of the whole module
+_PROVIDERS_OUT_OF_DATE = re.compile(r"Required plugins are not installed|Inconsistent dependency lock file")
 DEFAULT_PROPAGATION_WAIT = "60"
 
 Confirm = Callable[[str], str | None]  # shows a prompt, returns the answer (None: no terminal)
@@ -44,6 +47,7 @@ class PlanOutcome:
     summary: PlanSummary
     plan_file: Path
     reused: bool = False
+    mode: PlanMode = APPLY
 
 
 def apply_order(workspace: Workspace, envs: list[str]) -> list[str]:
@@ -51,6 +55,22 @@ def apply_order(workspace: Workspace, envs: list[str]) -> list[str]:
     and its grants on those accounts need them to exist."""
     host = workspace.deployment.host_name
     return [e for e in envs if e != host] + [e for e in envs if e == host]
+
+
+def _fingerprint(path: Path) -> str:
+    """Size and modification time of what a path (or the link in the plugin cache) holds."""
+    try:
+        st = path.stat()
+    except OSError:
+        return "missing"
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
 
 
 def _digest(directory: Path, extra: list[str]) -> str:
@@ -101,13 +121,33 @@ class Lifecycle:
             raise UsageError(f"{directory} holds no rendered module; run without --no-render")
         return directory
 
-    def _ensure_init(self, runner: TerraformRunner, directory: Path) -> None:
-        stamp = self._meta_dir(directory) / "init.sha256"
-        wanted = _digest(
-            directory,
-            [self.binary.path, self.binary.version_text, *(f"{k}={os.environ.get(k, '')}" for k in BACKEND_ENV)],
+    def _init_inputs(self, directory: Path) -> list[str]:
+        """Everything `terraform init` depends on: a change to any of them means init again.
+
+        The module's files, the binary, the backend settings, and also the dependency lock file, the
+        CLI configuration and the installed providers, which a teammate's `init -upgrade`, another
+        platform or a cleaned plugin cache change without touching the module.
+        """
+        config = os.environ.get("TF_CLI_CONFIG_FILE") or str(Path.home() / ".terraformrc")
+        providers = directory / ".terraform" / "providers"
+        installed = sorted(
+            f"{p.relative_to(providers)}:{_fingerprint(p)}"
+            for p in (providers.rglob("*") if providers.is_dir() else [])
+            if p.is_file() or p.is_symlink()
         )
-        if (directory / ".terraform").is_dir() and stamp.exists() and stamp.read_text() == wanted:
+        return [
+            self.binary.path,
+            self.binary.version_text,
+            *(f"{k}={os.environ.get(k, '')}" for k in (*BACKEND_ENV, "TF_PLUGIN_CACHE_DIR")),
+            _read(directory / ".terraform.lock.hcl"),
+            _read(Path(config)),
+            *installed,
+        ]
+
+    def _ensure_init(self, runner: TerraformRunner, directory: Path, *, force: bool = False) -> None:
+        stamp = self._meta_dir(directory) / "init.sha256"
+        wanted = _digest(directory, self._init_inputs(directory))
+        if not force and (directory / ".terraform").is_dir() and stamp.exists() and stamp.read_text() == wanted:
             return
         self.echo(f"terraform init ({directory})")
         try:
@@ -120,48 +160,56 @@ class Lifecycle:
                 ) from None
             raise
         stamp.parent.mkdir(parents=True, exist_ok=True)
-        stamp.write_text(wanted)
+        stamp.write_text(_digest(directory, self._init_inputs(directory)))  # as init left them
 
     def _verbose_sink(self) -> LineSink | None:
         return (lambda stream, line: self.echo(line)) if self.stream else None
 
     # --- plan -----------------------------------------------------------------------------
 
-    def plan(self, env: str, *, render: bool = True, destroy: bool = False) -> PlanOutcome:
+    def plan(self, env: str, *, render: bool = True, mode: PlanMode = APPLY) -> PlanOutcome:
         directory = self._render(env, render)
-        runner = self._runner(directory, "plan-destroy" if destroy else "plan")
+        runner = self._runner(directory, "plan-destroy" if mode.destroy else "plan")
         self._ensure_init(runner, directory)
         meta = self._meta_dir(directory)
         plan_file = meta / "tfplan"
         meta_file = meta / "plan.json"
         meta_file.unlink(missing_ok=True)
-        runner.plan(plan_file, destroy=destroy)
-        summary = summarise(json.loads(runner.show_json(plan_file)))
+        try:
+            runner.plan(plan_file, mode)
+        except TerraformError as exc:
+            if not _PROVIDERS_OUT_OF_DATE.search(str(exc)):
+                raise
+            self.echo(f"{env}: the installed providers do not match the lock file; running terraform init again")
+            self._ensure_init(runner, directory, force=True)
+            runner.plan(plan_file, mode)
+        summary = summarise(json.loads(runner.show_json(plan_file)), mode.refresh_only)
         meta_file.write_text(
             json.dumps(
                 {
                     "render_sha256": _digest(directory, []),
-                    "destroy": destroy,
+                    "mode": mode.to_dict(),
                     "planned_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     "summary": summary.to_dict(),
                 },
                 indent=2,
             )
         )
-        return PlanOutcome(env, summary, plan_file)
+        return PlanOutcome(env, summary, plan_file, mode=mode)
 
-    def saved_plan(self, env: str, *, destroy: bool) -> PlanOutcome | None:
-        """The saved plan, if it was made from exactly the files now rendered (and for the same operation)."""
+    def saved_plan(self, env: str, *, mode: PlanMode = APPLY) -> PlanOutcome | None:
+        """The saved plan, if it was made from exactly the files now rendered, for the same mode."""
         directory = self.module_dir(env)
         meta_file = self._meta_dir(directory) / "plan.json"
         plan_file = self._meta_dir(directory) / "tfplan"
         if not (meta_file.exists() and plan_file.exists()):
             return None
         meta = json.loads(meta_file.read_text())
-        if meta.get("render_sha256") != _digest(directory, []) or meta.get("destroy") != destroy:
+        if meta.get("render_sha256") != _digest(directory, []) or meta.get("mode") != mode.to_dict():
             return None
         runner = self._runner(directory, "show")
-        return PlanOutcome(env, summarise(json.loads(runner.show_json(plan_file))), plan_file, reused=True)
+        summary = summarise(json.loads(runner.show_json(plan_file)), mode.refresh_only)
+        return PlanOutcome(env, summary, plan_file, reused=True, mode=mode)
 
     # --- apply / destroy ------------------------------------------------------------------
 
@@ -170,19 +218,19 @@ class Lifecycle:
         env: str,
         *,
         render: bool = True,
-        destroy: bool = False,
+        mode: PlanMode = APPLY,
         auto_approve: bool = False,
         allow_destroy: bool = False,
         confirm: Confirm = lambda _: None,
-        confirm_env: str | None = None,
+        confirmed: Collection[str] = (),
     ) -> PlanSummary:
         if render:
             self._render(env, True)
-        outcome = self.saved_plan(env, destroy=destroy)
+        outcome = self.saved_plan(env, mode=mode)
         if outcome is None:
             if (self._meta_dir(self.module_dir(env)) / "tfplan").exists():
-                self.echo(f"{env}: the saved plan does not match the current render; planning again")
-            outcome = self.plan(env, render=False, destroy=destroy)
+                self.echo(f"{env}: the saved plan was made from another render or mode; planning again")
+            outcome = self.plan(env, render=False, mode=mode)
         else:
             self.echo(f"{env}: applying the saved plan ({outcome.plan_file})")
         summary = outcome.summary
@@ -196,8 +244,8 @@ class Lifecycle:
             auto_approve=auto_approve,
             allow_destroy=allow_destroy,
             confirm=confirm,
-            confirm_env=confirm_env,
-            verb="destroy" if destroy else "apply",
+            confirmed=confirmed,
+            verb="destroy" if mode.destroy else "apply",
         )
         self._apply_plan(env, outcome)
         return summary
@@ -210,7 +258,7 @@ class Lifecycle:
         auto_approve: bool,
         allow_destroy: bool,
         confirm: Confirm,
-        confirm_env: str | None,
+        confirmed: Collection[str],
         verb: str,
     ) -> None:
         if summary.destructive and not allow_destroy:
@@ -221,7 +269,7 @@ class Lifecycle:
             )
         protected = self.workspace.deployment.environments[env].protected
         if auto_approve:
-            if protected and confirm_env != env:
+            if protected and env not in confirmed:
                 raise Refused(f"{env} is protected: with --auto-approve also pass --confirm {env}")
             return
         question = (
@@ -253,10 +301,17 @@ class Lifecycle:
 
         result = runner.apply(outcome.plan_file, on_line=progress)
         self._discard_plan(env)
+        if result.interrupted == 1:
+            raise TerraformError(
+                f"{env}: apply interrupted after {done}/{total} changes; terraform stopped gracefully and saved "
+                f"the state of what completed. Run `dfinfra plan {env}` to see what is left. (log: {runner.log_path})"
+            )
         if result.interrupted:
             raise TerraformError(
-                f"{env}: apply interrupted after {done}/{total} changes; terraform saved the state of what "
-                f"completed. Run `dfinfra plan {env}` to see what is left. (log: {runner.log_path})"
+                f"{env}: apply stopped immediately after {done}/{total} completed changes; a change in flight may "
+                f"exist in Google Cloud but not in the state, and the state lock may still be held. Run "
+                f"`dfinfra plan {env}` (it names the lock holder if one is left) and import what it would create "
+                f"twice. (log: {runner.log_path})"
             )
         if "Saved plan is stale" in result.output:
             raise TerraformError(
@@ -271,7 +326,7 @@ class Lifecycle:
                     f"take time to propagate, so waiting {wait:g}s and applying once more (log: {runner.log_path})"
                 )
                 time.sleep(wait)
-                self._apply_plan(env, self.plan(env, render=False), retry=False)
+                self._apply_plan(env, self.plan(env, render=False, mode=outcome.mode), retry=False)
                 return
         runner.check(result, "apply")
         self.echo(f"{env}: applied ({done}/{total}). Log: {runner.log_path}")
@@ -281,13 +336,33 @@ class Lifecycle:
         for name in ("tfplan", "plan.json"):
             (meta / name).unlink(missing_ok=True)
 
+    # --- anything else terraform does -----------------------------------------------------------
+
+    def terraform(self, env: str, args: list[str], *, render: bool = True) -> int:
+        """Run terraform with `args` in the environment's module, with dfinfra's binary, plugin cache and
+        backend settings, after an init if one is due: `state list`, `import`, `output`, `force-unlock`...
+
+        Terraform talks to the terminal directly (prompts included); returns its exit code.
+        """
+        directory = self._render(env, render)
+        runner = self._runner(directory, "terraform")
+        self._ensure_init(runner, directory)
+        environment = runner.environment()
+        environment.pop("TF_INPUT", None)  # interactive commands (force-unlock) may ask
+        return subprocess.run([self.binary.path, *args], cwd=directory, env=environment, check=False).returncode
+
     # --- bootstrap ------------------------------------------------------------------------
 
     def bootstrap_dir(self, env: str) -> Path:
         return self.out / ".bootstrap" / env
 
     def bootstrap(
-        self, env: str, *, auto_approve: bool = False, confirm: Confirm = lambda _: None, confirm_env: str | None = None
+        self,
+        env: str,
+        *,
+        auto_approve: bool = False,
+        confirm: Confirm = lambda _: None,
+        confirmed: Collection[str] = (),
     ) -> PlanSummary:
         """Create the environment's state bucket with a small module on local state; adopt it if it exists.
 
@@ -299,7 +374,7 @@ class Lifecycle:
         owner = next(name for name, other in environments.items() if other.state.bucket == spec.state.bucket)
         if owner != env:
             self.echo(f"{env}: state bucket gs://{spec.state.bucket} is shared with {owner}; bootstrapping it there")
-            return self.bootstrap(owner, auto_approve=auto_approve, confirm=confirm, confirm_env=confirm_env)
+            return self.bootstrap(owner, auto_approve=auto_approve, confirm=confirm, confirmed=confirmed)
         directory = self.bootstrap_dir(env)
         write_modules(directory.parent, [RenderedModule(env, render_bootstrap(self.workspace.deployment, env))])
         runner = self._runner(directory, "bootstrap")
@@ -321,7 +396,7 @@ class Lifecycle:
                 auto_approve=auto_approve,
                 allow_destroy=False,
                 confirm=confirm,
-                confirm_env=confirm_env,
+                confirmed=confirmed,
                 verb="bootstrap",
             )
             runner.check(

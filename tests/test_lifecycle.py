@@ -229,3 +229,105 @@ def test_apply_does_not_retry_a_permission_error_without_new_grants(project):
     )
     assert "applying once more" not in out
     assert "Permission 'iam.serviceAccounts.actAs' denied" in out
+
+
+def _apply_until_creating(project: Project):
+    project.run("bootstrap", "prod", "--auto-approve", "--confirm", "prod")
+    process = project.popen("apply", "prod", "--auto-approve", "--confirm", "prod", env={"FAKEGCP_APPLY_DELAY": "1"})
+    assert process.stdout is not None
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if "Creating..." in line:
+            break
+    return process, lines
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_termination_signals_stop_terraform_gracefully_and_the_next_apply_succeeds(project, signum):
+    """A cancelled CI job (SIGTERM) or a closed terminal (SIGHUP): state saved, lock released, no 409 after."""
+    process, lines = _apply_until_creating(project)
+    process.send_signal(signum)
+    output = "".join(lines) + process.communicate(timeout=300)[0]
+    assert process.returncode == 1, output
+    assert f"{signum.name}: asking terraform to stop gracefully" in output
+    assert "apply interrupted after" in output and "stopped gracefully and saved" in output
+    assert "to create" in project.run("plan", "prod", "--lock-timeout", "5s", expect=2)  # no stale lock
+    project.run("apply", "prod", "--auto-approve", "--confirm", "prod")  # no 409: state knew what was created
+    assert len(project.state("prod")["resources"]) == PROD_RESOURCES
+
+
+def test_sigkill_of_dfinfra_leaves_terraform_to_finish(project):
+    """Nothing can forward SIGKILL, so terraform must not depend on dfinfra: it finishes and unlocks."""
+    process, _ = _apply_until_creating(project)
+    process.kill()
+    process.wait(timeout=60)
+    assert "No changes" in project.run("plan", "prod", "--lock-timeout", "300s", expect=0)
+
+
+def test_a_closed_output_pipe_neither_hangs_nor_stops_the_apply(project):
+    import subprocess
+    import sys
+
+    project.run("bootstrap", "prod", "--auto-approve", "--confirm", "prod")
+    piped = subprocess.run(
+        f"{sys.executable} -m dataform_infra apply prod --auto-approve --confirm prod | head -1",
+        shell=True,
+        cwd=project.root,
+        env={**project.cloud.env, "FAKEGCP_APPLY_DELAY": "0.2"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert piped.stdout.count("\n") == 1 and "Traceback" not in piped.stderr, piped.stderr
+    assert "No changes" in project.run("plan", "prod", "--lock-timeout", "300s", expect=0)
+
+
+def test_confirm_is_repeatable_for_several_protected_environments(project):
+    spec = project.spec("staging")
+    spec.write_text(
+        spec.read_text().replace("labels:\n  team: data-platform", "protected: true\nlabels:\n  team: data-platform", 1)
+    )
+    project.run("bootstrap", "--all", "--auto-approve", "--confirm", "prod", "--confirm", "staging")
+    refused = project.run("apply", "--all", "--auto-approve", "--confirm", "prod", expect=1)
+    assert "staging is protected: with --auto-approve also pass --confirm staging" in refused
+    project.run("apply", "--all", "--auto-approve", "--confirm", "prod", "--confirm", "staging")
+    assert "No changes" in project.run("plan", "--all", expect=0)
+
+
+def test_init_runs_again_when_the_installed_providers_change(project):
+    """The CI failure 'Required plugins are not installed ... does not match any of the checksums':
+    the module did not change, but its installed providers did (a cleaned cache, another platform)."""
+    import shutil
+
+    project.run("bootstrap", "prod", "--auto-approve", "--confirm", "prod")
+    assert "terraform init" in project.run("plan", "prod", expect=2)
+    assert "terraform init" not in project.run("plan", "prod", expect=2)
+    shutil.rmtree(project.root / "build" / "prod" / ".terraform" / "providers")
+    assert "terraform init" in project.run("plan", "prod", expect=2)
+    lock = project.root / "build" / "prod" / ".terraform.lock.hcl"
+    lock.write_text(lock.read_text() + "\n")  # a teammate's `init -upgrade` rewrote it
+    assert "terraform init" in project.run("plan", "prod", expect=2)
+    assert "terraform init" not in project.run("plan", "prod", expect=2)
+
+
+def test_escape_hatches_without_leaving_dfinfra(project):
+    applied(project)
+    listed = project.run("terraform", "prod", "--", "state", "list")
+    assert "google_service_account.dataform_prod_runner" in listed
+    text = project.run("output", "staging", "--json")
+    outputs = json.loads(text[text.index("{") :])
+    assert outputs["repository_id"]["value"].endswith("/repositories/analytics")
+    assert "No changes" in project.run("plan", "prod", "--target", "google_bigquery_dataset.marts", expect=0)
+    grant = "google_bigquery_dataset_iam_member.dataform_prod_runner_writes_marts"
+    assert "1 to replace" in project.run("plan", "prod", "--replace", grant, expect=2)
+    # Drift: someone removed the grant by hand. Refresh-only records it without changing Google Cloud.
+    store = project.cloud.store
+    for _, id_, body in store.list("google_bigquery_dataset_iam_member"):
+        if body["dataset_id"] == "marts":
+            store.delete("google_bigquery_dataset_iam_member", id_)
+    project.run("apply", "prod", "--refresh-only", "--auto-approve", "--confirm", "prod")
+    assert grant not in project.run("terraform", "prod", "--", "state", "list")
+    assert "1 to create" in project.run("plan", "prod", expect=2)
+    bad = project.run("terraform", "prod", expect=2)
+    assert "name the terraform command after `--`" in bad

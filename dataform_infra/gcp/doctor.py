@@ -72,7 +72,13 @@ class Doctor:
                 self.missing_runners.add(email)
             yield from self._runner_grants(iam, env_name, email, name, name in existing)
         if self.env_name == self.host_name:
-            yield from self._git_secret()
+            secret_checks = list(self._git_secret())
+            yield from secret_checks
+            if self.topology.repository_spec.git.https_token:
+                if any(c.status != "pass" for c in secret_checks):
+                    yield Check("repository-token-status", "skipped", "the Git secret is not usable yet")
+                else:
+                    yield from self._token_status()
         yield from self._org_policies()
         yield from self._run_requirements()
 
@@ -209,6 +215,32 @@ class Doctor:
                 f"dfinfra apply {self.host_name}   (or: gcloud secrets add-iam-policy-binding "
                 f"{secret.secret_id} --project {secret.project} --member=serviceAccount:{self.agent} "
                 "--role=roles/secretmanager.secretAccessor)",
+            )
+
+    def _token_status(self) -> Iterator[Check]:
+        """What Dataform itself says of the token: the check Google runs before every Git fetch."""
+        name = self.topology.repository_name
+        client = self.apis.dataform()
+        try:
+            found = call(
+                f"checking the Git token of {name}",
+                client.compute_repository_access_token_status,
+                request={"name": name},
+            )
+        except GcpNotFound:
+            yield Check("repository-token-status", "fail", f"{name} does not exist", f"dfinfra apply {self.host_name}")
+            return
+        status = found.token_status.name
+        if status == "VALID":
+            yield Check("repository-token-status", "pass", f"Dataform can fetch {name}'s remote with the token")
+        else:
+            yield Check(
+                "repository-token-status",
+                "fail",
+                f"Dataform reports the token of {name} as {status}",
+                f"dfinfra secret set {self.host_name}   (a token with read/write access to the remote)"
+                if status == "NOT_FOUND"
+                else f"check the token's scopes and expiry at the Git host, then dfinfra secret set {self.host_name}",
             )
 
     # --- project numbers --------------------------------------------------------------------

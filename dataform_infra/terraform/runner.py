@@ -15,17 +15,19 @@ cache), its output teed to a log file, and Ctrl-C forwarded to terraform exactly
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import Any
 
 from python_terraform import IsFlagged, Terraform
 
@@ -34,6 +36,26 @@ from dataform_infra.errors import StateLocked, TerraformError
 from dataform_infra.terraform.binary import TerraformBinary
 
 LineSink = Callable[[str, str], None]  # (stream name, line)
+
+
+@dataclass(frozen=True)
+class PlanMode:
+    """What a plan covers, beyond the module: terraform's -destroy, -target, -replace and -refresh-only.
+
+    Part of what a saved plan was made from: `apply` reuses a plan only for the same mode."""
+
+    destroy: bool = False
+    targets: tuple[str, ...] = ()
+    replace: tuple[str, ...] = ()
+    refresh_only: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "destroy": self.destroy,
+            "targets": list(self.targets),
+            "replace": list(self.replace),
+            "refresh_only": self.refresh_only,
+        }
 
 
 @dataclass(frozen=True)
@@ -83,49 +105,81 @@ class TerraformRunner:
         return self.log_path
 
     def run(self, command: str, *args: str, on_line: LineSink | None = None, **options: Any) -> RunResult:
+        """Run terraform with its output going to files next to the log, never to a pipe.
+
+        Terraform runs in its own session and writes to files, so nothing dfinfra's own fate does
+        (killed with SIGKILL, its stdout a closed pipe as in `dfinfra apply | head`) can stop it
+        midway: it finishes, writes state and releases the lock. dfinfra tails the files.
+        """
         argv = self.argv(command, *args, **options)
         log_path = self.log_path or self.open_log(command.replace(" ", "-"))
         output: dict[str, list[str]] = {"stdout": [], "stderr": []}
         lock = threading.Lock()
+        streams = {name: log_path.with_name(f"{log_path.name}.{name}") for name in output}
         with log_path.open("a", encoding="utf-8") as log:
             log.write(f"$ {' '.join(argv)}\n")
-            process = subprocess.Popen(
-                argv,
-                cwd=self.module_dir,
-                env=self.environment(),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                bufsize=1,
-                start_new_session=True,
-            )
+            log.flush()
+            with streams["stdout"].open("w") as out, streams["stderr"].open("w") as err:
+                process = subprocess.Popen(
+                    argv,
+                    cwd=self.module_dir,
+                    env=self.environment(),
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    start_new_session=True,
+                )
+            finished = threading.Event()
+            sink: list[LineSink] = [on_line] if on_line else []
 
-            def pump(name: str, stream: IO[str]) -> None:
-                for line in stream:
-                    with lock:
-                        output[name].append(line)
-                        log.write(line)
-                        log.flush()
-                    if on_line:
-                        on_line(name, line.rstrip("\n"))
+            def tail(name: str, path: Path) -> None:
+                with path.open(encoding="utf-8", errors="replace") as stream:
+                    pending = ""
+                    while True:
+                        chunk = stream.readline()
+                        if not chunk:
+                            if finished.is_set():
+                                chunk = stream.read()
+                                if not chunk and not pending:
+                                    return
+                                chunk, pending = pending + chunk, ""
+                                if not chunk:
+                                    return
+                            else:
+                                time.sleep(0.02)
+                                continue
+                        if not chunk.endswith("\n") and not finished.is_set():
+                            pending += chunk  # a line still being written
+                            continue
+                        line, pending = pending + chunk, ""
+                        with lock:
+                            output[name].append(line)
+                            log.write(line)
+                            log.flush()
+                        try:
+                            for show in sink:
+                                show(name, line.rstrip("\n"))
+                        except OSError:  # our reader went away (a closed pipe): keep draining, terraform goes on
+                            sink.clear()
 
-            readers = [
-                threading.Thread(target=pump, args=(n, s), daemon=True)
-                for n, s in (("stdout", process.stdout), ("stderr", process.stderr))
-            ]
+            readers = [threading.Thread(target=tail, args=item, daemon=True) for item in streams.items()]
             for reader in readers:
                 reader.start()
             interrupts = self._wait(process, on_line)
+            finished.set()
             for reader in readers:
                 reader.join()
             log.write(f"# exit status {process.returncode}\n")
+        for path in streams.values():
+            path.unlink(missing_ok=True)
         return RunResult(
             tuple(argv), process.returncode, "".join(output["stdout"]), "".join(output["stderr"]), interrupts
         )
 
-    def _wait(self, process: subprocess.Popen[str], on_line: LineSink | None) -> int:
-        """Wait for terraform; each Ctrl-C is forwarded once (1st: graceful stop, 2nd: immediate exit)."""
+    def _wait(self, process: subprocess.Popen[bytes], on_line: LineSink | None) -> int:
+        """Wait for terraform, forwarding SIGINT, SIGTERM and SIGHUP (a Ctrl-C, a cancelled CI job,
+        `timeout`, a closed terminal): the first asks terraform to stop gracefully (it saves state and
+        releases the lock), the second stops it at once. dfinfra itself waits for terraform to exit."""
         count = 0
         if threading.current_thread() is not threading.main_thread():
             process.wait()
@@ -135,16 +189,20 @@ class TerraformRunner:
             nonlocal count
             count += 1
             if process.poll() is None:
-                process.send_signal(signal.SIGINT)
+                # Terraform stops gracefully on SIGINT or SIGTERM; a hang-up is an interrupt too.
+                process.send_signal(signal.SIGINT if signum == signal.SIGHUP else signum)
             if on_line:
+                name = signal.Signals(signum).name
                 note = (
-                    "interrupt: asking terraform to stop gracefully (state is saved); Ctrl-C again to stop now"
+                    f"{name}: asking terraform to stop gracefully (state is saved); interrupt again to stop now"
                     if count == 1
-                    else "second interrupt: terraform stops immediately"
+                    else f"second {name}: terraform stops immediately; state may miss the last changes"
                 )
-                on_line("dfinfra", note)
+                with contextlib.suppress(OSError):
+                    on_line("dfinfra", note)
 
-        previous = signal.signal(signal.SIGINT, forward)
+        handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        previous = {signum: signal.signal(signum, forward) for signum in handled}
         try:
             while True:
                 try:
@@ -153,7 +211,8 @@ class TerraformRunner:
                 except InterruptedError:
                     continue
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
         return count
 
     # --- commands -------------------------------------------------------------------------
@@ -183,7 +242,8 @@ class TerraformRunner:
             self.run("init", on_line=on_line, input=False, no_color=IsFlagged, lock_timeout=self.lock_timeout), "init"
         )
 
-    def plan(self, plan_file: Path, destroy: bool = False, on_line: LineSink | None = None) -> RunResult:
+    def plan(self, plan_file: Path, mode: PlanMode | None = None, on_line: LineSink | None = None) -> RunResult:
+        mode = mode or PlanMode()
         result = self.run(
             "plan",
             on_line=on_line,
@@ -192,7 +252,10 @@ class TerraformRunner:
             detailed_exitcode=IsFlagged,
             lock_timeout=self.lock_timeout,
             out=str(plan_file),
-            destroy=IsFlagged if destroy else None,
+            destroy=IsFlagged if mode.destroy else None,
+            refresh_only=IsFlagged if mode.refresh_only else None,
+            target=list(mode.targets) or None,
+            replace=list(mode.replace) or None,
         )
         return self.check(result, "plan")
 

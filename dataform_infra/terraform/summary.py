@@ -43,6 +43,9 @@ class IamChange:
 class PlanSummary:
     changes: list[Change] = field(default_factory=list)
     iam: list[IamChange] = field(default_factory=list)
+    # Objects changed outside Terraform: what a refresh-only plan would record in the state.
+    drift: list[Change] = field(default_factory=list)
+    refresh_only: bool = False
 
     @property
     def counts(self) -> dict[str, int]:
@@ -51,7 +54,7 @@ class PlanSummary:
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.changes)
+        return bool(self.changes) or (self.refresh_only and bool(self.drift))
 
     @property
     def destructive(self) -> list[Change]:
@@ -76,9 +79,15 @@ class PlanSummary:
             "changes": [asdict(c) | {"destructive": c.destructive} for c in self.changes],
             "iam": [asdict(i) for i in self.iam],
             "destructive": [c.address for c in self.destructive],
+            "drift": [asdict(c) for c in self.drift],
         }
 
     def render(self) -> str:
+        if self.refresh_only:
+            if not self.drift:
+                return "No changes. The state matches Google Cloud."
+            lines = [f"Refresh only: {len(self.drift)} object(s) changed outside Terraform; the state will record:"]
+            return "\n".join(lines + [f"  ~ {c.action} {c.address}" for c in self.drift])
         if not self.has_changes:
             return "No changes. The infrastructure matches the spec."
         counts = self.counts
@@ -114,8 +123,12 @@ def _shown(values: dict[str, Any] | None, unknown: dict[str, Any] | None, key: s
     return str(value) if value is not None else "?"
 
 
-def summarise(plan: dict[str, Any]) -> PlanSummary:
-    summary = PlanSummary()
+def summarise(plan: dict[str, Any], refresh_only: bool = False) -> PlanSummary:
+    summary = PlanSummary(refresh_only=refresh_only)
+    for resource in plan.get("resource_drift", []):
+        action = _action(resource["change"]["actions"])
+        if action is not None and resource.get("mode") != "data":
+            summary.drift.append(Change(resource["address"], resource["type"], action))
     for resource in plan.get("resource_changes", []):
         if resource.get("mode") == "data":
             continue

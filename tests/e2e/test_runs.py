@@ -104,9 +104,7 @@ def applied(tmp_path_factory, terraform_bin, gcs):
         apis = FakeGoogleApis(cloud.store, caller=caller).start()
         cloud.env["DFINFRA_GOOGLE_API_EMULATOR"] = apis.address
         try:
-            protected = [n for n, e in ws.deployment.environments.items() if e.protected]
-            confirm = ["--confirm", protected[0]] if protected else []
-            assert len(protected) <= 1
+            confirm = [arg for n, e in ws.deployment.environments.items() if e.protected for arg in ("--confirm", n)]
             project.run("bootstrap", "--all", "--auto-approve", *confirm)
             project.run("apply", "--all", "--auto-approve", *confirm)
             git = ws.topology.repository_spec.git
@@ -326,6 +324,7 @@ def test_doctor_checks_every_requirement_of_every_run_live(shipped):
     assert {n for n, s in runs.items() if s == "SKIP"} == {n for n in runs if ":analytics-engineers@acme.example:" in n}
     assert staging["project-number:acme-analytics-staging"] == "PASS"
     assert staging["org-policy:dataform.restrictGitRemotes"] == "PASS"
+    assert staging["repository-token-status"] == "PASS"  # Dataform's own ComputeRepositoryAccessTokenStatus
     assert (
         staging[
             "run:agent-schedules:service-481516234200@gcp-sa-dataform.iam.gserviceaccount.com:project:acme-analytics-staging"
@@ -335,6 +334,14 @@ def test_doctor_checks_every_requirement_of_every_run_live(shipped):
     prod = _doctor(project, "prod")
     assert prod["org-policy:iam.disableCrossProjectServiceAccountUsage:acme-analytics-prod"] == "PASS"
     assert "FAIL" not in prod.values()
+
+
+def test_doctor_reports_a_token_dataform_cannot_use(shipped):
+    project, apis, _ = shipped
+    apis.set_org_policy("acme-analytics-staging", "dataform.restrictGitRemotes", allowed_values=["https://gitlab.com/"])
+    out = project.run("doctor", "staging", expect=1)
+    assert "FAIL  org-policy:dataform.restrictGitRemotes: dataform.restrictGitRemotes on acme-analytics-staging" in out
+    assert "FAIL  repository-token-status: Dataform reports the token of " in out and " as INVALID" in out
 
 
 def test_doctor_finds_what_breaks_runs(shipped):

@@ -686,6 +686,11 @@ class FakeDataform:
                 "google.cloud.dataform.v1.Dataform",
                 {
                     "GetRepository": rpc(d.GetRepositoryRequest, d.Repository, self.get_repository),
+                    "ComputeRepositoryAccessTokenStatus": rpc(
+                        d.ComputeRepositoryAccessTokenStatusRequest,
+                        d.ComputeRepositoryAccessTokenStatusResponse,
+                        self.compute_repository_access_token_status,
+                    ),
                     "GetReleaseConfig": rpc(d.GetReleaseConfigRequest, d.ReleaseConfig, self.get_release_config),
                     "GetWorkflowConfig": rpc(d.GetWorkflowConfigRequest, d.WorkflowConfig, self.get_workflow_config),
                     "CreateCompilationResult": rpc(
@@ -725,6 +730,22 @@ class FakeDataform:
         if not repo:
             raise ApiError(grpc.StatusCode.NOT_FOUND, f"Requested entity was not found: {request.name}")
         return self._repository_message(canonical, repo)
+
+    def compute_repository_access_token_status(self, request):
+        """VALID when the agent can fetch with the token; NOT_FOUND without a usable version; INVALID otherwise."""
+        _, repo, resource = self._repository(request.name)
+        self._require(self.apis.caller, "dataform.repositories.get", resource)
+        if not repo:
+            raise ApiError(grpc.StatusCode.NOT_FOUND, f"Requested entity was not found: {request.name}")
+        status = dataform_v1.ComputeRepositoryAccessTokenStatusResponse.TokenStatus
+        try:
+            self._fetch(repo)
+        except ApiError as error:
+            found = "not found or not enabled" not in error.message
+            return dataform_v1.ComputeRepositoryAccessTokenStatusResponse(
+                token_status=status.INVALID if found else status.NOT_FOUND
+            )
+        return dataform_v1.ComputeRepositoryAccessTokenStatusResponse(token_status=status.VALID)
 
     def get_release_config(self, request):
         name, body, _ = self._child(
