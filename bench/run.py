@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
-from bench.specs import environments, workflows  # noqa: E402
+from bench.specs import environments, every_minute, workflows  # noqa: E402
 
 DFINFRA = str(Path(sys.executable).with_name("dfinfra"))
 
@@ -113,12 +113,15 @@ def run_all(work: Path, runs: int) -> dict:
     for count in ENVIRONMENT_COUNTS:
         specs, target = environments(work / f"env{count}", count), work / f"env{count}-out"
         jobs[f"{count} environments"] = ([DFINFRA, "render", "--all", "-e", str(specs), "--out", str(target)], target)
+    big = every_minute(work / "every-minute")
+    jobs["1 MB of every-minute crons (validate)"] = ([DFINFRA, "validate", "-e", str(big)], None)
     scaling = measure(jobs, runs)
     return {
         "floors": {k: processes[k] for k in ("python -c pass", "import floor")},
         "commands": {k: processes[k] for k in ("dfinfra --help", "dfinfra render --all", "dfinfra validate")},
         "workflows": {c: scaling[f"{c} workflows"] for c in WORKFLOW_COUNTS},
         "environments": {c: scaling[f"{c} environments"] for c in ENVIRONMENT_COUNTS},
+        "big": scaling["1 MB of every-minute crons (validate)"],
     }
 
 
@@ -144,6 +147,8 @@ def write_results(results: dict, runs: int) -> None:
         ("1,000 workflow configs render in <= 1 s", wf[1000].median, 1.0, "s"),
         ("time grows linearly: cost per workflow for 500-1,000 vs 1-500 (fastest runs) <= 1.5x", growth, 1.5, "x"),
         ("peak RSS of a shipped render <= 100 MB", commands["dfinfra render --all"].peak_rss_kb / 1024, 100.0, "MB"),
+        ("`validate` of 1 MB of every-minute crons <= 2 s", results["big"].median, 2.0, "s"),
+        ("peak RSS of that validate <= 200 MB", results["big"].peak_rss_kb / 1024, 200.0, "MB"),
     ]
     lines = [
         "# Benchmark results",
@@ -177,7 +182,7 @@ def write_results(results: dict, runs: int) -> None:
         "| spec | median | min | max | peak RSS | HCL written |",
         "|---|---|---|---|---|---|",
     ]
-    for timing in [*wf.values(), *envs.values()]:
+    for timing in [*wf.values(), *envs.values(), results["big"]]:
         lines.append(
             f"| {timing.name} | {fmt(timing.median)} | {fmt(min(timing.seconds))} | {fmt(max(timing.seconds))}"
             f" | {timing.peak_rss_kb / 1024:.0f} MB | {timing.output_bytes / 1024:.0f} KiB |"

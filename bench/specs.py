@@ -18,9 +18,17 @@ HOST: dict[str, Any] = {
         "name": "bench",
         "git": {"url": "https://github.com/acme/bench.git", "https_token": {"secret_id": "bench-token"}},
     },
-    "datasets": [{"id": "marts"}, {"id": "raw", "create": False}],
-    "runners": [{"name": "bench-runner", "bigquery": {"writes": ["marts"], "reads": ["raw"]}}],
-    "releases": [{"name": "nightly", "git_ref": "main", "cron": "30 6 * * *", "time_zone": "Europe/London"}],
+    "datasets": [{"id": "marts"}, {"id": "assertions"}, {"id": "raw", "create": False}],
+    "runners": [{"name": "bench-runner", "bigquery": {"writes": ["marts", "assertions"], "reads": ["raw"]}}],
+    "releases": [
+        {
+            "name": "nightly",
+            "git_ref": "main",
+            "cron": "30 6 * * *",
+            "time_zone": "Europe/London",
+            "compilation": {"schema": "marts", "assertion_schema": "assertions"},
+        }
+    ],
 }
 
 
@@ -42,6 +50,22 @@ def workflows(directory: Path, count: int) -> Path:
     return _write(directory, {"host": host})
 
 
+def every_minute(directory: Path, size: int = 1_000_000) -> Path:
+    """A spec of just under `size` bytes: as many every-minute workflow configs as fit (the red team's
+    worst case for cron expansion)."""
+    host = copy.deepcopy(HOST)
+    host["releases"][0]["cron"] = "* * * * *"
+    flows: list[dict[str, Any]] = []
+    host["workflows"] = flows
+    while True:
+        flow = _workflow(f"wf-{len(flows):06d}", "nightly", "bench-runner") | {"cron": "* * * * *"}
+        flows.append(flow)
+        if len(flows) % 500 == 0 and len(yaml.safe_dump(host, sort_keys=False)) > size:
+            del flows[-500:]
+            break
+    return _write(directory, {"host": host})
+
+
 def environments(directory: Path, count: int) -> Path:
     host = copy.deepcopy(HOST)
     host["workflows"] = [_workflow("wf-host", "nightly", "bench-runner")]
@@ -52,9 +76,16 @@ def environments(directory: Path, count: int) -> Path:
             "region": "europe-west2",
             "bigquery_location": "EU",
             "state": {"bucket": "bench-tfstate", "prefix": f"dataform/env{i:03d}"},
-            "datasets": [{"id": "marts"}],
-            "runners": [{"name": f"runner-{i:04d}", "bigquery": {"writes": ["marts"]}}],
-            "releases": [{"name": f"release-{i:04d}", "git_ref": "main", "cron": "30 6 * * *"}],
+            "datasets": [{"id": "marts"}, {"id": "assertions"}],
+            "runners": [{"name": f"runner-{i:04d}", "bigquery": {"writes": ["marts", "assertions"]}}],
+            "releases": [
+                {
+                    "name": f"release-{i:04d}",
+                    "git_ref": "main",
+                    "cron": "30 6 * * *",
+                    "compilation": {"schema": "marts", "assertion_schema": "assertions"},
+                }
+            ],
             "workflows": [_workflow(f"wf-{i:04d}", f"release-{i:04d}", f"runner-{i:04d}")],
         }
     return _write(directory, specs)

@@ -399,6 +399,15 @@ def schema() -> None:
 
 # --- terraform lifecycle -----------------------------------------------------------------------
 
+ImpersonateOption = Annotated[
+    str | None,
+    typer.Option(
+        "--impersonate-service-account",
+        envvar="DFINFRA_IMPERSONATE_SERVICE_ACCOUNT",
+        help="Act as this service account towards Google (APIs, terraform and its state backend).",
+        show_default=False,
+    ),
+]
 OutOption = Annotated[Path, typer.Option("--out", "-o", help="Output root; modules live in OUT/<env>/.")]
 AllOption = Annotated[bool, typer.Option("--all", help="Every environment, in dependency order.")]
 NoRenderOption = Annotated[bool, typer.Option("--no-render", help="Use the module already rendered in OUT/<env>/.")]
@@ -464,7 +473,13 @@ def _ask(question: str) -> str | None:
 
 
 def _lifecycle(
-    environments: Path, out: Path, terraform_bin: str | None, lock_timeout: str, verbose: bool, to_stderr: bool = False
+    environments: Path,
+    out: Path,
+    terraform_bin: str | None,
+    lock_timeout: str,
+    verbose: bool,
+    to_stderr: bool = False,
+    impersonate: str | None = None,
 ) -> tuple[Workspace, Lifecycle]:
     from dataform_infra.lifecycle import Lifecycle  # imports python-terraform: only on these commands
     from dataform_infra.terraform.binary import find_terraform
@@ -474,7 +489,10 @@ def _lifecycle(
     if verbose:
         _err(f"using {binary.describe()}")
     echo = (lambda line: typer.echo(line, err=True)) if to_stderr else typer.echo
-    return workspace, Lifecycle(workspace, out, binary, lock_timeout=lock_timeout, echo=echo, stream=verbose)
+    lifecycle = Lifecycle(
+        workspace, out, binary, lock_timeout=lock_timeout, echo=echo, stream=verbose, impersonate=impersonate
+    )
+    return workspace, lifecycle
 
 
 def _selected(workspace: Workspace, envs: list[str] | None, all_: bool) -> list[str]:
@@ -491,6 +509,9 @@ def plan(
     out: OutOption = Path("build"),
     no_render: NoRenderOption = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    output_format: Annotated[
+        str, typer.Option("--format", help="text, json (= --json) or markdown (a pull-request comment).")
+    ] = "text",
     destroy: Annotated[bool, typer.Option("--destroy", help="Plan destroying the environment.")] = False,
     target: TargetOption = None,
     replace: ReplaceOption = None,
@@ -498,6 +519,7 @@ def plan(
     terraform_bin: TerraformBinOption = None,
     lock_timeout: LockTimeoutOption = "60s",
     verbose: VerboseOption = False,
+    impersonate: ImpersonateOption = None,
     environments: EnvironmentsOption = Path("environments"),
 ) -> None:
     """Render, init (only when needed) and plan; print what would change.
@@ -511,17 +533,27 @@ def plan(
 
       dfinfra plan --all --json
     """
-    workspace, lifecycle = _lifecycle(environments, out, terraform_bin, lock_timeout, verbose, to_stderr=as_json)
+    if output_format not in ("text", "json", "markdown"):
+        raise UsageError(f"--format must be text, json or markdown, not {output_format!r}")
+    output_format = "json" if as_json else output_format
+    quiet = output_format != "text"
+    workspace, lifecycle = _lifecycle(
+        environments, out, terraform_bin, lock_timeout, verbose, to_stderr=quiet, impersonate=impersonate
+    )
     results = {}
     for env in _selected(workspace, envs, all_):
         outcome = lifecycle.plan(env, render=not no_render, mode=_mode(destroy, target, replace, refresh_only))
         results[env] = outcome.summary
-        if not as_json:
+        if not quiet:
             typer.echo(f"== {env}\n{outcome.summary.render()}")
-    if as_json:
+    if output_format == "json":
         import json
 
         typer.echo(json.dumps({env: s.to_dict() for env, s in results.items()}, indent=2))
+    elif output_format == "markdown":
+        from dataform_infra.terraform.summary import markdown
+
+        typer.echo(markdown(results), nl=False)
     if any(s.has_changes for s in results.values()):
         _STATE["plan_has_changes"] = True
         raise typer.Exit(2)
@@ -540,8 +572,9 @@ def _apply_like(
     lock_timeout: str,
     verbose: bool,
     environments: Path,
+    impersonate: str | None,
 ) -> None:
-    workspace, lifecycle = _lifecycle(environments, out, terraform_bin, lock_timeout, verbose)
+    workspace, lifecycle = _lifecycle(environments, out, terraform_bin, lock_timeout, verbose, impersonate=impersonate)
     order = _selected(workspace, envs, all_)
     for env in reversed(order) if mode.destroy else order:
         typer.echo(f"== {env}")
@@ -572,6 +605,7 @@ def apply(
     terraform_bin: TerraformBinOption = None,
     lock_timeout: LockTimeoutOption = "60s",
     verbose: VerboseOption = False,
+    impersonate: ImpersonateOption = None,
     environments: EnvironmentsOption = Path("environments"),
 ) -> None:
     """Apply the saved plan if it still matches the render, else plan first; then confirm and apply.
@@ -599,6 +633,7 @@ def apply(
         lock_timeout,
         verbose,
         environments,
+        impersonate,
     )
 
 
@@ -616,6 +651,7 @@ def destroy(
     terraform_bin: TerraformBinOption = None,
     lock_timeout: LockTimeoutOption = "60s",
     verbose: VerboseOption = False,
+    impersonate: ImpersonateOption = None,
     environments: EnvironmentsOption = Path("environments"),
 ) -> None:
     """Destroy what dfinfra created in environments (--all: the host first, then the targets).
@@ -640,6 +676,7 @@ def destroy(
         lock_timeout,
         verbose,
         environments,
+        impersonate,
     )
 
 
@@ -656,6 +693,7 @@ def bootstrap(
     terraform_bin: TerraformBinOption = None,
     lock_timeout: LockTimeoutOption = "60s",
     verbose: VerboseOption = False,
+    impersonate: ImpersonateOption = None,
     environments: EnvironmentsOption = Path("environments"),
 ) -> None:
     """Create each environment's state bucket (versioned, uniform access, public access prevention
@@ -666,7 +704,7 @@ def bootstrap(
 
       dfinfra bootstrap --all
     """
-    workspace, lifecycle = _lifecycle(environments, out, terraform_bin, lock_timeout, verbose)
+    workspace, lifecycle = _lifecycle(environments, out, terraform_bin, lock_timeout, verbose, impersonate=impersonate)
     for env in _selected(workspace, envs, all_):
         typer.echo(f"== {env}")
         lifecycle.bootstrap(env, auto_approve=auto_approve, confirm=_ask, confirmed=confirm or ())
@@ -684,6 +722,7 @@ def terraform_passthrough(
     no_render: NoRenderOption = False,
     terraform_bin: TerraformBinOption = None,
     lock_timeout: LockTimeoutOption = "60s",
+    impersonate: ImpersonateOption = None,
     environments: EnvironmentsOption = Path("environments"),
 ) -> None:
     """Run any terraform command in an environment's module, with dfinfra's settings (binary,
@@ -698,7 +737,9 @@ def terraform_passthrough(
 
       dfinfra terraform prod -- force-unlock 1714070000000000
     """
-    workspace, lifecycle = _lifecycle(environments, out, terraform_bin, lock_timeout, False, to_stderr=True)
+    workspace, lifecycle = _lifecycle(
+        environments, out, terraform_bin, lock_timeout, False, to_stderr=True, impersonate=impersonate
+    )
     workspace.select([env], False)
     if not ctx.args:
         raise UsageError("name the terraform command after `--`, e.g. dfinfra terraform prod -- state list")
@@ -712,6 +753,7 @@ def output(
     as_json: Annotated[bool, typer.Option("--json", help="All outputs as JSON (terraform output -json).")] = False,
     out: OutOption = Path("build"),
     terraform_bin: TerraformBinOption = None,
+    impersonate: ImpersonateOption = None,
     environments: EnvironmentsOption = Path("environments"),
 ) -> None:
     """Print an environment's Terraform outputs (from its state), e.g. the repository and secret names.
@@ -720,7 +762,9 @@ def output(
 
       dfinfra output staging --json | jq -r .git_secret.value
     """
-    workspace, lifecycle = _lifecycle(environments, out, terraform_bin, "60s", False, to_stderr=True)
+    workspace, lifecycle = _lifecycle(
+        environments, out, terraform_bin, "60s", False, to_stderr=True, impersonate=impersonate
+    )
     workspace.select([env], False)
     code = lifecycle.terraform(env, ["output", "-no-color", *(["-json"] if as_json else [])])
     if code:
@@ -731,10 +775,24 @@ def output(
 
 secret_app = typer.Typer(help="The Git credential in Secret Manager (never through Terraform).", no_args_is_help=True)
 app.add_typer(secret_app, name="secret")
-ImpersonateOption = Annotated[
-    str | None,
-    typer.Option("--impersonate-service-account", help="Call Google APIs as this service account.", show_default=False),
-]
+
+
+def _read_secret(kind: str, from_env: str | None) -> str:
+    """The credential from an environment variable, a hidden terminal prompt, or stdin."""
+    import getpass
+
+    from dataform_infra.gcp.secrets import MAX_SECRET_BYTES
+
+    if from_env:
+        if from_env not in os.environ:
+            raise UsageError(f"environment variable {from_env} is not set")
+        return os.environ[from_env]
+    if sys.stdin.isatty():
+        return getpass.getpass(f"Git {kind} (input hidden): ")
+    try:
+        return sys.stdin.read(MAX_SECRET_BYTES + 1)
+    except UnicodeDecodeError:
+        raise UsageError(f"the Git {kind} is not UTF-8 text") from None
 
 
 @secret_app.command("set")
@@ -763,11 +821,11 @@ def secret_set(
       printf %s "$GITHUB_TOKEN" | dfinfra secret set staging --disable-previous
     """
     from dataform_infra.gcp.clients import GoogleApis
-    from dataform_infra.gcp.secrets import add_version, git_secret, read_secret
+    from dataform_infra.gcp.secrets import add_version, checked_secret, git_secret
 
     workspace = _workspace(environments)
     secret = git_secret(workspace.deployment, env)
-    data = read_secret(secret.kind, from_env)
+    data = checked_secret(secret.kind, _read_secret(secret.kind, from_env))
     try:
         name, disabled = add_version(GoogleApis(impersonate), secret, data, disable_previous)
     finally:

@@ -6,6 +6,7 @@ Mermaid for READMEs and pull requests, Graphviz dot (and PNG through the `dot` b
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import subprocess
@@ -24,7 +25,10 @@ class AccessGraph:
     edges: list[tuple[str, str, str]] = field(default_factory=list)  # (from, to, role)
 
     def node(self, label: str, project: str = "") -> str:
-        node_id = "n" + re.sub(r"[^A-Za-z0-9]", "_", label)
+        """One node per exact label (an IAM member string for principals): `group:data.analysts@` and
+        `group:data-analysts@` stay two nodes, so one's grants are never drawn on the other."""
+        digest = hashlib.sha256(label.encode()).hexdigest()[:6]
+        node_id = "n" + re.sub(r"[^A-Za-z0-9]", "_", label) + "_" + digest
         self.nodes.setdefault(node_id, (label, project))
         return node_id
 

@@ -24,7 +24,7 @@ from dataform_infra.render.engine import render_bootstrap
 from dataform_infra.render.output import RenderedModule, write_modules
 from dataform_infra.terraform.binary import TerraformBinary
 from dataform_infra.terraform.runner import LineSink, PlanMode, TerraformRunner
-from dataform_infra.terraform.summary import PlanSummary, summarise
+from dataform_infra.terraform.summary import IamNames, PlanSummary, summarise
 from dataform_infra.workspace import Workspace
 
 # Environment variables that change what `terraform init` would do with the backend.
@@ -92,6 +92,7 @@ class Lifecycle:
         lock_timeout: str = "60s",
         echo: Callable[[str], None] = lambda _: None,
         stream: bool = True,
+        impersonate: str | None = None,
     ):
         self.workspace = workspace
         self.out = out.absolute()  # terraform runs inside each module directory
@@ -99,6 +100,7 @@ class Lifecycle:
         self.lock_timeout = lock_timeout
         self.echo = echo
         self.stream = stream
+        self.impersonate = impersonate
 
     # --- paths and bookkeeping ------------------------------------------------------------
 
@@ -109,7 +111,9 @@ class Lifecycle:
         return directory / ".dfinfra"
 
     def _runner(self, directory: Path, operation: str) -> TerraformRunner:
-        runner = TerraformRunner(self.binary, directory, self._meta_dir(directory) / "logs", self.lock_timeout)
+        runner = TerraformRunner(
+            self.binary, directory, self._meta_dir(directory) / "logs", self.lock_timeout, self.impersonate
+        )
         runner.open_log(operation)
         return runner
 
@@ -183,7 +187,7 @@ class Lifecycle:
             self.echo(f"{env}: the installed providers do not match the lock file; running terraform init again")
             self._ensure_init(runner, directory, force=True)
             runner.plan(plan_file, mode)
-        summary = summarise(json.loads(runner.show_json(plan_file)), mode.refresh_only)
+        summary = summarise(json.loads(runner.show_json(plan_file)), mode.refresh_only, self._iam_names(env))
         meta_file.write_text(
             json.dumps(
                 {
@@ -197,6 +201,10 @@ class Lifecycle:
         )
         return PlanOutcome(env, summary, plan_file, mode=mode)
 
+    def _iam_names(self, env: str) -> IamNames:
+        """Every grant the module renders, named as `explain` names it."""
+        return {g.address: (g.principal.label, g.role, g.resource.label) for g in self.workspace.module(env).grants}
+
     def saved_plan(self, env: str, *, mode: PlanMode = APPLY) -> PlanOutcome | None:
         """The saved plan, if it was made from exactly the files now rendered, for the same mode."""
         directory = self.module_dir(env)
@@ -208,7 +216,7 @@ class Lifecycle:
         if meta.get("render_sha256") != _digest(directory, []) or meta.get("mode") != mode.to_dict():
             return None
         runner = self._runner(directory, "show")
-        summary = summarise(json.loads(runner.show_json(plan_file)), mode.refresh_only)
+        summary = summarise(json.loads(runner.show_json(plan_file)), mode.refresh_only, self._iam_names(env))
         return PlanOutcome(env, summary, plan_file, reused=True, mode=mode)
 
     # --- apply / destroy ------------------------------------------------------------------

@@ -92,10 +92,6 @@ class Resource:
             f"/repositories/{self.id}",
         }[self.kind]
 
-    def covers(self, other: Resource) -> bool:
-        """A grant here also applies to `other`: the same resource, or `other` inside this project."""
-        return self == other or (self.kind == "project" and other.project == self.project)
-
 
 def project_resource(project: str) -> Resource:
     return Resource("project", project, project)

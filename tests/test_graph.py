@@ -37,3 +37,24 @@ def test_dot_is_valid_graphviz_and_png_is_an_image(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.count('class="cluster"') == 2  # one box per project
     assert png(graph).startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_principals_differing_only_in_punctuation_or_case_stay_apart(tmp_path):
+    from tests.specs import host, write_specs
+
+    h = host()
+    h["repository"]["access"] = [
+        {"member": "group:data-analysts@acme.example", "role": "viewer"},
+        {"member": "group:data.analysts@acme.example", "role": "editor"},
+        {"member": "group:Data-Analysts@acme.example", "role": "admin"},
+    ]
+    workspace = Workspace(write_specs(tmp_path, {"staging": h}))
+    graph = build_graph([workspace.module("staging")])
+    people = {label: node for node, (label, _) in graph.nodes.items() if label.startswith("group:")}
+    assert len(people) == 3
+    roles = {label: sorted(role for src, _, role in graph.edges if src == node) for label, node in people.items()}
+    assert roles == {
+        "group:data-analysts@acme.example": ["dataform.viewer"],
+        "group:data.analysts@acme.example": ["dataform.editor"],
+        "group:Data-Analysts@acme.example": ["dataform.admin"],
+    }

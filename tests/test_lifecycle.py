@@ -33,6 +33,10 @@ def test_from_nothing_to_applied_then_one_more_workflow(project):
 
     first = project.run("plan", "--all", expect=2)
     assert "Plan: 9 to create" in first  # prod: 3 APIs, runner, 2 datasets, 3 dataset grants (Job User is in the host)
+    # Every principal is known from the spec: IAM lines name it the way `explain` does.
+    assert "known after apply" not in first
+    assert "+ runner dataform-prod-runner -> roles/bigquery.jobUser -> project acme-analytics-staging" in first
+    assert "+ Dataform service agent -> roles/dataform.serviceAgent -> project acme-analytics-staging" in first
     project.run("apply", "--all", "--auto-approve", "--confirm", "prod")
     assert "No changes" in project.run("plan", "--all", expect=0)
 
@@ -51,11 +55,22 @@ def test_from_nothing_to_applied_then_one_more_workflow(project):
             "address": "google_dataform_repository_workflow_config.prod_weekly_refresh",
             "type": "google_dataform_repository_workflow_config",
             "action": "create",
+            "attributes": [],
             "destructive": False,
         }
     ]
     project.run("apply", "staging", "--auto-approve")
     assert "No changes" in project.run("plan", "--all", expect=0)
+
+    # A cron edit shows what changes, old -> new; the Markdown comment puts it under its environment.
+    spec.write_text(spec.read_text().replace('cron: "45 6 * * *"', 'cron: "0 7 * * *"'))
+    diff = project.run("plan", "staging", expect=2)
+    assert "~ google_dataform_repository_workflow_config.prod_daily (update):" in diff
+    assert 'cron_schedule: "45 6 * * *" -> "0 7 * * *"' in diff
+    comment = project.run("plan", "--all", "--format", "markdown", expect=2)
+    assert comment.startswith("### dfinfra plan")
+    assert "<details><summary><b>staging</b>: 0 to create, 1 to update, 0 to replace, 0 to delete</summary>" in comment
+    assert "<b>prod</b>: no changes" in comment
 
 
 def _json_tail(output: str) -> dict:

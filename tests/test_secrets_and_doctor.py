@@ -250,3 +250,35 @@ def test_the_canary_token_appears_nowhere(live, tmp_path, google_apis):
     assert leaks == [], leaks
     assert CANARY not in "".join(p.read_text() for p in spec.glob("*.yaml"))
     assert os.environ.get("TOKEN") is None
+
+
+def test_the_token_reaches_no_log_whatever_googles_logging_variables_say(live):
+    import base64
+
+    loud = {"GOOGLE_SDK_PYTHON_LOGGING_SCOPE": "google", "GRPC_VERBOSITY": "debug", "GRPC_TRACE": "all"}
+    output = live.run("secret", "set", "staging", stdin=CANARY, env=loud)
+    assert "projects/481516234200/secrets/dataform-github-token/versions/1" in output
+    for encoded in (
+        CANARY,
+        base64.b64encode(CANARY.encode()).decode(),
+        base64.urlsafe_b64encode(CANARY.encode()).decode(),
+        CANARY.encode().hex(),
+    ):
+        assert encoded.rstrip("=")[:24] not in output
+
+
+def test_a_token_that_is_not_utf8_is_refused_without_echoing_it(live):
+    import subprocess
+    import sys
+
+    process = subprocess.run(
+        [sys.executable, "-m", "dataform_infra", "secret", "set", "staging"],
+        cwd=live.root,
+        env=live.cloud.env,
+        input=b"ghp_\xff\xfe" + CANARY.encode(),
+        capture_output=True,
+        timeout=120,
+    )
+    assert process.returncode == 2
+    assert b"error: the Git token is not UTF-8 text" in process.stderr
+    assert b"Traceback" not in process.stderr and b"\\xff" not in process.stderr

@@ -22,7 +22,7 @@ grant serves at least one. Facts the docs leave open are listed in `OPEN_FACTS`,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Literal
 
@@ -65,15 +65,16 @@ CHAINS: dict[str, str] = {
     "use-repository": "people use the repository with the access the spec declares",
 }
 
+# Chains 5 and 6 of the runtime-access notes.
 WRITE = (
     "bigquery.datasets.get",
     "bigquery.tables.create",
+    "bigquery.tables.delete",
     "bigquery.tables.getData",
     "bigquery.tables.update",
     "bigquery.tables.updateData",
 )
-FULL_REFRESH = ("bigquery.tables.delete",)
-READ = ("bigquery.datasets.get", "bigquery.tables.getData")
+READ = ("bigquery.datasets.get", "bigquery.tables.get", "bigquery.tables.getData")
 START = ("dataform.compilationResults.create", "dataform.workflowInvocations.create")
 MANAGE = (
     "dataform.releaseConfigs.create",
@@ -101,8 +102,11 @@ OPEN_FACTS: dict[str, str] = {
     "everything) is taken to write its release's default and assertion schemas, one selecting targets to write "
     "the targets' schemas; schemas the code names otherwise belong in the runner's `writes`.",
     "deployer-rights": "Deployers bring their own Dataform rights to manage configs and start runs "
-    "(e.g. roles/dataform.admin); dfinfra does not grant them, `dfinfra explain --deployer` lists them "
-    "and `dfinfra doctor` checks them live.",
+    "(e.g. roles/dataform.admin); dfinfra does not grant them, `dfinfra explain --runs` lists them and "
+    "`dfinfra doctor` checks them live.",
+    "declared-access": "The spec's `reads`, `writes` and `project_wide` are what the team says its code does: "
+    "dfinfra cannot read the code, so it takes them as requirements of every run of that runner. Least "
+    "privilege for them is their scope (one dataset each), which the policy rules enforce.",
 }
 
 
@@ -129,7 +133,11 @@ class Run:
 
 @dataclass(frozen=True)
 class Requirement:
-    chain: str
+    """`principal` needs `permission` on `resource` for `runs` (none: config management or declared
+    access). `env` and `spec_path` locate the spec field that causes it; `assumed` requirements are
+    met outside dfinfra (the deployers' own rights)."""
+
+    chain: Chain
     principal: Principal
     permission: str
     resource: Resource
@@ -140,17 +148,16 @@ class Requirement:
     assumed: bool = False
 
     @property
-    def key(self) -> tuple[str, str, str, Resource]:
-        return (self.chain, self.principal.member, self.permission, self.resource)
+    def key(self) -> tuple[str, str, str, Resource, bool]:
+        return (self.chain, self.principal.member, self.permission, self.resource, self.assumed)
 
 
 @dataclass(frozen=True)
 class DatasetWrite:
-    """A dataset a run writes, and the spec field that sends it there."""
+    """A dataset a run writes, and the spec field (in the run's own file) that sends it there."""
 
     resource: Resource
     path: PathKey
-    env: str
 
 
 class AccessModel:
@@ -159,7 +166,8 @@ class AccessModel:
     def __init__(self, deployment: Deployment, topology: Topology | None = None):
         self.deployment = deployment
         self.topology = topology or Topology(deployment)
-        self._found: dict[tuple[str, str, str, Resource], Requirement] = {}
+        self._found: dict[tuple[str, str, str, Resource, bool], Requirement] = {}
+        self._runs_of: dict[tuple[str, str, str, Resource, bool], dict[str, None]] = {}
         self.notes: list[tuple[str, PathKey, str]] = []  # (env, path, message): what cannot be checked
 
     @cached_property
@@ -170,16 +178,13 @@ class AccessModel:
     @cached_property
     def requirements(self) -> list[Requirement]:
         self._derive()
-        return list(self._found.values())
-
-    def requirements_of(self, run_id: str) -> list[Requirement]:
-        return [r for r in self.requirements if run_id in r.runs]
+        return [replace(req, runs=tuple(self._runs_of[key])) for key, req in self._found.items()]
 
     # --- derivation -----------------------------------------------------------------------
 
     def _need(
         self,
-        chain: str,
+        chain: Chain,
         principal: Principal,
         permissions: tuple[str, ...],
         resource: Resource,
@@ -189,24 +194,13 @@ class AccessModel:
         runs: tuple[str, ...] = (),
         assumed: bool = False,
     ) -> None:
+        """Record a requirement once (the first cause names it); later causes only add their runs."""
         for permission in permissions:
-            key = (chain, principal.member, permission, resource)
-            old = self._found.get(key)
-            if old is None:
-                self._found[key] = Requirement(chain, principal, permission, resource, why, env, path, runs, assumed)
-            else:
-                merged = tuple(dict.fromkeys(old.runs + runs))
-                self._found[key] = Requirement(
-                    old.chain,
-                    old.principal,
-                    old.permission,
-                    old.resource,
-                    old.why,
-                    old.env,
-                    old.spec_path,
-                    merged,
-                    old.assumed,
-                )
+            key = (chain, principal.member, permission, resource, assumed)
+            if key not in self._found:
+                self._found[key] = Requirement(chain, principal, permission, resource, why, env, path, (), assumed)
+                self._runs_of[key] = {}
+            self._runs_of[key].update(dict.fromkeys(runs))
 
     def _derive(self) -> None:
         if hasattr(self, "_runs"):
@@ -216,44 +210,37 @@ class AccessModel:
         host = top.host_name
         repo = top.repository_spec
         deployers = [Principal("deployer", d) for d in top.host.deployers]
+        self._repository_needs(deployers)
 
         for env_name, env in self.deployment.environments.items():
             releases = {r.name: (j, r) for j, r in enumerate(env.releases)}
             for i, workflow in enumerate(env.workflows):
-                runner = top.runner(env_name, workflow.runner)
-                runner = AttachedRunner(env_name, runner.runner, runner.project, ("workflows", i, "runner"))
+                found = top.runner(env_name, workflow.runner)
+                runner = AttachedRunner(env_name, found.runner, found.project, ("workflows", i, "runner"))
                 j, release = releases[workflow.release]
                 runs: list[Run] = []
                 if workflow.cron:
                     runs.append(Run(f"scheduled:{workflow.name}", "scheduled", env_name, runner, workflow.name))
-                for d in deployers:
-                    runs.append(Run(f"manual:{workflow.name}:{d.member}", "manual", env_name, runner, workflow.name, d))
-                for person in self._people_running_as(env_name, workflow.runner):
-                    runs.append(
-                        Run(
-                            f"manual:{workflow.name}:{person.member}", "manual", env_name, runner, workflow.name, person
-                        )
-                    )
+                starters = [*deployers, *self._people_running_as(env_name, workflow.runner)]
+                runs += [
+                    Run(f"manual:{workflow.name}:{who.member}", "manual", env_name, runner, workflow.name, who)
+                    for who in starters
+                ]
                 self._runs += runs
                 ids = tuple(r.id for r in runs)
-                self._run_basics(runs, runner, env_name, ("workflows", i))
-                writes = self._workflow_writes(env_name, env, i, workflow, j, release)
-                extra = FULL_REFRESH if workflow.full_refresh else ()
-                for w in writes:
+                self._run_basics(runs, runner)
+                for w in self._workflow_writes(env_name, env, i, workflow, j, release):
                     self._need(
                         "runner-writes",
                         runner.principal,
-                        WRITE + extra,
+                        WRITE,
                         w.resource,
                         f"{workflow.name} writes {w.resource.label}",
-                        w.env,
+                        env_name,
                         w.path,
                         ids,
                     )
                 self._runner_reads(env_name, env, workflow.runner, ids)
-            # Deployers attach each runner to configs (strict act-as) and manage the configs.
-            for workflow in env.workflows:
-                runner = top.runner(env_name, workflow.runner)
                 for d in deployers:
                     self._need(
                         "act-as",
@@ -267,8 +254,8 @@ class AccessModel:
                     )
 
         if repo.runner:
-            runner = top.runner(host, repo.runner)
-            runner = AttachedRunner(host, runner.runner, runner.project, ("repository", "runner"))
+            found = top.runner(host, repo.runner)
+            runner = AttachedRunner(host, found.runner, found.project, ("repository", "runner"))
             for d in deployers:
                 self._need(
                     "act-as",
@@ -284,7 +271,7 @@ class AccessModel:
             self._runs += runs
             if runs:
                 ids = tuple(r.id for r in runs)
-                self._run_basics(runs, runner, host, ("repository", "runner"))
+                self._run_basics(runs, runner)
                 for w in self._workspace_writes():
                     self._need(
                         "workspace-writes",
@@ -292,12 +279,51 @@ class AccessModel:
                         WRITE,
                         w.resource,
                         f"workspace runs write {w.resource.label}",
-                        w.env,
+                        host,
                         w.path,
                         ids,
                     )
                 self._runner_reads(host, top.host, repo.runner, ids)
+        self._ad_hoc_runs()
+        if not deployers and any(env.workflows for env in self.deployment.environments.values()):
+            self.notes.append(
+                (
+                    host,
+                    ("deployers",),
+                    "no deployers: whoever applies the configs needs iam.serviceAccounts.actAs "
+                    "on each runner they attach (strict act-as), and dfinfra grants it only to `deployers`",
+                )
+            )
+        self._declared_intents()
 
+    def _repository_needs(self, deployers: list[Principal]) -> None:
+        """What the repository needs whatever runs: Git sync for every compilation (scheduled releases,
+        workspaces, people's compilations), the agent's role for scheduled releases, config management
+        and people's declared access."""
+        top = self.topology
+        host = top.host_name
+        repo = top.repository_spec
+        self._need(
+            "git-sync",
+            top.agent,
+            ("secretmanager.versions.access",),
+            top.secret,
+            "every compilation (scheduled releases, workspaces, runs) fetches the code with the Git credential",
+            host,
+            ("repository", "git", "https_token" if repo.git.https_token else "ssh"),
+        )
+        for env_name, env in self.deployment.environments.items():
+            for j, release in enumerate(env.releases):
+                if release.cron:
+                    self._need(
+                        "agent-schedules",
+                        top.agent,
+                        ("dataform.compilationResults.create",),
+                        top.host_project,
+                        f"release {release.name} is compiled on schedule by the Dataform service agent",
+                        env_name,
+                        ("releases", j, "cron"),
+                    )
         for d in deployers:
             self._need(
                 "manage-configs",
@@ -310,17 +336,33 @@ class AccessModel:
                 assumed=True,
             )
         for k, access in enumerate(repo.access):
-            person = Principal("person", access.member)
             self._need(
                 "use-repository",
-                person,
+                Principal("person", access.member),
                 (ACCESS[access.role],),
                 top.repository,
                 f"{access.member} is a Dataform {access.role} of the repository",
                 host,
                 ("repository", "access", k, "role"),
             )
-        self._declared_intents()
+
+    def _ad_hoc_runs(self) -> None:
+        """Runners a person may start runs as (`run_as`) that no config or the repository uses: the
+        person starts invocations as them directly (the API, an orchestrator)."""
+        top = self.topology
+        used = {(r.runner.env, r.runner.runner.name) for r in self._runs}
+        for k, access in enumerate(top.repository_spec.access):
+            for j, ref in enumerate(access.run_as):
+                env_name, name = top.resolve_runner_ref(ref)
+                if (env_name, name) in used:
+                    continue
+                found = top.runner(env_name, name)
+                runner = AttachedRunner(env_name, found.runner, found.project, ("repository", "access", k, "run_as", j))
+                person = Principal("person", access.member)
+                run = Run(f"adhoc:{name}:{access.member}", "manual", env_name, runner, None, person)
+                self._runs.append(run)
+                self._run_basics([run], runner)
+                self._runner_reads(env_name, self.deployment.environments[env_name], name, (run.id,))
 
     def _people_running_as(self, env_name: str, runner: str) -> list[Principal]:
         top = self.topology
@@ -330,7 +372,7 @@ class AccessModel:
             if any(top.resolve_runner_ref(ref) == (env_name, runner) for ref in a.run_as)
         ]
 
-    def _run_basics(self, runs: list[Run], runner: AttachedRunner, env: str, path: PathKey) -> None:
+    def _run_basics(self, runs: list[Run], runner: AttachedRunner) -> None:
         """Chains 1-4 and 8 for runs that all use `runner`."""
         top = self.topology
         host = top.host_name
@@ -364,8 +406,8 @@ class AccessModel:
             ("iam.serviceAccounts.getAccessToken",),
             runner.resource,
             f"the run executes as {runner.email}",
-            env,
-            runner.path or path,
+            runner.env,
+            runner.path,
             every,
         )
         self._need(
@@ -374,8 +416,8 @@ class AccessModel:
             ("bigquery.jobs.create",),
             top.host_project,
             f"{runner.email} runs BigQuery jobs in {top.host.project.id}, the project hosting the repository",
-            env,
-            runner.path or path,
+            runner.env,
+            runner.path,
             every,
         )
         for run in runs:
@@ -442,7 +484,8 @@ class AccessModel:
     def _workflow_writes(
         self, env_name: str, env: Environment, i: int, workflow: Workflow, j: int, release: Release
     ) -> list[DatasetWrite]:
-        """Datasets a workflow's run writes: its targets' schemas, else the release's schema and assertions."""
+        """Datasets a workflow's run writes: its targets' schemas (as compiled), and the release's
+        default and assertion schemas when it selects by tags, everything, or the targets' neighbours."""
         c = release.compilation
         if c.database_suffix:
             self.notes.append(
@@ -456,17 +499,22 @@ class AccessModel:
         database = c.database or env.project.id
         suffix = f"_{c.schema_suffix}" if c.schema_suffix else ""
         found: list[DatasetWrite] = []
-        if workflow.targets:
-            for k, target in enumerate(workflow.targets):
-                schema = target.schema_ or c.schema_
-                if schema is None:
-                    continue
-                path: PathKey = ("workflows", i, "targets", k, "schema" if target.schema_ else "name")
-                owner = self._env_of(target.database or database) or env_name
-                res = Resource("dataset", target.database or database, schema + suffix)
-                found.append(DatasetWrite(res, path, owner))
-            return list({w.resource: w for w in found}.values())
-        owner = self._env_of(database) or env_name
+        for k, target in enumerate(workflow.targets):
+            if target.schema_ is None:
+                self.notes.append(
+                    (
+                        env_name,
+                        ("workflows", i, "targets", k),
+                        f"target {target.name!r} of workflow "
+                        f"{workflow.name!r} names no schema: the dataset it writes is not checked",
+                    )
+                )
+                continue
+            resource = Resource("dataset", target.database or database, target.schema_)
+            found.append(DatasetWrite(resource, ("workflows", i, "targets", k, "schema")))
+        neighbours = workflow.include_dependencies or workflow.include_dependents
+        if workflow.targets and not neighbours:
+            return found
         if c.schema_ is None:
             self.notes.append(
                 (
@@ -477,17 +525,14 @@ class AccessModel:
                 )
             )
         else:
-            found.append(
-                DatasetWrite(
-                    Resource("dataset", database, c.schema_ + suffix), ("releases", j, "compilation", "schema"), owner
-                )
-            )
+            path: PathKey = ("releases", j, "compilation", "schema")
+            found.append(DatasetWrite(Resource("dataset", database, c.schema_ + suffix), path))
         assertions = c.assertion_schema or DEFAULT_ASSERTION_SCHEMA
         apath: PathKey = (
             ("releases", j, "compilation", "assertion_schema") if c.assertion_schema else ("releases", j, "compilation")
         )
-        found.append(DatasetWrite(Resource("dataset", database, assertions + suffix), apath, owner))
-        return found
+        found.append(DatasetWrite(Resource("dataset", database, assertions + suffix), apath))
+        return list({w.resource: w for w in found}.values())
 
     def _workspace_writes(self) -> list[DatasetWrite]:
         top = self.topology
@@ -504,22 +549,12 @@ class AccessModel:
             return []
         database = ws.default_database or top.host.project.id
         suffix = f"_{ws.schema_suffix}" if ws.schema_suffix else ""
-        owner = self._env_of(database) or top.host_name
         return [
             DatasetWrite(
-                Resource("dataset", database, schema + suffix),
-                ("repository", "workspace_compilation", "schemas", k),
-                owner,
+                Resource("dataset", database, schema + suffix), ("repository", "workspace_compilation", "schemas", k)
             )
             for k, schema in enumerate(ws.schemas)
         ]
-
-    def _env_of(self, project: str) -> str | None:
-        """The environment whose project this is (the host first when several share it)."""
-        names = [n for n, e in self.deployment.environments.items() if e.project.id == project]
-        if self.topology.host_name in names:
-            return self.topology.host_name
-        return names[0] if names else None
 
     def _declared_intents(self) -> None:
         """Writes the spec declares but no run derives: kept as requirements so their grants are accounted for."""

@@ -77,12 +77,9 @@ def _hint(model: AccessModel, req: Requirement) -> str:
 
 
 def _idle(model: AccessModel, grant: GrantLike) -> Finding:
-    env = getattr(grant, "env", "") or model.topology.host_name
-    path = getattr(grant, "spec_path", "")
-    doc = model.deployment.sources[env]
     return Finding(
         "grant-serves-a-run",
         f"{grant.address} grants {grant.role} to {grant.principal.member} on {grant.resource.label}, but no run "
         "or declared access needs it: least privilege says remove it",
-        f"{doc.file}: {path}",
+        _where(model, grant.env or model.topology.host_name, grant.path),
     )

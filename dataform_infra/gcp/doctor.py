@@ -15,11 +15,12 @@ from dataform_infra.access import AccessModel, Requirement, roles
 from dataform_infra.errors import GcpNotFound
 from dataform_infra.gcp.clients import GoogleApis, call
 from dataform_infra.spec.loader import Deployment
-from dataform_infra.topology import Resource, Topology, runner_email, service_agent_email
+from dataform_infra.topology import Resource, Topology, runner_email, service_account_name
 
 if TYPE_CHECKING:
     from google.cloud.iam_admin_v1 import IAMClient
     from google.cloud.orgpolicy_v2 import Policy
+    from google.cloud.policytroubleshooter_v1 import IamCheckerClient
 
 ACT_AS = "iam.serviceAccounts.actAs"
 
@@ -35,11 +36,6 @@ class Check:
         return asdict(self)
 
 
-def _runner_name(project: str, account: str) -> tuple[str, str]:
-    email = runner_email(account, project)
-    return email, f"projects/{project}/serviceAccounts/{email}"
-
-
 class Doctor:
     def __init__(self, deployment: Deployment, env: str, apis: GoogleApis):
         self.deployment = deployment
@@ -48,8 +44,8 @@ class Doctor:
         self.host_name = deployment.host_name
         self.host = deployment.host
         self.apis = apis
-        self.agent = service_agent_email(self.host.project.number)
         self.topology = Topology(deployment)
+        self.agent = self.topology.agent.email
         self.is_host = env == self.host_name
 
     def run(self) -> list[Check]:
@@ -63,7 +59,8 @@ class Doctor:
         self.missing_runners: set[str] = set()
         for env_name, runner in self._runners_to_check():
             project = self.deployment.environments[env_name].project.id
-            email, name = _runner_name(project, runner)
+            email = runner_email(runner, project)
+            name = service_account_name(email)
             check = self._runner_exists(iam, env_name, email, name)
             yield check
             if check.status == "pass":
@@ -90,7 +87,11 @@ class Doctor:
         return list(dict.fromkeys(wanted))
 
     def _attached(self, env_name: str, runner: str) -> bool:
-        return any((a.env, a.runner.name) == (env_name, runner) for a in self.topology.attached_runners())
+        """Attached by the repository or a config (people's `run_as` alone attaches nothing to configs)."""
+        return any(
+            (a.env, a.runner.name) == (env_name, runner) and a.path[:2] != ("repository", "access")
+            for a in self.topology.attached_runners()
+        )
 
     # --- APIs -----------------------------------------------------------------------------
 
@@ -297,7 +298,8 @@ class Doctor:
         url = top.repository_spec.git.url
         remotes = self._policy(host_project, "dataform.restrictGitRemotes")
         allowed = [v for rule in remotes.spec.rules for v in rule.values.allowed_values]
-        denied = any(rule.deny_all for rule in remotes.spec.rules)
+        refused = [v for rule in remotes.spec.rules for v in rule.values.denied_values]
+        denied = any(rule.deny_all for rule in remotes.spec.rules) or any(url.startswith(v) for v in refused)
         if denied or (allowed and not any(url == v or url.startswith(v) for v in allowed)):
             yield Check(
                 "org-policy:dataform.restrictGitRemotes",
@@ -308,7 +310,11 @@ class Doctor:
         else:
             yield Check("org-policy:dataform.restrictGitRemotes", "pass", f"{url} is an allowed Git remote")
         locations = self._policy(host_project, "gcp.resourceLocations")
-        restricted = any(rule.values.allowed_values or rule.deny_all for rule in locations.spec.rules)
+        allowed_locations = [v for rule in locations.spec.rules for v in rule.values.allowed_values]
+        # Automatic replication is a global resource: refused unless the allowed values include it.
+        restricted = any(rule.deny_all for rule in locations.spec.rules) or (
+            allowed_locations and not any("global" in v for v in allowed_locations)
+        )
         if restricted:
             yield Check(
                 "org-policy:gcp.resourceLocations",
@@ -324,12 +330,13 @@ class Doctor:
     # --- every requirement of every run, checked by the IAM Policy Troubleshooter -------------
 
     def _run_requirements(self) -> Iterator[Check]:
-        """Each (chain, principal, resource) the environment's runs need, with all its permissions."""
-        model = AccessModel(self.deployment)
+        """Each (chain, principal, resource) the environment's runs need, with all its permissions; for
+        the host also what the repository needs whatever runs (Git sync, config management, access)."""
+        model = AccessModel(self.deployment, self.topology)
         runs = {r.id: r for r in model.runs if r.env == self.env_name}
         groups: dict[tuple[str, str, Resource], list[Requirement]] = {}
         for req in model.requirements:
-            if any(r in runs for r in req.runs):
+            if any(r in runs for r in req.runs) or (not req.runs and req.env == self.env_name):
                 groups.setdefault((req.chain, req.principal.member, req.resource), []).append(req)
         client = self.apis.troubleshooter()
         for (chain, member, resource), reqs in groups.items():
@@ -344,33 +351,41 @@ class Doctor:
                     name, "skipped", f"the Policy Troubleshooter checks users and service accounts, not {member}"
                 )
                 continue
-            missing = []
-            for req in reqs:
-                answer = call(
-                    f"troubleshooting {req.permission} for {principal.email}",
-                    client.troubleshoot_iam_policy,
-                    request={
-                        "access_tuple": {
-                            "principal": principal.email,
-                            "full_resource_name": resource.full_name,
-                            "permission": req.permission,
-                        }
-                    },
-                )
-                if answer.access.name != "GRANTED":
-                    missing.append(req.permission)
+            answers = {
+                req.permission: self._troubleshoot(client, principal.email, resource, req.permission) for req in reqs
+            }
+            missing = [p for p, access in answers.items() if access == "NOT_GRANTED"]
+            unknown = [p for p, access in answers.items() if access not in ("GRANTED", "NOT_GRANTED")]
             labels = sorted({runs[r].label for req in reqs for r in req.runs if r in runs})
-            if not missing:
-                yield Check(name, "pass", f"{principal.label} has what {len(labels)} run(s) need on {resource.label}")
-                continue
+            stake = f"failing runs: {'; '.join(labels)}" if labels else "no run, but the repository needs it"
             first = reqs[0]
-            yield Check(
-                name,
-                "fail",
-                f"{principal.label} lacks {', '.join(missing)} on {resource.label} ({first.why}); failing runs: "
-                f"{'; '.join(labels)}",
-                self._requirement_fix(first, missing),
-            )
+            if missing:
+                yield Check(
+                    name,
+                    "fail",
+                    f"{principal.label} lacks {', '.join(missing)} on {resource.label} ({first.why}); {stake}",
+                    self._requirement_fix(first, missing),
+                )
+            elif unknown:
+                yield Check(
+                    name,
+                    "skipped",
+                    f"the Policy Troubleshooter cannot tell whether {principal.label} has {', '.join(unknown)} on "
+                    f"{resource.label} (a conditional grant, or a policy your credentials may not read)",
+                )
+            else:
+                yield Check(name, "pass", f"{principal.label} has what {len(labels)} run(s) need on {resource.label}")
+
+    def _troubleshoot(self, client: IamCheckerClient, email: str, resource: Resource, permission: str) -> str:
+        """GRANTED, NOT_GRANTED, UNKNOWN_CONDITIONAL or UNKNOWN_INFO_DENIED, from Google's troubleshooter."""
+        answer = call(
+            f"troubleshooting {permission} for {email}",
+            client.troubleshoot_iam_policy,
+            request={
+                "access_tuple": {"principal": email, "full_resource_name": resource.full_name, "permission": permission}
+            },
+        )
+        return str(answer.access.name)
 
     def _requirement_fix(self, req: Requirement, missing: list[str]) -> str:
         if req.assumed:

@@ -10,9 +10,10 @@ pinned version breaks Git sync once it is disabled or destroyed.
 
 from __future__ import annotations
 
-import getpass
+import logging
 import os
-import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -65,16 +66,9 @@ def git_secret(deployment: Deployment, env: str) -> GitSecret:
     )
 
 
-def read_secret(kind: str, from_env: str | None) -> bytes:
-    """The credential from an environment variable or stdin (no echo on a terminal), validated."""
-    if from_env:
-        if from_env not in os.environ:
-            raise UsageError(f"environment variable {from_env} is not set")
-        text = os.environ[from_env]
-    elif sys.stdin.isatty():
-        text = getpass.getpass(f"Git {kind} (input hidden): ")
-    else:
-        text = sys.stdin.read(MAX_SECRET_BYTES + 1)
+def checked_secret(kind: str, text: str) -> bytes:
+    """The credential as bytes, once it looks like one: a single line for a token, a PEM/OpenSSH
+    block for a key, non-empty and within Secret Manager's limit. Where it came from is the CLI's."""
     if kind == "token":
         text = text.removesuffix("\n").removesuffix("\r")
         if "\n" in text or "\r" in text:
@@ -85,7 +79,10 @@ def read_secret(kind: str, from_env: str | None) -> bytes:
         raise UsageError("that is not a private key in PEM/OpenSSH format (-----BEGIN ... PRIVATE KEY-----)")
     if not text.strip():
         raise UsageError(f"the Git {kind} is empty")
-    data = text.encode("utf-8")
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:  # stdin decoded with surrogateescape: the bytes were not UTF-8
+        raise UsageError(f"the Git {kind} is not UTF-8 text") from None
     if len(data) > MAX_SECRET_BYTES:
         raise UsageError(f"the Git {kind} is larger than Secret Manager's {MAX_SECRET_BYTES} byte limit")
     return data
@@ -96,13 +93,14 @@ def add_version(apis: GoogleApis, secret: GitSecret, data: bytes, disable_previo
     names of versions it disabled."""
     import google_crc32c
 
-    client = apis.secret_manager()
-    call(f"secret {secret.name}", client.get_secret, name=secret.name)
-    version = call(
-        f"adding a version to {secret.name}",
-        client.add_secret_version,
-        request={"parent": secret.name, "payload": {"data": data, "data_crc32c": google_crc32c.value(data)}},
-    )
+    with _no_logging():
+        client = apis.secret_manager()
+        call(f"secret {secret.name}", client.get_secret, name=secret.name)
+        version = call(
+            f"adding a version to {secret.name}",
+            client.add_secret_version,
+            request={"parent": secret.name, "payload": {"data": data, "data_crc32c": google_crc32c.value(data)}},
+        )
     disabled: list[str] = []
     if disable_previous:
         for old in call(
@@ -114,6 +112,20 @@ def add_version(apis: GoogleApis, secret: GitSecret, data: bytes, disable_previo
                 call(f"disabling {old.name}", client.disable_secret_version, name=old.name)
                 disabled.append(old.name)
     return version.name, disabled
+
+
+@contextmanager
+def _no_logging() -> Iterator[None]:
+    """No logger sees the request that carries the token, at any level, whatever Google's logging
+    variables say (GOOGLE_SDK_PYTHON_LOGGING_SCOPE makes the client log request payloads, base64)."""
+    for variable in ("GOOGLE_SDK_PYTHON_LOGGING_SCOPE", "GRPC_TRACE", "GRPC_VERBOSITY"):  # gRPC's traces dump frames
+        os.environ.pop(variable, None)
+    previous = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logging.disable(previous)
 
 
 def versions(apis: GoogleApis, secret: GitSecret) -> list[VersionInfo]:

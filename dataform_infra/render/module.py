@@ -22,7 +22,7 @@ from dataform_infra.render.hcl import Expr, Ident
 from dataform_infra.render.names import NameAllocator
 from dataform_infra.spec.loader import Deployment
 from dataform_infra.spec.models import Environment, Release, Runner, Workflow
-from dataform_infra.spec.yamlsource import dotted_path
+from dataform_infra.spec.yamlsource import PathKey, dotted_path
 from dataform_infra.topology import (
     AttachedRunner,
     Principal,
@@ -51,7 +51,7 @@ class Grant:
     target: dict[Ident, str | Expr]
     rule: str
     why: str
-    spec_path: str
+    path: PathKey
     env: str = ""
     depends_on: tuple[Expr, ...] = ()
     opt_in_reason: str | None = None
@@ -61,20 +61,9 @@ class Grant:
         return f"{self.resource_type}.{self.name}"
 
     @property
-    def member_label(self) -> str:
-        return self.principal.label
-
-    @property
-    def principal_kind(self) -> str:
-        return self.principal.kind
-
-    @property
-    def scope_kind(self) -> str:
-        return self.resource.kind
-
-    @property
-    def scope_label(self) -> str:
-        return self.resource.label
+    def spec_path(self) -> str:
+        """The spec field asking for it, as `runners[0].bigquery.writes[1]` (in `env`'s file)."""
+        return dotted_path(self.path)
 
 
 @dataclass(frozen=True)
@@ -299,7 +288,7 @@ class _ModuleBuilder:
         for i, runner in enumerate(self.env.runners):
             ref = self._runner_ref(self.topology.runner(self.env_name, runner.name))
             principal = Principal("runner", f"serviceAccount:{ref.email}")
-            path = f"runners[{i}]"
+            path: PathKey = ("runners", i)
             for verb, role, what in (
                 ("writes", "roles/bigquery.dataEditor", "writes"),
                 ("reads", "roles/bigquery.dataViewer", "reads"),
@@ -315,7 +304,7 @@ class _ModuleBuilder:
                         target={"project": project, "dataset_id": self.dataset_refs[dataset]},
                         rule=f"runner-{verb}-dataset",
                         why=f"Runner {runner.name} {what} dataset {dataset}; the role is scoped to that dataset only.",
-                        spec_path=f"{path}.bigquery.{verb}[{j}]",
+                        path=(*path, "bigquery", verb, j),
                         # A dataset created elsewhere gives no implicit dependency on the BigQuery API.
                         depends_on=()
                         if isinstance(self.dataset_refs[dataset], Expr)
@@ -333,7 +322,7 @@ class _ModuleBuilder:
                     rule="runner-project-wide-opt-in",
                     why=f"Runner {runner.name} gets roles/bigquery.{wide.role} on the whole project {project}, "
                     "by explicit opt-in.",
-                    spec_path=f"{path}.bigquery.project_wide[{j}]",
+                    path=(*path, "bigquery", "project_wide", j),
                     opt_in_reason=wide.reason,
                 )
 
@@ -366,7 +355,7 @@ class _ModuleBuilder:
             rule="agent-reads-git-secret",
             why="The Dataform service agent performs every Git operation, so it (and only it) reads the "
             "Git credential - even when workflows run as custom runners.",
-            spec_path="repository.git",
+            path=("repository", "git"),
             depends_on=(identity,),
         )
         if top.has_schedules:
@@ -382,15 +371,15 @@ class _ModuleBuilder:
                 why="Scheduled releases and workflows are started by the Dataform service agent, which needs "
                 "roles/dataform.serviceAgent; an agent created through google_project_service_identity may not "
                 "have it yet. Granted to the agent only.",
-                spec_path="repository",
+                path=("repository",),
                 depends_on=(identity,),
             )
 
         runner_grants: dict[tuple[str, str], list[Expr]] = {}
         refs: dict[tuple[str, str], RunnerRef] = {}
-        for attached in top.attached_runners():
+        attached_runners = {(a.env, a.runner.name): a for a in top.attached_runners()}
+        for attached in attached_runners.values():
             ref = refs[(attached.env, attached.runner.name)] = self._runner_ref(attached)
-            path = _dotted(attached.path)
             needed = runner_grants.setdefault((ref.env, ref.runner.name), [])
             local = ref.env == self.env_name
             token_creator = self._grant(
@@ -404,7 +393,7 @@ class _ModuleBuilder:
                 rule="agent-impersonates-runner",
                 why=f"The Dataform service agent mints tokens for runner {ref.runner.name} ({ref.env}); "
                 "granted on that account only, never on the project.",
-                spec_path=path,
+                path=attached.path,
                 depends_on=(identity,),
             )
             needed.append(Expr.ref(token_creator.resource_type, token_creator.name))
@@ -419,7 +408,7 @@ class _ModuleBuilder:
                 rule="runner-runs-jobs",
                 why=f"Runner {ref.runner.name} ({ref.env}) runs its BigQuery jobs in {host_project}, the project "
                 "hosting the repository (Job User grants no data access).",
-                spec_path=path,
+                path=attached.path,
             )
             needed.append(Expr.ref(job_user.resource_type, job_user.name))
             if attached.path[:2] == ("repository", "access"):
@@ -436,7 +425,7 @@ class _ModuleBuilder:
                     rule="deployer-acts-as-runner",
                     why=f"Strict act-as: deployer {deployer} attaches runner {ref.runner.name} ({ref.env}) to "
                     "Dataform configs, which requires iam.serviceAccounts.actAs on it.",
-                    spec_path=f"deployers[{k}]",
+                    path=("deployers", k),
                 )
                 needed.append(Expr.ref(act_as.resource_type, act_as.name))
 
@@ -457,12 +446,10 @@ class _ModuleBuilder:
                 target=repository_target,
                 rule="person-uses-repository",
                 why=f"{access.member} is a Dataform {access.role} of this repository only.",
-                spec_path=f"repository.access[{k}]",
+                path=("repository", "access", k),
             )
             for j, run_as in enumerate(access.run_as):
-                attached = next(
-                    a for a in top.attached_runners() if (a.env, a.runner.name) == top.resolve_runner_ref(run_as)
-                )
+                attached = attached_runners[top.resolve_runner_ref(run_as)]
                 ref = refs[(attached.env, attached.runner.name)]
                 self._grant(
                     "google_service_account_iam_member",
@@ -475,7 +462,7 @@ class _ModuleBuilder:
                     rule="person-starts-runs",
                     why=f"Strict act-as: {access.member} starts runs (workspace or manual) as runner "
                     f"{ref.runner.name} ({ref.env}), which requires iam.serviceAccounts.actAs on that account only.",
-                    spec_path=f"repository.access[{k}].run_as[{j}]",
+                    path=("repository", "access", k, "run_as", j),
                 )
 
         if repo.runner:
@@ -513,7 +500,3 @@ class _ModuleBuilder:
                         depends_on=needs,
                     )
                 )
-
-
-def _dotted(path: tuple[str | int, ...]) -> str:
-    return dotted_path(path)

@@ -119,10 +119,18 @@ def parse_cron(expression: str) -> CronSchedule:
 _REFERENCE_MONDAY = datetime(2026, 2, 2)
 
 
+# Staggering matters for schedules at a daily or hourly pace; one firing more often than every 15
+# minutes (672 times a week) is not checked, which also bounds the work a spec can ask for.
+MAX_WEEKLY_FIRINGS = 7 * 24 * 4
+
+
 @lru_cache(maxsize=1024)
 def weekly_fire_times(expression: str, time_zone: str) -> tuple[datetime, ...]:
-    """UTC instants at which the schedule fires during the reference week, sorted."""
+    """UTC instants at which the schedule fires during the reference week, sorted; () for a schedule
+    firing more than MAX_WEEKLY_FIRINGS times a week."""
     schedule = parse_cron(expression)
+    if len(schedule.minutes) * len(schedule.hours) * 7 > MAX_WEEKLY_FIRINGS:
+        return ()
     zone = ZoneInfo(time_zone)
     times: list[datetime] = []
     for offset in range(-1, 8):  # a day either side so zone offsets cannot drop a firing

@@ -146,11 +146,18 @@ def _check_member(value: str) -> str:
 Member = Annotated[str, AfterValidator(_check_member)]
 
 
+# tzdata files that are not zones a schedule can name.
+_NOT_ZONES = frozenset({"posixrules", "Factory", "localtime"})
+
+
 def _check_time_zone(value: str) -> str:
+    problem = f"{value[:60]!r} is not an IANA time zone (e.g. 'Europe/London', 'Etc/UTC')"
+    if len(value) > 64 or value in _NOT_ZONES:
+        raise ValueError(problem)
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"{value!r} is not an IANA time zone (e.g. 'Europe/London', 'Etc/UTC')") from None
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a directory such as 'Europe'
+        raise ValueError(problem) from None
     return value
 
 

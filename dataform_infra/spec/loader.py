@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from dataform_infra.errors import Problem, SpecError, UsageError
+from dataform_infra.render.names import slug
 from dataform_infra.spec.cron import stagger_warning
 from dataform_infra.spec.models import Environment
 from dataform_infra.spec.yamlsource import PathKey, YamlDocument, dotted_path, load_yaml
@@ -163,6 +164,7 @@ def _cross_checks(deployment: Deployment) -> Iterable[Problem]:
     yield from _unique_across(loc, envs, "releases", "release config")
     yield from _unique_across(loc, envs, "workflows", "workflow config")
     yield from _state_backends_distinct(loc, envs)
+    yield from _terraform_names_distinct(loc, envs)
     yield from _service_accounts_distinct(loc, envs)
 
     for name, env in envs.items():
@@ -247,6 +249,30 @@ def _unique_across(loc: _Locator, envs: dict[str, Environment], key: str, what: 
                     f"duplicate {what} name {item.name!r} (also in {where}); all environments share one repository",
                 )
             seen.setdefault(item.name, name)
+
+
+def _terraform_names_distinct(loc: _Locator, envs: dict[str, Environment]) -> Iterable[Problem]:
+    """Names that differ only in case or punctuation would share a Terraform resource name, and which
+    one got the `_2` suffix would depend on their order in the spec: reordering would plan replacing
+    both. Datasets are per module; release and workflow configs all live in the host module."""
+    groups: list[tuple[str, list[tuple[str, int, str]]]] = []
+    for name, env in envs.items():
+        groups.append(("datasets", [(name, i, d.id) for i, d in enumerate(env.datasets)]))
+    for key in ("releases", "workflows"):
+        groups.append(
+            (key, [(name, i, item.name) for name, env in envs.items() for i, item in enumerate(getattr(env, key))])
+        )
+    for key, items in groups:
+        seen: dict[str, str] = {}
+        for env_name, i, value in items:
+            other = seen.setdefault(slug(value), value)
+            if other != value:
+                yield loc.at(
+                    env_name,
+                    (key, i, "id" if key == "datasets" else "name"),
+                    f"{value!r} and {other!r} differ only in case or punctuation; their Terraform names would "
+                    "depend on the order in the spec (reordering would replace both): rename one",
+                )
 
 
 def _state_backends_distinct(loc: _Locator, envs: dict[str, Environment]) -> Iterable[Problem]:

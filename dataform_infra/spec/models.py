@@ -246,7 +246,12 @@ class Target(Spec):
     """One action to run, by name (database and schema default to the compilation's)."""
 
     name: Text = Field(min_length=1, description="Action name.")
-    schema_: DatasetId | None = Field(default=None, alias="schema", description="Action schema.")
+    schema_: DatasetId | None = Field(
+        default=None,
+        alias="schema",
+        description="Action schema as compiled (with the release's `schema_suffix`, if it has one): "
+        "`dfinfra validate` checks that the runner writes it.",
+    )
     database: ProjectId | None = Field(default=None, description="Action database.")
 
 

@@ -20,6 +20,7 @@ MAX_SPEC_BYTES = 1_000_000
 # libyaml's parser when PyYAML was built with it (the wheels are): ~10x faster on large specs.
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MAX_DEPTH = 32
+MAX_INT_DIGITS = 30  # project numbers have 12; nothing in a spec needs more
 
 PathKey = tuple[str | int, ...]
 
@@ -101,9 +102,18 @@ class _Builder:
             return self._mapping(node, path, depth)
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
+        if node.tag == "tag:yaml.org,2002:timestamp":
+            return node.value  # no spec field is a date: `git_ref: 2024-01-01` is the text written
+        if node.tag == "tag:yaml.org,2002:int" and len(node.value) > MAX_INT_DIGITS:
+            raise _fail(
+                self.doc.file,
+                f"number has {len(node.value)} digits (at most {MAX_INT_DIGITS})",
+                line,
+                dotted_path(path),
+            )
         try:
             return self.constructor.construct_object(node, deep=True)
-        except yaml.YAMLError as exc:
+        except (yaml.YAMLError, ValueError) as exc:
             raise _fail(self.doc.file, f"invalid value: {exc}", line, dotted_path(path)) from None
 
     def _mapping(self, node: yaml.MappingNode, path: PathKey, depth: int) -> dict[str, Any]:

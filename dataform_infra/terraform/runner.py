@@ -78,11 +78,19 @@ def diagnostics(text: str) -> str:
 
 
 class TerraformRunner:
-    def __init__(self, binary: TerraformBinary, module_dir: Path, log_dir: Path, lock_timeout: str = "60s"):
+    def __init__(
+        self,
+        binary: TerraformBinary,
+        module_dir: Path,
+        log_dir: Path,
+        lock_timeout: str = "60s",
+        impersonate: str | None = None,
+    ):
         self.binary = binary
         self.module_dir = module_dir
         self.log_dir = log_dir
         self.lock_timeout = lock_timeout
+        self.impersonate = impersonate
         self._builder = Terraform(working_dir=str(module_dir), terraform_bin_path=binary.path)
         self.log_path: Path | None = None
 
@@ -92,6 +100,10 @@ class TerraformRunner:
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update({"TF_IN_AUTOMATION": "1", "TF_INPUT": "0", "CHECKPOINT_DISABLE": "1"})
+        if self.impersonate:
+            # The Google provider and the gcs state backend both read these: no credential in argv.
+            env["GOOGLE_IMPERSONATE_SERVICE_ACCOUNT"] = self.impersonate
+            env["GOOGLE_BACKEND_IMPERSONATE_SERVICE_ACCOUNT"] = self.impersonate
         if "TF_PLUGIN_CACHE_DIR" not in env:
             cache = cache_dir("plugin-cache")
             cache.mkdir(parents=True, exist_ok=True)
@@ -222,6 +234,12 @@ class TerraformRunner:
             return result
         if "Error acquiring the state lock" in result.output:
             raise StateLocked(self._lock_message(result.output))
+        if "could not find default credentials" in result.output:
+            raise TerraformError(
+                f"terraform {what} in {self.module_dir.name} found no Google credentials: run `gcloud auth "
+                "application-default login`, set GOOGLE_APPLICATION_CREDENTIALS, or use Workload Identity "
+                "Federation in CI; add --impersonate-service-account to act as a deployer account"
+            )
         detail = diagnostics(result.stderr) or diagnostics(result.stdout)[-4000:]
         log = f"\n(full log: {self.log_path})" if self.log_path else ""
         raise TerraformError(f"terraform {what} failed in {self.module_dir}:\n{detail}{log}")

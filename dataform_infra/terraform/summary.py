@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -20,10 +21,21 @@ _IAM_TARGETS = ("service_account_id", "secret_id", "dataset_id", "repository", "
 
 
 @dataclass(frozen=True)
+class AttributeChange:
+    """One top-level attribute an update or replace changes, in terraform's notation."""
+
+    name: str
+    before: str
+    after: str
+    forces_replacement: bool = False
+
+
+@dataclass(frozen=True)
 class Change:
     address: str
     type: str
     action: str  # create, update, replace, delete
+    attributes: tuple[AttributeChange, ...] = ()
 
     @property
     def destructive(self) -> bool:
@@ -97,11 +109,17 @@ class PlanSummary:
         ]
         for type_, actions in self.by_type().items():
             lines.append(f"  {type_}: " + ", ".join(f"{n} {a}" for a, n in actions.items()))
+        for change in self.changes:
+            if change.attributes:
+                lines.append(f"  ~ {change.address} ({change.action}):")
+                for attr in change.attributes:
+                    forces = "  # forces replacement" if attr.forces_replacement else ""
+                    lines.append(f"      {attr.name}: {attr.before} -> {attr.after}{forces}")
         if self.iam:
             lines.append("IAM changes (principal -> role -> resource):")
-            for change in self.iam:
-                sign = "+" if change.action == "grant" else "-"
-                lines.append(f"  {sign} {change.principal} -> {change.role} -> {change.resource}")
+            for iam in self.iam:
+                sign = "+" if iam.action == "grant" else "-"
+                lines.append(f"  {sign} {iam.principal} -> {iam.role} -> {iam.resource}")
         if self.destructive:
             lines.append("DESTRUCTIVE: these stateful resources would be deleted or replaced:")
             lines += [f"  !! {c.action.upper()} {c.address}" for c in self.destructive]
@@ -116,6 +134,38 @@ def _action(actions: list[str]) -> str | None:
     return actions[0]
 
 
+def _literal(value: Any) -> str:
+    """A value as terraform prints it in a plan, cut to one readable line."""
+    if value is None:
+        return "null"
+    text = json.dumps(value, sort_keys=True) if not isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _attribute_changes(change: dict[str, Any]) -> tuple[AttributeChange, ...]:
+    before = change.get("before") or {}
+    after = change.get("after") or {}
+    unknown = change.get("after_unknown") or {}
+    sensitive = {**(change.get("before_sensitive") or {}), **(change.get("after_sensitive") or {})}
+    forcing = {str(path[0]) for path in change.get("replace_paths") or [] if path}
+    found = []
+    for name in sorted(set(before) | set(after) | {k for k, v in unknown.items() if v is True}):
+        if name in ("id", "etag") or name.startswith(("effective_", "terraform_")):
+            continue
+        old, new = before.get(name), after.get(name)
+        if unknown.get(name) is True:
+            shown_new = "(known after apply)"
+        elif old == new:
+            continue
+        else:
+            shown_new = _literal(new)
+        if sensitive.get(name):
+            found.append(AttributeChange(name, "(sensitive)", "(sensitive)", name in forcing))
+        else:
+            found.append(AttributeChange(name, _literal(old), shown_new, name in forcing))
+    return tuple(found)
+
+
 def _shown(values: dict[str, Any] | None, unknown: dict[str, Any] | None, key: str) -> str:
     if unknown and unknown.get(key) is True:
         return "(known after apply)"
@@ -123,7 +173,14 @@ def _shown(values: dict[str, Any] | None, unknown: dict[str, Any] | None, key: s
     return str(value) if value is not None else "?"
 
 
-def summarise(plan: dict[str, Any], refresh_only: bool = False) -> PlanSummary:
+# What dfinfra knows of each IAM member it renders: address -> (principal, role, resource) as `explain` names them.
+IamNames = dict[str, tuple[str, str, str]]
+
+
+def summarise(plan: dict[str, Any], refresh_only: bool = False, names: IamNames | None = None) -> PlanSummary:
+    """The plan as changes, IAM changes named the way `explain` names them (the spec determines every
+    principal, so nothing it renders reads "known after apply"), and drift."""
+    names = names or {}
     summary = PlanSummary(refresh_only=refresh_only)
     for resource in plan.get("resource_drift", []):
         action = _action(resource["change"]["actions"])
@@ -136,7 +193,8 @@ def summarise(plan: dict[str, Any], refresh_only: bool = False) -> PlanSummary:
         action = _action(change["actions"])
         if action is None:
             continue
-        summary.changes.append(Change(resource["address"], resource["type"], action))
+        attributes = _attribute_changes(change) if action in ("update", "replace") else ()
+        summary.changes.append(Change(resource["address"], resource["type"], action, attributes))
         if resource["type"].endswith("_iam_member"):
             sides: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]] = []
             if action in ("delete", "replace"):
@@ -144,6 +202,10 @@ def summarise(plan: dict[str, Any], refresh_only: bool = False) -> PlanSummary:
             if action in ("create", "replace"):
                 sides.append(("grant", change.get("after"), change.get("after_unknown")))
             for verb, values, unknown in sides:
+                if verb == "grant" and resource["address"] in names:
+                    principal, role, scope = names[resource["address"]]
+                    summary.iam.append(IamChange(verb, principal, role, scope, resource["address"]))
+                    continue
                 target = next((k for k in _IAM_TARGETS if (values or {}).get(k) or (unknown or {}).get(k)), "project")
                 summary.iam.append(
                     IamChange(
@@ -155,3 +217,30 @@ def summarise(plan: dict[str, Any], refresh_only: bool = False) -> PlanSummary:
                     )
                 )
     return summary
+
+
+def markdown(plans: dict[str, PlanSummary]) -> str:
+    """A pull-request comment: environments with destructive changes first, each collapsible."""
+    order = sorted(plans, key=lambda env: (not plans[env].destructive, not plans[env].has_changes))
+    lines = ["### dfinfra plan", ""]
+    for env in order:
+        summary = plans[env]
+        counts = summary.counts
+        head = (
+            f"{counts['create']} to create, {counts['update']} to update, {counts['replace']} to replace, "
+            f"{counts['delete']} to delete"
+            if summary.has_changes
+            else "no changes"
+        )
+        flag = " :warning: **destructive**" if summary.destructive else ""
+        lines += [
+            f"<details{' open' if summary.destructive else ''}><summary><b>{env}</b>: {head}{flag}</summary>",
+            "",
+            "```text",
+            summary.render(),
+            "```",
+            "",
+            "</details>",
+            "",
+        ]
+    return "\n".join(lines)

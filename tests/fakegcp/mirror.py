@@ -59,6 +59,10 @@ def environment(root: Path, store: Path) -> dict[str, str]:
     env.update(
         {
             "TF_CLI_CONFIG_FILE": str(install(root)),
+            # This cloud's own cache. dfinfra would otherwise use ~/.cache/dfinfra/plugin-cache, shared
+            # by every checkout on the machine: another checkout's launcher (other paths, other hash)
+            # replacing the cached provider mid-run made init fail with "Required plugins are not installed".
+            "TF_PLUGIN_CACHE_DIR": str(root / "plugin-cache"),
             "FAKEGCP_STORE": str(store),
             "TF_IN_AUTOMATION": "1",
             "CHECKPOINT_DISABLE": "1",

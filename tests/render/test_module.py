@@ -16,10 +16,10 @@ def modules(tmp_path: Path, specs: dict) -> dict:
 
 def roles(module, principal_kind=None, scope_kind=None) -> list[tuple[str, str]]:
     return [
-        (g.role, g.scope_label)
+        (g.role, g.resource.label)
         for g in module.grants
-        if (principal_kind is None or g.principal_kind == principal_kind)
-        and (scope_kind is None or g.scope_kind == scope_kind)
+        if (principal_kind is None or g.principal.kind == principal_kind)
+        and (scope_kind is None or g.resource.kind == scope_kind)
     ]
 
 
@@ -35,7 +35,7 @@ def test_host_lets_its_service_agent_impersonate_every_attached_runner(tmp_path)
     ]
     assert m["staging"].service_agent == service_agent_email("111111111111")
     cross = next(
-        g for g in m["staging"].grants if "target-runner" in g.scope_label and g.principal_kind == "service_agent"
+        g for g in m["staging"].grants if "target-runner" in g.resource.label and g.principal.kind == "service_agent"
     )
     # Another project's account is named, not referenced: the host module does not manage it.
     assert cross.target["service_account_id"] == (
@@ -52,7 +52,7 @@ def test_agent_reads_only_the_git_secret(tmp_path):
     assert roles(m["staging"], "service_agent", "project") == [
         ("roles/dataform.serviceAgent", "project acme-host-proj")
     ]
-    assert [g.principal_kind for g in m["staging"].grants if g.role == "roles/dataform.serviceAgent"] == [
+    assert [g.principal.kind for g in m["staging"].grants if g.role == "roles/dataform.serviceAgent"] == [
         "service_agent"
     ]
 
@@ -80,7 +80,7 @@ def test_deployers_act_as_attached_runners_only(tmp_path):
 def test_target_module_owns_only_its_runner_and_data(tmp_path):
     m = modules(tmp_path, {"staging": host(), "prod": target()})["prod"]
     assert not m.is_host and not m.releases and not m.workflows and m.service_agent is None
-    assert {g.principal_kind for g in m.grants} == {"runner"}
+    assert {g.principal.kind for g in m.grants} == {"runner"}
     # Job User is granted in the host project, where Dataform runs the target runner's jobs.
     assert roles(m) == [
         ("roles/bigquery.dataEditor", "dataset acme-target-proj.marts"),
@@ -105,7 +105,7 @@ def test_project_wide_roles_only_by_opt_in(tmp_path):
     assert not [
         g
         for g in modules(tmp_path / "a", {"s": h})["s"].grants
-        if g.scope_kind == "project" and g.role not in ("roles/bigquery.jobUser", "roles/dataform.serviceAgent")
+        if g.resource.kind == "project" and g.role not in ("roles/bigquery.jobUser", "roles/dataform.serviceAgent")
     ]
     h["runners"][0]["bigquery"]["project_wide"] = [{"role": "dataViewer", "reason": "reads every team's data"}]
     wide = [g for g in modules(tmp_path / "b", {"s": h})["s"].grants if g.rule == "runner-project-wide-opt-in"]
@@ -123,5 +123,5 @@ def test_shared_project_apis_are_enabled_once_by_the_module_applied_first():
 def test_external_datasets_are_granted_not_created(tmp_path):
     m = modules(tmp_path, {"staging": host()})["staging"]
     assert [d.dataset_id for d in m.datasets] == ["marts", "assertions"]
-    raw = next(g for g in m.grants if g.scope_label.endswith(".raw"))
+    raw = next(g for g in m.grants if g.resource.label.endswith(".raw"))
     assert raw.role == "roles/bigquery.dataViewer" and raw.target["dataset_id"] == "raw"

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
 from dataform_infra.errors import SpecError, UsageError
 from dataform_infra.spec.loader import load_deployment
@@ -195,3 +196,42 @@ def test_project_number_may_be_quoted_or_not(tmp_path):
     h["project"]["number"] = "111111111111"
     deployment = load_deployment(write_specs(tmp_path, {"staging": h}))
     assert deployment.host.project.number == "111111111111"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("time_zone", "Europe", "'Europe' is not an IANA time zone"),  # a directory of tzdata
+        ("time_zone", "A" * 5000, "is not an IANA time zone"),  # too long for a file name
+        ("time_zone", "posixrules", "'posixrules' is not an IANA time zone"),
+    ],
+)
+def test_plausible_time_zone_typos_are_located_problems(tmp_path, field, value, message):
+    t = target()
+    t["releases"][0][field] = value
+    problem = only_problem(write_specs(tmp_path, {"staging": host(), "prod": t}))
+    assert "prod.yaml:" in problem and "releases[0].time_zone" in problem and message in problem
+
+
+def test_a_date_looking_git_ref_stays_the_text_written(tmp_path):
+    text = yaml.safe_dump(target(), sort_keys=False).replace("git_ref: main", "git_ref: 2024-13-45")
+    deployment = load_deployment(write_specs(tmp_path, {"staging": host(), "prod": text}))
+    assert deployment.environments["prod"].releases[0].git_ref == "2024-13-45"
+
+
+def test_a_huge_integer_is_a_located_problem_not_a_traceback(tmp_path):
+    text = yaml.safe_dump(target(), sort_keys=False).replace("222222222222", "9" * 5000)
+    problem = only_problem(write_specs(tmp_path, {"staging": host(), "prod": text}))
+    assert "prod.yaml:3: project.number: number has 5000 digits (at most 30)" in problem
+
+
+def test_names_differing_only_in_case_or_punctuation_are_refused(tmp_path):
+    t = target()
+    t["datasets"].append({"id": "Marts"})
+    problem = only_problem(write_specs(tmp_path / "a", {"staging": host(), "prod": t}))
+    assert "prod.yaml:" in problem and "datasets[2].id: 'Marts' and 'marts' differ only in case" in problem
+    t = target()
+    t["releases"][0]["name"] = "host_release"  # the host has `host-release`
+    t["workflows"][0]["release"] = "host_release"
+    problem = only_problem(write_specs(tmp_path / "b", {"staging": host(), "prod": t}))
+    assert "'host-release' and 'host_release' differ only in case or punctuation" in problem

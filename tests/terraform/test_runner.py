@@ -60,3 +60,25 @@ def test_environment_is_for_automation(runner, monkeypatch):
     env = runner.environment()
     assert env["TF_IN_AUTOMATION"] == "1" and env["TF_INPUT"] == "0"
     assert Path(env["TF_PLUGIN_CACHE_DIR"]).is_dir()
+
+
+def test_impersonation_reaches_the_provider_and_the_state_backend_by_environment(tmp_path):
+    runner = TerraformRunner(
+        TerraformBinary("/usr/bin/terraform", (1, 11, 4), "terraform"),
+        tmp_path / "prod",
+        tmp_path / "logs",
+        impersonate="deployer@acme-ci.iam.gserviceaccount.com",
+    )
+    env = runner.environment()
+    assert env["GOOGLE_IMPERSONATE_SERVICE_ACCOUNT"] == "deployer@acme-ci.iam.gserviceaccount.com"
+    assert env["GOOGLE_BACKEND_IMPERSONATE_SERVICE_ACCOUNT"] == "deployer@acme-ci.iam.gserviceaccount.com"
+    assert not any("deployer@" in arg for arg in runner.argv("plan"))
+
+
+def test_missing_credentials_are_one_sentence_with_the_fixes(runner):
+    raw = "Error: storage.NewClient() failed: dialing: google: could not find default credentials. See ..."
+    with pytest.raises(TerraformError) as caught:
+        runner.check(RunResult(("terraform", "init"), 1, "", raw), "init")
+    message = str(caught.value)
+    assert "found no Google credentials" in message and "gcloud auth application-default login" in message
+    assert "--impersonate-service-account" in message and "Workload Identity Federation" in message
