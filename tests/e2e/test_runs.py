@@ -321,7 +321,11 @@ def test_doctor_checks_every_requirement_of_every_run_live(shipped):
     runs = {name: status for name, status in staging.items() if name.startswith("run:")}
     assert runs and set(runs.values()) == {"PASS", "SKIP"}
     # Groups cannot be troubleshot; everything else is checked permission by permission.
-    assert {n for n, s in runs.items() if s == "SKIP"} == {n for n in runs if ":analytics-engineers@acme.example:" in n}
+    groups = {"analytics-engineers@acme.example", "data-analysts@acme.example", "data-platform-admins@acme.example"}
+    assert {n for n, s in runs.items() if s == "SKIP"} == {n for n in runs if n.split(":")[2] in groups}
+    assert (
+        "run:manage-configs:terraform-deployer@acme-ci-automation.iam.gserviceaccount.com:repository:analytics" in runs
+    )
     assert staging["project-number:acme-analytics-staging"] == "PASS"
     assert staging["org-policy:dataform.restrictGitRemotes"] == "PASS"
     assert staging["repository-token-status"] == "PASS"  # Dataform's own ComputeRepositoryAccessTokenStatus
