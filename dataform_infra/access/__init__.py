@@ -1,7 +1,10 @@
-"""The runtime access model: what each Dataform run needs, and the proof that the grants provide it."""
+"""The runtime access model: what each Dataform run needs, and the proof that the grants provide it.
 
-from dataform_infra.access import verdict
+`model` derives requirements from the spec, `coverage` proves grants against them with Google's role
+table (`roles`), and `verdict` (imported where needed) turns the proof into `validate` findings.
+"""
+
 from dataform_infra.access.coverage import Coverage, cover
 from dataform_infra.access.model import CHAINS, OPEN_FACTS, AccessModel, Requirement, Run
 
-__all__ = ["CHAINS", "OPEN_FACTS", "AccessModel", "Coverage", "Requirement", "Run", "cover", "verdict"]
+__all__ = ["CHAINS", "OPEN_FACTS", "AccessModel", "Coverage", "Requirement", "Run", "cover"]

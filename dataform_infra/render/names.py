@@ -2,16 +2,8 @@
 
 from __future__ import annotations
 
-import re
-
 from dataform_infra.render.hcl import Ident
-
-
-def slug(text: str) -> str:
-    """`dataform-runner` -> `dataform_runner`; `group:data-eng@acme.com` -> `data_eng`."""
-    text = text.split(":", 1)[-1].split("@", 1)[0].lower()
-    text = re.sub(r"[^a-z0-9]+", "_", text).strip("_")
-    return text if text and not text[0].isdigit() else f"_{text}"
+from dataform_infra.spec.formats import slug
 
 
 class NameAllocator:

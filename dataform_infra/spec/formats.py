@@ -203,3 +203,11 @@ def _check_text(value: str) -> str:
 
 Text = Annotated[str, AfterValidator(_check_text)]
 """Free text (display names, descriptions, reasons): any characters but no line breaks."""
+
+
+def slug(text: str) -> str:
+    """`dataform-runner` -> `dataform_runner`; `group:data-eng@acme.com` -> `data_eng`: how a spec name
+    becomes part of a Terraform identifier (two names with one slug would collide, see the loader)."""
+    text = text.split(":", 1)[-1].split("@", 1)[0].lower()
+    text = re.sub(r"[^a-z0-9]+", "_", text).strip("_")
+    return text if text and not text[0].isdigit() else f"_{text}"

@@ -15,8 +15,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from dataform_infra.errors import Problem, SpecError, UsageError
-from dataform_infra.render.names import slug
 from dataform_infra.spec.cron import stagger_warning
+from dataform_infra.spec.formats import slug
 from dataform_infra.spec.models import Environment
 from dataform_infra.spec.yamlsource import PathKey, YamlDocument, dotted_path, load_yaml
 
