@@ -24,6 +24,7 @@ from dataform_infra import __version__
 from dataform_infra.errors import DfinfraError, DriftDetected, PolicyViolation, UsageError
 
 if TYPE_CHECKING:
+    from dataform_infra.gcp.clients import GoogleApis
     from dataform_infra.lifecycle import Lifecycle
     from dataform_infra.terraform.runner import PlanMode
     from dataform_infra.workspace import Workspace
@@ -79,6 +80,10 @@ def _handles_errors(command: F) -> F:
         except DfinfraError as exc:
             _err(f"error: {exc}")
             raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:  # a path the user named that cannot be used: bad input, never a traceback
+            where = f"{exc.filename}: " if exc.filename else ""
+            _err(f"error: {where}{exc.strerror or exc}")
+            raise typer.Exit(UsageError.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -292,6 +297,8 @@ def graph(
     workspace = _workspace(environments)
     envs = workspace.select([env] if env else [], env is None)
     built = access.build_graph([workspace.module(e) for e in envs])
+    if output is not None and (output.is_dir() or not output.parent.is_dir()):
+        raise UsageError(f"--output {output}: name a file in an existing directory")
     if output_format == "png":
         if output is None:
             raise UsageError("--format png writes a file: pass --output FILE.png")
@@ -468,8 +475,9 @@ def _ask(question: str) -> str | None:
     typer.echo(question, err=True, nl=False)
     try:
         return input()
-    except EOFError:
-        return None
+    except EOFError:  # Ctrl-D: an answer, and not the expected one
+        typer.echo("", err=True)
+        return ""
 
 
 def _lifecycle(
@@ -795,6 +803,16 @@ def _read_secret(kind: str, from_env: str | None) -> str:
         raise UsageError(f"the Git {kind} is not UTF-8 text") from None
 
 
+def _google(impersonate: str | None) -> GoogleApis:
+    """Google's clients for a command, saying so when they would talk plaintext to a remote address."""
+    from dataform_infra.gcp.clients import GoogleApis
+
+    apis = GoogleApis(impersonate)
+    if apis.plaintext_warning:
+        _err(f"warning: {apis.plaintext_warning}")
+    return apis
+
+
 @secret_app.command("set")
 @_handles_errors
 def secret_set(
@@ -820,14 +838,13 @@ def secret_set(
 
       printf %s "$GITHUB_TOKEN" | dfinfra secret set staging --disable-previous
     """
-    from dataform_infra.gcp.clients import GoogleApis
     from dataform_infra.gcp.secrets import add_version, checked_secret, git_secret
 
     workspace = _workspace(environments)
     secret = git_secret(workspace.deployment, env)
     data = checked_secret(secret.kind, _read_secret(secret.kind, from_env))
     try:
-        name, disabled = add_version(GoogleApis(impersonate), secret, data, disable_previous)
+        name, disabled = add_version(_google(impersonate), secret, data, disable_previous)
     finally:
         del data
     typer.echo(name)
@@ -854,12 +871,11 @@ def secret_status(
 
       dfinfra secret status staging --json
     """
-    from dataform_infra.gcp.clients import GoogleApis
     from dataform_infra.gcp.secrets import git_secret, versions
 
     workspace = _workspace(environments)
     secret = git_secret(workspace.deployment, env)
-    found = versions(GoogleApis(impersonate), secret)
+    found = versions(_google(impersonate), secret)
     if as_json:
         import json
 
@@ -897,12 +913,11 @@ def doctor(
 
       dfinfra doctor prod --json --impersonate-service-account deployer@acme-ci.iam.gserviceaccount.com
     """
-    from dataform_infra.gcp.clients import GoogleApis
     from dataform_infra.gcp.doctor import Doctor
 
     workspace = _workspace(environments)
     workspace.select([env], False)
-    checks = Doctor(workspace.deployment, env, GoogleApis(impersonate)).run()
+    checks = Doctor(workspace.deployment, env, _google(impersonate)).run()
     if as_json:
         import json
 
@@ -943,12 +958,11 @@ def run(
       dfinfra run staging staging-daily --wait --timeout 900 --json
     """
     from dataform_infra.errors import RunFailed
-    from dataform_infra.gcp.clients import GoogleApis
     from dataform_infra.gcp.runs import WorkflowRun
 
     workspace = _workspace(environments)
     workspace.select([env], False)
-    runner = WorkflowRun(workspace.deployment, env, workflow, GoogleApis(impersonate))
+    runner = WorkflowRun(workspace.deployment, env, workflow, _google(impersonate))
     invocation = runner.start()
     _info(f"started {invocation}")
     if not wait:

@@ -212,7 +212,12 @@ class Lifecycle:
         plan_file = self._meta_dir(directory) / "tfplan"
         if not (meta_file.exists() and plan_file.exists()):
             return None
-        meta = json.loads(meta_file.read_text())
+        try:
+            meta = json.loads(meta_file.read_text())
+        except (OSError, ValueError):  # damaged bookkeeping: plan again rather than trust it
+            return None
+        if not isinstance(meta, dict):
+            return None
         if meta.get("render_sha256") != _digest(directory, []) or meta.get("mode") != mode.to_dict():
             return None
         runner = self._runner(directory, "show")

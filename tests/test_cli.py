@@ -189,3 +189,23 @@ def test_data_commands_speak_json(project):
     assert report["environments"] == ["prod", "staging"] and report["violations"] == []
     rows = json.loads(dfinfra("explain", "--json", cwd=project).stdout)
     assert {"module", "principal", "member", "role", "resource", "why", "rule", "address", "serves"} == set(rows[0])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("render", "--all", "--out", "{file}"), "is not a directory"),
+        (("render", "--all", "--out", "/dev/null"), "is not a directory"),
+        (("render", "--all", "--out", "{dangling}"), "is not a directory"),
+        (("graph", "-o", "{dir}"), "name a file in an existing directory"),
+        (("graph", "-o", "{dir}/missing/graph.md"), "name a file in an existing directory"),
+    ],
+)
+def test_unusable_output_paths_are_bad_input_not_tracebacks(project, tmp_path, args, message):
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    paths = {"file": tmp_path / "a-file", "dangling": tmp_path / "dangling", "dir": tmp_path}
+    result = dfinfra(*(a.format(**paths) for a in args), cwd=project)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert (tmp_path / "a-file").read_text() == "x"

@@ -91,7 +91,8 @@ def test_protected_environment_needs_its_name(project):
     assert "is protected: with --auto-approve also pass --confirm prod" in project.run(
         "apply", "prod", "--auto-approve", expect=1
     )
-    assert project.run("apply", "prod", "--auto-approve", "--confirm", "staging", expect=1)
+    wrong = project.run("apply", "prod", "--auto-approve", "--confirm", "staging", expect=1)
+    assert "prod is protected: with --auto-approve also pass --confirm prod" in wrong
     assert [kind for kind, _ in project.cloud.resources() if kind != "google_storage_bucket"] == []
 
 
@@ -346,3 +347,46 @@ def test_escape_hatches_without_leaving_dfinfra(project):
     assert "1 to create" in project.run("plan", "prod", expect=2)
     bad = project.run("terraform", "prod", expect=2)
     assert "name the terraform command after `--`" in bad
+
+
+def test_ctrl_d_at_the_confirmation_cancels_and_says_so(project):
+    import os
+    import pty
+    import subprocess
+    import sys
+    import time
+
+    project.run("bootstrap", "prod", "--auto-approve", "--confirm", "prod")
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dataform_infra", "apply", "prod"],
+        cwd=project.root,
+        env=project.cloud.env,
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        close_fds=True,
+    )
+    os.close(terminal)
+    transcript, deadline = b"", time.monotonic() + 300
+    while b"Type the environment name" not in transcript and time.monotonic() < deadline:
+        transcript += os.read(controller, 4096)
+    os.write(controller, b"\x04")  # Ctrl-D
+    process.wait(timeout=60)
+    try:
+        while True:
+            transcript += os.read(controller, 4096)
+    except OSError:
+        pass
+    text = transcript.decode(errors="replace")
+    assert process.returncode == 1, text
+    assert "apply of prod cancelled" in text and "no terminal" not in text
+
+
+def test_a_damaged_saved_plan_is_planned_again_not_a_traceback(project):
+    project.run("bootstrap", "prod", "--auto-approve", "--confirm", "prod")
+    project.run("plan", "prod", expect=2)
+    (project.root / "build" / "prod" / ".dfinfra" / "plan.json").write_text("{not json")
+    out = project.run("apply", "prod", "--auto-approve", "--confirm", "prod")
+    assert "the saved plan was made from another render or mode; planning again" in out
+    assert "No changes" in project.run("plan", "prod", expect=0)

@@ -37,6 +37,20 @@ class GoogleApis:
         self._credentials: Any = None
         self.emulator = os.environ.get(EMULATOR_ENV)
 
+    @property
+    def plaintext_warning(self) -> str | None:
+        """Why the emulator setting may be unsafe: a non-loopback address gets Google calls (and a Git
+        token from `secret set`) over plaintext gRPC."""
+        if not self.emulator:
+            return None
+        host = self.emulator.rsplit(":", 1)[0].strip("[]")
+        if host in ("localhost", "::1") or host.startswith("127."):
+            return None
+        return (
+            f"{EMULATOR_ENV}={self.emulator} is not a loopback address: Google API calls, secrets included, "
+            "go there unencrypted and unauthenticated"
+        )
+
     def credentials(self) -> Any:
         if self._credentials is not None:
             return self._credentials

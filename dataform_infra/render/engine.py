@@ -8,7 +8,7 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup
 
-from dataform_infra.cache import cache_dir
+from dataform_infra.cache import cache_dir, private
 from dataform_infra.render.hcl import comment, comment_block, layout, to_hcl
 from dataform_infra.render.module import Module
 from dataform_infra.spec.loader import Deployment
@@ -46,7 +46,9 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
 
     directory = cache_dir(f"templates-{__version__}")
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not private(directory):
+            return None  # compiled code others could write would run as us: render without the cache
     except OSError:
         return None  # a read-only home only costs speed
     return jinja2.FileSystemBytecodeCache(str(directory))

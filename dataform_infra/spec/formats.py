@@ -10,7 +10,7 @@ import re
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 
 from dataform_infra.spec.cron import CronError, parse_cron
 
@@ -165,6 +165,8 @@ TimeZone = Annotated[str, AfterValidator(_check_time_zone)]
 
 
 def _check_cron(value: str) -> str:
+    if not re.fullmatch(r"[ -~]+", value):  # a newline, a tab or a no-break space would split fields unseen
+        raise ValueError(f"{value!r} is not a unix-cron schedule: use plain ASCII fields separated by spaces")
     try:
         parse_cron(value)
     except CronError as exc:
@@ -211,3 +213,6 @@ def slug(text: str) -> str:
     text = text.split(":", 1)[-1].split("@", 1)[0].lower()
     text = re.sub(r"[^a-z0-9]+", "_", text).strip("_")
     return text if text and not text[0].isdigit() else f"_{text}"
+
+
+SecretVersion = Annotated[int, Field(ge=1, description="A secret version number (versions start at 1).")]

@@ -59,10 +59,24 @@ def spec_files(directory: Path) -> list[Path]:
         raise UsageError(
             f"no environments directory at {directory}; run dfinfra where environments/ is, or pass --environments DIR"
         )
-    files = sorted(p for p in directory.iterdir() if p.suffix in SPEC_SUFFIXES and p.is_file())
-    if not files:
+    candidates = sorted(p for p in directory.iterdir() if p.suffix.lower() in SPEC_SUFFIXES)
+    problems = []
+    for path in candidates:
+        if path.is_symlink():
+            target = path.resolve()
+            if not target.exists():
+                problems.append(Problem(path, "", "is a dangling symbolic link"))
+            elif directory.resolve() not in target.parents:
+                problems.append(
+                    Problem(path, "", f"links outside {directory} (to {target}); copy the spec into {directory}")
+                )
+        elif not path.is_file():
+            problems.append(Problem(path, "", "is not a regular file (a FIFO, device or directory)"))
+    if problems:
+        raise SpecError(problems)
+    if not candidates:
         raise UsageError(f"{directory} holds no environment files (*.yaml)")
-    return files
+    return candidates
 
 
 def load_deployment(directory: Path) -> Deployment:
@@ -104,13 +118,32 @@ def load_deployment(directory: Path) -> Deployment:
     return deployment
 
 
+_UNION_MEMBER = re.compile(r"(constrained-)?(int|str|float|bool)|.*\[.*|function-.*")
+
+
 def _from_validation_error(doc: YamlDocument, exc: ValidationError) -> Iterable[Problem]:
+    """One problem per field: a value that fits no member of a union (`latest` or a number) is one
+    problem listing what each member wanted, not one per member."""
+    by_field: dict[PathKey, list[Problem]] = {}
+    for problem in _each_validation_error(doc, exc):
+        by_field.setdefault(problem.path_key, []).append(problem.problem)
+    for found in by_field.values():
+        first = found[0]
+        message = " or ".join(dict.fromkeys(p.message for p in found))
+        yield Problem(first.file, first.path, message, first.line)
+
+
+@dataclass(frozen=True)
+class _Located:
+    path_key: PathKey
+    problem: Problem
+
+
+def _each_validation_error(doc: YamlDocument, exc: ValidationError) -> Iterable[_Located]:
     for error in exc.errors(include_url=False):
         loc: PathKey = tuple(error["loc"])
         # Pydantic appends the failing union member or validator name; they mean nothing to a user.
-        loc = tuple(
-            part for part in loc if not (isinstance(part, str) and ("[" in part or part.startswith("function-")))
-        )
+        loc = tuple(part for part in loc if not (isinstance(part, str) and _UNION_MEMBER.fullmatch(part)))
         message = error["msg"]
         kind = error["type"]
         if kind == "extra_forbidden":
@@ -121,7 +154,7 @@ def _from_validation_error(doc: YamlDocument, exc: ValidationError) -> Iterable[
             message = message.removeprefix("Value error, ")
         elif kind.endswith("_type"):
             message = f"{message} (got {type(error['input']).__name__}: {_short(error['input'])})"
-        yield Problem(doc.file, dotted_path(loc), message, doc.line_of(loc))
+        yield _Located(loc, Problem(doc.file, dotted_path(loc), message, doc.line_of(loc)))
 
 
 def _short(value: object) -> str:

@@ -28,6 +28,7 @@ from dataform_infra.spec.formats import (
     Region,
     RunnerRef,
     SecretId,
+    SecretVersion,
     ServiceAccountId,
     StatePrefix,
     Text,
@@ -64,7 +65,7 @@ class HttpsToken(Spec):
     secret_id: SecretId = Field(
         description="Secret Manager secret created by dfinfra; the token is added with `dfinfra secret set`."
     )
-    version: Literal["latest"] | int = Field(
+    version: Literal["latest"] | SecretVersion = Field(
         default="latest",
         description="Secret version the repository uses: `latest` (rotation needs no HCL change) or a pinned number.",
     )
@@ -74,7 +75,7 @@ class SshKey(Spec):
     """An SSH private key kept in Secret Manager, and the Git host's public key."""
 
     secret_id: SecretId = Field(description="Secret Manager secret holding the private key.")
-    version: Literal["latest"] | int = Field(default="latest", description="Secret version to use.")
+    version: Literal["latest"] | SecretVersion = Field(default="latest", description="Secret version to use.")
     host_public_key: Text = Field(
         description="The Git server's public host key, e.g. `ssh-ed25519 AAAA...` (from `ssh-keyscan`)."
     )

@@ -48,7 +48,11 @@ def _fail(file: Path, message: str, line: int | None = None, path: str = "") -> 
 
 def load_yaml(file: Path) -> YamlDocument:
     try:
-        raw = file.read_bytes()
+        size = file.stat().st_size
+        if size > MAX_SPEC_BYTES:  # refused before a byte is read
+            raise _fail(file, f"file is {size:,} bytes; a spec may be at most {MAX_SPEC_BYTES:,} bytes")
+        with file.open("rb") as handle:
+            raw = handle.read(MAX_SPEC_BYTES + 1)
     except OSError as exc:
         raise _fail(file, f"cannot read file: {exc.strerror}") from None
     if len(raw) > MAX_SPEC_BYTES:

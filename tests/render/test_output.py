@@ -89,3 +89,19 @@ def test_diff_shows_hand_edits_missing_and_stale_files_without_writing(tmp_path)
     assert "+n = 1" in diff and "-o = 1" in diff
     assert snapshot(tmp_path) == before
     assert diff_modules(tmp_path, [module("a", main="x = 99\n", old="o = 1\n")]) == ""
+
+
+def test_a_template_cache_others_can_write_is_not_used(tmp_path, monkeypatch):
+    import os
+
+    from dataform_infra.render import engine
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    engine._environment.cache_clear()
+    try:
+        assert engine._bytecode_cache() is not None  # created private: used
+        shared = tmp_path / "dfinfra"
+        os.chmod(shared, 0o777)
+        assert engine._bytecode_cache() is None  # anyone could plant compiled code there: not used
+    finally:
+        engine._environment.cache_clear()

@@ -235,3 +235,39 @@ def test_names_differing_only_in_case_or_punctuation_are_refused(tmp_path):
     t["workflows"][0]["release"] = "host_release"
     problem = only_problem(write_specs(tmp_path / "b", {"staging": host(), "prod": t}))
     assert "'host-release' and 'host_release' differ only in case or punctuation" in problem
+
+
+@pytest.mark.parametrize("version", [0, -5])
+def test_secret_versions_start_at_one(tmp_path, version):
+    h = host()
+    h["repository"]["git"]["https_token"]["version"] = version
+    problem = only_problem(write_specs(tmp_path, {"staging": h}))
+    assert "repository.git.https_token.version" in problem and "greater than or equal to 1" in problem
+
+
+@pytest.mark.parametrize("cron", ["30 6 * *\n*", "30\u00a06 * * *", "30\t6 * * *"])
+def test_crons_with_hidden_separators_are_refused(tmp_path, cron):
+    t = target()
+    t["releases"][0]["cron"] = cron
+    problem = only_problem(write_specs(tmp_path, {"staging": host(), "prod": t}))
+    assert "releases[0].cron" in problem and "plain ASCII fields separated by spaces" in problem
+
+
+def test_spec_files_are_found_whatever_the_suffix_case(tmp_path):
+    directory = write_specs(tmp_path / "e", {"staging": host()})
+    (directory / "staging.yaml").rename(directory / "staging.YAML")
+    assert list(load_deployment(directory).environments) == ["staging"]
+
+
+def test_fifos_dangling_links_and_links_outside_are_refused_not_skipped(tmp_path):
+    import os
+
+    directory = write_specs(tmp_path / "e", {"staging": host()})
+    os.mkfifo(directory / "pipe.yaml")
+    (directory / "gone.yaml").symlink_to(tmp_path / "nowhere.yaml")
+    outside = write_specs(tmp_path / "elsewhere", {"prod": target()}) / "prod.yaml"
+    (directory / "prod.yaml").symlink_to(outside)
+    found = problems(directory)
+    assert any("pipe.yaml" in p and "not a regular file" in p for p in found)
+    assert any("gone.yaml" in p and "dangling symbolic link" in p for p in found)
+    assert any("prod.yaml" in p and "links outside" in p for p in found)
