@@ -8,6 +8,8 @@ import time
 
 import yaml
 
+from tests.support.terminal import drain
+
 FLAGS = [
     "--host-project",
     "acme-dataform-stg",
@@ -102,11 +104,7 @@ def test_asks_on_a_terminal(tmp_path):
             transcript += os.read(controller, 4096)
         os.write(controller, answer.encode() + b"\n")
     process.wait(timeout=60)
-    try:
-        while True:
-            transcript += os.read(controller, 4096)
-    except OSError:
-        pass
+    transcript = drain(controller, transcript)
     assert process.returncode == 0, transcript.decode(errors="replace")
     assert b"Region [europe-west2]" in transcript
     staging = yaml.safe_load((tmp_path / "environments" / "staging.yaml").read_text())

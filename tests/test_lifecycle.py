@@ -354,7 +354,8 @@ def test_ctrl_d_at_the_confirmation_cancels_and_says_so(project):
     import pty
     import subprocess
     import sys
-    import time
+
+    from tests.support.terminal import drain, read_until
 
     project.run("bootstrap", "prod", "--auto-approve", "--confirm", "prod")
     controller, terminal = pty.openpty()
@@ -368,17 +369,10 @@ def test_ctrl_d_at_the_confirmation_cancels_and_says_so(project):
         close_fds=True,
     )
     os.close(terminal)
-    transcript, deadline = b"", time.monotonic() + 300
-    while b"Type the environment name" not in transcript and time.monotonic() < deadline:
-        transcript += os.read(controller, 4096)
+    transcript = read_until(controller, b"Type the environment name")
     os.write(controller, b"\x04")  # Ctrl-D
     process.wait(timeout=60)
-    try:
-        while True:
-            transcript += os.read(controller, 4096)
-    except OSError:
-        pass
-    text = transcript.decode(errors="replace")
+    text = drain(controller, transcript).decode(errors="replace")
     assert process.returncode == 1, text
     assert "apply of prod cancelled" in text and "no terminal" not in text
 

@@ -271,12 +271,16 @@ class ResourceType:
         self.derive(state, cloud)
         self.check_create(state, cloud)
         try:
-            cloud.store.create(self.name, self.object_id(state), state)
+            cloud.store.create(self.name, self.object_id(state), self.stored(state))
         except AlreadyExists:
             raise CloudError(
                 f"Error creating {self.name}: googleapi: Error 409: Requested entity already exists",
                 f"{self.object_id(state)} already exists",
             ) from None
+        return state
+
+    def stored(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The body the store keeps for a new object (the state, plus what only the cloud records)."""
         return state
 
     def update(self, prior: dict[str, Any], planned: dict[str, Any], cloud: Cloud) -> dict[str, Any]:
@@ -376,18 +380,8 @@ class IamMember(ResourceType):
     # IAM propagation (tests/fakegcp/iam.py): the store records when the member was created;
     # Terraform state never sees it.
 
-    def create(self, planned: dict[str, Any], cloud: Cloud) -> dict[str, Any]:
-        state = copy.deepcopy(planned)
-        self.derive(state, cloud)
-        self.check_create(state, cloud)
-        try:
-            cloud.store.create(self.name, self.object_id(state), {**state, CREATED_KEY: time.time()})
-        except AlreadyExists:
-            raise CloudError(
-                f"Error creating {self.name}: googleapi: Error 409: Requested entity already exists",
-                f"{self.object_id(state)} already exists",
-            ) from None
-        return state
+    def stored(self, state: dict[str, Any]) -> dict[str, Any]:
+        return {**state, CREATED_KEY: time.time()}
 
     def update(self, prior: dict[str, Any], planned: dict[str, Any], cloud: Cloud) -> dict[str, Any]:
         stored = cloud.store.get(self.name, self.object_id(prior)) or {}
