@@ -569,6 +569,7 @@ def plan(
 
 def _apply_like(
     mode: PlanMode,
+    require_saved_plan: bool,
     envs: list[str] | None,
     all_: bool,
     out: Path,
@@ -584,12 +585,15 @@ def _apply_like(
 ) -> None:
     workspace, lifecycle = _lifecycle(environments, out, terraform_bin, lock_timeout, verbose, impersonate=impersonate)
     order = _selected(workspace, envs, all_)
+    if require_saved_plan:
+        lifecycle.check_saved_plans(order, mode)  # all of them before applying any
     for env in reversed(order) if mode.destroy else order:
         typer.echo(f"== {env}")
         lifecycle.apply(
             env,
             render=not no_render,
             mode=mode,
+            require_saved_plan=require_saved_plan,
             auto_approve=auto_approve,
             allow_destroy=allow_destroy,
             confirm=_ask,
@@ -606,6 +610,14 @@ def apply(
     no_render: NoRenderOption = False,
     auto_approve: AutoApproveOption = False,
     allow_destroy: AllowDestroyOption = False,
+    require_saved_plan: Annotated[
+        bool,
+        typer.Option(
+            "--require-saved-plan",
+            help="Apply only the saved plan (from `dfinfra plan`) made from exactly the files now rendered; "
+            "never plan again (CI: apply what was reviewed).",
+        ),
+    ] = False,
     confirm: ConfirmOption = None,
     target: TargetOption = None,
     replace: ReplaceOption = None,
@@ -630,6 +642,7 @@ def apply(
     """
     _apply_like(
         _mode(False, target, replace, refresh_only),
+        require_saved_plan,
         envs,
         all_,
         out,
@@ -673,6 +686,7 @@ def destroy(
     """
     _apply_like(
         _mode(True, target, None, False),
+        False,
         envs,
         all_,
         out,

@@ -201,6 +201,16 @@ class Lifecycle:
         )
         return PlanOutcome(env, summary, plan_file, mode=mode)
 
+    def check_saved_plans(self, envs: list[str], mode: PlanMode = APPLY) -> None:
+        """Refuse before anything is applied unless every environment has its reviewed plan."""
+        missing = [env for env in envs if self.saved_plan(env, mode=mode) is None]
+        if missing:
+            raise Refused(
+                f"no saved plan made from the files now in {', '.join(str(self.module_dir(e)) for e in missing)} "
+                "(the render changed since it was reviewed, or it was never planned); nothing applied. Plan "
+                "again and review it."
+            )
+
     def _iam_names(self, env: str) -> IamNames:
         """Every grant the module renders, named as `explain` names it."""
         return {g.address: (g.principal.label, g.role, g.resource.label) for g in self.workspace.module(env).grants}
@@ -221,6 +231,7 @@ class Lifecycle:
         if meta.get("render_sha256") != _digest(directory, []) or meta.get("mode") != mode.to_dict():
             return None
         runner = self._runner(directory, "show")
+        self._ensure_init(runner, directory)  # a fresh checkout with a downloaded plan has no .terraform yet
         summary = summarise(json.loads(runner.show_json(plan_file)), mode.refresh_only, self._iam_names(env))
         return PlanOutcome(env, summary, plan_file, reused=True, mode=mode)
 
@@ -232,6 +243,7 @@ class Lifecycle:
         *,
         render: bool = True,
         mode: PlanMode = APPLY,
+        require_saved_plan: bool = False,
         auto_approve: bool = False,
         allow_destroy: bool = False,
         confirm: Confirm = lambda _: None,
@@ -240,6 +252,11 @@ class Lifecycle:
         if render:
             self._render(env, True)
         outcome = self.saved_plan(env, mode=mode)
+        if outcome is None and require_saved_plan:
+            raise Refused(
+                f"{env}: no saved plan made from the files now in {self.module_dir(env)} (the render changed "
+                "since it was reviewed, or it was never planned); nothing applied. Plan again and review it."
+            )
         if outcome is None:
             if (self._meta_dir(self.module_dir(env)) / "tfplan").exists():
                 self.echo(f"{env}: the saved plan was made from another render or mode; planning again")

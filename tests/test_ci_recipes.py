@@ -70,3 +70,72 @@ def test_pre_commit_hooks_call_real_commands():
         words = shlex.split(hook["entry"])
         assert words[0] == "dfinfra" and hook["pass_filenames"] is False
         assert_command_exists(words[1:])
+
+
+def _job_scripts(job: str, names: tuple[str, ...]) -> list[str]:
+    workflow = yaml.safe_load(RECIPES[0].read_text())
+    return [step["run"] for step in workflow["jobs"][job]["steps"] if step.get("name") in names]
+
+
+@pytest.mark.terraform
+def test_github_recipe_applies_exactly_the_plans_it_reviewed(tmp_path, cloud):
+    """The plan job's and the apply job's own shell steps, against the offline cloud: the saved plans
+    travel as the artefact would, and an apply after the render changed is refused."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.project import Project
+
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**cloud.env, "PATH": f"{bin_dir}:{cloud.env['PATH']}", "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md")}
+
+    def bash(script: str, cwd: Path) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["bash", "-e", "-c", script], cwd=cwd, env=env, capture_output=True, text=True, timeout=900
+        )
+
+    reviewed = Project(tmp_path / "pr", cloud)
+    reviewed.run("bootstrap", "--all", "--auto-approve", "--confirm", "prod")
+    reviewed.run("render", "--all", "--out", "infra")  # the HCL the repository commits
+    for script in _job_scripts("plan", ("dfinfra plan",)):
+        result = bash(script, reviewed.root)
+        assert result.returncode == 0, result.stderr
+    summary = (tmp_path / "summary.md").read_text()
+    assert summary.startswith("### dfinfra plan") and "<b>staging</b>" in summary
+
+    def fresh_checkout(name: str, edit=None) -> Path:
+        """A new clone with the committed specs and HCL, then the downloaded artefact (saved plans, lock files)."""
+        root = tmp_path / name
+        shutil.copytree(reviewed.root / "environments", root / "environments")
+        if edit:
+            edit(root / "environments")
+        subprocess.run(
+            [sys.executable, "-m", "dataform_infra", "render", "--all", "--out", "infra"],
+            cwd=root,
+            check=True,
+            env=env,
+            capture_output=True,
+        )
+        for module in (reviewed.root / "infra").iterdir():
+            shutil.copytree(module / ".dfinfra", root / "infra" / module.name / ".dfinfra")
+            shutil.copy(module / ".terraform.lock.hcl", root / "infra" / module.name)
+        return root
+
+    apply_step = _job_scripts("apply", ("dfinfra apply (the reviewed plans, nothing else)",))
+    assert len(apply_step) == 1
+
+    changed = fresh_checkout(
+        "changed",
+        lambda d: (d / "prod.yaml").write_text((d / "prod.yaml").read_text().replace('"45 6 * * *"', '"0 7 * * *"')),
+    )
+    refused = bash(apply_step[0], changed)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "no saved plan made from the files now in" in refused.stderr
+    assert [kind for kind, _ in cloud.resources() if kind != "google_storage_bucket"] == []
+
+    applied = bash(apply_step[0], fresh_checkout("main"))
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "applying the saved plan" in applied.stdout
+    assert "No changes" in reviewed.run("plan", "--all", "--out", "infra", expect=0)
