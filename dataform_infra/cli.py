@@ -13,7 +13,7 @@ import contextlib
 import gc
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -60,8 +60,44 @@ def _workspace(environments: Path) -> Workspace:
 _STATE = {"quiet": False, "plan_has_changes": False}
 
 
+_COLOURS = {"error:": "red", "violation:": "red", "warning:": "yellow"}
+
+
 def _err(message: str) -> None:
+    """To stderr; errors and warnings in colour on a terminal, unless NO_COLOR is set (no-color.org)."""
+    colour = next((c for prefix, c in _COLOURS.items() if message.startswith(prefix)), None)
+    if colour and sys.stderr.isatty() and not os.environ.get("NO_COLOR"):
+        prefix, rest = message.split(":", 1)
+        message = typer.style(prefix + ":", fg=colour, bold=True) + rest
     typer.echo(message, err=True)
+
+
+@contextlib.contextmanager
+def _progress(label: str) -> Iterator[None]:
+    """`label… 12s` on one terminal line while something slow runs; nothing in CI, under -q or in a pipe."""
+    if _STATE["quiet"] or os.environ.get("CI") or not sys.stderr.isatty():
+        yield
+        return
+    import threading
+    import time
+
+    done = threading.Event()
+    start = time.monotonic()
+
+    def tick() -> None:
+        while not done.wait(0.5):
+            sys.stderr.write(f"\r{label}... {time.monotonic() - start:.0f}s")
+            sys.stderr.flush()
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+        sys.stderr.write("\r\033[K")
+        sys.stderr.flush()
 
 
 def _info(message: str) -> None:
@@ -103,7 +139,7 @@ def main_callback(
 ) -> None:
     """dfinfra turns environments/<env>.yaml into one Terraform root module per environment.
 
-    Output never uses colour (so NO_COLOR is honoured by construction); data commands take --json.
+    Errors and warnings are coloured on a terminal unless NO_COLOR is set; data commands take --json.
     """
     _STATE["quiet"] = quiet
 
@@ -368,7 +404,7 @@ def init(
         --prod-project acme-dataform-prd --prod-number 210987654321 --region europe-west2 \\
         --git-url https://github.com/acme/dataform.git --deployer user:me@acme.com
     """
-    from dataform_infra.scaffold import Answers, ensure_free, scaffold
+    from dataform_infra.scaffold import Answers, ensure_free, gitignore, scaffold
 
     ensure_free(environments)
     url = _answer(git_url, "--git-url", "Git repository URL (https:// for a token, git@... for SSH)")
@@ -386,6 +422,11 @@ def init(
     )
     for path in scaffold(environments, answers):
         _err(f"wrote {path}")
+    ignore = gitignore(environments.absolute().parent)
+    if ignore:
+        _err(f"wrote {ignore}")
+    else:
+        _err("note: keep build/**/.dfinfra/ and .terraform/ out of git (see .gitignore)")
     _err("next: dfinfra render --all && dfinfra validate, then dfinfra bootstrap --all")
 
 
@@ -550,7 +591,8 @@ def plan(
     )
     results = {}
     for env in _selected(workspace, envs, all_):
-        outcome = lifecycle.plan(env, render=not no_render, mode=_mode(destroy, target, replace, refresh_only))
+        with _progress(f"planning {env}"):
+            outcome = lifecycle.plan(env, render=not no_render, mode=_mode(destroy, target, replace, refresh_only))
         results[env] = outcome.summary
         if not quiet:
             typer.echo(f"== {env}\n{outcome.summary.render()}")

@@ -358,7 +358,7 @@ class Lifecycle:
                 time.sleep(wait)
                 self._apply_plan(env, self.plan(env, render=False, mode=outcome.mode), retry=False)
                 return
-        runner.check(result, "apply")
+        runner.check(result, "apply", shown=True)  # apply output streams live: its errors are on screen
         self.echo(f"{env}: applied ({done}/{total}). Log: {runner.log_path}")
 
     def _discard_plan(self, env: str) -> None:

@@ -199,3 +199,18 @@ def scaffold(directory: Path, answers: Answers) -> list[Path]:
     schema = directory / SCHEMA_FILE
     schema.write_text(json.dumps(Environment.model_json_schema(by_alias=True), indent=2, sort_keys=True) + "\n")
     return [*targets, schema]
+
+
+GITIGNORE = """# dfinfra's bookkeeping (saved plans, logs) and terraform's working files: never commit them.
+build/**/.dfinfra/
+.terraform/
+"""
+
+
+def gitignore(root: Path) -> Path | None:
+    """Writes root/.gitignore for dfinfra's and terraform's working files, unless one exists."""
+    path = root / ".gitignore"
+    if path.exists() or path.is_symlink():
+        return None
+    path.write_text(GITIGNORE)
+    return path

@@ -49,6 +49,14 @@ def test_flags_scaffold_a_pair_that_renders_and_validates(tmp_path):
     assert (tmp_path / "environments" / "environment.schema.json").exists()
     assert dfinfra("render", "--all", cwd=tmp_path).returncode == 0
     assert "ok: 2 environment(s)" in dfinfra("validate", cwd=tmp_path).stdout
+    assert (tmp_path / ".gitignore").read_text().splitlines()[1:] == ["build/**/.dfinfra/", ".terraform/"]
+
+
+def test_an_existing_gitignore_is_left_alone(tmp_path):
+    (tmp_path / ".gitignore").write_text("node_modules/\n")
+    result = dfinfra("init", *FLAGS, cwd=tmp_path)
+    assert result.returncode == 0 and "keep build/**/.dfinfra/ and .terraform/ out of git" in result.stderr
+    assert (tmp_path / ".gitignore").read_text() == "node_modules/\n"
 
 
 def test_ssh_remote_asks_for_the_host_key(tmp_path):

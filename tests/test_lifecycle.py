@@ -384,3 +384,33 @@ def test_a_damaged_saved_plan_is_planned_again_not_a_traceback(project):
     out = project.run("apply", "prod", "--auto-approve", "--confirm", "prod")
     assert "the saved plan was made from another render or mode; planning again" in out
     assert "No changes" in project.run("plan", "prod", expect=0)
+
+
+@pytest.mark.parametrize("ci", [None, "true"])
+def test_plan_shows_progress_on_a_terminal_but_not_in_ci(project, ci):
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from tests.support.terminal import drain
+
+    project.run("bootstrap", "prod", "--auto-approve", "--confirm", "prod")
+    controller, terminal = pty.openpty()
+    env = {k: v for k, v in project.cloud.env.items() if k != "CI"}
+    if ci:
+        env["CI"] = ci
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dataform_infra", "plan", "prod"],
+        cwd=project.root,
+        env={**env, "FAKEGCP_APPLY_DELAY": "0.5"},
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        close_fds=True,
+    )
+    os.close(terminal)
+    process.wait(timeout=300)
+    shown = drain(controller).decode(errors="replace")
+    assert process.returncode == 2, shown
+    assert ("planning prod... " in shown) is (ci is None)

@@ -36,6 +36,8 @@ from dataform_infra.errors import StateLocked, TerraformError
 from dataform_infra.terraform.binary import TerraformBinary
 
 LineSink = Callable[[str, str], None]  # (stream name, line)
+KEEP_LOGS_ENV = "DFINFRA_KEEP_LOGS"
+DEFAULT_KEEP_LOGS = "50"
 
 
 @dataclass(frozen=True)
@@ -111,9 +113,14 @@ class TerraformRunner:
         return env
 
     def open_log(self, operation: str) -> Path:
+        """A new log for this run; the oldest beyond $DFINFRA_KEEP_LOGS (default 50) per module go."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
         self.log_path = self.log_dir / f"{stamp}-{operation}.log"
+        keep = max(1, int(os.environ.get(KEEP_LOGS_ENV, DEFAULT_KEEP_LOGS)))
+        older = sorted(p for p in self.log_dir.glob("*.log") if p != self.log_path)
+        for stale in older[: max(0, len(older) - (keep - 1))]:  # names sort by time
+            stale.unlink(missing_ok=True)
         return self.log_path
 
     def run(self, command: str, *args: str, on_line: LineSink | None = None, **options: Any) -> RunResult:
@@ -229,7 +236,9 @@ class TerraformRunner:
 
     # --- commands -------------------------------------------------------------------------
 
-    def check(self, result: RunResult, what: str) -> RunResult:
+    def check(self, result: RunResult, what: str, shown: bool = False) -> RunResult:
+        """`result` if terraform succeeded, else the error to raise. `shown`: terraform's output was
+        already streamed to the user, so the error points at it instead of printing it again."""
         if result.returncode in (0,) or (result.returncode == 2 and "-detailed-exitcode" in result.argv):
             return result
         if "Error acquiring the state lock" in result.output:
@@ -240,9 +249,11 @@ class TerraformRunner:
                 "application-default login`, set GOOGLE_APPLICATION_CREDENTIALS, or use Workload Identity "
                 "Federation in CI; add --impersonate-service-account to act as a deployer account"
             )
+        log = f"(full log: {self.log_path})" if self.log_path else ""
+        if shown:
+            raise TerraformError(f"terraform {what} failed in {self.module_dir}: its errors are above {log}")
         detail = diagnostics(result.stderr) or diagnostics(result.stdout)[-4000:]
-        log = f"\n(full log: {self.log_path})" if self.log_path else ""
-        raise TerraformError(f"terraform {what} failed in {self.module_dir}:\n{detail}{log}")
+        raise TerraformError(f"terraform {what} failed in {self.module_dir}:\n{detail}\n{log}")
 
     def _lock_message(self, text: str) -> str:
         info = dict(re.findall(r"^\s*[│]?\s*(ID|Path|Who|Created|Operation):\s*(.+?)\s*$", text, re.M))

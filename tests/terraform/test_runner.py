@@ -82,3 +82,21 @@ def test_missing_credentials_are_one_sentence_with_the_fixes(runner):
     message = str(caught.value)
     assert "found no Google credentials" in message and "gcloud auth application-default login" in message
     assert "--impersonate-service-account" in message and "Workload Identity Federation" in message
+
+
+def test_logs_are_kept_to_the_newest_n_per_module(runner, monkeypatch):
+    monkeypatch.setenv("DFINFRA_KEEP_LOGS", "5")
+    runner.log_dir.mkdir(parents=True)
+    for i in range(12):
+        (runner.log_dir / f"20260101T0000{i:02d}000000Z-plan.log").write_text("x")
+    newest = runner.open_log("apply")
+    kept = sorted(p.name for p in runner.log_dir.glob("*.log"))
+    assert kept == [f"20260101T0000{i:02d}000000Z-plan.log" for i in range(8, 12)]  # + the new one, not yet written
+    assert not newest.exists() and newest.parent == runner.log_dir
+
+
+def test_an_apply_error_already_on_screen_is_not_printed_again(runner):
+    failed = RunResult(("terraform", "apply"), 1, "", "Error: googleapi: Error 403: denied\n")
+    with pytest.raises(TerraformError) as caught:
+        runner.check(failed, "apply", shown=True)
+    assert "Error 403" not in str(caught.value) and "its errors are above" in str(caught.value)
