@@ -71,7 +71,7 @@ def test_each_layer_imports_only_what_it_may(prefix):
             for name in _internal(imported)
             if name != "dataform_infra"
             and not any(name == a or name.startswith(a + ".") for a in ALLOWED[prefix])
-            and name != "dataform_infra.__version__"
+            and name not in ("dataform_infra.__version__", "dataform_infra.MINIMUM_TERRAFORM")
         }
         assert not wrong, f"{module} imports {sorted(wrong)}"
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup
 
+from dataform_infra import MINIMUM_TERRAFORM
 from dataform_infra.cache import cache_dir, private
 from dataform_infra.render.hcl import comment, comment_block, layout, to_hcl
 from dataform_infra.render.module import Module
@@ -68,6 +69,7 @@ def _environment() -> jinja2.Environment:
         # `_finalize` does the real (HCL) escaping of everything else.
         autoescape=True,
     )
+    env.globals["minimum_terraform"] = ".".join(map(str, MINIMUM_TERRAFORM))
     env.filters["comment"] = comment
     env.filters["comment_block"] = comment_block
     return env

