@@ -200,19 +200,7 @@ def validate(
     if as_json:
         import json
 
-        typer.echo(
-            json.dumps(
-                {
-                    "environments": report.environments,
-                    "grants": report.grants,
-                    "warnings": [w.render() for w in report.warnings],
-                    "violations": [
-                        {"rule": f.rule, "source": f.source, "message": f.message} for f in report.violations
-                    ],
-                },
-                indent=2,
-            )
-        )
+        typer.echo(json.dumps(report.to_dict(), indent=2))
         if report.violations:
             raise typer.Exit(1)
         return
@@ -245,17 +233,9 @@ def lint(
     from dataform_infra import policy
 
     violations = 0
-    for directory in directories:
-        files = sorted(directory.glob("*.tf")) if directory.is_dir() else []
-        if not files:
-            raise UsageError(f"{directory} holds no .tf files")
-        try:
-            facts = policy.facts_from_hcl({str(f): f.read_text(encoding="utf-8") for f in files})
-        except Exception as exc:  # the HCL parser's own errors are not ours to type
-            raise UsageError(f"{directory}: cannot parse the HCL ({type(exc).__name__}: {exc})") from None
-        for finding in policy.check(facts):
-            violations += finding.severity == "violation"
-            _err(f"{finding.severity}: {finding.render()}")
+    for finding in policy.lint(directories):
+        violations += finding.severity == "violation"
+        _err(f"{finding.severity}: {finding.render()}")
     if violations:
         raise PolicyViolation(f"{violations} least-privilege violation(s)")
     typer.echo(f"ok: {len(directories)} module(s), no violations")
@@ -935,7 +915,7 @@ def secret_status(
     if as_json:
         import json
 
-        typer.echo(json.dumps([v.__dict__ for v in found], indent=2))
+        typer.echo(json.dumps([v.to_dict() for v in found], indent=2))
         return
     typer.echo(
         f"{secret.name} ({secret.kind}; repository uses "

@@ -12,8 +12,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
+from dataform_infra.errors import UsageError
 from dataform_infra.render.hcl import Expr
 from dataform_infra.render.module import Module
 
@@ -423,3 +425,21 @@ def facts_from_hcl(files: Mapping[str, str]) -> list[Fact]:
                             )
                         )
     return facts
+
+
+def lint(directories: Iterable[Path]) -> list[Finding]:
+    """Every rule over the `.tf` files of each directory (hand-written modules too). A directory
+    without `.tf` files, or HCL the parser cannot read, is bad input (UsageError)."""
+    from lark.exceptions import LarkError
+
+    findings: list[Finding] = []
+    for directory in directories:
+        files = sorted(directory.glob("*.tf")) if directory.is_dir() else []
+        if not files:
+            raise UsageError(f"{directory} holds no .tf files")
+        try:
+            facts = facts_from_hcl({str(f): f.read_text(encoding="utf-8") for f in files})
+        except (LarkError, UnicodeDecodeError) as exc:
+            raise UsageError(f"{directory}: cannot parse the HCL ({type(exc).__name__}: {exc})") from None
+        findings += check(facts)
+    return findings

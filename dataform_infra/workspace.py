@@ -30,6 +30,14 @@ class ValidationReport:
     def violations(self) -> list[policy.Finding]:
         return [f for f in self.findings if f.severity == "violation"]
 
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "environments": self.environments,
+            "grants": self.grants,
+            "warnings": [w.render() for w in self.warnings],
+            "violations": [{"rule": f.rule, "source": f.source, "message": f.message} for f in self.violations],
+        }
+
 
 @dataclass
 class Workspace:

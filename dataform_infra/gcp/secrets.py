@@ -43,6 +43,9 @@ class VersionInfo:
     state: str
     created: str
 
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "state": self.state, "created": self.created}
+
 
 def git_secret(deployment: Deployment, env: str) -> GitSecret:
     if env not in deployment.environments:
