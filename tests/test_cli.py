@@ -213,25 +213,13 @@ def test_unusable_output_paths_are_bad_input_not_tracebacks(project, tmp_path, a
 
 @pytest.mark.parametrize("no_color", [None, "1"])
 def test_errors_are_coloured_on_a_terminal_unless_no_color(project, no_color):
-    import pty
-
-    from tests.support.terminal import drain
+    from tests.support.terminal import drain, spawn
 
     (project / "environments" / "prod.yaml").write_text("project: [\n")
-    controller, terminal = pty.openpty()
     env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "CI", "DFINFRA_ENVIRONMENTS")}
     if no_color:
         env["NO_COLOR"] = no_color
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dataform_infra", "validate"],
-        cwd=project,
-        env=env,
-        stdin=terminal,
-        stdout=terminal,
-        stderr=terminal,
-        close_fds=True,
-    )
-    os.close(terminal)
+    process, controller = spawn("validate", cwd=project, env=env)
     process.wait(timeout=60)
     shown = drain(controller).decode(errors="replace")
     assert process.returncode == 2 and "error:" in shown

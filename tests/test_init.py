@@ -1,14 +1,13 @@
 """`dfinfra init`: from nothing to a rendered, validated pair of environments."""
 
 import os
-import pty
 import subprocess
 import sys
 import time
 
 import yaml
 
-from tests.support.terminal import drain
+from tests.support.terminal import drain, spawn
 
 FLAGS = [
     "--host-project",
@@ -86,16 +85,7 @@ def test_refuses_to_overwrite_and_bad_answers_write_nothing(tmp_path):
 
 
 def test_asks_on_a_terminal(tmp_path):
-    controller, terminal = pty.openpty()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dataform_infra", "init"],
-        cwd=tmp_path,
-        stdin=terminal,
-        stdout=terminal,
-        stderr=terminal,
-        close_fds=True,
-    )
-    os.close(terminal)
+    process, controller = spawn("init", cwd=tmp_path)
     answers = [
         "https://github.com/acme/dataform.git",
         "acme-dataform-stg",

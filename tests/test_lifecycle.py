@@ -352,24 +352,11 @@ def test_escape_hatches_without_leaving_dfinfra(project):
 
 def test_ctrl_d_at_the_confirmation_cancels_and_says_so(project):
     import os
-    import pty
-    import subprocess
-    import sys
 
-    from tests.support.terminal import drain, read_until
+    from tests.support.terminal import drain, read_until, spawn
 
     project.run("bootstrap", "prod", "--auto-approve", "--confirm", "prod")
-    controller, terminal = pty.openpty()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dataform_infra", "apply", "prod"],
-        cwd=project.root,
-        env=project.cloud.env,
-        stdin=terminal,
-        stdout=terminal,
-        stderr=terminal,
-        close_fds=True,
-    )
-    os.close(terminal)
+    process, controller = spawn("apply", "prod", cwd=project.root, env=project.cloud.env)
     transcript = read_until(controller, b"Type the environment name")
     os.write(controller, b"\x04")  # Ctrl-D
     process.wait(timeout=60)
@@ -389,28 +376,13 @@ def test_a_damaged_saved_plan_is_planned_again_not_a_traceback(project):
 
 @pytest.mark.parametrize("ci", [None, "true"])
 def test_plan_shows_progress_on_a_terminal_but_not_in_ci(project, ci):
-    import os
-    import pty
-    import subprocess
-    import sys
-
-    from tests.support.terminal import drain
+    from tests.support.terminal import drain, spawn
 
     project.run("bootstrap", "prod", "--auto-approve", "--confirm", "prod")
-    controller, terminal = pty.openpty()
     env = {k: v for k, v in project.cloud.env.items() if k != "CI"}
     if ci:
         env["CI"] = ci
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dataform_infra", "plan", "prod"],
-        cwd=project.root,
-        env={**env, "FAKEGCP_APPLY_DELAY": "0.5"},
-        stdin=terminal,
-        stdout=terminal,
-        stderr=terminal,
-        close_fds=True,
-    )
-    os.close(terminal)
+    process, controller = spawn("plan", "prod", cwd=project.root, env=env)
     process.wait(timeout=300)
     shown = drain(controller).decode(errors="replace")
     assert process.returncode == 2, shown

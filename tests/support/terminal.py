@@ -3,7 +3,27 @@
 from __future__ import annotations
 
 import os
+import pty
+import subprocess
+import sys
 import time
+from pathlib import Path
+
+
+def spawn(*args: str, cwd: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], int]:
+    """`dfinfra ARGS` with a pseudo-terminal as stdin, stdout and stderr; returns it and the controller fd."""
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dataform_infra", *args],
+        cwd=cwd,
+        env=env,
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        close_fds=True,
+    )
+    os.close(terminal)
+    return process, controller
 
 
 def read_until(controller: int, needle: bytes, transcript: bytes = b"", timeout: float = 300) -> bytes:
