@@ -434,7 +434,9 @@ def lint(directories: Iterable[Path]) -> list[Finding]:
 
     findings: list[Finding] = []
     for directory in directories:
-        files = sorted(directory.glob("*.tf")) if directory.is_dir() else []
+        if not directory.is_dir():
+            raise UsageError(f"{directory} does not exist or is not a directory")
+        files = sorted(directory.glob("*.tf"))
         if not files:
             raise UsageError(f"{directory} holds no .tf files")
         try:

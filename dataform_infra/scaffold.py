@@ -85,9 +85,13 @@ repository:
   git:
 {_git_block(a)}  workspace_compilation:
     schema_suffix: dev      # development workspaces never write production tables
-    schemas: [marts, dataform_assertions]   # what the code writes by default: workspaces write *_dev
+    # The datasets your code writes by default (workflow_settings.yaml's defaultDataset and
+    # defaultAssertionDataset): workspace runs write them as marts_dev and dataform_assertions_dev.
+    schemas: [marts, dataform_assertions]
   runner: dataform-staging
-  # Who may start workspace runs: run_as grants actAs on exactly that runner (strict act-as).
+  # People, and who may start runs as which runner (strict act-as: actAs on exactly that runner).
+  # Giving someone run_as on the repository's runner enables workspace runs: then declare marts_dev and
+  # dataform_assertions_dev under `datasets:` and add them to the runner's `writes` (validate says so).
   access: []                # e.g. - {{member: "group:analytics@example.com", role: editor, run_as: [dataform-staging]}}
 
 datasets:
@@ -95,15 +99,11 @@ datasets:
     description: Dataform models (staging)
   - id: staging_assertions
     description: Dataform assertion results (staging)
-  - id: marts_dev
-    description: Workspace (development) runs of the models
-  - id: dataform_assertions_dev
-    description: Workspace (development) assertion results
 
 runners:
   - name: dataform-staging
     bigquery:
-      writes: [staging_marts, staging_assertions, marts_dev, dataform_assertions_dev]
+      writes: [staging_marts, staging_assertions]
       reads: []             # datasets other teams load, declared above with create: false
 
 releases:

@@ -224,3 +224,8 @@ def test_errors_are_coloured_on_a_terminal_unless_no_color(project, no_color):
     shown = drain(controller).decode(errors="replace")
     assert process.returncode == 2 and "error:" in shown
     assert ("\x1b[" in shown) is (no_color is None)
+
+
+def test_lint_of_a_missing_directory_says_so(project):
+    result = dfinfra("lint", "no-such-dir", cwd=project)
+    assert result.returncode == 2 and "no-such-dir does not exist or is not a directory" in result.stderr

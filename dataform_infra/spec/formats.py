@@ -165,6 +165,8 @@ TimeZone = Annotated[str, AfterValidator(_check_time_zone)]
 
 
 def _check_cron(value: str) -> str:
+    if not value.strip():
+        raise ValueError("an empty cron never fires: leave `cron` out to compile or run only by hand")
     if not re.fullmatch(r"[ -~]+", value):  # a newline, a tab or a no-break space would split fields unseen
         raise ValueError(f"{value!r} is not a unix-cron schedule: use plain ASCII fields separated by spaces")
     try:

@@ -206,9 +206,15 @@ def _cross_checks(deployment: Deployment) -> Iterable[Problem]:
         releases = {r.name for r in env.releases}
         yield from _duplicates(loc, name, "runners", [r.name for r in env.runners], "runner")
         yield from _duplicates(loc, name, "datasets", [d.id for d in env.datasets], "dataset")
+        yield from _duplicates(loc, name, "deployers", list(env.deployers), "deployer")
+        for i, workflow in enumerate(env.workflows):
+            yield from _duplicates(loc, name, ("workflows", i, "tags"), list(workflow.tags), "tag")
         for i, runner in enumerate(env.runners):
             access = runner.bigquery
             for verb in ("writes", "reads"):
+                yield from _duplicates(
+                    loc, name, ("runners", i, "bigquery", verb), list(getattr(access, verb)), "dataset"
+                )
                 for j, dataset in enumerate(getattr(access, verb)):
                     if dataset not in datasets:
                         yield loc.at(
@@ -247,6 +253,8 @@ def _cross_checks(deployment: Deployment) -> Iterable[Problem]:
             members = [a.member for a in env.repository.access]
             yield from _duplicates(loc, name, ("repository", "access"), members, "repository access member")
             for k, person in enumerate(env.repository.access):
+                yield from _duplicates(loc, name, ("repository", "access", k, "run_as"), list(person.run_as), "runner")
+            for k, person in enumerate(env.repository.access):
                 for j, ref in enumerate(person.run_as):
                     other, _, runner_name = ref.rpartition("/")
                     other = other or name
@@ -254,12 +262,17 @@ def _cross_checks(deployment: Deployment) -> Iterable[Problem]:
                         problem = f"no environment {other!r} (environments: {', '.join(envs)})"
                     elif runner_name not in {r.name for r in envs[other].runners}:
                         problem = f"runner {runner_name!r} is not declared under `runners:` of environment {other!r}"
+                        owners = [n for n, e in envs.items() if any(r.name == runner_name for r in e.runners)]
+                        if owners:
+                            problem += f"; for {owners[0]}'s runner write `{owners[0]}/{runner_name}`"
                     else:
                         continue
                     yield loc.at(name, ("repository", "access", k, "run_as", j), problem)
 
 
-def _duplicates(loc: _Locator, env: str, key: str | tuple[str, ...], names: list[str], what: str) -> Iterable[Problem]:
+def _duplicates(
+    loc: _Locator, env: str, key: str | tuple[str | int, ...], names: list[str], what: str
+) -> Iterable[Problem]:
     base = key if isinstance(key, tuple) else (key,)
     seen: dict[str, int] = {}
     for i, value in enumerate(names):
@@ -352,6 +365,15 @@ def _service_accounts_distinct(loc: _Locator, envs: dict[str, Environment]) -> I
 def _warnings(deployment: Deployment) -> Iterable[SpecWarning]:
     loc = _Locator(deployment)
     for name, env in deployment.environments.items():
+        if env.deployers and env.repository is None:
+            yield SpecWarning(
+                loc.at(
+                    name,
+                    ("deployers",),
+                    f"deployers of {name!r} get nothing: configs live in the host's repository, so dfinfra grants "
+                    f"act-as to the deployers of {deployment.host_name!r}; list them there",
+                )
+            )
         releases = {r.name: r for r in env.releases}
         for i, workflow in enumerate(env.workflows):
             release = releases[workflow.release]

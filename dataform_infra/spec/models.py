@@ -85,6 +85,12 @@ class SshKey(Spec):
         if not re.fullmatch(
             r"(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+=*( \S+)?", self.host_public_key
         ):
+            words = self.host_public_key.split()
+            if len(words) >= 3 and re.fullmatch(r"ssh-\S+|ecdsa-\S+", words[1]):
+                raise ValueError(
+                    f"host_public_key starts with the host name {words[0]!r} (as ssh-keyscan prints it): "
+                    "drop it and keep 'ssh-ed25519 AAAA...'"
+                )
             raise ValueError("host_public_key must look like 'ssh-ed25519 AAAAC3Nza...' (one line from ssh-keyscan)")
         return self
 

@@ -8,6 +8,7 @@ that every value keeps its source line, duplicate keys are an error, and anchors
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,13 @@ class _Builder:
             return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
         if node.tag == "tag:yaml.org,2002:timestamp":
             return node.value  # no spec field is a date: `git_ref: 2024-01-01` is the text written
+        if node.tag == "tag:yaml.org,2002:int" and re.fullmatch(r"[-+]?0[0-9_]+", node.value):
+            raise _fail(
+                self.doc.file,
+                f"{node.value} has a leading zero, which YAML reads as an octal number; quote it ('{node.value}')",
+                line,
+                dotted_path(path),
+            )
         if node.tag == "tag:yaml.org,2002:int" and len(node.value) > MAX_INT_DIGITS:
             raise _fail(
                 self.doc.file,

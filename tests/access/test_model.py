@@ -224,3 +224,17 @@ def test_requirements_are_deduplicated_and_merge_their_runs():
     assert len(keys) == len(set(keys))
     secret = next(r for r in model.requirements if r.chain == "git-sync")
     assert set(secret.runs) == {r.id for r in model.runs}  # every run compiles
+
+
+def test_declared_access_no_run_uses_is_a_warning(tmp_path):
+    h = host()
+    h["datasets"].append({"id": "spare"})
+    h["runners"][0]["bigquery"]["writes"].append("spare")
+    h["runners"].append({"name": "idle-runner", "bigquery": {"reads": ["raw"]}})
+    code, out = validate(write_specs(tmp_path / "environments", {"staging": h}))
+    assert code == 0, out
+    assert (
+        "runners[0].bigquery.writes[2]: runner host-runner is granted access to dataset acme-host-proj.spare, "
+        "but no run uses it" in out
+    )
+    assert "runners[1].bigquery.reads[0]: runner idle-runner is granted access to dataset acme-host-proj.raw" in out

@@ -271,3 +271,57 @@ def test_fifos_dangling_links_and_links_outside_are_refused_not_skipped(tmp_path
     assert any("pipe.yaml" in p and "not a regular file" in p for p in found)
     assert any("gone.yaml" in p and "dangling symbolic link" in p for p in found)
     assert any("prod.yaml" in p and "links outside" in p for p in found)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "where", "message"),
+    [
+        (
+            lambda h: h["runners"][0]["bigquery"]["writes"].append("marts"),
+            "runners[0].bigquery.writes[2]",
+            "duplicate dataset 'marts'",
+        ),
+        (lambda h: h["deployers"].append(h["deployers"][0]), "deployers[1]", "duplicate deployer"),
+        (lambda h: h["workflows"][0].update(tags=["a", "a"]), "workflows[0].tags[1]", "duplicate tag 'a'"),
+    ],
+)
+def test_duplicate_list_entries_are_refused_not_rendered_twice(tmp_path, mutate, where, message):
+    h = host()
+    mutate(h)
+    problem = only_problem(write_specs(tmp_path, {"staging": h}))
+    assert where in problem and message in problem
+
+
+def test_a_number_with_a_leading_zero_is_not_read_as_octal(tmp_path):
+    text = yaml.safe_dump(target(), sort_keys=False).replace("222222222222", "0123456701")
+    problem = only_problem(write_specs(tmp_path, {"staging": host(), "prod": text}))
+    assert "project.number: 0123456701 has a leading zero" in problem and "quote it" in problem
+
+
+def test_run_as_names_the_environment_when_the_runner_lives_elsewhere(tmp_path):
+    h = host()
+    h["repository"]["access"] = [{"member": "group:eng@acme.example", "role": "editor", "run_as": ["target-runner"]}]
+    problem = only_problem(write_specs(tmp_path, {"staging": h, "prod": target()}))
+    assert "for prod's runner write `prod/target-runner`" in problem
+
+
+def test_an_empty_cron_says_how_to_schedule_nothing(tmp_path):
+    t = target()
+    t["releases"][0]["cron"] = ""
+    assert "leave `cron` out" in only_problem(write_specs(tmp_path, {"staging": host(), "prod": t}))
+
+
+def test_an_ssh_keyscan_line_with_its_host_name_says_what_to_drop(tmp_path):
+    h = host()
+    h["repository"]["git"] = {
+        "url": "git@github.com:acme/analytics.git",
+        "ssh": {"secret_id": "key", "host_public_key": "github.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0"},
+    }
+    assert "starts with the host name 'github.com'" in only_problem(write_specs(tmp_path, {"staging": h}))
+
+
+def test_deployers_of_a_target_environment_are_a_warning(tmp_path):
+    t = target()
+    t["deployers"] = ["user:someone@acme.example"]
+    deployment = load_deployment(write_specs(tmp_path, {"staging": host(), "prod": t}))
+    assert any("deployers of 'prod' get nothing" in w.render() for w in deployment.warnings)
