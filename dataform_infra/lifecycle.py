@@ -51,10 +51,8 @@ class PlanOutcome:
 
 
 def apply_order(workspace: Workspace, envs: list[str]) -> list[str]:
-    """Targets first, then the host: the host's workflow configs attach the targets' runner accounts,
-    and its grants on those accounts need them to exist."""
-    host = workspace.deployment.host_name
-    return [e for e in envs if e != host] + [e for e in envs if e == host]
+    """`envs` in the deployment's apply order (the topology's: targets first, then the host)."""
+    return [e for e in workspace.topology.apply_order() if e in envs]
 
 
 def _fingerprint(path: Path) -> str:

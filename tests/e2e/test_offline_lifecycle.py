@@ -35,7 +35,8 @@ def test_full_lifecycle(spec_set, tmp_path, cloud):
     envs = list(deployment.environments)
     workspace.write(out, envs)
     host = deployment.host_name
-    apply_order = [e for e in envs if e != host] + [host]
+    apply_order = workspace.topology.apply_order()
+    assert apply_order == [e for e in envs if e != host] + [host]  # targets first: the host names their runners
 
     for env in apply_order:
         module = out / env
