@@ -201,7 +201,7 @@ class Lifecycle:
 
     def check_saved_plans(self, envs: list[str], mode: PlanMode = APPLY) -> None:
         """Refuse before anything is applied unless every environment has its reviewed plan."""
-        missing = [env for env in envs if self.saved_plan(env, mode=mode) is None]
+        missing = [env for env in envs if self._saved_plan_file(env, mode) is None]
         if missing:
             raise Refused(
                 f"no saved plan made from the files now in {', '.join(str(self.module_dir(e)) for e in missing)} "
@@ -213,8 +213,9 @@ class Lifecycle:
         """Every grant the module renders, named as `explain` names it."""
         return {g.address: (g.principal.label, g.role, g.resource.label) for g in self.workspace.module(env).grants}
 
-    def saved_plan(self, env: str, *, mode: PlanMode = APPLY) -> PlanOutcome | None:
-        """The saved plan, if it was made from exactly the files now rendered, for the same mode."""
+    def _saved_plan_file(self, env: str, mode: PlanMode) -> Path | None:
+        """The saved plan file, if its bookkeeping says it was made from exactly the files now rendered,
+        for the same mode (no terraform run: cheap enough to check every environment first)."""
         directory = self.module_dir(env)
         meta_file = self._meta_dir(directory) / "plan.json"
         plan_file = self._meta_dir(directory) / "tfplan"
@@ -228,6 +229,14 @@ class Lifecycle:
             return None
         if meta.get("render_sha256") != _digest(directory, []) or meta.get("mode") != mode.to_dict():
             return None
+        return plan_file
+
+    def saved_plan(self, env: str, *, mode: PlanMode = APPLY) -> PlanOutcome | None:
+        """The saved plan, if it was made from exactly the files now rendered, for the same mode."""
+        plan_file = self._saved_plan_file(env, mode)
+        if plan_file is None:
+            return None
+        directory = self.module_dir(env)
         runner = self._runner(directory, "show")
         self._ensure_init(runner, directory)  # a fresh checkout with a downloaded plan has no .terraform yet
         summary = summarise(json.loads(runner.show_json(plan_file)), mode.refresh_only, self._iam_names(env))
@@ -249,12 +258,9 @@ class Lifecycle:
     ) -> PlanSummary:
         if render:
             self._render(env, True)
+        if require_saved_plan:
+            self.check_saved_plans([env], mode)
         outcome = self.saved_plan(env, mode=mode)
-        if outcome is None and require_saved_plan:
-            raise Refused(
-                f"{env}: no saved plan made from the files now in {self.module_dir(env)} (the render changed "
-                "since it was reviewed, or it was never planned); nothing applied. Plan again and review it."
-            )
         if outcome is None:
             if (self._meta_dir(self.module_dir(env)) / "tfplan").exists():
                 self.echo(f"{env}: the saved plan was made from another render or mode; planning again")

@@ -303,15 +303,7 @@ class AccessModel:
         top = self.topology
         host = top.host_name
         repo = top.repository_spec
-        self._need(
-            "git-sync",
-            top.agent,
-            ("secretmanager.versions.access",),
-            top.secret,
-            "every compilation (scheduled releases, workspaces, runs) fetches the code with the Git credential",
-            host,
-            ("repository", "git", "https_token" if repo.git.https_token else "ssh"),
-        )
+        self._git_sync(())
         for env_name, env in self.deployment.environments.items():
             for j, release in enumerate(env.releases):
                 if release.cron:
@@ -346,6 +338,20 @@ class AccessModel:
                 ("repository", "access", k, "role"),
             )
 
+    def _git_sync(self, runs: tuple[str, ...]) -> None:
+        """Chain 1: every compilation (scheduled releases, workspaces, runs) fetches the code with Git."""
+        top = self.topology
+        self._need(
+            "git-sync",
+            top.agent,
+            ("secretmanager.versions.access",),
+            top.secret,
+            "every compilation (scheduled releases, workspaces, runs) fetches the code with the Git credential",
+            top.host_name,
+            ("repository", "git", "https_token" if top.repository_spec.git.https_token else "ssh"),
+            runs,
+        )
+
     def _ad_hoc_runs(self) -> None:
         """Runners a person may start runs as (`run_as`) that no config or the repository uses: the
         person starts invocations as them directly (the API, an orchestrator)."""
@@ -378,17 +384,7 @@ class AccessModel:
         host = top.host_name
         every = tuple(r.id for r in runs)
         scheduled = tuple(r.id for r in runs if r.kind == "scheduled")
-        git = ("repository", "git", "https_token" if top.repository_spec.git.https_token else "ssh")
-        self._need(
-            "git-sync",
-            top.agent,
-            ("secretmanager.versions.access",),
-            top.secret,
-            "every compilation fetches the code with the Git credential",
-            host,
-            git,
-            every,
-        )
+        self._git_sync(every)
         if scheduled:
             self._need(
                 "agent-schedules",

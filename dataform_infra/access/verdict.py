@@ -22,27 +22,28 @@ def findings(model: AccessModel, coverage: Coverage) -> list[Finding]:
 def warnings(model: AccessModel) -> list[SpecWarning]:
     """What the model cannot check from the spec alone, located at the field that leaves it open, and
     declared data access that no run uses (least privilege: drop it, or give it a run)."""
-    found = []
-    for env, path, message in dict.fromkeys(model.notes):
-        doc = model.deployment.sources[env]
-        found.append(SpecWarning(Problem(doc.file, dotted_path(path), message, doc.line_of(path))))
+    found = [SpecWarning(_problem(model, env, path, message)) for env, path, message in dict.fromkeys(model.notes)]
     idle: dict[tuple[str, str, str, tuple[str | int, ...]], Requirement] = {}
     for req in model.requirements:
         if req.chain in ("runner-writes", "runner-reads") and not req.runs and not req.assumed:
             idle.setdefault((req.principal.member, req.resource.label, req.env, req.spec_path), req)
     for (_, resource, env, path), req in idle.items():
-        doc = model.deployment.sources[env]
         message = (
             f"{req.principal.label} is granted access to {resource}, but no run uses it (no workflow, workspace "
             "run or run_as runs as it): remove it, or give it the run that needs it"
         )
-        found.append(SpecWarning(Problem(doc.file, dotted_path(path), message, doc.line_of(path))))
+        found.append(SpecWarning(_problem(model, env, path, message)))
     return found
 
 
-def _where(model: AccessModel, env: str, path: tuple[str | int, ...]) -> str:
+def _problem(model: AccessModel, env: str, path: tuple[str | int, ...], message: str) -> Problem:
+    """`message` located at `path` of `env`'s spec file, with its line."""
     doc = model.deployment.sources[env]
-    return Problem(doc.file, dotted_path(path), "", doc.line_of(path)).render().rstrip(": ").rstrip()
+    return Problem(doc.file, dotted_path(path), message, doc.line_of(path))
+
+
+def _where(model: AccessModel, env: str, path: tuple[str | int, ...]) -> str:
+    return _problem(model, env, path, "").render().rstrip(": ").rstrip()
 
 
 def _unmet(model: AccessModel, unmet: list[Requirement]) -> Iterable[Finding]:
