@@ -248,6 +248,12 @@ def explain(
     runs: Annotated[
         bool, typer.Option("--runs", help="What each run needs, chain by chain, and which grant gives it.")
     ] = False,
+    deployer: Annotated[
+        bool,
+        typer.Option(
+            "--deployer", help="What each environment's deployer needs on which resource, and the narrowest roles."
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON rows.")] = False,
     environments: EnvironmentsOption = Path("environments"),
 ) -> None:
@@ -256,11 +262,16 @@ def explain(
     With --runs: every requirement of every run (scheduled, started by a deployer, workspace), as
     principal -> permissions -> resource, and the grant that meets it.
 
+    With --deployer: what whoever applies each environment needs, per resource (both projects for a
+    target), with the narrowest predefined roles from Google's role table.
+
     Examples:
 
       dfinfra explain prod
 
       dfinfra explain --runs
+
+      dfinfra explain --deployer prod
 
       dfinfra explain --json | jq '.[] | select(.role | test("TokenCreator"))'
     """
@@ -268,6 +279,19 @@ def explain(
 
     workspace = _workspace(environments)
     envs = workspace.select([env] if env else [], env is None)
+    if deployer:
+        from dataform_infra.deployer import deployer_needs, deployer_table
+        from dataform_infra.lifecycle import apply_order
+
+        ordered = apply_order(workspace, envs)
+        if as_json:
+            import json
+
+            rows = [n.to_dict() for e in ordered for n in deployer_needs(workspace, e)]
+            typer.echo(json.dumps(rows, indent=2))
+            return
+        typer.echo(deployer_table(workspace, ordered), nl=False)
+        return
     coverage = workspace.coverage()
     if runs:
         scope = None if env is None else envs
@@ -524,10 +548,10 @@ def _lifecycle(
     return workspace, lifecycle
 
 
-def _selected(workspace: Workspace, envs: list[str] | None, all_: bool) -> list[str]:
+def _selected(workspace: Workspace, envs: list[str] | None, all_: bool, *, destroy: bool = False) -> list[str]:
     from dataform_infra.lifecycle import apply_order
 
-    return apply_order(workspace, workspace.select(envs or [], all_))
+    return apply_order(workspace, workspace.select(envs or [], all_), destroy=destroy)
 
 
 @app.command()
@@ -606,10 +630,10 @@ def _apply_like(
     impersonate: str | None,
 ) -> None:
     workspace, lifecycle = _lifecycle(environments, out, terraform_bin, lock_timeout, verbose, impersonate=impersonate)
-    order = _selected(workspace, envs, all_)
+    order = _selected(workspace, envs, all_, destroy=mode.destroy)
     if require_saved_plan:
         lifecycle.check_saved_plans(order, mode)  # all of them before applying any
-    for env in reversed(order) if mode.destroy else order:
+    for env in order:
         typer.echo(f"== {env}")
         lifecycle.apply(
             env,
@@ -653,7 +677,7 @@ def apply(
     """Apply the saved plan if it still matches the render, else plan first; then confirm and apply.
 
     Protected environments need their name typed (or --auto-approve --confirm ENV). Plans that
-    delete or replace stateful resources need --allow-destroy. --all applies targets before the host.
+    delete or replace stateful resources need --allow-destroy. --all applies the host before its targets.
     Ctrl-C stops terraform gracefully; a second Ctrl-C stops it at once.
 
     Examples:
@@ -813,6 +837,51 @@ def output(
     code = lifecycle.terraform(env, ["output", "-no-color", *(["-json"] if as_json else [])])
     if code:
         raise typer.Exit(code)
+
+
+@app.command()
+@_handles_errors
+def migrate(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the moves; change no state.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the moves as JSON.")] = False,
+    out: OutOption = Path("build"),
+    terraform_bin: TerraformBinOption = None,
+    lock_timeout: LockTimeoutOption = "60s",
+    verbose: VerboseOption = False,
+    impersonate: ImpersonateOption = None,
+    environments: EnvironmentsOption = Path("environments"),
+) -> None:
+    """Move state entries to the module that now declares them (once, after upgrading from 0.x).
+
+    dfinfra 0.x kept every environment's configs, and the grants on their runners, in the host
+    module; now each environment's module owns them. This renders every environment, pulls each
+    state (backed up under OUT/.migrate/), and moves every entry whose object another module now
+    declares with `terraform state mv`: nothing is destroyed or recreated. Run it before any apply
+    with the new version; then `dfinfra plan --all` shows no destroys for moved objects.
+
+    Examples:
+
+      dfinfra migrate --dry-run
+
+      dfinfra migrate
+    """
+    from dataform_infra.migration import migrate as run_migration
+
+    _, lifecycle = _lifecycle(
+        environments, out, terraform_bin, lock_timeout, verbose, to_stderr=as_json, impersonate=impersonate
+    )
+    result = run_migration(lifecycle, dry_run=dry_run)
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    for move in result.moves:
+        typer.echo(("would move " if dry_run else "moved ") + move.render())
+    if not result.moves:
+        typer.echo("nothing to move: every state entry is in the module that declares it")
+    elif result.backup:
+        typer.echo(f"{len(result.moves)} state entries moved; the states before: {result.backup}")
 
 
 # --- Google Cloud APIs --------------------------------------------------------------------------

@@ -50,9 +50,16 @@ class PlanOutcome:
     mode: PlanMode = APPLY
 
 
-def apply_order(workspace: Workspace, envs: list[str]) -> list[str]:
-    """`envs` in the deployment's apply order (the topology's: targets first, then the host)."""
-    return [e for e in workspace.topology.apply_order() if e in envs]
+def apply_order(workspace: Workspace, envs: list[str], *, destroy: bool = False) -> list[str]:
+    """`envs` in the deployment's apply order (the topology's: the host first, then its targets),
+    reversed for a destroy."""
+    order = [e for e in workspace.topology.apply_order() if e in envs]
+    return order[::-1] if destroy else order
+
+
+NO_BUCKET = "The state bucket does not exist yet"
+# What the host module's state holds once its repository exists (targets' configs are its children).
+HOST_MARKER = "google_dataform_repository.this"
 
 
 def _fingerprint(path: Path) -> str:
@@ -99,6 +106,7 @@ class Lifecycle:
         self.echo = echo
         self.stream = stream
         self.impersonate = impersonate
+        self._applied: set[str] = set()  # environments applied (or destroyed) by this process
 
     # --- paths and bookkeeping ------------------------------------------------------------
 
@@ -157,9 +165,7 @@ class Lifecycle:
         except TerraformError as exc:
             if "bucket doesn't exist" in str(exc) or "bucket does not exist" in str(exc):
                 env = directory.name
-                raise TerraformError(
-                    f"{exc}\nThe state bucket does not exist yet: run `dfinfra bootstrap {env}` first."
-                ) from None
+                raise TerraformError(f"{exc}\n{NO_BUCKET}: run `dfinfra bootstrap {env}` first.") from None
             raise
         stamp.parent.mkdir(parents=True, exist_ok=True)
         stamp.write_text(_digest(directory, self._init_inputs(directory)))  # as init left them
@@ -258,6 +264,7 @@ class Lifecycle:
     ) -> PlanSummary:
         if render:
             self._render(env, True)
+        self._check_order(env, mode, render=render)
         if require_saved_plan:
             self.check_saved_plans([env], mode)
         outcome = self.saved_plan(env, mode=mode)
@@ -282,7 +289,60 @@ class Lifecycle:
             verb="destroy" if mode.destroy else "apply",
         )
         self._apply_plan(env, outcome)
+        self._applied.add(env)
         return summary
+
+    def _check_order(self, env: str, mode: PlanMode, *, render: bool) -> None:
+        """Stop before terraform when the order is wrong: a target's configs live in the host's
+        repository (applied first), and destroying the host takes the targets' configs with it."""
+        top = self.workspace.topology
+        host = top.host_name
+        if mode.destroy and env == host:
+            others = [t for t in top.apply_order() if t != host and t not in self._applied]
+            alive = [t for t in others if self._state(t, render=render)]
+            if alive:
+                raise Refused(
+                    f"refusing to destroy {host}: its repository holds the configs of {', '.join(alive)}, whose "
+                    f"state still lists resources. Destroy {' and '.join(alive)} first (or `dfinfra destroy --all`, "
+                    "which destroys the targets before the host); nothing destroyed."
+                )
+        elif (
+            not mode.destroy
+            and env != host
+            and host not in self._applied
+            and HOST_MARKER not in self._state(host, render=render)
+        ):
+            raise Refused(
+                f"{env}'s release and workflow configs live in the repository that {host} creates, and "
+                f"{host}'s state holds no repository yet: apply {host} first (`dfinfra apply {host}`, or "
+                "`dfinfra apply --all`, which applies the host first); nothing applied."
+            )
+
+    def _state(self, env: str, *, render: bool) -> list[str]:
+        """Addresses in `env`'s state (empty when it has none, or no module is rendered to ask with)."""
+        if render:
+            self.workspace.write(self.out, [env])
+        elif not any(self.module_dir(env).glob("*.tf")):
+            return []
+        try:
+            return self.initialised_runner(env, "state").state_list()
+        except TerraformError as error:
+            if NO_BUCKET in str(error):  # never bootstrapped, so never applied
+                return []
+            raise
+
+    def initialised_runner(self, env: str, operation: str) -> TerraformRunner:
+        """A runner for `env`'s rendered module, after `terraform init` if one is due."""
+        directory = self.module_dir(env)
+        runner = self._runner(directory, operation)
+        self._ensure_init(runner, directory)
+        return runner
+
+    def scratch_runner(self, directory: Path) -> TerraformRunner:
+        """A runner in a directory holding no module (for `terraform state` on local files)."""
+        return TerraformRunner(
+            self.binary, directory, self.out / ".dfinfra" / "logs", self.lock_timeout, self.impersonate
+        )
 
     def _guard(
         self,

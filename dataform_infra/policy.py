@@ -360,7 +360,8 @@ def facts_from_module(module: Module) -> list[Fact]:
         attrs: dict[str, Any] = {str(k): _value(v) for k, v in grant.target.items()}
         attrs |= {"role": grant.role, "member": _value(grant.member)}
         comments = (f"{OPT_IN_MARKER}: {grant.opt_in_reason}",) if grant.opt_in_reason else ()
-        facts.append(Fact("resource", grant.resource_type, grant.name, attrs, f"{where}: {grant.spec_path}", comments))
+        source = f"{module.spec_file(grant.env)}: {grant.spec_path}"
+        facts.append(Fact("resource", grant.resource_type, grant.name, attrs, source, comments))
     if module.is_host:
         repo = module.env.repository
         assert repo is not None
@@ -373,16 +374,16 @@ def facts_from_module(module: Module) -> list[Fact]:
         if module.repository_runner:  # the repository's own runner
             attrs["service_account"] = _value(module.repository_runner.email_value)
         facts.append(Fact("resource", "google_dataform_repository", "this", attrs, f"{where}: repository"))
-        for wc in module.workflows:
-            facts.append(
-                Fact(
-                    "resource",
-                    "google_dataform_repository_workflow_config",
-                    wc.name,
-                    {"invocation_config": [{"service_account": _value(wc.service_account)}]},
-                    f"{where}: workflows ({wc.workflow.name})",
-                )
+    for wc in module.workflows:
+        facts.append(
+            Fact(
+                "resource",
+                "google_dataform_repository_workflow_config",
+                wc.name,
+                {"invocation_config": [{"service_account": _value(wc.service_account)}]},
+                f"{where}: workflows ({wc.workflow.name})",
             )
+        )
     return facts
 
 

@@ -66,7 +66,7 @@ def _git_block(a: Answers) -> str:
 
 def staging_yaml(a: Answers, schema_ref: str) -> str:
     return f"""# yaml-language-server: $schema={schema_ref}
-# Staging hosts the Dataform repository and runs both environments' release and workflow configs.
+# Staging hosts the Dataform repository (prod's release and workflow configs live in it too).
 project:
   id: {_q(a.host_project)}
   number: {_q(a.host_number)}
@@ -126,8 +126,8 @@ workflows:
 
 def prod_yaml(a: Answers, schema_ref: str) -> str:
     return f"""# yaml-language-server: $schema={schema_ref}
-# Prod: its runner, datasets and BigQuery grants live here; its release and workflow configs are
-# created in the staging-hosted repository. Apply prod first: dfinfra apply --all does.
+# Prod: its module creates its runner, datasets, grants and its release and workflow configs, in the
+# staging-hosted repository. Apply staging first: dfinfra apply --all does.
 project:
   id: {_q(a.prod_project)}
   number: {_q(a.prod_number)}
@@ -137,6 +137,11 @@ state:
   bucket: {_q(a.prod_project + "-tfstate")}   # created by: dfinfra bootstrap prod
   prefix: dataform/prod
 protected: true             # apply and destroy ask for the environment's name
+
+# Who runs Terraform for prod: act-as on the runner prod's configs attach (strict act-as).
+# `dfinfra explain --deployer prod` lists everything else it needs, in both projects.
+deployers:
+  - {_q(a.deployer)}
 
 datasets:
   - id: marts

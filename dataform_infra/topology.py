@@ -122,6 +122,11 @@ class AttachedRunner:
     def resource(self) -> Resource:
         return runner_resource(self.email)
 
+    def spec_env(self, host_name: str) -> str:
+        """The environment whose spec file holds `path`: the host's for the repository's runner and
+        people's `run_as`, the runner's own for a workflow."""
+        return host_name if self.path[:1] == ("repository",) else self.env
+
 
 class Topology:
     """The shape of one deployment: the host, its targets, and the objects that connect them."""
@@ -174,8 +179,14 @@ class Topology:
         return HOST_APIS if env_name == self.host_name else TARGET_APIS
 
     def apply_order(self) -> list[str]:
-        """Targets first (the host's configs and grants name their runners), then the host."""
-        return [n for n in self.environments if n != self.host_name] + [self.host_name]
+        """The host first (its repository and service agent), then the targets whose configs live in
+        that repository and whose runners the agent impersonates. Destroy in reverse."""
+        return [self.host_name] + [n for n in self.environments if n != self.host_name]
+
+    def api_owner(self, env_name: str) -> str:
+        """The module enabling `env_name`'s project's APIs: the first one applied in that project."""
+        project = self.environments[env_name].project.id
+        return next(n for n in self.apply_order() if self.environments[n].project.id == project)
 
     def runner(self, env_name: str, name: str) -> AttachedRunner:
         env = self.environments[env_name]

@@ -40,6 +40,7 @@ TARGET: dict[str, Any] = {
     "region": "europe-west2",
     "bigquery_location": "EU",
     "state": {"bucket": "acme-target-tfstate", "prefix": "dataform/target"},
+    "deployers": ["serviceAccount:deployer@acme-ci-proj.iam.gserviceaccount.com"],
     "datasets": [{"id": "marts"}, {"id": "assertions"}],
     "runners": [{"name": "target-runner", "bigquery": {"writes": ["marts", "assertions"]}}],
     "releases": [

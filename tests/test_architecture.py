@@ -47,6 +47,14 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "dataform_infra.cache",
     ),
     "dataform_infra.terraform": ("dataform_infra.terraform", "dataform_infra.errors", "dataform_infra.cache"),
+    # Which module declares a Google object: read from rendered modules, never from terraform or Google.
+    "dataform_infra.ownership": ("dataform_infra.render", "dataform_infra.topology"),
+    "dataform_infra.deployer": (
+        "dataform_infra.access",
+        "dataform_infra.render",
+        "dataform_infra.topology",
+        "dataform_infra.workspace",
+    ),
     "dataform_infra.gcp": (
         "dataform_infra.gcp",
         "dataform_infra.access",

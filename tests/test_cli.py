@@ -28,8 +28,11 @@ def test_render_all_then_check_is_clean(project):
     result = dfinfra("render", "--all", cwd=project)
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (project / "build").iterdir()) == ["prod", "staging"]
-    assert (project / "build" / "staging" / "dataform.tf").exists()
-    assert not (project / "build" / "prod" / "dataform.tf").exists()
+    staging = (project / "build" / "staging" / "dataform.tf").read_text()
+    prod = (project / "build" / "prod" / "dataform.tf").read_text()
+    # Each module holds its own configs; only the host's creates the repository.
+    assert 'resource "google_dataform_repository" "this"' in staging and "google_dataform_repository." not in prod
+    assert '"target-daily"' in prod and '"target-daily"' not in staging
     check = dfinfra("render", "--all", "--check", cwd=project)
     assert check.returncode == 0, check.stderr
 
@@ -134,8 +137,8 @@ def test_explain_lists_every_grant_with_its_rule(project):
     result = dfinfra("explain", "staging", cwd=project)
     assert result.returncode == 0
     rows = [line for line in result.stdout.splitlines() if line.startswith("| staging |")]
-    # 3 datasets, the secret, the agent's role, and per attached runner: token creator, job user, act-as
-    assert len(rows) == 11
+    # 3 datasets, the secret, the agent's role, and for its one attached runner: token creator, job user, act-as
+    assert len(rows) == 8
     assert all("(`" in row for row in rows)
     assert not [row for row in rows if row.endswith("| **nothing** |")]  # every grant serves a run
     assert "Dataform service agent | `roles/iam.serviceAccountTokenCreator`" in result.stdout
@@ -229,3 +232,16 @@ def test_errors_are_coloured_on_a_terminal_unless_no_color(project, no_color):
 def test_lint_of_a_missing_directory_says_so(project):
     result = dfinfra("lint", "no-such-dir", cwd=project)
     assert result.returncode == 2 and "no-such-dir does not exist or is not a directory" in result.stderr
+
+
+def test_explain_deployer_names_what_a_target_deployer_needs_in_the_host(project):
+    import json
+
+    rows = json.loads(dfinfra("explain", "--deployer", "prod", "--json", cwd=project).stdout)
+    by_resource = {r["resource"]: r for r in rows}
+    assert {r["env"] for r in rows} == {"prod"}
+    assert by_resource["project acme-host-proj"]["roles"] == ["roles/resourcemanager.projectIamAdmin"]
+    assert by_resource["repository analytics"]["roles"] == ["roles/dataform.admin"]
+    table = dfinfra("explain", "--deployer", cwd=project).stdout
+    assert table.index("| staging |") < table.index("| prod |")  # in apply order
+    assert "grant it on that repository only from staging's spec" in table

@@ -26,13 +26,20 @@ def applied(project: Project) -> None:
     project.run("apply", "--all", "--auto-approve", "--confirm", "prod")
 
 
+def host_applied(project: Project) -> None:
+    """Buckets for both, and staging (the host) applied: prod's configs need its repository."""
+    project.run("bootstrap", "--all", "--auto-approve", "--confirm", "prod")
+    project.run("apply", "staging", "--auto-approve")
+
+
 def test_from_nothing_to_applied_then_one_more_workflow(project):
     project.run("bootstrap", "--all", "--auto-approve", "--confirm", "prod")
     again = project.run("bootstrap", "prod", "--auto-approve", "--confirm", "prod")
     assert "No changes" in again  # idempotent
 
     first = project.run("plan", "--all", expect=2)
-    assert "Plan: 9 to create" in first  # prod: 3 APIs, runner, 2 datasets, 3 dataset grants (Job User is in the host)
+    # prod: 3 APIs, runner, 2 datasets, 3 dataset grants, Token Creator, Job User, act-as, release, workflow
+    assert "Plan: 14 to create" in first
     # Every principal is known from the spec: IAM lines name it the way `explain` does.
     assert "known after apply" not in first
     assert "+ runner dataform-prod-runner -> roles/bigquery.jobUser -> project acme-analytics-staging" in first
@@ -49,8 +56,8 @@ def test_from_nothing_to_applied_then_one_more_workflow(project):
         )
     )
     plan = _json_tail(project.run("plan", "--all", "--json", expect=2))
-    assert plan["prod"]["has_changes"] is False
-    assert plan["staging"]["changes"] == [
+    assert plan["staging"]["has_changes"] is False  # prod.yaml changed: only prod's module changes
+    assert plan["prod"]["changes"] == [
         {
             "address": "google_dataform_repository_workflow_config.prod_weekly_refresh",
             "type": "google_dataform_repository_workflow_config",
@@ -59,18 +66,18 @@ def test_from_nothing_to_applied_then_one_more_workflow(project):
             "destructive": False,
         }
     ]
-    project.run("apply", "staging", "--auto-approve")
+    project.run("apply", "prod", "--auto-approve", "--confirm", "prod")  # `apply prod` applies prod.yaml fully
     assert "No changes" in project.run("plan", "--all", expect=0)
 
     # A cron edit shows what changes, old -> new; the Markdown comment puts it under its environment.
     spec.write_text(spec.read_text().replace('cron: "45 6 * * *"', 'cron: "0 7 * * *"'))
-    diff = project.run("plan", "staging", expect=2)
+    diff = project.run("plan", "prod", expect=2)
     assert "~ google_dataform_repository_workflow_config.prod_daily (update):" in diff
     assert 'cron_schedule: "45 6 * * *" -> "0 7 * * *"' in diff
     comment = project.run("plan", "--all", "--format", "markdown", expect=2)
     assert comment.startswith("### dfinfra plan")
-    assert "<details><summary><b>staging</b>: 0 to create, 1 to update, 0 to replace, 0 to delete</summary>" in comment
-    assert "<b>prod</b>: no changes" in comment
+    assert "<details><summary><b>prod</b>: 0 to create, 1 to update, 0 to replace, 0 to delete</summary>" in comment
+    assert "<b>staging</b>: no changes" in comment
 
 
 def _json_tail(output: str) -> dict:
@@ -84,7 +91,7 @@ def test_second_plan_skips_init(project):
 
 
 def test_protected_environment_needs_its_name(project):
-    project.run("bootstrap", "prod", "--auto-approve", "--confirm", "prod")
+    host_applied(project)
     no_tty = project.run("apply", "prod", expect=1)
     assert "without confirmation: no terminal" in no_tty
     assert "--auto-approve --confirm prod" in no_tty
@@ -93,7 +100,8 @@ def test_protected_environment_needs_its_name(project):
     )
     wrong = project.run("apply", "prod", "--auto-approve", "--confirm", "staging", expect=1)
     assert "prod is protected: with --auto-approve also pass --confirm prod" in wrong
-    assert [kind for kind, _ in project.cloud.resources() if kind != "google_storage_bucket"] == []
+    prod = [id_ for kind, id_ in project.cloud.resources() if kind != "google_storage_bucket" and "-prod" in id_]
+    assert prod == []
 
 
 def test_destructive_plans_are_refused_without_allow_destroy(project):
@@ -103,8 +111,8 @@ def test_destructive_plans_are_refused_without_allow_destroy(project):
     refused = project.run("apply", "prod", "--auto-approve", "--confirm", "prod", expect=1)
     assert "refusing to apply prod" in refused and "delete google_service_account.dataform_prod_runner" in refused
     assert "--allow-destroy" in refused
-    destroy = project.run("destroy", "staging", "--auto-approve", expect=1)
-    assert "refusing to destroy staging" in destroy and "google_dataform_repository.this" in destroy
+    destroy = project.run("destroy", "prod", "--auto-approve", "--confirm", "prod", expect=1)
+    assert "refusing to destroy prod" in destroy and "google_bigquery_dataset.marts" in destroy
     assert project.cloud.resources()  # nothing was touched
 
 
@@ -121,13 +129,13 @@ def test_stale_saved_plan_is_planned_again(project):
 
 
 def test_saved_plan_is_reused_when_nothing_changed(project):
-    project.run("bootstrap", "prod", "--auto-approve", "--confirm", "prod")
+    host_applied(project)
     project.run("plan", "prod", expect=2)
     assert "applying the saved plan" in project.run("apply", "prod", "--auto-approve", "--confirm", "prod")
 
 
 def test_concurrent_applies_one_waits_for_or_fails_on_the_lock(project):
-    project.run("bootstrap", "prod", "--auto-approve", "--confirm", "prod")
+    host_applied(project)
     slow = {"FAKEGCP_APPLY_DELAY": "2"}
     first = project.popen("apply", "prod", "--auto-approve", "--confirm", "prod", "--out", "build-a", env=slow)
     for line in first.stdout:  # the first apply holds the lock once it is creating resources
@@ -146,7 +154,7 @@ def test_concurrent_applies_one_waits_for_or_fails_on_the_lock(project):
 
 
 def test_interrupt_during_apply_leaves_a_usable_state(project):
-    project.run("bootstrap", "prod", "--auto-approve", "--confirm", "prod")
+    host_applied(project)
     process = project.popen("apply", "prod", "--auto-approve", "--confirm", "prod", env={"FAKEGCP_APPLY_DELAY": "1"})
     lines = []
     for line in process.stdout:
@@ -182,20 +190,28 @@ def test_binary_selection_and_minimum_version(project, tmp_path, terraform_bin):
     assert f"at {terraform_bin}" in chosen
 
 
-def test_host_before_targets_fails_on_the_missing_runner(project):
-    """Why --all applies targets first: the host grants on the targets' runner accounts."""
+def test_a_target_before_its_host_stops_before_terraform_with_the_order(project):
     project.run("bootstrap", "--all", "--auto-approve", "--confirm", "prod")
-    output = project.run("apply", "staging", "--auto-approve", expect=1)
-    assert "dataform-prod-runner@acme-analytics-prod.iam.gserviceaccount.com" in output
-    assert "does not exist" in output
-    project.run("apply", "--all", "--auto-approve", "--confirm", "prod")  # the right order then completes it
+    output = project.run("apply", "prod", "--auto-approve", "--confirm", "prod", expect=1)
+    assert "staging's state holds no repository yet: apply staging first" in " ".join(output.split())
+    assert "404" not in output
+    assert [id_ for kind, id_ in project.cloud.resources() if kind != "google_storage_bucket"] == []  # nothing applied
+    project.run("apply", "staging", "--auto-approve")
+    project.run("apply", "prod", "--auto-approve", "--confirm", "prod")  # the right order then completes it
     assert "No changes" in project.run("plan", "--all", expect=0)
 
+    # Destroying the host while prod's configs live in its repository is refused; prod first is fine.
+    refused = project.run("destroy", "staging", "--auto-approve", "--allow-destroy", expect=1)
+    assert "Destroy prod first" in " ".join(refused.split())
+    project.run("destroy", "prod", "--auto-approve", "--allow-destroy", "--confirm", "prod")
+    assert "No changes" in project.run("plan", "staging", expect=0)  # staging untouched and still working
+    assert not [id_ for kind, id_ in project.cloud.resources() if kind != "google_storage_bucket" and "-prod" in id_]
 
-def test_destroy_all_goes_host_first_and_keeps_a_log_per_run(project):
+
+def test_destroy_all_goes_targets_first_and_keeps_a_log_per_run(project):
     applied(project)
     output = project.run("destroy", "--all", "--auto-approve", "--allow-destroy", "--confirm", "prod")
-    assert output.index("== staging") < output.index("== prod")
+    assert output.index("== prod") < output.index("== staging")
     assert [kind for kind, _ in project.cloud.resources() if kind != "google_storage_bucket"] == []
     logs = sorted((project.root / "build" / "prod" / ".dfinfra" / "logs").glob("*.log"))
     assert any(log.name.endswith("-apply.log") for log in logs)
@@ -242,14 +258,20 @@ def test_apply_does_not_retry_a_permission_error_without_new_grants(project):
     # Applied by someone who is not a deployer: no act-as, and nothing in the plan would grant it.
     intruder = {"FAKEGCP_CALLER": "serviceAccount:intruder@acme-ci-automation.iam.gserviceaccount.com"}
     out = project.run(
-        "apply", "staging", "--auto-approve", env={**intruder, "DFINFRA_IAM_PROPAGATION_WAIT": "0"}, expect=1
+        "apply",
+        "prod",
+        "--auto-approve",
+        "--confirm",
+        "prod",
+        env={**intruder, "DFINFRA_IAM_PROPAGATION_WAIT": "0"},
+        expect=1,
     )
     assert "applying once more" not in out
     assert "Permission 'iam.serviceAccounts.actAs' denied" in out
 
 
 def _apply_until_creating(project: Project):
-    project.run("bootstrap", "prod", "--auto-approve", "--confirm", "prod")
+    host_applied(project)
     process = project.popen("apply", "prod", "--auto-approve", "--confirm", "prod", env={"FAKEGCP_APPLY_DELAY": "1"})
     assert process.stdout is not None
     lines = []
@@ -286,7 +308,7 @@ def test_a_closed_output_pipe_neither_hangs_nor_stops_the_apply(project):
     import subprocess
     import sys
 
-    project.run("bootstrap", "prod", "--auto-approve", "--confirm", "prod")
+    host_applied(project)
     piped = subprocess.run(
         f"{sys.executable} -m dataform_infra apply prod --auto-approve --confirm prod | head -1",
         shell=True,
@@ -355,7 +377,7 @@ def test_ctrl_d_at_the_confirmation_cancels_and_says_so(project):
 
     from tests.support.terminal import drain, read_until, spawn
 
-    project.run("bootstrap", "prod", "--auto-approve", "--confirm", "prod")
+    host_applied(project)
     process, controller = spawn("apply", "prod", cwd=project.root, env=project.cloud.env)
     transcript = read_until(controller, b"Type the environment name")
     os.write(controller, b"\x04")  # Ctrl-D
@@ -366,7 +388,7 @@ def test_ctrl_d_at_the_confirmation_cancels_and_says_so(project):
 
 
 def test_a_damaged_saved_plan_is_planned_again_not_a_traceback(project):
-    project.run("bootstrap", "prod", "--auto-approve", "--confirm", "prod")
+    host_applied(project)
     project.run("plan", "prod", expect=2)
     (project.root / "build" / "prod" / ".dfinfra" / "plan.json").write_text("{not json")
     out = project.run("apply", "prod", "--auto-approve", "--confirm", "prod")

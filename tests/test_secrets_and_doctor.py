@@ -67,15 +67,19 @@ def test_secret_set_status_and_a_clean_doctor(live, google_apis):
         "apis-enabled",
         "git-secret-version",
         "agent-reads-git-secret",
-        "agent-token-creator:dataform-prod-runner@acme-analytics-prod.iam.gserviceaccount.com",
         "caller-act-as:dataform-staging-runner@acme-analytics-staging.iam.gserviceaccount.com",
-        "runner-exists:dataform-prod-runner@acme-analytics-prod.iam.gserviceaccount.com",
     } <= set(found)
-    assert set(checks(live.run("doctor", "prod")).values()) == {"PASS"}
+    # Each environment's doctor checks the runners its module owns: prod's are prod's.
+    assert not [name for name in found if "dataform-prod-runner" in name and not name.startswith("run:")]
+    prod = checks(live.run("doctor", "prod"))
+    assert set(prod.values()) == {"PASS"}
     assert {
         "project-number:acme-analytics-prod",
+        "runner-exists:dataform-prod-runner@acme-analytics-prod.iam.gserviceaccount.com",
+        "agent-token-creator:dataform-prod-runner@acme-analytics-prod.iam.gserviceaccount.com",
+        "caller-act-as:dataform-prod-runner@acme-analytics-prod.iam.gserviceaccount.com",
         "run:runner-runs-jobs:dataform-prod-runner@acme-analytics-prod.iam.gserviceaccount.com:project:acme-analytics-staging",
-    } <= set(checks(live.run("doctor", "prod")))
+    } <= set(prod)
 
 
 def _drop_member(store, kind, role, member=None, resource_attr=None, resource=None):
@@ -98,7 +102,7 @@ BREAKAGES = {
     ),
     "runner-exists:dataform-prod-runner@acme-analytics-prod.iam.gserviceaccount.com": (
         lambda s: s.delete("google_service_account", PROD_RUNNER),
-        "staging",
+        "prod",
         "dfinfra apply prod",
     ),
     "agent-token-creator:dataform-prod-runner@acme-analytics-prod.iam.gserviceaccount.com": (
@@ -110,7 +114,7 @@ BREAKAGES = {
             "service_account_id",
             PROD_RUNNER,
         ),
-        "staging",
+        "prod",
         "--role=roles/iam.serviceAccountTokenCreator",
     ),
     "caller-act-as:dataform-prod-runner@acme-analytics-prod.iam.gserviceaccount.com": (
@@ -122,7 +126,7 @@ BREAKAGES = {
             "service_account_id",
             PROD_RUNNER,
         ),
-        "staging",
+        "prod",
         "grant roles/iam.serviceAccountUser",
     ),
     "git-secret-version": (
@@ -163,7 +167,7 @@ def test_each_doctor_check_fails_with_its_fix(live, check):
 def test_a_missing_runner_skips_its_grant_checks(live):
     live.run("secret", "set", "staging", stdin=CANARY)
     live.cloud.store.delete("google_service_account", PROD_RUNNER)
-    found = checks(live.run("doctor", "staging", expect=1))
+    found = checks(live.run("doctor", "prod", expect=1))
     email = PROD_RUNNER.rsplit("/", 1)[-1]
     assert found[f"agent-token-creator:{email}"] == found[f"caller-act-as:{email}"] == "SKIP"
 

@@ -209,10 +209,11 @@ class AccessModel:
         top = self.topology
         host = top.host_name
         repo = top.repository_spec
-        deployers = [Principal("deployer", d) for d in top.host.deployers]
-        self._repository_needs(deployers)
+        self._repository_needs()
 
         for env_name, env in self.deployment.environments.items():
+            # Each environment's module creates its own configs: its deployers attach its runners.
+            deployers = [Principal("deployer", d) for d in env.deployers]
             releases = {r.name: (j, r) for j, r in enumerate(env.releases)}
             for i, workflow in enumerate(env.workflows):
                 found = top.runner(env_name, workflow.runner)
@@ -249,10 +250,20 @@ class AccessModel:
                         runner.resource,
                         f"{d.member} creates and updates workflow config {workflow.name}, which runs as "
                         f"{runner.email} (strict act-as)",
-                        host,
+                        env_name,
                         ("deployers",),
                     )
+            if not deployers and env.workflows:
+                self.notes.append(
+                    (
+                        env_name,
+                        ("deployers",),
+                        "no deployers: whoever applies the configs needs iam.serviceAccounts.actAs "
+                        "on each runner they attach (strict act-as), and dfinfra grants it only to `deployers`",
+                    )
+                )
 
+        deployers = [Principal("deployer", d) for d in top.host.deployers]
         if repo.runner:
             found = top.runner(host, repo.runner)
             runner = AttachedRunner(host, found.runner, found.project, ("repository", "runner"))
@@ -285,21 +296,12 @@ class AccessModel:
                     )
                 self._runner_reads(host, top.host, repo.runner, ids)
         self._ad_hoc_runs()
-        if not deployers and any(env.workflows for env in self.deployment.environments.values()):
-            self.notes.append(
-                (
-                    host,
-                    ("deployers",),
-                    "no deployers: whoever applies the configs needs iam.serviceAccounts.actAs "
-                    "on each runner they attach (strict act-as), and dfinfra grants it only to `deployers`",
-                )
-            )
         self._declared_intents()
 
-    def _repository_needs(self, deployers: list[Principal]) -> None:
+    def _repository_needs(self) -> None:
         """What the repository needs whatever runs: Git sync for every compilation (scheduled releases,
         workspaces, people's compilations), the agent's role for scheduled releases, config management
-        and people's declared access."""
+        by each environment's deployers, and people's declared access."""
         top = self.topology
         host = top.host_name
         repo = top.repository_spec
@@ -316,17 +318,21 @@ class AccessModel:
                         env_name,
                         ("releases", j, "cron"),
                     )
-        for d in deployers:
-            self._need(
-                "manage-configs",
-                d,
-                MANAGE,
-                top.repository,
-                f"{d.member} manages release and workflow configs",
-                host,
-                ("deployers",),
-                assumed=True,
-            )
+        for env_name in top.apply_order():  # a deployer of several environments is recorded at the host's
+            env = self.deployment.environments[env_name]
+            if not (env.releases or env.workflows or env_name == host):
+                continue
+            for d in env.deployers:
+                self._need(
+                    "manage-configs",
+                    Principal("deployer", d),
+                    MANAGE,
+                    top.repository,
+                    f"{d} manages {env_name}'s release and workflow configs",
+                    env_name,
+                    ("deployers",),
+                    assumed=True,
+                )
         for k, access in enumerate(repo.access):
             self._need(
                 "use-repository",
@@ -402,7 +408,7 @@ class AccessModel:
             ("iam.serviceAccounts.getAccessToken",),
             runner.resource,
             f"the run executes as {runner.email}",
-            runner.env,
+            runner.spec_env(host),
             runner.path,
             every,
         )
@@ -412,7 +418,7 @@ class AccessModel:
             ("bigquery.jobs.create",),
             top.host_project,
             f"{runner.email} runs BigQuery jobs in {top.host.project.id}, the project hosting the repository",
-            runner.env,
+            runner.spec_env(host),
             runner.path,
             every,
         )
@@ -425,7 +431,7 @@ class AccessModel:
                 ("iam.serviceAccounts.actAs",),
                 runner.resource,
                 f"{run.started_by.member} starts runs as {runner.email} (strict act-as)",
-                host,
+                run.env if run.started_by.kind == "deployer" else host,
                 self._start_path(run.started_by),
                 (run.id,),
             )
@@ -435,7 +441,7 @@ class AccessModel:
                 START,
                 top.repository,
                 f"{run.started_by.member} starts runs in the repository",
-                host,
+                run.env if run.started_by.kind == "deployer" else host,
                 self._start_path(run.started_by),
                 (run.id,),
                 assumed=run.started_by.kind == "deployer",

@@ -80,11 +80,8 @@ class Doctor:
         yield from self._run_requirements()
 
     def _runners_to_check(self) -> list[tuple[str, str]]:
-        """This environment's runners; for the host also every runner its configs attach elsewhere."""
-        wanted = [(self.env_name, r.name) for r in self.env.runners]
-        if self.is_host:
-            wanted += [(a.env, a.runner.name) for a in self.topology.attached_runners()]
-        return list(dict.fromkeys(wanted))
+        """This environment's runners: its module creates them and every grant that makes them usable."""
+        return [(self.env_name, r.name) for r in self.env.runners]
 
     def _attached(self, env_name: str, runner: str) -> bool:
         """Attached by the repository or a config (people's `run_as` alone attaches nothing to configs)."""
@@ -125,11 +122,10 @@ class Doctor:
         try:
             call(f"reading service account {email}", iam.get_service_account, request={"name": name})
         except GcpNotFound:
-            why = "" if env_name == self.env_name else f" (the host's workflow configs in {self.host_name} use it)"
             return Check(
                 f"runner-exists:{email}",
                 "fail",
-                f"service account {email} does not exist{why}",
+                f"service account {email} does not exist",
                 f"dfinfra apply {env_name}",
             )
         return Check(f"runner-exists:{email}", "pass", f"{email} exists")
@@ -151,7 +147,7 @@ class Doctor:
                 checks[0],
                 "fail",
                 f"{self.agent} has no roles/iam.serviceAccountTokenCreator on {email}: workflows running as it fail",
-                f"dfinfra apply {self.host_name}   (or: gcloud iam service-accounts add-iam-policy-binding "
+                f"dfinfra apply {env_name}   (or: gcloud iam service-accounts add-iam-policy-binding "
                 f"{email} --member=serviceAccount:{self.agent} --role=roles/iam.serviceAccountTokenCreator)",
             )
         allowed = call(
@@ -164,8 +160,8 @@ class Doctor:
                 checks[1],
                 "fail",
                 f"your credentials lack {ACT_AS} on {email}: creating or updating configs that use it fails",
-                f"add your deployer to `deployers:` in {self.deployment.spec_file(self.host_name)} and run "
-                f"dfinfra apply {self.host_name}   (or grant roles/iam.serviceAccountUser on {email})",
+                f"add your deployer to `deployers:` in {self.deployment.spec_file(env_name)} and run "
+                f"dfinfra apply {env_name}   (or grant roles/iam.serviceAccountUser on {email})",
             )
 
     # --- the Git secret -------------------------------------------------------------------
@@ -275,7 +271,7 @@ class Doctor:
     def _org_policies(self) -> Iterator[Check]:
         top = self.topology
         host_project = top.host.project.id
-        attached = {a.project for a in top.attached_runners() if self.is_host or a.env == self.env_name}
+        attached = {a.project for a in top.attached_runners() if a.env == self.env_name}
         runner_projects = sorted(attached - {host_project})
         constraint = "iam.disableCrossProjectServiceAccountUsage"
         for project in runner_projects:

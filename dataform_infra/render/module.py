@@ -3,14 +3,15 @@
 This is where intent becomes resources: which APIs, accounts, datasets, grants and Dataform
 configs, and which module owns each. The templates only lay these objects out as HCL.
 
-Ownership across environments (why the host module reaches into other projects):
-- Each environment's module creates its own runner accounts, datasets and BigQuery grants.
-- The host module (the one with `repository:`) creates the repository, the Git secret, every
-  release and workflow config (they are children of the repository) and the grants that let the
-  host's service agent and deployers use the runners those configs attach — including runners
-  in other projects. Putting those grants in the target module would need the host's service
-  agent to exist before the target is applied while the host's workflow configs need the target's
-  runner: a cycle. With this split, targets are applied first, then the host.
+Ownership follows the spec files: an environment's module holds everything its YAML declares.
+- The host module (the one with `repository:`) creates the repository, the service agent's identity
+  and role, the Git secret and its accessor grant, and people's repository access.
+- Every module (the host's included) creates its own runners, datasets and BigQuery grants, the
+  grants that make its runners usable (the agent's Token Creator and deployers' act-as on them,
+  their Job User on the host project, people's `run_as` on them) and its release and workflow
+  configs, which are children of the host's repository and name it literally outside the host.
+So the host is applied first, then the targets, and `dfinfra apply prod` changes exactly what
+`prod.yaml` declares. Destroy goes the other way.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from dataform_infra.topology import (
     Topology,
     project_resource,
     runner_email,
-    service_account_name,
 )
 
 
@@ -141,6 +141,10 @@ class Module:
     releases: list[ReleaseConfig] = field(default_factory=list)
     workflows: list[WorkflowConfig] = field(default_factory=list)
     service_agent: str | None = None
+    # Where this module's release and workflow configs live: the host's repository.
+    repository_project: str = ""
+    repository_region: str = ""
+    repository_ref: Expr | str = ""
     secret_name: Ident | None = None
     secret_version_ref: Expr | None = None
     repository_runner: RunnerRef | None = None
@@ -158,6 +162,10 @@ class Module:
             Expr.ref("self", "number"),
             "): correct project.number there.",
         )
+
+    def spec_file(self, env_name: str) -> str:
+        """The spec file (as printed in headers) declaring environment `env_name`."""
+        return next(f for f in self.spec_files if f.rsplit("/", 1)[-1].rsplit(".", 1)[0] == env_name)
 
     def needs_api(self, service: str) -> tuple[Expr, ...]:
         """depends_on for a resource that needs `service`, when this module enables it."""
@@ -178,10 +186,19 @@ class _ModuleBuilder:
         self.is_host = env_name == self.host_name
         self.names = NameAllocator()
         envs_dir = deployment.spec_file(env_name).parent.name
-        related = [env_name] + ([n for n in deployment.environments if n != env_name] if self.is_host else [])
+        # The host reads every spec (anything scheduled, a project shared with it); a target reads the host's.
+        related = [env_name] + (
+            [n for n in deployment.environments if n != env_name] if self.is_host else [self.host_name]
+        )
         files = tuple(f"{envs_dir}/{deployment.spec_file(n).name}" for n in related)
         self.module = Module(env_name, self.env, self.is_host, files)
         self.sa_refs: dict[str, Ident] = {}
+        # The agent's email comes from the host's project number (a local in iam.tf). The host module
+        # creates the agent; a target module is applied after it, so nothing there waits for it.
+        self.agent_member = Expr.ref("local", "dataform_service_agent")
+        self.agent_depends_on: tuple[Expr, ...] = (
+            (Expr.ref("google_project_service_identity", "dataform"),) if self.is_host else ()
+        )
 
     def build(self) -> Module:
         self._apis()
@@ -189,23 +206,20 @@ class _ModuleBuilder:
         self._datasets()
         self._bigquery_grants()
         if self.is_host:
-            self._host()
+            self._repository()
+        self._runner_access()
+        self._configs()
         return self.module
 
     # --- every environment ----------------------------------------------------------------
 
     def _apis(self) -> None:
-        """Each project's APIs are enabled by one module: the first one applied in that project.
-
-        Targets are applied before the host, so a project shared by a target and the host (the
-        single-project layout) gets its APIs, the host's included, from that target's module.
-        """
+        """Each project's APIs are enabled by one module: the first one applied in that project, so a
+        project shared by the host and a target (the single-project layout) gets them from the host."""
+        if self.topology.api_owner(self.env_name) != self.env_name:
+            return
         project = self.env.project.id
         sharing = [n for n, e in self.deployment.environments.items() if e.project.id == project]
-        targets = [n for n in sharing if n != self.host_name]
-        owner = targets[0] if targets else self.host_name
-        if owner != self.env_name:
-            return
         services = sorted({s for n in sharing for s in self.topology.apis(n)})
         for service in services:
             name = self.names.name("google_project_service", service.split(".")[0])
@@ -248,36 +262,27 @@ class _ModuleBuilder:
             )
 
     def _runner_ref(self, attached: AttachedRunner) -> RunnerRef:
-        """A reference when this module creates the account, a literal when another module does."""
-        email = attached.email
-        if attached.env == self.env_name:
-            name = self.sa_refs[attached.runner.name]
-            return RunnerRef(
-                env=attached.env,
-                runner=attached.runner,
-                project=attached.project,
-                email=email,
-                resource_name=Expr.ref("google_service_account", name, "name"),
-                email_value=Expr.ref("google_service_account", name, "email"),
-                member_value=Expr.ref("google_service_account", name, "member"),
-            )
+        """How this module names one of its own runners: references to the account it creates."""
+        assert attached.env == self.env_name, "a module only grants on and attaches its own runners"
+        name = self.sa_refs[attached.runner.name]
         return RunnerRef(
-            attached.env,
-            attached.runner,
-            attached.project,
-            email,
-            resource_name=service_account_name(email),
-            email_value=email,
-            member_value=f"serviceAccount:{email}",
+            env=attached.env,
+            runner=attached.runner,
+            project=attached.project,
+            email=attached.email,
+            resource_name=Expr.ref("google_service_account", name, "name"),
+            email_value=Expr.ref("google_service_account", name, "email"),
+            member_value=Expr.ref("google_service_account", name, "member"),
         )
 
     def _grant(self, resource_type: str, name_parts: tuple[str, ...], **fields: Any) -> Grant:
+        """A grant of this module; `env` names the spec file holding `path` when it is not this one's."""
         target = {Ident(k): v for k, v in fields.pop("target").items()}
+        fields.setdefault("env", self.env_name)
         grant = Grant(
             resource_type=Ident(resource_type),
             name=self.names.name(resource_type, *name_parts),
             target=target,
-            env=self.env_name,
             **fields,
         )
         self.module.grants.append(grant)
@@ -326,18 +331,15 @@ class _ModuleBuilder:
                     opt_in_reason=wide.reason,
                 )
 
-    # --- host only ------------------------------------------------------------------------
+    # --- the host: the repository and what every run shares ------------------------------------
 
-    def _host(self) -> None:
+    def _repository(self) -> None:
         env = self.env
         top = self.topology
         repo = top.repository_spec
         module = self.module
         module.service_agent = top.agent.email
         module.checked_project_number = env.project.number
-        agent_member = Expr.ref("local", "dataform_service_agent")
-        identity = Expr.ref("google_project_service_identity", "dataform")
-        host_project = env.project.id
 
         auth = repo.git.https_token or repo.git.ssh
         assert auth is not None
@@ -350,14 +352,15 @@ class _ModuleBuilder:
             role="roles/secretmanager.secretAccessor",
             principal=top.agent,
             resource=top.secret,
-            member=agent_member,
+            member=self.agent_member,
             target={"secret_id": secret_id},
             rule="agent-reads-git-secret",
             why="The Dataform service agent performs every Git operation, so it (and only it) reads the "
             "Git credential - even when workflows run as custom runners.",
             path=("repository", "git"),
-            depends_on=(identity,),
+            depends_on=self.agent_depends_on,
         )
+        module.repository_depends_on = (Expr.ref(secret_grant.resource_type, secret_grant.name),)
         if top.has_schedules:
             self._grant(
                 "google_project_iam_member",
@@ -365,82 +368,26 @@ class _ModuleBuilder:
                 role="roles/dataform.serviceAgent",
                 principal=top.agent,
                 resource=top.host_project,
-                member=agent_member,
-                target={"project": host_project},
+                member=self.agent_member,
+                target={"project": env.project.id},
                 rule="agent-has-its-role",
                 why="Scheduled releases and workflows are started by the Dataform service agent, which needs "
                 "roles/dataform.serviceAgent; an agent created through google_project_service_identity may not "
                 "have it yet. Granted to the agent only.",
                 path=("repository",),
-                depends_on=(identity,),
+                depends_on=self.agent_depends_on,
             )
-
-        runner_grants: dict[tuple[str, str], list[Expr]] = {}
-        refs: dict[tuple[str, str], RunnerRef] = {}
-        attached_runners = {(a.env, a.runner.name): a for a in top.attached_runners()}
-        for attached in attached_runners.values():
-            ref = refs[(attached.env, attached.runner.name)] = self._runner_ref(attached)
-            needed = runner_grants.setdefault((ref.env, ref.runner.name), [])
-            local = ref.env == self.env_name
-            token_creator = self._grant(
-                "google_service_account_iam_member",
-                ("dataform_agent", "impersonates", ref.env, ref.runner.name),
-                role="roles/iam.serviceAccountTokenCreator",
-                principal=top.agent,
-                resource=attached.resource,
-                member=agent_member,
-                target={"service_account_id": ref.resource_name},
-                rule="agent-impersonates-runner",
-                why=f"The Dataform service agent mints tokens for runner {ref.runner.name} ({ref.env}); "
-                "granted on that account only, never on the project.",
-                path=attached.path,
-                depends_on=(identity,),
-            )
-            needed.append(Expr.ref(token_creator.resource_type, token_creator.name))
-            job_user = self._grant(
-                "google_project_iam_member",
-                ("" if local else ref.env, ref.runner.name, "bigquery_job_user"),
-                role="roles/bigquery.jobUser",
-                principal=attached.principal,
-                resource=top.host_project,
-                member=ref.member_value,
-                target={"project": host_project},
-                rule="runner-runs-jobs",
-                why=f"Runner {ref.runner.name} ({ref.env}) runs its BigQuery jobs in {host_project}, the project "
-                "hosting the repository (Job User grants no data access).",
-                path=attached.path,
-            )
-            needed.append(Expr.ref(job_user.resource_type, job_user.name))
-            if attached.path[:2] == ("repository", "access"):
-                continue  # only people start runs as it: deployers attach it to nothing
-            for k, deployer in enumerate(env.deployers):
-                act_as = self._grant(
-                    "google_service_account_iam_member",
-                    ("deployer", deployer, "acts_as", ref.env, ref.runner.name),
-                    role="roles/iam.serviceAccountUser",
-                    principal=Principal("deployer", deployer),
-                    resource=attached.resource,
-                    member=deployer,
-                    target={"service_account_id": ref.resource_name},
-                    rule="deployer-acts-as-runner",
-                    why=f"Strict act-as: deployer {deployer} attaches runner {ref.runner.name} ({ref.env}) to "
-                    "Dataform configs, which requires iam.serviceAccounts.actAs on it.",
-                    path=("deployers", k),
-                )
-                needed.append(Expr.ref(act_as.resource_type, act_as.name))
-
         repository_target = {
-            "project": host_project,
+            "project": env.project.id,
             "region": env.region,
             "repository": Expr.ref("google_dataform_repository", "this", "name"),
         }
         for k, access in enumerate(repo.access):
-            person = Principal("person", access.member)
             self._grant(
                 "google_dataform_repository_iam_member",
                 ("repository", access.role, access.member),
                 role=f"roles/dataform.{access.role}",
-                principal=person,
+                principal=Principal("person", access.member),
                 resource=top.repository,
                 member=access.member,
                 target=repository_target,
@@ -448,55 +395,126 @@ class _ModuleBuilder:
                 why=f"{access.member} is a Dataform {access.role} of this repository only.",
                 path=("repository", "access", k),
             )
+
+    # --- every module: its runners made usable, its configs ------------------------------------
+
+    def _runner_access(self) -> None:
+        """Grants that let the agent, this environment's deployers and people use its attached runners."""
+        top = self.topology
+        host_project = top.host.project.id
+        self.runner_needs: dict[str, list[Expr]] = {}
+        for attached in top.attached_runners():
+            if attached.env != self.env_name:
+                continue
+            ref = self._runner_ref(attached)
+            needed = self.runner_needs.setdefault(ref.runner.name, [])
+            self.module.service_agent = top.agent.email
+            token_creator = self._grant(
+                "google_service_account_iam_member",
+                ("dataform_agent", "impersonates", ref.runner.name),
+                role="roles/iam.serviceAccountTokenCreator",
+                principal=top.agent,
+                resource=attached.resource,
+                member=self.agent_member,
+                target={"service_account_id": ref.resource_name},
+                rule="agent-impersonates-runner",
+                why=f"The Dataform service agent mints tokens for runner {ref.runner.name}; granted on that "
+                "account only, never on the project.",
+                path=attached.path,
+                env=attached.spec_env(top.host_name),
+                depends_on=self.agent_depends_on,
+            )
+            needed.append(Expr.ref(token_creator.resource_type, token_creator.name))
+            job_user = self._grant(
+                "google_project_iam_member",
+                (ref.runner.name, "bigquery_job_user"),
+                role="roles/bigquery.jobUser",
+                principal=attached.principal,
+                resource=top.host_project,
+                member=ref.member_value,
+                target={"project": host_project},
+                rule="runner-runs-jobs",
+                why=f"Runner {ref.runner.name} runs its BigQuery jobs in {host_project}, the project hosting the "
+                "repository (Job User grants no data access).",
+                path=attached.path,
+                env=attached.spec_env(top.host_name),
+            )
+            needed.append(Expr.ref(job_user.resource_type, job_user.name))
+            if attached.path[:2] == ("repository", "access"):
+                continue  # only people start runs as it: deployers attach it to nothing
+            for k, deployer in enumerate(self.env.deployers):
+                act_as = self._grant(
+                    "google_service_account_iam_member",
+                    ("deployer", deployer, "acts_as", ref.runner.name),
+                    role="roles/iam.serviceAccountUser",
+                    principal=Principal("deployer", deployer),
+                    resource=attached.resource,
+                    member=deployer,
+                    target={"service_account_id": ref.resource_name},
+                    rule="deployer-acts-as-runner",
+                    why=f"Strict act-as: deployer {deployer} attaches runner {ref.runner.name} to Dataform "
+                    "configs, which requires iam.serviceAccounts.actAs on it.",
+                    path=("deployers", k),
+                )
+                needed.append(Expr.ref(act_as.resource_type, act_as.name))
+
+        for k, access in enumerate(top.repository_spec.access):
             for j, run_as in enumerate(access.run_as):
-                attached = attached_runners[top.resolve_runner_ref(run_as)]
-                ref = refs[(attached.env, attached.runner.name)]
+                env_name, runner_name = top.resolve_runner_ref(run_as)
+                if env_name != self.env_name:
+                    continue
+                attached = top.runner(env_name, runner_name)
+                ref = self._runner_ref(attached)
                 self._grant(
                     "google_service_account_iam_member",
-                    ("person", access.member, "acts_as", ref.env, ref.runner.name),
+                    ("person", access.member, "acts_as", ref.runner.name),
                     role="roles/iam.serviceAccountUser",
-                    principal=person,
+                    principal=Principal("person", access.member),
                     resource=attached.resource,
                     member=access.member,
                     target={"service_account_id": ref.resource_name},
                     rule="person-starts-runs",
                     why=f"Strict act-as: {access.member} starts runs (workspace or manual) as runner "
-                    f"{ref.runner.name} ({ref.env}), which requires iam.serviceAccounts.actAs on that account only.",
+                    f"{ref.runner.name}, which requires iam.serviceAccounts.actAs on that account only.",
                     path=("repository", "access", k, "run_as", j),
+                    env=top.host_name,
                 )
+        repo = top.repository_spec
+        if self.is_host and repo.runner:
+            self.module.repository_runner = self._runner_ref(top.runner(self.env_name, repo.runner))
+            self.module.repository_depends_on += tuple(self.runner_needs[repo.runner])
 
-        if repo.runner:
-            module.repository_runner = refs[(self.env_name, repo.runner)]
-        runner_needs = runner_grants[(self.env_name, repo.runner)] if repo.runner else []
-        module.repository_depends_on = (Expr.ref(secret_grant.resource_type, secret_grant.name), *runner_needs)
-
-        release_refs: dict[tuple[str, str], Expr] = {}
-        for env_name, target in self.deployment.environments.items():
-            for release in target.releases:
-                name = self.names.name("google_dataform_repository_release_config", release.name)
-                release_refs[(env_name, release.name)] = Expr.ref(
-                    "google_dataform_repository_release_config", name, "id"
+    def _configs(self) -> None:
+        """This environment's release and workflow configs, children of the host's repository."""
+        top = self.topology
+        module = self.module
+        module.repository_project = top.host.project.id
+        module.repository_region = top.host.region
+        module.repository_ref = (
+            Expr.ref("google_dataform_repository", "this", "name") if self.is_host else top.repository_spec.name
+        )
+        release_refs: dict[str, Expr] = {}
+        for release in self.env.releases:
+            name = self.names.name("google_dataform_repository_release_config", release.name)
+            release_refs[release.name] = Expr.ref("google_dataform_repository_release_config", name, "id")
+            module.releases.append(
+                ReleaseConfig(
+                    name=name,
+                    env=self.env_name,
+                    release=release,
+                    database=release.compilation.database or self.env.project.id,
+                    location=release.compilation.location or self.env.bigquery_location,
                 )
-                module.releases.append(
-                    ReleaseConfig(
-                        name=name,
-                        env=env_name,
-                        release=release,
-                        database=release.compilation.database or target.project.id,
-                        location=release.compilation.location or target.bigquery_location,
-                    )
+            )
+        for workflow in self.env.workflows:
+            ref = self._runner_ref(top.runner(self.env_name, workflow.runner))
+            module.workflows.append(
+                WorkflowConfig(
+                    name=self.names.name("google_dataform_repository_workflow_config", workflow.name),
+                    env=self.env_name,
+                    workflow=workflow,
+                    release_ref=release_refs[workflow.release],
+                    service_account=ref.email_value,
+                    depends_on=tuple(self.runner_needs[workflow.runner]),
                 )
-        for env_name, target in self.deployment.environments.items():
-            for workflow in target.workflows:
-                ref = refs[(env_name, workflow.runner)]
-                needs = tuple(runner_grants[(env_name, workflow.runner)])
-                module.workflows.append(
-                    WorkflowConfig(
-                        name=self.names.name("google_dataform_repository_workflow_config", workflow.name),
-                        env=env_name,
-                        workflow=workflow,
-                        release_ref=release_refs[(env_name, workflow.release)],
-                        service_account=ref.email_value,
-                        depends_on=needs,
-                    )
-                )
+            )

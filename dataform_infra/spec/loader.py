@@ -300,7 +300,8 @@ def _unique_across(loc: _Locator, envs: dict[str, Environment], key: str, what: 
 def _terraform_names_distinct(loc: _Locator, envs: dict[str, Environment]) -> Iterable[Problem]:
     """Names that differ only in case or punctuation would share a Terraform resource name, and which
     one got the `_2` suffix would depend on their order in the spec: reordering would plan replacing
-    both. Datasets are per module; release and workflow configs all live in the host module."""
+    both. Datasets are per module; release and workflow configs are checked across environments, since
+    they share one repository (and a config may move between modules, as `dfinfra migrate` does)."""
     groups: list[tuple[str, list[tuple[str, int, str]]]] = []
     for name, env in envs.items():
         groups.append(("datasets", [(name, i, d.id) for i, d in enumerate(env.datasets)]))
@@ -365,13 +366,14 @@ def _service_accounts_distinct(loc: _Locator, envs: dict[str, Environment]) -> I
 def _warnings(deployment: Deployment) -> Iterable[SpecWarning]:
     loc = _Locator(deployment)
     for name, env in deployment.environments.items():
-        if env.deployers and env.repository is None:
+        attaches = env.workflows or (env.repository is not None and env.repository.runner)
+        if env.deployers and not attaches:
             yield SpecWarning(
                 loc.at(
                     name,
                     ("deployers",),
-                    f"deployers of {name!r} get nothing: configs live in the host's repository, so dfinfra grants "
-                    f"act-as to the deployers of {deployment.host_name!r}; list them there",
+                    f"deployers of {name!r} get nothing: dfinfra grants deployers act-as on the runners their "
+                    f"environment's workflows (or repository) attach, and {name!r} attaches none",
                 )
             )
         releases = {r.name: r for r in env.releases}

@@ -297,8 +297,9 @@ class Environment(Spec):
     labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, description="Labels on every labelled resource.")
     deployers: list[Member] = Field(
         default_factory=list,
-        description="Principals that run Terraform. In the host they get act-as (Service Account User) "
-        "on every runner a repository or workflow config attaches, as strict act-as mode requires.",
+        description="Principals that run Terraform for this environment. They get act-as (Service Account User) "
+        "on each of its runners its workflow configs (or, in the host, the repository) attach, as strict act-as "
+        "mode requires; `dfinfra explain --deployer` lists what else they need.",
     )
     repository: Repository | None = Field(default=None, description="The Dataform repository (host environment only).")
     datasets: list[Dataset] = Field(default_factory=list, description="BigQuery datasets runners use.")

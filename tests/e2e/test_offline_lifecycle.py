@@ -36,7 +36,7 @@ def test_full_lifecycle(spec_set, tmp_path, cloud):
     workspace.write(out, envs)
     host = deployment.host_name
     apply_order = workspace.topology.apply_order()
-    assert apply_order == [e for e in envs if e != host] + [host]  # targets first: the host names their runners
+    assert apply_order == [host] + [e for e in envs if e != host]  # the host first: it holds the repository
 
     for env in apply_order:
         module = out / env
@@ -68,15 +68,17 @@ def test_full_lifecycle(spec_set, tmp_path, cloud):
 
 
 def test_target_environments_apply_concurrently(tmp_path, cloud):
-    """Two terraform applies at once (their provider processes write one store) both succeed."""
+    """Two terraform applies at once (their provider processes write one store) both succeed, once the host
+    (dev) that holds their configs' repository exists."""
     import subprocess
 
     workspace = Workspace(_unique_buckets(SPEC_SETS["three-environments"], tmp_path))
     cloud.seed(workspace.deployment)
     out = tmp_path / "infra"
-    workspace.write(out, ["staging", "prod"])
-    for env in ("staging", "prod"):
+    workspace.write(out, ["dev", "staging", "prod"])
+    for env in ("dev", "staging", "prod"):
         cloud.init(out / env)
+    cloud.terraform(out / "dev", "apply", "-input=false", "-no-color", "-auto-approve")
     runs = [
         subprocess.Popen(
             [cloud.terraform_bin, "apply", "-input=false", "-no-color", "-auto-approve"],

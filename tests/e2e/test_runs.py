@@ -78,9 +78,15 @@ class Applied:
 
 def _seed_runtime(store: Store, spec_set: str) -> None:
     """The repository's code, and the deployers' own Dataform rights (outside dfinfra: `assumed`)."""
-    top = workspace(spec_set).topology
-    store.put("git_code", top.repository_spec.git.url, CODE[spec_set])
-    for k, deployer in enumerate(top.host.deployers):
+    seed_runtime(store, workspace(spec_set), CODE[spec_set])
+
+
+def seed_runtime(store: Store, ws: Workspace, code: object) -> None:
+    """The repository's code, and every environment's deployers' own Dataform rights on the host."""
+    top = ws.topology
+    store.put("git_code", top.repository_spec.git.url, code)
+    deployers = dict.fromkeys(d for env in ws.deployment.environments.values() for d in env.deployers)
+    for k, deployer in enumerate(deployers):
         store.put(
             "external:iam",
             f"deployer-{k}",
@@ -360,6 +366,8 @@ def test_doctor_finds_what_breaks_runs(shipped):
         in out
     )
     assert "fix: set project.number: 481516234299 in environments/staging.yaml" in out
-    assert "FAIL  org-policy:iam.disableCrossProjectServiceAccountUsage:acme-analytics-prod" in out
     assert "lacks dataform.compilationResults.create, dataform.workflowInvocations.create on project " in out
     assert "failing runs: staging-daily (scheduled)" in out  # doctor prod reports prod-daily's
+    # prod's module owns prod's runner, so `doctor prod` checks whether its project lets the runner serve staging.
+    prod = project.run("doctor", "prod", expect=1)
+    assert "FAIL  org-policy:iam.disableCrossProjectServiceAccountUsage:acme-analytics-prod" in prod

@@ -23,24 +23,23 @@ def roles(module, principal_kind=None, scope_kind=None) -> list[tuple[str, str]]
     ]
 
 
-def test_host_lets_its_service_agent_impersonate_every_attached_runner(tmp_path):
+def test_each_module_lets_the_hosts_agent_impersonate_its_own_runners(tmp_path):
     m = modules(tmp_path, {"staging": host(), "prod": target()})
-    agent = sorted(roles(m["staging"], "service_agent", "service_account"))
-    assert agent == [
-        ("roles/iam.serviceAccountTokenCreator", "service account host-runner@acme-host-proj.iam.gserviceaccount.com"),
+    assert roles(m["staging"], "service_agent", "service_account") == [
+        ("roles/iam.serviceAccountTokenCreator", "service account host-runner@acme-host-proj.iam.gserviceaccount.com")
+    ]
+    assert roles(m["prod"], "service_agent", "service_account") == [
         (
             "roles/iam.serviceAccountTokenCreator",
             "service account target-runner@acme-target-proj.iam.gserviceaccount.com",
-        ),
+        )
     ]
-    assert m["staging"].service_agent == service_agent_email("111111111111")
-    cross = next(
-        g for g in m["staging"].grants if "target-runner" in g.resource.label and g.principal.kind == "service_agent"
-    )
-    # Another project's account is named, not referenced: the host module does not manage it.
-    assert cross.target["service_account_id"] == (
-        "projects/acme-target-proj/serviceAccounts/target-runner@acme-target-proj.iam.gserviceaccount.com"
-    )
+    # Both name the host's agent; the target module references its own account, never another module's.
+    assert m["staging"].service_agent == m["prod"].service_agent == service_agent_email("111111111111")
+    for module in m.values():
+        for grant in module.grants:
+            if grant.resource.kind == "service_account":
+                assert str(grant.target["service_account_id"]).startswith("google_service_account.")
 
 
 def test_agent_reads_only_the_git_secret(tmp_path):
@@ -57,47 +56,80 @@ def test_agent_reads_only_the_git_secret(tmp_path):
     ]
 
 
-def test_every_attached_runner_runs_jobs_in_the_host_project(tmp_path):
+def test_every_attached_runner_runs_jobs_in_the_host_project_granted_by_its_own_module(tmp_path):
     m = modules(tmp_path, {"staging": host(), "prod": target()})
-    job_users = sorted(
-        (g.principal.member, g.resource.label) for g in m["staging"].grants if g.rule == "runner-runs-jobs"
-    )
-    assert job_users == [
-        ("serviceAccount:host-runner@acme-host-proj.iam.gserviceaccount.com", "project acme-host-proj"),
-        ("serviceAccount:target-runner@acme-target-proj.iam.gserviceaccount.com", "project acme-host-proj"),
-    ]
+    job_users = {
+        env: [(g.principal.member, g.resource.label) for g in module.grants if g.rule == "runner-runs-jobs"]
+        for env, module in m.items()
+    }
+    assert job_users == {
+        "staging": [("serviceAccount:host-runner@acme-host-proj.iam.gserviceaccount.com", "project acme-host-proj")],
+        "prod": [("serviceAccount:target-runner@acme-target-proj.iam.gserviceaccount.com", "project acme-host-proj")],
+    }
 
 
-def test_deployers_act_as_attached_runners_only(tmp_path):
+def test_deployers_act_as_the_runners_their_own_configs_attach_only(tmp_path):
     h = host()
     h["runners"].append({"name": "idle-runner"})
-    m = modules(tmp_path, {"staging": h, "prod": target()})
-    act_as = roles(m["staging"], "deployer")
-    assert [r for r, _ in act_as] == ["roles/iam.serviceAccountUser"] * 2
-    assert not any("idle-runner" in scope for _, scope in act_as)
+    t = target()
+    t["deployers"] = ["serviceAccount:prod-deployer@acme-ci-proj.iam.gserviceaccount.com"]
+    m = modules(tmp_path, {"staging": h, "prod": t})
+    assert [(g.principal.member, g.resource.label) for g in m["staging"].grants if g.principal.kind == "deployer"] == [
+        (
+            "serviceAccount:deployer@acme-ci-proj.iam.gserviceaccount.com",
+            "service account host-runner@acme-host-proj.iam.gserviceaccount.com",
+        )
+    ]
+    assert [(g.principal.member, g.resource.label) for g in m["prod"].grants if g.principal.kind == "deployer"] == [
+        (
+            "serviceAccount:prod-deployer@acme-ci-proj.iam.gserviceaccount.com",
+            "service account target-runner@acme-target-proj.iam.gserviceaccount.com",
+        )
+    ]
 
 
-def test_target_module_owns_only_its_runner_and_data(tmp_path):
+def test_a_target_module_owns_what_its_spec_declares(tmp_path):
     m = modules(tmp_path, {"staging": host(), "prod": target()})["prod"]
-    assert not m.is_host and not m.releases and not m.workflows and m.service_agent is None
-    assert {g.principal.kind for g in m.grants} == {"runner"}
-    # Job User is granted in the host project, where Dataform runs the target runner's jobs.
-    assert roles(m) == [
-        ("roles/bigquery.dataEditor", "dataset acme-target-proj.marts"),
-        ("roles/bigquery.dataEditor", "dataset acme-target-proj.assertions"),
-    ]
-
-
-def test_release_and_workflow_configs_of_every_environment_live_in_the_host(tmp_path):
-    m = modules(tmp_path, {"staging": host(), "prod": target()})["staging"]
-    assert [(r.env, r.release.name, r.database) for r in m.releases] == [
-        ("prod", "target-release", "acme-target-proj"),
-        ("staging", "host-release", "acme-host-proj"),
-    ]
-    prod_wf = next(w for w in m.workflows if w.env == "prod")
-    assert prod_wf.service_account == "target-runner@acme-target-proj.iam.gserviceaccount.com"
+    assert not m.is_host and m.secret_name is None and m.repository_runner is None
+    assert [(r.env, r.release.name, r.database) for r in m.releases] == [("prod", "target-release", "acme-target-proj")]
+    assert [w.workflow.name for w in m.workflows] == ["target-daily"]
+    # Its configs live in the host's repository, named literally (another module creates it).
+    assert (m.repository_project, m.repository_region, m.repository_ref) == (
+        "acme-host-proj",
+        "europe-west2",
+        "analytics",
+    )
     # Created only after the grants that make the runner usable exist (Token Creator, Job User, act-as).
-    assert len(prod_wf.depends_on) == 3
+    assert [str(ref) for ref in m.workflows[0].depends_on] == [
+        "google_service_account_iam_member.dataform_agent_impersonates_target_runner",
+        "google_project_iam_member.target_runner_bigquery_job_user",
+        "google_service_account_iam_member.deployer_deployer_acts_as_target_runner",
+    ]
+
+
+def test_the_host_module_holds_no_other_environments_objects(tmp_path):
+    m = modules(tmp_path, {"staging": host(), "prod": target()})["staging"]
+    assert {r.env for r in m.releases} == {w.env for w in m.workflows} == {"staging"}
+    assert not [g for g in m.grants if "acme-target-proj" in g.resource.label or "target-runner" in g.principal.member]
+
+
+def test_a_persons_run_as_on_a_target_runner_is_granted_by_the_target_module(tmp_path):
+    h = host()
+    h["repository"]["access"] = [
+        {"member": "group:oncall@acme.example", "role": "editor", "run_as": ["prod/target-runner"]}
+    ]
+    m = modules(tmp_path, {"staging": h, "prod": target()})
+    person = [(g.role, g.resource.label, g.env, g.spec_path) for g in m["prod"].grants if g.principal.kind == "person"]
+    # The spec line is in the host's file, where `run_as` is written.
+    assert person == [
+        (
+            "roles/iam.serviceAccountUser",
+            "service account target-runner@acme-target-proj.iam.gserviceaccount.com",
+            "staging",
+            "repository.access[0].run_as[0]",
+        )
+    ]
+    assert [g.role for g in m["staging"].grants if g.principal.kind == "person"] == ["roles/dataform.editor"]
 
 
 def test_project_wide_roles_only_by_opt_in(tmp_path):
@@ -115,9 +147,9 @@ def test_project_wide_roles_only_by_opt_in(tmp_path):
 def test_shared_project_apis_are_enabled_once_by_the_module_applied_first():
     deployment = load_deployment(SPEC_SETS["single-project"])
     dev, prod = build_module(deployment, "dev"), build_module(deployment, "prod")
-    # prod (a target) is applied before dev (the host), so it enables the host's APIs too.
-    assert {a.service for a in prod.apis} >= {"dataform.googleapis.com", "secretmanager.googleapis.com"}
-    assert dev.apis == []
+    # dev (the host) is applied before prod, so it enables what both need.
+    assert {a.service for a in dev.apis} >= {"dataform.googleapis.com", "secretmanager.googleapis.com"}
+    assert prod.apis == []
 
 
 def test_external_datasets_are_granted_not_created(tmp_path):

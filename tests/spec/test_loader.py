@@ -320,8 +320,12 @@ def test_an_ssh_keyscan_line_with_its_host_name_says_what_to_drop(tmp_path):
     assert "starts with the host name 'github.com'" in only_problem(write_specs(tmp_path, {"staging": h}))
 
 
-def test_deployers_of_a_target_environment_are_a_warning(tmp_path):
+def test_deployers_of_an_environment_that_attaches_no_runner_are_a_warning(tmp_path):
     t = target()
-    t["deployers"] = ["user:someone@acme.example"]
-    deployment = load_deployment(write_specs(tmp_path, {"staging": host(), "prod": t}))
-    assert any("deployers of 'prod' get nothing" in w.render() for w in deployment.warnings)
+    assert not load_deployment(write_specs(tmp_path / "a", {"staging": host(), "prod": t})).warnings
+    t["workflows"] = []
+    deployment = load_deployment(write_specs(tmp_path / "b", {"staging": host(), "prod": t}))
+    assert [w.render() for w in deployment.warnings if "get nothing" in w.render()] == [
+        f"{tmp_path / 'b' / 'prod.yaml'}:9: deployers: deployers of 'prod' get nothing: dfinfra grants deployers "
+        "act-as on the runners their environment's workflows (or repository) attach, and 'prod' attaches none"
+    ]

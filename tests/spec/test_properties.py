@@ -118,6 +118,7 @@ def _values_as_loaded(deployment) -> list[str]:
 
 
 _LITERAL = re.compile(r'"(?:[^"\\]|\\.)*"')
+_HEADER = re.compile(r'(resource|data|output|provider|locals|terraform) ("[\w-]+" )*\{')
 
 
 def _decode(literal: str) -> str:
@@ -160,16 +161,20 @@ def test_accepted_specs_render_every_value_as_one_intact_literal(tmp_path_factor
         for text in render_module(module).values():
             assert layout(text) == text  # stable, fmt-style layout whatever the values
             literals = {_decode(m) for m in _LITERAL.findall(text)}
+            # Block headers (`resource "a" "b"`) hold `" "` between labels: not where values go.
+            body = "\n".join(line for line in text.splitlines() if not _HEADER.fullmatch(line))
             for value in used:
-                if quote(value) in text:
+                if quote(value) in body:
                     assert value in literals
             # Values never add structure: block headers are exactly what dfinfra emits.
             for line in text.splitlines():
                 if line and not line.startswith((" ", "#", "}")):
-                    assert re.fullmatch(r'(resource|data|output|provider|locals|terraform) ("[\w-]+" )*\{', line), line
-    host_files = "".join(render_module(build_module(deployment, "staging")).values())
-    for value in used:  # the host module holds the repository, releases and workflow configs
-        assert quote(value) in host_files
+                    assert _HEADER.fullmatch(line), line
+    every_file = "".join(
+        text for env in deployment.environments for text in render_module(build_module(deployment, env)).values()
+    )
+    for value in used:  # every value reaches a module: the repository, a release or a workflow config
+        assert quote(value) in every_file
 
 
 @pytest.mark.terraform

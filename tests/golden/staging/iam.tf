@@ -17,7 +17,7 @@ data "google_project" "host" {
 }
 
 locals {
-  # The host project's Dataform service agent, created below by google_project_service_identity.
+  # The host project's Dataform service agent, created by google_project_service_identity in dataform.tf.
   dataform_service_agent = "serviceAccount:service-481516234200@gcp-sa-dataform.iam.gserviceaccount.com"
 }
 
@@ -89,62 +89,6 @@ resource "google_project_iam_member" "dataform_agent_service_agent_role" {
   depends_on = [google_project_service_identity.dataform]
 }
 
-# The Dataform service agent mints tokens for runner dataform-staging-runner (staging); granted on
-# that account only, never on the project. [rule: agent-impersonates-runner]
-resource "google_service_account_iam_member" "dataform_agent_impersonates_staging_dataform_staging_runner" {
-  service_account_id = google_service_account.dataform_staging_runner.name
-  role               = "roles/iam.serviceAccountTokenCreator"
-  member             = local.dataform_service_agent
-
-  depends_on = [google_project_service_identity.dataform]
-}
-
-# Runner dataform-staging-runner (staging) runs its BigQuery jobs in acme-analytics-staging, the
-# project hosting the repository (Job User grants no data access). [rule: runner-runs-jobs]
-resource "google_project_iam_member" "dataform_staging_runner_bigquery_job_user" {
-  project = "acme-analytics-staging"
-  role    = "roles/bigquery.jobUser"
-  member  = google_service_account.dataform_staging_runner.member
-}
-
-# Strict act-as: deployer
-# serviceAccount:terraform-deployer@acme-ci-automation.iam.gserviceaccount.com attaches runner
-# dataform-staging-runner (staging) to Dataform configs, which requires iam.serviceAccounts.actAs on
-# it. [rule: deployer-acts-as-runner]
-resource "google_service_account_iam_member" "deployer_terraform_deployer_acts_as_staging_dataform_staging_runner" {
-  service_account_id = google_service_account.dataform_staging_runner.name
-  role               = "roles/iam.serviceAccountUser"
-  member             = "serviceAccount:terraform-deployer@acme-ci-automation.iam.gserviceaccount.com"
-}
-
-# The Dataform service agent mints tokens for runner dataform-prod-runner (prod); granted on that
-# account only, never on the project. [rule: agent-impersonates-runner]
-resource "google_service_account_iam_member" "dataform_agent_impersonates_prod_dataform_prod_runner" {
-  service_account_id = "projects/acme-analytics-prod/serviceAccounts/dataform-prod-runner@acme-analytics-prod.iam.gserviceaccount.com"
-  role               = "roles/iam.serviceAccountTokenCreator"
-  member             = local.dataform_service_agent
-
-  depends_on = [google_project_service_identity.dataform]
-}
-
-# Runner dataform-prod-runner (prod) runs its BigQuery jobs in acme-analytics-staging, the project
-# hosting the repository (Job User grants no data access). [rule: runner-runs-jobs]
-resource "google_project_iam_member" "prod_dataform_prod_runner_bigquery_job_user" {
-  project = "acme-analytics-staging"
-  role    = "roles/bigquery.jobUser"
-  member  = "serviceAccount:dataform-prod-runner@acme-analytics-prod.iam.gserviceaccount.com"
-}
-
-# Strict act-as: deployer
-# serviceAccount:terraform-deployer@acme-ci-automation.iam.gserviceaccount.com attaches runner
-# dataform-prod-runner (prod) to Dataform configs, which requires iam.serviceAccounts.actAs on it.
-# [rule: deployer-acts-as-runner]
-resource "google_service_account_iam_member" "deployer_terraform_deployer_acts_as_prod_dataform_prod_runner" {
-  service_account_id = "projects/acme-analytics-prod/serviceAccounts/dataform-prod-runner@acme-analytics-prod.iam.gserviceaccount.com"
-  role               = "roles/iam.serviceAccountUser"
-  member             = "serviceAccount:terraform-deployer@acme-ci-automation.iam.gserviceaccount.com"
-}
-
 # group:analytics-engineers@acme.example is a Dataform editor of this repository only. [rule:
 # person-uses-repository]
 resource "google_dataform_repository_iam_member" "repository_editor_analytics_engineers" {
@@ -153,15 +97,6 @@ resource "google_dataform_repository_iam_member" "repository_editor_analytics_en
   repository = google_dataform_repository.this.name
   role       = "roles/dataform.editor"
   member     = "group:analytics-engineers@acme.example"
-}
-
-# Strict act-as: group:analytics-engineers@acme.example starts runs (workspace or manual) as runner
-# dataform-staging-runner (staging), which requires iam.serviceAccounts.actAs on that account only.
-# [rule: person-starts-runs]
-resource "google_service_account_iam_member" "person_analytics_engineers_acts_as_staging_dataform_staging_runner" {
-  service_account_id = google_service_account.dataform_staging_runner.name
-  role               = "roles/iam.serviceAccountUser"
-  member             = "group:analytics-engineers@acme.example"
 }
 
 # group:data-analysts@acme.example is a Dataform viewer of this repository only. [rule:
@@ -182,4 +117,41 @@ resource "google_dataform_repository_iam_member" "repository_admin_data_platform
   repository = google_dataform_repository.this.name
   role       = "roles/dataform.admin"
   member     = "group:data-platform-admins@acme.example"
+}
+
+# The Dataform service agent mints tokens for runner dataform-staging-runner; granted on that
+# account only, never on the project. [rule: agent-impersonates-runner]
+resource "google_service_account_iam_member" "dataform_agent_impersonates_dataform_staging_runner" {
+  service_account_id = google_service_account.dataform_staging_runner.name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = local.dataform_service_agent
+
+  depends_on = [google_project_service_identity.dataform]
+}
+
+# Runner dataform-staging-runner runs its BigQuery jobs in acme-analytics-staging, the project
+# hosting the repository (Job User grants no data access). [rule: runner-runs-jobs]
+resource "google_project_iam_member" "dataform_staging_runner_bigquery_job_user" {
+  project = "acme-analytics-staging"
+  role    = "roles/bigquery.jobUser"
+  member  = google_service_account.dataform_staging_runner.member
+}
+
+# Strict act-as: deployer
+# serviceAccount:terraform-deployer@acme-ci-automation.iam.gserviceaccount.com attaches runner
+# dataform-staging-runner to Dataform configs, which requires iam.serviceAccounts.actAs on it.
+# [rule: deployer-acts-as-runner]
+resource "google_service_account_iam_member" "deployer_terraform_deployer_acts_as_dataform_staging_runner" {
+  service_account_id = google_service_account.dataform_staging_runner.name
+  role               = "roles/iam.serviceAccountUser"
+  member             = "serviceAccount:terraform-deployer@acme-ci-automation.iam.gserviceaccount.com"
+}
+
+# Strict act-as: group:analytics-engineers@acme.example starts runs (workspace or manual) as runner
+# dataform-staging-runner, which requires iam.serviceAccounts.actAs on that account only. [rule:
+# person-starts-runs]
+resource "google_service_account_iam_member" "person_analytics_engineers_acts_as_dataform_staging_runner" {
+  service_account_id = google_service_account.dataform_staging_runner.name
+  role               = "roles/iam.serviceAccountUser"
+  member             = "group:analytics-engineers@acme.example"
 }

@@ -1,0 +1,239 @@
+"""What each environment's deployer (whoever runs `dfinfra apply ENV`) needs, on which resource.
+
+Derived from what the environment's module declares (render/module.py decides ownership), with the
+permissions Terraform's Google provider uses to create, read, update and delete each resource type
+(`PERMISSIONS`, from each API's access-control page), plus the deployer's own run rights the access
+model assumes (starting runs with `dfinfra run`). The narrowest predefined roles come from Google's
+role table (`access/roles.py`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dataform_infra.access import roles
+from dataform_infra.render.module import Module
+from dataform_infra.topology import Resource, Topology, project_resource, runner_resource
+from dataform_infra.workspace import Workspace
+
+# Resource type -> (what the permission applies to, permissions to create/read/update/delete it).
+# "project": the project it is created in; "self": the object itself (IAM members: the object whose
+# policy they edit); "repository": the host's repository. Sources: the access-control pages of Service
+# Usage, IAM, BigQuery, Secret Manager, Resource Manager and Dataform.
+PERMISSIONS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
+    "google_project_service": (
+        ("project", ("serviceusage.services.enable", "serviceusage.services.get", "serviceusage.services.list")),
+    ),
+    # Google's pages name no permission for generateServiceIdentity: Service Usage Admin is assumed (verify).
+    "google_project_service_identity": (("project", ("serviceusage.services.enable",)),),
+    "google_service_account": (
+        (
+            "project",
+            (
+                "iam.serviceAccounts.create",
+                "iam.serviceAccounts.get",
+                "iam.serviceAccounts.update",
+                "iam.serviceAccounts.delete",
+            ),
+        ),
+    ),
+    "google_service_account_iam_member": (
+        ("self", ("iam.serviceAccounts.getIamPolicy", "iam.serviceAccounts.setIamPolicy")),
+    ),
+    "google_bigquery_dataset": (
+        ("project", ("bigquery.datasets.create",)),
+        ("self", ("bigquery.datasets.get", "bigquery.datasets.update", "bigquery.datasets.delete")),
+    ),
+    "google_bigquery_dataset_iam_member": (
+        ("self", ("bigquery.datasets.getIamPolicy", "bigquery.datasets.setIamPolicy")),
+    ),
+    "google_project_iam_member": (
+        ("self", ("resourcemanager.projects.getIamPolicy", "resourcemanager.projects.setIamPolicy")),
+    ),
+    "google_secret_manager_secret": (
+        (
+            "project",
+            (
+                "secretmanager.secrets.create",
+                "secretmanager.secrets.get",
+                "secretmanager.secrets.update",
+                "secretmanager.secrets.delete",
+            ),
+        ),
+    ),
+    "google_secret_manager_secret_iam_member": (
+        ("self", ("secretmanager.secrets.getIamPolicy", "secretmanager.secrets.setIamPolicy")),
+    ),
+    "google_dataform_repository": (
+        (
+            "project",
+            (
+                "dataform.repositories.create",
+                "dataform.repositories.get",
+                "dataform.repositories.update",
+                "dataform.repositories.delete",
+            ),
+        ),
+    ),
+    "google_dataform_repository_iam_member": (
+        ("self", ("dataform.repositories.getIamPolicy", "dataform.repositories.setIamPolicy")),
+    ),
+    "google_dataform_repository_release_config": (
+        (
+            "repository",
+            (
+                "dataform.releaseConfigs.create",
+                "dataform.releaseConfigs.get",
+                "dataform.releaseConfigs.update",
+                "dataform.releaseConfigs.delete",
+            ),
+        ),
+    ),
+    "google_dataform_repository_workflow_config": (
+        (
+            "repository",
+            (
+                "dataform.workflowConfigs.create",
+                "dataform.workflowConfigs.get",
+                "dataform.workflowConfigs.update",
+                "dataform.workflowConfigs.delete",
+            ),
+        ),
+    ),
+    "data.google_project": (("project", ("resourcemanager.projects.get",)),),
+}
+
+
+@dataclass(frozen=True)
+class DeployerNeed:
+    """Permissions one environment's deployer needs on one resource, and the roles that carry them."""
+
+    env: str
+    resource: Resource
+    permissions: tuple[str, ...]
+    roles: tuple[str, ...]  # the narrowest predefined role carrying them all, or one per permission group
+    granted_by_dfinfra: tuple[str, ...] = ()  # roles the spec already grants the deployers here
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "env": self.env,
+            "resource": self.resource.label,
+            "full_name": self.resource.full_name,
+            "permissions": list(self.permissions),
+            "roles": list(self.roles),
+            "granted_by_dfinfra": list(self.granted_by_dfinfra),
+        }
+
+
+def deployer_needs(workspace: Workspace, env_name: str) -> list[DeployerNeed]:
+    """What `env_name`'s deployers need: per resource, the permissions and the narrowest roles."""
+    module = workspace.module(env_name)
+    topology = workspace.topology
+    wanted: dict[Resource, set[str]] = {}
+    project = project_resource(module.env.project.id)
+    for type_, objects in _declared(module, topology):
+        for scope, permissions in PERMISSIONS[type_]:
+            for obj in objects:
+                where = {"project": project, "repository": topology.repository}.get(scope, obj)
+                wanted.setdefault(where, set()).update(permissions)
+    deployers = set(module.env.deployers)
+    runs_here = {run.id for run in workspace.access.runs if run.env == env_name}
+    for req in workspace.access.requirements:  # their own run rights (`dfinfra run`), assumed by the model
+        mine = req.env == env_name or runs_here.intersection(req.runs)
+        if req.assumed and req.principal.member in deployers and mine:
+            wanted.setdefault(req.resource, set()).add(req.permission)
+    granted: dict[Resource, list[str]] = {}
+    for other in workspace.topology.apply_order():
+        for g in workspace.module(other).grants:
+            if g.principal.member in deployers:
+                granted.setdefault(g.resource, []).append(g.role)
+    return [
+        DeployerNeed(
+            env_name,
+            resource,
+            tuple(sorted(perms)),
+            tuple(_roles_for(frozenset(perms))),
+            tuple(dict.fromkeys(granted.get(resource, []))),
+        )
+        for resource, perms in sorted(wanted.items(), key=lambda item: (item[0].project, item[0].kind, item[0].id))
+    ]
+
+
+def _declared(module: Module, topology: Topology) -> list[tuple[str, list[Resource]]]:
+    """Every resource type the module declares, with the objects it applies to."""
+    env = module.env
+    found: list[tuple[str, list[Resource]]] = []
+    if module.apis:
+        found.append(("google_project_service", [project_resource(a.project) for a in module.apis]))
+    if module.service_accounts:
+        found.append(("google_service_account", [runner_resource(sa.email) for sa in module.service_accounts]))
+    if module.datasets:
+        found.append(
+            ("google_bigquery_dataset", [Resource("dataset", d.project, d.dataset_id) for d in module.datasets])
+        )
+    for grant in module.grants:
+        found.append((grant.resource_type, [grant.resource]))
+    if module.is_host:
+        found += [
+            ("google_project_service_identity", [project_resource(env.project.id)]),
+            ("google_secret_manager_secret", [topology.secret]),
+            ("google_dataform_repository", [topology.repository]),
+            ("data.google_project", [project_resource(env.project.id)]),
+        ]
+    if module.releases:
+        found.append(("google_dataform_repository_release_config", [topology.repository]))
+    if module.workflows:
+        found.append(("google_dataform_repository_workflow_config", [topology.repository]))
+    return found
+
+
+def _roles_for(permissions: frozenset[str]) -> list[str]:
+    """The narrowest role carrying all of `permissions`; else, per service (`bigquery`, `iam`...), the
+    narrowest role carrying that service's permissions (or each permission's own)."""
+    fitting = roles.narrowest_roles(permissions)
+    if fitting:
+        return fitting[:1]
+    chosen: list[str] = []
+    services = sorted({p.split(".", 1)[0] for p in permissions})
+    for service in services:
+        group = frozenset(p for p in permissions if p.startswith(service + "."))
+        narrowest = roles.narrowest_roles(group)
+        if narrowest:
+            chosen.append(narrowest[0])
+            continue
+        for permission in sorted(group):
+            one = roles.narrowest_roles({permission})
+            chosen.append(one[0] if one else f"(no predefined role in the table carries {permission})")
+    return list(dict.fromkeys(chosen))
+
+
+def deployer_table(workspace: Workspace, envs: list[str]) -> str:
+    """Markdown: per environment, what its deployers need where, and how to grant the host-side part."""
+    lines = [
+        "| env | resource | narrowest predefined role(s) | permissions | dfinfra grants the deployers |",
+        "|---|---|---|---|---|",
+    ]
+    hints: list[str] = []
+    top = workspace.topology
+    for env in envs:
+        needs = deployer_needs(workspace, env)
+        for n in needs:
+            lines.append(
+                f"| {env} | {n.resource.label} | {', '.join(f'`{r}`' for r in n.roles)} | "
+                f"{', '.join(n.permissions)} | {', '.join(f'`{r}`' for r in n.granted_by_dfinfra) or '-'} |"
+            )
+        repository = next((n for n in needs if n.resource == top.repository), None)
+        deployers = workspace.deployment.environments[env].deployers
+        if env != top.host_name and repository and "roles/dataform.admin" not in repository.granted_by_dfinfra:
+            members = ", ".join(f'{{member: "{d}", role: admin}}' for d in deployers) or "{member: ..., role: admin}"
+            hints.append(
+                f"- {env}'s deployers manage their configs in the {top.repository.id} repository: grant it on that "
+                f"repository only from {top.host_name}'s spec, `repository.access: [{members}]`, then "
+                f"`dfinfra apply {top.host_name}`."
+            )
+    if any(not workspace.deployment.environments[e].deployers for e in envs):
+        hints.append("- An environment without `deployers:` gets no act-as from dfinfra: whoever applies it needs it.")
+    text = "\n".join(lines) + "\n"
+    if hints:
+        text += "\n" + "\n".join(hints) + "\n"
+    return text

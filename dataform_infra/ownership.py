@@ -1,0 +1,64 @@
+"""Which module declares a Google object, by the object's identity rather than its Terraform address.
+
+An IAM membership, a config or an enabled API is the same object whichever module manages it: it is
+identified by what Google names it by (type, role, member, resource; type, repository, name). Rendered
+modules and Terraform state entries both map to these keys, so `dfinfra migrate` can move a state entry
+to the module (and address) that now declares it instead of destroying and recreating the object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from dataform_infra.render.module import Module
+from dataform_infra.topology import Resource, project_resource, runner_resource
+
+Key = tuple[str, ...]
+
+RELEASE = "google_dataform_repository_release_config"
+WORKFLOW = "google_dataform_repository_workflow_config"
+
+
+def declared(module: Module, repository_name: str) -> dict[Key, str]:
+    """Identity key -> Terraform address, for every object `module` declares that may change owner."""
+    keys: dict[Key, str] = {}
+    for api in module.apis:
+        keys[("google_project_service", api.project, api.service)] = f"google_project_service.{api.name}"
+    for grant in module.grants:
+        keys[(grant.resource_type, grant.role, grant.principal.member, grant.resource.full_name)] = grant.address
+    where = (module.repository_project, module.repository_region, repository_name)
+    for release in module.releases:
+        keys[(RELEASE, *where, release.release.name)] = f"{RELEASE}.{release.name}"
+    for workflow in module.workflows:
+        keys[(WORKFLOW, *where, workflow.workflow.name)] = f"{WORKFLOW}.{workflow.name}"
+    return keys
+
+
+def state_key(resource_type: str, attributes: Mapping[str, Any]) -> Key | None:
+    """The identity key of one state entry, or None for types that never change owner."""
+    a = {k: str(v) for k, v in attributes.items() if isinstance(v, str | int)}
+    if resource_type == "google_project_service":
+        return (resource_type, a.get("project", ""), a.get("service", ""))
+    if resource_type in (RELEASE, WORKFLOW):
+        return (resource_type, a.get("project", ""), a.get("region", ""), a.get("repository", ""), a.get("name", ""))
+    scope = _scope(resource_type, a)
+    if scope is None:
+        return None
+    return (resource_type, a.get("role", ""), a.get("member", ""), scope.full_name)
+
+
+def _scope(resource_type: str, a: Mapping[str, str]) -> Resource | None:
+    if resource_type == "google_service_account_iam_member":
+        email = a.get("service_account_id", "").rsplit("/", 1)[-1]
+        return runner_resource(email) if "@" in email else None
+    if resource_type == "google_project_iam_member":
+        return project_resource(a.get("project", ""))
+    if resource_type == "google_bigquery_dataset_iam_member":
+        return Resource("dataset", a.get("project", ""), a.get("dataset_id", ""))
+    if resource_type == "google_secret_manager_secret_iam_member":
+        parts = a.get("secret_id", "").split("/")  # projects/P/secrets/S
+        return Resource("secret", parts[1] if len(parts) == 4 else a.get("project", ""), parts[-1])
+    if resource_type == "google_dataform_repository_iam_member":
+        return Resource("repository", a.get("project", ""), a.get("repository", ""), a.get("region", ""))
+    return None

@@ -1,0 +1,104 @@
+"""Upgrading from dfinfra 0.x, where the host module held every environment's configs and the grants on
+their runners: `dfinfra migrate` moves state entries to the module that now declares them, destroying
+and recreating nothing, and the prod workflow then runs.
+
+`layout_0x/` is what dfinfra 0.x (commit 3a07fc4) rendered from the shipped environments of that time.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dataform_infra.workspace import Workspace
+from tests.e2e.test_runs import TOKEN, seed_runtime
+from tests.fakegcp.apis import FakeGoogleApis
+from tests.project import Project
+from tests.support.dataform_code import CODE
+
+pytestmark = pytest.mark.terraform
+
+OLD_LAYOUT = Path(__file__).parent / "layout_0x"
+CALLER = "serviceAccount:terraform-deployer@acme-ci-automation.iam.gserviceaccount.com"
+
+
+def _apply_old_layout(project: Project) -> None:
+    suffix = project.spec("prod").read_text().split("-tfstate-", 1)[1].split()[0]
+    for env in ("prod", "staging"):  # 0.x applied the targets first
+        module = project.root / "build" / env
+        module.mkdir(parents=True)
+        for tf in (OLD_LAYOUT / env).glob("*.tf"):
+            (module / tf.name).write_text(tf.read_text().replace('-tfstate"', f'-tfstate-{suffix}"'))
+        project.cloud.init(module)
+        project.cloud.terraform(module, "apply", "-input=false", "-no-color", "-auto-approve")
+
+
+def _addresses(project: Project, env: str) -> set[str]:
+    return {f"{r['type']}.{r['name']}" for r in project.state(env)["resources"] if r["mode"] == "managed"}
+
+
+def test_upgrading_from_the_0x_layout_moves_state_and_destroys_nothing(tmp_path, cloud):
+    project = Project(tmp_path / "checkout", cloud)
+    project.run("bootstrap", "--all", "--auto-approve", "--confirm", "prod")
+    _apply_old_layout(project)
+    objects_before = sorted(cloud.resources())
+    assert "google_dataform_repository_workflow_config.prod_daily" in _addresses(project, "staging")
+
+    # The new render alone would destroy prod's configs in staging and create them again in prod.
+    dry = project.run("migrate", "--dry-run")
+    assert "would move staging: google_dataform_repository_workflow_config.prod_daily -> prod: " in dry
+    assert "google_dataform_repository_workflow_config.prod_daily" in _addresses(project, "staging")  # unchanged
+
+    moves = json.loads(project.run("migrate", "--json"))
+    assert moves["backup"] and sorted(p.name for p in Path(moves["backup"]).iterdir()) == [
+        "prod.tfstate",
+        "staging.tfstate",
+    ]
+    assert {p.stat().st_mode & 0o777 for p in Path(moves["backup"]).iterdir()} == {0o600}  # state: owner only
+    moved = {(m["from"]["env"], m["to"]["env"]) for m in moves["moves"]}
+    assert ("staging", "prod") in moved
+    staging, prod = _addresses(project, "staging"), _addresses(project, "prod")
+    assert not [a for a in staging if "prod" in a]
+    assert {
+        "google_dataform_repository_release_config.prod_nightly",
+        "google_dataform_repository_workflow_config.prod_daily",
+        "google_service_account_iam_member.dataform_agent_impersonates_dataform_prod_runner",
+        "google_project_iam_member.dataform_prod_runner_bigquery_job_user",
+    } <= prod
+
+    # Every object is where the new layout declares it: nothing to create, change or destroy.
+    plan = project.run("plan", "--all", "--json", expect=0)
+    summary = json.loads(plan[plan.index("{") :])
+    assert all(not s["has_changes"] for s in summary.values()), plan
+    assert sorted(cloud.resources()) == objects_before
+    assert "nothing to move" in project.run("migrate")  # idempotent
+
+    # And the workflows still run: prod's, now managed by prod's module.
+    apis = FakeGoogleApis(cloud.store, caller=CALLER).start()
+    cloud.env["DFINFRA_GOOGLE_API_EMULATOR"] = apis.address
+    try:
+        project.run("secret", "set", "staging", stdin=TOKEN + "\n")
+        seed_runtime(cloud.store, Workspace(project.root / "environments"), CODE["shipped"])
+        out = project.run("run", "prod", "prod-daily", "--wait", "--poll", "0.05", "--timeout", "60")
+        assert "prod-daily succeeded" in out
+    finally:
+        apis.stop()
+
+
+def test_a_migration_interrupted_after_the_first_push_is_finished_by_running_it_again(tmp_path, cloud):
+    """The destination gains an entry before the source loses it: an object is in two states, never none."""
+    project = Project(tmp_path / "checkout", cloud)
+    project.run("bootstrap", "--all", "--auto-approve", "--confirm", "prod")
+    _apply_old_layout(project)
+    project.run("migrate")
+    # Put staging's state back as it was: as if migrate died after pushing prod's state.
+    backup = next((project.root / "build" / ".migrate").iterdir()) / "staging.tfstate"
+    cloud.terraform(project.root / "build" / "staging", "state", "push", "-force", str(backup))
+    assert "google_dataform_repository_workflow_config.prod_daily" in _addresses(project, "staging")
+
+    again = project.run("migrate")
+    assert "google_dataform_repository_workflow_config.prod_daily is already managed by prod" in again
+    assert not [a for a in _addresses(project, "staging") if "prod" in a]
+    project.run("plan", "--all", expect=0)

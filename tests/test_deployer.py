@@ -1,0 +1,55 @@
+"""`dfinfra explain --deployer`: what whoever applies each environment needs, where, and the narrowest roles."""
+
+import json
+
+from dataform_infra.access import roles
+from dataform_infra.deployer import PERMISSIONS, deployer_needs, deployer_table
+from dataform_infra.workspace import Workspace
+from tests.conftest import REPO, SPEC_SETS
+from tests.specs import host, target, write_specs
+
+
+def needs(ws: Workspace, env: str) -> dict[str, tuple[str, ...]]:
+    return {n.resource.label: n.roles for n in deployer_needs(ws, env)}
+
+
+def test_a_targets_deployer_needs_rights_in_the_host_project_and_repository_too():
+    ws = Workspace(SPEC_SETS["shipped"])
+    prod = needs(ws, "prod")
+    assert prod["project acme-analytics-staging"] == ("roles/resourcemanager.projectIamAdmin",)  # the Job User grant
+    assert prod["repository analytics"] == ("roles/dataform.admin",)  # its configs, and `dfinfra run`
+    assert "roles/iam.serviceAccountAdmin" in prod["project acme-analytics-prod"]
+    # Nothing of the host's own objects: the secret and the repository's creation are staging's.
+    assert "secret dataform-github-token" not in prod
+    assert not [label for label in needs(ws, "staging") if "acme-analytics-prod" in label]
+
+
+def test_every_listed_role_carries_the_listed_permissions():
+    for spec_set in SPEC_SETS:
+        ws = Workspace(SPEC_SETS[spec_set])
+        for env in ws.deployment.environments:
+            for need in deployer_needs(ws, env):
+                carried = set().union(*(roles.permissions(r) for r in need.roles))
+                assert set(need.permissions) <= carried, (spec_set, env, need)
+    # Every permission the table names is one Google's role table knows.
+    known = set().union(
+        *(roles.permissions(r) for r in json.loads((REPO / "dataform_infra/data/roles.json").read_text())["roles"])
+    )
+    for type_, scopes in PERMISSIONS.items():
+        for _, permissions in scopes:
+            assert set(permissions) <= known, type_
+
+
+def test_granting_the_repository_role_from_the_host_spec_is_suggested_then_recognised(tmp_path):
+    deployer = "serviceAccount:prod-ci@acme-ci-proj.iam.gserviceaccount.com"
+    t = target()
+    t["deployers"] = [deployer]
+    ws = Workspace(write_specs(tmp_path / "a", {"staging": host(), "prod": t}))
+    text = deployer_table(ws, ["prod"])
+    assert f'`repository.access: [{{member: "{deployer}", role: admin}}]`' in text
+    h = host()
+    h["repository"]["access"] = [{"member": deployer, "role": "admin"}]
+    ws = Workspace(write_specs(tmp_path / "b", {"staging": h, "prod": t}))
+    assert "repository.access" not in deployer_table(ws, ["prod"])
+    repository = next(n for n in deployer_needs(ws, "prod") if n.resource.kind == "repository")
+    assert repository.granted_by_dfinfra == ("roles/dataform.admin",)
