@@ -43,25 +43,31 @@ class Timing:
         return statistics.median(self.seconds)
 
 
-def _run_once(argv: list[str], cwd: Path, output: Path | None) -> tuple[float, int]:
+def _run_once(argv: list[str], cwd: Path, output: Path | None, env: dict[str, str] | None = None) -> tuple[float, int]:
     if output is not None and output.exists():
         shutil.rmtree(output)
     start = time.perf_counter()
-    process = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
+    if os.waitstatus_to_exitcode(status) not in ((0, 2) if "plan" in argv else (0,)):
         raise SystemExit(f"{' '.join(argv)} failed")
     return elapsed, usage.ru_maxrss
 
 
-def measure(jobs: dict[str, tuple[list[str], Path | None]], runs: int, cwd: Path = REPO) -> dict[str, Timing]:
+def measure(
+    jobs: dict[str, tuple[list[str], Path | None]],
+    runs: int,
+    cwd: Path = REPO,
+    env: dict[str, str] | None = None,
+    cwds: dict[str, Path] | None = None,
+) -> dict[str, Timing]:
     """Runs every job `runs` times, interleaved (one of each per round, after a warm-up round), so
     machine noise hits floors and commands alike; wall time and peak RSS of each whole process."""
     timings = {name: Timing(name, [], 0) for name in jobs}
     for round_ in range(runs + 1):
         for name, (argv, output) in jobs.items():
-            elapsed, rss = _run_once(argv, cwd, output)
+            elapsed, rss = _run_once(argv, (cwds or {}).get(name, cwd), output, env)
             if round_:  # the first round only warms caches
                 timings[name].seconds.append(elapsed)
                 timings[name].peak_rss_kb = max(timings[name].peak_rss_kb, rss)
@@ -116,13 +122,90 @@ def run_all(work: Path, runs: int) -> dict:
     big = every_minute(work / "every-minute")
     jobs["1 MB of every-minute crons (validate)"] = ([DFINFRA, "validate", "-e", str(big)], None)
     scaling = measure(jobs, runs)
+    lifecycle = measure_lifecycle(work, runs)
+    peer = measure_peer(work, runs)
     return {
+        "lifecycle": lifecycle,
+        "peer": peer,
         "floors": {k: processes[k] for k in ("python -c pass", "import floor")},
         "commands": {k: processes[k] for k in ("dfinfra --help", "dfinfra render --all", "dfinfra validate")},
         "workflows": {c: scaling[f"{c} workflows"] for c in WORKFLOW_COUNTS},
         "environments": {c: scaling[f"{c} environments"] for c in ENVIRONMENT_COUNTS},
         "big": scaling["1 MB of every-minute crons (validate)"],
     }
+
+
+def measure_lifecycle(work: Path, runs: int) -> dict[str, Timing]:
+    """`dfinfra plan` beside raw `terraform plan` on the same module and the same offline cloud (the
+    test suite's: a fake Google provider over a local store, a local GCS emulator for the state), and
+    `dfinfra lint` on the shipped modules."""
+    from tests.fakegcp.harness import GcsEmulator, OfflineCloud
+    from tests.project import Project
+
+    terraform = shutil.which("terraform")
+    if terraform is None:
+        raise SystemExit("bench: terraform is needed on PATH for the plan benchmark")
+    gcs = GcsEmulator().start()
+    try:
+        cloud = OfflineCloud(work / "cloud", terraform, gcs)
+        project = Project(work / "checkout", cloud)
+        project.run("bootstrap", "--all", "--auto-approve", "--confirm", "prod")
+        project.run("apply", "--all", "--auto-approve", "--confirm", "prod")
+        module = project.root / "build" / "prod"
+        env = {**cloud.env, "CI": "true"}
+        plan_file = work / "raw.tfplan"
+        raw = [terraform, "plan", "-input=false", "-lock-timeout=60s", "-detailed-exitcode", f"-out={plan_file}"]
+        cwds = {
+            "terraform plan (prod, no changes)": module,
+            "terraform plan (prod, a cron changed)": module,
+        }
+        steady = measure(
+            {
+                "terraform plan (prod, no changes)": (raw, None),
+                "dfinfra plan prod (no changes)": ([DFINFRA, "plan", "prod"], None),
+                "dfinfra lint build/staging build/prod": (
+                    [DFINFRA, "lint", str(project.root / "build" / "staging"), str(module)],
+                    None,
+                ),
+            },
+            runs,
+            env=env,
+            cwds=cwds,
+            cwd=project.root,
+        )
+        spec = project.spec("prod")
+        spec.write_text(spec.read_text().replace('cron: "45 6 * * *"', 'cron: "0 7 * * *"'))
+        project.run("render", "prod")
+        changed = measure(
+            {
+                "terraform plan (prod, a cron changed)": (raw, None),
+                "dfinfra plan prod (a cron changed)": ([DFINFRA, "plan", "prod"], None),
+            },
+            runs,
+            env=env,
+            cwds=cwds,
+            cwd=project.root,
+        )
+        return {**steady, **changed}
+    finally:
+        gcs.stop()
+
+
+def measure_peer(work: Path, runs: int) -> dict[str, Timing] | None:
+    """The same staging + prod stacks synthesized by CDK Terrain (`pip install '.[bench-peer]'`), beside
+    `dfinfra render --all`; None when cdktn is not installed."""
+    try:
+        import cdktn  # noqa: F401
+    except ImportError:
+        return None
+    out = work / "peer-render"
+    return measure(
+        {
+            "dfinfra render --all (staging + prod)": ([DFINFRA, "render", "--all", "--out", str(out)], out),
+            "cdktn synth (staging + prod)": ([sys.executable, str(HERE / "peer_cdktn.py"), str(work / "cdktn")], None),
+        },
+        runs,
+    )
 
 
 def write_results(results: dict, runs: int) -> None:
@@ -150,6 +233,28 @@ def write_results(results: dict, runs: int) -> None:
         ("`validate` of 1 MB of every-minute crons <= 2 s", results["big"].median, 2.0, "s"),
         ("peak RSS of that validate <= 200 MB", results["big"].peak_rss_kb / 1024, 200.0, "MB"),
     ]
+    life = results["lifecycle"]
+    raw_plan = life["terraform plan (prod, no changes)"].median
+    targets += [
+        (
+            "`dfinfra plan prod` <= 1.3x raw `terraform plan` (same module, same offline cloud), no changes",
+            life["dfinfra plan prod (no changes)"].median / raw_plan,
+            1.3,
+            "x",
+        ),
+        (
+            "the same with a change (dfinfra also runs `terraform show -json` for the per-attribute diff)",
+            life["dfinfra plan prod (a cron changed)"].median / life["terraform plan (prod, a cron changed)"].median,
+            1.3,
+            "x",
+        ),
+        (
+            "`dfinfra lint` of the shipped modules <= 1.5x import floor",
+            life["dfinfra lint build/staging build/prod"].median / floor,
+            1.5,
+            "x",
+        ),
+    ]
     lines = [
         "# Benchmark results",
         "",
@@ -170,7 +275,7 @@ def write_results(results: dict, runs: int) -> None:
         "| process | median | min | max | / import floor | peak RSS |",
         "|---|---|---|---|---|---|",
     ]
-    for timing in [*results["floors"].values(), *commands.values()]:
+    for timing in [*results["floors"].values(), *commands.values(), *life.values()]:
         lines.append(
             f"| `{timing.name}` | {fmt(timing.median)} | {fmt(min(timing.seconds))} | "
             f"{fmt(max(timing.seconds))} | {timing.median / floor:.2f}x | {timing.peak_rss_kb / 1024:.0f} MB |"
@@ -191,19 +296,41 @@ def write_results(results: dict, runs: int) -> None:
         "",
         "![render scaling](scaling.png)",
         "",
-        "## Compared with CDK for Terraform",
+        "## Compared with CDK Terrain (cdktn)",
         "",
-        "Code-generating a similar staging stack with CDKTF in Python took 2.6-8 s and over 700 MB here (reported "
-        f"by the team; CDKTF is not installed for this run). dfinfra renders the shipped staging and prod modules "
-        f"in {fmt(commands['dfinfra render --all'].median)} with a peak of "
-        f"{commands['dfinfra render --all'].peak_rss_kb / 1024:.0f} MB, and 1,000 workflow configs in "
-        f"{fmt(wf[1000].median)}: it adds no Node.js/JSII runtime and no synthesis step, only Jinja templates "
-        "over validated models.",
+        *peer_lines(results["peer"]),
         "",
     ]
     (HERE / "RESULTS.md").write_text("\n".join(lines))
     plot(wf, envs)
     print("\n".join(lines))
+
+
+def peer_lines(peer: dict[str, Timing] | None) -> list[str]:
+    if peer is None:
+        return [
+            "Not measured in this run: `pip install '.[bench-peer]'` (cdktn, cdktn-provider-google and -google-beta; "
+            "Node.js on PATH) and run again."
+        ]
+    ours, theirs = peer["dfinfra render --all (staging + prod)"], peer["cdktn synth (staging + prod)"]
+    lines = [
+        "The same staging + prod stacks (every resource dfinfra renders, as cdktn constructs: "
+        "`bench/peer_cdktn.py`), measured side by side in this run:",
+        "",
+        "| process | median | min | max | peak RSS |",
+        "|---|---|---|---|---|",
+    ]
+    for timing in (ours, theirs):
+        lines.append(
+            f"| `{timing.name}` | {fmt(timing.median)} | {fmt(min(timing.seconds))} | {fmt(max(timing.seconds))} "
+            f"| {timing.peak_rss_kb / 1024:.0f} MB |"
+        )
+    lines += [
+        "",
+        f"cdktn takes {theirs.median / ours.median:.0f}x the time and {theirs.peak_rss_kb / ours.peak_rss_kb:.0f}x "
+        "the memory (its Node.js/JSII runtime loads the provider bindings before synthesizing).",
+    ]
+    return lines
 
 
 def plot(wf: dict, envs: dict) -> None:

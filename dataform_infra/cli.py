@@ -223,8 +223,9 @@ def lint(
 ) -> None:
     """Check existing Terraform (hand-written or generated) against dfinfra's least-privilege rules.
 
-    Reads every *.tf file of each directory. Exit 0 when no rule is violated (warnings allowed),
-    1 on a violation, 2 when a directory is missing.
+    Reads every *.tf and *.tf.json file of each directory, evaluating literal locals, escapes and a
+    literal for_each as Terraform would. Exit 0 when no rule is violated (warnings allowed), 1 on a
+    violation, 2 when a directory is missing or holds what lint cannot read.
 
     Example:
 
@@ -1035,6 +1036,50 @@ def doctor(
                 typer.echo(f"      fix: {check.fix}")
     if any(c.status == "fail" for c in checks):
         raise typer.Exit(1)
+
+
+@app.command()
+@_handles_errors
+def adopt(
+    env: Annotated[str, typer.Argument(help="Environment whose objects to look for.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what exists; change no spec file.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    impersonate: ImpersonateOption = None,
+    environments: EnvironmentsOption = Path("environments"),
+) -> None:
+    """Find the objects the environment's module would create that already exist, and mark them.
+
+    Asks Google (Dataform, Secret Manager, IAM, BigQuery) for each repository, secret, runner
+    account, dataset, release and workflow config the module declares. Each one found gets
+    `existing: true` in the spec file (comments and layout kept; the file is replaced only if the
+    specs still load), and render then imports it: the next plan reads "N to import", not 409.
+
+    Examples:
+
+      dfinfra adopt staging --dry-run
+
+      dfinfra adopt staging && dfinfra plan staging
+    """
+    from dataform_infra.gcp.adopt import find_existing
+
+    workspace = _workspace(environments)
+    workspace.select([env], False)
+    found = find_existing(workspace.deployment, env, _google(impersonate))
+    to_mark = [c for c in found if c.exists and not c.marked]
+    written = workspace.mark_existing(env, [c.mapping for c in to_mark]) if to_mark and not dry_run else None
+    if as_json:
+        import json
+
+        typer.echo(json.dumps([c.to_dict() for c in found], indent=2))
+        return
+    for c in found:
+        if c.exists:
+            state = "already marked existing" if c.marked else ("would mark" if dry_run else "marked") + " existing"
+        else:
+            state = "not found: the module creates it"
+        typer.echo(f"{c.what}: {state} ({c.name})")
+    if written:
+        typer.echo(f"{len(to_mark)} object(s) marked in {written}; `dfinfra plan {env}` imports them")
 
 
 @app.command()

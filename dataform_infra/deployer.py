@@ -176,10 +176,11 @@ def _declared(module: Module, topology: Topology) -> list[tuple[str, list[Resour
     if module.is_host:
         found += [
             ("google_project_service_identity", [project_resource(env.project.id)]),
-            ("google_secret_manager_secret", [topology.secret]),
             ("google_dataform_repository", [topology.repository]),
             ("data.google_project", [project_resource(env.project.id)]),
         ]
+        if not module.secret_elsewhere:
+            found.append(("google_secret_manager_secret", [topology.secret]))
     if module.releases:
         found.append(("google_dataform_repository_release_config", [topology.repository]))
     if module.workflows:

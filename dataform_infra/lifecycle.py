@@ -29,7 +29,7 @@ from dataform_infra.workspace import Workspace
 
 # Environment variables that change what `terraform init` would do with the backend.
 BACKEND_ENV = ("GOOGLE_BACKEND_STORAGE_CUSTOM_ENDPOINT", "GOOGLE_STORAGE_CUSTOM_ENDPOINT", "GOOGLE_BACKEND_CREDENTIALS")
-_COMPLETE = re.compile(r"^(\S+): (Creation|Modifications|Destruction) complete")
+_COMPLETE = re.compile(r"^(\S+): (Creation|Modifications|Destruction|Import) complete")
 
 # A grant and the config that needs it in one apply: Google may refuse the config until IAM has propagated.
 _PERMISSION_DENIED = re.compile(r"Error 403|PERMISSION_DENIED|Permission '[^']+' denied")
@@ -184,14 +184,17 @@ class Lifecycle:
         meta_file = meta / "plan.json"
         meta_file.unlink(missing_ok=True)
         try:
-            runner.plan(plan_file, mode)
+            result = runner.plan(plan_file, mode)
         except TerraformError as exc:
             if not _PROVIDERS_OUT_OF_DATE.search(str(exc)):
                 raise
             self.echo(f"{env}: the installed providers do not match the lock file; running terraform init again")
             self._ensure_init(runner, directory, force=True)
-            runner.plan(plan_file, mode)
-        summary = summarise(json.loads(runner.show_json(plan_file)), mode.refresh_only, self._iam_names(env))
+            result = runner.plan(plan_file, mode)
+        if result.returncode == 0:  # -detailed-exitcode: nothing to change, import or record; nothing to show
+            summary = PlanSummary(refresh_only=mode.refresh_only)
+        else:
+            summary = summarise(json.loads(runner.show_json(plan_file)), mode.refresh_only, self._iam_names(env))
         meta_file.write_text(
             json.dumps(
                 {

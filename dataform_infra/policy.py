@@ -9,15 +9,17 @@ justified come back as warnings instead.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from dataform_infra.errors import UsageError
-from dataform_infra.render.hcl import Expr
-from dataform_infra.render.module import Module
+
+if TYPE_CHECKING:  # `lint` never renders: it stays free of the spec and render layers' import cost
+    from dataform_infra.render.module import Module
 
 PRIMITIVE_ROLES = frozenset({"roles/owner", "roles/editor", "roles/viewer"})
 BROAD_BIGQUERY_ROLES = frozenset({"roles/bigquery.admin", "roles/bigquery.dataOwner"})
@@ -106,9 +108,12 @@ def _no_primitive_roles(facts: list[Fact]) -> Iterable[Finding]:
 
 
 def _opted_in(fact: Fact) -> str | None:
+    """The justification comment, if it gives one (`Project-wide opt-in: <at least 10 characters>`, as the
+    spec's `reason` must be)."""
     for text in fact.comments:
-        if text.strip().startswith(OPT_IN_MARKER):
-            return text.strip()
+        body = text.strip().lstrip("#").strip()
+        if body.startswith(OPT_IN_MARKER) and len(body[len(OPT_IN_MARKER) :].strip(" :")) >= 10:
+            return body
     return None
 
 
@@ -118,7 +123,7 @@ def _bigquery_data_roles(facts: list[Fact]) -> Iterable[Finding]:
         project_wide = f.type == "google_project_iam_member"
         if role in BROAD_BIGQUERY_ROLES or (project_wide and role in PROJECT_DATA_ROLES):
             scope = "the whole project" if project_wide else "the dataset"
-            reason = _opted_in(f)
+            reason = _opted_in(f) if project_wide else None  # the spec's opt-in exists for project-wide roles only
             if reason:
                 yield Finding(
                     "bigquery-data-roles", f"{f.address} grants {role} on {scope} ({reason}).", f.source, "warning"
@@ -336,6 +341,8 @@ def check(facts: list[Fact]) -> list[Finding]:
 
 
 def _value(value: object) -> object:
+    from dataform_infra.render.hcl import Expr
+
     if isinstance(value, Expr):
         text = str(value)
         return text[1:-1] if text.startswith('"') else "${" + text + "}"
@@ -387,11 +394,19 @@ def facts_from_module(module: Module) -> list[Fact]:
     return facts
 
 
+_ESCAPE = re.compile(r'\\(u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8}|[nrt"\\])')
+_SIMPLE_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", '"': '"', "\\": "\\"}
+
+
+def _decode(inner: str) -> str:
+    """An HCL quoted string's value: `"roles/\\u006fwner"` is `roles/owner` to Terraform, so to the rules too."""
+    return _ESCAPE.sub(lambda m: chr(int(m[1][1:], 16)) if m[1][0] in "uU" else _SIMPLE_ESCAPES[m[1]], inner)
+
+
 def _unquote(value: Any) -> Any:
     if isinstance(value, str):
         if len(value) >= 2 and value[0] == value[-1] == '"':
-            inner = value[1:-1]
-            return inner.replace('\\"', '"').replace("\\\\", "\\")
+            return _decode(value[1:-1])
         if value in ("true", "false"):
             return value == "true"
         return value
@@ -402,47 +417,165 @@ def _unquote(value: Any) -> Any:
     return value
 
 
-def facts_from_hcl(files: Mapping[str, str]) -> list[Fact]:
-    """Facts from `.tf` sources (file name -> text) via python-hcl2; imported lazily, it is slow to load."""
-    import hcl2
+_BLOCKS_RULES_READ = re.compile(r"^\s*(resource|data|locals)\b", re.M)
+_LOCAL = re.compile(r"\$\{local\.([A-Za-z0-9_-]+)\}")
+_EACH = re.compile(r"\$\{each\.(key|value)\}")
 
-    facts: list[Fact] = []
+
+def _resolve(value: Any, names: Mapping[str, str]) -> Any:
+    """`value` with `${local.x}` / `${each.key}` / `${each.value}` replaced where `names` knows them."""
+    if isinstance(value, str):
+        value = _LOCAL.sub(lambda m: names.get(f"local.{m[1]}", m[0]), value)
+        return _EACH.sub(lambda m: names.get(f"each.{m[1]}", m[0]), value)
+    if isinstance(value, list):
+        return [_resolve(v, names) for v in value]
+    if isinstance(value, dict):
+        return {k: _resolve(v, names) for k, v in value.items()}
+    return value
+
+
+def _for_each(value: Any) -> list[tuple[str, str]] | None:
+    """(each.key, each.value) of a literal `for_each` (a list, `toset([...])` or a map); None otherwise."""
+    if isinstance(value, str):
+        literal = re.fullmatch(r"\$\{(?:toset\()?(\[.*\])\)?\}", value, re.S)
+        if literal is None:
+            return None
+        try:
+            value = json.loads(literal[1])
+        except ValueError:
+            return None
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return [(v, v) for v in value]
+    if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
+        return [(str(k), v) for k, v in value.items()]
+    return None
+
+
+def _facts_of(
+    kind: Literal["resource", "data"],
+    type_: str,
+    name: str,
+    attrs: dict[str, Any],
+    where: str,
+    comments: tuple[str, ...],
+    locals_: Mapping[str, str],
+) -> list[Fact]:
+    """One fact per instance: literal locals resolved, a literal `for_each` expanded."""
+    names = dict(locals_)
+    items = _for_each(_resolve(attrs.get("for_each"), names)) if "for_each" in attrs else None
+    if not items:
+        return [Fact(kind, type_, name, _resolve(attrs, names), f"{where}: {kind} {type_}.{name}", comments)]
+    facts = []
+    for key, each in items:
+        instance = {**names, "each.key": key, "each.value": each}
+        facts.append(
+            Fact(
+                kind, type_, f'{name}["{key}"]', _resolve(attrs, instance), f"{where}: {kind} {type_}.{name}", comments
+            )
+        )
+    return facts
+
+
+def facts_from_hcl(files: Mapping[str, str]) -> list[Fact]:
+    """Facts from `.tf` and `.tf.json` sources (file name -> text); `.tf` via python-hcl2, imported lazily
+    (it is slow to load). Literal locals and literal `for_each` are evaluated as Terraform would."""
+    documents: list[tuple[str, dict[str, Any]]] = []
     for file_name, text in sorted(files.items()):
-        document = hcl2.loads(text)
-        for kind in ("resource", "data"):
+        if file_name.endswith(".tf.json"):
+            documents.append((file_name, _from_json_syntax(json.loads(text))))
+        elif _BLOCKS_RULES_READ.search(text):  # versions, providers, outputs: nothing a rule reads
+            import hcl2
+
+            documents.append((file_name, hcl2.loads(text)))
+    locals_: dict[str, str] = {}
+    for _, document in documents:  # locals are module-wide, whichever file declares them
+        for block in document.get("locals", []):
+            for key, value in _unquote(block).items():
+                if isinstance(value, str) and "${" not in value:
+                    locals_[f"local.{key}"] = value
+    facts: list[Fact] = []
+    kinds: tuple[Literal["resource", "data"], ...] = ("resource", "data")
+    for file_name, document in documents:
+        for kind in kinds:
             for block in document.get(kind, []):
                 for type_, named in block.items():
                     for name, body in named.items():
                         comments = tuple(c.get("value", "") for c in body.get("__comments__", []))
-                        attrs = _unquote(body)
-                        facts.append(
-                            Fact(
-                                kind,
-                                _unquote(type_),
-                                _unquote(name),
-                                attrs,
-                                f"{file_name}: {kind} {_unquote(type_)}.{_unquote(name)}",
-                                comments,
-                            )
+                        facts += _facts_of(
+                            kind, _unquote(type_), _unquote(name), _unquote(body), file_name, comments, locals_
                         )
     return facts
 
 
+def _from_json_syntax(document: dict[str, Any]) -> dict[str, Any]:
+    """Terraform's JSON syntax in the shape python-hcl2 gives `.tf` files: blocks as lists, strings quoted,
+    `"//"` keys as comments."""
+
+    def body(value: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if key == "//":
+                out["__comments__"] = [{"value": str(item)}]
+            elif isinstance(item, dict) and key not in ("labels", "tags", "default_labels", "for_each"):
+                out[key] = [body(item)]
+            elif isinstance(item, list) and item and all(isinstance(i, dict) for i in item):
+                out[key] = [body(i) for i in item]
+            else:
+                out[key] = json.dumps(item) if isinstance(item, str) else item
+        return out
+
+    shaped: dict[str, Any] = {}
+    for kind in ("resource", "data"):
+        blocks = document.get(kind, {})
+        for block in blocks if isinstance(blocks, list) else [blocks]:
+            for type_, named in block.items():
+                for name, value in named.items():
+                    for instance in value if isinstance(value, list) else [value]:
+                        shaped.setdefault(kind, []).append({type_: {name: body(instance)}})
+    locals_ = document.get("locals", {})
+    shaped["locals"] = [
+        {k: json.dumps(v) if isinstance(v, str) else v for k, v in block.items()}
+        for block in (locals_ if isinstance(locals_, list) else [locals_])
+    ]
+    return shaped
+
+
+LINT_MAX_BYTES = 2 * 1024 * 1024  # the largest Terraform file `lint` reads (a module, not a data dump)
+
+
 def lint(directories: Iterable[Path]) -> list[Finding]:
-    """Every rule over the `.tf` files of each directory (hand-written modules too). A directory
-    without `.tf` files, or HCL the parser cannot read, is bad input (UsageError)."""
+    """Every rule over the `.tf` and `.tf.json` files of each directory (hand-written modules too). A
+    directory without them, a file that is not a regular file (a FIFO would block the read) or is over
+    `LINT_MAX_BYTES`, or HCL the parser cannot read, is bad input (UsageError)."""
     from lark.exceptions import LarkError
 
     findings: list[Finding] = []
     for directory in directories:
         if not directory.is_dir():
             raise UsageError(f"{directory} does not exist or is not a directory")
-        files = sorted(directory.glob("*.tf"))
+        files = sorted(p for p in directory.iterdir() if p.name.endswith((".tf", ".tf.json")))
         if not files:
-            raise UsageError(f"{directory} holds no .tf files")
+            raise UsageError(f"{directory} holds no .tf or .tf.json files")
+        sources = {str(f): _read_bounded(f) for f in files}
         try:
-            facts = facts_from_hcl({str(f): f.read_text(encoding="utf-8") for f in files})
-        except (LarkError, UnicodeDecodeError) as exc:
+            facts = facts_from_hcl(sources)
+        except (LarkError, UnicodeDecodeError, ValueError) as exc:
             raise UsageError(f"{directory}: cannot parse the HCL ({type(exc).__name__}: {exc})") from None
         findings += check(facts)
     return findings
+
+
+def _read_bounded(path: Path) -> str:
+    import stat
+
+    mode = path.stat().st_mode
+    if not stat.S_ISREG(mode):
+        raise UsageError(f"{path} is not a regular file (a FIFO, socket or device): lint reads files only")
+    with path.open("rb") as handle:
+        raw = handle.read(LINT_MAX_BYTES + 1)
+    if len(raw) > LINT_MAX_BYTES:
+        raise UsageError(f"{path} is over {LINT_MAX_BYTES // (1024 * 1024)} MB: lint reads module files, not data")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path} is not UTF-8 text (byte {exc.start})") from None

@@ -97,6 +97,12 @@ def project_resource(project: str) -> Resource:
     return Resource("project", project, project)
 
 
+def dataset_resource(project: str, ref: str) -> Resource:
+    """A runner's `reads`/`writes` entry as a dataset: `id` in `project`, or `other-project.id`."""
+    other, _, dataset = ref.rpartition(".")
+    return Resource("dataset", other or project, dataset)
+
+
 def runner_resource(email: str) -> Resource:
     return Resource("service_account", email.split("@", 1)[1].removesuffix(".iam.gserviceaccount.com"), email)
 
@@ -158,10 +164,16 @@ class Topology:
 
     @cached_property
     def secret(self) -> Resource:
+        """The Git credential's secret: in the host project, unless the spec names another (`project:`)."""
         git = self.repository_spec.git
         auth = git.https_token or git.ssh
         assert auth is not None
-        return Resource("secret", self.host.project.id, auth.secret_id)
+        return Resource("secret", auth.project or self.host.project.id, auth.secret_id)
+
+    @property
+    def secret_name(self) -> str:
+        """`projects/<p>/secrets/<id>`, as Secret Manager names it."""
+        return f"projects/{self.secret.project}/secrets/{self.secret.id}"
 
     @property
     def host_project(self) -> Resource:

@@ -5,6 +5,8 @@ It knows nothing of the terminal; `cli.py` turns its results and errors into out
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -16,6 +18,8 @@ from dataform_infra.render.engine import render_module
 from dataform_infra.render.module import Module, build_module
 from dataform_infra.render.output import RenderedModule, diff_modules, write_modules
 from dataform_infra.spec.loader import Deployment, SpecWarning, load_deployment
+from dataform_infra.spec.marks import with_marks
+from dataform_infra.spec.yamlsource import PathKey
 from dataform_infra.topology import Topology
 
 
@@ -100,3 +104,26 @@ class Workspace:
             findings += policy.check(policy.facts_from_module(module))
         findings += verdict.findings(self.access, self.coverage())
         return ValidationReport(envs, grants, findings, [*self.deployment.warnings, *verdict.warnings(self.access)])
+
+    def mark_existing(self, env: str, mappings: list[PathKey]) -> Path:
+        """Write `existing: true` into `env`'s spec file at `mappings`; refuses (writing nothing) unless the
+        whole deployment still loads with the edit. Returns the file."""
+        spec = self.deployment.spec_file(env)
+        edited = with_marks(spec.read_text(encoding="utf-8"), spec, mappings)
+        with tempfile.TemporaryDirectory() as scratch:
+            trial = Path(scratch) / self.environments_dir.name
+            trial.mkdir()
+            for name in self.deployment.environments:
+                source = self.deployment.spec_file(name)
+                (trial / source.name).write_text(
+                    edited if name == env else source.read_text(encoding="utf-8"), encoding="utf-8"
+                )
+            load_deployment(trial)  # a SpecError here leaves the real file untouched
+        fd, temporary = tempfile.mkstemp(dir=spec.parent, prefix=f".{spec.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(edited)
+        os.chmod(temporary, spec.stat().st_mode & 0o777)
+        os.replace(temporary, spec)
+        self.__dict__.pop("deployment", None)
+        self._modules.clear()
+        return spec

@@ -105,3 +105,77 @@ def test_the_service_agent_role_goes_to_the_agent_only(member, resource_type, al
     )
     rules = {f.rule for f in policy.check(policy.facts_from_hcl({"main.tf": hcl}))}
     assert ("impersonation-on-accounts-only" not in rules) is allowed
+
+
+def _rules(files: dict[str, str]) -> dict[str, str]:
+    return {f.rule: f.severity for f in policy.check(policy.facts_from_hcl(files))}
+
+
+OWNER = 'resource "google_project_iam_member" "m" {\n  project = "p"\n  member = "user:a@b.c"\n  role = %s\n}\n'
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        {"main.tf": OWNER % '"roles/\\u006fwner"'},  # an escape Terraform decodes
+        {"main.tf": OWNER % '"roles/\\U0000006fwner"'},
+        {"main.tf": 'locals {\n  role = "roles/owner"\n}\n' + OWNER % "local.role"},
+        {"main.tf": OWNER % '"roles/${local.what}"', "locals.tf": 'locals {\n  what = "owner"\n}\n'},
+        {
+            "main.tf": 'resource "google_project_iam_member" "m" {\n'
+            '  for_each = toset(["roles/viewer", "roles/owner"])\n'
+            '  project = "p"\n  member = "user:a@b.c"\n  role = each.value\n}\n'
+        },
+        {
+            "main.tf.json": '{"resource": {"google_project_iam_member": {"m": '
+            '{"project": "p", "member": "user:a@b.c", "role": "roles/owner"}}}}'
+        },
+    ],
+    ids=["escape", "long-escape", "local", "local-in-a-template", "for_each", "tf.json"],
+)
+def test_lint_cannot_be_talked_out_of_a_primitive_role(files):
+    assert _rules(files).get("no-primitive-roles") == "violation"
+
+
+DATASET_OWNER = (
+    'resource "google_bigquery_dataset_iam_member" "m" {\n  %s  project = "p"\n  dataset_id = "d"\n'
+    '  member = "user:a@b.c"\n  role = "roles/bigquery.dataOwner"\n}\n'
+)
+PROJECT_EDITOR = (
+    'resource "google_project_iam_member" "m" {\n  %s  project = "p"\n'
+    '  member = "user:a@b.c"\n  role = "roles/bigquery.dataEditor"\n}\n'
+)
+
+
+@pytest.mark.parametrize(
+    ("hcl", "severity"),
+    [
+        (PROJECT_EDITOR % "# Project-wide opt-in: every team's datasets are read by reporting\n", "warning"),
+        (PROJECT_EDITOR % "# Project-wide opt-in: ok\n", "violation"),  # no real reason given
+        (DATASET_OWNER % "# Project-wide opt-in: I say this is fine, trust me\n", "violation"),  # no opt-in exists
+    ],
+    ids=["justified-project-wide", "empty-reason", "dataset-owner-self-justified"],
+)
+def test_an_opt_in_counts_only_where_the_rule_has_one(hcl, severity):
+    assert _rules({"main.tf": hcl})["bigquery-data-roles"] == severity
+
+
+def test_lint_refuses_what_it_cannot_read_safely(tmp_path):
+    import os
+
+    from dataform_infra.errors import UsageError
+
+    fifo = tmp_path / "fifo"
+    fifo.mkdir()
+    os.mkfifo(fifo / "main.tf")
+    with pytest.raises(UsageError, match="not a regular file"):
+        policy.lint([fifo])  # would block forever reading a FIFO
+    big = tmp_path / "big"
+    big.mkdir()
+    (big / "main.tf").write_text("# x\n" * (policy.LINT_MAX_BYTES // 4 + 1))
+    with pytest.raises(UsageError, match="over 2 MB"):
+        policy.lint([big])
+    json_only = tmp_path / "json"
+    json_only.mkdir()
+    (json_only / "main.tf.json").write_text('{"resource": {}}')
+    assert policy.lint([json_only]) == []

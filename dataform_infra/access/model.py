@@ -34,6 +34,7 @@ from dataform_infra.topology import (
     Principal,
     Resource,
     Topology,
+    dataset_resource,
     project_resource,
 )
 
@@ -459,12 +460,13 @@ class AccessModel:
         i, runner = next((i, r) for i, r in enumerate(env.runners) if r.name == runner_name)
         principal = self.topology.runner(env_name, runner_name).principal
         for j, dataset in enumerate(runner.bigquery.reads):
+            read = dataset_resource(env.project.id, dataset)
             self._need(
                 "runner-reads",
                 principal,
                 READ,
-                Resource("dataset", env.project.id, dataset),
-                f"{runner_name}'s code reads {env.project.id}.{dataset}",
+                read,
+                f"{runner_name}'s code reads {read.project}.{read.id}",
                 env_name,
                 ("runners", i, "bigquery", "reads", j),
                 ids,

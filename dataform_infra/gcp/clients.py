@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from dataform_infra.errors import GcpError, GcpNotFound, GcpPermissionDenied
 
 if TYPE_CHECKING:  # the clients import slowly: only the commands that call Google load them
+    from google.cloud.bigquery import Client as BigQueryClient
     from google.cloud.dataform_v1 import DataformClient
     from google.cloud.iam_admin_v1 import IAMClient
     from google.cloud.orgpolicy_v2 import OrgPolicyClient
@@ -25,6 +26,8 @@ if TYPE_CHECKING:  # the clients import slowly: only the commands that call Goog
     from google.cloud.service_usage_v1 import ServiceUsageClient
 
 EMULATOR_ENV = "DFINFRA_GOOGLE_API_EMULATOR"
+# BigQuery's client speaks REST, not gRPC: with an emulator, `host:port` of its HTTP endpoint.
+BIGQUERY_EMULATOR_ENV = "DFINFRA_BIGQUERY_API_EMULATOR"
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 T = TypeVar("T")
 
@@ -122,6 +125,22 @@ class GoogleApis:
         from google.cloud.policytroubleshooter_v1.services.iam_checker.transports import IamCheckerGrpcTransport
 
         return self._client(IamCheckerClient, IamCheckerGrpcTransport)
+
+    def bigquery(self, project: str) -> BigQueryClient:
+        from google.cloud import bigquery
+
+        endpoint = os.environ.get(BIGQUERY_EMULATOR_ENV)
+        if endpoint:
+            from google.api_core.client_options import ClientOptions
+            from google.auth.credentials import AnonymousCredentials
+
+            options = ClientOptions(api_endpoint=f"http://{endpoint}")
+            return bigquery.Client(
+                project=project,
+                credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+                client_options=options,
+            )
+        return bigquery.Client(project=project, credentials=self.credentials())
 
     def org_policy(self) -> OrgPolicyClient:
         from google.cloud.orgpolicy_v2 import OrgPolicyClient

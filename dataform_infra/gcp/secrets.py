@@ -61,7 +61,7 @@ def git_secret(deployment: Deployment, env: str) -> GitSecret:
     assert auth is not None
     pinned = auth.version if isinstance(auth.version, int) else None
     return GitSecret(
-        deployment.host.project.id,
+        auth.project or deployment.host.project.id,
         auth.secret_id,
         "ssh key" if repo.git.ssh else "token",
         pinned,

@@ -26,6 +26,7 @@ MODULE_FILES = (
     "iam.tf",
     "dataform.tf",
     "outputs.tf",
+    "imports.tf",
 )
 
 

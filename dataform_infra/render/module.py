@@ -29,8 +29,10 @@ from dataform_infra.topology import (
     Principal,
     Resource,
     Topology,
+    dataset_resource,
     project_resource,
     runner_email,
+    service_account_name,
 )
 
 
@@ -64,6 +66,15 @@ class Grant:
     def spec_path(self) -> str:
         """The spec field asking for it, as `runners[0].bigquery.writes[1]` (in `env`'s file)."""
         return dotted_path(self.path)
+
+
+@dataclass(frozen=True)
+class Import:
+    """An object that already exists (`existing: true`): Terraform imports it at `to`, by Google's `id`."""
+
+    to: Expr
+    id: str
+    path: PathKey
 
 
 @dataclass(frozen=True)
@@ -140,13 +151,16 @@ class Module:
     grants: list[Grant] = field(default_factory=list)
     releases: list[ReleaseConfig] = field(default_factory=list)
     workflows: list[WorkflowConfig] = field(default_factory=list)
+    imports: list[Import] = field(default_factory=list)
     service_agent: str | None = None
     # Where this module's release and workflow configs live: the host's repository.
     repository_project: str = ""
     repository_region: str = ""
     repository_ref: Expr | str = ""
     secret_name: Ident | None = None
-    secret_version_ref: Expr | None = None
+    secret_version_ref: Expr | str | None = None
+    # The Git secret's name when another project holds it (`project:`): this module creates no secret.
+    secret_elsewhere: str | None = None
     repository_runner: RunnerRef | None = None
     repository_depends_on: tuple[Expr, ...] = ()
     api_refs: dict[str, Expr] = field(default_factory=dict)
@@ -226,10 +240,16 @@ class _ModuleBuilder:
             self.module.apis.append(Api(name, project, service))
             self.module.api_refs[service] = Expr.ref("google_project_service", name)
 
+    def _adopt(self, resource_type: str, name: Ident, import_id: str, path: PathKey) -> None:
+        self.module.imports.append(Import(Expr.ref(resource_type, name), import_id, path))
+
     def _service_accounts(self) -> None:
-        for runner in self.env.runners:
+        for i, runner in enumerate(self.env.runners):
             name = self.names.name("google_service_account", runner.name)
             self.sa_refs[runner.name] = name
+            email = runner_email(runner.name, self.env.project.id)
+            if runner.existing:
+                self._adopt("google_service_account", name, service_account_name(email), ("runners", i, "existing"))
             self.module.service_accounts.append(
                 ServiceAccount(
                     name=name,
@@ -237,18 +257,21 @@ class _ModuleBuilder:
                     account_id=runner.name,
                     display_name=runner.display_name or f"Dataform runner ({self.env_name})",
                     description=runner.description,
-                    email=runner_email(runner.name, self.env.project.id),
+                    email=email,
                     depends_on=self.module.needs_api("iam.googleapis.com"),
                 )
             )
 
     def _datasets(self) -> None:
         self.dataset_refs: dict[str, Expr | str] = {}
-        for dataset in self.env.datasets:
+        for i, dataset in enumerate(self.env.datasets):
             if not dataset.create:
                 self.dataset_refs[dataset.id] = dataset.id
                 continue
             name = self.names.name("google_bigquery_dataset", dataset.id)
+            if dataset.existing:
+                import_id = f"projects/{self.env.project.id}/datasets/{dataset.id}"
+                self._adopt("google_bigquery_dataset", name, import_id, ("datasets", i, "existing"))
             self.dataset_refs[dataset.id] = Expr.ref("google_bigquery_dataset", name, "dataset_id")
             self.module.datasets.append(
                 Dataset(
@@ -299,20 +322,22 @@ class _ModuleBuilder:
                 ("reads", "roles/bigquery.dataViewer", "reads"),
             ):
                 for j, dataset in enumerate(getattr(runner.bigquery, verb)):
+                    scope = dataset_resource(project, dataset)
+                    dataset_id = self.dataset_refs.get(dataset, scope.id)  # another project's: by name
                     self._grant(
                         "google_bigquery_dataset_iam_member",
                         (runner.name, verb, dataset),
                         role=role,
                         principal=principal,
-                        resource=Resource("dataset", project, dataset),
+                        resource=scope,
                         member=ref.member_value,
-                        target={"project": project, "dataset_id": self.dataset_refs[dataset]},
+                        target={"project": scope.project, "dataset_id": dataset_id},
                         rule=f"runner-{verb}-dataset",
                         why=f"Runner {runner.name} {what} dataset {dataset}; the role is scoped to that dataset only.",
                         path=(*path, "bigquery", verb, j),
                         # A dataset created elsewhere gives no implicit dependency on the BigQuery API.
                         depends_on=()
-                        if isinstance(self.dataset_refs[dataset], Expr)
+                        if isinstance(dataset_id, Expr)
                         else self.module.needs_api("bigquery.googleapis.com"),
                     )
             for j, wide in enumerate(runner.bigquery.project_wide):
@@ -344,8 +369,14 @@ class _ModuleBuilder:
         auth = repo.git.https_token or repo.git.ssh
         assert auth is not None
         module.secret_name = Ident("git_ssh_key" if repo.git.ssh else "git_token")
-        secret_id = Expr.ref("google_secret_manager_secret", module.secret_name, "id")
-        module.secret_version_ref = Expr.interpolate(secret_id, f"/versions/{auth.version}")
+        secret_id: Expr | str
+        if auth.project:  # managed in another project: named, never created here
+            module.secret_elsewhere = top.secret_name
+            secret_id = top.secret_name
+            module.secret_version_ref = f"{top.secret_name}/versions/{auth.version}"
+        else:
+            secret_id = Expr.ref("google_secret_manager_secret", module.secret_name, "id")
+            module.secret_version_ref = Expr.interpolate(secret_id, f"/versions/{auth.version}")
         secret_grant = self._grant(
             "google_secret_manager_secret_iam_member",
             ("dataform_agent", "reads", module.secret_name),
@@ -361,6 +392,14 @@ class _ModuleBuilder:
             depends_on=self.agent_depends_on,
         )
         module.repository_depends_on = (Expr.ref(secret_grant.resource_type, secret_grant.name),)
+        if auth.existing:
+            secret = f"projects/{env.project.id}/secrets/{auth.secret_id}"
+            kind = "ssh" if repo.git.ssh else "https_token"
+            self._adopt(
+                "google_secret_manager_secret", module.secret_name, secret, ("repository", "git", kind, "existing")
+            )
+        if repo.existing:
+            self._adopt("google_dataform_repository", Ident("this"), top.repository_name, ("repository", "existing"))
         if top.has_schedules:
             self._grant(
                 "google_project_iam_member",
@@ -494,8 +533,11 @@ class _ModuleBuilder:
             Expr.ref("google_dataform_repository", "this", "name") if self.is_host else top.repository_spec.name
         )
         release_refs: dict[str, Expr] = {}
-        for release in self.env.releases:
+        for i, release in enumerate(self.env.releases):
             name = self.names.name("google_dataform_repository_release_config", release.name)
+            if release.existing:
+                config = f"{top.repository_name}/releaseConfigs/{release.name}"
+                self._adopt("google_dataform_repository_release_config", name, config, ("releases", i, "existing"))
             release_refs[release.name] = Expr.ref("google_dataform_repository_release_config", name, "id")
             module.releases.append(
                 ReleaseConfig(
@@ -506,11 +548,15 @@ class _ModuleBuilder:
                     location=release.compilation.location or self.env.bigquery_location,
                 )
             )
-        for workflow in self.env.workflows:
+        for i, workflow in enumerate(self.env.workflows):
             ref = self._runner_ref(top.runner(self.env_name, workflow.runner))
+            name = self.names.name("google_dataform_repository_workflow_config", workflow.name)
+            if workflow.existing:
+                config = f"{top.repository_name}/workflowConfigs/{workflow.name}"
+                self._adopt("google_dataform_repository_workflow_config", name, config, ("workflows", i, "existing"))
             module.workflows.append(
                 WorkflowConfig(
-                    name=self.names.name("google_dataform_repository_workflow_config", workflow.name),
+                    name=name,
                     env=self.env_name,
                     workflow=workflow,
                     release_ref=release_refs[workflow.release],

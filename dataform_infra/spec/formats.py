@@ -52,6 +52,14 @@ ProjectNumber = Annotated[
 
 Region = Annotated[str, _matching(r"[a-z]+-[a-z]+[0-9]+", "a region looks like 'europe-west2' or 'us-central1'")]
 
+KmsKeyName = Annotated[
+    str,
+    _matching(
+        r"projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/locations/[a-z0-9-]+/keyRings/[A-Za-z0-9_-]{1,63}"
+        r"/cryptoKeys/[A-Za-z0-9_-]{1,63}",
+        "a Cloud KMS key looks like 'projects/<p>/locations/<l>/keyRings/<ring>/cryptoKeys/<key>'",
+    ),
+]
 BigQueryLocation = Annotated[
     str,
     _matching(r"(US|EU|[a-z]+-[a-z]+[0-9]+)", "a BigQuery location is 'US', 'EU' or a region like 'europe-west2'"),
@@ -88,6 +96,14 @@ RunnerRef = Annotated[
 
 DatasetId = Annotated[str, _matching(r"[A-Za-z0-9_]{1,1024}", "a dataset id is letters, digits and underscores only")]
 
+# A dataset of this environment (`raw_events`) or, for reads, of another project (`acme-ingest.raw_events`).
+DatasetRef = Annotated[
+    str,
+    _matching(
+        r"([a-z][a-z0-9-]{4,28}[a-z0-9]\.)?[A-Za-z0-9_]{1,1024}",
+        "a dataset is `dataset_id`, or `project-id.dataset_id` for another project's",
+    ),
+]
 BucketName = Annotated[
     str,
     _matching(

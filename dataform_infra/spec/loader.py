@@ -216,7 +216,7 @@ def _cross_checks(deployment: Deployment) -> Iterable[Problem]:
                     loc, name, ("runners", i, "bigquery", verb), list(getattr(access, verb)), "dataset"
                 )
                 for j, dataset in enumerate(getattr(access, verb)):
-                    if dataset not in datasets:
+                    if dataset not in datasets and not (verb == "reads" and "." in dataset):
                         yield loc.at(
                             name,
                             ("runners", i, "bigquery", verb, j),
@@ -252,6 +252,12 @@ def _cross_checks(deployment: Deployment) -> Iterable[Problem]:
                 )
             members = [a.member for a in env.repository.access]
             yield from _duplicates(loc, name, ("repository", "access"), members, "repository access member")
+            git = env.repository.git
+            auth, kind = (git.https_token, "https_token") if git.https_token else (git.ssh, "ssh")
+            if auth is not None:
+                yield from _duplicates(
+                    loc, name, ("repository", "git", kind, "replicas"), list(auth.replicas), "replica"
+                )
             for k, person in enumerate(env.repository.access):
                 yield from _duplicates(loc, name, ("repository", "access", k, "run_as"), list(person.run_as), "runner")
             for k, person in enumerate(env.repository.access):
@@ -363,9 +369,40 @@ def _service_accounts_distinct(loc: _Locator, envs: dict[str, Environment]) -> I
                 datasets.setdefault(key, name)
 
 
+def _abandoned_configs(loc: _Locator, deployment: Deployment, name: str, env: Environment) -> Iterable[SpecWarning]:
+    """An abandoned config stays in Dataform, so destroying a repository without FORCE then fails."""
+    repository = deployment.host.repository
+    if repository is None or repository.deletion_policy == "FORCE":
+        return
+    for key in ("releases", "workflows"):
+        for i, config in enumerate(getattr(env, key)):
+            if config.deletion_policy == "ABANDON":
+                yield SpecWarning(
+                    loc.at(
+                        name,
+                        (key, i, "deletion_policy"),
+                        f"{config.name!r} is ABANDONed on destroy and stays in the repository, which then cannot be "
+                        f"destroyed with deletion_policy {repository.deletion_policy}: set the repository's "
+                        "`deletion_policy: FORCE` in the host's spec if it is ever to be destroyed",
+                    )
+                )
+
+
 def _warnings(deployment: Deployment) -> Iterable[SpecWarning]:
     loc = _Locator(deployment)
     for name, env in deployment.environments.items():
+        if env.repository is not None and env.repository.kms_key_name:
+            yield SpecWarning(
+                loc.at(
+                    name,
+                    ("repository", "kms_key_name"),
+                    f"the Dataform service agent (service-{env.project.number}@"
+                    "gcp-sa-dataform.iam.gserviceaccount.com) "
+                    f"needs roles/cloudkms.cryptoKeyEncrypterDecrypter on {env.repository.kms_key_name} before the "
+                    "repository is created; dfinfra does not grant it (no KMS IAM in its provider facts)",
+                )
+            )
+        yield from _abandoned_configs(loc, deployment, name, env)
         attaches = env.workflows or (env.repository is not None and env.repository.runner)
         if env.deployers and not attaches:
             yield SpecWarning(

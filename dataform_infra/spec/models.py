@@ -9,7 +9,7 @@ spec reference: README.md's reference section is generated from them and a test 
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -19,7 +19,9 @@ from dataform_infra.spec.formats import (
     Cron,
     DataformId,
     DatasetId,
+    DatasetRef,
     GitRef,
+    KmsKeyName,
     LabelKey,
     LabelValue,
     Member,
@@ -42,6 +44,16 @@ class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+def _existing(what: str) -> Any:
+    """The `existing:` mark: the object is adopted (imported), never created. `dfinfra adopt` writes it."""
+    return Field(
+        default=False,
+        description=f"The {what} already exists in Google Cloud (made by hand or another module): the first apply "
+        "imports it into this module's state (a generated `imports.tf`) instead of creating it. "
+        "`dfinfra adopt` sets it.",
+    )
+
+
 class Project(Spec):
     """The Google Cloud project this environment deploys into."""
 
@@ -59,23 +71,46 @@ class StateBackend(Spec):
     prefix: StatePrefix = Field(default="dataform", description="Object prefix inside the bucket.")
 
 
-class HttpsToken(Spec):
-    """A personal access token (GitHub, GitLab, ...) kept in Secret Manager in the host project."""
+class SecretRef(Spec):
+    """Where a Git credential is kept in Secret Manager (in the host project unless `project` says otherwise)."""
 
     secret_id: SecretId = Field(
-        description="Secret Manager secret created by dfinfra; the token is added with `dfinfra secret set`."
+        description="Secret Manager secret created by dfinfra; the credential is added with `dfinfra secret set`."
     )
     version: Literal["latest"] | SecretVersion = Field(
         default="latest",
         description="Secret version the repository uses: `latest` (rotation needs no HCL change) or a pinned number.",
     )
+    replicas: list[Region] = Field(
+        default_factory=list,
+        description="Regions to keep the secret in (user-managed replication), e.g. `[europe-west2]`: needed when a "
+        "`gcp.resourceLocations` org policy refuses automatic replication. Empty: automatic.",
+    )
+    project: ProjectId | None = Field(
+        default=None,
+        description="The secret lives in this other project (e.g. a central secrets project) and is managed there: "
+        "dfinfra neither creates nor imports it, only references its version and lets the Dataform service agent "
+        "read it.",
+    )
+    existing: bool = _existing("secret")
+
+    @model_validator(mode="after")
+    def _managed_elsewhere(self) -> SecretRef:
+        if self.project and (self.existing or self.replicas):
+            field = "existing" if self.existing else "replicas"
+            raise ValueError(
+                f"a secret in another project (project: {self.project}) is managed there: `{field}` does not apply"
+            )
+        return self
 
 
-class SshKey(Spec):
+class HttpsToken(SecretRef):
+    """A personal access token (GitHub, GitLab, ...) kept in Secret Manager."""
+
+
+class SshKey(SecretRef):
     """An SSH private key kept in Secret Manager, and the Git host's public key."""
 
-    secret_id: SecretId = Field(description="Secret Manager secret holding the private key.")
-    version: Literal["latest"] | SecretVersion = Field(default="latest", description="Secret version to use.")
     host_public_key: Text = Field(
         description="The Git server's public host key, e.g. `ssh-ed25519 AAAA...` (from `ssh-keyscan`)."
     )
@@ -171,6 +206,12 @@ class Repository(Spec):
         description="`FORCE` deletes a repository that still has workspaces; `PREVENT` refuses to destroy it.",
     )
     access: list[RepositoryAccess] = Field(default_factory=list, description="People and groups with access.")
+    kms_key_name: KmsKeyName | None = Field(
+        default=None,
+        description="Cloud KMS key encrypting the repository (CMEK). The Dataform service agent needs "
+        "`roles/cloudkms.cryptoKeyEncrypterDecrypter` on it, granted outside dfinfra (`validate` reminds you).",
+    )
+    existing: bool = _existing("repository")
 
 
 class Dataset(Spec):
@@ -183,6 +224,16 @@ class Dataset(Spec):
         "`false`: it already exists; dfinfra only grants on it.",
     )
     description: Text | None = Field(default=None, description="Dataset description.")
+    existing: bool = _existing("dataset")
+
+    @model_validator(mode="after")
+    def _adopted_or_external(self) -> Dataset:
+        if self.existing and not self.create:
+            raise ValueError(
+                "existing: true adopts the dataset (dfinfra manages it from then on); create: false leaves it "
+                "unmanaged (dfinfra only grants on it): keep one"
+            )
+        return self
 
 
 class ProjectWideRole(Spec):
@@ -200,8 +251,11 @@ class BigQueryAccess(Spec):
     writes: list[DatasetId] = Field(
         default_factory=list, description="Datasets it writes: BigQuery Data Editor on each."
     )
-    reads: list[DatasetId] = Field(
-        default_factory=list, description="Datasets it only reads: BigQuery Data Viewer on each."
+    reads: list[DatasetRef] = Field(
+        default_factory=list,
+        description="Datasets it only reads: BigQuery Data Viewer on each. `project-id.dataset_id` names another "
+        "project's dataset (not declared under `datasets:`; it must exist, and the deployer must be allowed to "
+        "grant on it).",
     )
     project_wide: list[ProjectWideRole] = Field(
         default_factory=list, description="Project-wide data roles, only with a reason."
@@ -215,6 +269,7 @@ class Runner(Spec):
     display_name: Text | None = Field(default=None, description="Display name.")
     description: Text | None = Field(default=None, max_length=256, description="Description.")
     bigquery: BigQueryAccess = Field(default_factory=BigQueryAccess, description="BigQuery access it needs.")
+    existing: bool = _existing("service account")
 
 
 class Compilation(Spec):
@@ -247,6 +302,12 @@ class Release(Spec):
     time_zone: TimeZone = Field(default="Etc/UTC", description="IANA time zone of the cron.")
     compilation: Compilation = Field(default_factory=Compilation, description="Code compilation overrides.")
     disabled: bool = Field(default=False, description="Pause scheduled compilation.")
+    deletion_policy: Literal["DELETE", "PREVENT", "ABANDON"] | None = Field(
+        default=None,
+        description="What destroying it does: `DELETE` (the provider's default), `PREVENT` (refuse), `ABANDON` "
+        "(forget it, leave it in Dataform).",
+    )
+    existing: bool = _existing("release config")
 
 
 class Target(Spec):
@@ -279,6 +340,12 @@ class Workflow(Spec):
     include_dependents: bool = Field(default=False, description="Also run the selected actions' dependents.")
     full_refresh: bool = Field(default=False, description="Rebuild incremental tables from scratch.")
     disabled: bool = Field(default=False, description="Pause the schedule.")
+    deletion_policy: Literal["DELETE", "PREVENT", "ABANDON"] | None = Field(
+        default=None,
+        description="What destroying it does: `DELETE` (the provider's default), `PREVENT` (refuse), `ABANDON` "
+        "(forget it, leave it in Dataform).",
+    )
+    existing: bool = _existing("workflow config")
 
 
 class Environment(Spec):

@@ -58,6 +58,8 @@ class PlanSummary:
     # Objects changed outside Terraform: what a refresh-only plan would record in the state.
     drift: list[Change] = field(default_factory=list)
     refresh_only: bool = False
+    # Existing objects the apply adopts into the state (import blocks), by address.
+    imports: list[str] = field(default_factory=list)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -66,7 +68,7 @@ class PlanSummary:
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.changes) or (self.refresh_only and bool(self.drift))
+        return bool(self.changes) or bool(self.imports) or (self.refresh_only and bool(self.drift))
 
     @property
     def destructive(self) -> list[Change]:
@@ -75,7 +77,7 @@ class PlanSummary:
     @property
     def steps(self) -> int:
         """Completion lines an apply prints: a replacement is a destruction and a creation."""
-        return sum(2 if c.action == "replace" else 1 for c in self.changes)
+        return sum(2 if c.action == "replace" else 1 for c in self.changes) + len(self.imports)
 
     def by_type(self) -> dict[str, dict[str, int]]:
         table: dict[str, Counter[str]] = {}
@@ -92,6 +94,7 @@ class PlanSummary:
             "iam": [asdict(i) for i in self.iam],
             "destructive": [c.address for c in self.destructive],
             "drift": [asdict(c) for c in self.drift],
+            "imports": list(self.imports),
         }
 
     def render(self) -> str:
@@ -103,10 +106,12 @@ class PlanSummary:
         if not self.has_changes:
             return "No changes. The infrastructure matches the spec."
         counts = self.counts
+        adopting = f"{len(self.imports)} to import, " if self.imports else ""
         lines = [
-            f"Plan: {counts['create']} to create, {counts['update']} to update, "
+            f"Plan: {adopting}{counts['create']} to create, {counts['update']} to update, "
             f"{counts['replace']} to replace, {counts['delete']} to delete."
         ]
+        lines += [f"  <= import {address}" for address in self.imports]
         for type_, actions in self.by_type().items():
             lines.append(f"  {type_}: " + ", ".join(f"{n} {a}" for a, n in actions.items()))
         for change in self.changes:
@@ -190,6 +195,8 @@ def summarise(plan: dict[str, Any], refresh_only: bool = False, names: IamNames 
         if resource.get("mode") == "data":
             continue
         change = resource["change"]
+        if change.get("importing"):
+            summary.imports.append(resource["address"])
         action = _action(change["actions"])
         if action is None:
             continue

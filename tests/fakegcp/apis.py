@@ -26,6 +26,7 @@ from google.cloud import iam_admin_v1, secretmanager_v1, service_usage_v1
 from google.iam.v1 import iam_policy_pb2, policy_pb2
 from google.protobuf import timestamp_pb2
 
+from tests.fakegcp.bigquery import FakeBigQuery
 from tests.fakegcp.cloud import Cloud
 from tests.fakegcp.dataform import FakeDataform
 from tests.fakegcp.harness import free_port
@@ -79,6 +80,7 @@ class FakeGoogleApis:
         self.cloud = Cloud(self.store)
         self.lock = threading.Lock()
         self.dataform = FakeDataform(self)
+        self.bigquery = FakeBigQuery(self.store)
         self.policies = Policies(self.store)
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         self.server.add_generic_rpc_handlers([*self.dataform.handlers(), *self.policies.handlers()])
@@ -149,10 +151,17 @@ class FakeGoogleApis:
 
     def start(self) -> FakeGoogleApis:
         self.server.start()
+        self.bigquery.start()
         return self
 
     def stop(self) -> None:
         self.server.stop(grace=0)
+        self.bigquery.stop()
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What points dfinfra's clients here (gRPC APIs, and BigQuery's REST)."""
+        return {"DFINFRA_GOOGLE_API_EMULATOR": self.address, "DFINFRA_BIGQUERY_API_EMULATOR": self.bigquery.address}
 
     # --- test hooks -----------------------------------------------------------------------
 

@@ -223,6 +223,9 @@ class ResourceType:
 
     def values_for_id(self, state: dict[str, Any], cloud: Cloud) -> dict[str, Any]:
         values = dict(state)
+        for key in ("project", "region"):
+            if not values.get(key) or _is_unknown(values.get(key)):
+                values[key] = getattr(cloud.defaults, key)
         if "member" in state and isinstance(state["member"], str):
             values["member_normalized"] = state["member"].lower()
         return values
@@ -319,6 +322,10 @@ class ResourceType:
         ):
             if name in current:
                 state[name] = current[name]
+        # URL parameters the API does not echo back keep what state holds (the importer set them).
+        for name in ("project", "region"):
+            if state.get(name) is None and current.get(name) is not None:
+                state[name] = current[name]
         return state
 
     def import_state(self, import_id: str, provider: ProviderConfig, cloud: Cloud) -> dict[str, Any]:
@@ -345,7 +352,9 @@ class ResourceType:
                 candidate["id"] = _substitute(self.identity.get("id_format", ""), self.values_for_id(candidate, cloud))
             stored = cloud.store.get(self.name, candidate["id"]) if candidate["id"] else None
             if stored is not None:
-                return stored
+                # The importer sets every field the import id names (the SDK's ParseImportId), then Read.
+                named = {k: v for k, v in match.groupdict().items() if v is not None and k in self.attributes()}
+                return {**stored, **named}
         raise CloudError("Cannot import non-existent remote object", f"{self.name} {import_id!r} was not found")
 
 
@@ -438,7 +447,8 @@ class RepositoryIamMember(IamMember):
     def derive(self, state, cloud):
         repo = state["repository"]
         if not repo.startswith("projects/"):
-            state["repository"] = f"projects/{state['project']}/locations/{state['region']}/repositories/{repo}"
+            where = self.values_for_id(state, cloud)
+            state["repository"] = f"projects/{where['project']}/locations/{where['region']}/repositories/{repo}"
         super().derive(state, cloud)
 
     def values_for_id(self, state, cloud):
@@ -524,7 +534,8 @@ class Repository(ResourceType):
 class RepositoryChild(ResourceType):
     def check_create(self, state, cloud):
         super().check_create(state, cloud)
-        repo = f"projects/{state['project']}/locations/{state['region']}/repositories/{state['repository']}"
+        where = self.values_for_id(state, cloud)
+        repo = f"projects/{where['project']}/locations/{where['region']}/repositories/{state['repository']}"
         if cloud.store.get("google_dataform_repository", repo) is None:
             raise CloudError(f"Error creating {self.name}: googleapi: Error 404: repository not found", repo)
         if self.name.endswith("workflow_config"):
@@ -744,6 +755,9 @@ class Cloud:
 
     def __init__(self, store: Store):
         self.store = store
+        # The provider block's project/region: the real provider names objects with them when a
+        # resource leaves its own unset (x_identity: "resource value or provider project/region").
+        self.defaults: ProviderConfig = ProviderConfig()
 
     def require_project(self, project: str) -> None:
         if self.store.project_number(project) is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import socket
 import subprocess
@@ -160,8 +161,34 @@ class OfflineCloud:
                         f"projects/{env.project.id}/datasets/{dataset.id}",
                         {"seeded": True},
                     )
+            for runner in env.runners:  # another project's datasets runners read (`project.dataset`)
+                for ref in runner.bigquery.reads:
+                    other, _, dataset_id = ref.rpartition(".")
+                    if other:
+                        self._add_project(other, "bigquery.googleapis.com")
+                        self.store.put(
+                            "external:google_bigquery_dataset",
+                            f"projects/{other}/datasets/{dataset_id}",
+                            {"seeded": True},
+                        )
+            git = env.repository.git if env.repository else None
+            auth = (git.https_token or git.ssh) if git else None
+            if auth is not None and auth.project:  # a secret another team manages in its own project
+                self._add_project(auth.project, "secretmanager.googleapis.com")
+                name = f"projects/{auth.project}/secrets/{auth.secret_id}"
+                self.store.put(
+                    "google_secret_manager_secret",
+                    name,
+                    {"id": name, "name": name, "project": auth.project, "secret_id": auth.secret_id, "seeded": True},
+                )
             if self.gcs and buckets:
                 self.gcs.create_bucket(env.state.bucket)
+
+    def _add_project(self, project: str, service: str) -> None:
+        """Another team's project the spec names (a number derived from its id), using `service`."""
+        if self.store.project_number(project) is None:
+            self.store.add_project(project, str(int(hashlib.sha256(project.encode()).hexdigest()[:10], 16)))
+        self.store.put("service_enabled", f"{project}/{service}", {"project": project, "service": service})
 
     def terraform(
         self, cwd: Path, *args: str, check: bool = True, timeout: float = 300, input_: str | None = None
@@ -192,8 +219,13 @@ class OfflineCloud:
         return self.terraform(cwd, "init", "-input=false", "-no-color", *self.backend_args())
 
     def resources(self) -> list[tuple[str, str]]:
-        """Every cloud object Terraform manages (project-level facts such as enabled APIs excluded)."""
-        return [(kind, id_) for kind, id_, _ in self.store.list() if kind.startswith("google_")]
+        """Every cloud object Terraform manages (project-level facts such as enabled APIs, and objects
+        other teams made that `seed` put there, excluded)."""
+        return [
+            (kind, id_)
+            for kind, id_, body in self.store.list()
+            if kind.startswith("google_") and not body.get("seeded")
+        ]
 
 
 def plan_counts(plan_json: dict[str, Any]) -> dict[str, int]:

@@ -162,6 +162,7 @@ class Provider(services.ProviderServicer):
     @_guarded(pb.ConfigureProvider.Response)
     def ConfigureProvider(self, request, context):
         self.config = ProviderConfig.from_config(values.decode(request.config.msgpack))
+        self.cloud.defaults = self.config
         return pb.ConfigureProvider.Response()
 
     @_guarded(pb.UpgradeResourceState.Response)

@@ -206,3 +206,54 @@ def test_terraform_fmt_accepts_modules_rendered_from_hostile_specs(tmp_path, ter
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert rendered_count > 1000
+
+
+# Fields the ownership, adoption and runtime-access work added: hostile values there are refused with a
+# located problem or rendered as one intact literal, like everywhere else.
+NEW_FIELDS = [
+    ("staging", ("repository", "access", 0, "run_as", 0)),
+    ("staging", ("repository", "workspace_compilation", "schemas", 0)),
+    ("staging", ("repository", "git", "https_token", "replicas", 0)),
+    ("staging", ("repository", "git", "https_token", "project")),
+    ("staging", ("repository", "kms_key_name")),
+    ("staging", ("repository", "existing")),
+    ("staging", ("releases", 0, "deletion_policy")),
+    ("prod", ("workflows", 0, "deletion_policy")),
+    ("prod", ("runners", 0, "bigquery", "reads", 0)),
+    ("prod", ("runners", 0, "existing")),
+]
+
+
+def _with_new_fields() -> tuple[dict, dict]:
+    h, t = host(), target()
+    h["repository"]["access"] = [{"member": "group:people@acme.example", "role": "editor", "run_as": ["host-runner"]}]
+    h["repository"]["workspace_compilation"] = {"schema_suffix": "dev", "schemas": ["marts"]}
+    h["repository"]["git"]["https_token"]["replicas"] = ["europe-west2"]
+    t["runners"][0]["bigquery"]["reads"] = ["acme-other-proj.raw"]
+    return h, t
+
+
+@SETTINGS
+@given(field=st.sampled_from(NEW_FIELDS), value=st.one_of(hostile_text, yaml_scalars))
+def test_new_fields_refuse_or_render_hostile_values_intact(tmp_path_factory, field, value):
+    env, path = field
+    h, t = _with_new_fields()
+    spec = h if env == "staging" else t
+    holder = spec
+    for step in path[:-1]:
+        holder = holder[step]
+    holder[path[-1]] = value
+    directory = _write(
+        tmp_path_factory.mktemp("spec"),
+        {"staging.yaml": yaml.safe_dump(h, allow_unicode=True), "prod.yaml": yaml.safe_dump(t, allow_unicode=True)},
+    )
+    try:
+        deployment = load_deployment(directory)
+    except SpecError as error:
+        assert error.problems and all(p.line for p in error.problems)
+        return
+    for name in deployment.environments:
+        for text in render_module(build_module(deployment, name)).values():
+            assert layout(text) == text
+            if isinstance(value, str) and value and quote(value) in text:
+                assert value in {_decode(m) for m in _LITERAL.findall(text)}

@@ -36,7 +36,7 @@ CODE: dict[str, dict[str, Any]] = {
     "single-project": _code(
         "analytics",
         "dataform_assertions",
-        [_table("orders", [], ["sources"]), _assertion("orders_unique", [], "orders")],
+        [_table("orders", [], ["sources", "acme-crm-prod.crm_exports"]), _assertion("orders_unique", [], "orders")],
     ),
     "ssh-repository": _code(
         "warehouse",

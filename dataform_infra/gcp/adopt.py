@@ -1,0 +1,116 @@
+"""`dfinfra adopt ENV`: which objects an environment's module would create already exist in Google Cloud.
+
+Each is looked up by its Google name through Google's own clients (Dataform, Secret Manager, IAM,
+BigQuery); what exists gets `existing: true` in the spec (spec/marks.py), and render then imports it
+instead of creating it (no 409 on the first apply). Objects another module owns are not asked about.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dataform_infra.errors import GcpNotFound
+from dataform_infra.gcp.clients import GoogleApis, call
+from dataform_infra.spec.loader import Deployment
+from dataform_infra.spec.yamlsource import PathKey, dotted_path
+from dataform_infra.topology import Topology, runner_email, service_account_name
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One object the module would create, where its mark goes, and whether Google has it."""
+
+    what: str
+    name: str  # Google's name for it
+    mapping: PathKey  # the spec mapping that gets `existing: true`
+    exists: bool
+    marked: bool  # already `existing: true`
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "object": self.what,
+            "name": self.name,
+            "spec_path": dotted_path(self.mapping),
+            "exists": self.exists,
+            "already_marked": self.marked,
+        }
+
+
+def find_existing(deployment: Deployment, env_name: str, apis: GoogleApis) -> list[Candidate]:
+    env = deployment.environments[env_name]
+    top = Topology(deployment)
+    project = env.project.id
+    found: list[Candidate] = []
+
+    def ask(what: str, name: str, mapping: PathKey, marked: bool, lookup: object) -> None:
+        try:
+            call(f"looking up {what}", lookup)  # type: ignore[arg-type]
+            exists = True
+        except GcpNotFound:
+            exists = False
+        found.append(Candidate(what, name, mapping, exists, marked))
+
+    iam = apis.iam()
+    for i, runner in enumerate(env.runners):
+        name = service_account_name(runner_email(runner.name, project))
+        ask(
+            f"service account {runner.name}",
+            name,
+            ("runners", i),
+            runner.existing,
+            lambda name=name: iam.get_service_account(request={"name": name}),
+        )
+    datasets = [(i, d) for i, d in enumerate(env.datasets) if d.create]
+    if datasets:
+        bigquery = apis.bigquery(project)
+        for i, dataset in datasets:
+            ref = f"{project}.{dataset.id}"
+            ask(
+                f"dataset {dataset.id}",
+                f"projects/{project}/datasets/{dataset.id}",
+                ("datasets", i),
+                dataset.existing,
+                lambda ref=ref: bigquery.get_dataset(ref),
+            )
+    dataform = apis.dataform()
+    if env_name == top.host_name:
+        repo = top.repository_spec
+        auth = repo.git.https_token or repo.git.ssh
+        assert auth is not None
+        secret = top.secret_name
+        secrets = apis.secret_manager()
+        kind = "ssh" if repo.git.ssh else "https_token"
+        if not auth.project:  # another project's secret is managed there: never adopted
+            ask(
+                f"secret {auth.secret_id}",
+                secret,
+                ("repository", "git", kind),
+                auth.existing,
+                lambda: secrets.get_secret(name=secret),
+            )
+        ask(
+            f"repository {repo.name}",
+            top.repository_name,
+            ("repository",),
+            repo.existing,
+            lambda: dataform.get_repository(name=top.repository_name),
+        )
+    for i, release in enumerate(env.releases):
+        name = f"{top.repository_name}/releaseConfigs/{release.name}"
+        ask(
+            f"release config {release.name}",
+            name,
+            ("releases", i),
+            release.existing,
+            lambda name=name: dataform.get_release_config(name=name),
+        )
+    for i, workflow in enumerate(env.workflows):
+        name = f"{top.repository_name}/workflowConfigs/{workflow.name}"
+        ask(
+            f"workflow config {workflow.name}",
+            name,
+            ("workflows", i),
+            workflow.existing,
+            lambda name=name: dataform.get_workflow_config(name=name),
+        )
+    return found

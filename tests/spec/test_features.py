@@ -1,0 +1,162 @@
+"""Spec features real setups use: user-managed secret replication, a CMEK key on the repository, and the
+deletion policy of release and workflow configs. Each: schema entry, located error, rendered HCL, and an
+apply in the offline cloud that honours it."""
+
+import pytest
+
+from dataform_infra.errors import SpecError
+from dataform_infra.render.engine import render_module
+from dataform_infra.spec.loader import load_deployment
+from dataform_infra.spec.models import Environment
+from dataform_infra.workspace import Workspace
+from tests.specs import host, write_specs
+
+KEY = "projects/acme-kms-proj/locations/europe-west2/keyRings/dataform/cryptoKeys/repository"
+
+
+def featured() -> dict:
+    h = host()
+    h["repository"]["git"]["https_token"]["replicas"] = ["europe-west2", "europe-west1"]
+    h["repository"]["kms_key_name"] = KEY
+    h["releases"][0]["deletion_policy"] = "ABANDON"
+    h["workflows"][0]["deletion_policy"] = "PREVENT"
+    return h
+
+
+def test_the_fields_are_in_the_json_schema():
+    defs = Environment.model_json_schema(by_alias=True)["$defs"]
+    assert defs["HttpsToken"]["properties"]["replicas"]["items"]["type"] == "string"
+    assert defs["SshKey"]["properties"]["replicas"]
+    assert "cryptoKeyEncrypterDecrypter" in defs["Repository"]["properties"]["kms_key_name"]["description"]
+    for config in ("Release", "Workflow"):
+        assert "ABANDON" in str(defs[config]["properties"]["deletion_policy"])
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("repository", "git", "https_token", "replicas"), ["europe-west2", "europe-west2"], "duplicate replica"),
+        (("repository", "git", "https_token", "replicas"), ["EU"], "a region looks like"),
+        (("repository", "kms_key_name"), "my-key", "a Cloud KMS key looks like"),
+        (("releases", 0, "deletion_policy"), "KEEP", "ABANDON"),
+        (("workflows", 0, "deletion_policy"), "FORCE", "ABANDON"),
+    ],
+)
+def test_bad_values_are_located_problems(tmp_path, path, value, message):
+    h = host()
+    target = h
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = value
+    with pytest.raises(SpecError) as info:
+        load_deployment(write_specs(tmp_path, {"staging": h}))
+    [problem] = info.value.problems
+    assert problem.line and message in problem.message, problem.render()
+
+
+def test_rendered_hcl(tmp_path):
+    ws = Workspace(write_specs(tmp_path, {"staging": featured()}))
+    files = render_module(ws.module("staging"))
+    assert (
+        "  replication {\n"
+        "    # User-managed: kept only in these regions (a gcp.resourceLocations org policy refuses `auto`).\n"
+        "    user_managed {\n"
+        '      replicas {\n        location = "europe-west2"\n      }\n'
+        '      replicas {\n        location = "europe-west1"\n      }\n'
+        "    }\n  }\n"
+    ) in files["secrets.tf"]
+    assert f'  kms_key_name    = "{KEY}"\n' in files["dataform.tf"]
+    assert '  deletion_policy = "ABANDON"\n' in files["dataform.tf"]
+    assert '  deletion_policy = "PREVENT"\n' in files["dataform.tf"]
+    # Without the fields: automatic replication, and the provider's own defaults.
+    plain = render_module(Workspace(write_specs(tmp_path / "plain", {"staging": host()})).module("staging"))
+    assert "    auto {}\n" in plain["secrets.tf"] and "kms_key_name" not in plain["dataform.tf"]
+
+
+def test_abandoned_configs_warn_when_the_repository_cannot_be_destroyed_with_them(tmp_path):
+    deployment = load_deployment(write_specs(tmp_path, {"staging": featured()}))
+    [warning] = [w.render() for w in deployment.warnings if "ABANDON" in w.render()]
+    assert "releases[0].deletion_policy" in warning and "deletion_policy: FORCE" in warning
+
+
+def test_cmek_reminds_who_needs_the_key(tmp_path):
+    deployment = load_deployment(write_specs(tmp_path, {"staging": featured()}))
+    [warning] = [w.render() for w in deployment.warnings if "cryptoKeyEncrypterDecrypter" in w.render()]
+    assert "service-111111111111@gcp-sa-dataform.iam.gserviceaccount.com" in warning and KEY in warning
+
+
+@pytest.mark.terraform
+def test_the_offline_cloud_applies_them_and_honours_the_deletion_policies(tmp_path, cloud):
+    h = featured()
+    h["workflows"][0]["deletion_policy"] = "DELETE"
+    ws = Workspace(write_specs(tmp_path / "environments", {"staging": h}))
+    cloud.seed(ws.deployment)
+    out = tmp_path / "infra"
+    ws.write(out, ["staging"])
+    module = out / "staging"
+    cloud.init(module)
+    cloud.terraform(module, "apply", "-input=false", "-no-color", "-auto-approve")
+    [secret] = [body for _, _, body in cloud.store.list("google_secret_manager_secret")]
+    assert [r["location"] for r in secret["replication"][0]["user_managed"][0]["replicas"]] == [
+        "europe-west2",
+        "europe-west1",
+    ]
+    [repository] = [body for _, _, body in cloud.store.list("google_dataform_repository")]
+    assert repository["kms_key_name"] == KEY
+    # ABANDON: terraform forgets the release config but Dataform keeps it, so a repository with
+    # deletion_policy DELETE cannot go (Google: it has child resources); `validate` warned about this.
+    failed = cloud.terraform(module, "destroy", "-input=false", "-no-color", "-auto-approve", check=False)
+    assert failed.returncode == 1 and "the repository has child resources" in failed.output
+    assert "google_dataform_repository_release_config" not in cloud.terraform(module, "state", "list").stdout
+    assert cloud.store.list("google_dataform_repository_release_config")
+
+
+def test_a_runner_reads_another_projects_dataset_by_name(tmp_path):
+    h = host()
+    h["runners"][0]["bigquery"]["reads"] = ["raw", "acme-crm-prod.crm_exports"]
+    ws = Workspace(write_specs(tmp_path, {"staging": h}))
+    [grant] = [g for g in ws.module("staging").grants if g.resource.project == "acme-crm-prod"]
+    assert (grant.role, grant.resource.label) == ("roles/bigquery.dataViewer", "dataset acme-crm-prod.crm_exports")
+    assert grant.target == {"project": "acme-crm-prod", "dataset_id": "crm_exports"}
+    reads = [r for r in ws.access.requirements if r.chain == "runner-reads" and r.resource.project == "acme-crm-prod"]
+    assert reads and all(r.resource.id == "crm_exports" for r in reads)
+    assert not ws.validate().violations
+
+
+@pytest.mark.parametrize(
+    ("reads", "message"),
+    [
+        (["Acme.crm"], "a dataset is `dataset_id`, or `project-id.dataset_id`"),
+        (["unknown"], "dataset 'unknown' is not declared"),
+    ],
+)
+def test_bad_reads_are_located(tmp_path, reads, message):
+    h = host()
+    h["runners"][0]["bigquery"]["reads"] = reads
+    with pytest.raises(SpecError) as info:
+        load_deployment(write_specs(tmp_path, {"staging": h}))
+    [problem] = info.value.problems
+    assert problem.path == "runners[0].bigquery.reads[0]" and message in problem.message
+
+
+def test_a_secret_in_another_project_is_referenced_and_read_never_created(tmp_path):
+    h = host()
+    h["repository"]["git"]["https_token"]["project"] = "acme-secrets-proj"
+    ws = Workspace(write_specs(tmp_path, {"staging": h}))
+    files = render_module(ws.module("staging"))
+    assert "secrets.tf" not in files and "google_secret_manager_secret." not in files["dataform.tf"]
+    name = "projects/acme-secrets-proj/secrets/git-token"
+    assert f'authentication_token_secret_version = "{name}/versions/latest"' in files["dataform.tf"]
+    [grant] = [g for g in ws.module("staging").grants if g.rule == "agent-reads-git-secret"]
+    assert grant.target == {"secret_id": name} and grant.resource.project == "acme-secrets-proj"
+    assert not ws.validate().violations
+
+
+@pytest.mark.parametrize("conflict", [{"existing": True}, {"replicas": ["europe-west2"]}])
+def test_a_secret_managed_elsewhere_takes_no_adoption_or_replication(tmp_path, conflict):
+    h = host()
+    h["repository"]["git"]["https_token"] |= {"project": "acme-secrets-proj", **conflict}
+    with pytest.raises(SpecError) as info:
+        load_deployment(write_specs(tmp_path, {"staging": h}))
+    [problem] = info.value.problems
+    assert problem.path == "repository.git.https_token" and "is managed there" in problem.message
