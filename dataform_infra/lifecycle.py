@@ -21,7 +21,7 @@ from pathlib import Path
 
 from dataform_infra.errors import Refused, TerraformError, UsageError
 from dataform_infra.render.engine import render_bootstrap
-from dataform_infra.render.output import RenderedModule, write_modules
+from dataform_infra.render.output import RenderedModule, recover, write_modules
 from dataform_infra.terraform.binary import TerraformBinary
 from dataform_infra.terraform.runner import LineSink, PlanMode, TerraformRunner
 from dataform_infra.terraform.summary import IamNames, PlanSummary, summarise
@@ -126,9 +126,12 @@ class Lifecycle:
     def _render(self, env: str, render: bool) -> Path:
         directory = self.module_dir(env)
         if render:
-            self.workspace.write(self.out, [env])
-        elif not any(directory.glob("*.tf")):
-            raise UsageError(f"{directory} holds no rendered module; run without --no-render")
+            self.workspace.write(self.out, [env])  # rolls back a killed render first
+        else:
+            for restored in recover(self.out):  # never plan a half-swapped module (it would revoke grants)
+                self.echo(f"{restored}: rolled back a render that was interrupted half way")
+            if not any(directory.glob("*.tf")):
+                raise UsageError(f"{directory} holds no rendered module; run without --no-render")
         return directory
 
     def _init_inputs(self, directory: Path) -> list[str]:

@@ -153,18 +153,22 @@ def migrate(lifecycle: Lifecycle, *, dry_run: bool = False) -> Migration:
                 state_out=str(files[move.destination]),
             )
         gained = list(dict.fromkeys(m.destination for m in crossing))
-        # 2. Only then do the sources lose them (and entries renamed within a module move).
-        for move in moves:
-            if move.destination == move.source:
-                state("mv", move.address, move.new_address, state=str(files[move.source]))
-            else:
-                state("rm", move.address, state=str(files[move.source]))
-        lost = list(dict.fromkeys(m.source for m in moves))
-        for group in (gained, lost):
-            for env in group:
-                runner = runners[env]
-                push = runner.run("state push", str(files[env]), lock_timeout=lifecycle.lock_timeout)
-                runner.check(push, "state push")
+        for env in gained:
+            runners[env].check(
+                runners[env].run("state push", str(files[env]), lock_timeout=lifecycle.lock_timeout), "state push"
+            )
+        # 2. Only then do the sources lose them (and entries renamed within a module move). A source that also
+        # gained entries is pulled again: its state now carries them, and the serial the backend expects.
+        for env in dict.fromkeys(m.source for m in moves):
+            runner = runners[env]
+            if env in gained:
+                _write_private(files[env], runner.check(runner.run("state pull"), "state pull").stdout)
+            for move in (m for m in moves if m.source == env):
+                if move.destination == move.source:
+                    state("mv", move.address, move.new_address, state=str(files[env]))
+                else:
+                    state("rm", move.address, state=str(files[env]))
+            runner.check(runner.run("state push", str(files[env]), lock_timeout=lifecycle.lock_timeout), "state push")
     return Migration(moves, backup)
 
 

@@ -7,6 +7,7 @@ new user's first `dfinfra render --all` works; existing files are never overwrit
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -202,7 +203,12 @@ def scaffold(directory: Path, answers: Answers) -> list[Path]:
         for name in texts:
             shutil.copyfile(trial / name, directory / name)
     schema = directory / SCHEMA_FILE
-    schema.write_text(json.dumps(Environment.model_json_schema(by_alias=True), indent=2, sort_keys=True) + "\n")
+    # Replaced, never written through: a symlink there (to a shared schema, or anywhere) is left alone.
+    fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{SCHEMA_FILE}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(Environment.model_json_schema(by_alias=True), indent=2, sort_keys=True) + "\n")
+    os.chmod(temporary, 0o644)
+    os.replace(temporary, schema)
     return [*targets, schema]
 
 

@@ -170,6 +170,12 @@ class Topology:
         assert auth is not None
         return Resource("secret", auth.project or self.host.project.id, auth.secret_id)
 
+    @cached_property
+    def npmrc_secret(self) -> Resource | None:
+        """The secret holding `.npmrc` variables, when the repository names one."""
+        npmrc = self.repository_spec.npmrc
+        return Resource("secret", npmrc.project or self.host.project.id, npmrc.secret_id) if npmrc else None
+
     @property
     def secret_name(self) -> str:
         """`projects/<p>/secrets/<id>`, as Secret Manager names it."""

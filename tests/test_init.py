@@ -107,3 +107,15 @@ def test_asks_on_a_terminal(tmp_path):
     assert b"Region [europe-west2]" in transcript
     staging = yaml.safe_load((tmp_path / "environments" / "staging.yaml").read_text())
     assert staging["deployers"] == ["group:platform@acme.example"] and staging["region"] == "europe-west2"
+
+
+def test_a_symlinked_schema_file_is_replaced_not_written_through(tmp_path):
+    shared = tmp_path / "shared.json"
+    shared.write_text("somebody else's file\n")
+    (tmp_path / "environments").mkdir()
+    (tmp_path / "environments" / "environment.schema.json").symlink_to(shared)
+    result = dfinfra("init", *FLAGS, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert shared.read_text() == "somebody else's file\n"
+    schema = tmp_path / "environments" / "environment.schema.json"
+    assert not schema.is_symlink() and '"additionalProperties": false' in schema.read_text()

@@ -358,6 +358,17 @@ class AccessModel:
             ("repository", "git", "https_token" if top.repository_spec.git.https_token else "ssh"),
             runs,
         )
+        if top.npmrc_secret:
+            self._need(
+                "git-sync",
+                top.agent,
+                ("secretmanager.versions.access",),
+                top.npmrc_secret,
+                "every compilation installs the repository's npm packages with its .npmrc variables",
+                top.host_name,
+                ("repository", "npmrc"),
+                runs,
+            )
 
     def _ad_hoc_runs(self) -> None:
         """Runners a person may start runs as (`run_as`) that no config or the repository uses: the

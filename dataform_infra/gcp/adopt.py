@@ -7,11 +7,13 @@ instead of creating it (no 409 on the first apply). Objects another module owns 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from dataform_infra.errors import GcpNotFound
 from dataform_infra.gcp.clients import GoogleApis, call
 from dataform_infra.spec.loader import Deployment
+from dataform_infra.spec.models import Release, Workflow
 from dataform_infra.spec.yamlsource import PathKey, dotted_path
 from dataform_infra.topology import Topology, runner_email, service_account_name
 
@@ -95,22 +97,12 @@ def find_existing(deployment: Deployment, env_name: str, apis: GoogleApis) -> li
             repo.existing,
             lambda: dataform.get_repository(name=top.repository_name),
         )
-    for i, release in enumerate(env.releases):
-        name = f"{top.repository_name}/releaseConfigs/{release.name}"
-        ask(
-            f"release config {release.name}",
-            name,
-            ("releases", i),
-            release.existing,
-            lambda name=name: dataform.get_release_config(name=name),
-        )
-    for i, workflow in enumerate(env.workflows):
-        name = f"{top.repository_name}/workflowConfigs/{workflow.name}"
-        ask(
-            f"workflow config {workflow.name}",
-            name,
-            ("workflows", i),
-            workflow.existing,
-            lambda name=name: dataform.get_workflow_config(name=name),
-        )
+    configs: tuple[tuple[str, str, str, Sequence[Release | Workflow], Callable[..., object]], ...] = (
+        ("releases", "release config", "releaseConfigs", env.releases, dataform.get_release_config),
+        ("workflows", "workflow config", "workflowConfigs", env.workflows, dataform.get_workflow_config),
+    )
+    for key, what, collection, items, get in configs:
+        for i, item in enumerate(items):
+            name = f"{top.repository_name}/{collection}/{item.name}"
+            ask(f"{what} {item.name}", name, (key, i), item.existing, lambda name=name, get=get: get(name=name))
     return found

@@ -22,7 +22,7 @@ from typing import Any
 from dataform_infra.render.hcl import Expr, Ident
 from dataform_infra.render.names import NameAllocator
 from dataform_infra.spec.loader import Deployment
-from dataform_infra.spec.models import Environment, Release, Runner, Workflow
+from dataform_infra.spec.models import Environment, IamCondition, Release, Runner, Workflow
 from dataform_infra.spec.yamlsource import PathKey, dotted_path
 from dataform_infra.topology import (
     AttachedRunner,
@@ -57,6 +57,7 @@ class Grant:
     env: str = ""
     depends_on: tuple[Expr, ...] = ()
     opt_in_reason: str | None = None
+    condition: IamCondition | None = None  # the grant holds only while this IAM condition is true
 
     @property
     def address(self) -> str:
@@ -161,6 +162,8 @@ class Module:
     secret_version_ref: Expr | str | None = None
     # The Git secret's name when another project holds it (`project:`): this module creates no secret.
     secret_elsewhere: str | None = None
+    # `projects/<p>/secrets/<s>/versions/<v>` of the `.npmrc` variables, when the repository names them.
+    npmrc_version: str | None = None
     repository_runner: RunnerRef | None = None
     repository_depends_on: tuple[Expr, ...] = ()
     api_refs: dict[str, Expr] = field(default_factory=dict)
@@ -392,6 +395,25 @@ class _ModuleBuilder:
             depends_on=self.agent_depends_on,
         )
         module.repository_depends_on = (Expr.ref(secret_grant.resource_type, secret_grant.name),)
+        if repo.npmrc and top.npmrc_secret:
+            npmrc = top.npmrc_secret
+            name = f"projects/{npmrc.project}/secrets/{npmrc.id}"
+            module.npmrc_version = f"{name}/versions/{repo.npmrc.version}"
+            npmrc_grant = self._grant(
+                "google_secret_manager_secret_iam_member",
+                ("dataform_agent", "reads", "npmrc", npmrc.id),
+                role="roles/secretmanager.secretAccessor",
+                principal=top.agent,
+                resource=npmrc,
+                member=self.agent_member,
+                target={"secret_id": name},
+                rule="agent-reads-npmrc-secret",
+                why="Compilations install the repository's npm packages with its .npmrc variables, read by the "
+                "Dataform service agent from this secret only.",
+                path=("repository", "npmrc"),
+                depends_on=self.agent_depends_on,
+            )
+            module.repository_depends_on += (Expr.ref(npmrc_grant.resource_type, npmrc_grant.name),)
         if auth.existing:
             secret = f"projects/{env.project.id}/secrets/{auth.secret_id}"
             kind = "ssh" if repo.git.ssh else "https_token"
@@ -431,8 +453,10 @@ class _ModuleBuilder:
                 member=access.member,
                 target=repository_target,
                 rule="person-uses-repository",
-                why=f"{access.member} is a Dataform {access.role} of this repository only.",
+                why=f"{access.member} is a Dataform {access.role} of this repository only"
+                + (f", while condition {access.condition.title!r} holds." if access.condition else "."),
                 path=("repository", "access", k),
+                condition=access.condition,
             )
 
     # --- every module: its runners made usable, its configs ------------------------------------

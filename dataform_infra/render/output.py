@@ -2,17 +2,27 @@
 
 A render replaces the `.tf` files dfinfra generated before and nothing else. Files are written
 to a staging directory first; they are then swapped in one by one, keeping the old ones aside,
-so a failure half way restores the previous render exactly. A directory holding `.tf` or other
-files dfinfra did not write is refused: it is somebody's work.
+so a failure half way restores the previous render exactly. Each swap is first recorded in a
+journal in the staging directory, so even a render killed outright (SIGKILL, power loss) is rolled
+back by the next render or `--no-render` run before anything reads the module. Renders into one
+`--out` take a lock on it, one at a time.
+
+Which files are dfinfra's: those listed in the module's manifest (`.dfinfra/rendered.json`, written
+after each render) that still carry the generated header. A file that merely starts with the header
+but was not written by dfinfra is somebody's (it is never deleted), and a directory holding files
+dfinfra did not write is refused: it is somebody's work.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import fcntl
+import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +41,19 @@ class RenderedModule:
     files: Mapping[str, str]
 
 
+MANIFEST = Path(".dfinfra") / "rendered.json"
+STAGING_PREFIX = ".dfinfra-render-"
+
+
+def _manifest(directory: Path) -> set[str] | None:
+    """The files dfinfra wrote in `directory` at its last render; None before the first manifest."""
+    try:
+        names = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return {str(n) for n in names} if isinstance(names, list) else None
+
+
 def _is_generated(path: Path) -> bool:
     try:
         with path.open("rb") as handle:
@@ -47,10 +70,17 @@ def _existing_generated(directory: Path) -> dict[str, Path]:
         raise OutputConflict(f"{directory} exists and is not a directory; dfinfra will not replace it")
     ours: dict[str, Path] = {}
     foreign: list[str] = []
+    written = _manifest(directory)
     for entry in sorted(directory.iterdir()):
         if entry.name in TOOL_ENTRIES:
             continue
-        if entry.is_file() and entry.suffix == ".tf" and _is_generated(entry):
+        if (
+            entry.is_file()
+            and not entry.is_symlink()
+            and entry.suffix == ".tf"
+            and _is_generated(entry)
+            and (written is None or entry.name in written)
+        ):
             ours[entry.name] = entry
         else:
             foreign.append(entry.name)
@@ -84,15 +114,73 @@ def diff_modules(root: Path, modules: list[RenderedModule]) -> str:
     return "".join(chunks)
 
 
+@contextlib.contextmanager
+def _locked(root: Path) -> Iterator[None]:
+    """One render into `root` at a time (another dfinfra process waits for this one to finish). The lock
+    is on the directory itself: nothing is added to it."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def recover(root: Path) -> list[Path]:
+    """Roll back renders into `root` that were killed half way (their staging directory and journal
+    are still there); returns the modules restored. Safe to call anytime: it takes the render lock."""
+    if not root.is_dir():
+        return []
+    with _locked(root):
+        return _recover_unlocked(root)
+
+
+def _recover_unlocked(root: Path) -> list[Path]:
+    restored: list[Path] = []
+    for staging in sorted(root.glob(f"{STAGING_PREFIX}*")):
+        journal = staging / "journal"
+        entries = journal.read_text(encoding="utf-8").splitlines() if journal.exists() else []
+        undo = [json.loads(line) for line in entries if line.strip()]
+        _undo([(a, Path(p), Path(o) if o else None) for a, p, o in undo])
+        restored += sorted({Path(o or p).parent for _, p, o in undo})
+        shutil.rmtree(staging, ignore_errors=True)
+    return restored
+
+
+def _undo(undo: list[tuple[str, Path, Path | None]]) -> None:
+    for action, path, original in reversed(undo):
+        if action == "remove":
+            path.unlink(missing_ok=True)
+        elif action == "restore" and original is not None and path.exists():
+            os.replace(path, original)
+        elif action == "rmdir":
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def write_modules(root: Path, modules: list[RenderedModule]) -> list[Path]:
     """Write every module or none. Returns the files that changed."""
     if (root.exists() and not root.is_dir()) or (root.is_symlink() and not root.exists()):
         raise UsageError(f"--out {root} is not a directory (a file, a device or a dangling link): name a directory")
-    plans = {m.env: _existing_generated(root / m.env) for m in modules}  # refuse before touching anything
     root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".dfinfra-render-", dir=root))
+    with _locked(root):
+        _recover_unlocked(root)
+        return _write_unlocked(root, modules)
+
+
+def _write_unlocked(root: Path, modules: list[RenderedModule]) -> list[Path]:
+    plans = {m.env: _existing_generated(root / m.env) for m in modules}  # refuse before touching anything
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=root))
     undo: list[tuple[str, Path, Path | None]] = []
     changed: list[Path] = []
+    journal = (staging / "journal").open("a", encoding="utf-8")
+
+    def record(action: str, path: Path, original: Path | None = None) -> None:
+        """Journal first (on disk), then act: a killed render is undone from the journal."""
+        undo.append((action, path, original))
+        journal.write(json.dumps([action, str(path), str(original) if original else None]) + "\n")
+        journal.flush()
+        os.fsync(journal.fileno())
+
     try:
         for module in modules:
             for name, text in module.files.items():
@@ -105,8 +193,8 @@ def write_modules(root: Path, modules: list[RenderedModule]) -> list[Path]:
         for module in modules:
             directory = root / module.env
             if not directory.exists():
+                record("rmdir", directory)
                 directory.mkdir(parents=True)
-                undo.append(("rmdir", directory, None))
             existing = plans[module.env]
             for name in sorted(set(existing) | set(module.files)):
                 target = directory / name
@@ -116,21 +204,19 @@ def write_modules(root: Path, modules: list[RenderedModule]) -> list[Path]:
                 if name in existing:
                     backup = staging / "old" / module.env / name
                     backup.parent.mkdir(parents=True, exist_ok=True)
+                    record("restore", backup, target)
                     os.replace(target, backup)
-                    undo.append(("restore", backup, target))
                 if new_text is not None:
+                    record("remove", target)
                     os.replace(staging / "new" / module.env / name, target)
-                    undo.append(("remove", target, None))
                 changed.append(target)
+            manifest = directory / MANIFEST
+            manifest.parent.mkdir(parents=True, exist_ok=True)
+            manifest.write_text(json.dumps({"files": sorted(module.files)}, indent=2) + "\n", encoding="utf-8")
     except BaseException:
-        for action, path, original in reversed(undo):
-            if action == "remove":
-                path.unlink(missing_ok=True)
-            elif action == "restore" and original is not None:
-                os.replace(path, original)
-            elif action == "rmdir":
-                shutil.rmtree(path, ignore_errors=True)
+        _undo(undo)
         raise
     finally:
+        journal.close()
         shutil.rmtree(staging, ignore_errors=True)
     return changed

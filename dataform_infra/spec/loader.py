@@ -403,6 +403,17 @@ def _warnings(deployment: Deployment) -> Iterable[SpecWarning]:
                 )
             )
         yield from _abandoned_configs(loc, deployment, name, env)
+        for k, access in enumerate(env.repository.access if env.repository else []):
+            if access.condition:
+                yield SpecWarning(
+                    loc.at(
+                        name,
+                        ("repository", "access", k, "condition"),
+                        f"{access.member}'s {access.role} role holds only while condition "
+                        f"{access.condition.title!r} is true: runs it starts, and its workspace work, fail "
+                        "with Google's permission error while it is not",
+                    )
+                )
         attaches = env.workflows or (env.repository is not None and env.repository.runner)
         if env.deployers and not attaches:
             yield SpecWarning(

@@ -104,6 +104,14 @@ class SecretRef(Spec):
         return self
 
 
+class NpmrcSecret(Spec):
+    """Environment variables for `.npmrc` (a private npm registry's token), in an existing secret."""
+
+    secret_id: SecretId = Field(description="Secret Manager secret holding them (made and filled outside dfinfra).")
+    version: Literal["latest"] | SecretVersion = Field(default="latest", description="Secret version to use.")
+    project: ProjectId | None = Field(default=None, description="Project holding the secret (default: the host's).")
+
+
 class HttpsToken(SecretRef):
     """A personal access token (GitHub, GitLab, ...) kept in Secret Manager."""
 
@@ -172,6 +180,17 @@ class WorkspaceCompilation(Spec):
     )
 
 
+class IamCondition(Spec):
+    """An IAM condition: the access holds only while its CEL expression is true (an expiry, working hours)."""
+
+    title: Text = Field(min_length=1, max_length=100, description="Short name shown in IAM.")
+    expression: Text = Field(
+        min_length=1,
+        description='CEL expression, e.g. `request.time < timestamp("2027-01-01T00:00:00Z")`.',
+    )
+    description: Text | None = Field(default=None, description="What the condition is for.")
+
+
 class RepositoryAccess(Spec):
     """A person or group allowed to use the repository."""
 
@@ -184,6 +203,11 @@ class RepositoryAccess(Spec):
         description="Runners this member may start runs as (workspace runs use the repository's `runner`): "
         "Service Account User on exactly those accounts, as strict act-as requires. A runner of the host, or "
         "`<environment>/<runner>` for another environment's. Needs role `editor` or `admin`.",
+    )
+    condition: IamCondition | None = Field(
+        default=None,
+        description="Limit the repository role to when an IAM condition holds (the `run_as` grants stay "
+        "unconditional). `validate` reminds you that runs this member starts fail while it does not.",
     )
 
 
@@ -206,6 +230,11 @@ class Repository(Spec):
         description="`FORCE` deletes a repository that still has workspaces; `PREVENT` refuses to destroy it.",
     )
     access: list[RepositoryAccess] = Field(default_factory=list, description="People and groups with access.")
+    npmrc: NpmrcSecret | None = Field(
+        default=None,
+        description="`.npmrc` environment variables for installing private npm packages during compilation: "
+        "the Dataform service agent gets read access on exactly that secret.",
+    )
     kms_key_name: KmsKeyName | None = Field(
         default=None,
         description="Cloud KMS key encrypting the repository (CMEK). The Dataform service agent needs "

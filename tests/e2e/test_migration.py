@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from dataform_infra.workspace import Workspace
+from tests.conftest import SPEC_SETS
 from tests.e2e.test_runs import TOKEN, seed_runtime
 from tests.fakegcp.apis import FakeGoogleApis
 from tests.project import Project
@@ -24,12 +25,15 @@ OLD_LAYOUT = Path(__file__).parent / "layout_0x"
 CALLER = "serviceAccount:terraform-deployer@acme-ci-automation.iam.gserviceaccount.com"
 
 
-def _apply_old_layout(project: Project) -> None:
+def _apply_old_layout(
+    project: Project, layout: Path = OLD_LAYOUT, order: tuple[str, ...] = ("prod", "staging")
+) -> None:
+    """What a 0.x user has: `layout`'s modules applied in 0.x's order (the targets first)."""
     suffix = project.spec("prod").read_text().split("-tfstate-", 1)[1].split()[0]
-    for env in ("prod", "staging"):  # 0.x applied the targets first
+    for env in order:
         module = project.root / "build" / env
         module.mkdir(parents=True)
-        for tf in (OLD_LAYOUT / env).glob("*.tf"):
+        for tf in (layout / env).glob("*.tf"):
             (module / tf.name).write_text(tf.read_text().replace('-tfstate"', f'-tfstate-{suffix}"'))
         project.cloud.init(module)
         project.cloud.terraform(module, "apply", "-input=false", "-no-color", "-auto-approve")
@@ -102,3 +106,26 @@ def test_a_migration_interrupted_after_the_first_push_is_finished_by_running_it_
     assert "google_dataform_repository_workflow_config.prod_daily is already managed by prod" in again
     assert not [a for a in _addresses(project, "staging") if "prod" in a]
     project.run("plan", "--all", expect=0)
+
+
+def test_a_shared_project_upgrade_moves_apis_to_the_host_and_configs_to_the_target(tmp_path, cloud):
+    """single-project: 0.x enabled the shared project's APIs from prod (applied first) and kept prod's configs
+    in dev; now dev (the host, applied first) enables them and prod owns its configs. Both directions move."""
+    project = Project(tmp_path / "checkout", cloud, specs=SPEC_SETS["single-project"])
+    project.run("bootstrap", "--all", "--auto-approve", "--confirm", "prod")
+    _apply_old_layout(project, Path(__file__).parent / "layout_0x_single_project", ("prod", "dev"))
+    before = sorted(cloud.resources())
+    out = project.run("migrate", "--json")  # after the `terraform init` lines
+    moves = json.loads(out[out.index("{\n") :])["moves"]
+    by_direction: dict[tuple[str, str], list[str]] = {}
+    for m in moves:
+        by_direction.setdefault((m["from"]["env"], m["to"]["env"]), []).append(m["from"]["address"])
+    assert sorted(a.split(".")[0] for a in by_direction[("prod", "dev")]) == ["google_project_service"] * 5
+    assert "google_dataform_repository_workflow_config.prod_daily" in by_direction[("dev", "prod")]
+    plan = project.run("plan", "--all", "--json", expect=2)  # the spec grew since 0.x: new grants only
+    plans = json.loads(plan[plan.index("{\n") :])
+    assert not [c for p in plans.values() for c in p["changes"] if c["action"] != "create"], plan
+    assert all(c["type"].endswith("_iam_member") for p in plans.values() for c in p["changes"]), plan
+    project.run("apply", "--all", "--auto-approve", "--confirm", "prod")
+    assert set(before) <= set(cloud.resources())  # nothing that existed was destroyed
+    assert "No changes" in project.run("plan", "--all", expect=0)

@@ -82,7 +82,9 @@ class FakeGoogleApis:
         self.dataform = FakeDataform(self)
         self.bigquery = FakeBigQuery(self.store)
         self.policies = Policies(self.store)
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        # No SO_REUSEPORT (gRPC's default): a port another process holds must fail to bind, not be shared
+        # with it (two test runs on one machine would otherwise answer each other's calls).
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=[("grpc.so_reuseport", 0)])
         self.server.add_generic_rpc_handlers([*self.dataform.handlers(), *self.policies.handlers()])
         self.server.add_generic_rpc_handlers(
             [
@@ -143,7 +145,8 @@ class FakeGoogleApis:
                 ),
             ]
         )
-        self.server.add_insecure_port(f"127.0.0.1:{self.port}")
+        while self.server.add_insecure_port(f"127.0.0.1:{self.port}") == 0:  # taken since free_port chose it
+            self.port = free_port()
 
     @property
     def address(self) -> str:

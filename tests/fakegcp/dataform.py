@@ -314,31 +314,36 @@ class FakeDataform:
             "user_private_key_secret_version"
         )
         if version:
-            parts = version.split("/")
-            secret = Resource.secret(self.store.project_id(parts[1]) or parts[1], parts[3])
-            if not self.iam.allows(_sa(agent), "secretmanager.versions.access", secret):
-                raise ApiError(
-                    grpc.StatusCode.FAILED_PRECONDITION,
-                    f"Failed to fetch git remote '{url}': "
-                    + denied("secretmanager.versions.access", f"{secret.relative_name}/versions/{parts[5]}"),
-                )
-            secret_id = secret.relative_name
-            versions = [b for _, i, b in self.store.list("secret_version") if i.startswith(secret_id + "/versions/")]
-            if parts[5] == "latest":
-                enabled = [b for b in versions if b["state"] == "ENABLED"]
-                body = max(enabled, key=lambda b: int(b["name"].rsplit("/", 1)[-1]), default=None)
-            else:
-                body = next((b for b in versions if b["name"].endswith(f"/versions/{parts[5]}")), None)
-            if (
-                self.store.get("google_secret_manager_secret", secret_id) is None
-                or body is None
-                or body["state"] != "ENABLED"
-            ):
-                raise ApiError(
-                    grpc.StatusCode.FAILED_PRECONDITION,
-                    f"Failed to fetch git remote '{url}': Secret Version [{version}] not found or not enabled.",
-                )
+            self._read_version(agent, version, f"Failed to fetch git remote '{url}'")
+        if repo.get("npmrc_environment_variables_secret_version"):
+            npmrc = repo["npmrc_environment_variables_secret_version"]
+            self._read_version(agent, npmrc, "Failed to read the .npmrc environment variables")
         return self.store.get("git_code", url)
+
+    def _read_version(self, agent: str, version: str, failing: str) -> None:
+        """The agent reads `projects/<p>/secrets/<s>/versions/<v>`: IAM first, then an enabled version."""
+        parts = version.split("/")
+        secret = Resource.secret(self.store.project_id(parts[1]) or parts[1], parts[3])
+        if not self.iam.allows(_sa(agent), "secretmanager.versions.access", secret):
+            raise ApiError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"{failing}: " + denied("secretmanager.versions.access", f"{secret.relative_name}/versions/{parts[5]}"),
+            )
+        secret_id = secret.relative_name
+        versions = [b for _, i, b in self.store.list("secret_version") if i.startswith(secret_id + "/versions/")]
+        if parts[5] == "latest":
+            enabled = [b for b in versions if b["state"] == "ENABLED"]
+            body = max(enabled, key=lambda b: int(b["name"].rsplit("/", 1)[-1]), default=None)
+        else:
+            body = next((b for b in versions if b["name"].endswith(f"/versions/{parts[5]}")), None)
+        if (
+            self.store.get("google_secret_manager_secret", secret_id) is None
+            or body is None
+            or body["state"] != "ENABLED"
+        ):
+            raise ApiError(
+                grpc.StatusCode.FAILED_PRECONDITION, f"{failing}: Secret Version [{version}] not found or not enabled."
+            )
 
     def compile(self, principal: str, parent: str, source: dict[str, Any]) -> dict[str, Any]:
         """CreateCompilationResult as `principal`; `source` has release_config, workspace or git_commitish."""

@@ -58,7 +58,12 @@ class GcsEmulator:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_for(self._ready, timeout=20)
+        wait_for(lambda: self._ready() or self.process.poll() is not None, timeout=20)
+        time.sleep(0.2)  # a taken port ends our emulator at once (it binds first thing), maybe after a probe
+        if self.process.poll() is not None:  # the port was taken since free_port chose it: another one
+            self.port = free_port()
+            self.url = f"http://127.0.0.1:{self.port}"
+            return self.start()
         return self
 
     def _ready(self) -> bool:
@@ -180,6 +185,26 @@ class OfflineCloud:
                     "google_secret_manager_secret",
                     name,
                     {"id": name, "name": name, "project": auth.project, "secret_id": auth.secret_id, "seeded": True},
+                )
+            npmrc = env.repository.npmrc if env.repository else None
+            if npmrc is not None:  # made and filled outside dfinfra, one enabled version
+                project = npmrc.project or env.project.id
+                self._add_project(project, "secretmanager.googleapis.com")
+                name = f"projects/{project}/secrets/{npmrc.secret_id}"
+                self.store.put(
+                    "google_secret_manager_secret",
+                    name,
+                    {"id": name, "name": name, "project": project, "secret_id": npmrc.secret_id, "seeded": True},
+                )
+                number = self.store.project_number(project)
+                self.store.put(
+                    "secret_version",
+                    f"{name}/versions/1",
+                    {
+                        "name": f"projects/{number}/secrets/{npmrc.secret_id}/versions/1",
+                        "state": "ENABLED",
+                        "seeded": True,
+                    },
                 )
             if self.gcs and buckets:
                 self.gcs.create_bucket(env.state.bucket)

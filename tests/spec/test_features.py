@@ -160,3 +160,82 @@ def test_a_secret_managed_elsewhere_takes_no_adoption_or_replication(tmp_path, c
         load_deployment(write_specs(tmp_path, {"staging": h}))
     [problem] = info.value.problems
     assert problem.path == "repository.git.https_token" and "is managed there" in problem.message
+
+
+CONDITION = {
+    "title": "until the audit ends",
+    "expression": 'request.time < timestamp("2027-01-01T00:00:00Z")',
+    "description": "contractors' access expires",
+}
+
+
+def conditional() -> dict:
+    h = host()
+    h["repository"]["access"] = [{"member": "group:contractors@acme.example", "role": "editor", "condition": CONDITION}]
+    return h
+
+
+def test_a_conditional_repository_role_renders_its_condition_and_warns(tmp_path):
+    ws = Workspace(write_specs(tmp_path, {"staging": conditional()}))
+    iam = render_module(ws.module("staging"))["iam.tf"]
+    assert (
+        "  condition {\n"
+        '    title       = "until the audit ends"\n'
+        '    expression  = "request.time < timestamp(\\"2027-01-01T00:00:00Z\\")"\n'
+        '    description = "contractors\' access expires"\n'
+        "  }\n"
+    ) in iam
+    [warning] = [w.render() for w in ws.deployment.warnings if "condition" in w.render()]
+    assert "repository.access[0].condition" in warning and "'until the audit ends'" in warning
+    schema = Environment.model_json_schema(by_alias=True)["$defs"]
+    assert schema["IamCondition"]["required"] == ["title", "expression"]
+
+
+@pytest.mark.parametrize("broken", [{"title": "x"}, {"expression": "true"}, {**CONDITION, "title": ""}])
+def test_an_incomplete_condition_is_located(tmp_path, broken):
+    h = conditional()
+    h["repository"]["access"][0]["condition"] = broken
+    with pytest.raises(SpecError) as info:
+        load_deployment(write_specs(tmp_path, {"staging": h}))
+    assert all(p.line and p.path.startswith("repository.access[0].condition") for p in info.value.problems)
+
+
+@pytest.mark.terraform
+def test_the_offline_cloud_applies_a_conditional_role(tmp_path, cloud):
+    ws = Workspace(write_specs(tmp_path / "environments", {"staging": conditional()}))
+    cloud.seed(ws.deployment)
+    ws.write(tmp_path / "infra", ["staging"])
+    module = tmp_path / "infra" / "staging"
+    cloud.init(module)
+    cloud.terraform(module, "apply", "-input=false", "-no-color", "-auto-approve")
+    [member] = [b for _, _, b in cloud.store.list("google_dataform_repository_iam_member")]
+    assert member["condition"][0]["title"] == "until the audit ends"
+    assert cloud.terraform(module, "plan", "-input=false", "-detailed-exitcode").returncode == 0
+
+
+def test_npmrc_variables_are_referenced_and_read_by_the_agent_only(tmp_path):
+    h = host()
+    h["repository"]["npmrc"] = {"secret_id": "npmrc-vars", "version": 2}
+    ws = Workspace(write_specs(tmp_path, {"staging": h}))
+    dataform = render_module(ws.module("staging"))["dataform.tf"]
+    name = "projects/acme-host-proj/secrets/npmrc-vars"
+    assert f'npmrc_environment_variables_secret_version = "{name}/versions/2"' in dataform
+    [grant] = [g for g in ws.module("staging").grants if g.rule == "agent-reads-npmrc-secret"]
+    assert (grant.principal.kind, grant.role, grant.target) == (
+        "service_agent",
+        "roles/secretmanager.secretAccessor",
+        {"secret_id": name},
+    )
+    # Every compilation needs it, so every run does: the model says so, and validate proves the grant meets it.
+    needs = [r for r in ws.access.requirements if r.resource == grant.resource]
+    assert needs and set(needs[0].runs) == {run.id for run in ws.access.runs}
+    assert not ws.validate().violations
+
+
+@pytest.mark.parametrize("bad", [{"secret_id": "npmrc", "version": 0}, {"version": 1}, {"secret_id": "a b"}])
+def test_a_bad_npmrc_secret_is_located(tmp_path, bad):
+    h = host()
+    h["repository"]["npmrc"] = bad
+    with pytest.raises(SpecError) as info:
+        load_deployment(write_specs(tmp_path, {"staging": h}))
+    assert all(p.line and p.path.startswith("repository.npmrc") for p in info.value.problems)

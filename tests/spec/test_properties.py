@@ -212,6 +212,8 @@ def test_terraform_fmt_accepts_modules_rendered_from_hostile_specs(tmp_path, ter
 # located problem or rendered as one intact literal, like everywhere else.
 NEW_FIELDS = [
     ("staging", ("repository", "access", 0, "run_as", 0)),
+    ("staging", ("repository", "access", 0, "condition", "title")),
+    ("staging", ("repository", "access", 0, "condition", "expression")),
     ("staging", ("repository", "workspace_compilation", "schemas", 0)),
     ("staging", ("repository", "git", "https_token", "replicas", 0)),
     ("staging", ("repository", "git", "https_token", "project")),
@@ -226,7 +228,14 @@ NEW_FIELDS = [
 
 def _with_new_fields() -> tuple[dict, dict]:
     h, t = host(), target()
-    h["repository"]["access"] = [{"member": "group:people@acme.example", "role": "editor", "run_as": ["host-runner"]}]
+    h["repository"]["access"] = [
+        {
+            "member": "group:people@acme.example",
+            "role": "editor",
+            "run_as": ["host-runner"],
+            "condition": {"title": "expiry", "expression": "true"},
+        }
+    ]
     h["repository"]["workspace_compilation"] = {"schema_suffix": "dev", "schemas": ["marts"]}
     h["repository"]["git"]["https_token"]["replicas"] = ["europe-west2"]
     t["runners"][0]["bigquery"]["reads"] = ["acme-other-proj.raw"]
