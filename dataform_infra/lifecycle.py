@@ -284,6 +284,7 @@ class Lifecycle:
         self.echo(summary.render())
         if not summary.has_changes:
             self._discard_plan(env)
+            self._applied.add(env)  # up to date: what follows it in the order may go on
             return summary
         self._guard(
             env,

@@ -118,8 +118,8 @@ def test_github_recipe_applies_exactly_the_plans_it_reviewed(tmp_path, cloud):
             env=env,
             capture_output=True,
         )
-        for module in (reviewed.root / "infra").iterdir():
-            shutil.copytree(module / ".dfinfra", root / "infra" / module.name / ".dfinfra")
+        for module in (reviewed.root / "infra").iterdir():  # download-artifact merges into what is there
+            shutil.copytree(module / ".dfinfra", root / "infra" / module.name / ".dfinfra", dirs_exist_ok=True)
             shutil.copy(module / ".terraform.lock.hcl", root / "infra" / module.name)
         return root
 

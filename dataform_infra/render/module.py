@@ -380,38 +380,28 @@ class _ModuleBuilder:
         else:
             secret_id = Expr.ref("google_secret_manager_secret", module.secret_name, "id")
             module.secret_version_ref = Expr.interpolate(secret_id, f"/versions/{auth.version}")
-        secret_grant = self._grant(
-            "google_secret_manager_secret_iam_member",
+        secret_grant = self._agent_reads(
             ("dataform_agent", "reads", module.secret_name),
-            role="roles/secretmanager.secretAccessor",
-            principal=top.agent,
-            resource=top.secret,
-            member=self.agent_member,
-            target={"secret_id": secret_id},
+            top.secret,
+            secret_id,
             rule="agent-reads-git-secret",
             why="The Dataform service agent performs every Git operation, so it (and only it) reads the "
             "Git credential - even when workflows run as custom runners.",
             path=("repository", "git"),
-            depends_on=self.agent_depends_on,
         )
         module.repository_depends_on = (Expr.ref(secret_grant.resource_type, secret_grant.name),)
         if repo.npmrc and top.npmrc_secret:
             npmrc = top.npmrc_secret
             name = f"projects/{npmrc.project}/secrets/{npmrc.id}"
             module.npmrc_version = f"{name}/versions/{repo.npmrc.version}"
-            npmrc_grant = self._grant(
-                "google_secret_manager_secret_iam_member",
+            npmrc_grant = self._agent_reads(
                 ("dataform_agent", "reads", "npmrc", npmrc.id),
-                role="roles/secretmanager.secretAccessor",
-                principal=top.agent,
-                resource=npmrc,
-                member=self.agent_member,
-                target={"secret_id": name},
+                npmrc,
+                name,
                 rule="agent-reads-npmrc-secret",
                 why="Compilations install the repository's npm packages with its .npmrc variables, read by the "
                 "Dataform service agent from this secret only.",
                 path=("repository", "npmrc"),
-                depends_on=self.agent_depends_on,
             )
             module.repository_depends_on += (Expr.ref(npmrc_grant.resource_type, npmrc_grant.name),)
         if auth.existing:
@@ -458,6 +448,20 @@ class _ModuleBuilder:
                 path=("repository", "access", k),
                 condition=access.condition,
             )
+
+    def _agent_reads(self, name_parts: tuple[str, ...], secret: Resource, secret_id: Expr | str, **why: Any) -> Grant:
+        """Secret Accessor for the service agent on one secret (never on its project)."""
+        return self._grant(
+            "google_secret_manager_secret_iam_member",
+            name_parts,
+            role="roles/secretmanager.secretAccessor",
+            principal=self.topology.agent,
+            resource=secret,
+            member=self.agent_member,
+            target={"secret_id": secret_id},
+            depends_on=self.agent_depends_on,
+            **why,
+        )
 
     # --- every module: its runners made usable, its configs ------------------------------------
 
