@@ -346,27 +346,28 @@ class AccessModel:
             )
 
     def _git_sync(self, runs: tuple[str, ...]) -> None:
-        """Chain 1: every compilation (scheduled releases, workspaces, runs) fetches the code with Git."""
+        """Chain 1: every compilation (scheduled releases, workspaces, runs) fetches the code with Git, and
+        installs npm packages with the `.npmrc` variables when the repository names them."""
         top = self.topology
-        self._need(
-            "git-sync",
-            top.agent,
-            ("secretmanager.versions.access",),
-            top.secret,
-            "every compilation (scheduled releases, workspaces, runs) fetches the code with the Git credential",
-            top.host_name,
-            ("repository", "git", "https_token" if top.repository_spec.git.https_token else "ssh"),
-            runs,
-        )
+        git: PathKey = ("repository", "git", "https_token" if top.repository_spec.git.https_token else "ssh")
+        reads: list[tuple[Resource, str, PathKey]] = [(top.secret, "fetches the code with the Git credential", git)]
         if top.npmrc_secret:
+            reads.append(
+                (
+                    top.npmrc_secret,
+                    "installs the repository's npm packages with its .npmrc variables",
+                    ("repository", "npmrc"),
+                )
+            )
+        for secret, what, path in reads:
             self._need(
                 "git-sync",
                 top.agent,
                 ("secretmanager.versions.access",),
-                top.npmrc_secret,
-                "every compilation installs the repository's npm packages with its .npmrc variables",
+                secret,
+                f"every compilation (scheduled releases, workspaces, runs) {what}",
                 top.host_name,
-                ("repository", "npmrc"),
+                path,
                 runs,
             )
 

@@ -108,15 +108,15 @@ class Dataset:
 
 @dataclass(frozen=True)
 class RunnerRef:
-    """How the host module names a runner: a reference when local, a literal when in another project."""
+    """How a module names one of its own runners: references to the account it creates."""
 
     env: str
     runner: Runner
     project: str
     email: str
-    resource_name: Expr | str
-    email_value: Expr | str
-    member_value: Expr | str
+    resource_name: Expr
+    email_value: Expr
+    member_value: Expr
 
 
 @dataclass(frozen=True)

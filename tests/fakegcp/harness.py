@@ -179,23 +179,11 @@ class OfflineCloud:
             git = env.repository.git if env.repository else None
             auth = (git.https_token or git.ssh) if git else None
             if auth is not None and auth.project:  # a secret another team manages in its own project
-                self._add_project(auth.project, "secretmanager.googleapis.com")
-                name = f"projects/{auth.project}/secrets/{auth.secret_id}"
-                self.store.put(
-                    "google_secret_manager_secret",
-                    name,
-                    {"id": name, "name": name, "project": auth.project, "secret_id": auth.secret_id, "seeded": True},
-                )
+                self._seed_secret(auth.project, auth.secret_id)
             npmrc = env.repository.npmrc if env.repository else None
             if npmrc is not None:  # made and filled outside dfinfra, one enabled version
                 project = npmrc.project or env.project.id
-                self._add_project(project, "secretmanager.googleapis.com")
-                name = f"projects/{project}/secrets/{npmrc.secret_id}"
-                self.store.put(
-                    "google_secret_manager_secret",
-                    name,
-                    {"id": name, "name": name, "project": project, "secret_id": npmrc.secret_id, "seeded": True},
-                )
+                name = self._seed_secret(project, npmrc.secret_id)
                 number = self.store.project_number(project)
                 self.store.put(
                     "secret_version",
@@ -208,6 +196,14 @@ class OfflineCloud:
                 )
             if self.gcs and buckets:
                 self.gcs.create_bucket(env.state.bucket)
+
+    def _seed_secret(self, project: str, secret_id: str) -> str:
+        """A secret another team made (in `project`, with Secret Manager on); returns its name."""
+        self._add_project(project, "secretmanager.googleapis.com")
+        name = f"projects/{project}/secrets/{secret_id}"
+        body = {"id": name, "name": name, "project": project, "secret_id": secret_id, "seeded": True}
+        self.store.put("google_secret_manager_secret", name, body)
+        return name
 
     def _add_project(self, project: str, service: str) -> None:
         """Another team's project the spec names (a number derived from its id), using `service`."""
