@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from functools import wraps
@@ -62,9 +63,26 @@ _STATE = {"quiet": False, "plan_has_changes": False}
 
 _COLOURS = {"error:": "red", "violation:": "red", "warning:": "yellow"}
 
+# Characters a terminal acts on instead of showing: C0/C1 controls (ESC starts colour, title and
+# clipboard sequences) and format characters (bidi overrides that reorder what is shown). File
+# names, spec values and Google's messages reach the terminal through `_echo`, which shows them
+# escaped instead; newline and tab stay, being layout.
+_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+def _printable(text: str) -> str:
+    """`text` with every character a terminal would act on shown as a Python escape (`\\x1b`)."""
+    return _UNSAFE.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+def _echo(message: str = "", *, err: bool = False, nl: bool = True) -> None:
+    """The one way text reaches stdout/stderr: whatever it quotes cannot drive the terminal."""
+    typer.echo(_printable(message), err=err, nl=nl)
+
 
 def _err(message: str) -> None:
     """To stderr; errors and warnings in colour on a terminal, unless NO_COLOR is set (no-color.org)."""
+    message = _printable(message)
     colour = next((c for prefix, c in _COLOURS.items() if message.startswith(prefix)), None)
     if colour and sys.stderr.isatty() and not os.environ.get("NO_COLOR"):
         prefix, rest = message.split(":", 1)
@@ -103,7 +121,7 @@ def _progress(label: str) -> Iterator[None]:
 def _info(message: str) -> None:
     """Progress chatter on stderr; -q silences it (errors and warnings always show)."""
     if not _STATE["quiet"]:
-        typer.echo(message, err=True)
+        _echo(message, err=True)
 
 
 def _handles_errors(command: F) -> F:
@@ -126,7 +144,7 @@ def _handles_errors(command: F) -> F:
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"dfinfra {__version__}")
+        _echo(f"dfinfra {__version__}")
         raise typer.Exit()
 
 
@@ -200,7 +218,7 @@ def validate(
     if as_json:
         import json
 
-        typer.echo(json.dumps(report.to_dict(), indent=2))
+        _echo(json.dumps(report.to_dict(), indent=2))
         if report.violations:
             raise typer.Exit(1)
         return
@@ -210,7 +228,7 @@ def validate(
         _err(f"violation: {finding.render()}")
     if report.violations:
         raise PolicyViolation(f"{len(report.violations)} least-privilege violation(s)")
-    typer.echo(
+    _echo(
         f"ok: {len(report.environments)} environment(s) ({', '.join(report.environments)}), "
         f"{report.grants} IAM grants, {len(report.warnings)} warning(s)"
     )
@@ -239,7 +257,7 @@ def lint(
         _err(f"{finding.severity}: {finding.render()}")
     if violations:
         raise PolicyViolation(f"{violations} least-privilege violation(s)")
-    typer.echo(f"ok: {len(directories)} module(s), no violations")
+    _echo(f"ok: {len(directories)} module(s), no violations")
 
 
 @app.command()
@@ -289,9 +307,9 @@ def explain(
             import json
 
             rows = [n.to_dict() for e in ordered for n in deployer_needs(workspace, e)]
-            typer.echo(json.dumps(rows, indent=2))
+            _echo(json.dumps(rows, indent=2))
             return
-        typer.echo(deployer_table(workspace, ordered), nl=False)
+        _echo(deployer_table(workspace, ordered), nl=False)
         return
     coverage = workspace.coverage()
     if runs:
@@ -299,17 +317,17 @@ def explain(
         if as_json:
             import json
 
-            typer.echo(json.dumps([r.to_dict() for r in run_rows(workspace.access, coverage, scope)], indent=2))
+            _echo(json.dumps([r.to_dict() for r in run_rows(workspace.access, coverage, scope)], indent=2))
             return
-        typer.echo(runs_table(workspace.access, coverage, scope), nl=False)
+        _echo(runs_table(workspace.access, coverage, scope), nl=False)
         return
     modules = [workspace.module(e) for e in envs]
     if as_json:
         import json
 
-        typer.echo(json.dumps(iam_rows(modules, coverage), indent=2))
+        _echo(json.dumps(iam_rows(modules, coverage), indent=2))
         return
-    typer.echo(iam_table(modules, coverage), nl=False)
+    _echo(iam_table(modules, coverage), nl=False)
 
 
 @app.command()
@@ -348,7 +366,7 @@ def graph(
         return
     text = access.mermaid(built) if output_format == "mermaid" else access.dot(built)
     if output is None:
-        typer.echo(text, nl=False)
+        _echo(text, nl=False)
     else:
         output.write_text(text)
         _err(f"wrote {output}")
@@ -447,7 +465,7 @@ def schema() -> None:
 
     from dataform_infra.spec.models import Environment
 
-    typer.echo(json.dumps(Environment.model_json_schema(by_alias=True), indent=2, sort_keys=True))
+    _echo(json.dumps(Environment.model_json_schema(by_alias=True), indent=2, sort_keys=True))
 
 
 # --- terraform lifecycle -----------------------------------------------------------------------
@@ -518,11 +536,11 @@ def _ask(question: str) -> str | None:
     """The answer typed on the terminal, or None when there is no terminal to ask on."""
     if not sys.stdin.isatty():
         return None
-    typer.echo(question, err=True, nl=False)
+    _echo(question, err=True, nl=False)
     try:
         return input()
     except EOFError:  # Ctrl-D: an answer, and not the expected one
-        typer.echo("", err=True)
+        _echo("", err=True)
         return ""
 
 
@@ -542,7 +560,7 @@ def _lifecycle(
     binary = find_terraform(terraform_bin)
     if verbose:
         _err(f"using {binary.describe()}")
-    echo = (lambda line: typer.echo(line, err=True)) if to_stderr else typer.echo
+    echo = (lambda line: _echo(line, err=True)) if to_stderr else _echo
     lifecycle = Lifecycle(
         workspace, out, binary, lock_timeout=lock_timeout, echo=echo, stream=verbose, impersonate=impersonate
     )
@@ -600,15 +618,15 @@ def plan(
             outcome = lifecycle.plan(env, render=not no_render, mode=_mode(destroy, target, replace, refresh_only))
         results[env] = outcome.summary
         if not quiet:
-            typer.echo(f"== {env}\n{outcome.summary.render()}")
+            _echo(f"== {env}\n{outcome.summary.render()}")
     if output_format == "json":
         import json
 
-        typer.echo(json.dumps({env: s.to_dict() for env, s in results.items()}, indent=2))
+        _echo(json.dumps({env: s.to_dict() for env, s in results.items()}, indent=2))
     elif output_format == "markdown":
         from dataform_infra.terraform.summary import markdown
 
-        typer.echo(markdown(results), nl=False)
+        _echo(markdown(results), nl=False)
     if any(s.has_changes for s in results.values()):
         _STATE["plan_has_changes"] = True
         raise typer.Exit(2)
@@ -635,7 +653,7 @@ def _apply_like(
     if require_saved_plan:
         lifecycle.check_saved_plans(order, mode)  # all of them before applying any
     for env in order:
-        typer.echo(f"== {env}")
+        _echo(f"== {env}")
         lifecycle.apply(
             env,
             render=not no_render,
@@ -775,7 +793,7 @@ def bootstrap(
     """
     workspace, lifecycle = _lifecycle(environments, out, terraform_bin, lock_timeout, verbose, impersonate=impersonate)
     for env in _selected(workspace, envs, all_):
-        typer.echo(f"== {env}")
+        _echo(f"== {env}")
         lifecycle.bootstrap(env, auto_approve=auto_approve, confirm=_ask, confirmed=confirm or ())
 
 
@@ -875,14 +893,14 @@ def migrate(
     if as_json:
         import json
 
-        typer.echo(json.dumps(result.to_dict(), indent=2))
+        _echo(json.dumps(result.to_dict(), indent=2))
         return
     for move in result.moves:
-        typer.echo(("would move " if dry_run else "moved ") + move.render())
+        _echo(("would move " if dry_run else "moved ") + move.render())
     if not result.moves:
-        typer.echo("nothing to move: every state entry is in the module that declares it")
+        _echo("nothing to move: every state entry is in the module that declares it")
     elif result.backup:
-        typer.echo(f"{len(result.moves)} state entries moved; the states before: {result.backup}")
+        _echo(f"{len(result.moves)} state entries moved; the states before: {result.backup}")
 
 
 # --- Google Cloud APIs --------------------------------------------------------------------------
@@ -953,7 +971,7 @@ def secret_set(
         name, disabled = add_version(_google(impersonate), secret, data, disable_previous)
     finally:
         del data
-    typer.echo(name)
+    _echo(name)
     for old in disabled:
         _err(f"disabled {old}")
     if secret.pinned is not None:
@@ -985,16 +1003,16 @@ def secret_status(
     if as_json:
         import json
 
-        typer.echo(json.dumps([v.to_dict() for v in found], indent=2))
+        _echo(json.dumps([v.to_dict() for v in found], indent=2))
         return
-    typer.echo(
+    _echo(
         f"{secret.name} ({secret.kind}; repository uses "
         f"{'version ' + str(secret.pinned) if secret.pinned is not None else 'latest'})"
     )
     for version in found:
-        typer.echo(f"  {version.name.rsplit('/', 1)[-1]:>4}  {version.state:<9} {version.created}")
+        _echo(f"  {version.name.rsplit('/', 1)[-1]:>4}  {version.state:<9} {version.created}")
     if not found:
-        typer.echo(f"  no versions yet: dfinfra secret set {env}")
+        _echo(f"  no versions yet: dfinfra secret set {env}")
 
 
 @app.command()
@@ -1027,13 +1045,13 @@ def doctor(
     if as_json:
         import json
 
-        typer.echo(json.dumps([c.to_dict() for c in checks], indent=2))
+        _echo(json.dumps([c.to_dict() for c in checks], indent=2))
     else:
         marks = {"pass": "PASS", "fail": "FAIL", "skipped": "SKIP"}
         for check in checks:
-            typer.echo(f"{marks[check.status]}  {check.name}: {check.detail}")
+            _echo(f"{marks[check.status]}  {check.name}: {check.detail}")
             if check.fix:
-                typer.echo(f"      fix: {check.fix}")
+                _echo(f"      fix: {check.fix}")
     if any(c.status == "fail" for c in checks):
         raise typer.Exit(1)
 
@@ -1070,16 +1088,16 @@ def adopt(
     if as_json:
         import json
 
-        typer.echo(json.dumps([c.to_dict() for c in found], indent=2))
+        _echo(json.dumps([c.to_dict() for c in found], indent=2))
         return
     for c in found:
         if c.exists:
             state = "already marked existing" if c.marked else ("would mark" if dry_run else "marked") + " existing"
         else:
             state = "not found: the module creates it"
-        typer.echo(f"{c.what}: {state} ({c.name})")
+        _echo(f"{c.what}: {state} ({c.name})")
     if written:
-        typer.echo(f"{len(to_mark)} object(s) marked in {written}; `dfinfra plan {env}` imports them")
+        _echo(f"{len(to_mark)} object(s) marked in {written}; `dfinfra plan {env}` imports them")
 
 
 @app.command()
@@ -1116,7 +1134,7 @@ def run(
     invocation = runner.start()
     _info(f"started {invocation}")
     if not wait:
-        typer.echo(invocation)
+        _echo(invocation)
         return
     try:
         outcome = runner.wait(lambda state: _info(f"{workflow}: {state}"), timeout, poll)
@@ -1127,10 +1145,10 @@ def run(
     if as_json:
         import json
 
-        typer.echo(json.dumps(outcome.to_dict(), indent=2))
+        _echo(json.dumps(outcome.to_dict(), indent=2))
     if outcome.state == "SUCCEEDED":
         if not as_json:
-            typer.echo(f"{workflow} succeeded: {invocation}")
+            _echo(f"{workflow} succeeded: {invocation}")
         return
     if outcome.state not in ("FAILED", "CANCELLED"):
         raise RunFailed(f"{workflow} is still {outcome.state} after {timeout:g}s: {invocation}")

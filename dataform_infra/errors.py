@@ -84,6 +84,10 @@ class StateLocked(TerraformError):
     """Another run holds the state lock past --lock-timeout."""
 
 
+class ModuleBusy(TerraformError):
+    """Another dfinfra works in the same module directory past --lock-timeout."""
+
+
 class Refused(DfinfraError):
     """A guard refused the operation (no confirmation, destructive change, protected environment)."""
 

@@ -25,6 +25,7 @@ from dataform_infra.render.output import RenderedModule, recover, write_modules
 from dataform_infra.terraform.binary import TerraformBinary
 from dataform_infra.terraform.runner import LineSink, PlanMode, TerraformRunner
 from dataform_infra.terraform.summary import IamNames, PlanSummary, summarise
+from dataform_infra.terraform.worklock import ModuleLocks
 from dataform_infra.workspace import Workspace
 
 # Environment variables that change what `terraform init` would do with the backend.
@@ -107,6 +108,7 @@ class Lifecycle:
         self.stream = stream
         self.impersonate = impersonate
         self._applied: set[str] = set()  # environments applied (or destroyed) by this process
+        self._locks = ModuleLocks(lock_timeout)  # module directories this process works in
 
     # --- paths and bookkeeping ------------------------------------------------------------
 
@@ -117,6 +119,7 @@ class Lifecycle:
         return directory / ".dfinfra"
 
     def _runner(self, directory: Path, operation: str) -> TerraformRunner:
+        self._locks.hold(directory, operation, waiting=self.echo)
         runner = TerraformRunner(
             self.binary, directory, self._meta_dir(directory) / "logs", self.lock_timeout, self.impersonate
         )
@@ -125,6 +128,7 @@ class Lifecycle:
 
     def _render(self, env: str, render: bool) -> Path:
         directory = self.module_dir(env)
+        self._locks.hold(directory, "render", waiting=self.echo)
         if render:
             self.workspace.write(self.out, [env])  # rolls back a killed render first
         else:
@@ -179,6 +183,7 @@ class Lifecycle:
     # --- plan -----------------------------------------------------------------------------
 
     def plan(self, env: str, *, render: bool = True, mode: PlanMode = APPLY) -> PlanOutcome:
+        self._locks.hold(self.module_dir(env), "plan", waiting=self.echo)
         directory = self._render(env, render)
         runner = self._runner(directory, "plan-destroy" if mode.destroy else "plan")
         self._ensure_init(runner, directory)
@@ -268,6 +273,7 @@ class Lifecycle:
         confirm: Confirm = lambda _: None,
         confirmed: Collection[str] = (),
     ) -> PlanSummary:
+        self._locks.hold(self.module_dir(env), "destroy" if mode.destroy else "apply", waiting=self.echo)
         if render:
             self._render(env, True)
         self._check_order(env, mode, render=render)
@@ -445,6 +451,7 @@ class Lifecycle:
 
         Terraform talks to the terminal directly (prompts included); returns its exit code.
         """
+        self._locks.hold(self.module_dir(env), f"terraform {' '.join(args[:1])}", waiting=self.echo)
         directory = self._render(env, render)
         runner = self._runner(directory, "terraform")
         self._ensure_init(runner, directory)

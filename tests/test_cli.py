@@ -1,6 +1,7 @@
 """The `dfinfra` command as users run it: exit codes, messages, and what it leaves on disk."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -245,3 +246,33 @@ def test_explain_deployer_names_what_a_target_deployer_needs_in_the_host(project
     table = dfinfra("explain", "--deployer", cwd=project).stdout
     assert table.index("| staging |") < table.index("| prod |")  # in apply order
     assert "grant it on that repository only from staging's spec" in table
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "mod\x1b]52;c;cm0gLXJmIH4=\x07",  # OSC 52: writes to the clipboard of whoever reads the output
+        "mod\x1b[2J\x1b[H",  # clears the screen, hiding what came before
+        "mod\u202eft.",  # right-to-left override: shows the name reversed
+        "mod\x9b31m",  # C1 CSI, the one-byte form of ESC [
+    ],
+)
+def test_names_from_disk_cannot_drive_the_terminal(project, tmp_path, name):
+    """File names (and anything else dfinfra quotes) are shown escaped, never acted on by the terminal."""
+    from tests.support.terminal import drain, spawn
+
+    module = tmp_path / name
+    module.mkdir()
+    (module / f"{name}.tf").write_text(
+        'resource "google_project_iam_member" "x" {\n'
+        '  project = "p"\n  role    = "roles/owner"\n  member  = "user:a@example.com"\n}\n'
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "CI")}
+    for args, code in (("lint", str(module)), 1), (("lint", str(tmp_path / f"missing-{name}")), 2):
+        process, controller = spawn(*args, cwd=project, env=env)
+        process.wait(timeout=60)
+        shown = drain(controller).decode(errors="replace")
+        ours = re.sub(r"\x1b\[[0-9;]*m", "", shown)  # dfinfra's own colour on "violation:" / "error:"
+        assert process.returncode == code, shown
+        assert not re.search(r"[\x00-\x08\x0b-\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e]", ours), repr(shown)
+        assert repr(name)[1:-1].split("mod", 1)[1] in ours, repr(shown)

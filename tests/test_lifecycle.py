@@ -153,6 +153,28 @@ def test_concurrent_applies_one_waits_for_or_fails_on_the_lock(project):
     assert "No changes" in project.run("plan", "prod", "--out", "build-b", expect=0)
 
 
+def test_two_runs_in_one_out_take_turns_or_say_who_holds_the_module(project):
+    """Two dfinfra runs in the same --out share `.terraform/` and the saved plan: the second waits for
+    the module (then finds nothing to do), or names the run holding it; never terraform's raw errors."""
+    host_applied(project)
+    slow = {"FAKEGCP_APPLY_DELAY": "2"}
+    first = project.popen("apply", "prod", "--auto-approve", "--confirm", "prod", env=slow)
+    for line in first.stdout:  # past its plan: the first run is creating resources
+        if "Creating..." in line:
+            break
+    waiting = project.popen("apply", "prod", "--auto-approve", "--confirm", "prod")
+    impatient = project.run("apply", "prod", "--auto-approve", "--confirm", "prod", "--lock-timeout", "0s", expect=1)
+    assert f"build/prod is in use by another dfinfra (pid {first.pid}, apply, since " in impatient, impatient
+    assert "412" not in impatient and "nothing was done here" in impatient
+    first_output = first.communicate(timeout=600)[0]
+    waited = waiting.communicate(timeout=600)[0]
+    assert first.returncode == 0 and f"prod: applied ({PROD_RESOURCES}/{PROD_RESOURCES})" in first_output, first_output
+    assert waiting.returncode == 0, waited
+    assert f"prod: waiting for another dfinfra (pid {first.pid}, apply" in waited
+    assert "No changes" in waited
+    assert project.run("apply", "prod", "--lock-timeout", "soon", expect=2).count("is not a duration") == 1
+
+
 def test_interrupt_during_apply_leaves_a_usable_state(project):
     host_applied(project)
     process = project.popen("apply", "prod", "--auto-approve", "--confirm", "prod", env={"FAKEGCP_APPLY_DELAY": "1"})

@@ -281,3 +281,30 @@ def test_state_lock_blocks_a_second_run_and_force_unlock_releases_it(tmp_path, c
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_provider_block_rules_fail_at_validate_or_at_configure_as_recorded(tmp_path, cloud):
+    """Schema validators reject at `validate`, naming the attribute; ProviderConfigure's checks pass
+    `validate` and fail the plan (where the real provider configures itself)."""
+    bad_timeout = PROVIDERS.replace(
+        '  region  = "europe-west2"\n}\n\nprovider "google-beta"',
+        ('  region  = "europe-west2"\n  request_timeout = "-5s"\n}\n\nprovider "google-beta"'),
+    )
+    directory = tmp_path / "timeout"
+    directory.mkdir()
+    (directory / "main.tf").write_text(bad_timeout + RUNNER)
+    result = validate(cloud, directory)
+    assert result.returncode == 1 and 'request_timeout = "-5s"' in result.output, result.output
+
+    both = PROVIDERS.replace(
+        '  region  = "europe-west2"\n}\n\nprovider "google-beta"',
+        '  region  = "europe-west2"\n  prefer_global_endpoints   = true\n  prefer_regional_endpoints = true\n}\n\n'
+        'provider "google-beta"',
+    )
+    directory = tmp_path / "endpoints"
+    directory.mkdir()
+    (directory / "main.tf").write_text(both + RUNNER)
+    assert validate(cloud, directory).returncode == 0
+    planned = cloud.terraform(directory, "plan", "-input=false", "-no-color", check=False)
+    assert planned.returncode == 1
+    assert "prefer_global_endpoints and prefer_regional_endpoints cannot both be true" in planned.output

@@ -21,6 +21,7 @@ from typing import Any
 
 from tests.fakegcp.constraints import UNKNOWN
 from tests.fakegcp.iam import CREATED_KEY
+from tests.fakegcp.planning import PlanRules
 from tests.fakegcp.schema import constraints, provider_schemas
 from tests.fakegcp.store import AlreadyExists, Store
 
@@ -47,10 +48,11 @@ DEFAULT_SERVICES = ("serviceusage.googleapis.com", "cloudresourcemanager.googlea
 class CloudError(Exception):
     """An error the real API would return; becomes a provider diagnostic."""
 
-    def __init__(self, summary: str, detail: str = ""):
+    def __init__(self, summary: str, detail: str = "", path: tuple[str | int, ...] = ()):
         super().__init__(summary)
         self.summary = summary
         self.detail = detail
+        self.path = path  # the attribute the diagnostic points at, when there is one
 
 
 @dataclass
@@ -59,43 +61,43 @@ class ProviderConfig:
     region: str | None = None
     default_labels: dict[str, str] = field(default_factory=dict)
     add_terraform_attribution_label: bool = True
+    terraform_attribution_label_addition_strategy: str = "CREATION_ONLY"
     deletion_policy: str | None = None
 
     @classmethod
     def from_config(cls, config: dict[str, Any] | None) -> ProviderConfig:
+        """The provider block as ProviderConfigure reads it, with the checks it makes (not schema
+        validators: they fail at plan, when the provider is configured)."""
         config = config or {}
         attribution = config.get("add_terraform_attribution_label")
+        strategy = config.get("terraform_attribution_label_addition_strategy") or "CREATION_ONLY"
+        if attribution is not False and strategy not in ("CREATION_ONLY", "PROACTIVE"):
+            raise CloudError(
+                "Invalid provider configuration",
+                f'unsupported value for terraform_attribution_label_addition_strategy: "{strategy}"',
+                ("terraform_attribution_label_addition_strategy",),
+            )
+        if config.get("prefer_global_endpoints") is True and config.get("prefer_regional_endpoints") is True:
+            raise CloudError(
+                "Invalid provider configuration",
+                "prefer_global_endpoints and prefer_regional_endpoints cannot both be true",
+                ("prefer_global_endpoints",),
+            )
+        universe = config.get("universe_domain")
+        if universe and universe != "googleapis.com":  # the offline credentials name no universe
+            raise CloudError(
+                "Universe domain mismatch",
+                f"'{universe}' does not match the universe domain found in the credentials: 'googleapis.com'",
+                ("universe_domain",),
+            )
         return cls(
             project=config.get("project"),
             region=config.get("region"),
             default_labels=dict(config.get("default_labels") or {}),
             add_terraform_attribution_label=True if attribution is None else bool(attribution),
+            terraform_attribution_label_addition_strategy=strategy,
             deletion_policy=config.get("deletion_policy"),
         )
-
-
-def _suppressor(rule: dict[str, Any]) -> str | None:
-    text = f"{rule.get('note', '')} {rule.get('diff_suppress', '')}"
-    for name in (
-        "CompareSelfLinkOrResourceName",
-        "CompareProjectName",
-        "CompareResourceNames",
-        "iamMemberCaseDiffSuppress",
-        "CaseDiffSuppress",
-    ):
-        if name in text:
-            return name
-    return None
-
-
-def _suppressed(kind: str, old: Any, new: Any) -> bool:
-    if not isinstance(old, str) or not isinstance(new, str):
-        return False
-    if kind in ("CompareSelfLinkOrResourceName", "CompareProjectName", "CompareResourceNames"):
-        return old.rsplit("/", 1)[-1] == new.rsplit("/", 1)[-1]
-    if kind in ("iamMemberCaseDiffSuppress", "CaseDiffSuppress"):
-        return old.lower() == new.lower()
-    return False
 
 
 def _substitute(template: str, values: dict[str, Any]) -> str | None:
@@ -130,13 +132,7 @@ class ResourceType:
         facts = constraints()[provider_source]["resource" if kind == "resource" else "data"][name]
         self.rules: list[dict[str, Any]] = facts.get("x_constraints", [])
         self.identity: dict[str, Any] = facts.get("x_identity", {})
-        self.force_new = {r["path"] for r in self.rules if r.get("force_new")}
-        self.suppress = {r["path"]: s for r in self.rules if (s := _suppressor(r))}
-        self.defaults = {
-            r["path"]: r["default"]
-            for r in self.rules
-            if "default" in r and "." not in r["path"] and r["path"] != "deletion_policy"
-        }
+        self.plan_rules = PlanRules(self.rules)
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -154,25 +150,17 @@ class ResourceType:
 
     def plan(
         self, prior: dict | None, proposed: dict | None, config: dict | None, provider: ProviderConfig
-    ) -> tuple[dict | None, list[str]]:
-        """Planned new state and the top-level attributes that force a replacement."""
+    ) -> tuple[dict | None, list[tuple[str | int, ...]]]:
+        """Planned new state and the attribute paths whose change forces a replacement."""
         if proposed is None:
             return None, []
         planned = copy.deepcopy(proposed)
         config = config or {}
+        self.plan_rules.apply_state_funcs(planned)
+        self.plan_rules.apply_defaults(planned, config, self.attributes())  # SDKv2 diffs against defaults
         if prior is not None:
-            for path, kind in self.suppress.items():
-                if "." not in path and _suppressed(kind, prior.get(path), planned.get(path)):
-                    planned[path] = prior[path]
-        replace = sorted(
-            p
-            for p in self.force_new
-            if "." not in p
-            and prior is not None
-            and p in planned
-            and planned.get(p) != prior.get(p)
-            and not (_is_unknown(planned.get(p)) and config.get(p) is None)
-        )
+            self.plan_rules.suppress_diffs(prior, planned)
+        replace = self.plan_rules.replacements(prior, planned, config)
         creating = prior is None or bool(replace)
         if creating:
             # SDKv2: whatever is computed and not set in configuration is unknown until the API answers.
@@ -205,9 +193,6 @@ class ResourceType:
             planned["region"] = provider.region
         if "deletion_policy" in unset and self.kind == "resource":
             planned["deletion_policy"] = provider.deletion_policy or "DELETE"
-        for name, default in self.defaults.items():
-            if name in unset and name in attributes:
-                planned[name] = default
         if "terraform_labels" in attributes:
             labels = dict(provider.default_labels)
             labels.update(planned.get("labels") or {})

@@ -8,6 +8,9 @@ dicts, unknown values (references at validate time) are `UNKNOWN` and never fail
 
 from __future__ import annotations
 
+import ipaddress
+import json
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -78,6 +81,8 @@ def check(config: dict[str, Any], rules: list[dict[str, Any]]) -> list[Violation
     done_groups: set[tuple[str, ...]] = set()
     for rule in rules:
         path = rule["path"]
+        if "ProviderConfigure" in rule.get("note", ""):
+            continue  # not a schema rule: checked when the provider is configured (cloud.ProviderConfig)
         attr_path = tuple(int(p) if p.isdigit() else p for p in path.split("."))
         for key, label in (("exactly_one_of", "exactly one of"), ("at_least_one_of", "at least one of")):
             group = tuple(rule.get(key, ()))
@@ -108,29 +113,95 @@ def check(config: dict[str, Any], rules: list[dict[str, Any]]) -> list[Violation
                         attr_path, "Missing required argument", f'"{path}": all of `{path},{needed}` must be specified'
                     )
                 )
+        limit = rule.get("max_items")
         for where, value in _resolve(config, path):
-            if value is UNKNOWN or not isinstance(value, str):
-                continue
-            if "regex" in rule and not re.search(rule["regex"], value):
-                violations.append(
-                    Violation(where, "Invalid value", f'"{path}" ("{value}") doesn\'t match regexp "{rule["regex"]}"')
-                )
-            if "regex_must_not_match" in rule and re.search(rule["regex_must_not_match"], value):
-                violations.append(Violation(where, "Invalid value", f'"{path}" ("{value}") is not supported'))
-            length = rule.get("length")
-            if length and not length.get("min", 0) <= len(value) <= length.get("max", 1 << 30):
+            if limit and isinstance(value, list) and len(value) > limit:
                 violations.append(
                     Violation(
                         where,
-                        "Invalid value",
-                        f'"{path}" must be {length["min"]}-{length["max"]} characters, got {len(value)}',
+                        "Too many list items",
+                        f'"{path}": attribute supports {limit} item maximum, but config has {len(value)} declared',
                     )
                 )
-            if "max_length" in rule and len(value) > rule["max_length"]:
-                violations.append(Violation(where, "Invalid value", f'"{path}" is longer than {rule["max_length"]}'))
-            enforced_enum = "enum" in rule and "not a schema ValidateFunc" not in rule.get("enum_source", "")
-            if enforced_enum and value not in rule["enum"]:
-                violations.append(
-                    Violation(where, "Invalid value", f"expected {path} to be one of {rule['enum']}, got {value}")
-                )
+            if value is not UNKNOWN:
+                violations += [Violation(where, "Invalid value", detail) for detail in _value_problems(rule, value)]
     return violations
+
+
+def _go_duration(value: str) -> bool:
+    """time.ParseDuration, non-negative: `30s`, `1h30m`, `0`."""
+    return value == "0" or bool(re.fullmatch(r"\+?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|ms|s|m|h))+", value))
+
+
+def _jwt(value: str) -> bool:
+    """ValidateJWT: three dot-separated, non-empty base64url (unpadded) parts."""
+    parts = value.split(".")
+    return len(parts) == 3 and all(re.fullmatch(r"[A-Za-z0-9_-]+", p) and len(p) % 4 != 1 for p in parts)
+
+
+def _credentials(value: str) -> bool:
+    """ValidateCredentials: a file that exists, or Google JSON credentials."""
+    if not value:
+        return False
+    if os.path.exists(value):
+        return True
+    try:
+        return isinstance(json.loads(value), dict)
+    except ValueError:
+        return False
+
+
+def _cidr(value: str) -> bool:
+    """validation.IsCIDR (net.ParseCIDR): an address with a prefix length."""
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return False
+    return "/" in value
+
+
+# validator text as recorded (`validator`, or a `note` naming the ValidateFunc) -> accepts(value)
+VALIDATORS = {
+    "ValidateCredentials": _credentials,
+    "ValidateJWT": _jwt,
+    "Go duration": _go_duration,
+    "non-empty string": lambda value: value != "",
+    "validation.IsCIDR": _cidr,
+}
+
+
+def _value_problems(rule: dict[str, Any], value: Any) -> list[str]:
+    """What a value-level rule (ValidateFunc) says about one configured value."""
+    path = rule["path"]
+    if isinstance(value, dict) and "regex" in rule and "KEY" in rule.get("note", ""):
+        return [
+            f'"{path}": key "{key}" doesn\'t match regexp "{rule["regex"]}"'
+            for key in value
+            if not re.search(rule["regex"], key)
+        ]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if "min" in rule and value < rule["min"]:
+            return [f'"{path}" ({value}) must be at least {rule["min"]}']
+        return []
+    if not isinstance(value, str):
+        return []
+    problems = []
+    checked = value.rsplit("/", 1)[-1] if "ValidateDSProjectID" in rule.get("validator", "") else value
+    if "regex" in rule and not re.search(rule["regex"], checked):
+        problems.append(f'"{path}" ("{value}") doesn\'t match regexp "{rule["regex"]}"')
+    if "regex_must_not_match" in rule and re.search(rule["regex_must_not_match"], value):
+        problems.append(f'"{path}" ("{value}") is not supported')
+    length = rule.get("length")
+    if length and not length.get("min", 0) <= len(value.encode()) <= length.get("max", 1 << 30):
+        problems.append(f'"{path}" must be {length["min"]}-{length["max"]} characters, got {len(value.encode())}')
+    if "max_length" in rule and len(value) > rule["max_length"]:
+        problems.append(f'"{path}" is longer than {rule["max_length"]}')
+    enforced_enum = "enum" in rule and "not a schema ValidateFunc" not in rule.get("enum_source", "")
+    if enforced_enum and value not in rule["enum"]:
+        problems.append(f"expected {path} to be one of {rule['enum']}, got {value}")
+    recorded = f"{rule.get('validator', '')} {rule.get('note', '')}"
+    if "regex" not in rule and "length" not in rule:
+        for name, accepts in VALIDATORS.items():
+            if name in recorded and not accepts(value):
+                problems.append(f'"{path}" ("{value}") is invalid: {rule.get("validator") or rule.get("note")}')
+    return problems

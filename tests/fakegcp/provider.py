@@ -81,7 +81,7 @@ def _guarded(response_type: Callable[..., Any]):
             try:
                 return method(self, request, context)
             except CloudError as exc:
-                return response_type(diagnostics=[_error(exc.summary, exc.detail)])
+                return response_type(diagnostics=[_error(exc.summary, exc.detail, exc.path)])
             except Exception as exc:  # reported to terraform with the traceback, never a crash
                 return response_type(diagnostics=[_error(f"offline provider bug: {exc}", traceback.format_exc())])
 
@@ -184,7 +184,7 @@ class Provider(services.ProviderServicer):
         planned, replace = rtype.plan(prior, proposed, config, self.config)
         return pb.PlanResourceChange.Response(
             planned_state=pb.DynamicValue(msgpack=values.encode(planned, rtype.block)),
-            requires_replace=[_path((name,)) for name in replace],
+            requires_replace=[_path(path) for path in replace],
             legacy_type_system=True,  # like every SDKv2 provider, hashicorp/google included
         )
 

@@ -1,0 +1,102 @@
+"""One dfinfra at a time in a module directory.
+
+Terraform's state lock protects the state, not the directory: two dfinfra runs in one `--out` share
+`.terraform/` (two `terraform init`s race on the plugin cache), the saved plan and its metadata, so one
+could apply the other's plan. A run therefore holds an flock on `<module>/.dfinfra/lock` from its first
+step in that module until it exits. The kernel releases it when the process dies, so it is never left
+stale (unlike a state lock); it waits as long as `--lock-timeout`, as terraform waits for its own lock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO
+
+from dataform_infra.errors import ModuleBusy, UsageError
+
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+
+
+def duration_seconds(text: str) -> float:
+    """A Go duration as terraform's `-lock-timeout` takes it (`60s`, `5m`, `1h30m`, `0s`), in seconds."""
+    parts = _PART.findall(text)
+    if not text or "".join(n + u for n, u in parts) != text:
+        raise UsageError(f"--lock-timeout {text!r} is not a duration: write it as terraform does, e.g. 60s, 5m or 0s")
+    return sum(float(number) * _UNITS[unit] for number, unit in parts)
+
+
+class ModuleLocks:
+    """The module directories this process works in, each locked until the process ends."""
+
+    POLL_SECONDS = 0.2
+
+    def __init__(self, timeout: str):
+        self.timeout = timeout
+        self._held: dict[Path, IO[str]] = {}
+
+    def hold(self, directory: Path, operation: str, *, waiting: Callable[[str], None] | None = None) -> None:
+        """Lock `directory` for this process (again: a no-op), waiting up to the timeout for another."""
+        directory = directory.absolute()
+        if directory in self._held:
+            return
+        seconds = duration_seconds(self.timeout)
+        lock_path = directory / ".dfinfra" / "lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        handle = lock_path.open("a+", encoding="utf-8")
+        deadline = time.monotonic() + seconds
+        told = False
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = _holder(handle)
+                    handle.close()
+                    raise ModuleBusy(
+                        f"{directory} is in use by another dfinfra ({holder}) and it did not finish within "
+                        f"--lock-timeout {self.timeout}: wait for it, or pass a longer --lock-timeout. Two runs in "
+                        "one --out would share terraform's working files and saved plan; nothing was done here."
+                    ) from None
+                if waiting is not None and not told:
+                    waiting(f"{directory.name}: waiting for another dfinfra ({_holder(handle)}) to finish")
+                    told = True
+                time.sleep(self.POLL_SECONDS)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "operation": operation,
+                    "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                }
+            )
+        )
+        handle.flush()
+        self._held[directory] = handle
+
+    def release_all(self) -> None:
+        for handle in self._held.values():
+            handle.close()
+        self._held.clear()
+
+
+def _holder(handle: IO[str]) -> str:
+    """Who holds the lock, as its holder wrote it (it may not have written yet)."""
+    handle.seek(0)
+    try:
+        info = json.loads(handle.read() or "{}")
+    except ValueError:
+        info = {}
+    if not isinstance(info, dict) or "pid" not in info:
+        return "starting up"
+    return f"pid {info['pid']}, {info.get('operation', '?')}, since {info.get('since', '?')}"

@@ -1,0 +1,548 @@
+"""Every entry of the provider's recorded constraints (x_constraints), enforced by the offline provider.
+
+The offline cloud is the proof that rendered HCL works, so what the real provider rejects or plans
+differently, it must too. For each entry of `tests/provider_schema/constraints.json` (copied from
+../shared, never edited) this test derives, from the entry's own keys, one configuration the real
+provider accepts (or plans as recorded) and one it rejects (or plans otherwise), and runs both
+through the fake at the step where the real provider acts: validation (`ValidateResourceConfig`,
+`ValidateProviderConfig`), `ConfigureProvider`, `PlanResourceChange`, or delete. A key the fake has no
+check for fails the test, so a new fact in the file cannot go unenforced unnoticed.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, Phase, find, settings
+from hypothesis import strategies as st
+
+from tests.fakegcp import constraints as checker
+from tests.fakegcp.cloud import Cloud, CloudError, ProviderConfig, resource_type
+from tests.fakegcp.schema import block_schema, constraints
+from tests.fakegcp.store import Store
+
+
+@dataclass(frozen=True)
+class Entry:
+    source: str
+    kind: str  # resource, data or provider
+    type_name: str
+    index: int
+    rule: dict[str, Any]
+
+    @property
+    def path(self) -> str:
+        return self.rule["path"]
+
+    @property
+    def rules(self) -> list[dict[str, Any]]:
+        table = constraints()[self.source][self.kind]
+        return table[self.type_name]["x_constraints"]
+
+    @property
+    def block(self) -> dict[str, Any]:
+        block = block_schema(self.source, self.kind, self.type_name)
+        assert block is not None
+        return block
+
+    def __str__(self) -> str:
+        return f"{self.source.rsplit('/', 1)[-1]}:{self.type_name}:{self.path}#{self.index}"
+
+
+ENTRIES = [
+    Entry(source, kind, type_name, index, rule)
+    for source, kinds in constraints().items()
+    for kind, types in kinds.items()
+    for type_name, facts in types.items()
+    for index, rule in enumerate(facts["x_constraints"])
+]
+
+
+# --- configurations built from a path ---------------------------------------------------------
+
+
+def _spec(block: dict[str, Any], path: str) -> tuple[str, Any]:
+    """("attribute", type) or ("block", nested block schema) at a Go path (`a.0.b`, `x.*`)."""
+    parts = [p for p in path.split(".") if not (p.isdigit() or p == "*")]
+    for i, part in enumerate(parts):
+        if part in block.get("attributes", {}):
+            assert i == len(parts) - 1, path
+            return "attribute", block["attributes"][part]["type"]
+        block = block["block_types"][part]["block"]
+    return "block", block
+
+
+def _sample(kind_type: tuple[str, Any], variant: int = 0) -> Any:
+    """A well-typed value, different for each variant."""
+    kind, spec = kind_type
+    if kind == "block":
+        return [{}]
+    if spec == "string":
+        return f"value-{variant}"
+    if spec == "bool":
+        return variant % 2 == 0
+    if spec == "number":
+        return 3600000 + variant
+    if isinstance(spec, list) and spec[0] in ("list", "set"):
+        return [_sample(("attribute", spec[1]), variant)]
+    if isinstance(spec, list) and spec[0] == "map":
+        return {f"key{variant}": _sample(("attribute", spec[1]), variant)}
+    raise AssertionError(f"no sample for type {spec}")
+
+
+def _at(path: str, value: Any, into: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`value` placed at `path` in a configuration (blocks as one-element lists)."""
+    config = copy.deepcopy(into) if into else {}
+    parts = path.split(".")
+    node: Any = config
+    for i, part in enumerate(parts[:-1]):
+        if part.isdigit() or part == "*":
+            continue
+        following = parts[i + 1]
+        if following.isdigit():
+            node = node.setdefault(part, [{}])[0]
+        else:  # `x.*`: the elements of a list attribute
+            node[part] = [value]
+            return config
+    node[parts[-1]] = value
+    return config
+
+
+def _violations(entry: Entry, config: dict[str, Any]) -> list[checker.Violation]:
+    return checker.check(config, entry.rules)
+
+
+def _about(violations: list[checker.Violation], *paths: str, summary: str = "") -> list[checker.Violation]:
+    """The violations that name one of `paths` (the diagnostic's attribute path or its detail),
+    of one kind when `summary` is given."""
+    violations = [v for v in violations if summary in v.summary]
+    wanted = [tuple(int(p) if p.isdigit() else p for p in path.split(".") if p != "*") for path in paths]
+    return [
+        v
+        for v in violations
+        if any(f'"{p}"' in v.detail or p in v.detail for p in paths) or any(v.path[: len(w)] == w for w in wanted)
+    ]
+
+
+FIND_SETTINGS = settings(
+    database=None,
+    derandomize=True,
+    deadline=None,
+    max_examples=2000,
+    phases=[Phase.generate],  # the first example found is good enough; shrinking costs seconds
+    suppress_health_check=list(HealthCheck),
+)
+
+
+@functools.cache
+def _matching(regex: str, lo: int = 1, hi: int = 64, must_not: str | None = None) -> str:
+    """The simplest string `re.search(regex)` accepts with a length in [lo, hi] that does not match
+    `must_not` (found by hypothesis; the same regex recurs hundreds of times, so found once)."""
+    return find(
+        st.from_regex(regex),
+        lambda s: (
+            bool(re.search(regex, s))
+            and "\n" not in s
+            and lo <= len(s) <= hi
+            and not (must_not and re.search(must_not, s))
+        ),
+        settings=settings(
+            database=None,
+            derandomize=True,
+            deadline=None,
+            max_examples=2000,
+            phases=[Phase.generate],  # the first example found is good enough; shrinking costs seconds
+            suppress_health_check=list(HealthCheck),
+        ),
+    )
+
+
+NOT_MATCHING = ("Not Valid!", "-", "UPPER/Case:", "x" * 2000)
+
+
+def _not_matching(regex: str) -> str:
+    return next(s for s in NOT_MATCHING if not re.search(regex, s))
+
+
+# --- one check per key: (accepted, rejected) ------------------------------------------------
+
+CONFLICT, MISSING, COMBINATION = "Conflicting", "Missing required", "Invalid combination"
+Check = Callable[[Entry], None]
+CHECKS: dict[str, Check] = {}
+
+
+def check(*keys: str) -> Callable[[Check], Check]:
+    def register(function: Check) -> Check:
+        for key in keys:
+            CHECKS[key] = function
+        return function
+
+    return register
+
+
+def _configure_time(entry: Entry) -> bool:
+    return "ProviderConfigure" in entry.rule.get("note", "")
+
+
+def _valid_string(entry: Entry) -> str:
+    """A value every string rule of this entry accepts."""
+    rule = entry.rule
+    length = rule.get("length", {})
+    lo, hi = length.get("min", 1), min(length.get("max", 64), rule.get("max_length", 64))
+    if "regex" in rule and "KEY" not in rule.get("note", ""):
+        return _matching(rule["regex"], lo, hi, rule.get("regex_must_not_match"))
+    return "a" * max(lo, 6)
+
+
+@check("regex", "regex_anchored", "regex_must_not_match", "validator")
+def regex_or_validator(entry: Entry) -> None:
+    rule = entry.rule
+    if "regex" in rule and "KEY" in rule.get("note", ""):  # a map whose keys the regex checks
+        assert not _about(_violations(entry, _at(entry.path, {_matching(rule["regex"]): "any value"})), entry.path)
+        assert _about(_violations(entry, _at(entry.path, {"Bad Key": "v"})), entry.path)
+        return
+    if "regex" in rule:
+        good = _valid_string(entry)
+        assert not _about(_violations(entry, _at(entry.path, good)), entry.path), good
+        if "ValidateDSProjectID" in rule.get("validator", ""):  # only the last segment is checked
+            assert not _about(_violations(entry, _at(entry.path, f"projects/{good}")), entry.path)
+        if rule.get("regex_anchored") is False or "unanchored" in rule.get("note", ""):  # at the start
+            assert not _about(_violations(entry, _at(entry.path, f"  {good}")), entry.path)
+        bad = _not_matching(rule["regex"])
+        found = _about(_violations(entry, _at(entry.path, bad)), entry.path)
+        assert found and all(v.path[0] == entry.path.split(".")[0] for v in found), found
+        return
+    if {"min", "length", "max_length"} & set(rule):
+        return  # the validator is what those keys record; their checks run
+    validator = rule["validator"]
+    if validator.startswith("none in schema"):
+        for value in ("DELETE", "ANYTHING"):
+            assert not _about(_violations(entry, _at(entry.path, value)), entry.path)
+        return
+    good, bad = VALIDATOR_SAMPLES[next(k for k in VALIDATOR_SAMPLES if k in validator)]
+    assert not _about(_violations(entry, _at(entry.path, good)), entry.path), good
+    assert _about(_violations(entry, _at(entry.path, bad)), entry.path), bad
+
+
+# validator text (as recorded) -> (a value it accepts, a value it rejects)
+VALIDATOR_SAMPLES: dict[str, tuple[Any, Any]] = {
+    "ValidateCredentials": ('{"type": "service_account", "project_id": "p"}', "neither a file nor JSON"),
+    "ValidateJWT": ("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl", "not-a-jwt"),
+    "Go duration": ("30s", "-5s"),
+    "non-empty string": ("value", ""),
+    "StringLenBetween": ("a description", "x" * 300),
+    "IsCIDR": ("10.0.0.0/8", "10.0.0.0"),
+}
+
+
+@check("enum", "enum_source")
+def enum(entry: Entry) -> None:
+    rule = entry.rule
+    outside = "NOT_ONE_OF_THEM"
+    if _configure_time(entry):  # checked when the provider is configured, not by a schema validator
+        assert not _about(_violations(entry, _at(entry.path, outside)), entry.path)
+        assert ProviderConfig.from_config({entry.path: rule["enum"][-1]})
+        with pytest.raises(CloudError) as error:
+            ProviderConfig.from_config({entry.path: outside})
+        assert error.value.path == (entry.path,)
+        return
+    if "not a schema ValidateFunc" in rule.get("enum_source", ""):  # acted on, never validated
+        assert not _about(_violations(entry, _at(entry.path, outside)), entry.path)
+        assert not _about(_violations(entry, _at(entry.path, rule["enum"][0])), entry.path)
+        return
+    assert not _about(_violations(entry, _at(entry.path, rule["enum"][0])), entry.path)
+    assert _about(_violations(entry, _at(entry.path, outside)), entry.path)
+
+
+@check("length", "max_length")
+def length(entry: Entry) -> None:
+    rule = entry.rule
+    good = _valid_string(entry)
+    assert not _about(_violations(entry, _at(entry.path, good)), entry.path), good
+    hi = min(rule.get("length", {}).get("max", 1 << 30), rule.get("max_length", 1 << 30))
+    too_long = (good * (hi // len(good) + 2))[: hi + 1]
+    assert _about(_violations(entry, _at(entry.path, too_long)), entry.path)
+    lo = rule.get("length", {}).get("min", 0)
+    if lo:
+        assert _about(_violations(entry, _at(entry.path, good[: lo - 1] or "a")), entry.path)
+
+
+@check("min")
+def minimum(entry: Entry) -> None:
+    assert not _about(_violations(entry, _at(entry.path, entry.rule["min"])), entry.path)
+    assert _about(_violations(entry, _at(entry.path, entry.rule["min"] - 1)), entry.path)
+
+
+@check("max_items")
+def max_items(entry: Entry) -> None:
+    limit = entry.rule["max_items"]
+    assert not _about(_violations(entry, {entry.path: [{}] * limit}), entry.path, summary="Too many")
+    assert _about(_violations(entry, {entry.path: [{}] * (limit + 1)}), entry.path, summary="Too many")
+
+
+def _set(entry: Entry, path: str, config: dict[str, Any] | None = None, variant: int = 0) -> dict[str, Any]:
+    return _at(path, _sample(_spec(entry.block, path), variant), config)
+
+
+@check("conflicts_with")
+def conflicts_with(entry: Entry) -> None:
+    for other in entry.rule["conflicts_with"]:
+        alone = _set(entry, entry.path, {} if _configure_time(entry) else None)
+        both = _set(entry, other, alone)
+        if _configure_time(entry):  # ProviderConfigure: only both true conflict
+            assert ProviderConfig.from_config({entry.path: True, other: False})
+            with pytest.raises(CloudError) as error:
+                ProviderConfig.from_config({entry.path: True, other: True})
+            assert error.value.path[0] in (entry.path, other)
+            assert not _about(_violations(entry, {entry.path: True, other: True}), entry.path)
+            continue
+        assert not _about(_violations(entry, alone), entry.path, other, summary=CONFLICT)
+        assert _about(_violations(entry, both), entry.path, summary=CONFLICT)
+
+
+@check("required_with")
+def required_with(entry: Entry) -> None:
+    for needed in entry.rule["required_with"]:
+        alone = _set(entry, entry.path)
+        assert _about(_violations(entry, alone), entry.path, summary=MISSING)
+        assert not _about(_violations(entry, _set(entry, needed, alone)), entry.path, summary=MISSING)
+
+
+@check("exactly_one_of", "at_least_one_of")
+def one_of(entry: Entry) -> None:
+    key = "exactly_one_of" if "exactly_one_of" in entry.rule else "at_least_one_of"
+    group = entry.rule[key]
+    empty = _at(entry.path, None)  # the enclosing block present, none of the group set
+    assert _about(_violations(entry, empty), *group, summary=COMBINATION), "none of the group set"
+    one = _set(entry, entry.path)
+    assert not _about(_violations(entry, one), *group, summary=COMBINATION)
+    if key == "exactly_one_of":
+        other = next(g for g in group if g != entry.path)
+        assert _about(_violations(entry, _set(entry, other, one)), *group, summary=COMBINATION), "two set"
+
+
+# --- plan-time facts ---------------------------------------------------------------------------
+
+
+def _plan(entry: Entry, prior: dict | None, config: dict, provider: ProviderConfig | None = None):
+    rtype = resource_type(entry.source, entry.kind, entry.type_name)
+    return rtype.plan(copy.deepcopy(prior), copy.deepcopy(config), config, provider or ProviderConfig())
+
+
+def _stored(planned: Any) -> Any:
+    """A planned value as state holds it after apply: unknowns resolved (here: to null)."""
+    if isinstance(planned, dict):
+        return {k: _stored(v) for k, v in planned.items()}
+    if isinstance(planned, list):
+        return [_stored(v) for v in planned]
+    return None if planned is checker.UNKNOWN else planned
+
+
+def _value(state: dict | None, path: str) -> Any:
+    node: Any = state
+    for part in path.split("."):
+        if part.isdigit():
+            node = node[int(part)] if isinstance(node, list) and len(node) > int(part) else None
+        elif part == "*":
+            continue
+        else:
+            node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+@check("force_new")
+def force_new(entry: Entry) -> None:
+    if not entry.rule["force_new"]:
+        return
+    spec = _spec(entry.block, entry.path)
+    before = _at(entry.path, _sample(spec, 0))
+    after = _at(entry.path, _sample(spec, 1) if spec[0] == "attribute" else [{"changed": True}])
+    if spec[0] == "block":
+        before = {entry.path: [{}]}
+    prior = _stored(_plan(entry, None, before)[0])
+    _, replace = _plan(entry, prior, before)
+    assert not replace, "no change, no replacement"
+    _, replace = _plan(entry, prior, after)
+    assert tuple(entry.path.split(".")[:1]) in {r[:1] for r in replace}, replace
+
+
+@check("default", "default_mechanism", "values_handled_by_code", "effective_default", "default_derivation")
+def default(entry: Entry) -> None:
+    rule = entry.rule
+    expected = rule.get("default", rule.get("effective_default", "DELETE"))
+    if entry.kind == "provider":
+        assert getattr(ProviderConfig.from_config({}), entry.path) == expected
+        other = not expected if isinstance(expected, bool) else "PROACTIVE"
+        assert getattr(ProviderConfig.from_config({entry.path: other}), entry.path) == other
+        return
+    parent = entry.path.rsplit(".", 2)[0] if "." in entry.path else None
+    config = _at(parent, [{}]) if parent else {}
+    planned, _ = _plan(entry, None, config)
+    assert _value(planned, entry.path) == expected, planned
+    if "." not in entry.path and entry.path == "deletion_policy":  # the provider block's choice wins
+        planned, _ = _plan(entry, None, config, ProviderConfig(deletion_policy="ABANDON"))
+        assert planned["deletion_policy"] == "ABANDON"
+    chosen = _sample(_spec(entry.block, entry.path), 1)
+    if chosen == expected:
+        chosen = _sample(_spec(entry.block, entry.path), 2)
+    planned, _ = _plan(entry, None, _at(entry.path, chosen, config))
+    assert _value(planned, entry.path) == chosen
+
+
+@check("diff_suppress")
+def diff_suppress(entry: Entry) -> None:
+    sample = {"location": ("EU", "eu", "US"), "member": ("user:Ann@example.com", "user:ann@example.com", "user:bo@x.y")}
+    old, same, different = sample[entry.path]
+    planned, replace = _plan(entry, {entry.path: old}, {entry.path: same})
+    assert planned[entry.path] == old and not replace
+    planned, replace = _plan(entry, {entry.path: old}, {entry.path: different})
+    assert planned[entry.path] == different.upper() if entry.path == "location" else different
+
+
+@check("set_hash")
+def set_hash(entry: Entry) -> None:
+    prior = {"access": [{"role": "OWNER", "user_by_email": "Ann@Example.com"}]}
+    planned, _ = _plan(
+        entry, prior, {"access": [{"role": "roles/bigquery.dataOwner", "user_by_email": "ann@example.com"}]}
+    )
+    assert planned["access"] == prior["access"], "the same set element: no diff"
+    planned, _ = _plan(
+        entry, prior, {"access": [{"role": "roles/bigquery.dataEditor", "user_by_email": "ann@example.com"}]}
+    )
+    assert planned["access"] != prior["access"]
+
+
+@check("behavior")
+def behaviour(entry: Entry) -> None:
+    """deletion_policy on delete: PREVENT refuses, ABANDON forgets, anything else deletes."""
+    import tempfile
+    from pathlib import Path
+
+    store = Store(Path(tempfile.mkdtemp()) / "store.sqlite")
+    cloud = Cloud(store)
+    rtype = resource_type(entry.source, entry.kind, entry.type_name)
+    state = {"id": "projects/p/serviceAccounts/a@p.iam.gserviceaccount.com"}
+    store.put(entry.type_name, state["id"], state)
+    with pytest.raises(CloudError, match="deletion_policy"):
+        rtype.delete({**state, "deletion_policy": "PREVENT"}, cloud)
+    rtype.delete({**state, "deletion_policy": "ABANDON"}, cloud)
+    assert store.get(entry.type_name, state["id"]) is not None
+    rtype.delete({**state, "deletion_policy": "DELETE"}, cloud)
+    assert store.get(entry.type_name, state["id"]) is None
+
+
+NOTES: dict[str, Check] = {}  # note-only entries: what the note records, checked
+
+
+def _note(pattern: str) -> Callable[[Check], Check]:
+    def register(function: Check) -> Check:
+        NOTES[pattern] = function
+        return function
+
+    return register
+
+
+@_note("ValidateFunc validation.IsCIDR")
+def is_cidr(entry: Entry) -> None:
+    assert not _about(_violations(entry, _at(entry.path, "10.0.0.0/8")), entry.path.rstrip(".*"))
+    assert _about(_violations(entry, _at(entry.path, "10.0.0.0")), entry.path.rstrip(".*"))
+
+
+@_note("StateFunc: each element upper-cased")
+def upper_cased(entry: Entry) -> None:
+    planned, _ = _plan(entry, None, _at(entry.path, "europe-west2"))
+    assert _value(planned, entry.path.rsplit(".", 1)[0]) == ["EUROPE-WEST2"]
+    planned, _ = _plan(entry, None, _at(entry.path, "EU"))
+    assert _value(planned, entry.path.rsplit(".", 1)[0]) == ["EU"]
+
+
+@_note("adding/removing a block whose enabled=false is suppressed")
+def autoclass_disabled(entry: Entry) -> None:
+    planned, _ = _plan(entry, {"autoclass": []}, {"autoclass": [{"enabled": False}]})
+    assert planned["autoclass"] == []
+    planned, _ = _plan(entry, {"autoclass": []}, {"autoclass": [{"enabled": True}]})
+    assert planned["autoclass"] == [{"enabled": True}]
+
+
+@_note("old mode == 'Disabled'")
+def ip_filter_disabled(entry: Entry) -> None:
+    prior = {"ip_filter": [{"mode": "Disabled"}]}
+    planned, _ = _plan(entry, prior, {"ip_filter": []})
+    assert planned["ip_filter"] == prior["ip_filter"]
+    planned, _ = _plan(entry, {"ip_filter": [{"mode": "Enabled"}]}, {"ip_filter": []})
+    assert planned["ip_filter"] == []
+
+
+@_note("old != '' && new == '' suppressed")
+def website_kept(entry: Entry) -> None:
+    field = entry.path.rsplit(".", 1)[1]
+    prior = {"website": [{field: "index.html"}]}
+    planned, _ = _plan(entry, prior, {"website": [{field: ""}]})
+    assert planned["website"][0][field] == "index.html"
+    planned, _ = _plan(entry, prior, {"website": [{field: "home.html"}]})
+    assert planned["website"][0][field] == "home.html"
+
+
+@_note("delete skips disabling the service unless true")
+def disable_on_destroy(entry: Entry) -> None:
+    import tempfile
+    from pathlib import Path
+
+    cloud = Cloud(Store(Path(tempfile.mkdtemp()) / "store.sqlite"))
+    cloud.store.add_project("p", "1")
+    rtype = resource_type(entry.source, entry.kind, entry.type_name)
+    for flag, enabled_after in ((None, True), (False, True), (True, False)):
+        cloud.enable_service("p", "dataform.googleapis.com")
+        rtype.delete({"project": "p", "service": "dataform.googleapis.com", "disable_on_destroy": flag}, cloud)
+        assert cloud.service_enabled("p", "dataform.googleapis.com") is enabled_after, flag
+
+
+@_note("must match universe_domain found in credentials")
+def universe_domain(entry: Entry) -> None:
+    assert ProviderConfig.from_config({"universe_domain": "googleapis.com"})
+    with pytest.raises(CloudError) as error:
+        ProviderConfig.from_config({"universe_domain": "example-sovereign.cloud"})
+    assert error.value.path == ("universe_domain",)
+
+
+@_note("no validation; used as the default deletion_policy")
+def provider_deletion_policy(entry: Entry) -> None:
+    assert ProviderConfig.from_config({"deletion_policy": "ANY VALUE"}).deletion_policy == "ANY VALUE"
+    assert not _violations(entry, {"deletion_policy": "ANY VALUE"})
+
+
+@_note("Optional, NOT Computed, no Default")
+def region_stays_null(entry: Entry) -> None:
+    planned, _ = _plan(entry, None, {"name": "r"}, ProviderConfig(region="europe-west2"))
+    assert planned.get("region") is None
+    planned, _ = _plan(entry, None, {"name": "r", "region": "us-east1"}, ProviderConfig(region="europe-west2"))
+    assert planned["region"] == "us-east1"
+
+
+IGNORED_KEYS = {"path", "note"}
+
+
+def _checks_for(entry: Entry) -> list[Check]:
+    keys = set(entry.rule) - IGNORED_KEYS
+    found: list[Check] = []
+    for key in sorted(keys):
+        assert key in CHECKS, f"{entry}: the offline provider has no check for {key!r}: teach it, then this test"
+        if CHECKS[key] not in found:
+            found.append(CHECKS[key])
+    note = entry.rule.get("note", "")
+    found += [function for pattern, function in NOTES.items() if pattern in note and function not in found]
+    return found
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=str)
+def test_every_recorded_constraint_is_enforced_both_ways(entry):
+    checks = _checks_for(entry)
+    assert checks, f"{entry}: nothing in this entry is checked: {entry.rule}"
+    for function in checks:
+        function(entry)

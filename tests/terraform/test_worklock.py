@@ -1,0 +1,46 @@
+"""The per-module lock: taken once per process, waited for up to --lock-timeout, never left stale."""
+
+import subprocess
+import sys
+
+import pytest
+
+from dataform_infra.errors import ModuleBusy, UsageError
+from dataform_infra.terraform.worklock import ModuleLocks, duration_seconds
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("0s", 0), ("60s", 60), ("5m", 300), ("1h30m", 5400), ("1.5s", 1.5)])
+def test_lock_timeouts_read_as_terraform_reads_them(text, seconds):
+    assert duration_seconds(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "60", "soon", "5 m", "-1s", "1s "])
+def test_anything_else_is_bad_input(text):
+    with pytest.raises(UsageError, match="is not a duration"):
+        duration_seconds(text)
+
+
+HOLD = """
+import sys, time
+from pathlib import Path
+from dataform_infra.terraform.worklock import ModuleLocks
+locks = ModuleLocks("0s")
+locks.hold(Path(sys.argv[1]), "apply")
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_second_process_is_told_who_holds_the_module_and_a_dead_holder_frees_it(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(ModuleBusy, match=rf"in use by another dfinfra \(pid {holder.pid}, apply, since "):
+            ModuleLocks("0s").hold(tmp_path, "plan")
+    finally:
+        holder.kill()
+        holder.wait()
+    locks = ModuleLocks("0s")
+    locks.hold(tmp_path, "plan")  # the kernel released the killed holder's lock: nothing stale to clear
+    locks.hold(tmp_path, "apply")  # again in the same process: already held
+    locks.release_all()
