@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Literal
 
+from dataform_infra.spec.formats import WORKSPACE_NAME
 from dataform_infra.spec.loader import Deployment
 from dataform_infra.spec.models import Environment, Release, Workflow
 from dataform_infra.topology import (
@@ -47,6 +48,7 @@ Chain = Literal[
     "runner-writes",
     "runner-reads",
     "workspace-writes",
+    "workspace-creates-datasets",
     "act-as",
     "manage-configs",
     "start-runs",
@@ -60,6 +62,8 @@ CHAINS: dict[str, str] = {
     "runner-writes": "the runner creates and updates tables in each dataset the run writes",
     "runner-reads": "the runner reads the datasets the spec says its code reads",
     "workspace-writes": "workspace runs write each schema with the workspace suffix",
+    "workspace-creates-datasets": "with `${workspaceName}` in the suffix, each workspace's first run creates its "
+    "datasets (BigQuery makes the creator their owner)",
     "act-as": "strict act-as: whoever starts a run, or attaches a runner to a config, may act as the runner",
     "manage-configs": "deployers create and update release and workflow configs",
     "start-runs": "whoever starts a run creates its compilation result and workflow invocation",
@@ -293,6 +297,19 @@ class AccessModel:
                         f"workspace runs write {w.resource.label}",
                         host,
                         w.path,
+                        ids,
+                    )
+                database = self._per_workspace_database()
+                if database is not None:
+                    self._need(
+                        "workspace-creates-datasets",
+                        runner.principal,
+                        ("bigquery.datasets.create",),
+                        project_resource(database),
+                        f"each workspace writes its own <schema>_<workspace> datasets in {database}, created on "
+                        "its first run",
+                        host,
+                        ("repository", "workspace_compilation", "schema_suffix"),
                         ids,
                     )
                 self._runner_reads(host, top.host, repo.runner, ids)
@@ -550,9 +567,19 @@ class AccessModel:
         found.append(DatasetWrite(Resource("dataset", database, assertions + suffix), apath))
         return list({w.resource: w for w in found}.values())
 
+    def _per_workspace_database(self) -> str | None:
+        """The project where workspaces create datasets of their own (`${workspaceName}` in the suffix)."""
+        top = self.topology
+        ws = top.repository_spec.workspace_compilation
+        if ws is None or WORKSPACE_NAME not in (ws.schema_suffix or ""):
+            return None
+        return ws.default_database or top.host.project.id
+
     def _workspace_writes(self) -> list[DatasetWrite]:
         top = self.topology
         ws = top.repository_spec.workspace_compilation
+        if self._per_workspace_database() is not None:
+            return []  # named per workspace: nothing to declare or grant ahead (the creator owns them)
         if ws is None or not ws.schemas:
             self.notes.append(
                 (

@@ -82,6 +82,20 @@ def _hint(model: AccessModel, req: Requirement) -> str:
         declared = any(d.id == dataset.id for d in deployment.environments[owner].datasets)
         step = "" if declared else f"declare `- id: {dataset.id}` under `datasets:` and "
         return f"in {deployment.spec_file(owner)}, {step}add `{dataset.id}` to `bigquery.writes` of runner {runner}"
+    if req.chain == "workspace-creates-datasets":
+        runner, _, domain = req.principal.email.partition("@")
+        runner_project = domain.removesuffix(".iam.gserviceaccount.com")
+        if runner_project != req.resource.project:
+            return (
+                f"runner {runner} can only be granted roles in its own project {runner_project}: set "
+                f"workspace_compilation.default_database to {runner_project}, or use a fixed schema_suffix"
+            )
+        owner = next(n for n, e in deployment.environments.items() if any(r.name == runner for r in e.runners))
+        return (
+            f"in {deployment.spec_file(owner)}, give runner {runner} `bigquery.project_wide: [{{role: dataEditor, "
+            "reason: ...}]` (BigQuery Data Editor on the project includes creating datasets), or use a fixed "
+            "schema_suffix and declare the workspace datasets"
+        )
     if req.chain == "start-runs":
         return (
             f"give {req.principal.member} role `editor` (or `admin`) in repository.access: a viewer cannot start runs"

@@ -96,6 +96,16 @@ RunnerRef = Annotated[
 
 DatasetId = Annotated[str, _matching(r"[A-Za-z0-9_]{1,1024}", "a dataset id is letters, digits and underscores only")]
 
+# Dataform replaces `${workspaceName}` with the workspace's name when a workspace compiles.
+WORKSPACE_NAME = "${workspaceName}"
+WorkspaceNamePart = Annotated[
+    str,
+    _matching(
+        r"(?:[A-Za-z0-9_]|\$\{workspaceName\}){1,128}",
+        "a workspace suffix or prefix is letters, digits, underscores and `${workspaceName}` (no other ${...})",
+    ),
+]
+
 # A dataset of this environment (`raw_events`) or, for reads, of another project (`acme-ingest.raw_events`).
 DatasetRef = Annotated[
     str,

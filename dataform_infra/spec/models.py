@@ -35,6 +35,7 @@ from dataform_infra.spec.formats import (
     StatePrefix,
     Text,
     TimeZone,
+    WorkspaceNamePart,
 )
 
 
@@ -169,8 +170,15 @@ class WorkspaceCompilation(Spec):
     """Overrides for compilations in development workspaces, so they never write production tables."""
 
     default_database: ProjectId | None = Field(default=None, description="Project workspaces compile into.")
-    schema_suffix: DatasetId | None = Field(default=None, description="Appended to every schema, e.g. `dev`.")
-    table_prefix: DatasetId | None = Field(default=None, description="Prepended to every table name.")
+    schema_suffix: WorkspaceNamePart | None = Field(
+        default=None,
+        description="Appended to every schema, e.g. `dev`. `${workspaceName}` gives each workspace its own "
+        "datasets: they cannot be declared ahead, so the repository's runner must be able to create datasets in "
+        "`default_database` (a `project_wide` dataEditor with its reason; `dfinfra validate` says so).",
+    )
+    table_prefix: WorkspaceNamePart | None = Field(
+        default=None, description="Prepended to every table name; may use `${workspaceName}`."
+    )
     schemas: list[DatasetId] = Field(
         default_factory=list,
         description="Datasets your code writes by default (workflow_settings.yaml's `defaultDataset` and "

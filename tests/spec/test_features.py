@@ -239,3 +239,87 @@ def test_a_bad_npmrc_secret_is_located(tmp_path, bad):
     with pytest.raises(SpecError) as info:
         load_deployment(write_specs(tmp_path, {"staging": h}))
     assert all(p.line and p.path.startswith("repository.npmrc") for p in info.value.problems)
+
+
+# --- `${workspaceName}` in the workspace suffix and prefix ----------------------------------------
+
+
+def per_workspace(opt_in: bool) -> dict:
+    """Each workspace writes its own `<schema>_<workspace>` datasets; people run workspaces as the runner."""
+    h = host()
+    h["repository"]["workspace_compilation"] = {
+        "schema_suffix": "${workspaceName}",
+        "table_prefix": "ws_${workspaceName}",
+    }
+    h["repository"]["runner"] = "host-runner"
+    h["repository"]["access"] = [{"member": "group:eng@acme.example", "role": "editor", "run_as": ["host-runner"]}]
+    if opt_in:
+        reason = "each developer workspace creates its own datasets on its first run"
+        h["runners"][0]["bigquery"]["project_wide"] = [{"role": "dataEditor", "reason": reason}]
+    return h
+
+
+def test_workspace_name_is_in_the_schema_and_other_placeholders_are_located(tmp_path):
+    defs = Environment.model_json_schema(by_alias=True)["$defs"]
+    assert "${workspaceName}" in defs["WorkspaceCompilation"]["properties"]["schema_suffix"]["description"]
+    for bad in ("${workspace}", "${workspaceName", "dev-${workspaceName}"):
+        h = per_workspace(opt_in=True)
+        h["repository"]["workspace_compilation"]["schema_suffix"] = bad
+        with pytest.raises(SpecError) as info:
+            load_deployment(write_specs(tmp_path / str(len(bad)), {"staging": h}))
+        [problem] = info.value.problems
+        assert problem.line and "${workspaceName}" in problem.message, problem.render()
+
+
+def test_workspace_name_reaches_dataform_literally(tmp_path):
+    files = render_module(Workspace(write_specs(tmp_path, {"staging": per_workspace(opt_in=True)})).module("staging"))
+    assert (
+        "  workspace_compilation_overrides {\n"
+        '    # "$${workspaceName}" is the literal ${workspaceName}: Dataform puts each workspace\'s name there.\n'
+        '    schema_suffix = "$${workspaceName}"\n'
+        '    table_prefix  = "ws_$${workspaceName}"\n'
+        "  }\n"
+    ) in files["dataform.tf"]
+
+
+def test_per_workspace_datasets_need_the_runner_to_create_datasets(tmp_path):
+    """Nothing can be declared ahead: validate asks for the one grant that lets each workspace create its own."""
+    specs = write_specs(tmp_path / "missing", {"staging": per_workspace(opt_in=False)})
+    line = next(
+        n for n, text in enumerate((specs / "staging.yaml").read_text().splitlines(), 1) if "schema_suffix" in text
+    )
+    [finding] = [v for v in Workspace(specs).validate().violations if v.rule == "run-needs:workspace-creates-datasets"]
+    assert finding.source.endswith(f"staging.yaml:{line}: repository.workspace_compilation.schema_suffix"), finding
+    assert "lacks bigquery.datasets.create on project acme-host-proj" in finding.message
+    assert "workspace run by group:eng@acme.example" in finding.message
+    assert "project_wide: [{role: dataEditor" in finding.message
+    granted = Workspace(write_specs(tmp_path / "granted", {"staging": per_workspace(opt_in=True)})).validate()
+    assert granted.violations == []
+
+
+@pytest.mark.terraform
+def test_each_workspace_creates_and_writes_its_own_datasets_in_the_offline_cloud(tmp_path, cloud):
+    from tests.e2e.test_runs import TOKEN, seed_runtime
+    from tests.fakegcp.apis import FakeGoogleApis
+    from tests.fakegcp.dataform import RUNTIME_DATASET
+    from tests.project import Project
+    from tests.support.dataform_code import workspace_code
+
+    project = Project(
+        tmp_path / "checkout", cloud, specs=write_specs(tmp_path / "specs", {"staging": per_workspace(opt_in=True)})
+    )
+    ws = Workspace(project.root / "environments")
+    apis = FakeGoogleApis(cloud.store, caller=ws.topology.host.deployers[0]).start()
+    cloud.env["DFINFRA_GOOGLE_API_EMULATOR"] = apis.address
+    try:
+        project.run("bootstrap", "staging", "--auto-approve")
+        project.run("apply", "staging", "--auto-approve")
+        project.run("secret", "set", "staging", stdin=TOKEN + "\n")
+        seed_runtime(cloud.store, ws, workspace_code("marts", "assertions"))
+        for person_workspace in ("alice", "bob"):
+            state, reasons = apis.run_workspace("group:eng@acme.example", ws.topology.repository_name, person_workspace)
+            assert state == "SUCCEEDED", reasons
+        created = {key for _, key, _ in cloud.store.list(RUNTIME_DATASET)}
+        assert {"projects/acme-host-proj/datasets/marts_alice", "projects/acme-host-proj/datasets/marts_bob"} <= created
+    finally:
+        apis.stop()

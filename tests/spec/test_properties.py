@@ -215,6 +215,8 @@ NEW_FIELDS = [
     ("staging", ("repository", "access", 0, "condition", "title")),
     ("staging", ("repository", "access", 0, "condition", "expression")),
     ("staging", ("repository", "workspace_compilation", "schemas", 0)),
+    ("staging", ("repository", "workspace_compilation", "schema_suffix")),
+    ("staging", ("repository", "workspace_compilation", "table_prefix")),
     ("staging", ("repository", "git", "https_token", "replicas", 0)),
     ("staging", ("repository", "git", "https_token", "project")),
     ("staging", ("repository", "kms_key_name")),
@@ -236,7 +238,11 @@ def _with_new_fields() -> tuple[dict, dict]:
             "condition": {"title": "expiry", "expression": "true"},
         }
     ]
-    h["repository"]["workspace_compilation"] = {"schema_suffix": "dev", "schemas": ["marts"]}
+    h["repository"]["workspace_compilation"] = {
+        "schema_suffix": "dev",
+        "table_prefix": "${workspaceName}",
+        "schemas": ["marts"],
+    }
     h["repository"]["git"]["https_token"]["replicas"] = ["europe-west2"]
     t["runners"][0]["bigquery"]["reads"] = ["acme-other-proj.raw"]
     return h, t

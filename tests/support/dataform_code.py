@@ -63,3 +63,8 @@ CODE: dict[str, dict[str, Any]] = {
         "marts", "dataform_assertions", [_table("orders", [], []), _assertion("orders_unique", [], "orders")]
     ),
 }
+
+
+def workspace_code(default: str, assertions: str) -> dict[str, Any]:
+    """A repository whose one model reads nothing: what a workspace run writes depends only on its overrides."""
+    return _code(default, assertions, [_table("orders", [], []), _assertion("orders_unique", [], "orders")])
