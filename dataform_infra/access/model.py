@@ -529,7 +529,17 @@ class AccessModel:
                 )
             )
             return []
-        database = c.database or env.project.id
+        database = c.database or (env.project.id if c.defaults_from == "environment" else None)
+        if database is None:
+            self.notes.append(
+                (
+                    env_name,
+                    ("releases", j, "compilation", "defaults_from"),
+                    f"release {release.name!r} leaves its default database to workflow_settings.yaml: the datasets "
+                    "it writes are not checked (set compilation.database to have them checked)",
+                )
+            )
+            return []
         suffix = f"_{c.schema_suffix}" if c.schema_suffix else ""
         found: list[DatasetWrite] = []
         for k, target in enumerate(workflow.targets):

@@ -124,8 +124,8 @@ class ReleaseConfig:
     name: Ident
     env: str
     release: Release
-    database: str
-    location: str
+    database: str | None  # None: workflow_settings.yaml's defaultProject
+    location: str | None  # None: workflow_settings.yaml's defaultLocation
 
 
 @dataclass(frozen=True)
@@ -242,6 +242,12 @@ class _ModuleBuilder:
             name = self.names.name("google_project_service", service.split(".")[0])
             self.module.apis.append(Api(name, project, service))
             self.module.api_refs[service] = Expr.ref("google_project_service", name)
+
+    @staticmethod
+    def _default(release: Release, environment_value: str) -> str | None:
+        """What an unset database/location compiles with: the environment's, unless the release leaves
+        it to the repository's workflow_settings.yaml (then the HCL sets nothing)."""
+        return environment_value if release.compilation.defaults_from == "environment" else None
 
     def _adopt(self, resource_type: str, name: Ident, import_id: str, path: PathKey) -> None:
         self.module.imports.append(Import(Expr.ref(resource_type, name), import_id, path))
@@ -572,8 +578,8 @@ class _ModuleBuilder:
                     name=name,
                     env=self.env_name,
                     release=release,
-                    database=release.compilation.database or self.env.project.id,
-                    location=release.compilation.location or self.env.bigquery_location,
+                    database=release.compilation.database or self._default(release, self.env.project.id),
+                    location=release.compilation.location or self._default(release, self.env.bigquery_location),
                 )
             )
         for i, workflow in enumerate(self.env.workflows):

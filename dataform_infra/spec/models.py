@@ -310,8 +310,16 @@ class Runner(Spec):
 
 
 class Compilation(Spec):
-    """How a release compiles: where its tables land. Unset database/location default to this environment."""
+    """How a release compiles: where its tables land. Unset database/location default to this environment,
+    or to the repository's workflow_settings.yaml with `defaults_from: workflow_settings`."""
 
+    defaults_from: Literal["environment", "workflow_settings"] = Field(
+        default="environment",
+        description="Where an unset `database` and `location` come from: this environment's project and "
+        "`bigquery_location` (the default), or the repository's workflow_settings.yaml (`defaultProject`, "
+        "`defaultLocation`): the release then sets neither, and `dfinfra validate` cannot check the datasets it "
+        "writes unless `database` is set.",
+    )
     database: ProjectId | None = Field(
         default=None, description="Default project (defaults to this environment's project)."
     )

@@ -323,3 +323,73 @@ def test_each_workspace_creates_and_writes_its_own_datasets_in_the_offline_cloud
         assert {"projects/acme-host-proj/datasets/marts_alice", "projects/acme-host-proj/datasets/marts_bob"} <= created
     finally:
         apis.stop()
+
+
+# --- a release that leaves its default database and location to workflow_settings.yaml ---------------
+
+
+def from_settings() -> dict:
+    h = host()
+    h["releases"][0]["compilation"]["defaults_from"] = "workflow_settings"
+    return h
+
+
+def test_defaults_from_is_in_the_schema_and_a_bad_value_is_located(tmp_path):
+    defs = Environment.model_json_schema(by_alias=True)["$defs"]
+    assert defs["Compilation"]["properties"]["defaults_from"]["enum"] == ["environment", "workflow_settings"]
+    h = from_settings()
+    h["releases"][0]["compilation"]["defaults_from"] = "workflow_settings.yaml"
+    with pytest.raises(SpecError) as info:
+        load_deployment(write_specs(tmp_path, {"staging": h}))
+    [problem] = info.value.problems
+    assert problem.line and "releases[0].compilation.defaults_from" in problem.render(), problem.render()
+
+
+def test_a_release_left_to_workflow_settings_sets_no_database_or_location(tmp_path):
+    files = render_module(Workspace(write_specs(tmp_path / "a", {"staging": from_settings()})).module("staging"))
+    assert (
+        "  code_compilation_config {\n"
+        "    # Unset here, so the repository's workflow_settings.yaml decides.\n"
+        '    default_schema   = "marts"\n'
+    ) in files["dataform.tf"]
+    # An explicit database still wins; the location stays with workflow_settings.yaml.
+    h = from_settings()
+    h["releases"][0]["compilation"]["database"] = "acme-host-proj"
+    files = render_module(Workspace(write_specs(tmp_path / "b", {"staging": h})).module("staging"))
+    assert '    default_database = "acme-host-proj"\n' in files["dataform.tf"]
+    assert "default_location" not in files["dataform.tf"]
+
+
+def test_validate_says_what_it_cannot_check_when_the_database_is_left_open(tmp_path):
+    report = Workspace(write_specs(tmp_path, {"staging": from_settings()})).validate()
+    assert report.violations == []
+    [note] = [w for w in report.warnings if "workflow_settings.yaml" in w.render()]
+    assert "releases[0].compilation.defaults_from" in note.render() and "not checked" in note.render()
+
+
+@pytest.mark.terraform
+def test_the_offline_cloud_compiles_with_workflow_settings_defaults(tmp_path, cloud):
+    from tests.e2e.test_runs import TOKEN, seed_runtime
+    from tests.fakegcp.apis import FakeGoogleApis
+    from tests.fakegcp.dataform import RUNTIME_DATASET
+    from tests.project import Project
+    from tests.support.dataform_code import workspace_code
+
+    project = Project(tmp_path / "checkout", cloud, specs=write_specs(tmp_path / "specs", {"staging": from_settings()}))
+    ws = Workspace(project.root / "environments")
+    apis = FakeGoogleApis(cloud.store, caller=ws.topology.host.deployers[0]).start()
+    cloud.env["DFINFRA_GOOGLE_API_EMULATOR"] = apis.address
+    try:
+        project.run("bootstrap", "staging", "--auto-approve")
+        project.run("apply", "staging", "--auto-approve")
+        [release] = [body for _, _, body in cloud.store.list("google_dataform_repository_release_config")]
+        assert release["code_compilation_config"][0]["default_database"] is None
+        project.run("secret", "set", "staging", stdin=TOKEN + "\n")
+        code = workspace_code("marts", "assertions")
+        code["workflow_settings"].update(defaultProject="acme-host-proj", defaultLocation="EU")
+        seed_runtime(cloud.store, ws, code)
+        state, reasons = apis.run_scheduled(f"{ws.topology.repository_name}/workflowConfigs/host-daily")
+        assert state == "SUCCEEDED", reasons
+        assert not cloud.store.list(RUNTIME_DATASET), "it wrote the declared datasets of workflow_settings' project"
+    finally:
+        apis.stop()

@@ -222,6 +222,7 @@ NEW_FIELDS = [
     ("staging", ("repository", "kms_key_name")),
     ("staging", ("repository", "existing")),
     ("staging", ("releases", 0, "deletion_policy")),
+    ("staging", ("releases", 0, "compilation", "defaults_from")),
     ("prod", ("workflows", 0, "deletion_policy")),
     ("prod", ("runners", 0, "bigquery", "reads", 0)),
     ("prod", ("runners", 0, "existing")),
