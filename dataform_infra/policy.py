@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from dataform_infra.errors import UsageError
+from dataform_infra.render.optin import MIN_REASON, OPT_IN_MARKERS
 
 if TYPE_CHECKING:  # `lint` never renders: it stays free of the spec and render layers' import cost
     from dataform_infra.render.module import Module
@@ -32,7 +33,6 @@ IMPERSONATION_ROLES = frozenset(
         "roles/iam.workloadIdentityUser",
     }
 )
-OPT_IN_MARKER = "Project-wide opt-in"
 AGENT_MEMBER = re.compile(
     r"(serviceAccount:service-[0-9]+@gcp-sa-dataform\.iam\.gserviceaccount\.com|\$\{local\.dataform_service_agent\}|\$\{google_project_service_identity\.[A-Za-z0-9_-]+\.member\})"
 )
@@ -107,12 +107,13 @@ def _no_primitive_roles(facts: list[Fact]) -> Iterable[Finding]:
                 yield Finding("no-primitive-roles", f"{f.address} grants {binding['role']}.", f.source)
 
 
-def _opted_in(fact: Fact) -> str | None:
-    """The justification comment, if it gives one (`Project-wide opt-in: <at least 10 characters>`, as the
-    spec's `reason` must be)."""
+def _opted_in(fact: Fact, scope: str) -> str | None:
+    """The justification comment for a grant at `scope` ("project" or "dataset"), if it gives one: the
+    marker of that scope and a reason of at least 10 characters, as the spec's `reason` must be."""
+    marker = OPT_IN_MARKERS[scope]
     for text in fact.comments:
         body = text.strip().lstrip("#").strip()
-        if body.startswith(OPT_IN_MARKER) and len(body[len(OPT_IN_MARKER) :].strip(" :")) >= 10:
+        if body.startswith(marker) and len(body[len(marker) :].strip(" :")) >= MIN_REASON:
             return body
     return None
 
@@ -123,7 +124,11 @@ def _bigquery_data_roles(facts: list[Fact]) -> Iterable[Finding]:
         project_wide = f.type == "google_project_iam_member"
         if role in BROAD_BIGQUERY_ROLES or (project_wide and role in PROJECT_DATA_ROLES):
             scope = "the whole project" if project_wide else "the dataset"
-            reason = _opted_in(f) if project_wide else None  # the spec's opt-in exists for project-wide roles only
+            # The spec has two opt-ins: project-wide roles, and Data Owner on one dataset.
+            if project_wide:
+                reason = _opted_in(f, "project")
+            else:
+                reason = _opted_in(f, "dataset") if role == "roles/bigquery.dataOwner" else None
             if reason:
                 yield Finding(
                     "bigquery-data-roles", f"{f.address} grants {role} on {scope} ({reason}).", f.source, "warning"
@@ -133,7 +138,8 @@ def _bigquery_data_roles(facts: list[Fact]) -> Iterable[Finding]:
                     "bigquery-data-roles",
                     f"{f.address} grants {role} on {scope} with no justification. "
                     "Scope data roles to datasets (writes -> dataEditor, reads -> dataViewer) or opt in "
-                    "with `project_wide: [{role, reason}]`.",
+                    "with `project_wide: [{role, reason}]` (or `owns: [{dataset, reason}]` for Data Owner on one "
+                    "dataset).",
                     f.source,
                 )
 
@@ -366,7 +372,7 @@ def facts_from_module(module: Module) -> list[Fact]:
     for grant in module.grants:
         attrs: dict[str, Any] = {str(k): _value(v) for k, v in grant.target.items()}
         attrs |= {"role": grant.role, "member": _value(grant.member)}
-        comments = (f"{OPT_IN_MARKER}: {grant.opt_in_reason}",) if grant.opt_in_reason else ()
+        comments = (f"{grant.opt_in_marker}: {grant.opt_in_reason}",) if grant.opt_in_reason else ()
         source = f"{module.spec_file(grant.env)}: {grant.spec_path}"
         facts.append(Fact("resource", grant.resource_type, grant.name, attrs, source, comments))
     if module.is_host:

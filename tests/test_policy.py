@@ -152,9 +152,24 @@ PROJECT_EDITOR = (
     [
         (PROJECT_EDITOR % "# Project-wide opt-in: every team's datasets are read by reporting\n", "warning"),
         (PROJECT_EDITOR % "# Project-wide opt-in: ok\n", "violation"),  # no real reason given
-        (DATASET_OWNER % "# Project-wide opt-in: I say this is fine, trust me\n", "violation"),  # no opt-in exists
+        (DATASET_OWNER % "# Project-wide opt-in: I say this is fine, trust me\n", "violation"),  # wrong scope's
+        (DATASET_OWNER % "# Dataset owner opt-in: the code shares marts through authorized views\n", "warning"),
+        (DATASET_OWNER % "# Dataset owner opt-in: ok\n", "violation"),
+        (PROJECT_EDITOR % "# Dataset owner opt-in: every team's datasets are read by reporting\n", "violation"),
+        (
+            DATASET_OWNER.replace("dataOwner", "admin") % "# Dataset owner opt-in: admin is only for owners here\n",
+            "violation",
+        ),
     ],
-    ids=["justified-project-wide", "empty-reason", "dataset-owner-self-justified"],
+    ids=[
+        "justified-project-wide",
+        "empty-reason",
+        "dataset-owner-with-the-project-marker",
+        "justified-dataset-owner",
+        "dataset-owner-empty-reason",
+        "project-wide-with-the-dataset-marker",
+        "dataset-admin-is-not-owner",
+    ],
 )
 def test_an_opt_in_counts_only_where_the_rule_has_one(hcl, severity):
     assert _rules({"main.tf": hcl})["bigquery-data-roles"] == severity

@@ -47,6 +47,7 @@ Chain = Literal[
     "runner-runs-jobs",
     "runner-writes",
     "runner-reads",
+    "runner-owns",
     "workspace-writes",
     "workspace-creates-datasets",
     "act-as",
@@ -61,6 +62,7 @@ CHAINS: dict[str, str] = {
     "runner-runs-jobs": "the runner creates BigQuery jobs in the project hosting the repository",
     "runner-writes": "the runner creates and updates tables in each dataset the run writes",
     "runner-reads": "the runner reads the datasets the spec says its code reads",
+    "runner-owns": "the runner manages a dataset it owns (its IAM, row access policies, metadata), by opt-in",
     "workspace-writes": "workspace runs write each schema with the workspace suffix",
     "workspace-creates-datasets": "with `${workspaceName}` in the suffix, each workspace's first run creates its "
     "datasets (BigQuery makes the creator their owner)",
@@ -80,6 +82,9 @@ WRITE = (
     "bigquery.tables.updateData",
 )
 READ = ("bigquery.datasets.get", "bigquery.tables.get", "bigquery.tables.getData")
+# What only Data Owner adds on a dataset that Dataform code uses: its IAM (authorized views, sharing),
+# its metadata, and row access policies.
+OWN = (*WRITE, "bigquery.datasets.update", "bigquery.datasets.setIamPolicy", "bigquery.rowAccessPolicies.create")
 START = ("dataform.compilationResults.create", "dataform.workflowInvocations.create")
 MANAGE = (
     "dataform.releaseConfigs.create",
@@ -615,6 +620,24 @@ class AccessModel:
             for i, runner in enumerate(env.runners):
                 self._runner_reads(env_name, env, runner.name, ())
                 principal = self.topology.runner(env_name, runner.name).principal
+                for j, owned in enumerate(runner.bigquery.owns):
+                    res = Resource("dataset", env.project.id, owned.dataset)
+                    writing = {  # the runs that write the dataset are the ones that use what owning adds
+                        run: None
+                        for key, runs in self._runs_of.items()
+                        if key[0] == "runner-writes" and key[1] == principal.member and key[3] == res
+                        for run in runs
+                    }
+                    self._need(
+                        "runner-owns",
+                        principal,
+                        OWN,
+                        res,
+                        f"{runner.name} is declared to own {env.project.id}.{owned.dataset}: {owned.reason}",
+                        env_name,
+                        ("runners", i, "bigquery", "owns", j),
+                        tuple(writing),
+                    )
                 for j, dataset in enumerate(runner.bigquery.writes):
                     res = Resource("dataset", env.project.id, dataset)
                     if not any(r.resource == res and r.principal == principal for r in self._found.values()):

@@ -25,7 +25,7 @@ def warnings(model: AccessModel) -> list[SpecWarning]:
     found = [SpecWarning(_problem(model, env, path, message)) for env, path, message in dict.fromkeys(model.notes)]
     idle: dict[tuple[str, str, str, tuple[str | int, ...]], Requirement] = {}
     for req in model.requirements:
-        if req.chain in ("runner-writes", "runner-reads") and not req.runs and not req.assumed:
+        if req.chain in ("runner-writes", "runner-reads", "runner-owns") and not req.runs and not req.assumed:
             idle.setdefault((req.principal.member, req.resource.label, req.env, req.spec_path), req)
     for (_, resource, env, path), req in idle.items():
         message = (

@@ -21,6 +21,7 @@ from typing import Any
 
 from dataform_infra.render.hcl import Expr, Ident
 from dataform_infra.render.names import NameAllocator
+from dataform_infra.render.optin import OPT_IN_MARKERS
 from dataform_infra.spec.loader import Deployment
 from dataform_infra.spec.models import Environment, IamCondition, Release, Runner, Workflow
 from dataform_infra.spec.yamlsource import PathKey, dotted_path
@@ -62,6 +63,11 @@ class Grant:
     @property
     def address(self) -> str:
         return f"{self.resource_type}.{self.name}"
+
+    @property
+    def opt_in_marker(self) -> str:
+        """How the HCL comment recording `opt_in_reason` starts, for this grant's scope."""
+        return OPT_IN_MARKERS[self.resource.kind]
 
     @property
     def spec_path(self) -> str:
@@ -349,6 +355,23 @@ class _ModuleBuilder:
                         if isinstance(dataset_id, Expr)
                         else self.module.needs_api("bigquery.googleapis.com"),
                     )
+            for j, owned in enumerate(runner.bigquery.owns):
+                scope = dataset_resource(project, owned.dataset)
+                self._grant(
+                    "google_bigquery_dataset_iam_member",
+                    (runner.name, "owns", owned.dataset),
+                    role="roles/bigquery.dataOwner",
+                    principal=principal,
+                    resource=scope,
+                    member=ref.member_value,
+                    target={"project": project, "dataset_id": self.dataset_refs.get(owned.dataset, scope.id)},
+                    rule="runner-owns-dataset",
+                    why=f"Runner {runner.name} owns dataset {owned.dataset} (Data Owner there only), by explicit "
+                    "opt-in.",
+                    path=(*path, "bigquery", "owns", j),
+                    opt_in_reason=owned.reason,
+                    depends_on=self.module.needs_api("bigquery.googleapis.com"),
+                )
             for j, wide in enumerate(runner.bigquery.project_wide):
                 self._grant(
                     "google_project_iam_member",

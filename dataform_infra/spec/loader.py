@@ -229,6 +229,20 @@ def _cross_checks(deployment: Deployment) -> Iterable[Problem]:
                     ("runners", i, "bigquery", "reads"),
                     f"{', '.join(both)} listed in both writes and reads; writes already allows reading",
                 )
+            owned = [o.dataset for o in access.owns]
+            yield from _duplicates(loc, name, ("runners", i, "bigquery", "owns"), owned, "dataset")
+            for j, dataset in enumerate(owned):
+                where = ("runners", i, "bigquery", "owns", j, "dataset")
+                if dataset not in datasets:
+                    yield loc.at(
+                        name, where, f"dataset {dataset!r} is not declared under `datasets:` of this environment"
+                    )
+                elif dataset in access.writes or dataset in access.reads:
+                    yield loc.at(
+                        name,
+                        where,
+                        f"{dataset} is also in writes or reads; Data Owner already allows both: keep it in owns only",
+                    )
         for i, workflow in enumerate(env.workflows):
             if workflow.release not in releases:
                 yield loc.at(
@@ -449,5 +463,14 @@ def _warnings(deployment: Deployment) -> Iterable[SpecWarning]:
                         ("runners", i, "bigquery", "project_wide", j, "role"),
                         f"runner {runner.name!r} gets roles/bigquery.{grant.role} on the whole project and "
                         f"{severity} every dataset in {env.project.id} (reason given: {grant.reason})",
+                    )
+                )
+            for j, owned in enumerate(runner.bigquery.owns):
+                yield SpecWarning(
+                    loc.at(
+                        name,
+                        ("runners", i, "bigquery", "owns", j, "dataset"),
+                        f"runner {runner.name!r} gets roles/bigquery.dataOwner on dataset {owned.dataset}: it can "
+                        f"change who reads it and delete it (reason given: {owned.reason})",
                     )
                 )

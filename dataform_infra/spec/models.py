@@ -282,6 +282,17 @@ class ProjectWideRole(Spec):
     reason: Text = Field(min_length=10, description="Why dataset-scoped roles are not enough (kept in the HCL).")
 
 
+class OwnedDataset(Spec):
+    """An explicit, justified opt-in to BigQuery Data Owner on one dataset of this environment."""
+
+    dataset: DatasetId = Field(description="A dataset declared under `datasets:`.")
+    reason: Text = Field(
+        min_length=10,
+        description="What the code does that Data Editor does not allow (dataset IAM for authorized views, row "
+        "access policies, dataset metadata); kept in the HCL, and `validate` warns with it.",
+    )
+
+
 class BigQueryAccess(Spec):
     """What a runner does in BigQuery, as intent. Becomes dataset-scoped roles."""
 
@@ -293,6 +304,10 @@ class BigQueryAccess(Spec):
         description="Datasets it only reads: BigQuery Data Viewer on each. `project-id.dataset_id` names another "
         "project's dataset (not declared under `datasets:`; it must exist, and the deployer must be allowed to "
         "grant on it).",
+    )
+    owns: list[OwnedDataset] = Field(
+        default_factory=list,
+        description="Datasets it owns: BigQuery Data Owner on each (it includes Data Editor), only with a reason.",
     )
     project_wide: list[ProjectWideRole] = Field(
         default_factory=list, description="Project-wide data roles, only with a reason."

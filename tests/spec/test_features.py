@@ -393,3 +393,92 @@ def test_the_offline_cloud_compiles_with_workflow_settings_defaults(tmp_path, cl
         assert not cloud.store.list(RUNTIME_DATASET), "it wrote the declared datasets of workflow_settings' project"
     finally:
         apis.stop()
+
+
+# --- Data Owner on one dataset, by opt-in -------------------------------------------------------------
+
+OWN_REASON = "the code shares marts through authorized views"
+
+
+def owning() -> dict:
+    h = host()
+    h["runners"][0]["bigquery"] = {
+        "writes": ["assertions"],
+        "reads": ["raw"],
+        "owns": [{"dataset": "marts", "reason": OWN_REASON}],
+    }
+    return h
+
+
+def test_owns_is_in_the_schema():
+    defs = Environment.model_json_schema(by_alias=True)["$defs"]
+    assert defs["BigQueryAccess"]["properties"]["owns"]["items"]["$ref"].endswith("OwnedDataset")
+    assert defs["OwnedDataset"]["properties"]["reason"]["minLength"] == 10
+
+
+@pytest.mark.parametrize(
+    ("owns", "message"),
+    [
+        ([{"dataset": "sales", "reason": OWN_REASON}], "'sales' is not declared under `datasets:`"),
+        ([{"dataset": "assertions", "reason": OWN_REASON}], "also in writes or reads"),
+        ([{"dataset": "marts", "reason": "mine"}], "at least 10"),
+        ([{"dataset": "marts"}], "reason"),
+        ([{"dataset": "marts", "reason": OWN_REASON}, {"dataset": "marts", "reason": OWN_REASON + "!"}], "duplicate"),
+    ],
+    ids=["undeclared", "also-written", "short-reason", "no-reason", "twice"],
+)
+def test_bad_owns_are_located(tmp_path, owns, message):
+    h = owning()
+    h["runners"][0]["bigquery"]["owns"] = owns
+    with pytest.raises(SpecError) as info:
+        load_deployment(write_specs(tmp_path, {"staging": h}))
+    assert any(p.line and message in p.render() for p in info.value.problems), info.value.describe()
+
+
+def test_owning_a_dataset_renders_data_owner_there_with_its_reason_and_lint_warns(tmp_path):
+    from dataform_infra import policy
+
+    ws = Workspace(write_specs(tmp_path / "environments", {"staging": owning()}))
+    files = render_module(ws.module("staging"))
+    assert (
+        'resource "google_bigquery_dataset_iam_member" "host_runner_owns_marts" {\n'
+        f"  # Dataset owner opt-in: {OWN_REASON}\n"
+        '  project    = "acme-host-proj"\n'
+        "  dataset_id = google_bigquery_dataset.marts.dataset_id\n"
+        '  role       = "roles/bigquery.dataOwner"\n'
+    ) in files["iam.tf"]
+    report = ws.validate()
+    assert report.violations == []  # the workflow writes marts: Data Owner serves its runs too, nothing idle
+    [warning] = [w.render() for w in report.warnings if "dataOwner" in w.render()]
+    assert "runners[0].bigquery.owns[0].dataset" in warning and OWN_REASON in warning
+    ws.write(tmp_path / "out", ["staging"])
+    [finding] = [f for f in policy.lint([tmp_path / "out" / "staging"]) if f.rule == "bigquery-data-roles"]
+    assert finding.severity == "warning" and OWN_REASON in finding.message
+
+
+@pytest.mark.terraform
+def test_the_offline_cloud_grants_data_owner_and_the_workflow_runs_on_it(tmp_path, cloud):
+    from tests.e2e.test_runs import TOKEN, seed_runtime
+    from tests.fakegcp.apis import FakeGoogleApis
+    from tests.project import Project
+    from tests.support.dataform_code import workspace_code
+
+    project = Project(tmp_path / "checkout", cloud, specs=write_specs(tmp_path / "specs", {"staging": owning()}))
+    ws = Workspace(project.root / "environments")
+    apis = FakeGoogleApis(cloud.store, caller=ws.topology.host.deployers[0]).start()
+    cloud.env["DFINFRA_GOOGLE_API_EMULATOR"] = apis.address
+    try:
+        project.run("bootstrap", "staging", "--auto-approve")
+        project.run("apply", "staging", "--auto-approve")
+        roles = {
+            (body["dataset_id"], body["role"])
+            for _, _, body in cloud.store.list("google_bigquery_dataset_iam_member")
+            if "host-runner" in body["member"]
+        }
+        assert ("marts", "roles/bigquery.dataOwner") in roles and ("marts", "roles/bigquery.dataEditor") not in roles
+        project.run("secret", "set", "staging", stdin=TOKEN + "\n")
+        seed_runtime(cloud.store, ws, workspace_code("marts", "assertions"))
+        state, reasons = apis.run_scheduled(f"{ws.topology.repository_name}/workflowConfigs/host-daily")
+        assert state == "SUCCEEDED", reasons
+    finally:
+        apis.stop()

@@ -225,6 +225,8 @@ NEW_FIELDS = [
     ("staging", ("releases", 0, "compilation", "defaults_from")),
     ("prod", ("workflows", 0, "deletion_policy")),
     ("prod", ("runners", 0, "bigquery", "reads", 0)),
+    ("prod", ("runners", 0, "bigquery", "owns", 0, "dataset")),
+    ("prod", ("runners", 0, "bigquery", "owns", 0, "reason")),
     ("prod", ("runners", 0, "existing")),
 ]
 
@@ -246,6 +248,8 @@ def _with_new_fields() -> tuple[dict, dict]:
     }
     h["repository"]["git"]["https_token"]["replicas"] = ["europe-west2"]
     t["runners"][0]["bigquery"]["reads"] = ["acme-other-proj.raw"]
+    t["datasets"].append({"id": "shared"})
+    t["runners"][0]["bigquery"]["owns"] = [{"dataset": "shared", "reason": "shared through authorized views"}]
     return h, t
 
 
