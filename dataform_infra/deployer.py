@@ -179,7 +179,7 @@ def _declared(module: Module, topology: Topology) -> list[tuple[str, list[Resour
             ("google_dataform_repository", [topology.repository]),
             ("data.google_project", [project_resource(env.project.id)]),
         ]
-        if not module.secret_elsewhere:
+        if topology.secret is not None and not module.secret_elsewhere:
             found.append(("google_secret_manager_secret", [topology.secret]))
     if module.releases:
         found.append(("google_dataform_repository_release_config", [topology.repository]))

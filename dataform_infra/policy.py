@@ -381,8 +381,10 @@ def facts_from_module(module: Module) -> list[Fact]:
         git: dict[str, Any] = {}
         if repo.git.ssh:
             git["ssh_authentication_config"] = [{"user_private_key_secret_version": _value(module.secret_version_ref)}]
-        else:
+        elif repo.git.https_token:
             git["authentication_token_secret_version"] = _value(module.secret_version_ref)
+        else:
+            git["git_repository_link"] = repo.git.repository_link
         attrs = {"git_remote_settings": [git]}
         if module.repository_runner:  # the repository's own runner
             attrs["service_account"] = _value(module.repository_runner.email_value)

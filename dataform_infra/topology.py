@@ -163,12 +163,11 @@ class Topology:
         return f"projects/{r.project}/locations/{r.region}/repositories/{r.id}"
 
     @cached_property
-    def secret(self) -> Resource:
-        """The Git credential's secret: in the host project, unless the spec names another (`project:`)."""
-        git = self.repository_spec.git
-        auth = git.https_token or git.ssh
-        assert auth is not None
-        return Resource("secret", auth.project or self.host.project.id, auth.secret_id)
+    def secret(self) -> Resource | None:
+        """The Git credential's secret: in the host project, unless the spec names another (`project:`).
+        None when the repository authenticates through a Developer Connect link instead."""
+        auth = self.repository_spec.git.secret
+        return Resource("secret", auth.project or self.host.project.id, auth.secret_id) if auth else None
 
     @cached_property
     def npmrc_secret(self) -> Resource | None:
@@ -177,9 +176,9 @@ class Topology:
         return Resource("secret", npmrc.project or self.host.project.id, npmrc.secret_id) if npmrc else None
 
     @property
-    def secret_name(self) -> str:
-        """`projects/<p>/secrets/<id>`, as Secret Manager names it."""
-        return f"projects/{self.secret.project}/secrets/{self.secret.id}"
+    def secret_name(self) -> str | None:
+        """`projects/<p>/secrets/<id>`, as Secret Manager names it (None: no Git secret)."""
+        return f"projects/{self.secret.project}/secrets/{self.secret.id}" if self.secret else None
 
     @property
     def host_project(self) -> Resource:

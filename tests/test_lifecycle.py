@@ -159,19 +159,30 @@ def test_two_runs_in_one_out_take_turns_or_say_who_holds_the_module(project):
     host_applied(project)
     slow = {"FAKEGCP_APPLY_DELAY": "2"}
     first = project.popen("apply", "prod", "--auto-approve", "--confirm", "prod", env=slow)
-    for line in first.stdout:  # past its plan: the first run is creating resources
-        if "Creating..." in line:
-            break
-    waiting = project.popen("apply", "prod", "--auto-approve", "--confirm", "prod")
-    impatient = project.run("apply", "prod", "--auto-approve", "--confirm", "prod", "--lock-timeout", "0s", expect=1)
-    assert f"build/prod is in use by another dfinfra (pid {first.pid}, apply, since " in impatient, impatient
-    assert "412" not in impatient and "nothing was done here" in impatient
-    first_output = first.communicate(timeout=600)[0]
-    waited = waiting.communicate(timeout=600)[0]
-    assert first.returncode == 0 and f"prod: applied ({PROD_RESOURCES}/{PROD_RESOURCES})" in first_output, first_output
-    assert waiting.returncode == 0, waited
-    assert f"prod: waiting for another dfinfra (pid {first.pid}, apply" in waited
-    assert "No changes" in waited
+    waiting = None
+    try:
+        for line in first.stdout:  # past its plan: the first run is creating resources
+            if "Creating..." in line:
+                break
+        waiting = project.popen("apply", "prod", "--auto-approve", "--confirm", "prod")
+        impatient = project.run(
+            "apply", "prod", "--auto-approve", "--confirm", "prod", "--lock-timeout", "0s", expect=1
+        )
+        assert f"build/prod is in use by another dfinfra (pid {first.pid}, apply, since " in impatient, impatient
+        assert "412" not in impatient and "nothing was done here" in impatient
+        first_output = first.communicate(timeout=600)[0]
+        waited = waiting.communicate(timeout=600)[0]
+        assert first.returncode == 0 and f"prod: applied ({PROD_RESOURCES}/{PROD_RESOURCES})" in first_output, (
+            first_output
+        )
+        assert waiting.returncode == 0, waited
+        assert f"prod: waiting for another dfinfra (pid {first.pid}, apply" in waited
+        assert "No changes" in waited
+    finally:  # a failed assertion must not leave applies running against the shared emulator
+        for process in (first, waiting):
+            if process is not None and process.poll() is None:
+                process.terminate()  # dfinfra stops its terraform, which releases the lock
+                process.wait(timeout=120)
     assert project.run("apply", "prod", "--lock-timeout", "soon", expect=2).count("is not a duration") == 1
 
 

@@ -371,8 +371,22 @@ class AccessModel:
         """Chain 1: every compilation (scheduled releases, workspaces, runs) fetches the code with Git, and
         installs npm packages with the `.npmrc` variables when the repository names them."""
         top = self.topology
-        git: PathKey = ("repository", "git", "https_token" if top.repository_spec.git.https_token else "ssh")
-        reads: list[tuple[Resource, str, PathKey]] = [(top.secret, "fetches the code with the Git credential", git)]
+        git_spec = top.repository_spec.git
+        git: PathKey = ("repository", "git", git_spec.auth)
+        reads: list[tuple[Resource, str, PathKey]] = []
+        if top.secret is not None:
+            reads.append((top.secret, "fetches the code with the Git credential", git))
+        else:  # Developer Connect: an IAM grant on the link that no type in the provider facts can make
+            self.notes.append(
+                (
+                    top.host_name,
+                    git,
+                    f"Dataform fetches the code through {git_spec.repository_link}: grant the Dataform service "
+                    f"agent {top.agent.member} roles/developerconnect.readTokenAccessor on that link (dfinfra "
+                    "cannot: the provider types it renders have no Developer Connect IAM resource); `dfinfra doctor` "
+                    "does not check it either",
+                )
+            )
         if top.npmrc_secret:
             reads.append(
                 (

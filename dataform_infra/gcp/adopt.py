@@ -77,16 +77,15 @@ def find_existing(deployment: Deployment, env_name: str, apis: GoogleApis) -> li
     dataform = apis.dataform()
     if env_name == top.host_name:
         repo = top.repository_spec
-        auth = repo.git.https_token or repo.git.ssh
-        assert auth is not None
+        auth = repo.git.secret
         secret = top.secret_name
-        secrets = apis.secret_manager()
-        kind = "ssh" if repo.git.ssh else "https_token"
-        if not auth.project:  # another project's secret is managed there: never adopted
+        # Another project's secret is managed there, and a Developer Connect link has none: never adopted.
+        if auth is not None and secret is not None and not auth.project:
+            secrets = apis.secret_manager()
             ask(
                 f"secret {auth.secret_id}",
                 secret,
-                ("repository", "git", kind),
+                ("repository", "git", repo.git.auth),
                 auth.existing,
                 lambda: secrets.get_secret(name=secret),
             )

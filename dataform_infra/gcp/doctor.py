@@ -68,7 +68,15 @@ class Doctor:
             else:
                 self.missing_runners.add(email)
             yield from self._runner_grants(iam, env_name, email, name, name in existing)
-        if self.env_name == self.host_name:
+        git = self.topology.repository_spec.git if self.env_name == self.host_name else None
+        if git is not None and git.repository_link:
+            yield Check(
+                "git-repository-link",
+                "skipped",
+                f"Dataform fetches the code through {git.repository_link}; its access (the Dataform service agent "
+                "needs roles/developerconnect.readTokenAccessor on the link) is not checked",
+            )
+        elif self.env_name == self.host_name:
             secret_checks = list(self._git_secret())
             yield from secret_checks
             if self.topology.repository_spec.git.https_token:

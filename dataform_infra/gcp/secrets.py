@@ -57,8 +57,12 @@ def git_secret(deployment: Deployment, env: str) -> GitSecret:
         )
     repo = deployment.host.repository
     assert repo is not None
-    auth = repo.git.https_token or repo.git.ssh
-    assert auth is not None
+    auth = repo.git.secret
+    if auth is None:
+        raise UsageError(
+            f"the repository of {host!r} authenticates through the Developer Connect link "
+            f"{repo.git.repository_link}: there is no Git secret to set or check"
+        )
     pinned = auth.version if isinstance(auth.version, int) else None
     return GitSecret(
         auth.project or deployment.host.project.id,

@@ -398,27 +398,28 @@ class _ModuleBuilder:
         module.service_agent = top.agent.email
         module.checked_project_number = env.project.number
 
-        auth = repo.git.https_token or repo.git.ssh
-        assert auth is not None
-        module.secret_name = Ident("git_ssh_key" if repo.git.ssh else "git_token")
-        secret_id: Expr | str
-        if auth.project:  # managed in another project: named, never created here
-            module.secret_elsewhere = top.secret_name
-            secret_id = top.secret_name
-            module.secret_version_ref = f"{top.secret_name}/versions/{auth.version}"
-        else:
-            secret_id = Expr.ref("google_secret_manager_secret", module.secret_name, "id")
-            module.secret_version_ref = Expr.interpolate(secret_id, f"/versions/{auth.version}")
-        secret_grant = self._agent_reads(
-            ("dataform_agent", "reads", module.secret_name),
-            top.secret,
-            secret_id,
-            rule="agent-reads-git-secret",
-            why="The Dataform service agent performs every Git operation, so it (and only it) reads the "
-            "Git credential - even when workflows run as custom runners.",
-            path=("repository", "git"),
-        )
-        module.repository_depends_on = (Expr.ref(secret_grant.resource_type, secret_grant.name),)
+        auth = repo.git.secret
+        module.repository_depends_on = ()
+        if auth is not None and top.secret is not None and top.secret_name is not None:
+            module.secret_name = Ident("git_ssh_key" if repo.git.ssh else "git_token")
+            secret_id: Expr | str
+            if auth.project:  # managed in another project: named, never created here
+                module.secret_elsewhere = top.secret_name
+                secret_id = top.secret_name
+                module.secret_version_ref = f"{top.secret_name}/versions/{auth.version}"
+            else:
+                secret_id = Expr.ref("google_secret_manager_secret", module.secret_name, "id")
+                module.secret_version_ref = Expr.interpolate(secret_id, f"/versions/{auth.version}")
+            secret_grant = self._agent_reads(
+                ("dataform_agent", "reads", module.secret_name),
+                top.secret,
+                secret_id,
+                rule="agent-reads-git-secret",
+                why="The Dataform service agent performs every Git operation, so it (and only it) reads the "
+                "Git credential - even when workflows run as custom runners.",
+                path=("repository", "git"),
+            )
+            module.repository_depends_on = (Expr.ref(secret_grant.resource_type, secret_grant.name),)
         if repo.npmrc and top.npmrc_secret:
             npmrc = top.npmrc_secret
             name = f"projects/{npmrc.project}/secrets/{npmrc.id}"
@@ -433,11 +434,13 @@ class _ModuleBuilder:
                 path=("repository", "npmrc"),
             )
             module.repository_depends_on += (Expr.ref(npmrc_grant.resource_type, npmrc_grant.name),)
-        if auth.existing:
+        if auth is not None and auth.existing and module.secret_name is not None:
             secret = f"projects/{env.project.id}/secrets/{auth.secret_id}"
-            kind = "ssh" if repo.git.ssh else "https_token"
             self._adopt(
-                "google_secret_manager_secret", module.secret_name, secret, ("repository", "git", kind, "existing")
+                "google_secret_manager_secret",
+                module.secret_name,
+                secret,
+                ("repository", "git", repo.git.auth, "existing"),
             )
         if repo.existing:
             self._adopt("google_dataform_repository", Ident("this"), top.repository_name, ("repository", "existing"))

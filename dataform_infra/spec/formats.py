@@ -96,6 +96,16 @@ RunnerRef = Annotated[
 
 DatasetId = Annotated[str, _matching(r"[A-Za-z0-9_]{1,1024}", "a dataset id is letters, digits and underscores only")]
 
+GitRepositoryLink = Annotated[
+    str,
+    _matching(
+        r"projects/[a-z][-a-z0-9]{4,28}[a-z0-9]/locations/[a-z]+-[a-z]+[0-9]+/connections/[A-Za-z0-9_-]{1,63}"
+        r"/gitRepositoryLinks/[A-Za-z0-9_-]{1,63}",
+        "a Developer Connect link looks like "
+        "'projects/<p>/locations/<region>/connections/<connection>/gitRepositoryLinks/<link>'",
+    ),
+]
+
 # Dataform replaces `${workspaceName}` with the workspace's name when a workspace compiles.
 WORKSPACE_NAME = "${workspaceName}"
 WorkspaceNamePart = Annotated[

@@ -267,10 +267,9 @@ def _cross_checks(deployment: Deployment) -> Iterable[Problem]:
             members = [a.member for a in env.repository.access]
             yield from _duplicates(loc, name, ("repository", "access"), members, "repository access member")
             git = env.repository.git
-            auth, kind = (git.https_token, "https_token") if git.https_token else (git.ssh, "ssh")
-            if auth is not None:
+            if git.secret is not None:
                 yield from _duplicates(
-                    loc, name, ("repository", "git", kind, "replicas"), list(auth.replicas), "replica"
+                    loc, name, ("repository", "git", git.auth, "replicas"), list(git.secret.replicas), "replica"
                 )
             for k, person in enumerate(env.repository.access):
                 yield from _duplicates(loc, name, ("repository", "access", k, "run_as"), list(person.run_as), "runner")

@@ -21,6 +21,7 @@ from dataform_infra.spec.formats import (
     DatasetId,
     DatasetRef,
     GitRef,
+    GitRepositoryLink,
     KmsKeyName,
     LabelKey,
     LabelValue,
@@ -140,23 +141,41 @@ class SshKey(SecretRef):
 
 
 class GitRemote(Spec):
-    """The third-party Git repository Dataform syncs with. Exactly one of `https_token` / `ssh`."""
+    """The third-party Git repository Dataform syncs with. Exactly one of `https_token` / `ssh` /
+    `repository_link`."""
 
     url: Text = Field(description="HTTPS URL (with `https_token`) or SSH URL `git@host:org/repo.git` (with `ssh`).")
     default_branch: GitRef = Field(default="main", description="Branch workspaces start from.")
     https_token: HttpsToken | None = Field(default=None, description="Authenticate with an access token.")
     ssh: SshKey | None = Field(default=None, description="Authenticate with an SSH key.")
+    repository_link: GitRepositoryLink | None = Field(
+        default=None,
+        description="Authenticate through a Developer Connect Git repository link (Google's recommended way for "
+        "GitHub, GitLab and Bitbucket): no secret to keep. The link and its connection are made outside dfinfra; "
+        "the Dataform service agent needs `roles/developerconnect.readTokenAccessor` on the link, which "
+        "`dfinfra validate` reminds you of.",
+    )
+
+    @property
+    def auth(self) -> Literal["https_token", "ssh", "repository_link"]:
+        """Which credential the repository authenticates with: the field's name."""
+        return "https_token" if self.https_token else "ssh" if self.ssh else "repository_link"
+
+    @property
+    def secret(self) -> SecretRef | None:
+        """The secret holding the Git credential (none with a Developer Connect link)."""
+        return self.https_token or self.ssh
 
     @model_validator(mode="after")
     def _one_auth_method_matching_url(self) -> GitRemote:
-        if (self.https_token is None) == (self.ssh is None):
-            raise ValueError("set exactly one of https_token or ssh")
+        if sum(x is not None for x in (self.https_token, self.ssh, self.repository_link)) != 1:
+            raise ValueError("set exactly one of https_token, ssh or repository_link")
         if "source.developers.google.com" in self.url:
             raise ValueError(
                 "Cloud Source Repositories cannot be a Dataform remote; use GitHub, GitLab, Bitbucket or Azure DevOps"
             )
-        if self.https_token and not re.fullmatch(r"https://[A-Za-z0-9.-]+(:[0-9]+)?/\S+", self.url):
-            raise ValueError(f"url {self.url!r} must be an https:// URL when authenticating with https_token")
+        if self.auth != "ssh" and not re.fullmatch(r"https://[A-Za-z0-9.-]+(:[0-9]+)?/\S+", self.url):
+            raise ValueError(f"url {self.url!r} must be an https:// URL when authenticating with {self.auth}")
         if self.ssh and not re.fullmatch(
             r"(ssh://\S+@[A-Za-z0-9.-]+(:[0-9]+)?/\S+|[A-Za-z0-9_.-]+@[A-Za-z0-9.-]+:\S+)", self.url
         ):

@@ -46,6 +46,7 @@ INVOCATION = "dataform_workflow_invocation"
 RELEASE_STATE = "dataform_release_state"
 SCHEDULE_RECORDS = "dataform_schedule_records"
 RUNTIME_DATASET = "runtime:google_bigquery_dataset"
+DEVELOPER_CONNECT_GRANT = "external:developerconnect"  # {"link", "member", "role"}: granted outside dfinfra
 RUNTIME_IAM = "runtime:iam"
 RESTRICT_GIT_REMOTES = "dataform.restrictGitRemotes"
 CROSS_PROJECT_SA = "iam.disableCrossProjectServiceAccountUsage"
@@ -310,6 +311,13 @@ class FakeDataform:
                 f"Failed to fetch git remote '{url}': the remote is not allowed by the organization policy "
                 f"constraint 'constraints/{RESTRICT_GIT_REMOTES}' on project {project}.",
             )
+        link = git.get("git_repository_link")
+        if link and not self._reads_link_tokens(agent, link):
+            raise ApiError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"Failed to fetch git remote '{url}': "
+                + denied("developerconnect.gitRepositoryLinks.fetchReadToken", link),
+            )
         version = git.get("authentication_token_secret_version") or _first(git.get("ssh_authentication_config")).get(
             "user_private_key_secret_version"
         )
@@ -319,6 +327,16 @@ class FakeDataform:
             npmrc = repo["npmrc_environment_variables_secret_version"]
             self._read_version(agent, npmrc, "Failed to read the .npmrc environment variables")
         return self.store.get("git_code", url)
+
+    def _reads_link_tokens(self, agent: str, link: str) -> bool:
+        """Developer Connect: the agent fetches a read token from the link. Its roles are not in the role
+        table, so grants on links are test-seeded `external:developerconnect` objects (made outside dfinfra)."""
+        return any(
+            body.get("member") == _sa(agent)
+            and body.get("link") == link
+            and body.get("role") in ("roles/developerconnect.readTokenAccessor", "roles/developerconnect.tokenAccessor")
+            for _, _, body in self.store.list(DEVELOPER_CONNECT_GRANT)
+        )
 
     def _read_version(self, agent: str, version: str, failing: str) -> None:
         """The agent reads `projects/<p>/secrets/<s>/versions/<v>`: IAM first, then an enabled version."""

@@ -482,3 +482,91 @@ def test_the_offline_cloud_grants_data_owner_and_the_workflow_runs_on_it(tmp_pat
         assert state == "SUCCEEDED", reasons
     finally:
         apis.stop()
+
+
+# --- a Developer Connect link instead of a Git secret ---------------------------------------------------
+
+LINK = "projects/acme-host-proj/locations/europe-west2/connections/github/gitRepositoryLinks/acme-analytics"
+AGENT = "serviceAccount:service-111111111111@gcp-sa-dataform.iam.gserviceaccount.com"
+
+
+def linked() -> dict:
+    h = host()
+    h["repository"]["git"] = {"url": "https://github.com/acme/analytics.git", "repository_link": LINK}
+    return h
+
+
+def test_repository_link_is_in_the_schema():
+    git = Environment.model_json_schema(by_alias=True)["$defs"]["GitRemote"]["properties"]
+    assert "readTokenAccessor" in git["repository_link"]["description"]
+
+
+@pytest.mark.parametrize(
+    ("git", "message"),
+    [
+        ({"repository_link": "acme-analytics"}, "a Developer Connect link looks like"),
+        ({"repository_link": LINK, "https_token": {"secret_id": "git-token"}}, "exactly one of"),
+        ({"url": "git@github.com:acme/analytics.git", "repository_link": LINK}, "must be an https:// URL"),
+    ],
+    ids=["not-a-link", "link-and-token", "ssh-url"],
+)
+def test_bad_links_are_located(tmp_path, git, message):
+    h = linked()
+    h["repository"]["git"] = {**h["repository"]["git"], **git}
+    with pytest.raises(SpecError) as info:
+        load_deployment(write_specs(tmp_path, {"staging": h}))
+    assert any(p.line and message in p.render() for p in info.value.problems), info.value.describe()
+
+
+def test_a_linked_repository_has_no_secret_and_validate_names_the_grant_to_make(tmp_path):
+    ws = Workspace(write_specs(tmp_path / "environments", {"staging": linked()}))
+    files = render_module(ws.module("staging"))
+    assert (
+        "    # Developer Connect: the link holds the credential; no secret passes through Terraform or dfinfra.\n"
+        f'    git_repository_link = "{LINK}"\n'
+    ) in files["dataform.tf"]
+    assert "secrets.tf" not in files and "git_secret" not in files["outputs.tf"]
+    assert "secretmanager.versions.access" not in str(ws.access.requirements)
+    report = ws.validate()
+    assert report.violations == []
+    [warning] = [w.render() for w in report.warnings if "developerconnect" in w.render()]
+    assert "repository.git.repository_link" in warning and AGENT in warning and LINK in warning
+
+
+def test_secret_commands_say_there_is_no_secret(tmp_path):
+    from dataform_infra.errors import UsageError
+    from dataform_infra.gcp.secrets import git_secret
+
+    with pytest.raises(UsageError, match=r"Developer Connect link .* no Git secret"):
+        git_secret(load_deployment(write_specs(tmp_path, {"staging": linked()})), "staging")
+
+
+@pytest.mark.terraform
+def test_the_offline_cloud_fetches_through_the_link_once_the_agent_may(tmp_path, cloud):
+    from tests.e2e.test_runs import seed_runtime
+    from tests.fakegcp.apis import FakeGoogleApis
+    from tests.fakegcp.dataform import DEVELOPER_CONNECT_GRANT
+    from tests.project import Project
+    from tests.support.dataform_code import workspace_code
+
+    project = Project(tmp_path / "checkout", cloud, specs=write_specs(tmp_path / "specs", {"staging": linked()}))
+    ws = Workspace(project.root / "environments")
+    apis = FakeGoogleApis(cloud.store, caller=ws.topology.host.deployers[0]).start()
+    cloud.env["DFINFRA_GOOGLE_API_EMULATOR"] = apis.address
+    try:
+        project.run("bootstrap", "staging", "--auto-approve")
+        project.run("apply", "staging", "--auto-approve")
+        assert not cloud.store.list("google_secret_manager_secret")
+        seed_runtime(cloud.store, ws, workspace_code("marts", "assertions"))
+        config = f"{ws.topology.repository_name}/workflowConfigs/host-daily"
+        state, reasons = apis.run_scheduled(config)
+        assert state == "FAILED" and "developerconnect.gitRepositoryLinks.fetchReadToken" in str(reasons), reasons
+        # The grant validate asks for, made outside dfinfra as it says:
+        grant = {"link": LINK, "member": AGENT, "role": "roles/developerconnect.readTokenAccessor"}
+        cloud.store.put(DEVELOPER_CONNECT_GRANT, "agent", grant)
+        state, reasons = apis.run_scheduled(config)
+        assert state == "SUCCEEDED", reasons
+        doctor = project.run("doctor", "staging", expect=None)
+        assert "git-repository-link" in doctor and "not checked" in doctor and "Traceback" not in doctor
+    finally:
+        apis.stop()

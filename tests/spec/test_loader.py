@@ -68,9 +68,9 @@ def test_missing_field_points_at_parent_line(tmp_path):
         (lambda s: s["deployers"].append("terraform@acme.iam"), "is not an IAM principal"),
         (
             lambda s: s["repository"]["git"].update(ssh={"secret_id": "k", "host_public_key": "ssh-ed25519 AAAA"}),
-            "set exactly one of https_token or ssh",
+            "set exactly one of https_token, ssh or repository_link",
         ),
-        (lambda s: s["repository"]["git"].pop("https_token"), "set exactly one of https_token or ssh"),
+        (lambda s: s["repository"]["git"].pop("https_token"), "set exactly one of https_token, ssh or repository_link"),
         (lambda s: s["repository"]["git"].update(url="git@github.com:acme/a.git"), "must be an https:// URL"),
         (
             lambda s: s["repository"]["git"].update(url="https://source.developers.google.com/p/x/r/y"),
