@@ -22,6 +22,13 @@ class Project:
             (root / "environments" / spec.name).write_text(spec.read_text().replace("-tfstate", f"-tfstate-{suffix}"))
         cloud.seed(load_deployment(root / "environments"), buckets=False)
 
+    @classmethod
+    def restored(cls, root: Path, cloud) -> "Project":
+        """A checkout that already exists (copied from a snapshot), in `cloud`."""
+        project = cls.__new__(cls)
+        project.root, project.cloud = root, cloud
+        return project
+
     def spec(self, env: str) -> Path:
         return self.root / "environments" / f"{env}.yaml"
 

@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import SPEC_SETS
 from tests.project import Project
+from tests.support.snapshot import Snapshot
 
 pytestmark = pytest.mark.terraform
 
@@ -22,11 +23,22 @@ PROD_RUNNER = (
 SECRET = "projects/acme-analytics-staging/secrets/dataform-github-token"
 
 
-@pytest.fixture()
-def live(tmp_path, cloud, google_apis) -> Project:
-    project = Project(tmp_path / "checkout", cloud)
+@pytest.fixture(scope="module")
+def applied(tmp_path_factory, terraform_bin, gcs) -> Snapshot:
+    """The shipped environments bootstrapped and applied once, through the CLI, for every test here."""
+    from tests.fakegcp.harness import OfflineCloud
+
+    root = tmp_path_factory.mktemp("applied")
+    project = Project(root / "checkout", OfflineCloud(root / "cloud", terraform_bin, gcs))
     project.run("bootstrap", "--all", "--auto-approve", "--confirm", "prod")
     project.run("apply", "--all", "--auto-approve", "--confirm", "prod")
+    return Snapshot.take(project, root)
+
+
+@pytest.fixture()
+def live(applied, tmp_path, cloud, google_apis) -> Project:
+    """That deployment in this test's own offline cloud (a copy: breaking it breaks nothing else)."""
+    project = applied.restore(cloud, tmp_path / "checkout")
     # The deployer's own Dataform rights (dfinfra does not grant them; doctor checks them).
     cloud.store.put(
         "external:iam",

@@ -142,8 +142,9 @@ FIND_SETTINGS = settings(
 
 @functools.cache
 def _matching(regex: str, lo: int = 1, hi: int = 64, must_not: str | None = None) -> str:
-    """The simplest string `re.search(regex)` accepts with a length in [lo, hi] that does not match
-    `must_not` (found by hypothesis; the same regex recurs hundreds of times, so found once)."""
+    """A string `re.search(regex)` accepts with a length in [lo, hi] that does not match `must_not`: the
+    first hypothesis generates, derandomized so always the same (the same regex recurs hundreds of times,
+    so it is found once)."""
     return find(
         st.from_regex(regex),
         lambda s: (
@@ -152,14 +153,7 @@ def _matching(regex: str, lo: int = 1, hi: int = 64, must_not: str | None = None
             and lo <= len(s) <= hi
             and not (must_not and re.search(must_not, s))
         ),
-        settings=settings(
-            database=None,
-            derandomize=True,
-            deadline=None,
-            max_examples=2000,
-            phases=[Phase.generate],  # the first example found is good enough; shrinking costs seconds
-            suppress_health_check=list(HealthCheck),
-        ),
+        settings=FIND_SETTINGS,
     )
 
 

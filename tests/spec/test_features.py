@@ -2,6 +2,11 @@
 deletion policy of release and workflow configs. Each: schema entry, located error, rendered HCL, and an
 apply in the offline cloud that honours it."""
 
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from dataform_infra.errors import SpecError
@@ -12,6 +17,38 @@ from dataform_infra.workspace import Workspace
 from tests.specs import host, write_specs
 
 KEY = "projects/acme-kms-proj/locations/europe-west2/keyRings/dataform/cryptoKeys/repository"
+
+
+@contextlib.contextmanager
+def applied_host(tmp_path: Path, cloud, spec: dict, *, token: bool = True) -> Iterator[tuple[Workspace, Any, Any]]:
+    """`spec` as the host, bootstrapped and applied through the CLI against the offline cloud, with its Git
+    token set and one model in its repository; yields the workspace, the runtime APIs (Dataform) and the
+    checkout (to run dfinfra in)."""
+    from tests.e2e.test_runs import TOKEN, seed_runtime
+    from tests.fakegcp.apis import FakeGoogleApis
+    from tests.project import Project
+    from tests.support.dataform_code import workspace_code
+
+    project = Project(tmp_path / "checkout", cloud, specs=write_specs(tmp_path / "specs", {"staging": spec}))
+    ws = Workspace(project.root / "environments")
+    apis = FakeGoogleApis(cloud.store, caller=ws.topology.host.deployers[0]).start()
+    cloud.env["DFINFRA_GOOGLE_API_EMULATOR"] = apis.address
+    try:
+        project.run("bootstrap", "staging", "--auto-approve")
+        project.run("apply", "staging", "--auto-approve")
+        if token:
+            project.run("secret", "set", "staging", stdin=TOKEN + "\n")
+        seed_runtime(cloud.store, ws, workspace_code("marts", "assertions"))
+        yield ws, apis, project
+    finally:
+        apis.stop()
+
+
+def assert_located(tmp_path: Path, spec: dict, message: str) -> None:
+    """`spec` as the host is refused, with `message` among its problems, each located at a line."""
+    with pytest.raises(SpecError) as info:
+        load_deployment(write_specs(tmp_path, {"staging": spec}))
+    assert any(p.line and message in p.render() for p in info.value.problems), info.value.describe()
 
 
 def featured() -> dict:
@@ -299,30 +336,14 @@ def test_per_workspace_datasets_need_the_runner_to_create_datasets(tmp_path):
 
 @pytest.mark.terraform
 def test_each_workspace_creates_and_writes_its_own_datasets_in_the_offline_cloud(tmp_path, cloud):
-    from tests.e2e.test_runs import TOKEN, seed_runtime
-    from tests.fakegcp.apis import FakeGoogleApis
     from tests.fakegcp.dataform import RUNTIME_DATASET
-    from tests.project import Project
-    from tests.support.dataform_code import workspace_code
 
-    project = Project(
-        tmp_path / "checkout", cloud, specs=write_specs(tmp_path / "specs", {"staging": per_workspace(opt_in=True)})
-    )
-    ws = Workspace(project.root / "environments")
-    apis = FakeGoogleApis(cloud.store, caller=ws.topology.host.deployers[0]).start()
-    cloud.env["DFINFRA_GOOGLE_API_EMULATOR"] = apis.address
-    try:
-        project.run("bootstrap", "staging", "--auto-approve")
-        project.run("apply", "staging", "--auto-approve")
-        project.run("secret", "set", "staging", stdin=TOKEN + "\n")
-        seed_runtime(cloud.store, ws, workspace_code("marts", "assertions"))
+    with applied_host(tmp_path, cloud, per_workspace(opt_in=True)) as (ws, apis, _):
         for person_workspace in ("alice", "bob"):
             state, reasons = apis.run_workspace("group:eng@acme.example", ws.topology.repository_name, person_workspace)
             assert state == "SUCCEEDED", reasons
-        created = {key for _, key, _ in cloud.store.list(RUNTIME_DATASET)}
-        assert {"projects/acme-host-proj/datasets/marts_alice", "projects/acme-host-proj/datasets/marts_bob"} <= created
-    finally:
-        apis.stop()
+    created = {key for _, key, _ in cloud.store.list(RUNTIME_DATASET)}
+    assert {"projects/acme-host-proj/datasets/marts_alice", "projects/acme-host-proj/datasets/marts_bob"} <= created
 
 
 # --- a release that leaves its default database and location to workflow_settings.yaml ---------------
@@ -369,30 +390,17 @@ def test_validate_says_what_it_cannot_check_when_the_database_is_left_open(tmp_p
 
 @pytest.mark.terraform
 def test_the_offline_cloud_compiles_with_workflow_settings_defaults(tmp_path, cloud):
-    from tests.e2e.test_runs import TOKEN, seed_runtime
-    from tests.fakegcp.apis import FakeGoogleApis
     from tests.fakegcp.dataform import RUNTIME_DATASET
-    from tests.project import Project
-    from tests.support.dataform_code import workspace_code
 
-    project = Project(tmp_path / "checkout", cloud, specs=write_specs(tmp_path / "specs", {"staging": from_settings()}))
-    ws = Workspace(project.root / "environments")
-    apis = FakeGoogleApis(cloud.store, caller=ws.topology.host.deployers[0]).start()
-    cloud.env["DFINFRA_GOOGLE_API_EMULATOR"] = apis.address
-    try:
-        project.run("bootstrap", "staging", "--auto-approve")
-        project.run("apply", "staging", "--auto-approve")
+    with applied_host(tmp_path, cloud, from_settings()) as (ws, apis, _):
         [release] = [body for _, _, body in cloud.store.list("google_dataform_repository_release_config")]
         assert release["code_compilation_config"][0]["default_database"] is None
-        project.run("secret", "set", "staging", stdin=TOKEN + "\n")
-        code = workspace_code("marts", "assertions")
-        code["workflow_settings"].update(defaultProject="acme-host-proj", defaultLocation="EU")
-        seed_runtime(cloud.store, ws, code)
+        settings = cloud.store.get("git_code", ws.topology.repository_spec.git.url)
+        settings["workflow_settings"].update(defaultProject="acme-host-proj", defaultLocation="EU")
+        cloud.store.put("git_code", ws.topology.repository_spec.git.url, settings)
         state, reasons = apis.run_scheduled(f"{ws.topology.repository_name}/workflowConfigs/host-daily")
         assert state == "SUCCEEDED", reasons
-        assert not cloud.store.list(RUNTIME_DATASET), "it wrote the declared datasets of workflow_settings' project"
-    finally:
-        apis.stop()
+    assert not cloud.store.list(RUNTIME_DATASET), "it wrote the declared datasets of workflow_settings' project"
 
 
 # --- Data Owner on one dataset, by opt-in -------------------------------------------------------------
@@ -430,9 +438,7 @@ def test_owns_is_in_the_schema():
 def test_bad_owns_are_located(tmp_path, owns, message):
     h = owning()
     h["runners"][0]["bigquery"]["owns"] = owns
-    with pytest.raises(SpecError) as info:
-        load_deployment(write_specs(tmp_path, {"staging": h}))
-    assert any(p.line and message in p.render() for p in info.value.problems), info.value.describe()
+    assert_located(tmp_path, h, message)
 
 
 def test_owning_a_dataset_renders_data_owner_there_with_its_reason_and_lint_warns(tmp_path):
@@ -458,30 +464,15 @@ def test_owning_a_dataset_renders_data_owner_there_with_its_reason_and_lint_warn
 
 @pytest.mark.terraform
 def test_the_offline_cloud_grants_data_owner_and_the_workflow_runs_on_it(tmp_path, cloud):
-    from tests.e2e.test_runs import TOKEN, seed_runtime
-    from tests.fakegcp.apis import FakeGoogleApis
-    from tests.project import Project
-    from tests.support.dataform_code import workspace_code
-
-    project = Project(tmp_path / "checkout", cloud, specs=write_specs(tmp_path / "specs", {"staging": owning()}))
-    ws = Workspace(project.root / "environments")
-    apis = FakeGoogleApis(cloud.store, caller=ws.topology.host.deployers[0]).start()
-    cloud.env["DFINFRA_GOOGLE_API_EMULATOR"] = apis.address
-    try:
-        project.run("bootstrap", "staging", "--auto-approve")
-        project.run("apply", "staging", "--auto-approve")
+    with applied_host(tmp_path, cloud, owning()) as (ws, apis, _):
         roles = {
             (body["dataset_id"], body["role"])
             for _, _, body in cloud.store.list("google_bigquery_dataset_iam_member")
             if "host-runner" in body["member"]
         }
         assert ("marts", "roles/bigquery.dataOwner") in roles and ("marts", "roles/bigquery.dataEditor") not in roles
-        project.run("secret", "set", "staging", stdin=TOKEN + "\n")
-        seed_runtime(cloud.store, ws, workspace_code("marts", "assertions"))
         state, reasons = apis.run_scheduled(f"{ws.topology.repository_name}/workflowConfigs/host-daily")
         assert state == "SUCCEEDED", reasons
-    finally:
-        apis.stop()
 
 
 # --- a Developer Connect link instead of a Git secret ---------------------------------------------------
@@ -513,9 +504,7 @@ def test_repository_link_is_in_the_schema():
 def test_bad_links_are_located(tmp_path, git, message):
     h = linked()
     h["repository"]["git"] = {**h["repository"]["git"], **git}
-    with pytest.raises(SpecError) as info:
-        load_deployment(write_specs(tmp_path, {"staging": h}))
-    assert any(p.line and message in p.render() for p in info.value.problems), info.value.describe()
+    assert_located(tmp_path, h, message)
 
 
 def test_a_linked_repository_has_no_secret_and_validate_names_the_grant_to_make(tmp_path):
@@ -543,21 +532,10 @@ def test_secret_commands_say_there_is_no_secret(tmp_path):
 
 @pytest.mark.terraform
 def test_the_offline_cloud_fetches_through_the_link_once_the_agent_may(tmp_path, cloud):
-    from tests.e2e.test_runs import seed_runtime
-    from tests.fakegcp.apis import FakeGoogleApis
     from tests.fakegcp.dataform import DEVELOPER_CONNECT_GRANT
-    from tests.project import Project
-    from tests.support.dataform_code import workspace_code
 
-    project = Project(tmp_path / "checkout", cloud, specs=write_specs(tmp_path / "specs", {"staging": linked()}))
-    ws = Workspace(project.root / "environments")
-    apis = FakeGoogleApis(cloud.store, caller=ws.topology.host.deployers[0]).start()
-    cloud.env["DFINFRA_GOOGLE_API_EMULATOR"] = apis.address
-    try:
-        project.run("bootstrap", "staging", "--auto-approve")
-        project.run("apply", "staging", "--auto-approve")
+    with applied_host(tmp_path, cloud, linked(), token=False) as (ws, apis, project):
         assert not cloud.store.list("google_secret_manager_secret")
-        seed_runtime(cloud.store, ws, workspace_code("marts", "assertions"))
         config = f"{ws.topology.repository_name}/workflowConfigs/host-daily"
         state, reasons = apis.run_scheduled(config)
         assert state == "FAILED" and "developerconnect.gitRepositoryLinks.fetchReadToken" in str(reasons), reasons
@@ -567,6 +545,4 @@ def test_the_offline_cloud_fetches_through_the_link_once_the_agent_may(tmp_path,
         state, reasons = apis.run_scheduled(config)
         assert state == "SUCCEEDED", reasons
         doctor = project.run("doctor", "staging", expect=None)
-        assert "git-repository-link" in doctor and "not checked" in doctor and "Traceback" not in doctor
-    finally:
-        apis.stop()
+        assert "git-repository-link" in doctor and "not checked" in doctor
