@@ -45,8 +45,8 @@ class ModuleLocks:
     def hold(self, directory: Path, operation: str, *, waiting: Callable[[str], None] | None = None) -> None:
         """Lock `directory` for this process (again: a no-op), waiting up to the timeout for another."""
         directory = directory.absolute()
-        if directory in self._held:
-            return
+        if directory in self._held or not directory.is_dir():
+            return  # held already, or nothing there yet to share (the first step that creates it locks it)
         seconds = duration_seconds(self.timeout)
         lock_path = directory / ".dfinfra" / "lock"
         lock_path.parent.mkdir(parents=True, exist_ok=True)

@@ -44,3 +44,9 @@ def test_a_second_process_is_told_who_holds_the_module_and_a_dead_holder_frees_i
     locks.hold(tmp_path, "plan")  # the kernel released the killed holder's lock: nothing stale to clear
     locks.hold(tmp_path, "apply")  # again in the same process: already held
     locks.release_all()
+
+
+def test_a_module_directory_that_does_not_exist_yet_is_not_created(tmp_path):
+    """Nothing to share there yet; the step that creates it (the render) is followed by one that locks it."""
+    ModuleLocks("0s").hold(tmp_path / "build" / "prod", "plan")
+    assert not (tmp_path / "build").exists()
