@@ -28,7 +28,7 @@ TARGET_APIS = ("bigquery.googleapis.com", "iam.googleapis.com", "iamcredentials.
 DEFAULT_ASSERTION_SCHEMA = "dataform_assertions"
 
 PrincipalKind = Literal["service_agent", "runner", "deployer", "person"]
-ResourceKind = Literal["project", "service_account", "dataset", "secret", "repository"]
+ResourceKind = Literal["project", "service_account", "dataset", "secret", "repository", "git_repository_link"]
 
 
 def runner_email(account_id: str, project: str) -> str:
@@ -90,6 +90,7 @@ class Resource:
             "secret": f"//secretmanager.googleapis.com/projects/{self.project}/secrets/{self.id}",
             "repository": f"//dataform.googleapis.com/projects/{self.project}/locations/{self.region}"
             f"/repositories/{self.id}",
+            "git_repository_link": f"//developerconnect.googleapis.com/{self.id}",  # id: the link's name
         }[self.kind]
 
 
@@ -168,6 +169,12 @@ class Topology:
         None when the repository authenticates through a Developer Connect link instead."""
         auth = self.repository_spec.git.secret
         return Resource("secret", auth.project or self.host.project.id, auth.secret_id) if auth else None
+
+    @cached_property
+    def repository_link(self) -> Resource | None:
+        """The Developer Connect Git repository link the repository fetches through, if it uses one."""
+        link = self.repository_spec.git.repository_link
+        return Resource("git_repository_link", link.split("/")[1], link) if link else None
 
     @cached_property
     def npmrc_secret(self) -> Resource | None:

@@ -376,7 +376,19 @@ class AccessModel:
         reads: list[tuple[Resource, str, PathKey]] = []
         if top.secret is not None:
             reads.append((top.secret, "fetches the code with the Git credential", git))
-        else:  # Developer Connect: an IAM grant on the link that no type in the provider facts can make
+        elif top.repository_link is not None:  # Developer Connect: granted outside dfinfra, checked by doctor
+            self._need(
+                "git-sync",
+                top.agent,
+                ("developerconnect.gitRepositoryLinks.fetchReadToken",),
+                top.repository_link,
+                "every compilation (scheduled releases, workspaces, runs) fetches the code through the Developer "
+                "Connect link",
+                top.host_name,
+                git,
+                runs,
+                assumed=True,
+            )
             self.notes.append(
                 (
                     top.host_name,
@@ -384,7 +396,7 @@ class AccessModel:
                     f"Dataform fetches the code through {git_spec.repository_link}: grant the Dataform service "
                     f"agent {top.agent.member} roles/developerconnect.readTokenAccessor on that link (dfinfra "
                     "cannot: the provider types it renders have no Developer Connect IAM resource); `dfinfra doctor` "
-                    "does not check it either",
+                    "checks that it holds",
                 )
             )
         if top.npmrc_secret:

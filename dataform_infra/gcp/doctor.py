@@ -68,15 +68,8 @@ class Doctor:
             else:
                 self.missing_runners.add(email)
             yield from self._runner_grants(iam, env_name, email, name, name in existing)
-        git = self.topology.repository_spec.git if self.env_name == self.host_name else None
-        if git is not None and git.repository_link:
-            yield Check(
-                "git-repository-link",
-                "skipped",
-                f"Dataform fetches the code through {git.repository_link}; its access (the Dataform service agent "
-                "needs roles/developerconnect.readTokenAccessor on the link) is not checked",
-            )
-        elif self.env_name == self.host_name:
+        # With a Developer Connect link there is no secret: the link's grant is a run requirement below.
+        if self.env_name == self.host_name and self.topology.secret is not None:
             secret_checks = list(self._git_secret())
             yield from secret_checks
             if self.topology.repository_spec.git.https_token:
@@ -392,6 +385,11 @@ class Doctor:
         return str(answer.access.name)
 
     def _requirement_fix(self, req: Requirement, missing: list[str]) -> str:
+        if req.resource.kind == "git_repository_link":
+            return (
+                f"grant roles/developerconnect.readTokenAccessor to {req.principal.member} on {req.resource.id} "
+                "(Developer Connect; dfinfra cannot make this grant)"
+            )
         if req.assumed:
             narrowest = roles.narrowest_roles(set(missing))
             role = narrowest[0] if narrowest else "a role with " + ", ".join(missing)

@@ -399,7 +399,9 @@ class _ModuleBuilder:
         module.checked_project_number = env.project.number
 
         auth = repo.git.secret
-        module.repository_depends_on = ()
+        # The secret grant below reaches the Dataform API through the agent's identity; without a secret
+        # (a Developer Connect link) the repository waits for the API itself.
+        module.repository_depends_on = self.module.needs_api("dataform.googleapis.com")
         if auth is not None and top.secret is not None and top.secret_name is not None:
             module.secret_name = Ident("git_ssh_key" if repo.git.ssh else "git_token")
             secret_id: Expr | str

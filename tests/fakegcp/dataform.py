@@ -34,7 +34,7 @@ from google.protobuf import timestamp_pb2
 from google.rpc import status_pb2
 from google.type import interval_pb2
 
-from tests.fakegcp.iam import Iam, Resource, account_project
+from tests.fakegcp.iam import Iam, Resource, account_project, link_permissions
 from tests.fakegcp.policies import allowed, enforced
 from tests.fakegcp.store import Store
 
@@ -46,7 +46,6 @@ INVOCATION = "dataform_workflow_invocation"
 RELEASE_STATE = "dataform_release_state"
 SCHEDULE_RECORDS = "dataform_schedule_records"
 RUNTIME_DATASET = "runtime:google_bigquery_dataset"
-DEVELOPER_CONNECT_GRANT = "external:developerconnect"  # {"link", "member", "role"}: granted outside dfinfra
 RUNTIME_IAM = "runtime:iam"
 RESTRICT_GIT_REMOTES = "dataform.restrictGitRemotes"
 CROSS_PROJECT_SA = "iam.disableCrossProjectServiceAccountUsage"
@@ -329,14 +328,8 @@ class FakeDataform:
         return self.store.get("git_code", url)
 
     def _reads_link_tokens(self, agent: str, link: str) -> bool:
-        """Developer Connect: the agent fetches a read token from the link. Its roles are not in the role
-        table, so grants on links are test-seeded `external:developerconnect` objects (made outside dfinfra)."""
-        return any(
-            body.get("member") == _sa(agent)
-            and body.get("link") == link
-            and body.get("role") in ("roles/developerconnect.readTokenAccessor", "roles/developerconnect.tokenAccessor")
-            for _, _, body in self.store.list(DEVELOPER_CONNECT_GRANT)
-        )
+        """Developer Connect: the agent fetches a read token from the link (see `iam.link_permissions`)."""
+        return "developerconnect.gitRepositoryLinks.fetchReadToken" in link_permissions(self.store, _sa(agent), link)
 
     def _read_version(self, agent: str, version: str, failing: str) -> None:
         """The agent reads `projects/<p>/secrets/<s>/versions/<v>`: IAM first, then an enabled version."""

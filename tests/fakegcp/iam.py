@@ -207,6 +207,35 @@ class Iam:
         return permission in self.permissions(member, resource)
 
 
+# Developer Connect's roles are not in dataform_infra/data/roles.json (nor its IAM types in the provider
+# facts), so grants on Git repository links are test-seeded objects, made outside dfinfra as in real life,
+# and the two roles that carry read tokens are written here from Google's access-control page
+# (cloud.google.com/developer-connect/docs/access-control).
+DEVELOPER_CONNECT_GRANT = "external:developerconnect"  # {"link", "member", "role"}
+DEVELOPER_CONNECT_ROLES = {
+    "roles/developerconnect.readTokenAccessor": {
+        "developerconnect.connections.get",
+        "developerconnect.gitRepositoryLinks.get",
+        "developerconnect.gitRepositoryLinks.fetchReadToken",
+    },
+    "roles/developerconnect.tokenAccessor": {
+        "developerconnect.connections.get",
+        "developerconnect.gitRepositoryLinks.get",
+        "developerconnect.gitRepositoryLinks.fetchReadToken",
+        "developerconnect.gitRepositoryLinks.fetchReadWriteToken",
+    },
+}
+
+
+def link_permissions(store: Store, member: str, link: str) -> set[str]:
+    """What `member` may do on the Git repository link `projects/.../gitRepositoryLinks/<id>`."""
+    found: set[str] = set()
+    for _, _, body in store.list(DEVELOPER_CONNECT_GRANT):
+        if body.get("link") == link and body.get("member") == member:
+            found |= DEVELOPER_CONNECT_ROLES.get(body.get("role", ""), set())
+    return found
+
+
 def effective_permissions(store: Store, member: str, resource: Resource, propagation_seconds: float = 0.0) -> set[str]:
     """Permissions `member` (e.g. `serviceAccount:x@p.iam.gserviceaccount.com`) has on `resource` now."""
     return Iam(store, propagation_seconds).permissions(member, resource)

@@ -18,7 +18,7 @@ from typing import Any
 import grpc
 from google.cloud import orgpolicy_v2, policytroubleshooter_iam_v3, policytroubleshooter_v1, resourcemanager_v3
 
-from tests.fakegcp.iam import Iam, parse_resource, principal_members
+from tests.fakegcp.iam import Iam, link_permissions, parse_resource, principal_members
 from tests.fakegcp.store import Store
 
 ORG_POLICY_KIND = "org_policy"
@@ -133,6 +133,10 @@ class Policies:
     # --- Policy Troubleshooter ----------------------------------------------------------------
 
     def _granted(self, tuple_, context) -> bool:
+        link = tuple_.full_resource_name.removeprefix("//developerconnect.googleapis.com/")
+        if link != tuple_.full_resource_name:  # a Git repository link: roles outside the role table
+            members = principal_members(tuple_.principal)
+            return any(tuple_.permission in link_permissions(self.store, m, link) for m in members)
         resource = parse_resource(tuple_.full_resource_name, self.store)
         if resource is None or not tuple_.full_resource_name.startswith("//"):
             context.abort(
