@@ -95,7 +95,11 @@ class NeedRow:
     def granted_cell(self) -> str:
         if self.granted_by:
             return ", ".join(f"`{g}`" for g in sorted(self.granted_by))
-        return "*the deployer's own rights* (`dfinfra doctor` checks)" if self.assumed else "**missing**"
+        if not self.assumed:
+            return "**missing**"
+        if self.resource.startswith("git repository link "):
+            return "*a Developer Connect grant made outside dfinfra* (`dfinfra doctor` checks)"
+        return "*the deployer's own rights* (`dfinfra doctor` checks)"
 
 
 def run_rows(model: AccessModel, coverage: Coverage, envs: list[str] | None = None) -> list[NeedRow]:

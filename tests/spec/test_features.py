@@ -518,6 +518,10 @@ def test_a_linked_repository_has_no_secret_and_validate_names_the_grant_to_make(
     ) in files["dataform.tf"]
     assert "secrets.tf" not in files and "git_secret" not in files["outputs.tf"]
     assert "secretmanager.versions.access" not in str(ws.access.requirements)
+    from dataform_infra.explain import runs_table
+
+    [row] = [line for line in runs_table(ws.access, ws.coverage()).splitlines() if line.startswith("| git-sync")]
+    assert "fetchReadToken" in row and "*a Developer Connect grant made outside dfinfra*" in row, row
     report = ws.validate()
     assert report.violations == []
     [warning] = [w.render() for w in report.warnings if "developerconnect" in w.render()]
