@@ -1197,6 +1197,21 @@ class _OutlivesItsReader:
         return getattr(self._stream, name)
 
 
+def execute(argv: list[str]) -> int | str | None:
+    """dfinfra with these arguments, in this process; returns the exit code `main` exits with (tests
+    call this directly: one process for many invocations)."""
+    _STATE.update(quiet=False, plan_has_changes=False)
+    try:
+        app(args=argv, prog_name="dfinfra")
+    except SystemExit as exit_:
+        # `plan` speaks `terraform plan -detailed-exitcode`: 0 no changes, 2 changes, 1 anything else,
+        # so a nightly drift check can tell drift from a typo. Bad input (2 elsewhere) becomes 1 here.
+        if exit_.code == 2 and _invoked_command(argv) == "plan" and not _STATE["plan_has_changes"]:
+            return 1
+        return exit_.code
+    return 0
+
+
 def main() -> None:
     # A short-lived process building many small acyclic objects (YAML nodes, models, HCL lines):
     # with CPython's default thresholds the collector's repeated passes over them made render time
@@ -1204,11 +1219,4 @@ def main() -> None:
     gc.freeze()
     gc.set_threshold(100_000, 50, 100)
     sys.stdout = _OutlivesItsReader(sys.stdout)
-    try:
-        app()
-    except SystemExit as exit_:
-        # `plan` speaks `terraform plan -detailed-exitcode`: 0 no changes, 2 changes, 1 anything else,
-        # so a nightly drift check can tell drift from a typo. Bad input (2 elsewhere) becomes 1 here.
-        if exit_.code == 2 and _invoked_command(sys.argv[1:]) == "plan" and not _STATE["plan_has_changes"]:
-            sys.exit(1)
-        raise
+    sys.exit(execute(sys.argv[1:]))

@@ -10,13 +10,25 @@ import pytest
 
 from tests.conftest import REPO
 from tests.specs import host, target, write_specs
+from tests.support.cli import Result, invoke
 
 
-def dfinfra(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+def dfinfra(*args: str, cwd: Path) -> Result:
+    """In this process (`tests/support/cli.py`); the entry point itself has its smoke tests below."""
+    return invoke(*args, cwd=cwd)
+
+
+def test_the_entry_point_runs_as_a_process(project):
+    """The few things only a real process shows: the console script, its exit code, its streams."""
     env = {k: v for k, v in os.environ.items() if k != "DFINFRA_ENVIRONMENTS"}
-    return subprocess.run(
-        [sys.executable, "-m", "dataform_infra", *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=60
+    ok = subprocess.run(
+        [sys.executable, "-m", "dataform_infra", "validate"], cwd=project, capture_output=True, text=True, env=env
     )
+    assert ok.returncode == 0 and ok.stdout.startswith("ok: 2 environment(s)"), ok.stderr
+    bad = subprocess.run(
+        [sys.executable, "-m", "dataform_infra", "plan", "nope"], cwd=project, capture_output=True, text=True, env=env
+    )
+    assert bad.returncode == 1 and "no environment 'nope'" in bad.stderr and "Traceback" not in bad.stderr
 
 
 @pytest.fixture()

@@ -1,12 +1,11 @@
 """`dfinfra init`: from nothing to a rendered, validated pair of environments."""
 
 import os
-import subprocess
-import sys
 import time
 
 import yaml
 
+from tests.support.cli import Result, invoke
 from tests.support.terminal import drain, spawn
 
 FLAGS = [
@@ -27,15 +26,8 @@ FLAGS = [
 ]
 
 
-def dfinfra(*args: str, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "dataform_infra", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=60,
-    )
+def dfinfra(*args: str, cwd) -> Result:
+    return invoke(*args, cwd=cwd)
 
 
 def test_flags_scaffold_a_pair_that_renders_and_validates(tmp_path):
