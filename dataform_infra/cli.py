@@ -15,6 +15,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -544,27 +545,47 @@ def _ask(question: str) -> str | None:
         return ""
 
 
-def _lifecycle(
-    environments: Path,
-    out: Path,
-    terraform_bin: str | None,
-    lock_timeout: str,
-    verbose: bool,
-    to_stderr: bool = False,
-    impersonate: str | None = None,
-) -> tuple[Workspace, Lifecycle]:
-    from dataform_infra.lifecycle import Lifecycle  # imports python-terraform: only on these commands
-    from dataform_infra.terraform.binary import find_terraform
+@dataclass(frozen=True)
+class TerraformOptions:
+    """The options every command that runs terraform takes alike: the specs, the modules, the binary,
+    how long to wait for locks, how much to show, and whom to act as."""
 
-    workspace = _workspace(environments)
-    binary = find_terraform(terraform_bin)
-    if verbose:
-        _err(f"using {binary.describe()}")
-    echo = (lambda line: _echo(line, err=True)) if to_stderr else _echo
-    lifecycle = Lifecycle(
-        workspace, out, binary, lock_timeout=lock_timeout, echo=echo, stream=verbose, impersonate=impersonate
-    )
-    return workspace, lifecycle
+    environments: Path
+    out: Path
+    terraform_bin: str | None
+    lock_timeout: str = "60s"
+    verbose: bool = False
+    impersonate: str | None = None
+
+    def lifecycle(self, *, to_stderr: bool = False) -> tuple[Workspace, Lifecycle]:
+        """The workspace and a lifecycle over it; progress to stderr when stdout carries data."""
+        from dataform_infra.lifecycle import Lifecycle  # imports python-terraform: only on these commands
+        from dataform_infra.terraform.binary import find_terraform
+
+        workspace = _workspace(self.environments)
+        binary = find_terraform(self.terraform_bin)
+        if self.verbose:
+            _err(f"using {binary.describe()}")
+        echo = (lambda line: _echo(line, err=True)) if to_stderr else _echo
+        lifecycle = Lifecycle(
+            workspace,
+            self.out,
+            binary,
+            lock_timeout=self.lock_timeout,
+            echo=echo,
+            stream=self.verbose,
+            impersonate=self.impersonate,
+        )
+        return workspace, lifecycle
+
+
+@dataclass(frozen=True)
+class Guards:
+    """What stands between a plan and its apply: confirmation, destructive changes, protected names."""
+
+    auto_approve: bool
+    allow_destroy: bool
+    confirm: list[str] | None
 
 
 def _selected(workspace: Workspace, envs: list[str] | None, all_: bool, *, destroy: bool = False) -> list[str]:
@@ -609,9 +630,8 @@ def plan(
         raise UsageError(f"--format must be text, json or markdown, not {output_format!r}")
     output_format = "json" if as_json else output_format
     quiet = output_format != "text"
-    workspace, lifecycle = _lifecycle(
-        environments, out, terraform_bin, lock_timeout, verbose, to_stderr=quiet, impersonate=impersonate
-    )
+    terraform = TerraformOptions(environments, out, terraform_bin, lock_timeout, verbose, impersonate)
+    workspace, lifecycle = terraform.lifecycle(to_stderr=quiet)
     results = {}
     for env in _selected(workspace, envs, all_):
         with _progress(f"planning {env}"):
@@ -633,22 +653,16 @@ def plan(
 
 
 def _apply_like(
-    mode: PlanMode,
-    require_saved_plan: bool,
+    terraform: TerraformOptions,
     envs: list[str] | None,
     all_: bool,
-    out: Path,
+    *,
+    mode: PlanMode,
+    guards: Guards,
     no_render: bool,
-    auto_approve: bool,
-    allow_destroy: bool,
-    confirm: list[str] | None,
-    terraform_bin: str | None,
-    lock_timeout: str,
-    verbose: bool,
-    environments: Path,
-    impersonate: str | None,
+    require_saved_plan: bool = False,
 ) -> None:
-    workspace, lifecycle = _lifecycle(environments, out, terraform_bin, lock_timeout, verbose, impersonate=impersonate)
+    workspace, lifecycle = terraform.lifecycle()
     order = _selected(workspace, envs, all_, destroy=mode.destroy)
     if require_saved_plan:
         lifecycle.check_saved_plans(order, mode)  # all of them before applying any
@@ -659,10 +673,10 @@ def _apply_like(
             render=not no_render,
             mode=mode,
             require_saved_plan=require_saved_plan,
-            auto_approve=auto_approve,
-            allow_destroy=allow_destroy,
+            auto_approve=guards.auto_approve,
+            allow_destroy=guards.allow_destroy,
             confirm=_ask,
-            confirmed=confirm or (),
+            confirmed=guards.confirm or (),
         )
 
 
@@ -706,20 +720,13 @@ def apply(
       dfinfra apply prod --auto-approve --confirm prod   # CI
     """
     _apply_like(
-        _mode(False, target, replace, refresh_only),
-        require_saved_plan,
+        TerraformOptions(environments, out, terraform_bin, lock_timeout, verbose, impersonate),
         envs,
         all_,
-        out,
-        no_render,
-        auto_approve,
-        allow_destroy,
-        confirm,
-        terraform_bin,
-        lock_timeout,
-        verbose,
-        environments,
-        impersonate,
+        mode=_mode(False, target, replace, refresh_only),
+        guards=Guards(auto_approve, allow_destroy, confirm),
+        no_render=no_render,
+        require_saved_plan=require_saved_plan,
     )
 
 
@@ -750,20 +757,12 @@ def destroy(
       dfinfra destroy staging --allow-destroy
     """
     _apply_like(
-        _mode(True, target, None, False),
-        False,
+        TerraformOptions(environments, out, terraform_bin, lock_timeout, verbose, impersonate),
         envs,
         all_,
-        out,
-        no_render,
-        auto_approve,
-        allow_destroy,
-        confirm,
-        terraform_bin,
-        lock_timeout,
-        verbose,
-        environments,
-        impersonate,
+        mode=_mode(True, target, None, False),
+        guards=Guards(auto_approve, allow_destroy, confirm),
+        no_render=no_render,
     )
 
 
@@ -791,7 +790,9 @@ def bootstrap(
 
       dfinfra bootstrap --all
     """
-    workspace, lifecycle = _lifecycle(environments, out, terraform_bin, lock_timeout, verbose, impersonate=impersonate)
+    workspace, lifecycle = TerraformOptions(
+        environments, out, terraform_bin, lock_timeout, verbose, impersonate
+    ).lifecycle()
     for env in _selected(workspace, envs, all_):
         _echo(f"== {env}")
         lifecycle.bootstrap(env, auto_approve=auto_approve, confirm=_ask, confirmed=confirm or ())
@@ -824,9 +825,9 @@ def terraform_passthrough(
 
       dfinfra terraform prod -- force-unlock 1714070000000000
     """
-    workspace, lifecycle = _lifecycle(
-        environments, out, terraform_bin, lock_timeout, False, to_stderr=True, impersonate=impersonate
-    )
+    workspace, lifecycle = TerraformOptions(
+        environments, out, terraform_bin, lock_timeout, impersonate=impersonate
+    ).lifecycle(to_stderr=True)
     workspace.select([env], False)
     if not ctx.args:
         raise UsageError("name the terraform command after `--`, e.g. dfinfra terraform prod -- state list")
@@ -849,8 +850,8 @@ def output(
 
       dfinfra output staging --json | jq -r .git_secret.value
     """
-    workspace, lifecycle = _lifecycle(
-        environments, out, terraform_bin, "60s", False, to_stderr=True, impersonate=impersonate
+    workspace, lifecycle = TerraformOptions(environments, out, terraform_bin, impersonate=impersonate).lifecycle(
+        to_stderr=True
     )
     workspace.select([env], False)
     code = lifecycle.terraform(env, ["output", "-no-color", *(["-json"] if as_json else [])])
@@ -886,8 +887,8 @@ def migrate(
     """
     from dataform_infra.migration import migrate as run_migration
 
-    _, lifecycle = _lifecycle(
-        environments, out, terraform_bin, lock_timeout, verbose, to_stderr=as_json, impersonate=impersonate
+    _, lifecycle = TerraformOptions(environments, out, terraform_bin, lock_timeout, verbose, impersonate).lifecycle(
+        to_stderr=as_json
     )
     result = run_migration(lifecycle, dry_run=dry_run)
     if as_json:
