@@ -220,6 +220,7 @@ NEW_FIELDS = [
     ("staging", ("repository", "git", "https_token", "replicas", 0)),
     ("staging", ("repository", "git", "https_token", "project")),
     ("staging", ("repository", "kms_key_name")),
+    ("staging", ("repository", "git", "repository_link")),
     ("staging", ("repository", "existing")),
     ("staging", ("releases", 0, "deletion_policy")),
     ("staging", ("releases", 0, "compilation", "defaults_from")),
@@ -263,6 +264,8 @@ def test_new_fields_refuse_or_render_hostile_values_intact(tmp_path_factory, fie
     for step in path[:-1]:
         holder = holder[step]
     holder[path[-1]] = value
+    if path[-1] == "repository_link":  # the link replaces the token: exactly one credential
+        del holder["https_token"]
     directory = _write(
         tmp_path_factory.mktemp("spec"),
         {"staging.yaml": yaml.safe_dump(h, allow_unicode=True), "prod.yaml": yaml.safe_dump(t, allow_unicode=True)},
