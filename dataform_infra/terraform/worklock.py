@@ -41,10 +41,12 @@ class ModuleLocks:
     def __init__(self, timeout: str):
         self.timeout = timeout
         self._held: dict[Path, IO[str]] = {}
+        self._first: dict[Path, str] = {}  # what this process came to do there (`apply`, not its inner `plan`)
 
     def hold(self, directory: Path, operation: str, *, waiting: Callable[[str], None] | None = None) -> None:
         """Lock `directory` for this process (again: a no-op), waiting up to the timeout for another."""
         directory = directory.absolute()
+        operation = self._first.setdefault(directory, operation)
         if directory in self._held or not directory.is_dir():
             return  # held already, or nothing there yet to share (the first step that creates it locks it)
         seconds = duration_seconds(self.timeout)

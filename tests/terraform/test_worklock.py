@@ -47,6 +47,13 @@ def test_a_second_process_is_told_who_holds_the_module_and_a_dead_holder_frees_i
 
 
 def test_a_module_directory_that_does_not_exist_yet_is_not_created(tmp_path):
-    """Nothing to share there yet; the step that creates it (the render) is followed by one that locks it."""
-    ModuleLocks("0s").hold(tmp_path / "build" / "prod", "plan")
+    """Nothing to share there yet; the step that creates it (the render) is followed by one that locks it,
+    under the name of what the process came to do."""
+    locks = ModuleLocks("0s")
+    module = tmp_path / "build" / "prod"
+    locks.hold(module, "apply")
     assert not (tmp_path / "build").exists()
+    module.mkdir(parents=True)
+    locks.hold(module, "plan")  # apply plans first
+    assert '"operation": "apply"' in (module / ".dfinfra" / "lock").read_text()
+    locks.release_all()
