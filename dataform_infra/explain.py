@@ -76,6 +76,7 @@ class NeedRow:
     member: str
     resource: str
     assumed: bool
+    resource_kind: str = ""  # `topology.Resource.kind`: who makes an assumed grant depends on it
     permissions: set[str] = field(default_factory=set)
     runs: set[str] = field(default_factory=set)
     granted_by: set[str] = field(default_factory=set)
@@ -97,7 +98,7 @@ class NeedRow:
             return ", ".join(f"`{g}`" for g in sorted(self.granted_by))
         if not self.assumed:
             return "**missing**"
-        if self.resource.startswith("git repository link "):
+        if self.resource_kind == "git_repository_link":
             return "*a Developer Connect grant made outside dfinfra* (`dfinfra doctor` checks)"
         return "*the deployer's own rights* (`dfinfra doctor` checks)"
 
@@ -112,7 +113,15 @@ def run_rows(model: AccessModel, coverage: Coverage, envs: list[str] | None = No
             continue
         key = (req.chain, req.principal.member, req.resource)
         row = rows.get(key) or rows.setdefault(
-            key, NeedRow(req.chain, req.principal.label, req.principal.member, req.resource.label, req.assumed)
+            key,
+            NeedRow(
+                req.chain,
+                req.principal.label,
+                req.principal.member,
+                req.resource.label,
+                req.assumed,
+                req.resource.kind,
+            ),
         )
         row.permissions.add(req.permission)
         row.runs.update(runs)

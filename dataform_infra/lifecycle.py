@@ -128,6 +128,7 @@ class Lifecycle:
 
     def _render(self, env: str, render: bool) -> Path:
         directory = self.module_dir(env)
+        # Callers asked for the lock first; a module rendered here for the first time is locked now.
         self._locks.hold(directory, "render", waiting=self.echo)
         if render:
             self.workspace.write(self.out, [env])  # rolls back a killed render first

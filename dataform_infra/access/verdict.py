@@ -11,6 +11,7 @@ from dataform_infra.errors import Problem
 from dataform_infra.policy import Finding
 from dataform_infra.spec.loader import SpecWarning
 from dataform_infra.spec.yamlsource import dotted_path
+from dataform_infra.topology import runner_resource
 
 
 def findings(model: AccessModel, coverage: Coverage) -> list[Finding]:
@@ -63,12 +64,16 @@ def _unmet(model: AccessModel, unmet: list[Requirement]) -> Iterable[Finding]:
         yield Finding(f"run-needs:{first.chain}", message, _where(model, first.env, first.spec_path))
 
 
+def _runner_of(req: Requirement) -> tuple[str, str]:
+    """The runner a requirement is for, and its project (runners are granted only in their project)."""
+    return req.principal.email.partition("@")[0], runner_resource(req.principal.email).project
+
+
 def _hint(model: AccessModel, req: Requirement) -> str:
     deployment = model.deployment
     if req.chain in ("runner-writes", "workspace-writes"):
         dataset = req.resource
-        runner, _, domain = req.principal.email.partition("@")
-        runner_project = domain.removesuffix(".iam.gserviceaccount.com")
+        runner, runner_project = _runner_of(req)
         if runner_project != dataset.project:
             return (
                 f"runner {runner} can only be granted datasets of its own project {runner_project}; "
@@ -83,8 +88,7 @@ def _hint(model: AccessModel, req: Requirement) -> str:
         step = "" if declared else f"declare `- id: {dataset.id}` under `datasets:` and "
         return f"in {deployment.spec_file(owner)}, {step}add `{dataset.id}` to `bigquery.writes` of runner {runner}"
     if req.chain == "workspace-creates-datasets":
-        runner, _, domain = req.principal.email.partition("@")
-        runner_project = domain.removesuffix(".iam.gserviceaccount.com")
+        runner, runner_project = _runner_of(req)
         if runner_project != req.resource.project:
             return (
                 f"runner {runner} can only be granted roles in its own project {runner_project}: set "

@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, Phase, find, settings
 from hypothesis import strategies as st
 
 from tests.fakegcp import constraints as checker
+from tests.fakegcp import planning
 from tests.fakegcp.cloud import Cloud, CloudError, ProviderConfig, resource_type
 from tests.fakegcp.schema import block_schema, constraints
 from tests.fakegcp.store import Store
@@ -339,15 +340,8 @@ def _stored(planned: Any) -> Any:
 
 
 def _value(state: dict | None, path: str) -> Any:
-    node: Any = state
-    for part in path.split("."):
-        if part.isdigit():
-            node = node[int(part)] if isinstance(node, list) and len(node) > int(part) else None
-        elif part == "*":
-            continue
-        else:
-            node = node.get(part) if isinstance(node, dict) else None
-    return node
+    """The value at a recorded path (`block.0.field`), read as the fake's plan rules read it."""
+    return planning.get(state, planning.steps(path))
 
 
 @check("force_new")
