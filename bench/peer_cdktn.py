@@ -70,25 +70,26 @@ def synth(out: Path) -> int:
                 "service_account": {"service_account_id": f"projects/{scope.project}/serviceAccounts/{scope.id}"},
                 "project": {"project": scope.project},
                 "dataset": {"project": scope.project, "dataset_id": scope.id},
-                "secret": {"secret_id": top.secret_name},
+                "secret": {"secret_id": f"projects/{scope.project}/secrets/{scope.id}"},
                 "repository": {"project": scope.project, "region": scope.region, "repository": scope.id},
             }[scope.kind]
             members[grant.resource_type](stack, grant.name, role=grant.role, member=grant.principal.member, **target)
-        if module.is_host:
-            repo = top.repository_spec
+        for secret in module.secrets:
             SecretManagerSecret(
-                stack, "git_token", project=env.project.id, secret_id=top.secret.id, replication={"auto": {}}
+                stack, secret.name, project=secret.project, secret_id=secret.secret_id, replication={"auto": {}}
             )
+        for view in module.repositories:
+            hosted = view.hosted
             DataformRepository(
                 stack,
-                "this",
-                project=env.project.id,
-                region=env.region,
-                name=repo.name,
+                view.name,
+                project=hosted.project,
+                region=hosted.region,
+                name=hosted.name,
                 git_remote_settings={
-                    "url": repo.git.url,
-                    "default_branch": repo.git.default_branch,
-                    "authentication_token_secret_version": f"{top.secret_name}/versions/latest",
+                    "url": view.url,
+                    "default_branch": view.default_branch,
+                    "authentication_token_secret_version": f"{hosted.secret_name}/versions/latest",
                 },
             )
         for rc in module.releases:
@@ -96,9 +97,9 @@ def synth(out: Path) -> int:
             GoogleDataformRepositoryReleaseConfig(
                 stack,
                 rc.name,
-                project=module.repository_project,
-                region=module.repository_region,
-                repository=top.repository_spec.name,
+                project=rc.home.project,
+                region=rc.home.region,
+                repository=rc.home.name,
                 name=rc.release.name,
                 git_commitish=rc.release.git_ref,
                 cron_schedule=rc.release.cron,
@@ -116,11 +117,12 @@ def synth(out: Path) -> int:
             GoogleDataformRepositoryWorkflowConfig(
                 stack,
                 wc.name,
-                project=module.repository_project,
-                region=module.repository_region,
-                repository=top.repository_spec.name,
+                project=wc.home.project,
+                region=wc.home.region,
+                repository=wc.home.name,
                 name=wf.name,
-                release_config=f"{top.repository_name}/releaseConfigs/{wf.release}",
+                release_config=f"projects/{wc.home.project}/locations/{wc.home.region}/repositories/{wc.home.name}"
+                f"/releaseConfigs/{wf.release}",
                 cron_schedule=wf.cron,
                 time_zone=wf.time_zone,
                 invocation_config={

@@ -821,7 +821,7 @@ def terraform_passthrough(
 
       dfinfra terraform prod -- state list
 
-      dfinfra terraform staging -- import google_dataform_repository.this projects/p/locations/r/repositories/x
+      dfinfra terraform staging -- import google_dataform_repository.analytics projects/p/locations/r/repositories/x
 
       dfinfra terraform prod -- force-unlock 1714070000000000
     """
@@ -938,6 +938,16 @@ def _google(impersonate: str | None) -> GoogleApis:
     return apis
 
 
+RepositoryOption = Annotated[
+    str | None,
+    typer.Option(
+        "--repository",
+        help="Whose Git secret, when the host has several repositories.",
+        show_default=False,
+    ),
+]
+
+
 @secret_app.command("set")
 @_handles_errors
 def secret_set(
@@ -949,6 +959,7 @@ def secret_set(
     disable_previous: Annotated[
         bool, typer.Option("--disable-previous", help="Disable older enabled versions.")
     ] = False,
+    repository: RepositoryOption = None,
     impersonate: ImpersonateOption = None,
     environments: EnvironmentsOption = Path("environments"),
 ) -> None:
@@ -962,11 +973,13 @@ def secret_set(
       dfinfra secret set staging
 
       printf %s "$GITHUB_TOKEN" | dfinfra secret set staging --disable-previous
+
+      dfinfra secret set staging --repository marketing   # a host with several repositories
     """
     from dataform_infra.gcp.secrets import add_version, checked_secret, git_secret
 
     workspace = _workspace(environments)
-    secret = git_secret(workspace.deployment, env)
+    secret = git_secret(workspace.deployment, env, repository)
     data = checked_secret(secret.kind, _read_secret(secret.kind, from_env))
     try:
         name, disabled = add_version(_google(impersonate), secret, data, disable_previous)
@@ -987,6 +1000,7 @@ def secret_set(
 def secret_status(
     env: Annotated[str, typer.Argument(help="The host environment.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    repository: RepositoryOption = None,
     impersonate: ImpersonateOption = None,
     environments: EnvironmentsOption = Path("environments"),
 ) -> None:
@@ -999,7 +1013,7 @@ def secret_status(
     from dataform_infra.gcp.secrets import git_secret, versions
 
     workspace = _workspace(environments)
-    secret = git_secret(workspace.deployment, env)
+    secret = git_secret(workspace.deployment, env, repository)
     found = versions(_google(impersonate), secret)
     if as_json:
         import json
@@ -1013,7 +1027,7 @@ def secret_status(
     for version in found:
         _echo(f"  {version.name.rsplit('/', 1)[-1]:>4}  {version.state:<9} {version.created}")
     if not found:
-        _echo(f"  no versions yet: dfinfra secret set {env}")
+        _echo(f"  no versions yet: dfinfra secret set {env}" + (f" --repository {repository}" if repository else ""))
 
 
 @app.command()

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dataform_infra.access import roles
-from dataform_infra.render.module import Module
-from dataform_infra.topology import Resource, Topology, project_resource, runner_resource
+from dataform_infra.render.module import Module, ReleaseConfig, WorkflowConfig
+from dataform_infra.topology import Resource, project_resource, runner_resource
 from dataform_infra.workspace import Workspace
 
 # Resource type -> (what the permission applies to, permissions to create/read/update/delete it).
@@ -128,13 +128,12 @@ class DeployerNeed:
 def deployer_needs(workspace: Workspace, env_name: str) -> list[DeployerNeed]:
     """What `env_name`'s deployers need: per resource, the permissions and the narrowest roles."""
     module = workspace.module(env_name)
-    topology = workspace.topology
     wanted: dict[Resource, set[str]] = {}
     project = project_resource(module.env.project.id)
-    for type_, objects in _declared(module, topology):
+    for type_, objects in _declared(module):
         for scope, permissions in PERMISSIONS[type_]:
             for obj in objects:
-                where = {"project": project, "repository": topology.repository}.get(scope, obj)
+                where = project if scope == "project" else obj  # "repository": the object is one
                 wanted.setdefault(where, set()).update(permissions)
     deployers = set(module.env.deployers)
     runs_here = {run.id for run in workspace.access.runs if run.env == env_name}
@@ -159,8 +158,9 @@ def deployer_needs(workspace: Workspace, env_name: str) -> list[DeployerNeed]:
     ]
 
 
-def _declared(module: Module, topology: Topology) -> list[tuple[str, list[Resource]]]:
-    """Every resource type the module declares, with the objects it applies to."""
+def _declared(module: Module) -> list[tuple[str, list[Resource]]]:
+    """Every resource type the module declares, with the objects it applies to (for configs: the
+    repositories holding them)."""
     env = module.env
     found: list[tuple[str, list[Resource]]] = []
     if module.apis:
@@ -176,15 +176,21 @@ def _declared(module: Module, topology: Topology) -> list[tuple[str, list[Resour
     if module.is_host:
         found += [
             ("google_project_service_identity", [project_resource(env.project.id)]),
-            ("google_dataform_repository", [topology.repository]),
+            ("google_dataform_repository", [r.hosted.resource for r in module.repositories]),
             ("data.google_project", [project_resource(env.project.id)]),
         ]
-        if topology.secret is not None and not module.secret_elsewhere:
-            found.append(("google_secret_manager_secret", [topology.secret]))
-    if module.releases:
-        found.append(("google_dataform_repository_release_config", [topology.repository]))
-    if module.workflows:
-        found.append(("google_dataform_repository_workflow_config", [topology.repository]))
+        if module.secrets:
+            found.append(
+                ("google_secret_manager_secret", [Resource("secret", s.project, s.secret_id) for s in module.secrets])
+            )
+    configs: dict[str, list[ReleaseConfig] | list[WorkflowConfig]] = {
+        "google_dataform_repository_release_config": module.releases,
+        "google_dataform_repository_workflow_config": module.workflows,
+    }
+    for type_, items in configs.items():
+        homes = dict.fromkeys(c.home for c in items)
+        if homes:
+            found.append((type_, [Resource("repository", h.project, h.name, h.region) for h in homes]))
     return found
 
 
@@ -223,14 +229,16 @@ def deployer_table(workspace: Workspace, envs: list[str]) -> str:
                 f"| {env} | {n.resource.label} | {', '.join(f'`{r}`' for r in n.roles)} | "
                 f"{', '.join(n.permissions)} | {', '.join(f'`{r}`' for r in n.granted_by_dfinfra) or '-'} |"
             )
-        repository = next((n for n in needs if n.resource == top.repository), None)
         deployers = workspace.deployment.environments[env].deployers
-        if env != top.host_name and repository and "roles/dataform.admin" not in repository.granted_by_dfinfra:
+        for hosted in top.repositories:
+            repository = next((n for n in needs if n.resource == hosted.resource), None)
+            if env == top.host_name or not repository or "roles/dataform.admin" in repository.granted_by_dfinfra:
+                continue
             members = ", ".join(f'{{member: "{d}", role: admin}}' for d in deployers) or "{member: ..., role: admin}"
             hints.append(
-                f"- {env}'s deployers manage their configs in the {top.repository.id} repository: grant it on that "
-                f"repository only from {top.host_name}'s spec, `repository.access: [{members}]`, then "
-                f"`dfinfra apply {top.host_name}`."
+                f"- {env}'s deployers manage their configs in the {hosted.name} repository: grant it on that "
+                f"repository only from {top.host_name}'s spec, `{hosted.field('access')}: [{members}]`, "
+                f"then `dfinfra apply {top.host_name}`."
             )
     if any(not workspace.deployment.environments[e].deployers for e in envs):
         hints.append("- An environment without `deployers:` gets no act-as from dfinfra: whoever applies it needs it.")

@@ -106,10 +106,9 @@ def migrate(lifecycle: Lifecycle, *, dry_run: bool = False) -> Migration:
     workspace = lifecycle.workspace
     envs: list[str] = workspace.topology.apply_order()
     workspace.write(lifecycle.out, envs)
-    repository = workspace.topology.repository_spec.name
     owners: dict[Key, tuple[str, str]] = {}
     for env in envs:
-        for key, address in declared(workspace.module(env), repository).items():
+        for key, address in declared(workspace.module(env)).items():
             owners[key] = (env, address)
 
     runners: dict[str, TerraformRunner] = {}

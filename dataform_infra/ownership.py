@@ -1,7 +1,9 @@
 """Which module declares a Google object, by the object's identity rather than its Terraform address.
 
 An IAM membership, a config or an enabled API is the same object whichever module manages it: it is
-identified by what Google names it by (type, role, member, resource; type, repository, name). Rendered
+identified by what Google names it by (type, role, member, resource; type, repository, name). A
+repository or a secret never changes module, but may change address (dfinfra named the one repository
+`this` before a host could hold several). Rendered
 modules and Terraform state entries both map to these keys, so `dfinfra migrate` can move a state entry
 to the module (and address) that now declares it instead of destroying and recreating the object.
 """
@@ -18,20 +20,28 @@ Key = tuple[str, ...]
 
 RELEASE = "google_dataform_repository_release_config"
 WORKFLOW = "google_dataform_repository_workflow_config"
+REPOSITORY = "google_dataform_repository"
+SECRET = "google_secret_manager_secret"
 
 
-def declared(module: Module, repository_name: str) -> dict[Key, str]:
-    """Identity key -> Terraform address, for every object `module` declares that may change owner."""
+def declared(module: Module) -> dict[Key, str]:
+    """Identity key -> Terraform address, for every object `module` declares that may change owner or name."""
     keys: dict[Key, str] = {}
     for api in module.apis:
         keys[("google_project_service", api.project, api.service)] = f"google_project_service.{api.name}"
     for grant in module.grants:
         keys[(grant.resource_type, grant.role, grant.principal.member, grant.resource.full_name)] = grant.address
-    where = (module.repository_project, module.repository_region, repository_name)
     for release in module.releases:
-        keys[(RELEASE, *where, release.release.name)] = f"{RELEASE}.{release.name}"
+        home = release.home
+        keys[(RELEASE, home.project, home.region, home.name, release.release.name)] = f"{RELEASE}.{release.name}"
     for workflow in module.workflows:
-        keys[(WORKFLOW, *where, workflow.workflow.name)] = f"{WORKFLOW}.{workflow.name}"
+        home = workflow.home
+        keys[(WORKFLOW, home.project, home.region, home.name, workflow.workflow.name)] = f"{WORKFLOW}.{workflow.name}"
+    for repo in module.repositories:
+        hosted = repo.hosted
+        keys[(REPOSITORY, hosted.project, hosted.region, hosted.name)] = f"{REPOSITORY}.{repo.name}"
+    for secret in module.secrets:
+        keys[(SECRET, secret.project, secret.secret_id)] = f"{SECRET}.{secret.name}"
     return keys
 
 
@@ -42,6 +52,10 @@ def state_key(resource_type: str, attributes: Mapping[str, Any]) -> Key | None:
         return (resource_type, a.get("project", ""), a.get("service", ""))
     if resource_type in (RELEASE, WORKFLOW):
         return (resource_type, a.get("project", ""), a.get("region", ""), a.get("repository", ""), a.get("name", ""))
+    if resource_type == REPOSITORY:
+        return (resource_type, a.get("project", ""), a.get("region", ""), a.get("name", ""))
+    if resource_type == SECRET:
+        return (resource_type, a.get("project", ""), a.get("secret_id", ""))
     scope = _scope(resource_type, a)
     if scope is None:
         return None

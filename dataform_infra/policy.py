@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from dataform_infra.errors import UsageError
 from dataform_infra.render.optin import MIN_REASON, OPT_IN_MARKERS
+from dataform_infra.spec.yamlsource import dotted_path
 
 if TYPE_CHECKING:  # `lint` never renders: it stays free of the spec and render layers' import cost
     from dataform_infra.render.module import Module
@@ -375,20 +376,19 @@ def facts_from_module(module: Module) -> list[Fact]:
         comments = (f"{grant.opt_in_marker}: {grant.opt_in_reason}",) if grant.opt_in_reason else ()
         source = f"{module.spec_file(grant.env)}: {grant.spec_path}"
         facts.append(Fact("resource", grant.resource_type, grant.name, attrs, source, comments))
-    if module.is_host:
-        repo = module.env.repository
-        assert repo is not None
+    for repo in module.repositories:
         git: dict[str, Any] = {}
-        if repo.git.ssh:
-            git["ssh_authentication_config"] = [{"user_private_key_secret_version": _value(module.secret_version_ref)}]
-        elif repo.git.https_token:
-            git["authentication_token_secret_version"] = _value(module.secret_version_ref)
+        if repo.auth == "ssh":
+            git["ssh_authentication_config"] = [{"user_private_key_secret_version": _value(repo.secret_version)}]
+        elif repo.auth == "https_token":
+            git["authentication_token_secret_version"] = _value(repo.secret_version)
         else:
-            git["git_repository_link"] = repo.git.repository_link
+            git["git_repository_link"] = repo.repository_link
         attrs = {"git_remote_settings": [git]}
-        if module.repository_runner:  # the repository's own runner
-            attrs["service_account"] = _value(module.repository_runner.email_value)
-        facts.append(Fact("resource", "google_dataform_repository", "this", attrs, f"{where}: repository"))
+        if repo.service_account:  # the repository's own runner
+            attrs["service_account"] = _value(repo.service_account)
+        source = f"{where}: {dotted_path(repo.hosted.path)}"
+        facts.append(Fact("resource", "google_dataform_repository", repo.name, attrs, source))
     for wc in module.workflows:
         facts.append(
             Fact(

@@ -13,7 +13,8 @@ from functools import cached_property
 from typing import Literal
 
 from dataform_infra.spec.loader import Deployment
-from dataform_infra.spec.models import Environment, Repository, Runner
+from dataform_infra.spec.models import Environment, Release, Repository, RepositoryAccess, Runner
+from dataform_infra.spec.yamlsource import dotted_path
 
 HOST_APIS = (
     "bigquery.googleapis.com",
@@ -108,6 +109,73 @@ def runner_resource(email: str) -> Resource:
     return Resource("service_account", email.split("@", 1)[1].removesuffix(".iam.gserviceaccount.com"), email)
 
 
+@dataclass(frozen=True, eq=False)
+class HostedRepository:
+    """One of the host's repositories, with what Google calls it and the secrets it reads.
+
+    `path` is where the host's spec declares it: `("repository",)` or `("repositories", i)`. Two are
+    the same repository when Google's name for them is.
+    """
+
+    spec: Repository
+    path: tuple[str | int, ...]
+    project: str
+    region: str
+
+    @property
+    def name(self) -> str:
+        """The repository id (`spec.name`)."""
+        return self.spec.name
+
+    @property
+    def resource(self) -> Resource:
+        return Resource("repository", self.project, self.spec.name, self.region)
+
+    @property
+    def api_name(self) -> str:
+        """`projects/<host>/locations/<region>/repositories/<name>`, as the Dataform API names it."""
+        return f"projects/{self.project}/locations/{self.region}/repositories/{self.spec.name}"
+
+    @property
+    def secret(self) -> Resource | None:
+        """The Git credential's secret: in the host project, unless the spec names another (`project:`).
+        None when the repository authenticates through a Developer Connect link instead."""
+        auth = self.spec.git.secret
+        return Resource("secret", auth.project or self.project, auth.secret_id) if auth else None
+
+    @property
+    def secret_name(self) -> str | None:
+        """`projects/<p>/secrets/<id>`, as Secret Manager names it (None: no Git secret)."""
+        secret = self.secret
+        return f"projects/{secret.project}/secrets/{secret.id}" if secret else None
+
+    @property
+    def repository_link(self) -> Resource | None:
+        """The Developer Connect Git repository link the repository fetches through, if it uses one."""
+        link = self.spec.git.repository_link
+        return Resource("git_repository_link", link.split("/")[1], link) if link else None
+
+    @property
+    def npmrc_secret(self) -> Resource | None:
+        """The secret holding `.npmrc` variables, when the repository names one."""
+        npmrc = self.spec.npmrc
+        return Resource("secret", npmrc.project or self.project, npmrc.secret_id) if npmrc else None
+
+    def at(self, *path: str | int) -> tuple[str | int, ...]:
+        """A spec path inside this repository's section, e.g. `at("git")`."""
+        return (*self.path, *path)
+
+    def field(self, *path: str | int) -> str:
+        """`at(*path)` as written in messages: `repositories[1].access`."""
+        return dotted_path(self.at(*path))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, HostedRepository) and other.api_name == self.api_name
+
+    def __hash__(self) -> int:
+        return hash(self.api_name)
+
+
 @dataclass(frozen=True)
 class AttachedRunner:
     """A runner the host's repository or a workflow config attaches, and where the spec attaches it first."""
@@ -130,9 +198,14 @@ class AttachedRunner:
         return runner_resource(self.email)
 
     def spec_env(self, host_name: str) -> str:
-        """The environment whose spec file holds `path`: the host's for the repository's runner and
+        """The environment whose spec file holds `path`: the host's for a repository's runner and
         people's `run_as`, the runner's own for a workflow."""
-        return host_name if self.path[:1] == ("repository",) else self.env
+        return host_name if self.path[:1] in (("repository",), ("repositories",)) else self.env
+
+    @property
+    def only_run_as(self) -> bool:
+        """Attached by a person's `run_as` alone (no config or repository): deployers attach it to nothing."""
+        return "access" in self.path[:3]
 
 
 class Topology:
@@ -144,48 +217,32 @@ class Topology:
         self.host_name = deployment.host_name
         self.host: Environment = deployment.host
 
-    @property
-    def repository_spec(self) -> Repository:
-        assert self.host.repository is not None
-        return self.host.repository
-
     @cached_property
     def agent(self) -> Principal:
         return Principal("service_agent", f"serviceAccount:{service_agent_email(self.host.project.number)}")
 
     @cached_property
-    def repository(self) -> Resource:
-        return Resource("repository", self.host.project.id, self.repository_spec.name, self.host.region)
+    def repositories(self) -> list[HostedRepository]:
+        """The host's repositories, in spec order."""
+        return [
+            HostedRepository(spec, path, self.host.project.id, self.host.region)
+            for path, spec in self.host.declared_repositories()
+        ]
+
+    def repository(self, name: str) -> HostedRepository:
+        return next(r for r in self.repositories if r.name == name)
+
+    def repository_of(self, release: Release) -> HostedRepository:
+        """The repository a release (and the workflows running it) lives in: the one it names, or the only one."""
+        return self.repository(release.repository) if release.repository else self.repositories[0]
+
+    def workflow_repository(self, env_name: str, release_name: str) -> HostedRepository:
+        env = self.environments[env_name]
+        return self.repository_of(next(r for r in env.releases if r.name == release_name))
 
     @property
-    def repository_name(self) -> str:
-        """`projects/<host>/locations/<region>/repositories/<name>`, as the Dataform API names it."""
-        r = self.repository
-        return f"projects/{r.project}/locations/{r.region}/repositories/{r.id}"
-
-    @cached_property
-    def secret(self) -> Resource | None:
-        """The Git credential's secret: in the host project, unless the spec names another (`project:`).
-        None when the repository authenticates through a Developer Connect link instead."""
-        auth = self.repository_spec.git.secret
-        return Resource("secret", auth.project or self.host.project.id, auth.secret_id) if auth else None
-
-    @cached_property
-    def repository_link(self) -> Resource | None:
-        """The Developer Connect Git repository link the repository fetches through, if it uses one."""
-        link = self.repository_spec.git.repository_link
-        return Resource("git_repository_link", link.split("/")[1], link) if link else None
-
-    @cached_property
-    def npmrc_secret(self) -> Resource | None:
-        """The secret holding `.npmrc` variables, when the repository names one."""
-        npmrc = self.repository_spec.npmrc
-        return Resource("secret", npmrc.project or self.host.project.id, npmrc.secret_id) if npmrc else None
-
-    @property
-    def secret_name(self) -> str | None:
-        """`projects/<p>/secrets/<id>`, as Secret Manager names it (None: no Git secret)."""
-        return f"projects/{self.secret.project}/secrets/{self.secret.id}" if self.secret else None
+    def single_repository(self) -> bool:
+        return len(self.repositories) == 1
 
     @property
     def host_project(self) -> Resource:
@@ -218,24 +275,28 @@ class Topology:
         return AttachedRunner(env_name, runner, env.project.id, ())
 
     def attached_runners(self) -> list[AttachedRunner]:
-        """Every runner the repository, a workflow config or a person's `run_as` attaches, once, in spec order."""
+        """Every runner a repository, a workflow config or a person's `run_as` attaches, once, in spec order."""
         wanted: list[tuple[str, str, tuple[str | int, ...]]] = []
-        repo = self.repository_spec
-        if repo.runner:
-            wanted.append((self.host_name, repo.runner, ("repository", "runner")))
+        for repo in self.repositories:
+            if repo.spec.runner:
+                wanted.append((self.host_name, repo.spec.runner, repo.at("runner")))
         for env_name, env in self.environments.items():
             for i, workflow in enumerate(env.workflows):
                 wanted.append((env_name, workflow.runner, ("workflows", i, "runner")))
-        for k, access in enumerate(repo.access):
+        for repo, k, access in self.people():
             for j, ref in enumerate(access.run_as):
                 env_name, name = self.resolve_runner_ref(ref)
-                wanted.append((env_name, name, ("repository", "access", k, "run_as", j)))
+                wanted.append((env_name, name, repo.at("access", k, "run_as", j)))
         seen: dict[tuple[str, str], AttachedRunner] = {}
         for env_name, name, path in wanted:
             if (env_name, name) not in seen:
                 found = self.runner(env_name, name)
                 seen[(env_name, name)] = AttachedRunner(env_name, found.runner, found.project, path)
         return list(seen.values())
+
+    def people(self) -> list[tuple[HostedRepository, int, RepositoryAccess]]:
+        """Every person's access entry: (repository, index under its `access:`, entry)."""
+        return [(repo, k, access) for repo in self.repositories for k, access in enumerate(repo.spec.access)]
 
     def resolve_runner_ref(self, ref: str) -> tuple[str, str]:
         """`name` (a runner of the host) or `env/name` -> (environment, runner name)."""

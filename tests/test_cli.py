@@ -44,7 +44,7 @@ def test_render_all_then_check_is_clean(project):
     staging = (project / "build" / "staging" / "dataform.tf").read_text()
     prod = (project / "build" / "prod" / "dataform.tf").read_text()
     # Each module holds its own configs; only the host's creates the repository.
-    assert 'resource "google_dataform_repository" "this"' in staging and "google_dataform_repository." not in prod
+    assert 'resource "google_dataform_repository" "analytics"' in staging and "google_dataform_repository." not in prod
     assert '"target-daily"' in prod and '"target-daily"' not in staging
     check = dfinfra("render", "--all", "--check", cwd=project)
     assert check.returncode == 0, check.stderr

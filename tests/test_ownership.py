@@ -14,7 +14,7 @@ def test_no_object_is_declared_by_two_modules(spec_set):
     ws = Workspace(SPEC_SETS[spec_set])
     seen: dict[tuple, str] = {}
     for env in ws.topology.apply_order():
-        for key in declared(ws.module(env), ws.topology.repository_spec.name):
+        for key in declared(ws.module(env)):
             assert key not in seen, f"{key} declared by {seen.get(key)} and {env}"
             seen[key] = env
 
@@ -36,7 +36,7 @@ def test_every_rendered_grant_and_config_is_found_again_in_state():
     ws = Workspace(SPEC_SETS["shipped"])
     for env in ws.topology.apply_order():
         module = ws.module(env)
-        keys = declared(module, "analytics")
+        keys = declared(module)
         for grant in module.grants:
             assert keys[state_key(str(grant.resource_type), _state_attributes(grant))] == grant.address
         for wc in module.workflows:

@@ -32,6 +32,7 @@ from dataform_infra.spec.models import Environment, Release, Workflow
 from dataform_infra.topology import (
     DEFAULT_ASSERTION_SCHEMA,
     AttachedRunner,
+    HostedRepository,
     Principal,
     Resource,
     Topology,
@@ -128,6 +129,7 @@ class Run:
     kind: Literal["scheduled", "manual", "workspace"]
     env: str
     runner: AttachedRunner
+    repository: HostedRepository
     workflow: str | None = None
     started_by: Principal | None = None
 
@@ -138,7 +140,7 @@ class Run:
         assert self.started_by is not None
         if self.kind == "manual":
             return f"{self.workflow} (started by {self.started_by.member})"
-        return f"workspace run by {self.started_by.member}"
+        return f"workspace run by {self.started_by.member} in {self.repository.name}"
 
 
 @dataclass(frozen=True)
@@ -217,8 +219,6 @@ class AccessModel:
             return
         self._runs: list[Run] = []
         top = self.topology
-        host = top.host_name
-        repo = top.repository_spec
         self._repository_needs()
 
         for env_name, env in self.deployment.environments.items():
@@ -229,13 +229,17 @@ class AccessModel:
                 found = top.runner(env_name, workflow.runner)
                 runner = AttachedRunner(env_name, found.runner, found.project, ("workflows", i, "runner"))
                 j, release = releases[workflow.release]
+                repository = top.repository_of(release)
                 runs: list[Run] = []
                 if workflow.cron:
-                    runs.append(Run(f"scheduled:{workflow.name}", "scheduled", env_name, runner, workflow.name))
-                starters = [*deployers, *self._people_running_as(env_name, workflow.runner)]
+                    runs.append(
+                        Run(f"scheduled:{workflow.name}", "scheduled", env_name, runner, repository, workflow.name)
+                    )
+                # People start runs in the repository whose access declares them (`run_as`).
+                starters = [*deployers, *self._people_running_as(env_name, workflow.runner, repository)]
                 runs += [
-                    Run(f"manual:{workflow.name}:{who.member}", "manual", env_name, runner, workflow.name, who)
-                    for who in starters
+                    Run(f"manual:{workflow.name}:{w.member}", "manual", env_name, runner, repository, workflow.name, w)
+                    for w in starters
                 ]
                 self._runs += runs
                 ids = tuple(r.id for r in runs)
@@ -273,53 +277,64 @@ class AccessModel:
                     )
                 )
 
-        deployers = [Principal("deployer", d) for d in top.host.deployers]
-        if repo.runner:
-            found = top.runner(host, repo.runner)
-            runner = AttachedRunner(host, found.runner, found.project, ("repository", "runner"))
-            for d in deployers:
-                self._need(
-                    "act-as",
-                    d,
-                    ("iam.serviceAccounts.actAs",),
-                    runner.resource,
-                    f"{d.member} sets the repository's runner {runner.email} (strict act-as)",
-                    host,
-                    ("deployers",),
-                )
-            people = self._people_running_as(host, repo.runner)
-            runs = [Run(f"workspace:{p.member}", "workspace", host, runner, None, p) for p in people]
-            self._runs += runs
-            if runs:
-                ids = tuple(r.id for r in runs)
-                self._run_basics(runs, runner)
-                for w in self._workspace_writes():
-                    self._need(
-                        "workspace-writes",
-                        runner.principal,
-                        WRITE,
-                        w.resource,
-                        f"workspace runs write {w.resource.label}",
-                        host,
-                        w.path,
-                        ids,
-                    )
-                database = self._per_workspace_database()
-                if database is not None:
-                    self._need(
-                        "workspace-creates-datasets",
-                        runner.principal,
-                        ("bigquery.datasets.create",),
-                        project_resource(database),
-                        f"each workspace writes its own <schema>_<workspace> datasets in {database}, created on "
-                        "its first run",
-                        host,
-                        ("repository", "workspace_compilation", "schema_suffix"),
-                        ids,
-                    )
-                self._runner_reads(host, top.host, repo.runner, ids)
+        for repository in top.repositories:
+            self._workspace_runs(repository)
         self._ad_hoc_runs()
         self._declared_intents()
+
+    def _workspace_runs(self, repository: HostedRepository) -> None:
+        """Runs started from `repository`'s workspaces, as its runner, by the people who may run as it."""
+        top = self.topology
+        host = top.host_name
+        runner_name = repository.spec.runner
+        if not runner_name:
+            return
+        found = top.runner(host, runner_name)
+        runner = AttachedRunner(host, found.runner, found.project, repository.at("runner"))
+        for d in (Principal("deployer", d) for d in top.host.deployers):
+            self._need(
+                "act-as",
+                d,
+                ("iam.serviceAccounts.actAs",),
+                runner.resource,
+                f"{d.member} sets repository {repository.name}'s runner {runner.email} (strict act-as)",
+                host,
+                ("deployers",),
+            )
+        people = self._people_running_as(host, runner_name, repository)
+        runs = [
+            Run(f"workspace:{repository.name}:{p.member}", "workspace", host, runner, repository, None, p)
+            for p in people
+        ]
+        self._runs += runs
+        if not runs:
+            return
+        ids = tuple(r.id for r in runs)
+        self._run_basics(runs, runner)
+        for w in self._workspace_writes(repository):
+            self._need(
+                "workspace-writes",
+                runner.principal,
+                WRITE,
+                w.resource,
+                f"workspace runs write {w.resource.label}",
+                host,
+                w.path,
+                ids,
+            )
+        database = self._per_workspace_database(repository)
+        if database is not None:
+            self._need(
+                "workspace-creates-datasets",
+                runner.principal,
+                ("bigquery.datasets.create",),
+                project_resource(database),
+                f"each workspace writes its own <schema>_<workspace> datasets in {database}, created on its first run",
+                host,
+                repository.at("workspace_compilation", "schema_suffix"),
+                ids,
+            )
+        self._runner_reads(host, top.host, runner_name, ids)
 
     def _repository_needs(self) -> None:
         """What the repository needs whatever runs: Git sync for every compilation (scheduled releases,
@@ -327,8 +342,8 @@ class AccessModel:
         by each environment's deployers, and people's declared access."""
         top = self.topology
         host = top.host_name
-        repo = top.repository_spec
-        self._git_sync(())
+        for repository in top.repositories:
+            self._git_sync(repository, ())
         for env_name, env in self.deployment.environments.items():
             for j, release in enumerate(env.releases):
                 if release.cron:
@@ -345,66 +360,71 @@ class AccessModel:
             env = self.deployment.environments[env_name]
             if not (env.releases or env.workflows or env_name == host):
                 continue
-            for d in env.deployers:
-                self._need(
-                    "manage-configs",
-                    Principal("deployer", d),
-                    MANAGE,
-                    top.repository,
-                    f"{d} manages {env_name}'s release and workflow configs",
-                    env_name,
-                    ("deployers",),
-                    assumed=True,
-                )
-        for k, access in enumerate(repo.access):
+            # The host's deployers manage every repository; a target's, the ones its releases name.
+            used = {top.repository_of(r).name for r in env.releases}
+            for repository in top.repositories:
+                if env_name != host and repository.name not in used:
+                    continue
+                for d in env.deployers:
+                    self._need(
+                        "manage-configs",
+                        Principal("deployer", d),
+                        MANAGE,
+                        repository.resource,
+                        f"{d} manages {env_name}'s release and workflow configs in repository {repository.name}",
+                        env_name,
+                        ("deployers",),
+                        assumed=True,
+                    )
+        for repository, k, access in top.people():
             self._need(
                 "use-repository",
                 Principal("person", access.member),
                 (ACCESS[access.role],),
-                top.repository,
-                f"{access.member} is a Dataform {access.role} of the repository",
+                repository.resource,
+                f"{access.member} is a Dataform {access.role} of repository {repository.name}",
                 host,
-                ("repository", "access", k, "role"),
+                repository.at("access", k, "role"),
             )
 
-    def _git_sync(self, runs: tuple[str, ...]) -> None:
+    def _git_sync(self, repository: HostedRepository, runs: tuple[str, ...]) -> None:
         """Chain 1: every compilation (scheduled releases, workspaces, runs) fetches the code with Git, and
         installs npm packages with the `.npmrc` variables when the repository names them."""
         top = self.topology
-        git_spec = top.repository_spec.git
-        git: PathKey = ("repository", "git", git_spec.auth)
+        git_spec = repository.spec.git
+        git = repository.at("git", git_spec.auth)
         reads: list[tuple[Resource, str, PathKey]] = []
-        if top.secret is not None:
-            reads.append((top.secret, "fetches the code with the Git credential", git))
-        elif top.repository_link is not None:  # Developer Connect: granted outside dfinfra, checked by doctor
+        if repository.secret is not None:
+            reads.append((repository.secret, f"fetches {repository.name}'s code with the Git credential", git))
+        elif repository.repository_link is not None:  # Developer Connect: granted outside dfinfra, checked by doctor
             self._need(
                 "git-sync",
                 top.agent,
                 ("developerconnect.gitRepositoryLinks.fetchReadToken",),
-                top.repository_link,
-                "every compilation (scheduled releases, workspaces, runs) fetches the code through the Developer "
-                "Connect link",
+                repository.repository_link,
+                f"every compilation (scheduled releases, workspaces, runs) fetches {repository.name}'s code through "
+                "the Developer Connect link",
                 top.host_name,
                 git,
                 runs,
                 assumed=True,
             )
-            self.notes.append(
-                (
-                    top.host_name,
-                    git,
-                    f"Dataform fetches the code through {git_spec.repository_link}: grant the Dataform service "
-                    f"agent {top.agent.member} roles/developerconnect.readTokenAccessor on that link (dfinfra "
-                    "cannot: the provider types it renders have no Developer Connect IAM resource); `dfinfra doctor` "
-                    "checks that it holds",
-                )
+            note = (
+                top.host_name,
+                git,
+                f"Dataform fetches the code through {git_spec.repository_link}: grant the Dataform service "
+                f"agent {top.agent.member} roles/developerconnect.readTokenAccessor on that link (dfinfra "
+                "cannot: the provider types it renders have no Developer Connect IAM resource); `dfinfra doctor` "
+                "checks that it holds",
             )
-        if top.npmrc_secret:
+            if note not in self.notes:
+                self.notes.append(note)
+        if repository.npmrc_secret:
             reads.append(
                 (
-                    top.npmrc_secret,
-                    "installs the repository's npm packages with its .npmrc variables",
-                    ("repository", "npmrc"),
+                    repository.npmrc_secret,
+                    f"installs {repository.name}'s npm packages with its .npmrc variables",
+                    repository.at("npmrc"),
                 )
             )
         for secret, what, path in reads:
@@ -424,26 +444,32 @@ class AccessModel:
         person starts invocations as them directly (the API, an orchestrator)."""
         top = self.topology
         used = {(r.runner.env, r.runner.runner.name) for r in self._runs}
-        for k, access in enumerate(top.repository_spec.access):
+        for repository, k, access in top.people():
             for j, ref in enumerate(access.run_as):
                 env_name, name = top.resolve_runner_ref(ref)
                 if (env_name, name) in used:
                     continue
                 found = top.runner(env_name, name)
-                runner = AttachedRunner(env_name, found.runner, found.project, ("repository", "access", k, "run_as", j))
+                runner = AttachedRunner(env_name, found.runner, found.project, repository.at("access", k, "run_as", j))
                 person = Principal("person", access.member)
-                run = Run(f"adhoc:{name}:{access.member}", "manual", env_name, runner, None, person)
+                run_id = f"adhoc:{repository.name}:{name}:{access.member}"
+                run = Run(run_id, "manual", env_name, runner, repository, None, person)
                 self._runs.append(run)
                 self._run_basics([run], runner)
                 self._runner_reads(env_name, self.deployment.environments[env_name], name, (run.id,))
 
-    def _people_running_as(self, env_name: str, runner: str) -> list[Principal]:
+    def _people_running_as(
+        self, env_name: str, runner: str, repository: HostedRepository | None = None
+    ) -> list[Principal]:
+        """Who may start runs as `runner` (in `repository`'s access, or any repository's)."""
         top = self.topology
-        return [
-            Principal("person", a.member)
-            for a in top.repository_spec.access
-            if any(top.resolve_runner_ref(ref) == (env_name, runner) for ref in a.run_as)
-        ]
+        people = {
+            a.member: None
+            for repo, _, a in top.people()
+            if (repository is None or repo == repository)
+            and any(top.resolve_runner_ref(ref) == (env_name, runner) for ref in a.run_as)
+        }
+        return [Principal("person", member) for member in people]
 
     def _run_basics(self, runs: list[Run], runner: AttachedRunner) -> None:
         """Chains 1-4 and 8 for runs that all use `runner`."""
@@ -451,7 +477,8 @@ class AccessModel:
         host = top.host_name
         every = tuple(r.id for r in runs)
         scheduled = tuple(r.id for r in runs if r.kind == "scheduled")
-        self._git_sync(every)
+        for repository in dict.fromkeys(r.repository for r in runs):
+            self._git_sync(repository, tuple(r.id for r in runs if r.repository == repository))
         if scheduled:
             self._need(
                 "agent-schedules",
@@ -460,7 +487,7 @@ class AccessModel:
                 top.host_project,
                 "scheduled runs are created by the Dataform service agent",
                 host,
-                ("repository",),
+                top.repositories[0].path,
                 scheduled,
             )
         self._need(
@@ -500,8 +527,8 @@ class AccessModel:
                 "start-runs",
                 run.started_by,
                 START,
-                top.repository,
-                f"{run.started_by.member} starts runs in the repository",
+                run.repository.resource,
+                f"{run.started_by.member} starts runs in repository {run.repository.name}",
                 run.env if run.started_by.kind == "deployer" else host,
                 self._start_path(run.started_by),
                 (run.id,),
@@ -511,10 +538,10 @@ class AccessModel:
     def _start_path(self, who: Principal) -> PathKey:
         if who.kind == "deployer":
             return ("deployers",)
-        for k, access in enumerate(self.topology.repository_spec.access):
+        for repository, k, access in self.topology.people():
             if access.member == who.member:
-                return ("repository", "access", k, "run_as")
-        return ("repository", "access")
+                return repository.at("access", k, "run_as")
+        return self.topology.repositories[0].at("access")
 
     def _runner_reads(self, env_name: str, env: Environment, runner_name: str, ids: tuple[str, ...]) -> None:
         i, runner = next((i, r) for i, r in enumerate(env.runners) if r.name == runner_name)
@@ -608,34 +635,33 @@ class AccessModel:
         found.append(DatasetWrite(Resource("dataset", database, assertions + suffix), apath))
         return list({w.resource: w for w in found}.values())
 
-    def _per_workspace_database(self) -> str | None:
+    def _per_workspace_database(self, repository: HostedRepository) -> str | None:
         """The project where workspaces create datasets of their own (`${workspaceName}` in the suffix)."""
-        top = self.topology
-        ws = top.repository_spec.workspace_compilation
+        ws = repository.spec.workspace_compilation
         if ws is None or WORKSPACE_NAME not in (ws.schema_suffix or ""):
             return None
-        return ws.default_database or top.host.project.id
+        return ws.default_database or repository.project
 
-    def _workspace_writes(self) -> list[DatasetWrite]:
+    def _workspace_writes(self, repository: HostedRepository) -> list[DatasetWrite]:
         top = self.topology
-        ws = top.repository_spec.workspace_compilation
-        if self._per_workspace_database() is not None:
+        ws = repository.spec.workspace_compilation
+        if self._per_workspace_database(repository) is not None:
             return []  # named per workspace: nothing to declare or grant ahead (the creator owns them)
         if ws is None or not ws.schemas:
             self.notes.append(
                 (
                     top.host_name,
-                    ("repository", "workspace_compilation"),
+                    repository.at("workspace_compilation"),
                     "workspace runs are possible but "
                     "workspace_compilation.schemas is empty: the datasets they write are not checked",
                 )
             )
             return []
-        database = ws.default_database or top.host.project.id
+        database = ws.default_database or repository.project
         suffix = f"_{ws.schema_suffix}" if ws.schema_suffix else ""
         return [
             DatasetWrite(
-                Resource("dataset", database, schema + suffix), ("repository", "workspace_compilation", "schemas", k)
+                Resource("dataset", database, schema + suffix), repository.at("workspace_compilation", "schemas", k)
             )
             for k, schema in enumerate(ws.schemas)
         ]

@@ -76,32 +76,35 @@ def find_existing(deployment: Deployment, env_name: str, apis: GoogleApis) -> li
             )
     dataform = apis.dataform()
     if env_name == top.host_name:
-        repo = top.repository_spec
-        auth = repo.git.secret
-        secret = top.secret_name
-        # Another project's secret is managed there, and a Developer Connect link has none: never adopted.
-        if auth is not None and secret is not None and not auth.project:
-            secrets = apis.secret_manager()
+        adopted_secrets: set[str] = set()
+        for hosted in top.repositories:
+            repo = hosted.spec
+            auth = repo.git.secret
+            secret = hosted.secret_name
+            # Another project's secret is managed there, and a Developer Connect link has none: never adopted.
+            if auth is not None and secret is not None and not auth.project and secret not in adopted_secrets:
+                adopted_secrets.add(secret)
+                ask(
+                    f"secret {auth.secret_id}",
+                    secret,
+                    hosted.at("git", repo.git.auth),
+                    auth.existing,
+                    lambda secret=secret: apis.secret_manager().get_secret(name=secret),
+                )
             ask(
-                f"secret {auth.secret_id}",
-                secret,
-                ("repository", "git", repo.git.auth),
-                auth.existing,
-                lambda: secrets.get_secret(name=secret),
+                f"repository {repo.name}",
+                hosted.api_name,
+                hosted.path,
+                repo.existing,
+                lambda name=hosted.api_name: dataform.get_repository(name=name),
             )
-        ask(
-            f"repository {repo.name}",
-            top.repository_name,
-            ("repository",),
-            repo.existing,
-            lambda: dataform.get_repository(name=top.repository_name),
-        )
     configs: tuple[tuple[str, str, str, Sequence[Release | Workflow], Callable[..., object]], ...] = (
         ("releases", "release config", "releaseConfigs", env.releases, dataform.get_release_config),
         ("workflows", "workflow config", "workflowConfigs", env.workflows, dataform.get_workflow_config),
     )
     for key, what, collection, items, get in configs:
         for i, item in enumerate(items):
-            name = f"{top.repository_name}/{collection}/{item.name}"
+            release = item if isinstance(item, Release) else next(r for r in env.releases if r.name == item.release)
+            name = f"{top.repository_of(release).api_name}/{collection}/{item.name}"
             ask(f"{what} {item.name}", name, (key, i), item.existing, lambda name=name, get=get: get(name=name))
     return found

@@ -15,7 +15,7 @@ from dataform_infra.access import AccessModel, Requirement, roles
 from dataform_infra.errors import GcpNotFound
 from dataform_infra.gcp.clients import GoogleApis, call
 from dataform_infra.spec.loader import Deployment
-from dataform_infra.topology import Resource, Topology, runner_email, service_account_name
+from dataform_infra.topology import HostedRepository, Resource, Topology, runner_email, service_account_name
 
 if TYPE_CHECKING:
     from google.cloud.iam_admin_v1 import IAMClient
@@ -69,14 +69,19 @@ class Doctor:
                 self.missing_runners.add(email)
             yield from self._runner_grants(iam, env_name, email, name, name in existing)
         # With a Developer Connect link there is no secret: the link's grant is a run requirement below.
-        if self.env_name == self.host_name and self.topology.secret is not None:
-            secret_checks = list(self._git_secret())
-            yield from secret_checks
-            if self.topology.repository_spec.git.https_token:
-                if any(c.status != "pass" for c in secret_checks):
-                    yield Check("repository-token-status", "skipped", "the Git secret is not usable yet")
+        checked: dict[str, list[Check]] = {}  # repositories may share one secret: checked once
+        for hosted in self.topology.repositories if self.env_name == self.host_name else []:
+            if hosted.secret_name is None:
+                continue
+            if hosted.secret_name not in checked:
+                checked[hosted.secret_name] = list(self._git_secret(hosted))
+                yield from checked[hosted.secret_name]
+            if hosted.spec.git.https_token:
+                if any(c.status != "pass" for c in checked[hosted.secret_name]):
+                    not_yet = "the Git secret is not usable yet"
+                    yield Check(self._named("repository-token-status", hosted), "skipped", not_yet)
                 else:
-                    yield from self._token_status()
+                    yield from self._token_status(hosted)
         yield from self._org_policies()
         yield from self._run_requirements()
 
@@ -87,8 +92,7 @@ class Doctor:
     def _attached(self, env_name: str, runner: str) -> bool:
         """Attached by the repository or a config (people's `run_as` alone attaches nothing to configs)."""
         return any(
-            (a.env, a.runner.name) == (env_name, runner) and a.path[:2] != ("repository", "access")
-            for a in self.topology.attached_runners()
+            (a.env, a.runner.name) == (env_name, runner) and not a.only_run_as for a in self.topology.attached_runners()
         )
 
     # --- APIs -----------------------------------------------------------------------------
@@ -167,21 +171,30 @@ class Doctor:
 
     # --- the Git secret -------------------------------------------------------------------
 
-    def _git_secret(self) -> Iterator[Check]:
+    def _named(self, check: str, hosted: HostedRepository) -> str:
+        """A per-repository check's name: the repository is named once the host has several."""
+        return check if self.topology.single_repository else f"{check}:{hosted.name}"
+
+    def _set_command(self, hosted: HostedRepository) -> str:
+        repository = "" if self.topology.single_repository else f" --repository {hosted.name}"
+        return f"dfinfra secret set {self.host_name}{repository}"
+
+    def _git_secret(self, hosted: HostedRepository) -> Iterator[Check]:
         from dataform_infra.gcp.secrets import git_secret
 
-        secret = git_secret(self.deployment, self.host_name)
+        secret = git_secret(self.deployment, self.host_name, hosted.name)
+        set_it = self._set_command(hosted)
         client = self.apis.secret_manager()
         try:
             call(f"reading {secret.name}", client.get_secret, name=secret.name)
         except GcpNotFound:
             yield Check(
-                "git-secret-version",
+                self._named("git-secret-version", hosted),
                 "fail",
                 f"secret {secret.name} does not exist",
-                f"dfinfra apply {self.host_name}, then dfinfra secret set {self.host_name}",
+                f"dfinfra apply {self.host_name}, then {set_it}",
             )
-            yield Check("agent-reads-git-secret", "skipped", "the secret does not exist")
+            yield Check(self._named("agent-reads-git-secret", hosted), "skipped", "the secret does not exist")
             return
         found = list(
             call(f"listing versions of {secret.name}", client.list_secret_versions, request={"parent": secret.name})
@@ -193,20 +206,19 @@ class Doctor:
         else:
             ok, what = bool(enabled), "an enabled version (the repository uses versions/latest)"
         if ok:
-            yield Check("git-secret-version", "pass", f"{secret.name} has {what}")
+            yield Check(self._named("git-secret-version", hosted), "pass", f"{secret.name} has {what}")
         else:
-            yield Check(
-                "git-secret-version", "fail", f"{secret.name} has no {what}", f"dfinfra secret set {self.host_name}"
-            )
+            yield Check(self._named("git-secret-version", hosted), "fail", f"{secret.name} has no {what}", set_it)
         policy = call(
             f"reading the IAM policy of {secret.name}", client.get_iam_policy, request={"resource": secret.name}
         )
         readers = {m for b in policy.bindings if b.role == "roles/secretmanager.secretAccessor" for m in b.members}
         if f"serviceAccount:{self.agent}" in readers:
-            yield Check("agent-reads-git-secret", "pass", f"the Dataform service agent can read {secret.name}")
+            can = f"the Dataform service agent can read {secret.name}"
+            yield Check(self._named("agent-reads-git-secret", hosted), "pass", can)
         else:
             yield Check(
-                "agent-reads-git-secret",
+                self._named("agent-reads-git-secret", hosted),
                 "fail",
                 f"{self.agent} cannot read {secret.name}: Git sync fails (the agent does every Git "
                 "operation, even with custom runners)",
@@ -215,9 +227,11 @@ class Doctor:
                 "--role=roles/secretmanager.secretAccessor)",
             )
 
-    def _token_status(self) -> Iterator[Check]:
+    def _token_status(self, hosted: HostedRepository) -> Iterator[Check]:
         """What Dataform itself says of the token: the check Google runs before every Git fetch."""
-        name = self.topology.repository_name
+        name = hosted.api_name
+        check = self._named("repository-token-status", hosted)
+        set_it = self._set_command(hosted)
         client = self.apis.dataform()
         try:
             found = call(
@@ -226,19 +240,19 @@ class Doctor:
                 request={"name": name},
             )
         except GcpNotFound:
-            yield Check("repository-token-status", "fail", f"{name} does not exist", f"dfinfra apply {self.host_name}")
+            yield Check(check, "fail", f"{name} does not exist", f"dfinfra apply {self.host_name}")
             return
         status = found.token_status.name
         if status == "VALID":
-            yield Check("repository-token-status", "pass", f"Dataform can fetch {name}'s remote with the token")
+            yield Check(check, "pass", f"Dataform can fetch {name}'s remote with the token")
         else:
             yield Check(
-                "repository-token-status",
+                check,
                 "fail",
                 f"Dataform reports the token of {name} as {status}",
-                f"dfinfra secret set {self.host_name}   (a token with read/write access to the remote)"
+                f"{set_it}   (a token with read/write access to the remote)"
                 if status == "NOT_FOUND"
-                else f"check the token's scopes and expiry at the Git host, then dfinfra secret set {self.host_name}",
+                else f"check the token's scopes and expiry at the Git host, then {set_it}",
             )
 
     # --- project numbers --------------------------------------------------------------------
@@ -292,20 +306,31 @@ class Doctor:
                 )
         if not self.is_host:
             return
-        url = top.repository_spec.git.url
         remotes = self._policy(host_project, "dataform.restrictGitRemotes")
         allowed = [v for rule in remotes.spec.rules for v in rule.values.allowed_values]
         refused = [v for rule in remotes.spec.rules for v in rule.values.denied_values]
-        denied = any(rule.deny_all for rule in remotes.spec.rules) or any(url.startswith(v) for v in refused)
-        if denied or (allowed and not any(url == v or url.startswith(v) for v in allowed)):
-            yield Check(
-                "org-policy:dataform.restrictGitRemotes",
-                "fail",
-                f"dataform.restrictGitRemotes on {host_project} does not allow {url}: Git sync fails",
-                f"ask your organization admin to add {url} to constraints/dataform.restrictGitRemotes",
-            )
-        else:
-            yield Check("org-policy:dataform.restrictGitRemotes", "pass", f"{url} is an allowed Git remote")
+        for hosted in top.repositories:
+            url = hosted.spec.git.url
+            check = self._named("org-policy:dataform.restrictGitRemotes", hosted)
+            denied = any(rule.deny_all for rule in remotes.spec.rules) or any(url.startswith(v) for v in refused)
+            if denied or (allowed and not any(url == v or url.startswith(v) for v in allowed)):
+                yield Check(
+                    check,
+                    "fail",
+                    f"dataform.restrictGitRemotes on {host_project} does not allow {url}: Git sync fails",
+                    f"ask your organization admin to add {url} to constraints/dataform.restrictGitRemotes",
+                )
+            else:
+                yield Check(check, "pass", f"{url} is an allowed Git remote")
+        automatic = sorted(
+            {
+                secret.secret_id
+                for hosted in top.repositories
+                if (secret := hosted.spec.git.secret) is not None and not secret.project and not secret.replicas
+            }
+        )
+        if not automatic:
+            return  # user-managed replicas (or no secret here): the location policy is checked at apply
         locations = self._policy(host_project, "gcp.resourceLocations")
         allowed_locations = [v for rule in locations.spec.rules for v in rule.values.allowed_values]
         # Automatic replication is a global resource: refused unless the allowed values include it.
@@ -316,10 +341,10 @@ class Doctor:
             yield Check(
                 "org-policy:gcp.resourceLocations",
                 "fail",
-                f"gcp.resourceLocations restricts locations in {host_project}: the Git secret's automatic "
-                "replication is refused",
-                "create the secret with user-managed replication in an allowed location (not yet expressible in "
-                "the spec) or lift the constraint for Secret Manager",
+                f"gcp.resourceLocations restricts locations in {host_project}: automatic replication of the Git "
+                f"secret {', '.join(automatic)} is refused",
+                "list allowed regions under the secret's `replicas:` in the host's spec (user-managed replication), "
+                "or lift the constraint for Secret Manager",
             )
         else:
             yield Check("org-policy:gcp.resourceLocations", "pass", f"no location restriction in {host_project}")

@@ -43,7 +43,8 @@ class WorkflowRun:
         self.env = env
         self.workflow = workflow
         self.topology = Topology(deployment)
-        self.repository = self.topology.repository_name
+        release = next(w.release for w in spec.workflows if w.name == workflow)
+        self.repository = self.topology.workflow_repository(env, release).api_name
         self.config_name = f"{self.repository}/workflowConfigs/{workflow}"
         self.apis = apis
         self.client = apis.dataform()
@@ -51,15 +52,13 @@ class WorkflowRun:
 
     def start(self) -> str:
         """Compile the workflow's release from Git now and start an invocation of that compilation."""
-        host = self.topology.host_name
         try:
             config = call(
                 f"reading workflow config {self.config_name}", self.client.get_workflow_config, name=self.config_name
             )
         except GcpNotFound:
-            raise RunFailed(
-                f"workflow config {self.workflow} does not exist in {self.repository}: run `dfinfra apply {host}` first"
-            ) from None
+            missing = f"workflow config {self.workflow} does not exist in {self.repository}"
+            raise RunFailed(f"{missing}: run `dfinfra apply {self.env}` first") from None
         compilation = call(
             f"compiling release {config.release_config.rsplit('/', 1)[-1]}",
             self.client.create_compilation_result,

@@ -47,7 +47,8 @@ class VersionInfo:
         return {"name": self.name, "state": self.state, "created": self.created}
 
 
-def git_secret(deployment: Deployment, env: str) -> GitSecret:
+def git_secret(deployment: Deployment, env: str, repository: str | None = None) -> GitSecret:
+    """The Git secret of the host's repository `repository` (may be left out when the host has one)."""
     if env not in deployment.environments:
         raise UsageError(f"no environment {env!r} (found: {', '.join(deployment.environments)})")
     host = deployment.host_name
@@ -55,12 +56,19 @@ def git_secret(deployment: Deployment, env: str) -> GitSecret:
         raise UsageError(
             f"the Git secret lives in the host environment {host!r}, not {env!r}: use `dfinfra secret set {host}`"
         )
-    repo = deployment.host.repository
-    assert repo is not None
+    repositories = {r.name: r for _, r in deployment.host.declared_repositories()}
+    if repository is None and len(repositories) > 1:
+        raise UsageError(
+            f"{host!r} has several repositories ({', '.join(repositories)}): say whose Git secret with "
+            "--repository NAME"
+        )
+    if repository is not None and repository not in repositories:
+        raise UsageError(f"{host!r} has no repository {repository!r} (its repositories: {', '.join(repositories)})")
+    repo = repositories[repository] if repository else next(iter(repositories.values()))
     auth = repo.git.secret
     if auth is None:
         raise UsageError(
-            f"the repository of {host!r} authenticates through the Developer Connect link "
+            f"repository {repo.name!r} of {host!r} authenticates through the Developer Connect link "
             f"{repo.git.repository_link}: there is no Git secret to set or check"
         )
     pinned = auth.version if isinstance(auth.version, int) else None

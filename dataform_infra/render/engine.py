@@ -27,6 +27,7 @@ MODULE_FILES = (
     "dataform.tf",
     "outputs.tf",
     "imports.tf",
+    "moved.tf",
 )
 
 

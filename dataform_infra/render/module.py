@@ -4,29 +4,31 @@ This is where intent becomes resources: which APIs, accounts, datasets, grants a
 configs, and which module owns each. The templates only lay these objects out as HCL.
 
 Ownership follows the spec files: an environment's module holds everything its YAML declares.
-- The host module (the one with `repository:`) creates the repository, the service agent's identity
-  and role, the Git secret and its accessor grant, and people's repository access.
+- The host module (the one with `repository:` or `repositories:`) creates the repositories, the service
+  agent's identity and role, the Git secrets and their accessor grants, and people's repository access.
 - Every module (the host's included) creates its own runners, datasets and BigQuery grants, the
   grants that make its runners usable (the agent's Token Creator and deployers' act-as on them,
   their Job User on the host project, people's `run_as` on them) and its release and workflow
-  configs, which are children of the host's repository and name it literally outside the host.
+  configs, which are children of the host repository their release names, named literally outside the host.
 So the host is applied first, then the targets, and `dfinfra apply prod` changes exactly what
 `prod.yaml` declares. Destroy goes the other way.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dataform_infra.render.hcl import Expr, Ident
 from dataform_infra.render.names import NameAllocator
 from dataform_infra.render.optin import OPT_IN_MARKERS
+from dataform_infra.spec.formats import slug
 from dataform_infra.spec.loader import Deployment
-from dataform_infra.spec.models import Environment, IamCondition, Release, Runner, Workflow
+from dataform_infra.spec.models import Environment, IamCondition, Release, Runner, Workflow, WorkspaceCompilation
 from dataform_infra.spec.yamlsource import PathKey, dotted_path
 from dataform_infra.topology import (
     AttachedRunner,
+    HostedRepository,
     Principal,
     Resource,
     Topology,
@@ -126,22 +128,116 @@ class RunnerRef:
 
 
 @dataclass(frozen=True)
+class GitSecret:
+    """A Git credential's secret this module creates, once however many repositories use it."""
+
+    name: Ident
+    project: str
+    secret_id: str
+    kind: str  # what it holds, for the comment: "token" or "SSH key"
+    replicas: tuple[str, ...]  # user-managed replication regions; empty: automatic
+    set_command: str  # how its payload is added, outside Terraform
+    depends_on: tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
+class RepositoryView:
+    """One `google_dataform_repository`, every value the template prints."""
+
+    name: Ident
+    hosted: HostedRepository
+    display_name: str | None
+    service_account: Expr | None  # the repository's runner
+    deletion_policy: str
+    kms_key_name: str | None
+    npmrc_version: str | None  # `projects/<p>/secrets/<s>/versions/<v>` of the `.npmrc` variables
+    labels: dict[str, str]
+    url: str
+    default_branch: str
+    auth: str  # GitRemote.auth: https_token, ssh or repository_link
+    secret_version: Expr | str | None  # the Git credential's version name (never its payload)
+    host_public_key: str | None
+    repository_link: str | None
+    workspace: WorkspaceCompilation | None
+    depends_on: tuple[Expr, ...]
+    secret_output: Expr | str | None  # the Git secret's id, as outputs.tf prints it
+
+    @property
+    def per_workspace_names(self) -> bool:
+        """Does a workspace override carry `${workspaceName}` (printed as `$${workspaceName}`)?"""
+        ws = self.workspace
+        return ws is not None and "${workspaceName}" in (ws.schema_suffix or "") + (ws.table_prefix or "")
+
+
+@dataclass(frozen=True)
+class ConfigHome:
+    """Where a release or workflow config lives: the repository its release names."""
+
+    project: str
+    region: str
+    repository: Expr | str  # a reference in the host module, the repository's name elsewhere
+    name: str  # the repository's name, for comments
+
+
+@dataclass(frozen=True)
+class Moved:
+    """A resource renamed since an earlier dfinfra: Terraform moves its state instead of replacing it."""
+
+    from_: Expr
+    to: Expr
+
+
+@dataclass(frozen=True)
 class ReleaseConfig:
     name: Ident
     env: str
+    home: ConfigHome
     release: Release
     database: str | None  # None: workflow_settings.yaml's defaultProject
     location: str | None  # None: workflow_settings.yaml's defaultLocation
+
+    @property
+    def left_to_settings(self) -> bool:
+        """Does the repository's workflow_settings.yaml decide the database or location?"""
+        return self.database is None or self.location is None
+
+    @property
+    def compilation(self) -> dict[Ident, str]:
+        """`code_compilation_config`'s attributes that are set, in the order the block prints them."""
+        c = self.release.compilation
+        values = {
+            "default_database": self.database,
+            "default_location": self.location,
+            "default_schema": c.schema_,
+            "assertion_schema": c.assertion_schema,
+            "schema_suffix": c.schema_suffix,
+            "database_suffix": c.database_suffix,
+            "table_prefix": c.table_prefix,
+        }
+        return {Ident(name): value for name, value in values.items() if value}
+
+    @property
+    def vars(self) -> dict[str, str]:
+        return dict(sorted(self.release.compilation.vars.items()))
 
 
 @dataclass(frozen=True)
 class WorkflowConfig:
     name: Ident
     env: str
+    home: ConfigHome
     workflow: Workflow
     release_ref: Expr
     service_account: Expr | str
     depends_on: tuple[Expr, ...]
+
+    @property
+    def targets(self) -> list[dict[Ident, str]]:
+        """Each `included_targets` block's attributes that are set (database, schema, name)."""
+        return [
+            {Ident(k): v for k, v in (("database", t.database), ("schema", t.schema_), ("name", t.name)) if v}
+            for t in self.workflow.targets
+        ]
 
 
 @dataclass
@@ -160,18 +256,11 @@ class Module:
     workflows: list[WorkflowConfig] = field(default_factory=list)
     imports: list[Import] = field(default_factory=list)
     service_agent: str | None = None
-    # Where this module's release and workflow configs live: the host's repository.
-    repository_project: str = ""
-    repository_region: str = ""
-    repository_ref: Expr | str = ""
-    secret_name: Ident | None = None
-    secret_version_ref: Expr | str | None = None
-    # The Git secret's name when another project holds it (`project:`): this module creates no secret.
-    secret_elsewhere: str | None = None
-    # `projects/<p>/secrets/<s>/versions/<v>` of the `.npmrc` variables, when the repository names them.
-    npmrc_version: str | None = None
-    repository_runner: RunnerRef | None = None
-    repository_depends_on: tuple[Expr, ...] = ()
+    host_project: str = ""  # the project hosting the repositories (and the service agent)
+    # The host's: its repositories, and the Git secrets it creates (none kept in another project).
+    repositories: list[RepositoryView] = field(default_factory=list)
+    secrets: list[GitSecret] = field(default_factory=list)
+    moved: list[Moved] = field(default_factory=list)
     api_refs: dict[str, Expr] = field(default_factory=dict)
     # The project number the spec declares for this module's project, when HCL uses it (the agent's email).
     checked_project_number: str | None = None
@@ -214,7 +303,7 @@ class _ModuleBuilder:
             [n for n in deployment.environments if n != env_name] if self.is_host else [self.host_name]
         )
         files = tuple(f"{envs_dir}/{deployment.spec_file(n).name}" for n in related)
-        self.module = Module(env_name, self.env, self.is_host, files)
+        self.module = Module(env_name, self.env, self.is_host, files, host_project=deployment.host.project.id)
         self.sa_refs: dict[str, Ident] = {}
         # The agent's email comes from the host's project number (a local in iam.tf). The host module
         # creates the agent; a target module is applied after it, so nothing there waits for it.
@@ -229,7 +318,7 @@ class _ModuleBuilder:
         self._datasets()
         self._bigquery_grants()
         if self.is_host:
-            self._repository()
+            self._repositories()
         self._runner_access()
         self._configs()
         return self.module
@@ -388,64 +477,19 @@ class _ModuleBuilder:
                     opt_in_reason=wide.reason,
                 )
 
-    # --- the host: the repository and what every run shares ------------------------------------
+    # --- the host: the repositories and what every run shares ----------------------------------
 
-    def _repository(self) -> None:
-        env = self.env
+    def _repositories(self) -> None:
         top = self.topology
-        repo = top.repository_spec
         module = self.module
         module.service_agent = top.agent.email
-        module.checked_project_number = env.project.number
-
-        auth = repo.git.secret
-        # The secret grant below reaches the Dataform API through the agent's identity; without a secret
-        # (a Developer Connect link) the repository waits for the API itself.
-        module.repository_depends_on = self.module.needs_api("dataform.googleapis.com")
-        if auth is not None and top.secret is not None and top.secret_name is not None:
-            module.secret_name = Ident("git_ssh_key" if repo.git.ssh else "git_token")
-            secret_id: Expr | str
-            if auth.project:  # managed in another project: named, never created here
-                module.secret_elsewhere = top.secret_name
-                secret_id = top.secret_name
-                module.secret_version_ref = f"{top.secret_name}/versions/{auth.version}"
-            else:
-                secret_id = Expr.ref("google_secret_manager_secret", module.secret_name, "id")
-                module.secret_version_ref = Expr.interpolate(secret_id, f"/versions/{auth.version}")
-            secret_grant = self._agent_reads(
-                ("dataform_agent", "reads", module.secret_name),
-                top.secret,
-                secret_id,
-                rule="agent-reads-git-secret",
-                why="The Dataform service agent performs every Git operation, so it (and only it) reads the "
-                "Git credential - even when workflows run as custom runners.",
-                path=("repository", "git"),
-            )
-            module.repository_depends_on = (Expr.ref(secret_grant.resource_type, secret_grant.name),)
-        if repo.npmrc and top.npmrc_secret:
-            npmrc = top.npmrc_secret
-            name = f"projects/{npmrc.project}/secrets/{npmrc.id}"
-            module.npmrc_version = f"{name}/versions/{repo.npmrc.version}"
-            npmrc_grant = self._agent_reads(
-                ("dataform_agent", "reads", "npmrc", npmrc.id),
-                npmrc,
-                name,
-                rule="agent-reads-npmrc-secret",
-                why="Compilations install the repository's npm packages with its .npmrc variables, read by the "
-                "Dataform service agent from this secret only.",
-                path=("repository", "npmrc"),
-            )
-            module.repository_depends_on += (Expr.ref(npmrc_grant.resource_type, npmrc_grant.name),)
-        if auth is not None and auth.existing and module.secret_name is not None:
-            secret = f"projects/{env.project.id}/secrets/{auth.secret_id}"
-            self._adopt(
-                "google_secret_manager_secret",
-                module.secret_name,
-                secret,
-                ("repository", "git", repo.git.auth, "existing"),
-            )
-        if repo.existing:
-            self._adopt("google_dataform_repository", Ident("this"), top.repository_name, ("repository", "existing"))
+        module.checked_project_number = self.env.project.number
+        self.repository_refs: dict[str, Ident] = {}
+        self.secret_grants: dict[Resource, Grant] = {}  # one accessor grant per secret, however many repositories
+        for hosted in top.repositories:
+            self.repository_refs[hosted.name] = self.names.name("google_dataform_repository", hosted.name)
+        for hosted in top.repositories:
+            self._repository(hosted)
         if top.has_schedules:
             self._grant(
                 "google_project_iam_member",
@@ -454,34 +498,147 @@ class _ModuleBuilder:
                 principal=top.agent,
                 resource=top.host_project,
                 member=self.agent_member,
-                target={"project": env.project.id},
+                target={"project": self.env.project.id},
                 rule="agent-has-its-role",
                 why="Scheduled releases and workflows are started by the Dataform service agent, which needs "
                 "roles/dataform.serviceAgent; an agent created through google_project_service_identity may not "
                 "have it yet. Granted to the agent only.",
-                path=("repository",),
+                path=top.repositories[0].path,
                 depends_on=self.agent_depends_on,
             )
+
+    def _repository(self, hosted: HostedRepository) -> None:
+        repo = hosted.spec
+        label = self.repository_refs[hosted.name]
+        # A repository waits for what it reads: the grant on its Git secret (which reaches the Dataform API
+        # through the agent's identity), or, without a secret (a Developer Connect link), the API itself.
+        depends_on: tuple[Expr, ...] = self.module.needs_api("dataform.googleapis.com")
+        secret_version: Expr | str | None = None
+        secret_output: Expr | str | None = None
+        auth = repo.git.secret
+        if auth is not None and hosted.secret is not None and hosted.secret_name is not None:
+            secret_id: Expr | str
+            if auth.project:  # managed in another project: named, never created here
+                secret_id = secret_output = hosted.secret_name
+                secret_version = f"{hosted.secret_name}/versions/{auth.version}"
+            else:
+                secret = self._git_secret(hosted)
+                secret_id = secret_output = Expr.ref("google_secret_manager_secret", secret.name, "id")
+                secret_version = Expr.interpolate(secret_id, f"/versions/{auth.version}")
+            grant = self.secret_grants.get(hosted.secret) or self._agent_reads(
+                ("dataform_agent", "reads", auth.secret_id),
+                hosted.secret,
+                secret_id,
+                rule="agent-reads-git-secret",
+                why="The Dataform service agent performs every Git operation, so it (and only it) reads the "
+                "Git credential - even when workflows run as custom runners.",
+                path=hosted.at("git"),
+            )
+            self.secret_grants[hosted.secret] = grant
+            self._renamed(grant, ("dataform_agent", "reads", "git_ssh_key" if repo.git.ssh else "git_token"))
+            depends_on = (Expr.ref(grant.resource_type, grant.name),)
+        npmrc_version = None
+        if repo.npmrc and hosted.npmrc_secret:
+            npmrc = hosted.npmrc_secret
+            name = f"projects/{npmrc.project}/secrets/{npmrc.id}"
+            npmrc_version = f"{name}/versions/{repo.npmrc.version}"
+            grant = self.secret_grants.get(npmrc) or self._agent_reads(
+                ("dataform_agent", "reads", "npmrc", npmrc.id),
+                npmrc,
+                name,
+                rule="agent-reads-npmrc-secret",
+                why="Compilations install the repository's npm packages with its .npmrc variables, read by the "
+                "Dataform service agent from this secret only.",
+                path=hosted.at("npmrc"),
+            )
+            self.secret_grants[npmrc] = grant
+            depends_on += (Expr.ref(grant.resource_type, grant.name),)
+        if repo.existing:
+            self._adopt("google_dataform_repository", label, hosted.api_name, hosted.at("existing"))
+        self._renamed_to(Expr.ref("google_dataform_repository", "this"), Expr.ref("google_dataform_repository", label))
+        self.module.repositories.append(
+            RepositoryView(
+                name=label,
+                hosted=hosted,
+                display_name=repo.display_name,
+                service_account=None,  # set with its runner's grants, in _runner_access
+                deletion_policy=repo.deletion_policy,
+                kms_key_name=repo.kms_key_name,
+                npmrc_version=npmrc_version,
+                labels=dict(sorted(repo.labels.items())),
+                url=repo.git.url,
+                default_branch=repo.git.default_branch,
+                auth=repo.git.auth,
+                secret_version=secret_version,
+                host_public_key=repo.git.ssh.host_public_key if repo.git.ssh else None,
+                repository_link=repo.git.repository_link,
+                workspace=repo.workspace_compilation,
+                depends_on=depends_on,
+                secret_output=secret_output,
+            )
+        )
         repository_target = {
-            "project": env.project.id,
-            "region": env.region,
-            "repository": Expr.ref("google_dataform_repository", "this", "name"),
+            "project": hosted.project,
+            "region": hosted.region,
+            "repository": Expr.ref("google_dataform_repository", label, "name"),
         }
         for k, access in enumerate(repo.access):
-            self._grant(
+            grant = self._grant(
                 "google_dataform_repository_iam_member",
-                ("repository", access.role, access.member),
+                (hosted.name, access.role, access.member),
                 role=f"roles/dataform.{access.role}",
                 principal=Principal("person", access.member),
-                resource=top.repository,
+                resource=hosted.resource,
                 member=access.member,
                 target=repository_target,
                 rule="person-uses-repository",
-                why=f"{access.member} is a Dataform {access.role} of this repository only"
+                why=f"{access.member} is a Dataform {access.role} of repository {hosted.name} only"
                 + (f", while condition {access.condition.title!r} holds." if access.condition else "."),
-                path=("repository", "access", k),
+                path=hosted.at("access", k),
                 condition=access.condition,
             )
+            self._renamed(grant, ("repository", access.role, access.member))
+
+    def _git_secret(self, hosted: HostedRepository) -> GitSecret:
+        """The Git secret `hosted` names, created once in this module (repositories may share it)."""
+        auth = hosted.spec.git.secret
+        assert auth is not None
+        for secret in self.module.secrets:
+            if secret.secret_id == auth.secret_id:
+                return secret
+        name = self.names.name("google_secret_manager_secret", auth.secret_id)
+        git = hosted.spec.git
+        where = ("git", git.auth, "existing")
+        if auth.existing:
+            secret_name = f"projects/{hosted.project}/secrets/{auth.secret_id}"
+            self._adopt("google_secret_manager_secret", name, secret_name, hosted.at(*where))
+        self._renamed_to(
+            Expr.ref("google_secret_manager_secret", "git_ssh_key" if git.ssh else "git_token"),
+            Expr.ref("google_secret_manager_secret", name),
+        )
+        repository = "" if self.topology.single_repository else f" --repository {hosted.name}"
+        secret = GitSecret(
+            name=name,
+            project=hosted.project,
+            secret_id=auth.secret_id,
+            kind="SSH key" if git.ssh else "token",
+            replicas=tuple(auth.replicas),
+            set_command=f"dfinfra secret set {self.env_name}{repository}",
+            depends_on=self.module.needs_api("secretmanager.googleapis.com"),
+        )
+        self.module.secrets.append(secret)
+        return secret
+
+    def _renamed(self, grant: Grant, legacy: tuple[str, ...]) -> None:
+        """Record `grant`'s name before dfinfra kept several repositories (`legacy` name parts)."""
+        old = Ident("_".join(slug(p) for p in legacy if p).strip("_"))
+        self._renamed_to(Expr.ref(grant.resource_type, old), Expr.ref(grant.resource_type, grant.name))
+
+    def _renamed_to(self, old: Expr, new: Expr) -> None:
+        """A `moved` block from the single-repository name: only while the host has one repository, so
+        the move can only mean that one (with several, `dfinfra migrate` matches objects by identity)."""
+        if self.topology.single_repository and str(old) != str(new):
+            self.module.moved.append(Moved(old, new))
 
     def _agent_reads(self, name_parts: tuple[str, ...], secret: Resource, secret_id: Expr | str, **why: Any) -> Grant:
         """Secret Accessor for the service agent on one secret (never on its project)."""
@@ -541,7 +698,7 @@ class _ModuleBuilder:
                 env=attached.spec_env(top.host_name),
             )
             needed.append(Expr.ref(job_user.resource_type, job_user.name))
-            if attached.path[:2] == ("repository", "access"):
+            if attached.only_run_as:
                 continue  # only people start runs as it: deployers attach it to nothing
             for k, deployer in enumerate(self.env.deployers):
                 act_as = self._grant(
@@ -559,7 +716,7 @@ class _ModuleBuilder:
                 )
                 needed.append(Expr.ref(act_as.resource_type, act_as.name))
 
-        for k, access in enumerate(top.repository_spec.access):
+        for repo, k, access in top.people():
             for j, run_as in enumerate(access.run_as):
                 env_name, runner_name = top.resolve_runner_ref(run_as)
                 if env_name != self.env_name:
@@ -577,49 +734,59 @@ class _ModuleBuilder:
                     rule="person-starts-runs",
                     why=f"Strict act-as: {access.member} starts runs (workspace or manual) as runner "
                     f"{ref.runner.name}, which requires iam.serviceAccounts.actAs on that account only.",
-                    path=("repository", "access", k, "run_as", j),
+                    path=repo.at("access", k, "run_as", j),
                     env=top.host_name,
                 )
-        repo = top.repository_spec
-        if self.is_host and repo.runner:
-            self.module.repository_runner = self._runner_ref(top.runner(self.env_name, repo.runner))
-            self.module.repository_depends_on += tuple(self.runner_needs[repo.runner])
+        for i, view in enumerate(self.module.repositories):
+            runner = view.hosted.spec.runner
+            if runner:  # the repository waits until its runner is usable
+                ref = self._runner_ref(top.runner(self.env_name, runner))
+                self.module.repositories[i] = replace(
+                    view,
+                    service_account=ref.email_value,
+                    depends_on=view.depends_on + tuple(self.runner_needs[runner]),
+                )
 
     def _configs(self) -> None:
-        """This environment's release and workflow configs, children of the host's repository."""
+        """This environment's release and workflow configs, children of the host repository each release names."""
         top = self.topology
         module = self.module
-        module.repository_project = top.host.project.id
-        module.repository_region = top.host.region
-        module.repository_ref = (
-            Expr.ref("google_dataform_repository", "this", "name") if self.is_host else top.repository_spec.name
-        )
+        homes: dict[str, ConfigHome] = {}
+        for hosted in top.repositories:
+            repository: Expr | str = hosted.name  # a target names the host's repository literally
+            if self.is_host:
+                repository = Expr.ref("google_dataform_repository", self.repository_refs[hosted.name], "name")
+            homes[hosted.name] = ConfigHome(hosted.project, hosted.region, repository, hosted.name)
         release_refs: dict[str, Expr] = {}
         for i, release in enumerate(self.env.releases):
+            hosted = top.repository_of(release)
             name = self.names.name("google_dataform_repository_release_config", release.name)
             if release.existing:
-                config = f"{top.repository_name}/releaseConfigs/{release.name}"
+                config = f"{hosted.api_name}/releaseConfigs/{release.name}"
                 self._adopt("google_dataform_repository_release_config", name, config, ("releases", i, "existing"))
             release_refs[release.name] = Expr.ref("google_dataform_repository_release_config", name, "id")
             module.releases.append(
                 ReleaseConfig(
                     name=name,
                     env=self.env_name,
+                    home=homes[hosted.name],
                     release=release,
                     database=release.compilation.database or self._default(release, self.env.project.id),
                     location=release.compilation.location or self._default(release, self.env.bigquery_location),
                 )
             )
         for i, workflow in enumerate(self.env.workflows):
+            hosted = top.workflow_repository(self.env_name, workflow.release)
             ref = self._runner_ref(top.runner(self.env_name, workflow.runner))
             name = self.names.name("google_dataform_repository_workflow_config", workflow.name)
             if workflow.existing:
-                config = f"{top.repository_name}/workflowConfigs/{workflow.name}"
+                config = f"{hosted.api_name}/workflowConfigs/{workflow.name}"
                 self._adopt("google_dataform_repository_workflow_config", name, config, ("workflows", i, "existing"))
             module.workflows.append(
                 WorkflowConfig(
                     name=name,
                     env=self.env_name,
+                    home=homes[hosted.name],
                     workflow=workflow,
                     release_ref=release_refs[workflow.release],
                     service_account=ref.email_value,

@@ -1,8 +1,8 @@
 """Load every environment file of a directory into one validated `Deployment`.
 
 Environments are validated together because the important mistakes span files: a workflow
-naming a runner that does not exist, two environments hosting the repository, a release name
-used twice in the one repository they share.
+naming a runner that does not exist, two environments hosting repositories, a release naming a
+repository the host does not declare, a config name used twice.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class Deployment:
 
     @property
     def host_name(self) -> str:
-        return next(name for name, env in self.environments.items() if env.repository is not None)
+        return next(name for name, env in self.environments.items() if env.declared_repositories())
 
     @property
     def host(self) -> Environment:
@@ -176,24 +176,28 @@ class _Locator:
 def _cross_checks(deployment: Deployment) -> Iterable[Problem]:
     loc = _Locator(deployment)
     envs = deployment.environments
-    hosts = [name for name, env in envs.items() if env.repository is not None]
+    hosts = [name for name, env in envs.items() if env.declared_repositories()]
     if not hosts:
         first = next(iter(envs))
         yield loc.at(
             first,
             (),
-            "no environment declares the repository; exactly one (the host) must have a `repository:` section",
+            "no environment declares a repository; exactly one (the host) must have a `repository:` (or "
+            "`repositories:`) section",
         )
         return
     if len(hosts) > 1:
         for name in hosts[1:]:
+            where = envs[name].declared_repositories()[0][0][:1]
             yield loc.at(
                 name,
-                ("repository",),
-                f"the repository is already declared in {hosts[0]!r}; exactly one environment hosts it",
+                where,
+                f"repositories are already declared in {hosts[0]!r}; exactly one environment (the host) declares "
+                "them: list them all there under `repositories:`",
             )
         return
 
+    yield from _repositories(loc, hosts[0], envs)
     yield from _unique_across(loc, envs, "releases", "release config")
     yield from _unique_across(loc, envs, "workflows", "workflow config")
     yield from _state_backends_distinct(loc, envs)
@@ -257,36 +261,67 @@ def _cross_checks(deployment: Deployment) -> Iterable[Problem]:
                     f"runner {workflow.runner!r} is not declared under `runners:` of environment {name!r}; "
                     "the host's Dataform service agent can only impersonate declared runners",
                 )
-        if env.repository is not None:
-            if env.repository.runner and env.repository.runner not in runners:
+
+
+def _repositories(loc: _Locator, host: str, envs: dict[str, Environment]) -> Iterable[Problem]:
+    """Each of the host's repositories, and which one each release names."""
+    declared = envs[host].declared_repositories()
+    runners = {r.name for r in envs[host].runners}
+    yield from _duplicates(loc, host, "repositories", [r.name for _, r in declared], "repository")
+    secrets: dict[str, tuple[tuple[str | int, ...], object]] = {}
+    for at, repo in declared:
+        if repo.runner and repo.runner not in runners:
+            yield loc.at(
+                host, (*at, "runner"), f"runner {repo.runner!r} is not declared under `runners:` of this environment"
+            )
+        members = [a.member for a in repo.access]
+        yield from _duplicates(loc, host, (*at, "access"), members, "repository access member")
+        secret = repo.git.secret
+        if secret is not None:
+            where = (*at, "git", repo.git.auth)
+            yield from _duplicates(loc, host, (*where, "replicas"), list(secret.replicas), "replica")
+            # Repositories may share one secret (one token for the Git organisation); it is created once.
+            shape = (repo.git.auth, secret.project, tuple(secret.replicas), secret.existing)
+            first = secrets.setdefault(f"{secret.project or ''}/{secret.secret_id}", (at, shape))
+            if first[1] != shape:
+                yield loc.at(
+                    host,
+                    (*where, "secret_id"),
+                    f"secret {secret.secret_id!r} is also the Git secret of the repository at {dotted_path(first[0])} "
+                    "with another kind, project, `replicas` or `existing`: one secret has one of each",
+                )
+        for k, person in enumerate(repo.access):
+            yield from _duplicates(loc, host, (*at, "access", k, "run_as"), list(person.run_as), "runner")
+            for j, ref in enumerate(person.run_as):
+                other, _, runner_name = ref.rpartition("/")
+                other = other or host
+                if other not in envs:
+                    problem = f"no environment {other!r} (environments: {', '.join(envs)})"
+                elif runner_name not in {r.name for r in envs[other].runners}:
+                    problem = f"runner {runner_name!r} is not declared under `runners:` of environment {other!r}"
+                    owners = [n for n, e in envs.items() if any(r.name == runner_name for r in e.runners)]
+                    if owners:
+                        problem += f"; for {owners[0]}'s runner write `{owners[0]}/{runner_name}`"
+                else:
+                    continue
+                yield loc.at(host, (*at, "access", k, "run_as", j), problem)
+    names = [r.name for _, r in declared]
+    for name, env in envs.items():
+        for i, release in enumerate(env.releases):
+            if release.repository is None and len(names) > 1:
                 yield loc.at(
                     name,
-                    ("repository", "runner"),
-                    f"runner {env.repository.runner!r} is not declared under `runners:` of this environment",
+                    ("releases", i),
+                    f"release {release.name!r} must name its repository (`repository:`): {host!r} declares "
+                    f"{', '.join(names)}",
                 )
-            members = [a.member for a in env.repository.access]
-            yield from _duplicates(loc, name, ("repository", "access"), members, "repository access member")
-            git = env.repository.git
-            if git.secret is not None:
-                yield from _duplicates(
-                    loc, name, ("repository", "git", git.auth, "replicas"), list(git.secret.replicas), "replica"
+            elif release.repository is not None and release.repository not in names:
+                yield loc.at(
+                    name,
+                    ("releases", i, "repository"),
+                    f"repository {release.repository!r} is not declared by the host {host!r} "
+                    f"(its repositories: {', '.join(names)})",
                 )
-            for k, person in enumerate(env.repository.access):
-                yield from _duplicates(loc, name, ("repository", "access", k, "run_as"), list(person.run_as), "runner")
-            for k, person in enumerate(env.repository.access):
-                for j, ref in enumerate(person.run_as):
-                    other, _, runner_name = ref.rpartition("/")
-                    other = other or name
-                    if other not in envs:
-                        problem = f"no environment {other!r} (environments: {', '.join(envs)})"
-                    elif runner_name not in {r.name for r in envs[other].runners}:
-                        problem = f"runner {runner_name!r} is not declared under `runners:` of environment {other!r}"
-                        owners = [n for n, e in envs.items() if any(r.name == runner_name for r in e.runners)]
-                        if owners:
-                            problem += f"; for {owners[0]}'s runner write `{owners[0]}/{runner_name}`"
-                    else:
-                        continue
-                    yield loc.at(name, ("repository", "access", k, "run_as", j), problem)
 
 
 def _duplicates(
@@ -301,7 +336,8 @@ def _duplicates(
 
 
 def _unique_across(loc: _Locator, envs: dict[str, Environment], key: str, what: str) -> Iterable[Problem]:
-    """Release and workflow configs are children of the one repository, so names are global."""
+    """Config names are unique across the deployment, even in different repositories: each keeps one
+    Terraform name however the repositories and modules holding it change."""
     seen: dict[str, str] = {}
     for name, env in envs.items():
         for i, item in enumerate(getattr(env, key)):
@@ -311,7 +347,8 @@ def _unique_across(loc: _Locator, envs: dict[str, Environment], key: str, what: 
                 yield loc.at(
                     name,
                     (key, i, "name"),
-                    f"duplicate {what} name {item.name!r} (also in {where}); all environments share one repository",
+                    f"duplicate {what} name {item.name!r} (also in {where}); config names are unique across all "
+                    "environments",
                 )
             seen.setdefault(item.name, name)
 
@@ -320,7 +357,7 @@ def _terraform_names_distinct(loc: _Locator, envs: dict[str, Environment]) -> It
     """Names that differ only in case or punctuation would share a Terraform resource name, and which
     one got the `_2` suffix would depend on their order in the spec: reordering would plan replacing
     both. Datasets are per module; release and workflow configs are checked across environments, since
-    they share one repository (and a config may move between modules, as `dfinfra migrate` does)."""
+    their names are (and a config may move between modules, as `dfinfra migrate` does)."""
     groups: list[tuple[str, list[tuple[str, int, str]]]] = []
     for name, env in envs.items():
         groups.append(("datasets", [(name, i, d.id) for i, d in enumerate(env.datasets)]))
@@ -383,51 +420,56 @@ def _service_accounts_distinct(loc: _Locator, envs: dict[str, Environment]) -> I
 
 
 def _abandoned_configs(loc: _Locator, deployment: Deployment, name: str, env: Environment) -> Iterable[SpecWarning]:
-    """An abandoned config stays in Dataform, so destroying a repository without FORCE then fails."""
-    repository = deployment.host.repository
-    if repository is None or repository.deletion_policy == "FORCE":
-        return
+    """An abandoned config stays in Dataform, so destroying its repository without FORCE then fails."""
+    repositories = {r.name: r for _, r in deployment.host.declared_repositories()}
+    only = next(iter(repositories.values())) if len(repositories) == 1 else None
+    releases = {r.name: r for r in env.releases}
     for key in ("releases", "workflows"):
         for i, config in enumerate(getattr(env, key)):
-            if config.deletion_policy == "ABANDON":
-                yield SpecWarning(
-                    loc.at(
-                        name,
-                        (key, i, "deletion_policy"),
-                        f"{config.name!r} is ABANDONed on destroy and stays in the repository, which then cannot be "
-                        f"destroyed with deletion_policy {repository.deletion_policy}: set the repository's "
-                        "`deletion_policy: FORCE` in the host's spec if it is ever to be destroyed",
-                    )
+            release = config if key == "releases" else releases.get(config.release)
+            repository = repositories.get(release.repository or "") if release else None
+            repository = repository or only
+            if config.deletion_policy != "ABANDON" or repository is None or repository.deletion_policy == "FORCE":
+                continue
+            yield SpecWarning(
+                loc.at(
+                    name,
+                    (key, i, "deletion_policy"),
+                    f"{config.name!r} is ABANDONed on destroy and stays in repository {repository.name!r}, which then "
+                    f"cannot be destroyed with deletion_policy {repository.deletion_policy}: set its "
+                    "`deletion_policy: FORCE` in the host's spec if it is ever to be destroyed",
                 )
+            )
 
 
 def _warnings(deployment: Deployment) -> Iterable[SpecWarning]:
     loc = _Locator(deployment)
     for name, env in deployment.environments.items():
-        if env.repository is not None and env.repository.kms_key_name:
-            yield SpecWarning(
-                loc.at(
-                    name,
-                    ("repository", "kms_key_name"),
-                    f"the Dataform service agent (service-{env.project.number}@"
-                    "gcp-sa-dataform.iam.gserviceaccount.com) "
-                    f"needs roles/cloudkms.cryptoKeyEncrypterDecrypter on {env.repository.kms_key_name} before the "
-                    "repository is created; dfinfra does not grant it (no KMS IAM in its provider facts)",
-                )
-            )
-        yield from _abandoned_configs(loc, deployment, name, env)
-        for k, access in enumerate(env.repository.access if env.repository else []):
-            if access.condition:
+        for at, repository in env.declared_repositories():
+            if repository.kms_key_name:
                 yield SpecWarning(
                     loc.at(
                         name,
-                        ("repository", "access", k, "condition"),
-                        f"{access.member}'s {access.role} role holds only while condition "
-                        f"{access.condition.title!r} is true: runs it starts, and its workspace work, fail "
-                        "with Google's permission error while it is not",
+                        (*at, "kms_key_name"),
+                        f"the Dataform service agent (service-{env.project.number}@"
+                        "gcp-sa-dataform.iam.gserviceaccount.com) "
+                        f"needs roles/cloudkms.cryptoKeyEncrypterDecrypter on {repository.kms_key_name} before the "
+                        "repository is created; dfinfra does not grant it (no KMS IAM in its provider facts)",
                     )
                 )
-        attaches = env.workflows or (env.repository is not None and env.repository.runner)
+            for k, access in enumerate(repository.access):
+                if access.condition:
+                    yield SpecWarning(
+                        loc.at(
+                            name,
+                            (*at, "access", k, "condition"),
+                            f"{access.member}'s {access.role} role holds only while condition "
+                            f"{access.condition.title!r} is true: runs it starts, and its workspace work, fail "
+                            "with Google's permission error while it is not",
+                        )
+                    )
+        yield from _abandoned_configs(loc, deployment, name, env)
+        attaches = env.workflows or any(r.runner for _, r in env.declared_repositories())
         if env.deployers and not attaches:
             yield SpecWarning(
                 loc.at(

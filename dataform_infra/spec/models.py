@@ -239,7 +239,8 @@ class RepositoryAccess(Spec):
 
 
 class Repository(Spec):
-    """The one Dataform repository. Declared in exactly one environment: the host."""
+    """A Dataform repository. Declared only by the host environment (`repository:`, or `repositories:` for
+    several in the host project)."""
 
     name: DataformId = Field(description="Repository id.")
     display_name: Text | None = Field(default=None, description="Name shown in the console.")
@@ -374,7 +375,12 @@ class Release(Spec):
     """A release configuration: compiles a git ref on a schedule."""
 
     name: DataformId = Field(
-        description="Release config id (unique across all environments: they share the repository)."
+        description="Release config id (unique across all environments, so each keeps one Terraform name)."
+    )
+    repository: DataformId | None = Field(
+        default=None,
+        description="The host's repository (by name) this release compiles, and its workflows run in. "
+        "Required when the host declares several (`repositories:`); with one, it may be left out.",
     )
     git_ref: GitRef = Field(description="Branch, tag or commit to compile.")
     cron: Cron | None = Field(default=None, description="When to compile (unix-cron). Without it, compile manually.")
@@ -405,8 +411,13 @@ class Target(Spec):
 class Workflow(Spec):
     """A workflow configuration: runs a release's latest compilation on a schedule, as a runner."""
 
-    name: DataformId = Field(description="Workflow config id (unique across all environments).")
-    release: DataformId = Field(description="Release (in this environment) whose compilation it runs.")
+    name: DataformId = Field(
+        description="Workflow config id (unique across all environments, so each keeps one Terraform name)."
+    )
+    release: DataformId = Field(
+        description="Release (in this environment) whose compilation it runs; the workflow config lives in "
+        "that release's repository."
+    )
     runner: ServiceAccountId = Field(
         description="Runner (in this environment) it executes as. "
         "Required: strict act-as forbids running as the service agent."
@@ -447,10 +458,30 @@ class Environment(Spec):
         "on each of its runners its workflow configs (or, in the host, the repository) attach, as strict act-as "
         "mode requires; `dfinfra explain --deployer` lists what else they need.",
     )
-    repository: Repository | None = Field(default=None, description="The Dataform repository (host environment only).")
+    repository: Repository | None = Field(
+        default=None, description="The Dataform repository (host environment only; several: `repositories:`)."
+    )
+    repositories: list[Repository] = Field(
+        default_factory=list,
+        description="Several Dataform repositories in the host project, instead of `repository:` (host "
+        "environment only). Each release names its repository with `repository:`; they share the service agent "
+        "and may share a Git secret.",
+    )
     datasets: list[Dataset] = Field(default_factory=list, description="BigQuery datasets runners use.")
     runners: list[Runner] = Field(default_factory=list, description="Runner service accounts in this project.")
     releases: list[Release] = Field(default_factory=list, description="Release configs compiling for this environment.")
     workflows: list[Workflow] = Field(
         default_factory=list, description="Workflow configs executing in this environment."
     )
+
+    @model_validator(mode="after")
+    def _one_repository_form(self) -> Environment:
+        if self.repository is not None and self.repositories:
+            raise ValueError("declare `repository:` (one) or `repositories:` (several), not both")
+        return self
+
+    def declared_repositories(self) -> list[tuple[tuple[str | int, ...], Repository]]:
+        """Every repository this environment declares, with where it sits in the file."""
+        if self.repository is not None:
+            return [(("repository",), self.repository)]
+        return [(("repositories", i), repository) for i, repository in enumerate(self.repositories)]

@@ -60,6 +60,9 @@ class PlanSummary:
     refresh_only: bool = False
     # Existing objects the apply adopts into the state (import blocks), by address.
     imports: list[str] = field(default_factory=list)
+    # State entries the apply renames (`moved` blocks): (old address, new address). Nothing is replaced,
+    # but only an apply records the new names.
+    moves: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -68,7 +71,7 @@ class PlanSummary:
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.changes) or bool(self.imports) or (self.refresh_only and bool(self.drift))
+        return bool(self.changes or self.imports or self.moves) or (self.refresh_only and bool(self.drift))
 
     @property
     def destructive(self) -> list[Change]:
@@ -95,6 +98,7 @@ class PlanSummary:
             "destructive": [c.address for c in self.destructive],
             "drift": [asdict(c) for c in self.drift],
             "imports": list(self.imports),
+            "moves": [{"from": old, "to": new} for old, new in self.moves],
         }
 
     def render(self) -> str:
@@ -107,11 +111,13 @@ class PlanSummary:
             return "No changes. The infrastructure matches the spec."
         counts = self.counts
         adopting = f"{len(self.imports)} to import, " if self.imports else ""
+        moving = f"{len(self.moves)} to move, " if self.moves else ""
         lines = [
-            f"Plan: {adopting}{counts['create']} to create, {counts['update']} to update, "
+            f"Plan: {adopting}{moving}{counts['create']} to create, {counts['update']} to update, "
             f"{counts['replace']} to replace, {counts['delete']} to delete."
         ]
         lines += [f"  <= import {address}" for address in self.imports]
+        lines += [f"  -> move {old} to {new}" for old, new in self.moves]
         for type_, actions in self.by_type().items():
             lines.append(f"  {type_}: " + ", ".join(f"{n} {a}" for a, n in actions.items()))
         for change in self.changes:
@@ -197,6 +203,8 @@ def summarise(plan: dict[str, Any], refresh_only: bool = False, names: IamNames 
         change = resource["change"]
         if change.get("importing"):
             summary.imports.append(resource["address"])
+        if resource.get("previous_address"):
+            summary.moves.append((resource["previous_address"], resource["address"]))
         action = _action(change["actions"])
         if action is None:
             continue

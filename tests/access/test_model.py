@@ -147,7 +147,10 @@ def test_people_start_runs_only_as_the_runners_named_in_run_as(tmp_path):
         )
     ]
     runs = {r.id for r in ws.access.runs if r.started_by and r.started_by.member == "group:engineers@acme.example"}
-    assert runs == {"workspace:group:engineers@acme.example", "manual:host-daily:group:engineers@acme.example"}
+    assert runs == {
+        "workspace:analytics:group:engineers@acme.example",
+        "manual:host-daily:group:engineers@acme.example",
+    }
 
 
 def test_a_viewer_cannot_start_runs(tmp_path):

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from dataform_infra.workspace import Workspace
-from tests.e2e.test_runs import TOKEN, seed_runtime
 from tests.fakegcp.apis import FakeGoogleApis
 from tests.project import Project
 from tests.support.dataform_code import CODE
+from tests.support.runtime import TOKEN, seed_runtime
 
 pytestmark = pytest.mark.terraform
 

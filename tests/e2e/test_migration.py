@@ -14,10 +14,10 @@ import pytest
 
 from dataform_infra.workspace import Workspace
 from tests.conftest import SPEC_SETS
-from tests.e2e.test_runs import TOKEN, seed_runtime
 from tests.fakegcp.apis import FakeGoogleApis
 from tests.project import Project
 from tests.support.dataform_code import CODE
+from tests.support.runtime import TOKEN, seed_runtime
 
 pytestmark = pytest.mark.terraform
 
@@ -129,3 +129,26 @@ def test_a_shared_project_upgrade_moves_apis_to_the_host_and_configs_to_the_targ
     project.run("apply", "--all", "--auto-approve", "--confirm", "prod")
     assert set(before) <= set(cloud.resources())  # nothing that existed was destroyed
     assert "No changes" in project.run("plan", "--all", expect=0)
+
+
+def test_upgrading_from_single_repository_names_moves_them_and_replaces_nothing(tmp_path, cloud):
+    """`layout_single_repository/` is what dfinfra rendered (commit a49fc8f) before a host could hold several
+    repositories: `google_dataform_repository.this`, `repository_<role>_<member>` grants. The new render's
+    `moved` blocks take state to the new names: the plan creates and destroys nothing, and then is empty."""
+    project = Project(tmp_path / "checkout", cloud)
+    project.run("bootstrap", "--all", "--auto-approve", "--confirm", "prod")
+    _apply_old_layout(project, Path(__file__).parent / "layout_single_repository", ("staging", "prod"))
+    objects_before = sorted(cloud.resources())
+    assert "google_dataform_repository.this" in _addresses(project, "staging")
+
+    plan = project.run("plan", "--all", "--json", expect=None)
+    summary = json.loads(plan[plan.index("{\n") :])
+    changes = [(env, c["action"], c["address"]) for env, s in summary.items() for c in s["changes"]]
+    assert not [c for c in changes if c[1] in ("create", "delete", "replace")], changes
+
+    project.run("apply", "--all", "--auto-approve", "--confirm", "prod")
+    staging = _addresses(project, "staging")
+    assert "google_dataform_repository.analytics" in staging and "google_dataform_repository.this" not in staging
+    assert "google_dataform_repository_iam_member.analytics_editor_analytics_engineers" in staging
+    assert sorted(cloud.resources()) == objects_before  # the same objects, under their new names
+    project.run("plan", "--all", expect=0)

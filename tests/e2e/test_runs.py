@@ -9,9 +9,11 @@ Then each rendered grant is removed in turn: exactly the runs the access model s
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sqlite3
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -27,11 +29,9 @@ from tests.fakegcp.harness import OfflineCloud
 from tests.fakegcp.store import Store
 from tests.project import Project
 from tests.support.dataform_code import CODE
+from tests.support.runtime import SSH_KEY, TOKEN, seed_runtime
 
 pytestmark = pytest.mark.terraform
-
-TOKEN = "ghp_offlineRunTokenx7Qz9Wv3Rt5Yu1Io8Pa2Sd4Fg"
-SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
 
 
 @cache
@@ -76,24 +76,6 @@ class Applied:
     caller: str
 
 
-def _seed_runtime(store: Store, spec_set: str) -> None:
-    """The repository's code, and the deployers' own Dataform rights (outside dfinfra: `assumed`)."""
-    seed_runtime(store, workspace(spec_set), CODE[spec_set])
-
-
-def seed_runtime(store: Store, ws: Workspace, code: object) -> None:
-    """The repository's code, and every environment's deployers' own Dataform rights on the host."""
-    top = ws.topology
-    store.put("git_code", top.repository_spec.git.url, code)
-    deployers = dict.fromkeys(d for env in ws.deployment.environments.values() for d in env.deployers)
-    for k, deployer in enumerate(deployers):
-        store.put(
-            "external:iam",
-            f"deployer-{k}",
-            {"role": "roles/dataform.admin", "member": deployer, "resource": top.host_project.full_name},
-        )
-
-
 @pytest.fixture(scope="session")
 def applied(tmp_path_factory, terraform_bin, gcs):
     """spec set -> Applied, built on first use: `dfinfra bootstrap/apply --all` and `secret set` through the CLI."""
@@ -113,13 +95,21 @@ def applied(tmp_path_factory, terraform_bin, gcs):
             confirm = [arg for n, e in ws.deployment.environments.items() if e.protected for arg in ("--confirm", n)]
             project.run("bootstrap", "--all", "--auto-approve", *confirm)
             project.run("apply", "--all", "--auto-approve", *confirm)
-            git = ws.topology.repository_spec.git
-            auth = git.https_token or git.ssh
-            assert auth is not None
-            # Versions up to the one the repository pins (the SSH example pins version 3).
-            for _ in range(auth.version if isinstance(auth.version, int) else 1):
-                project.run("secret", "set", ws.topology.host_name, stdin=SSH_KEY if git.ssh else TOKEN + "\n")
-            _seed_runtime(cloud.store, spec_set)
+            for repository in ws.topology.repositories:
+                git = repository.spec.git
+                auth = git.secret
+                assert auth is not None
+                # Versions up to the one the repository pins (the SSH example pins version 3).
+                for _ in range(auth.version if isinstance(auth.version, int) else 1):
+                    project.run(
+                        "secret",
+                        "set",
+                        ws.topology.host_name,
+                        "--repository",
+                        repository.name,
+                        stdin=SSH_KEY if git.ssh else TOKEN + "\n",
+                    )
+            seed_runtime(cloud.store, workspace(spec_set), CODE[spec_set])
             # Every workflow of every environment runs, as `dfinfra run` does it right after apply.
             for env_name, env in ws.deployment.environments.items():
                 for workflow in env.workflows:
@@ -148,10 +138,10 @@ def _execute(applied: Applied, store: Store, monkeypatch) -> dict[str, tuple[str
     try:
         for run in ws.access.runs:
             if run.kind == "scheduled":
-                outcomes[run.id] = apis.run_scheduled(f"{ws.topology.repository_name}/workflowConfigs/{run.workflow}")
+                outcomes[run.id] = apis.run_scheduled(f"{run.repository.api_name}/workflowConfigs/{run.workflow}")
             elif run.kind == "workspace":
                 assert run.started_by is not None
-                outcomes[run.id] = apis.run_workspace(run.started_by.member, ws.topology.repository_name)
+                outcomes[run.id] = apis.run_workspace(run.started_by.member, run.repository.api_name)
             else:
                 assert run.started_by is not None and run.workflow is not None
                 apis.caller = run.started_by.member
@@ -234,23 +224,31 @@ def test_removing_a_grant_fails_exactly_the_runs_validate_predicts(spec_set, gra
 # --- `dfinfra run` and `dfinfra doctor` on an applied copy of the shipped environments ------------
 
 
-@pytest.fixture()
-def shipped(applied, tmp_path):
-    """A user's checkout of the shipped environments over a fresh copy of their applied offline cloud."""
-    done = applied("shipped")
+@contextlib.contextmanager
+def _checkout(applied, tmp_path: Path, spec_set: str) -> Iterator[tuple[Project, FakeGoogleApis, Store]]:
+    """A user's checkout of `spec_set` over a fresh copy of its applied offline cloud."""
+    done = applied(spec_set)
     store = _fresh_store(done, tmp_path)
     cloud = OfflineCloud(tmp_path / "cloud-root", "terraform")
     cloud.env["FAKEGCP_STORE"] = str(store.path)
     root = tmp_path / "checkout"
     (root / "environments").mkdir(parents=True)
-    for spec in SPEC_SETS["shipped"].glob("*.yaml"):
+    for spec in SPEC_SETS[spec_set].glob("*.yaml"):
         shutil.copy(spec, root / "environments" / spec.name)
     apis = FakeGoogleApis(store, caller=done.caller).start()
     cloud.env["DFINFRA_GOOGLE_API_EMULATOR"] = apis.address
     project = Project.__new__(Project)
     project.root, project.cloud = root, cloud
-    yield project, apis, store
-    apis.stop()
+    try:
+        yield project, apis, store
+    finally:
+        apis.stop()
+
+
+@pytest.fixture()
+def shipped(applied, tmp_path):
+    with _checkout(applied, tmp_path, "shipped") as checkout:
+        yield checkout
 
 
 PROD_WRITES_MARTS = "google_bigquery_dataset_iam_member.dataform_prod_runner_writes_marts"
@@ -371,3 +369,27 @@ def test_doctor_finds_what_breaks_runs(shipped):
     # prod's module owns prod's runner, so `doctor prod` checks whether its project lets the runner serve staging.
     prod = project.run("doctor", "prod", expect=1)
     assert "FAIL  org-policy:iam.disableCrossProjectServiceAccountUsage:acme-analytics-prod" in prod
+
+
+def test_doctor_checks_each_repository_of_a_multi_repository_host(applied, tmp_path):
+    """Per repository: its Git secret (one made by dfinfra, one another team keeps in its own project), the
+    agent's access to it, Dataform's own token check, the remote allowed by org policy. A broken one is
+    named, with the command that fixes it for that repository."""
+    with _checkout(applied, tmp_path, "multi-repository") as (project, _, store):
+        staging = _doctor(project, "staging")
+        for repository in ("analytics", "marketing"):
+            for check in ("git-secret-version", "agent-reads-git-secret", "repository-token-status"):
+                assert staging[f"{check}:{repository}"] == "PASS", staging
+            assert staging[f"org-policy:dataform.restrictGitRemotes:{repository}"] == "PASS"
+        assert "FAIL" not in staging.values()
+        grant = next(
+            g
+            for g in workspace("multi-repository").module("staging").grants
+            if g.rule == "agent-reads-git-secret" and g.resource.id == "marketing-github-token"
+        )
+        store.delete(str(grant.resource_type), _store_object(store, grant))
+        out = project.run("doctor", "staging", expect=1)
+        assert "FAIL  agent-reads-git-secret:marketing: " in out
+        assert "projects/acme-platform-secrets/secrets/marketing-github-token" in out
+        assert "PASS  agent-reads-git-secret:analytics" in out
+        assert "repository marketing" in out  # the run requirement names what fails: its Git sync

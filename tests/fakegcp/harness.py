@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from dataform_infra.spec.loader import Deployment
+from dataform_infra.spec.models import Repository
 from tests.fakegcp.mirror import environment
 from tests.fakegcp.store import Store
 
@@ -176,26 +177,30 @@ class OfflineCloud:
                             f"projects/{other}/datasets/{dataset_id}",
                             {"seeded": True},
                         )
-            git = env.repository.git if env.repository else None
-            auth = (git.https_token or git.ssh) if git else None
-            if auth is not None and auth.project:  # a secret another team manages in its own project
-                self._seed_secret(auth.project, auth.secret_id)
-            npmrc = env.repository.npmrc if env.repository else None
-            if npmrc is not None:  # made and filled outside dfinfra, one enabled version
-                project = npmrc.project or env.project.id
-                name = self._seed_secret(project, npmrc.secret_id)
-                number = self.store.project_number(project)
-                self.store.put(
-                    "secret_version",
-                    f"{name}/versions/1",
-                    {
-                        "name": f"projects/{number}/secrets/{npmrc.secret_id}/versions/1",
-                        "state": "ENABLED",
-                        "seeded": True,
-                    },
-                )
+            for _, repository in env.declared_repositories():
+                self._seed_repository_secrets(env.project.id, repository)
             if self.gcs and buckets:
                 self.gcs.create_bucket(env.state.bucket)
+
+    def _seed_repository_secrets(self, host_project: str, repository: Repository) -> None:
+        """The secrets a repository names that other teams made: a Git secret in another project, `.npmrc`."""
+        auth = repository.git.secret
+        if auth is not None and auth.project:  # a secret another team manages in its own project
+            self._seed_secret(auth.project, auth.secret_id)
+        npmrc = repository.npmrc
+        if npmrc is not None:  # made and filled outside dfinfra, one enabled version
+            project = npmrc.project or host_project
+            name = self._seed_secret(project, npmrc.secret_id)
+            number = self.store.project_number(project)
+            self.store.put(
+                "secret_version",
+                f"{name}/versions/1",
+                {
+                    "name": f"projects/{number}/secrets/{npmrc.secret_id}/versions/1",
+                    "state": "ENABLED",
+                    "seeded": True,
+                },
+            )
 
     def _seed_secret(self, project: str, secret_id: str) -> str:
         """A secret another team made (in `project`, with Secret Manager on); returns its name."""

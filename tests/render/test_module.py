@@ -90,15 +90,13 @@ def test_deployers_act_as_the_runners_their_own_configs_attach_only(tmp_path):
 
 def test_a_target_module_owns_what_its_spec_declares(tmp_path):
     m = modules(tmp_path, {"staging": host(), "prod": target()})["prod"]
-    assert not m.is_host and m.secret_name is None and m.repository_runner is None
+    assert not m.is_host and not m.secrets and not m.repositories and not m.moved
     assert [(r.env, r.release.name, r.database) for r in m.releases] == [("prod", "target-release", "acme-target-proj")]
     assert [w.workflow.name for w in m.workflows] == ["target-daily"]
     # Its configs live in the host's repository, named literally (another module creates it).
-    assert (m.repository_project, m.repository_region, m.repository_ref) == (
-        "acme-host-proj",
-        "europe-west2",
-        "analytics",
-    )
+    assert {(c.home.project, c.home.region, c.home.repository) for c in [*m.releases, *m.workflows]} == {
+        ("acme-host-proj", "europe-west2", "analytics")
+    }
     # Created only after the grants that make the runner usable exist (Token Creator, Job User, act-as).
     assert [str(ref) for ref in m.workflows[0].depends_on] == [
         "google_service_account_iam_member.dataform_agent_impersonates_target_runner",

@@ -66,7 +66,10 @@ def test_marks_render_as_import_blocks_by_googles_names(tmp_path):
     ws = Workspace(write_specs(tmp_path, {"staging": h, "prod": t}))
     staging = render_module(ws.module("staging"))["imports.tf"]
     for to, id_ in (
-        ("google_dataform_repository.this", "projects/acme-host-proj/locations/europe-west2/repositories/analytics"),
+        (
+            "google_dataform_repository.analytics",
+            "projects/acme-host-proj/locations/europe-west2/repositories/analytics",
+        ),
         ("google_secret_manager_secret.git_token", "projects/acme-host-proj/secrets/git-token"),
         (
             "google_service_account.host_runner",

@@ -25,10 +25,10 @@ def applied_host(tmp_path: Path, cloud, spec: dict, *, token: bool = True) -> It
     """`spec` as the host, bootstrapped and applied through the CLI against the offline cloud, with its Git
     token set and one model in its repository; yields the workspace, the runtime APIs (Dataform) and the
     checkout (to run dfinfra in)."""
-    from tests.e2e.test_runs import TOKEN, seed_runtime
     from tests.fakegcp.apis import FakeGoogleApis
     from tests.project import Project
     from tests.support.dataform_code import workspace_code
+    from tests.support.runtime import TOKEN, seed_runtime
 
     project = Project(tmp_path / "checkout", cloud, specs=write_specs(tmp_path / "specs", {"staging": spec}))
     ws = Workspace(project.root / "environments")
@@ -342,7 +342,9 @@ def test_each_workspace_creates_and_writes_its_own_datasets_in_the_offline_cloud
 
     with applied_host(tmp_path, cloud, per_workspace(opt_in=True)) as (ws, apis, _):
         for person_workspace in ("alice", "bob"):
-            state, reasons = apis.run_workspace("group:eng@acme.example", ws.topology.repository_name, person_workspace)
+            state, reasons = apis.run_workspace(
+                "group:eng@acme.example", ws.topology.repositories[0].api_name, person_workspace
+            )
             assert state == "SUCCEEDED", reasons
     created = {key for _, key, _ in cloud.store.list(RUNTIME_DATASET)}
     assert {"projects/acme-host-proj/datasets/marts_alice", "projects/acme-host-proj/datasets/marts_bob"} <= created
@@ -397,10 +399,10 @@ def test_the_offline_cloud_compiles_with_workflow_settings_defaults(tmp_path, cl
     with applied_host(tmp_path, cloud, from_settings()) as (ws, apis, _):
         [release] = [body for _, _, body in cloud.store.list("google_dataform_repository_release_config")]
         assert release["code_compilation_config"][0]["default_database"] is None
-        settings = cloud.store.get("git_code", ws.topology.repository_spec.git.url)
+        settings = cloud.store.get("git_code", ws.topology.repositories[0].spec.git.url)
         settings["workflow_settings"].update(defaultProject="acme-host-proj", defaultLocation="EU")
-        cloud.store.put("git_code", ws.topology.repository_spec.git.url, settings)
-        state, reasons = apis.run_scheduled(f"{ws.topology.repository_name}/workflowConfigs/host-daily")
+        cloud.store.put("git_code", ws.topology.repositories[0].spec.git.url, settings)
+        state, reasons = apis.run_scheduled(f"{ws.topology.repositories[0].api_name}/workflowConfigs/host-daily")
         assert state == "SUCCEEDED", reasons
     assert not cloud.store.list(RUNTIME_DATASET), "it wrote the declared datasets of workflow_settings' project"
 
@@ -473,7 +475,7 @@ def test_the_offline_cloud_grants_data_owner_and_the_workflow_runs_on_it(tmp_pat
             if "host-runner" in body["member"]
         }
         assert ("marts", "roles/bigquery.dataOwner") in roles and ("marts", "roles/bigquery.dataEditor") not in roles
-        state, reasons = apis.run_scheduled(f"{ws.topology.repository_name}/workflowConfigs/host-daily")
+        state, reasons = apis.run_scheduled(f"{ws.topology.repositories[0].api_name}/workflowConfigs/host-daily")
         assert state == "SUCCEEDED", reasons
 
 
@@ -542,7 +544,7 @@ def test_the_offline_cloud_fetches_through_the_link_once_the_agent_may(tmp_path,
 
     with applied_host(tmp_path, cloud, linked(), token=False) as (ws, apis, project):
         assert not cloud.store.list("google_secret_manager_secret")
-        config = f"{ws.topology.repository_name}/workflowConfigs/host-daily"
+        config = f"{ws.topology.repositories[0].api_name}/workflowConfigs/host-daily"
         state, reasons = apis.run_scheduled(config)
         assert state == "FAILED" and "developerconnect.gitRepositoryLinks.fetchReadToken" in str(reasons), reasons
         check = re.compile(

@@ -140,7 +140,7 @@ def test_cross_environment_mistakes(tmp_path, mutate_host, mutate_target, fragme
 
 
 def test_no_host_is_an_error(tmp_path):
-    assert "no environment declares the repository" in only_problem(write_specs(tmp_path, {"prod": target()}))
+    assert "no environment declares a repository" in only_problem(write_specs(tmp_path, {"prod": target()}))
 
 
 def test_shared_project_cannot_share_a_runner(tmp_path):

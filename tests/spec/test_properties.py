@@ -118,7 +118,7 @@ def _values_as_loaded(deployment) -> list[str]:
 
 
 _LITERAL = re.compile(r'"(?:[^"\\]|\\.)*"')
-_HEADER = re.compile(r'(resource|data|output|provider|locals|terraform) ("[\w-]+" )*\{')
+_HEADER = re.compile(r'(resource|data|output|provider|locals|terraform|moved|import) ("[\w-]+" )*\{')
 
 
 def _code(text: str) -> str:
@@ -230,6 +230,7 @@ NEW_FIELDS = [
     ("staging", ("repository", "existing")),
     ("staging", ("releases", 0, "deletion_policy")),
     ("staging", ("releases", 0, "compilation", "defaults_from")),
+    ("staging", ("releases", 0, "repository")),
     ("prod", ("workflows", 0, "deletion_policy")),
     ("prod", ("runners", 0, "bigquery", "reads", 0)),
     ("prod", ("runners", 0, "bigquery", "owns", 0, "dataset")),

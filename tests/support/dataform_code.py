@@ -26,13 +26,26 @@ def _code(default: str, assertions: str, actions: list[dict[str, Any]]) -> dict[
     }
 
 
-CODE: dict[str, dict[str, Any]] = {
+CODE: dict[str, dict[str, Any]] = {  # spec set -> its code (or repository name -> code)
     # staging/prod: one daily model over raw_events and its assertion.
     "shipped": _code(
         "marts",
         "dataform_assertions",
         [_table("orders", ["daily"], ["raw_events"]), _assertion("orders_unique", ["daily"], "orders")],
     ),
+    # Two repositories, two teams' code (a repository name -> its code): models and campaigns over events.
+    "multi-repository": {
+        "analytics": _code(
+            "models",
+            "dataform_assertions",
+            [_table("sessions", ["daily"], ["events"]), _assertion("sessions_unique", ["daily"], "sessions")],
+        ),
+        "marketing": _code(
+            "campaigns",
+            "dataform_assertions",
+            [_table("attribution", [], ["events"]), _assertion("attribution_complete", [], "attribution")],
+        ),
+    },
     "single-project": _code(
         "analytics",
         "dataform_assertions",

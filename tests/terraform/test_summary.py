@@ -66,3 +66,19 @@ def test_iam_changes_read_as_principal_role_resource():
 
 def test_no_changes():
     assert summarise({"resource_changes": []}).render().startswith("No changes")
+
+
+def test_a_plan_that_only_moves_state_entries_is_a_change_to_apply():
+    """`moved` blocks plan as no-ops with a previous address: nothing is replaced, yet only an apply records the
+    new names, so the plan has changes and says what moves."""
+    moved = change("google_dataform_repository.analytics", "google_dataform_repository", ["no-op"])
+    moved["previous_address"] = "google_dataform_repository.this"
+    summary = summarise({"resource_changes": [moved]})
+    assert summary.has_changes and not summary.changes and not summary.destructive
+    assert summary.to_dict()["moves"] == [
+        {"from": "google_dataform_repository.this", "to": "google_dataform_repository.analytics"}
+    ]
+    text = summary.render()
+    assert text.startswith("Plan: 1 to move, 0 to create")
+    assert "-> move google_dataform_repository.this to google_dataform_repository.analytics" in text
+    assert not summarise({"resource_changes": [change("x.y", "x", ["no-op"])]}).has_changes

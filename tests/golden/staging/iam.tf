@@ -70,12 +70,42 @@ resource "google_bigquery_dataset_iam_member" "dataform_staging_runner_reads_raw
 
 # The Dataform service agent performs every Git operation, so it (and only it) reads the Git
 # credential - even when workflows run as custom runners. [rule: agent-reads-git-secret]
-resource "google_secret_manager_secret_iam_member" "dataform_agent_reads_git_token" {
-  secret_id = google_secret_manager_secret.git_token.id
+resource "google_secret_manager_secret_iam_member" "dataform_agent_reads_dataform_github_token" {
+  secret_id = google_secret_manager_secret.dataform_github_token.id
   role      = "roles/secretmanager.secretAccessor"
   member    = local.dataform_service_agent
 
   depends_on = [google_project_service_identity.dataform]
+}
+
+# group:analytics-engineers@acme.example is a Dataform editor of repository analytics only. [rule:
+# person-uses-repository]
+resource "google_dataform_repository_iam_member" "analytics_editor_analytics_engineers" {
+  project    = "acme-analytics-staging"
+  region     = "europe-west2"
+  repository = google_dataform_repository.analytics.name
+  role       = "roles/dataform.editor"
+  member     = "group:analytics-engineers@acme.example"
+}
+
+# group:data-analysts@acme.example is a Dataform viewer of repository analytics only. [rule:
+# person-uses-repository]
+resource "google_dataform_repository_iam_member" "analytics_viewer_data_analysts" {
+  project    = "acme-analytics-staging"
+  region     = "europe-west2"
+  repository = google_dataform_repository.analytics.name
+  role       = "roles/dataform.viewer"
+  member     = "group:data-analysts@acme.example"
+}
+
+# group:data-platform-admins@acme.example is a Dataform admin of repository analytics only. [rule:
+# person-uses-repository]
+resource "google_dataform_repository_iam_member" "analytics_admin_data_platform_admins" {
+  project    = "acme-analytics-staging"
+  region     = "europe-west2"
+  repository = google_dataform_repository.analytics.name
+  role       = "roles/dataform.admin"
+  member     = "group:data-platform-admins@acme.example"
 }
 
 # Scheduled releases and workflows are started by the Dataform service agent, which needs
@@ -87,36 +117,6 @@ resource "google_project_iam_member" "dataform_agent_service_agent_role" {
   member  = local.dataform_service_agent
 
   depends_on = [google_project_service_identity.dataform]
-}
-
-# group:analytics-engineers@acme.example is a Dataform editor of this repository only. [rule:
-# person-uses-repository]
-resource "google_dataform_repository_iam_member" "repository_editor_analytics_engineers" {
-  project    = "acme-analytics-staging"
-  region     = "europe-west2"
-  repository = google_dataform_repository.this.name
-  role       = "roles/dataform.editor"
-  member     = "group:analytics-engineers@acme.example"
-}
-
-# group:data-analysts@acme.example is a Dataform viewer of this repository only. [rule:
-# person-uses-repository]
-resource "google_dataform_repository_iam_member" "repository_viewer_data_analysts" {
-  project    = "acme-analytics-staging"
-  region     = "europe-west2"
-  repository = google_dataform_repository.this.name
-  role       = "roles/dataform.viewer"
-  member     = "group:data-analysts@acme.example"
-}
-
-# group:data-platform-admins@acme.example is a Dataform admin of this repository only. [rule:
-# person-uses-repository]
-resource "google_dataform_repository_iam_member" "repository_admin_data_platform_admins" {
-  project    = "acme-analytics-staging"
-  region     = "europe-west2"
-  repository = google_dataform_repository.this.name
-  role       = "roles/dataform.admin"
-  member     = "group:data-platform-admins@acme.example"
 }
 
 # The Dataform service agent mints tokens for runner dataform-staging-runner; granted on that

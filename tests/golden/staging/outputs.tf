@@ -8,7 +8,7 @@ output "dataform_staging_runner_email" {
 
 output "repository_id" {
   description = "The Dataform repository."
-  value       = google_dataform_repository.this.id
+  value       = google_dataform_repository.analytics.id
 }
 
 output "dataform_service_agent" {
@@ -18,5 +18,5 @@ output "dataform_service_agent" {
 
 output "git_secret" {
   description = "Secret holding the Git credential: add it with `dfinfra secret set staging`."
-  value       = google_secret_manager_secret.git_token.id
+  value       = google_secret_manager_secret.dataform_github_token.id
 }
