@@ -18,7 +18,7 @@ from dataform_infra.workspace import Workspace
 
 # Resource type -> (what the permission applies to, permissions to create/read/update/delete it).
 # "project": the project it is created in; "self": the object itself (IAM members: the object whose
-# policy they edit); "repository": the host's repository. Sources: the access-control pages of Service
+# policy they edit); "repository": the host repository holding the config. Sources: the access-control pages of Service
 # Usage, IAM, BigQuery, Secret Manager, Resource Manager and Dataform.
 PERMISSIONS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "google_project_service": (
@@ -133,7 +133,7 @@ def deployer_needs(workspace: Workspace, env_name: str) -> list[DeployerNeed]:
     for type_, objects in _declared(module):
         for scope, permissions in PERMISSIONS[type_]:
             for obj in objects:
-                where = project if scope == "project" else obj  # "repository": the object is one
+                where = project if scope == "project" else obj  # "self"/"repository": the object itself
                 wanted.setdefault(where, set()).update(permissions)
     deployers = set(module.env.deployers)
     runs_here = {run.id for run in workspace.access.runs if run.env == env_name}

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from dataform_infra.errors import Refused, TerraformError, UsageError
 from dataform_infra.render.engine import render_bootstrap
+from dataform_infra.render.module import ReleaseConfig, WorkflowConfig
 from dataform_infra.render.output import RenderedModule, recover, write_modules
 from dataform_infra.terraform.binary import TerraformBinary
 from dataform_infra.terraform.runner import LineSink, PlanMode, TerraformRunner
@@ -59,8 +60,9 @@ def apply_order(workspace: Workspace, envs: list[str], *, destroy: bool = False)
 
 
 NO_BUCKET = "The state bucket does not exist yet"
-# What the host module's state holds once its repository exists (targets' configs are its children).
-HOST_MARKER = "google_dataform_repository.this"
+# What a host module's state named its one repository before repositories were named after themselves
+# (until the next apply of the host moves it).
+LEGACY_REPOSITORY = "google_dataform_repository.this"
 
 
 def _fingerprint(path: Path) -> str:
@@ -320,17 +322,31 @@ class Lifecycle:
                     f"state still lists resources. Destroy {' and '.join(alive)} first (or `dfinfra destroy --all`, "
                     "which destroys the targets before the host); nothing destroyed."
                 )
-        elif (
-            not mode.destroy
-            and env != host
-            and host not in self._applied
-            and HOST_MARKER not in self._state(host, render=render)
-        ):
-            raise Refused(
-                f"{env}'s release and workflow configs live in the repository that {host} creates, and "
-                f"{host}'s state holds no repository yet: apply {host} first (`dfinfra apply {host}`, or "
-                "`dfinfra apply --all`, which applies the host first); nothing applied."
-            )
+        elif not mode.destroy and env != host and host not in self._applied:
+            missing = self._repositories_missing(env, render=render)
+            if missing:
+                raise Refused(
+                    f"{env}'s release and workflow configs live in {', '.join(missing)}, which {host} creates, and "
+                    f"{host}'s state holds no such repository yet: apply {host} first (`dfinfra apply {host}`, or "
+                    "`dfinfra apply --all`, which applies the host first); nothing applied."
+                )
+
+    def _repositories_missing(self, env: str, *, render: bool) -> list[str]:
+        """The host's repositories `env`'s configs live in that the host's state does not hold yet."""
+        module = self.workspace.module(env)
+        host = self.workspace.topology.host_name
+        # Without configs of its own it still needs the host applied: its grants name the host's service agent.
+        configs: list[ReleaseConfig | WorkflowConfig] = [*module.releases, *module.workflows]
+        homes = {c.home.name for c in configs} or {r.name for r in self.workspace.topology.repositories}
+        wanted = {
+            f"google_dataform_repository.{view.name}": view.hosted.name
+            for view in self.workspace.module(host).repositories
+            if view.hosted.name in homes
+        }
+        held = set(self._state(host, render=render))
+        if LEGACY_REPOSITORY in held and self.workspace.topology.single_repository:
+            return []  # applied before repositories were named after themselves: the same repository
+        return [f"repository {name}" for address, name in wanted.items() if address not in held]
 
     def _state(self, env: str, *, render: bool) -> list[str]:
         """Addresses in `env`'s state (empty when it has none, or no module is rendered to ask with)."""

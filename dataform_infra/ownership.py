@@ -74,5 +74,9 @@ def _scope(resource_type: str, a: Mapping[str, str]) -> Resource | None:
         parts = a.get("secret_id", "").split("/")  # projects/P/secrets/S
         return Resource("secret", parts[1] if len(parts) == 4 else a.get("project", ""), parts[-1])
     if resource_type == "google_dataform_repository_iam_member":
+        # The provider records the repository's full name (projects/P/locations/R/repositories/N) once applied.
+        full = a.get("repository", "").split("/")
+        if len(full) == 6 and full[0] == "projects":
+            return Resource("repository", full[1], full[5], full[3])
         return Resource("repository", a.get("project", ""), a.get("repository", ""), a.get("region", ""))
     return None

@@ -10,6 +10,7 @@ justified come back as warnings instead.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -492,9 +493,7 @@ def facts_from_hcl(files: Mapping[str, str]) -> list[Fact]:
         if file_name.endswith(".tf.json"):
             documents.append((file_name, _from_json_syntax(json.loads(text))))
         elif _BLOCKS_RULES_READ.search(text):  # versions, providers, outputs: nothing a rule reads
-            import hcl2
-
-            documents.append((file_name, hcl2.loads(text)))
+            documents.append((file_name, _parsed_hcl(text)))
     locals_: dict[str, str] = {}
     for _, document in documents:  # locals are module-wide, whichever file declares them
         for block in document.get("locals", []):
@@ -513,6 +512,43 @@ def facts_from_hcl(files: Mapping[str, str]) -> list[Fact]:
                             kind, _unquote(type_), _unquote(name), _unquote(body), file_name, comments, locals_
                         )
     return facts
+
+
+def _parsed_hcl(text: str) -> dict[str, Any]:
+    """python-hcl2's reading of `text`, kept in dfinfra's cache by content: loading the parser costs more
+    than linting, and `lint` (a pre-commit hook, a CI step) mostly reads files it has read before. The cache
+    is used only when it is ours alone (a file others could write could hide a violation). Unparseable HCL
+    raises ValueError."""
+    import hashlib
+
+    from dataform_infra import __version__
+    from dataform_infra.cache import cache_dir, private
+
+    directory = cache_dir(f"hcl-{__version__}")
+    entry = directory / f"{hashlib.sha256(text.encode()).hexdigest()}.json"
+    try:
+        usable = directory.is_dir() and private(directory)
+        if usable and entry.is_file():
+            cached: dict[str, Any] = json.loads(entry.read_text(encoding="utf-8"))
+            return cached
+    except (OSError, ValueError):
+        usable = False  # unreadable or damaged: parse again
+    import hcl2
+    from lark.exceptions import LarkError
+
+    try:
+        document: dict[str, Any] = hcl2.loads(text)
+    except LarkError as exc:
+        raise ValueError(f"{type(exc).__name__}: {exc}") from None
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if usable or private(directory):
+            partial = entry.with_suffix(f".{os.getpid()}.tmp")
+            partial.write_text(json.dumps(document), encoding="utf-8")
+            os.replace(partial, entry)
+    except OSError:
+        pass  # a read-only home only costs speed
+    return document
 
 
 def _from_json_syntax(document: dict[str, Any]) -> dict[str, Any]:
@@ -555,8 +591,6 @@ def lint(directories: Iterable[Path]) -> list[Finding]:
     """Every rule over the `.tf` and `.tf.json` files of each directory (hand-written modules too). A
     directory without them, a file that is not a regular file (a FIFO would block the read) or is over
     `LINT_MAX_BYTES`, or HCL the parser cannot read, is bad input (UsageError)."""
-    from lark.exceptions import LarkError
-
     findings: list[Finding] = []
     for directory in directories:
         if not directory.is_dir():
@@ -567,8 +601,8 @@ def lint(directories: Iterable[Path]) -> list[Finding]:
         sources = {str(f): _read_bounded(f) for f in files}
         try:
             facts = facts_from_hcl(sources)
-        except (LarkError, UnicodeDecodeError, ValueError) as exc:
-            raise UsageError(f"{directory}: cannot parse the HCL ({type(exc).__name__}: {exc})") from None
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise UsageError(f"{directory}: cannot parse the HCL ({exc})") from None
         findings += check(facts)
     return findings
 

@@ -205,7 +205,7 @@ class AttachedRunner:
     @property
     def only_run_as(self) -> bool:
         """Attached by a person's `run_as` alone (no config or repository): deployers attach it to nothing."""
-        return "access" in self.path[:3]
+        return len(self.path) >= 2 and self.path[-2] == "run_as"
 
 
 class Topology:

@@ -226,7 +226,9 @@ def test_binary_selection_and_minimum_version(project, tmp_path, terraform_bin):
 def test_a_target_before_its_host_stops_before_terraform_with_the_order(project):
     project.run("bootstrap", "--all", "--auto-approve", "--confirm", "prod")
     output = project.run("apply", "prod", "--auto-approve", "--confirm", "prod", expect=1)
-    assert "staging's state holds no repository yet: apply staging first" in " ".join(output.split())
+    said = " ".join(output.split())
+    assert "live in repository analytics, which staging creates" in said
+    assert "staging's state holds no such repository yet: apply staging first" in said
     assert "404" not in output
     assert [id_ for kind, id_ in project.cloud.resources() if kind != "google_storage_bucket"] == []  # nothing applied
     project.run("apply", "staging", "--auto-approve")

@@ -78,3 +78,36 @@ def test_a_destination_address_holding_another_object_stops_the_migration():
     old = _state(("google_dataform_repository_workflow_config", "prod_daily", ATTRS))
     with pytest.raises(TerraformError, match="already holds another object"):
         plan_moves({"staging": old, "prod": other}, owners)
+
+
+def test_repositories_and_secrets_are_known_by_their_google_names_whatever_their_address():
+    """So `dfinfra migrate` moves `google_dataform_repository.this` to the name it has now."""
+    module = Workspace(SPEC_SETS["shipped"]).module("staging")
+    keys = declared(module)
+    repository = {"project": "acme-analytics-staging", "region": "europe-west2", "name": "analytics", "id": "x"}
+    assert keys[state_key("google_dataform_repository", repository)] == "google_dataform_repository.analytics"
+    secret = {"project": "acme-analytics-staging", "secret_id": "dataform-github-token"}
+    assert keys[state_key("google_secret_manager_secret", secret)] == (
+        "google_secret_manager_secret.dataform_github_token"
+    )
+    old = _state(("google_dataform_repository", "this", repository))
+    [move] = plan_moves({"staging": old}, {state_key("google_dataform_repository", repository): ("staging", "x.y")})
+    assert (move.source, move.address, move.destination, move.new_address) == (
+        "staging",
+        "google_dataform_repository.this",
+        "staging",
+        "x.y",
+    )
+
+
+def test_a_repository_grant_is_known_by_the_repositorys_full_name_as_the_provider_records_it():
+    module = Workspace(SPEC_SETS["shipped"]).module("staging")
+    grant = next(g for g in module.grants if g.rule == "person-uses-repository")
+    recorded = {
+        "project": "acme-analytics-staging",
+        "region": "europe-west2",
+        "repository": "projects/acme-analytics-staging/locations/europe-west2/repositories/analytics",
+        "role": grant.role,
+        "member": grant.principal.member,
+    }
+    assert declared(module)[state_key(str(grant.resource_type), recorded)] == grant.address

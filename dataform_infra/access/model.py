@@ -443,11 +443,12 @@ class AccessModel:
         """Runners a person may start runs as (`run_as`) that no config or the repository uses: the
         person starts invocations as them directly (the API, an orchestrator)."""
         top = self.topology
-        used = {(r.runner.env, r.runner.runner.name) for r in self._runs}
+        # People start runs in the repository whose access declares them: a runner counts as used there only.
+        used = {(r.repository, r.runner.env, r.runner.runner.name) for r in self._runs}
         for repository, k, access in top.people():
             for j, ref in enumerate(access.run_as):
                 env_name, name = top.resolve_runner_ref(ref)
-                if (env_name, name) in used:
+                if (repository, env_name, name) in used:
                     continue
                 found = top.runner(env_name, name)
                 runner = AttachedRunner(env_name, found.runner, found.project, repository.at("access", k, "run_as", j))
@@ -458,16 +459,13 @@ class AccessModel:
                 self._run_basics([run], runner)
                 self._runner_reads(env_name, self.deployment.environments[env_name], name, (run.id,))
 
-    def _people_running_as(
-        self, env_name: str, runner: str, repository: HostedRepository | None = None
-    ) -> list[Principal]:
-        """Who may start runs as `runner` (in `repository`'s access, or any repository's)."""
+    def _people_running_as(self, env_name: str, runner: str, repository: HostedRepository) -> list[Principal]:
+        """Who may start runs in `repository` as `runner`: its access entries whose `run_as` names it."""
         top = self.topology
         people = {
             a.member: None
             for repo, _, a in top.people()
-            if (repository is None or repo == repository)
-            and any(top.resolve_runner_ref(ref) == (env_name, runner) for ref in a.run_as)
+            if repo == repository and any(top.resolve_runner_ref(ref) == (env_name, runner) for ref in a.run_as)
         }
         return [Principal("person", member) for member in people]
 
@@ -520,7 +518,7 @@ class AccessModel:
                 runner.resource,
                 f"{run.started_by.member} starts runs as {runner.email} (strict act-as)",
                 run.env if run.started_by.kind == "deployer" else host,
-                self._start_path(run.started_by),
+                self._start_path(run.started_by, run.repository),
                 (run.id,),
             )
             self._need(
@@ -530,18 +528,19 @@ class AccessModel:
                 run.repository.resource,
                 f"{run.started_by.member} starts runs in repository {run.repository.name}",
                 run.env if run.started_by.kind == "deployer" else host,
-                self._start_path(run.started_by),
+                self._start_path(run.started_by, run.repository),
                 (run.id,),
                 assumed=run.started_by.kind == "deployer",
             )
 
-    def _start_path(self, who: Principal) -> PathKey:
+    def _start_path(self, who: Principal, repository: HostedRepository) -> PathKey:
+        """The spec field that lets `who` start runs in `repository`: `deployers`, or their access entry there."""
         if who.kind == "deployer":
             return ("deployers",)
-        for repository, k, access in self.topology.people():
-            if access.member == who.member:
-                return repository.at("access", k, "run_as")
-        return self.topology.repositories[0].at("access")
+        for repo, k, access in self.topology.people():
+            if repo == repository and access.member == who.member:
+                return repo.at("access", k, "run_as")
+        return repository.at("access")
 
     def _runner_reads(self, env_name: str, env: Environment, runner_name: str, ids: tuple[str, ...]) -> None:
         i, runner = next((i, r) for i, r in enumerate(env.runners) if r.name == runner_name)

@@ -69,15 +69,14 @@ class Doctor:
                 self.missing_runners.add(email)
             yield from self._runner_grants(iam, env_name, email, name, name in existing)
         # With a Developer Connect link there is no secret: the link's grant is a run requirement below.
-        checked: dict[str, list[Check]] = {}  # repositories may share one secret: checked once
+        # Repositories sharing a secret are each checked: they may pin different versions.
         for hosted in self.topology.repositories if self.env_name == self.host_name else []:
             if hosted.secret_name is None:
                 continue
-            if hosted.secret_name not in checked:
-                checked[hosted.secret_name] = list(self._git_secret(hosted))
-                yield from checked[hosted.secret_name]
+            secret_checks = list(self._git_secret(hosted))
+            yield from secret_checks
             if hosted.spec.git.https_token:
-                if any(c.status != "pass" for c in checked[hosted.secret_name]):
+                if any(c.status != "pass" for c in secret_checks):
                     not_yet = "the Git secret is not usable yet"
                     yield Check(self._named("repository-token-status", hosted), "skipped", not_yet)
                 else:

@@ -57,14 +57,19 @@ def git_secret(deployment: Deployment, env: str, repository: str | None = None) 
             f"the Git secret lives in the host environment {host!r}, not {env!r}: use `dfinfra secret set {host}`"
         )
     repositories = {r.name: r for _, r in deployment.host.declared_repositories()}
-    if repository is None and len(repositories) > 1:
-        raise UsageError(
-            f"{host!r} has several repositories ({', '.join(repositories)}): say whose Git secret with "
-            "--repository NAME"
-        )
     if repository is not None and repository not in repositories:
         raise UsageError(f"{host!r} has no repository {repository!r} (its repositories: {', '.join(repositories)})")
-    repo = repositories[repository] if repository else next(iter(repositories.values()))
+    if repository is None:
+        # Several repositories need saying whose, unless one secret serves them all.
+        secrets = {(s.project, s.secret_id) for r in repositories.values() if (s := r.git.secret) is not None}
+        with_secret = [n for n, r in repositories.items() if r.git.secret is not None]
+        if len(secrets) > 1:
+            raise UsageError(
+                f"{host!r} has several repositories with their own Git secrets ({', '.join(with_secret)}): say "
+                "whose with --repository NAME"
+            )
+        repository = with_secret[0] if with_secret else next(iter(repositories))
+    repo = repositories[repository]
     auth = repo.git.secret
     if auth is None:
         raise UsageError(

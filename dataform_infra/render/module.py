@@ -311,6 +311,8 @@ class _ModuleBuilder:
         self.agent_depends_on: tuple[Expr, ...] = (
             (Expr.ref("google_project_service_identity", "dataform"),) if self.is_host else ()
         )
+        self.repository_refs: dict[str, Ident] = {}  # the host's: repository name -> its resource's name
+        self.secret_grants: dict[Resource, Grant] = {}  # one accessor grant per secret, however many repositories
 
     def build(self) -> Module:
         self._apis()
@@ -484,8 +486,6 @@ class _ModuleBuilder:
         module = self.module
         module.service_agent = top.agent.email
         module.checked_project_number = self.env.project.number
-        self.repository_refs: dict[str, Ident] = {}
-        self.secret_grants: dict[Resource, Grant] = {}  # one accessor grant per secret, however many repositories
         for hosted in top.repositories:
             self.repository_refs[hosted.name] = self.names.name("google_dataform_repository", hosted.name)
         for hosted in top.repositories:

@@ -176,6 +176,10 @@ class _Locator:
 def _cross_checks(deployment: Deployment) -> Iterable[Problem]:
     loc = _Locator(deployment)
     envs = deployment.environments
+    for name, env in envs.items():
+        if env.repository is not None and env.repositories:
+            yield loc.at(name, ("repositories",), "declare `repository:` (one) or `repositories:` (several), not both")
+            return
     hosts = [name for name, env in envs.items() if env.declared_repositories()]
     if not hosts:
         first = next(iter(envs))
@@ -268,7 +272,7 @@ def _repositories(loc: _Locator, host: str, envs: dict[str, Environment]) -> Ite
     declared = envs[host].declared_repositories()
     runners = {r.name for r in envs[host].runners}
     yield from _duplicates(loc, host, "repositories", [r.name for _, r in declared], "repository")
-    secrets: dict[str, tuple[tuple[str | int, ...], object]] = {}
+    secrets: dict[tuple[str, str], tuple[PathKey, tuple[object, ...]]] = {}
     for at, repo in declared:
         if repo.runner and repo.runner not in runners:
             yield loc.at(
@@ -282,7 +286,8 @@ def _repositories(loc: _Locator, host: str, envs: dict[str, Environment]) -> Ite
             yield from _duplicates(loc, host, (*where, "replicas"), list(secret.replicas), "replica")
             # Repositories may share one secret (one token for the Git organisation); it is created once.
             shape = (repo.git.auth, secret.project, tuple(secret.replicas), secret.existing)
-            first = secrets.setdefault(f"{secret.project or ''}/{secret.secret_id}", (at, shape))
+            key = (secret.project or envs[host].project.id, secret.secret_id)
+            first = secrets.setdefault(key, (at, shape))
             if first[1] != shape:
                 yield loc.at(
                     host,
@@ -361,6 +366,7 @@ def _terraform_names_distinct(loc: _Locator, envs: dict[str, Environment]) -> It
     groups: list[tuple[str, list[tuple[str, int, str]]]] = []
     for name, env in envs.items():
         groups.append(("datasets", [(name, i, d.id) for i, d in enumerate(env.datasets)]))
+        groups.append(("repositories", [(name, i, r.name) for i, r in enumerate(env.repositories)]))
     for key in ("releases", "workflows"):
         groups.append(
             (key, [(name, i, item.name) for name, env in envs.items() for i, item in enumerate(getattr(env, key))])

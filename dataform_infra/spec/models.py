@@ -463,6 +463,7 @@ class Environment(Spec):
     )
     repositories: list[Repository] = Field(
         default_factory=list,
+        min_length=1,
         description="Several Dataform repositories in the host project, instead of `repository:` (host "
         "environment only). Each release names its repository with `repository:`; they share the service agent "
         "and may share a Git secret.",
@@ -474,14 +475,9 @@ class Environment(Spec):
         default_factory=list, description="Workflow configs executing in this environment."
     )
 
-    @model_validator(mode="after")
-    def _one_repository_form(self) -> Environment:
-        if self.repository is not None and self.repositories:
-            raise ValueError("declare `repository:` (one) or `repositories:` (several), not both")
-        return self
-
     def declared_repositories(self) -> list[tuple[tuple[str | int, ...], Repository]]:
-        """Every repository this environment declares, with where it sits in the file."""
+        """Every repository this environment declares, with where it sits in the file (the loader refuses
+        both forms at once)."""
         if self.repository is not None:
             return [(("repository",), self.repository)]
         return [(("repositories", i), repository) for i, repository in enumerate(self.repositories)]

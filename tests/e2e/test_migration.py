@@ -152,3 +152,42 @@ def test_upgrading_from_single_repository_names_moves_them_and_replaces_nothing(
     assert "google_dataform_repository_iam_member.analytics_editor_analytics_engineers" in staging
     assert sorted(cloud.resources()) == objects_before  # the same objects, under their new names
     project.run("plan", "--all", expect=0)
+
+
+def test_going_from_one_repository_to_several_is_refused_until_migrate_renames_it(tmp_path, cloud):
+    """With several repositories there are no `moved` blocks (the old name could mean any of them): the plan would
+    replace `this`, which apply refuses; `dfinfra migrate` matches it by its Google name, and the apply then only
+    adds the new repository."""
+    import yaml
+
+    project = Project(tmp_path / "checkout", cloud)
+    project.run("bootstrap", "--all", "--auto-approve", "--confirm", "prod")
+    _apply_old_layout(project, Path(__file__).parent / "layout_single_repository", ("staging", "prod"))
+    staging = yaml.safe_load(project.spec("staging").read_text())
+    analytics = staging.pop("repository")
+    marketing = {
+        "name": "marketing",
+        "git": {"url": "https://github.com/acme/marketing.git", "https_token": {"secret_id": "marketing-token"}},
+    }
+    staging["repositories"] = [analytics, marketing]
+    for release in staging["releases"]:
+        release["repository"] = "analytics"
+    project.spec("staging").write_text(yaml.safe_dump(staging, sort_keys=False))
+    prod = yaml.safe_load(project.spec("prod").read_text())
+    for release in prod["releases"]:
+        release["repository"] = "analytics"
+    project.spec("prod").write_text(yaml.safe_dump(prod, sort_keys=False))
+
+    refused = project.run("apply", "staging", "--auto-approve", expect=1)
+    assert "google_dataform_repository.this" in refused and "--allow-destroy" in refused
+    moved = project.run("migrate")
+    assert "staging: google_dataform_repository.this -> staging: google_dataform_repository.analytics" in moved
+    plan = project.run("plan", "staging", "--json", expect=2)
+    changes = json.loads(plan[plan.index("{\n") :])["staging"]["changes"]
+    assert {c["action"] for c in changes} == {"create"}
+    assert {c["address"] for c in changes} >= {
+        "google_dataform_repository.marketing",
+        "google_secret_manager_secret.marketing_token",
+    }
+    project.run("apply", "--all", "--auto-approve", "--confirm", "prod")
+    project.run("plan", "--all", expect=0)

@@ -63,7 +63,11 @@ def test_one_form_only(tmp_path):
     h = two_repositories()
     h["repository"] = copy.deepcopy(h["repositories"][0])
     [problem] = problems(tmp_path, {"staging": h})
-    assert "staging.yaml:1:" in problem and "`repository:` (one) or `repositories:` (several), not both" in problem
+    assert "repositories: declare `repository:` (one) or `repositories:` (several), not both" in problem
+    line = next(
+        i for i, text in enumerate((tmp_path / "staging.yaml").read_text().splitlines(), 1) if text == "repositories:"
+    )
+    assert f"staging.yaml:{line}:" in problem
 
 
 def test_with_several_repositories_each_release_names_one_that_exists(tmp_path):
@@ -90,6 +94,28 @@ def test_repository_names_are_unique_and_one_environment_hosts(tmp_path):
     found = problems(tmp_path / "b", {"staging": two_repositories(), "prod": t})
     # Specs load in file order: prod's repository came first, so staging's is the second host.
     assert any("staging.yaml:" in p and "exactly one environment (the host)" in p for p in found), found
+
+
+def test_an_empty_list_of_repositories_is_refused_where_it_is_written(tmp_path):
+    h = host()
+    h["repositories"] = []
+    found = problems(tmp_path, {"staging": h})
+    assert any("repositories: List should have at least 1 item" in p for p in found), found
+
+
+def test_repository_names_that_differ_only_in_punctuation_are_refused(tmp_path):
+    h = two_repositories()
+    h["repositories"][0]["name"], h["repositories"][1]["name"] = "a-b", "a_b"
+    h["releases"][0]["repository"], h["releases"][1]["repository"] = "a-b", "a_b"
+    found = problems(tmp_path, {"staging": h})
+    assert any("repositories[1].name" in p and "differ only in case or punctuation" in p for p in found), found
+
+
+def test_a_secret_named_in_the_host_project_explicitly_is_not_the_one_dfinfra_creates(tmp_path):
+    h = two_repositories()
+    h["repositories"][1]["git"]["https_token"] = {"secret_id": "git-token", "project": "acme-host-proj"}
+    [problem] = problems(tmp_path, {"staging": h})
+    assert "repositories[1].git.https_token.secret_id" in problem
 
 
 def test_a_shared_secret_has_one_kind_and_one_replication(tmp_path):
@@ -185,6 +211,27 @@ def test_the_access_model_checks_each_repository_chain_by_chain(tmp_path):
     ]
 
 
+def test_people_start_runs_in_the_repository_whose_access_names_them(tmp_path):
+    """eng may run as the marketing runner from analytics (run_as there), but starts no marketing workflow: it
+    has no role in marketing. Its run as that runner is an ad-hoc one in analytics, and validate is clean."""
+    h = two_repositories()
+    h["runners"].append({"name": "marketing-runner", "bigquery": {"writes": ["marts", "assertions"]}})
+    h["workflows"][1]["runner"] = "marketing-runner"
+    h["repositories"][0]["access"][0]["run_as"].append("marketing-runner")
+    ws = Workspace(write_specs(tmp_path, {"staging": h}))
+    eng = {
+        (r.id, r.repository.name)
+        for r in ws.access.runs
+        if r.started_by is not None and r.started_by.member == "group:eng@acme.example"
+    }
+    assert eng == {
+        ("workspace:analytics:group:eng@acme.example", "analytics"),
+        ("manual:host-daily:group:eng@acme.example", "analytics"),
+        ("adhoc:analytics:marketing-runner:group:eng@acme.example", "analytics"),
+    }
+    assert not ws.validate().violations
+
+
 def test_explain_deployer_names_the_repository_a_target_needs(tmp_path):
     ws_dir = write_specs(tmp_path / "environments", with_target(two_repositories()))
     result = invoke("explain", "--deployer", "prod", "-e", str(ws_dir), cwd=tmp_path)
@@ -199,9 +246,19 @@ def test_explain_deployer_names_the_repository_a_target_needs(tmp_path):
 def test_secret_commands_ask_which_repository_when_there_are_several(tmp_path):
     write_specs(tmp_path / "environments", {"staging": two_repositories()})
     ambiguous = invoke("secret", "set", "staging", cwd=tmp_path, stdin="ghp_x\n")
-    assert ambiguous.returncode == 2 and "several repositories (analytics, marketing)" in ambiguous.stderr
+    assert ambiguous.returncode == 2
+    assert "several repositories with their own Git secrets (analytics, marketing)" in ambiguous.stderr
     unknown = invoke("secret", "status", "staging", "--repository", "nope", cwd=tmp_path)
     assert unknown.returncode == 2 and "no repository 'nope'" in unknown.stderr
+
+
+def test_one_secret_for_every_repository_needs_no_repository_named(tmp_path):
+    from dataform_infra.gcp.secrets import git_secret
+
+    h = two_repositories()
+    h["repositories"][1]["git"]["https_token"]["secret_id"] = "git-token"
+    deployment = load_deployment(write_specs(tmp_path, {"staging": h}))
+    assert git_secret(deployment, "staging").name == "projects/acme-host-proj/secrets/git-token"
 
 
 def test_the_shipped_multi_repository_example_uses_both_forms():
