@@ -10,6 +10,7 @@ unknown environment or option, refusing to overwrite foreign files). `plan` foll
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import gc
 import os
 import re
@@ -58,8 +59,28 @@ def _workspace(environments: Path) -> Workspace:
     return Workspace(environments)
 
 
-# Process-wide CLI state: -q, and whether `plan` exited 2 because it found changes.
-_STATE = {"quiet": False, "plan_has_changes": False}
+@dataclass
+class Session:
+    """What one invocation carries from its top-level options to the helpers deep in a command: -q, and
+    whether `plan` exited 2 because it found changes (for `execute`'s exit-code mapping). One per
+    `execute` call, held in a context variable rather than threaded through every command as
+    `typer.Context.obj`: the helpers that read it (`_info`, `_progress`) are not commands, and typer's
+    accessor for the current context is private."""
+
+    quiet: bool = False
+    plan_has_changes: bool = False
+
+
+_SESSION: contextvars.ContextVar[Session] = contextvars.ContextVar("dfinfra_session")
+
+
+def _session() -> Session:
+    """This invocation's session (`execute` starts one; the top-level callback sets -q on it every time)."""
+    session = _SESSION.get(None)
+    if session is None:  # the app called without `execute` (typer's test runner)
+        session = Session()
+        _SESSION.set(session)
+    return session
 
 
 _COLOURS = {"error:": "red", "violation:": "red", "warning:": "yellow"}
@@ -94,7 +115,7 @@ def _err(message: str) -> None:
 @contextlib.contextmanager
 def _progress(label: str) -> Iterator[None]:
     """`label… 12s` on one terminal line while something slow runs; nothing in CI, under -q or in a pipe."""
-    if _STATE["quiet"] or os.environ.get("CI") or not sys.stderr.isatty():
+    if _session().quiet or os.environ.get("CI") or not sys.stderr.isatty():
         yield
         return
     import threading
@@ -121,7 +142,7 @@ def _progress(label: str) -> Iterator[None]:
 
 def _info(message: str) -> None:
     """Progress chatter on stderr; -q silences it (errors and warnings always show)."""
-    if not _STATE["quiet"]:
+    if not _session().quiet:
         _echo(message, err=True)
 
 
@@ -160,7 +181,7 @@ def main_callback(
 
     Errors and warnings are coloured on a terminal unless NO_COLOR is set; data commands take --json.
     """
-    _STATE["quiet"] = quiet
+    _session().quiet = quiet
 
 
 @app.command()
@@ -648,7 +669,7 @@ def plan(
 
         _echo(markdown(results), nl=False)
     if any(s.has_changes for s in results.values()):
-        _STATE["plan_has_changes"] = True
+        _session().plan_has_changes = True
         raise typer.Exit(2)
 
 
@@ -1215,15 +1236,18 @@ class _OutlivesItsReader:
 def execute(argv: list[str]) -> int | str | None:
     """dfinfra with these arguments, in this process; returns the exit code `main` exits with (tests
     call this directly: one process for many invocations)."""
-    _STATE.update(quiet=False, plan_has_changes=False)
+    session = Session()
+    token = _SESSION.set(session)
     try:
         app(args=argv, prog_name="dfinfra")
     except SystemExit as exit_:
         # `plan` speaks `terraform plan -detailed-exitcode`: 0 no changes, 2 changes, 1 anything else,
         # so a nightly drift check can tell drift from a typo. Bad input (2 elsewhere) becomes 1 here.
-        if exit_.code == 2 and _invoked_command(argv) == "plan" and not _STATE["plan_has_changes"]:
+        if exit_.code == 2 and _invoked_command(argv) == "plan" and not session.plan_has_changes:
             return 1
         return exit_.code
+    finally:
+        _SESSION.reset(token)
     return 0
 
 

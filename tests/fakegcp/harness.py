@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import socket
 import subprocess
 import time
@@ -16,6 +15,7 @@ from typing import Any
 
 from dataform_infra.spec.loader import Deployment
 from dataform_infra.spec.models import Repository
+from tests.fakegcp.gcs import gcs_call, gcs_read
 from tests.fakegcp.mirror import environment
 from tests.fakegcp.store import Store
 
@@ -88,30 +88,19 @@ class GcsEmulator:
     def endpoint(self) -> str:
         return f"{self.url}/storage/v1/"
 
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(
-            f"{self.url}{path}", data=data, method=method, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            payload = response.read()
-        return json.loads(payload) if payload else None
-
     def create_bucket(self, name: str) -> None:
-        try:
-            self._call("POST", "/storage/v1/b?project=offline", {"name": name, "versioning": {"enabled": True}})
-        except urllib.error.HTTPError as exc:
-            if exc.code != 409:
-                raise
+        status, _ = gcs_call(
+            self.url, "POST", "/storage/v1/b?project=offline", {"name": name, "versioning": {"enabled": True}}
+        )
+        if status not in (200, 409):
+            raise RuntimeError(f"fake-gcs-server refused bucket {name}: HTTP {status}")
 
     def objects(self, bucket: str) -> list[str]:
-        listing = self._call("GET", f"/storage/v1/b/{bucket}/o")
+        _, listing = gcs_call(self.url, "GET", f"/storage/v1/b/{bucket}/o")
         return sorted(item["name"] for item in (listing or {}).get("items", []))
 
     def read(self, bucket: str, name: str) -> bytes:
-        quoted = urllib.request.quote(name, safe="")
-        with urllib.request.urlopen(f"{self.url}/storage/v1/b/{bucket}/o/{quoted}?alt=media", timeout=30) as r:
-            return r.read()
+        return gcs_read(self.url, bucket, name)
 
 
 @dataclass

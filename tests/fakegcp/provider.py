@@ -17,10 +17,12 @@ from typing import Any
 
 from tests.fakegcp import constraints as provider_constraints
 from tests.fakegcp import values
-from tests.fakegcp.cloud import Cloud, CloudError, ProviderConfig, ResourceType, resource_type
+from tests.fakegcp.cloud import Cloud
+from tests.fakegcp.engine import CloudError, ProviderConfig, ResourceType
 from tests.fakegcp.protocol import pb, services
 from tests.fakegcp.schema import PROVIDERS, provider_schemas, type_constraints
 from tests.fakegcp.store import Store
+from tests.fakegcp.types import resource_type
 
 _NESTING = {"single": 1, "list": 2, "set": 3, "map": 4, "group": 5}
 

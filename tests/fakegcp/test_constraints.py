@@ -24,9 +24,11 @@ from hypothesis import strategies as st
 
 from tests.fakegcp import constraints as checker
 from tests.fakegcp import planning
-from tests.fakegcp.cloud import Cloud, CloudError, ProviderConfig, resource_type
+from tests.fakegcp.cloud import Cloud
+from tests.fakegcp.engine import CloudError, ProviderConfig
 from tests.fakegcp.schema import block_schema, constraints
 from tests.fakegcp.store import Store
+from tests.fakegcp.types import resource_type
 
 
 @dataclass(frozen=True)
