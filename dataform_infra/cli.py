@@ -164,6 +164,17 @@ def _handles_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _command(group: typer.Typer, name: str | None = None, **settings: Any) -> Callable[[F], F]:
+    """Register a command on `group` inside dfinfra's error boundary (`_handles_errors`), in one step: no
+    command can be added without it."""
+
+    def register(command: F) -> F:
+        group.command(name, **settings)(_handles_errors(command))
+        return command
+
+    return register
+
+
 def _version(value: bool) -> None:
     if value:
         _echo(f"dfinfra {__version__}")
@@ -184,8 +195,7 @@ def main_callback(
     _session().quiet = quiet
 
 
-@app.command()
-@_handles_errors
+@_command(app)
 def render(
     envs: Annotated[list[str] | None, typer.Argument(help="Environments to render.", show_default=False)] = None,
     all_: Annotated[bool, typer.Option("--all", help="Render every environment.")] = False,
@@ -219,8 +229,7 @@ def render(
     _info(f"{len(changed)} file(s) changed")
 
 
-@app.command()
-@_handles_errors
+@_command(app)
 def validate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     environments: EnvironmentsOption = Path("environments"),
@@ -256,8 +265,7 @@ def validate(
     )
 
 
-@app.command()
-@_handles_errors
+@_command(app)
 def lint(
     directories: Annotated[list[Path], typer.Argument(help="Terraform module directories to check.")],
 ) -> None:
@@ -282,8 +290,7 @@ def lint(
     _echo(f"ok: {len(directories)} module(s), no violations")
 
 
-@app.command()
-@_handles_errors
+@_command(app)
 def explain(
     env: Annotated[str | None, typer.Argument(help="Environment (default: all).", show_default=False)] = None,
     runs: Annotated[
@@ -352,8 +359,7 @@ def explain(
     _echo(iam_table(modules, coverage), nl=False)
 
 
-@app.command()
-@_handles_errors
+@_command(app)
 def graph(
     env: Annotated[str | None, typer.Argument(help="Environment (default: all).", show_default=False)] = None,
     output_format: Annotated[str, typer.Option("--format", "-f", help="mermaid, dot or png.")] = "mermaid",
@@ -404,8 +410,7 @@ def _answer(value: str | None, flag: str, question: str, default: str | None = N
     raise UsageError(f"{flag} is required when there is no terminal to ask on")
 
 
-@app.command()
-@_handles_errors
+@_command(app)
 def init(
     host_project: Annotated[
         str | None,
@@ -475,7 +480,7 @@ def init(
     _err("next: dfinfra render --all && dfinfra validate, then dfinfra bootstrap --all")
 
 
-@app.command()
+@_command(app)
 def schema() -> None:
     """Print the JSON Schema of an environment spec (for editor completion and checks).
 
@@ -615,8 +620,7 @@ def _selected(workspace: Workspace, envs: list[str] | None, all_: bool, *, destr
     return apply_order(workspace, workspace.select(envs or [], all_), destroy=destroy)
 
 
-@app.command()
-@_handles_errors
+@_command(app)
 def plan(
     envs: Annotated[list[str] | None, typer.Argument(help="Environments to plan.", show_default=False)] = None,
     all_: AllOption = False,
@@ -701,8 +705,7 @@ def _apply_like(
         )
 
 
-@app.command()
-@_handles_errors
+@_command(app)
 def apply(
     envs: Annotated[list[str] | None, typer.Argument(help="Environments to apply.", show_default=False)] = None,
     all_: AllOption = False,
@@ -751,8 +754,7 @@ def apply(
     )
 
 
-@app.command()
-@_handles_errors
+@_command(app)
 def destroy(
     envs: Annotated[list[str] | None, typer.Argument(help="Environments to destroy.", show_default=False)] = None,
     all_: AllOption = False,
@@ -787,8 +789,7 @@ def destroy(
     )
 
 
-@app.command()
-@_handles_errors
+@_command(app)
 def bootstrap(
     envs: Annotated[
         list[str] | None, typer.Argument(help="Environments whose state bucket to create.", show_default=False)
@@ -819,11 +820,11 @@ def bootstrap(
         lifecycle.bootstrap(env, auto_approve=auto_approve, confirm=_ask, confirmed=confirm or ())
 
 
-@app.command(
+@_command(
+    app,
     "terraform",
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
 )
-@_handles_errors
 def terraform_passthrough(
     ctx: typer.Context,
     env: Annotated[str, typer.Argument(help="Environment whose module to run terraform in.")],
@@ -855,8 +856,7 @@ def terraform_passthrough(
     raise typer.Exit(lifecycle.terraform(env, list(ctx.args), render=not no_render))
 
 
-@app.command()
-@_handles_errors
+@_command(app)
 def output(
     env: Annotated[str, typer.Argument(help="Environment whose outputs to print.")],
     as_json: Annotated[bool, typer.Option("--json", help="All outputs as JSON (terraform output -json).")] = False,
@@ -880,8 +880,7 @@ def output(
         raise typer.Exit(code)
 
 
-@app.command()
-@_handles_errors
+@_command(app)
 def migrate(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the moves; change no state.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the moves as JSON.")] = False,
@@ -969,8 +968,7 @@ RepositoryOption = Annotated[
 ]
 
 
-@secret_app.command("set")
-@_handles_errors
+@_command(secret_app, "set")
 def secret_set(
     env: Annotated[str, typer.Argument(help="The host environment (it holds the repository).")],
     from_env: Annotated[
@@ -1016,8 +1014,7 @@ def secret_set(
         )
 
 
-@secret_app.command("status")
-@_handles_errors
+@_command(secret_app, "status")
 def secret_status(
     env: Annotated[str, typer.Argument(help="The host environment.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -1051,8 +1048,7 @@ def secret_status(
         _echo(f"  no versions yet: dfinfra secret set {env}" + (f" --repository {repository}" if repository else ""))
 
 
-@app.command()
-@_handles_errors
+@_command(app)
 def doctor(
     env: Annotated[str, typer.Argument(help="Environment to check.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -1092,8 +1088,7 @@ def doctor(
         raise typer.Exit(1)
 
 
-@app.command()
-@_handles_errors
+@_command(app)
 def adopt(
     env: Annotated[str, typer.Argument(help="Environment whose objects to look for.")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what exists; change no spec file.")] = False,
@@ -1136,8 +1131,7 @@ def adopt(
         _echo(f"{len(to_mark)} object(s) marked in {written}; `dfinfra plan {env}` imports them")
 
 
-@app.command()
-@_handles_errors
+@_command(app)
 def run(
     env: Annotated[str, typer.Argument(help="Environment declaring the workflow.")],
     workflow: Annotated[str, typer.Argument(help="Workflow name (its workflow config).")],

@@ -288,3 +288,18 @@ def test_names_from_disk_cannot_drive_the_terminal(project, tmp_path, name):
         assert process.returncode == code, shown
         assert not re.search(r"[\x00-\x08\x0b-\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e]", ours), repr(shown)
         assert repr(name)[1:-1].split("mod", 1)[1] in ours, repr(shown)
+
+
+def test_every_command_is_registered_inside_the_error_boundary():
+    """`cli._command` registers a command and its error boundary in one step: none can end in a traceback."""
+    from dataform_infra import cli
+
+    boundary = cli._handles_errors(lambda: None).__code__  # every wrapper runs this one code object
+    commands = [info for group in (cli.app, cli.secret_app) for info in group.registered_commands]
+    assert len(commands) >= 19
+    unguarded = [
+        info.callback.__name__ if info.callback else info.name
+        for info in commands
+        if info.callback is None or info.callback.__code__ is not boundary
+    ]
+    assert unguarded == []

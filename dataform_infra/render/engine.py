@@ -95,7 +95,14 @@ def render_bootstrap(deployment: Deployment, env_name: str) -> dict[str, str]:
     """The small module that creates an environment's state bucket (`dfinfra bootstrap`)."""
     env = deployment.environments[env_name]
     spec = deployment.spec_file(env_name)
-    module = {"env_name": env_name, "env": env, "spec_files": [f"{spec.parent.name}/{spec.name}"]}
+    module = {
+        "env_name": env_name,
+        "spec_files": [f"{spec.parent.name}/{spec.name}"],
+        "project": env.project.id,
+        "region": env.region,
+        "state_bucket": env.state.bucket,
+        "provider_version": env.provider_version,
+    }
     labels = {**env.labels, "managed-by": "dfinfra", "purpose": "terraform-state"}
     text = (
         _environment()

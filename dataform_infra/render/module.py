@@ -265,6 +265,32 @@ class Module:
     # The project number the spec declares for this module's project, when HCL uses it (the agent's email).
     checked_project_number: str | None = None
 
+    # The environment's own values the templates print (the view-model, so templates never read the spec).
+    @property
+    def project(self) -> str:
+        return self.env.project.id
+
+    @property
+    def region(self) -> str:
+        return self.env.region
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """Labels every labelled resource carries (the providers' `default_labels`), sorted."""
+        return dict(sorted(self.env.labels.items()))
+
+    @property
+    def state_bucket(self) -> str:
+        return self.env.state.bucket
+
+    @property
+    def state_prefix(self) -> str:
+        return self.env.state.prefix
+
+    @property
+    def provider_version(self) -> str:
+        return self.env.provider_version
+
     @property
     def project_number_message(self) -> Expr:
         """The plan-time error when the spec's project number is not the project's real one."""
