@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from dataform_infra.errors import GcpNotFound
 from dataform_infra.gcp.clients import GoogleApis, call
@@ -16,6 +17,9 @@ from dataform_infra.spec.loader import Deployment
 from dataform_infra.spec.models import Release, Workflow
 from dataform_infra.spec.yamlsource import PathKey, dotted_path
 from dataform_infra.topology import Topology, runner_email, service_account_name
+
+if TYPE_CHECKING:
+    from google.api_core.retry import Retry
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,12 @@ class Candidate:
             "exists": self.exists,
             "already_marked": self.marked,
         }
+
+
+def _bigquery_retry() -> Retry:
+    from google.cloud.bigquery import DEFAULT_RETRY
+
+    return DEFAULT_RETRY.with_deadline(60)
 
 
 def find_existing(deployment: Deployment, env_name: str, apis: GoogleApis) -> list[Candidate]:
@@ -72,7 +82,8 @@ def find_existing(deployment: Deployment, env_name: str, apis: GoogleApis) -> li
                 f"projects/{project}/datasets/{dataset.id}",
                 ("datasets", i),
                 dataset.existing,
-                lambda ref=ref: bigquery.get_dataset(ref),
+                # BigQuery's client retries for 10 minutes by default: an unreachable API should fail in one.
+                lambda ref=ref: bigquery.get_dataset(ref, retry=_bigquery_retry(), timeout=30),
             )
     dataform = apis.dataform()
     if env_name == top.host_name:

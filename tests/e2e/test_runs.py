@@ -10,6 +10,7 @@ Then each rendered grant is removed in turn: exactly the runs the access model s
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import sqlite3
 import tempfile
@@ -236,7 +237,7 @@ def _checkout(applied, tmp_path: Path, spec_set: str) -> Iterator[tuple[Project,
     for spec in SPEC_SETS[spec_set].glob("*.yaml"):
         shutil.copy(spec, root / "environments" / spec.name)
     apis = FakeGoogleApis(store, caller=done.caller).start()
-    cloud.env["DFINFRA_GOOGLE_API_EMULATOR"] = apis.address
+    cloud.env.update(apis.env)  # Google's gRPC APIs and BigQuery's REST one
     project = Project.__new__(Project)
     project.root, project.cloud = root, cloud
     try:
@@ -393,3 +394,21 @@ def test_doctor_checks_each_repository_of_a_multi_repository_host(applied, tmp_p
         assert "projects/acme-platform-secrets/secrets/marketing-github-token" in out
         assert "PASS  agent-reads-git-secret:analytics" in out
         assert "repository marketing" in out  # the run requirement names what fails: its Git sync
+
+
+def test_adopt_finds_each_repository_and_its_configs_where_they_live(applied, tmp_path):
+    """`adopt` asks Google for each repository by its name and each config in its release's repository; a
+    secret another project keeps is never adopted."""
+    with _checkout(applied, tmp_path, "multi-repository") as (project, _, _):
+        out = project.run("adopt", "staging", "--dry-run", "--json")
+        found = {f["object"]: (f["spec_path"], f["name"], f["exists"]) for f in json.loads(out[out.index("[") :])}
+    prefix = "projects/acme-data-staging/locations/europe-west1/repositories"
+    assert found["repository analytics"] == ("repositories[0]", f"{prefix}/analytics", True)
+    assert found["repository marketing"] == ("repositories[1]", f"{prefix}/marketing", True)
+    assert found["secret analytics-github-token"][2] is True
+    assert not [what for what in found if "marketing-github-token" in what]  # the platform team's: not ours
+    assert found["release config marketing-staging"][1] == f"{prefix}/marketing/releaseConfigs/marketing-staging"
+    assert found["workflow config marketing-staging-daily"][1] == (
+        f"{prefix}/marketing/workflowConfigs/marketing-staging-daily"
+    )
+    assert all(exists for _, _, exists in found.values())
