@@ -173,10 +173,11 @@ def measure_lifecycle(work: Path, runs: int) -> dict[str, Timing]:
                     [
                         "sh",
                         "-c",
-                        'XDG_CACHE_HOME="$(mktemp -d)" exec "$0" lint "$1" "$2"',
+                        'XDG_CACHE_HOME="$(mktemp -d "$3/cache.XXXXXX")" exec "$0" lint "$1" "$2"',
                         DFINFRA,
                         str(project.root / "build" / "staging"),
                         str(module),
+                        str(work),  # removed with the benchmark's work directory
                     ],
                     None,
                 ),

@@ -169,8 +169,9 @@ def _command(group: typer.Typer, name: str | None = None, **settings: Any) -> Ca
     command can be added without it."""
 
     def register(command: F) -> F:
-        group.command(name, **settings)(_handles_errors(command))
-        return command
+        guarded = _handles_errors(command)
+        group.command(name, **settings)(guarded)
+        return guarded
 
     return register
 

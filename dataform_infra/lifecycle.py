@@ -323,30 +323,41 @@ class Lifecycle:
                     "which destroys the targets before the host); nothing destroyed."
                 )
         elif not mode.destroy and env != host and host not in self._applied:
-            missing = self._repositories_missing(env, render=render)
-            if missing:
+            waiting = self._waiting_for_host(env, render=render)
+            if waiting:
                 raise Refused(
-                    f"{env}'s release and workflow configs live in {', '.join(missing)}, which {host} creates, and "
-                    f"{host}'s state holds no such repository yet: apply {host} first (`dfinfra apply {host}`, or "
-                    "`dfinfra apply --all`, which applies the host first); nothing applied."
+                    f"{waiting}: apply {host} first (`dfinfra apply {host}`, or `dfinfra apply --all`, which applies "
+                    "the host first); nothing applied."
                 )
 
-    def _repositories_missing(self, env: str, *, render: bool) -> list[str]:
-        """The host's repositories `env`'s configs live in that the host's state does not hold yet."""
+    def _waiting_for_host(self, env: str, *, render: bool) -> str | None:
+        """Why `env` cannot be applied before the host, or None: its configs live in host repositories the
+        host's state does not hold yet (without configs, its grants name the service agent the host's first
+        apply creates)."""
         module = self.workspace.module(env)
         host = self.workspace.topology.host_name
-        # Without configs of its own it still needs the host applied: its grants name the host's service agent.
+        held = set(self._state(host, render=render))
         configs: list[ReleaseConfig | WorkflowConfig] = [*module.releases, *module.workflows]
-        homes = {c.home.name for c in configs} or {r.name for r in self.workspace.topology.repositories}
+        if not configs:
+            if any(a.startswith("google_dataform_repository.") for a in held):
+                return None
+            agent = f"the Dataform service agent that {host} creates"
+            return f"{env}'s grants name {agent}, and {host}'s state holds no repository yet"
+        homes = {c.home.name for c in configs}
         wanted = {
             f"google_dataform_repository.{view.name}": view.hosted.name
             for view in self.workspace.module(host).repositories
             if view.hosted.name in homes
         }
-        held = set(self._state(host, render=render))
         if LEGACY_REPOSITORY in held and self.workspace.topology.single_repository:
-            return []  # applied before repositories were named after themselves: the same repository
-        return [f"repository {name}" for address, name in wanted.items() if address not in held]
+            return None  # applied before repositories were named after themselves: the same repository
+        missing = [f"repository {name}" for address, name in wanted.items() if address not in held]
+        if not missing:
+            return None
+        return (
+            f"{env}'s release and workflow configs live in {', '.join(missing)}, which {host} creates, and {host}'s "
+            "state holds no such repository yet"
+        )
 
     def _state(self, env: str, *, render: bool) -> list[str]:
         """Addresses in `env`'s state (empty when it has none, or no module is rendered to ask with)."""

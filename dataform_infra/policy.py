@@ -10,7 +10,6 @@ justified come back as warnings instead.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -514,41 +513,46 @@ def facts_from_hcl(files: Mapping[str, str]) -> list[Fact]:
     return facts
 
 
-def _parsed_hcl(text: str) -> dict[str, Any]:
-    """python-hcl2's reading of `text`, kept in dfinfra's cache by content: loading the parser costs more
-    than linting, and `lint` (a pre-commit hook, a CI step) mostly reads files it has read before. The cache
-    is used only when it is ours alone (a file others could write could hide a violation). Unparseable HCL
-    raises ValueError."""
+def _hcl_cache_entry(text: str) -> tuple[Path, str]:
+    """Where the parse of `text` is cached: keyed by the text and the parser's identity, read without
+    importing the parser (that is the cost the cache saves): its version file."""
     import hashlib
+    import importlib.util
 
     from dataform_infra import __version__
-    from dataform_infra.cache import cache_dir, private
+    from dataform_infra.cache import cache_dir
 
-    directory = cache_dir(f"hcl-{__version__}")
-    entry = directory / f"{hashlib.sha256(text.encode()).hexdigest()}.json"
-    try:
-        usable = directory.is_dir() and private(directory)
-        if usable and entry.is_file():
-            cached: dict[str, Any] = json.loads(entry.read_text(encoding="utf-8"))
-            return cached
-    except (OSError, ValueError):
-        usable = False  # unreadable or damaged: parse again
+    spec = importlib.util.find_spec("hcl2")
+    parser = Path(spec.origin).with_name("version.py").read_bytes() if spec and spec.origin else b""
+    digest = hashlib.sha256(parser + b"\0" + text.encode()).hexdigest()
+    return cache_dir(f"hcl-{__version__}"), f"{digest}.json"
+
+
+def _parsed_hcl(text: str) -> dict[str, Any]:
+    """python-hcl2's reading of `text`, kept in dfinfra's cache under a digest of the text and the parser's
+    version: loading the parser costs more than linting, and `lint` (a pre-commit hook, a CI step) mostly
+    reads files it has read before. Only a cache of ours alone is read (`cache.read_private`): a planted
+    parse could hide a violation. Unparseable HCL raises ValueError."""
+    from dataform_infra.cache import read_private, write_private
+
+    directory, name = _hcl_cache_entry(text)
+    cached = read_private(directory, name)
+    if cached is not None:
+        try:
+            document = json.loads(cached)
+        except ValueError:
+            document = None  # damaged: parse again
+        if isinstance(document, dict):
+            return document
     import hcl2
     from lark.exceptions import LarkError
 
     try:
-        document: dict[str, Any] = hcl2.loads(text)
+        parsed: dict[str, Any] = hcl2.loads(text)
     except LarkError as exc:
         raise ValueError(f"{type(exc).__name__}: {exc}") from None
-    try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if usable or private(directory):
-            partial = entry.with_suffix(f".{os.getpid()}.tmp")
-            partial.write_text(json.dumps(document), encoding="utf-8")
-            os.replace(partial, entry)
-    except OSError:
-        pass  # a read-only home only costs speed
-    return document
+    write_private(directory, name, json.dumps(parsed).encode())
+    return parsed
 
 
 def _from_json_syntax(document: dict[str, Any]) -> dict[str, Any]:

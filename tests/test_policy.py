@@ -239,17 +239,63 @@ def test_a_cached_reading_is_the_parsers_reading(spec_set, env, tmp_path, monkey
 
 def test_a_cache_others_can_write_is_not_trusted(tmp_path, monkeypatch):
     """A planted empty reading would hide the violation: with the cache group- or world-writable it is ignored."""
-    import hashlib
     import json
 
     from dataform_infra import __version__
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     text = VIOLATIONS["no-primitive-roles"]
-    directory = tmp_path / "dfinfra" / f"hcl-{__version__}"
+    directory, name = policy._hcl_cache_entry(text)
+    assert directory == tmp_path / "dfinfra" / f"hcl-{__version__}"
     directory.mkdir(parents=True)
-    (directory / f"{hashlib.sha256(text.encode()).hexdigest()}.json").write_text(json.dumps({}))
+    (directory / name).write_text(json.dumps({}))
+    (directory / name).chmod(0o600)
     directory.chmod(0o777)
     assert "no-primitive-roles" in {f.rule for f in policy.check(policy.facts_from_hcl({"main.tf": text}))}
     directory.chmod(0o700)  # ours alone again: the planted entry is what it reads (so the test above means it)
+    directory.parent.chmod(0o700)
     assert policy.check(policy.facts_from_hcl({"main.tf": text})) == []
+
+
+def test_a_cache_reached_through_a_symlink_or_holding_one_is_not_trusted(tmp_path, monkeypatch):
+    """A symlink someone else owns could be swapped between the check and the read."""
+    import json
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home"))
+    text = VIOLATIONS["no-primitive-roles"]
+    directory, name = policy._hcl_cache_entry(text)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    (elsewhere / name).write_text(json.dumps({}))
+    directory.parent.mkdir(parents=True, mode=0o700)
+    directory.symlink_to(elsewhere)  # the cache directory itself is a link
+    assert "no-primitive-roles" in {f.rule for f in policy.check(policy.facts_from_hcl({"main.tf": text}))}
+    directory.unlink()
+    directory.mkdir(mode=0o700)
+    (directory / name).symlink_to(elsewhere / name)  # the entry is a link
+    assert "no-primitive-roles" in {f.rule for f in policy.check(policy.facts_from_hcl({"main.tf": text}))}
+
+
+def test_a_damaged_or_foreign_cache_entry_is_a_miss_never_a_traceback(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    text = VIOLATIONS["no-primitive-roles"]
+    directory, name = policy._hcl_cache_entry(text)
+    for damaged in ("[]", "{not json", ""):
+        directory.mkdir(parents=True, mode=0o700, exist_ok=True)
+        (directory / name).write_text(damaged)
+        assert "no-primitive-roles" in {f.rule for f in policy.check(policy.facts_from_hcl({"main.tf": text}))}
+
+
+def test_the_cache_is_made_private_whatever_the_umask(tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    old = os.umask(0o002)
+    try:
+        policy._parsed_hcl(VIOLATIONS["no-primitive-roles"])
+    finally:
+        os.umask(old)
+    directory, name = policy._hcl_cache_entry(VIOLATIONS["no-primitive-roles"])
+    assert (directory / name).is_file()  # written, so read next time
+    assert {oct(p.stat().st_mode & 0o777) for p in (directory, directory.parent)} == {"0o700"}
+    assert [p.name for p in directory.iterdir() if p.name.endswith(".tmp")] == []

@@ -45,7 +45,7 @@ class Candidate:
 def _bigquery_retry() -> Retry:
     from google.cloud.bigquery import DEFAULT_RETRY
 
-    return DEFAULT_RETRY.with_deadline(60)
+    return DEFAULT_RETRY.with_timeout(60)
 
 
 def find_existing(deployment: Deployment, env_name: str, apis: GoogleApis) -> list[Candidate]:

@@ -9,7 +9,7 @@ import jinja2
 from markupsafe import Markup
 
 from dataform_infra import MINIMUM_TERRAFORM
-from dataform_infra.cache import cache_dir, private
+from dataform_infra.cache import cache_dir, make_private
 from dataform_infra.render.hcl import comment, comment_block, layout, to_hcl
 from dataform_infra.render.module import Module
 from dataform_infra.spec.loader import Deployment
@@ -48,12 +48,8 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
     from dataform_infra import __version__
 
     directory = cache_dir(f"templates-{__version__}")
-    try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not private(directory):
-            return None  # compiled code others could write would run as us: render without the cache
-    except OSError:
-        return None  # a read-only home only costs speed
+    if not make_private(directory):
+        return None  # compiled code others could write would run as us (or a read-only home): no cache
     return jinja2.FileSystemBytecodeCache(str(directory))
 
 

@@ -96,7 +96,9 @@ class GcsEmulator:
             raise RuntimeError(f"fake-gcs-server refused bucket {name}: HTTP {status}")
 
     def objects(self, bucket: str) -> list[str]:
-        _, listing = gcs_call(self.url, "GET", f"/storage/v1/b/{bucket}/o")
+        status, listing = gcs_call(self.url, "GET", f"/storage/v1/b/{bucket}/o")
+        if status != 200:
+            raise RuntimeError(f"fake-gcs-server could not list bucket {bucket}: HTTP {status}")
         return sorted(item["name"] for item in (listing or {}).get("items", []))
 
     def read(self, bucket: str, name: str) -> bytes:
