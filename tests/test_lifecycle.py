@@ -8,6 +8,7 @@ import pytest
 from tests.conftest import rendered
 from tests.fakegcp.harness import resource_blocks
 from tests.project import Project
+from tests.support.snapshot import Snapshot
 
 pytestmark = pytest.mark.terraform
 
@@ -21,15 +22,38 @@ def project(tmp_path, cloud) -> Project:
 PROD_RESOURCES = resource_blocks(rendered("shipped")["prod"].values())
 
 
-def applied(project: Project) -> None:
+def _snapshot(tmp_path_factory, terraform_bin, gcs, *steps: tuple[str, ...]) -> Snapshot:
+    from tests.fakegcp.harness import OfflineCloud
+
+    root = tmp_path_factory.mktemp("lifecycle-snapshot")
+    project = Project(root / "checkout", OfflineCloud(root / "cloud", terraform_bin, gcs))
     project.run("bootstrap", "--all", "--auto-approve", "--confirm", "prod")
-    project.run("apply", "--all", "--auto-approve", "--confirm", "prod")
+    for step in steps:
+        project.run(*step)
+    return Snapshot.take(project, root)
 
 
-def host_applied(project: Project) -> None:
+@pytest.fixture(scope="module")
+def applied_snapshot(tmp_path_factory, terraform_bin, gcs) -> Snapshot:
+    """The shipped environments bootstrapped and applied once, through the CLI, for the tests here."""
+    return _snapshot(tmp_path_factory, terraform_bin, gcs, ("apply", "--all", "--auto-approve", "--confirm", "prod"))
+
+
+@pytest.fixture(scope="module")
+def host_applied_snapshot(tmp_path_factory, terraform_bin, gcs) -> Snapshot:
     """Buckets for both, and staging (the host) applied: prod's configs need its repository."""
-    project.run("bootstrap", "--all", "--auto-approve", "--confirm", "prod")
-    project.run("apply", "staging", "--auto-approve")
+    return _snapshot(tmp_path_factory, terraform_bin, gcs, ("apply", "staging", "--auto-approve"))
+
+
+@pytest.fixture()
+def applied(applied_snapshot, tmp_path, cloud) -> Project:
+    """That deployment, restored into this test's own offline cloud (state buckets put back as they were)."""
+    return applied_snapshot.restore(cloud, tmp_path / "checkout")
+
+
+@pytest.fixture()
+def host_applied(host_applied_snapshot, tmp_path, cloud) -> Project:
+    return host_applied_snapshot.restore(cloud, tmp_path / "checkout")
 
 
 def test_from_nothing_to_applied_then_one_more_workflow(project):
@@ -90,8 +114,8 @@ def test_second_plan_skips_init(project):
     assert "terraform init" not in project.run("plan", "prod", expect=2)
 
 
-def test_protected_environment_needs_its_name(project):
-    host_applied(project)
+def test_protected_environment_needs_its_name(host_applied):
+    project = host_applied
     no_tty = project.run("apply", "prod", expect=1)
     assert "without confirmation: no terminal" in no_tty
     assert "--auto-approve --confirm prod" in no_tty
@@ -104,8 +128,8 @@ def test_protected_environment_needs_its_name(project):
     assert prod == []
 
 
-def test_destructive_plans_are_refused_without_allow_destroy(project):
-    applied(project)
+def test_destructive_plans_are_refused_without_allow_destroy(applied):
+    project = applied
     spec = project.spec("prod")
     spec.write_text(spec.read_text().replace("dataform-prod-runner", "dataform-prod-runner2"))
     refused = project.run("apply", "prod", "--auto-approve", "--confirm", "prod", expect=1)
@@ -116,8 +140,8 @@ def test_destructive_plans_are_refused_without_allow_destroy(project):
     assert project.cloud.resources()  # nothing was touched
 
 
-def test_stale_saved_plan_is_planned_again(project):
-    applied(project)
+def test_stale_saved_plan_is_planned_again(applied):
+    project = applied
     project.run("plan", "staging", expect=0)
     spec = project.spec("staging")
     spec.write_text(spec.read_text().replace("display_name: Acme analytics (Dataform)", "display_name: Acme analytics"))
@@ -128,14 +152,14 @@ def test_stale_saved_plan_is_planned_again(project):
     assert "No changes" in project.run("plan", "staging", expect=0)  # both edits were applied
 
 
-def test_saved_plan_is_reused_when_nothing_changed(project):
-    host_applied(project)
+def test_saved_plan_is_reused_when_nothing_changed(host_applied):
+    project = host_applied
     project.run("plan", "prod", expect=2)
     assert "applying the saved plan" in project.run("apply", "prod", "--auto-approve", "--confirm", "prod")
 
 
-def test_concurrent_applies_one_waits_for_or_fails_on_the_lock(project):
-    host_applied(project)
+def test_concurrent_applies_one_waits_for_or_fails_on_the_lock(host_applied):
+    project = host_applied
     slow = {"FAKEGCP_APPLY_DELAY": "2"}
     first = project.popen("apply", "prod", "--auto-approve", "--confirm", "prod", "--out", "build-a", env=slow)
     for line in first.stdout:  # the first apply holds the lock once it is creating resources
@@ -153,10 +177,10 @@ def test_concurrent_applies_one_waits_for_or_fails_on_the_lock(project):
     assert "No changes" in project.run("plan", "prod", "--out", "build-b", expect=0)
 
 
-def test_two_runs_in_one_out_take_turns_or_say_who_holds_the_module(project):
+def test_two_runs_in_one_out_take_turns_or_say_who_holds_the_module(host_applied):
     """Two dfinfra runs in the same --out share `.terraform/` and the saved plan: the second waits for
     the module (then finds nothing to do), or names the run holding it; never terraform's raw errors."""
-    host_applied(project)
+    project = host_applied
     slow = {"FAKEGCP_APPLY_DELAY": "2"}
     first = project.popen("apply", "prod", "--auto-approve", "--confirm", "prod", env=slow)
     waiting = None
@@ -186,8 +210,8 @@ def test_two_runs_in_one_out_take_turns_or_say_who_holds_the_module(project):
     assert project.run("apply", "prod", "--lock-timeout", "soon", expect=2).count("is not a duration") == 1
 
 
-def test_interrupt_during_apply_leaves_a_usable_state(project):
-    host_applied(project)
+def test_interrupt_during_apply_leaves_a_usable_state(host_applied):
+    project = host_applied
     process = project.popen("apply", "prod", "--auto-approve", "--confirm", "prod", env={"FAKEGCP_APPLY_DELAY": "1"})
     lines = []
     for line in process.stdout:
@@ -243,8 +267,8 @@ def test_a_target_before_its_host_stops_before_terraform_with_the_order(project)
     assert not [id_ for kind, id_ in project.cloud.resources() if kind != "google_storage_bucket" and "-prod" in id_]
 
 
-def test_destroy_all_goes_targets_first_and_keeps_a_log_per_run(project):
-    applied(project)
+def test_destroy_all_goes_targets_first_and_keeps_a_log_per_run(applied):
+    project = applied
     output = project.run("destroy", "--all", "--auto-approve", "--allow-destroy", "--confirm", "prod")
     assert output.index("== prod") < output.index("== staging")
     assert [kind for kind, _ in project.cloud.resources() if kind != "google_storage_bucket"] == []
@@ -282,9 +306,8 @@ def test_apply_retries_once_when_a_new_grant_has_not_propagated(project):
     assert "No changes" in project.run("plan", "--all", expect=0)
 
 
-def test_apply_does_not_retry_a_permission_error_without_new_grants(project):
-    project.run("bootstrap", "--all", "--auto-approve", "--confirm", "prod")
-    project.run("apply", "--all", "--auto-approve", "--confirm", "prod")
+def test_apply_does_not_retry_a_permission_error_without_new_grants(applied):
+    project = applied
     spec = project.spec("prod")
     spec.write_text(
         spec.read_text()
@@ -306,7 +329,7 @@ def test_apply_does_not_retry_a_permission_error_without_new_grants(project):
 
 
 def _apply_until_creating(project: Project):
-    host_applied(project)
+    """`apply prod` (the host applied already), stopped reading once terraform is creating resources."""
     process = project.popen("apply", "prod", "--auto-approve", "--confirm", "prod", env={"FAKEGCP_APPLY_DELAY": "1"})
     assert process.stdout is not None
     lines = []
@@ -318,8 +341,9 @@ def _apply_until_creating(project: Project):
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
-def test_termination_signals_stop_terraform_gracefully_and_the_next_apply_succeeds(project, signum):
+def test_termination_signals_stop_terraform_gracefully_and_the_next_apply_succeeds(host_applied, signum):
     """A cancelled CI job (SIGTERM) or a closed terminal (SIGHUP): state saved, lock released, no 409 after."""
+    project = host_applied
     process, lines = _apply_until_creating(project)
     process.send_signal(signum)
     output = "".join(lines) + process.communicate(timeout=300)[0]
@@ -331,19 +355,20 @@ def test_termination_signals_stop_terraform_gracefully_and_the_next_apply_succee
     assert len(project.state("prod")["resources"]) == PROD_RESOURCES
 
 
-def test_sigkill_of_dfinfra_leaves_terraform_to_finish(project):
+def test_sigkill_of_dfinfra_leaves_terraform_to_finish(host_applied):
     """Nothing can forward SIGKILL, so terraform must not depend on dfinfra: it finishes and unlocks."""
+    project = host_applied
     process, _ = _apply_until_creating(project)
     process.kill()
     process.wait(timeout=60)
     assert "No changes" in project.run("plan", "prod", "--lock-timeout", "300s", expect=0)
 
 
-def test_a_closed_output_pipe_neither_hangs_nor_stops_the_apply(project):
+def test_a_closed_output_pipe_neither_hangs_nor_stops_the_apply(host_applied):
     import subprocess
     import sys
 
-    host_applied(project)
+    project = host_applied
     piped = subprocess.run(
         f"{sys.executable} -m dataform_infra apply prod --auto-approve --confirm prod | head -1",
         shell=True,
@@ -385,8 +410,8 @@ def test_init_runs_again_when_the_installed_providers_change(project):
     assert "terraform init" not in project.run("plan", "prod", expect=2)
 
 
-def test_escape_hatches_without_leaving_dfinfra(project):
-    applied(project)
+def test_escape_hatches_without_leaving_dfinfra(applied):
+    project = applied
     listed = project.run("terraform", "prod", "--", "state", "list")
     assert "google_service_account.dataform_prod_runner" in listed
     text = project.run("output", "staging", "--json")
@@ -407,12 +432,12 @@ def test_escape_hatches_without_leaving_dfinfra(project):
     assert "name the terraform command after `--`" in bad
 
 
-def test_ctrl_d_at_the_confirmation_cancels_and_says_so(project):
+def test_ctrl_d_at_the_confirmation_cancels_and_says_so(host_applied):
     import os
 
     from tests.support.terminal import drain, read_until, spawn
 
-    host_applied(project)
+    project = host_applied
     process, controller = spawn("apply", "prod", cwd=project.root, env=project.cloud.env)
     transcript = read_until(controller, b"Type the environment name")
     os.write(controller, b"\x04")  # Ctrl-D
@@ -422,8 +447,8 @@ def test_ctrl_d_at_the_confirmation_cancels_and_says_so(project):
     assert "apply of prod cancelled" in text and "no terminal" not in text
 
 
-def test_a_damaged_saved_plan_is_planned_again_not_a_traceback(project):
-    host_applied(project)
+def test_a_damaged_saved_plan_is_planned_again_not_a_traceback(host_applied):
+    project = host_applied
     project.run("plan", "prod", expect=2)
     (project.root / "build" / "prod" / ".dfinfra" / "plan.json").write_text("{not json")
     out = project.run("apply", "prod", "--auto-approve", "--confirm", "prod")

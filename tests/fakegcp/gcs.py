@@ -30,3 +30,23 @@ def gcs_read(base_url: str, bucket: str, name: str) -> bytes:
     quoted = urllib.request.quote(name, safe="")
     with urllib.request.urlopen(f"{base_url}/storage/v1/b/{bucket}/o/{quoted}?alt=media", timeout=30) as response:
         return bytes(response.read())
+
+
+def gcs_write(base_url: str, bucket: str, name: str, data: bytes) -> None:
+    """Upload an object's bytes (a simple media upload), replacing what is there."""
+    quoted = urllib.request.quote(name, safe="")
+    request = urllib.request.Request(
+        f"{base_url}/upload/storage/v1/b/{bucket}/o?uploadType=media&name={quoted}",
+        method="POST",
+        data=data,
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        response.read()
+
+
+def gcs_delete(base_url: str, bucket: str, name: str) -> None:
+    quoted = urllib.request.quote(name, safe="")
+    status, _ = gcs_call(base_url, "DELETE", f"/storage/v1/b/{bucket}/o/{quoted}")
+    if status not in (200, 204, 404):
+        raise RuntimeError(f"fake-gcs-server could not delete gs://{bucket}/{name}: HTTP {status}")

@@ -15,7 +15,7 @@ from typing import Any
 
 from dataform_infra.spec.loader import Deployment
 from dataform_infra.spec.models import Repository
-from tests.fakegcp.gcs import gcs_call, gcs_read
+from tests.fakegcp.gcs import gcs_call, gcs_delete, gcs_read, gcs_write
 from tests.fakegcp.mirror import environment
 from tests.fakegcp.store import Store
 
@@ -103,6 +103,12 @@ class GcsEmulator:
 
     def read(self, bucket: str, name: str) -> bytes:
         return gcs_read(self.url, bucket, name)
+
+    def write(self, bucket: str, name: str, data: bytes) -> None:
+        gcs_write(self.url, bucket, name, data)
+
+    def delete(self, bucket: str, name: str) -> None:
+        gcs_delete(self.url, bucket, name)
 
 
 @dataclass
