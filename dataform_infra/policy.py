@@ -9,6 +9,7 @@ justified come back as warnings instead.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -513,18 +514,24 @@ def facts_from_hcl(files: Mapping[str, str]) -> list[Fact]:
     return facts
 
 
-def _hcl_cache_entry(text: str) -> tuple[Path, str]:
-    """Where the parse of `text` is cached: keyed by the text and the parser's identity, read without
-    importing the parser (that is the cost the cache saves): its version file."""
-    import hashlib
+@functools.lru_cache(maxsize=1)
+def _parser_identity() -> bytes:
+    """python-hcl2's version file, read without importing the parser (that is the cost the cache saves);
+    once per process, not once per file."""
     import importlib.util
+
+    spec = importlib.util.find_spec("hcl2")
+    return Path(spec.origin).with_name("version.py").read_bytes() if spec and spec.origin else b""
+
+
+def _hcl_cache_entry(text: str) -> tuple[Path, str]:
+    """Where the parse of `text` is cached: keyed by the text and the parser's identity."""
+    import hashlib
 
     from dataform_infra import __version__
     from dataform_infra.cache import cache_dir
 
-    spec = importlib.util.find_spec("hcl2")
-    parser = Path(spec.origin).with_name("version.py").read_bytes() if spec and spec.origin else b""
-    digest = hashlib.sha256(parser + b"\0" + text.encode()).hexdigest()
+    digest = hashlib.sha256(_parser_identity() + b"\0" + text.encode()).hexdigest()
     return cache_dir(f"hcl-{__version__}"), f"{digest}.json"
 
 
