@@ -167,20 +167,6 @@ def measure_lifecycle(work: Path, runs: int) -> dict[str, Timing]:
                     [DFINFRA, "lint", str(project.root / "build" / "staging"), str(module)],
                     None,
                 ),
-                # The first lint of files never read before: an empty parse cache each run (`sh` and `mktemp`
-                # add a few ms).
-                "dfinfra lint, cold cache": (
-                    [
-                        "sh",
-                        "-c",
-                        'XDG_CACHE_HOME="$(mktemp -d "$3/cache.XXXXXX")" exec "$0" lint "$1" "$2"',
-                        DFINFRA,
-                        str(project.root / "build" / "staging"),
-                        str(module),
-                        str(work),  # removed with the benchmark's work directory
-                    ],
-                    None,
-                ),
             },
             runs,
             env=env,
@@ -263,14 +249,8 @@ def write_results(results: dict, runs: int) -> None:
             "x",
         ),
         (
-            "`dfinfra lint` of the shipped modules <= 1.5x import floor (files read before: their parse is cached)",
+            "`dfinfra lint` of the shipped modules <= 1.5x import floor (no cache: every file parsed)",
             life["dfinfra lint build/staging build/prod"].median / floor,
-            1.5,
-            "x",
-        ),
-        (
-            "the same, first read (an empty parse cache: python-hcl2 loads its parser and parses every file)",
-            life["dfinfra lint, cold cache"].median / floor,
             1.5,
             "x",
         ),

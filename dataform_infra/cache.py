@@ -1,12 +1,10 @@
-"""Where dfinfra keeps caches it can always rebuild (compiled templates, parsed HCL, terraform's plugin
-cache), and how it keeps them its own: a cache someone else can write could run code as whoever renders
-(compiled templates) or hide a violation from `lint` (a planted parse)."""
+"""Where dfinfra keeps caches it can always rebuild (compiled templates, terraform's plugin cache), and
+how it keeps them its own: compiled templates someone else can write would run code as whoever renders."""
 
 from __future__ import annotations
 
 import os
 import stat
-import tempfile
 from pathlib import Path
 
 
@@ -43,38 +41,3 @@ def make_private(directory: Path) -> bool:
         return private(directory)
     except OSError:
         return False
-
-
-def read_private(directory: Path, name: str) -> bytes | None:
-    """The entry's bytes when the directory is `private` and the entry a regular file of ours, opened
-    without following a symlink; None otherwise (a miss, never an error)."""
-    try:
-        if not private(directory):
-            return None
-        fd = os.open(directory / name, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except OSError:
-        return None
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode) or not _ours(info):
-            return None
-        return handle.read()
-
-
-def write_private(directory: Path, name: str, data: bytes) -> None:
-    """Write an entry atomically (a unique temporary file, then rename), mode 0600; a failure only costs speed."""
-    if not make_private(directory):
-        return
-    try:
-        fd, temporary = tempfile.mkstemp(dir=directory, prefix=".", suffix=".tmp")
-    except OSError:
-        return
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(temporary, directory / name)
-    except OSError:
-        pass
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)

@@ -9,7 +9,6 @@ justified come back as warnings instead.
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -19,7 +18,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from dataform_infra.errors import UsageError
 from dataform_infra.render.optin import MIN_REASON, OPT_IN_MARKERS
-from dataform_infra.spec.yamlsource import dotted_path
 
 if TYPE_CHECKING:  # `lint` never renders: it stays free of the spec and render layers' import cost
     from dataform_infra.render.module import Module
@@ -359,6 +357,7 @@ def _value(value: object) -> object:
 
 def facts_from_module(module: Module) -> list[Fact]:
     """Facts for what `module` renders, with spec paths as sources (for `dfinfra validate`)."""
+    from dataform_infra.spec.yamlsource import dotted_path  # `lint` reads no YAML: it skips loading the parser
     where = module.spec_files[0]
     facts: list[Fact] = []
     for api in module.apis:
@@ -486,14 +485,23 @@ def _facts_of(
 
 
 def facts_from_hcl(files: Mapping[str, str]) -> list[Fact]:
-    """Facts from `.tf` and `.tf.json` sources (file name -> text); `.tf` via python-hcl2, imported lazily
-    (it is slow to load). Literal locals and literal `for_each` are evaluated as Terraform would."""
+    """Facts from `.tf` and `.tf.json` sources (file name -> text); `.tf` read by `hclread`. Literal locals
+    and literal `for_each` are evaluated as Terraform would. HCL with a syntax error raises ValueError
+    naming the file, line and column."""
+    from dataform_infra import hclread
+
     documents: list[tuple[str, dict[str, Any]]] = []
     for file_name, text in sorted(files.items()):
         if file_name.endswith(".tf.json"):
-            documents.append((file_name, _from_json_syntax(json.loads(text))))
+            try:
+                documents.append((file_name, _from_json_syntax(json.loads(text))))
+            except ValueError as exc:
+                raise ValueError(f"{file_name}: {exc}") from None
         elif _BLOCKS_RULES_READ.search(text):  # versions, providers, outputs: nothing a rule reads
-            documents.append((file_name, _parsed_hcl(text)))
+            try:
+                documents.append((file_name, hclread.read(text)))
+            except ValueError as exc:
+                raise ValueError(f"{file_name}: {exc}") from None
     locals_: dict[str, str] = {}
     for _, document in documents:  # locals are module-wide, whichever file declares them
         for block in document.get("locals", []):
@@ -514,57 +522,15 @@ def facts_from_hcl(files: Mapping[str, str]) -> list[Fact]:
     return facts
 
 
-@functools.lru_cache(maxsize=1)
-def _parser_identity() -> bytes:
-    """python-hcl2's version file, read without importing the parser (that is the cost the cache saves);
-    once per process, not once per file."""
-    import importlib.util
+def _from_json_syntax(document: Any) -> dict[str, Any]:
+    """Terraform's JSON syntax in the shape `hclread` gives `.tf` files: blocks as lists, strings quoted,
+    `"//"` keys as comments. JSON of another shape raises ValueError saying where."""
 
-    spec = importlib.util.find_spec("hcl2")
-    return Path(spec.origin).with_name("version.py").read_bytes() if spec and spec.origin else b""
-
-
-def _hcl_cache_entry(text: str) -> tuple[Path, str]:
-    """Where the parse of `text` is cached: keyed by the text and the parser's identity."""
-    import hashlib
-
-    from dataform_infra import __version__
-    from dataform_infra.cache import cache_dir
-
-    digest = hashlib.sha256(_parser_identity() + b"\0" + text.encode()).hexdigest()
-    return cache_dir(f"hcl-{__version__}"), f"{digest}.json"
-
-
-def _parsed_hcl(text: str) -> dict[str, Any]:
-    """python-hcl2's reading of `text`, kept in dfinfra's cache under a digest of the text and the parser's
-    version: loading the parser costs more than linting, and `lint` (a pre-commit hook, a CI step) mostly
-    reads files it has read before. Only a cache of ours alone is read (`cache.read_private`): a planted
-    parse could hide a violation. Unparseable HCL raises ValueError."""
-    from dataform_infra.cache import read_private, write_private
-
-    directory, name = _hcl_cache_entry(text)
-    cached = read_private(directory, name)
-    if cached is not None:
-        try:
-            document = json.loads(cached)
-        except ValueError:
-            document = None  # damaged: parse again
-        if isinstance(document, dict):
-            return document
-    import hcl2
-    from lark.exceptions import LarkError
-
-    try:
-        parsed: dict[str, Any] = hcl2.loads(text)
-    except LarkError as exc:
-        raise ValueError(f"{type(exc).__name__}: {exc}") from None
-    write_private(directory, name, json.dumps(parsed).encode())
-    return parsed
-
-
-def _from_json_syntax(document: dict[str, Any]) -> dict[str, Any]:
-    """Terraform's JSON syntax in the shape python-hcl2 gives `.tf` files: blocks as lists, strings quoted,
-    `"//"` keys as comments."""
+    def objects(value: Any, where: str) -> list[dict[str, Any]]:
+        found = value if isinstance(value, list) else [value]
+        if not all(isinstance(item, dict) for item in found):
+            raise ValueError(f"{where} is not an object, as Terraform's JSON syntax requires")
+        return found
 
     def body(value: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -579,18 +545,19 @@ def _from_json_syntax(document: dict[str, Any]) -> dict[str, Any]:
                 out[key] = json.dumps(item) if isinstance(item, str) else item
         return out
 
+    if not isinstance(document, dict):
+        raise ValueError("the document is not an object, as Terraform's JSON syntax requires")
+    top: dict[str, Any] = document
     shaped: dict[str, Any] = {}
     for kind in ("resource", "data"):
-        blocks = document.get(kind, {})
-        for block in blocks if isinstance(blocks, list) else [blocks]:
+        for block in objects(top.get(kind, {}), f"`{kind}`"):
             for type_, named in block.items():
-                for name, value in named.items():
-                    for instance in value if isinstance(value, list) else [value]:
+                for name, value in objects(named, f"`{kind}.{type_}`")[0].items():
+                    for instance in objects(value, f"`{kind}.{type_}.{name}`"):
                         shaped.setdefault(kind, []).append({type_: {name: body(instance)}})
-    locals_ = document.get("locals", {})
     shaped["locals"] = [
         {k: json.dumps(v) if isinstance(v, str) else v for k, v in block.items()}
-        for block in (locals_ if isinstance(locals_, list) else [locals_])
+        for block in objects(top.get("locals", {}), "`locals`")
     ]
     return shaped
 
@@ -612,8 +579,8 @@ def lint(directories: Iterable[Path]) -> list[Finding]:
         sources = {str(f): _read_bounded(f) for f in files}
         try:
             facts = facts_from_hcl(sources)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise UsageError(f"{directory}: cannot parse the HCL ({exc})") from None
+        except ValueError as exc:
+            raise UsageError(f"{exc}: not valid Terraform syntax, so lint cannot check it") from None
         findings += check(facts)
     return findings
 

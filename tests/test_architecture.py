@@ -39,6 +39,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "dataform_infra.access.model": ("dataform_infra.access", "dataform_infra.topology", "dataform_infra.spec"),
     "dataform_infra.access.coverage": ("dataform_infra.access", "dataform_infra.topology"),
     "dataform_infra.access.roles": (),
+    "dataform_infra.hclread": (),  # a parser: knows HCL, nothing of dfinfra
     "dataform_infra.render": (
         "dataform_infra.render",
         "dataform_infra.spec",

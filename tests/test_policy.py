@@ -196,106 +196,20 @@ def test_lint_refuses_what_it_cannot_read_safely(tmp_path):
     assert policy.lint([json_only]) == []
 
 
-def _lint_process(directory, cache_home):
-    """`dfinfra lint DIR` as a process with its own cache: (exit code, output, imported modules)."""
-    import os
-    import subprocess
-    import sys
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("[]", "the document"),
+        ('{"resource": 5}', "`resource`"),
+        ('{"resource": {"a": [1]}}', "`resource.a`"),
+        ('{"resource": {"a": {"b": 3}}}', "`resource.a.b`"),
+        ('{"locals": 3}', "`locals`"),
+        ("{bad", "Expecting property name"),
+    ],
+)
+def test_json_syntax_of_another_shape_is_bad_input_naming_the_file(tmp_path, text, where):
+    from dataform_infra.errors import UsageError
 
-    result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "dataform_infra", "lint", str(directory)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "XDG_CACHE_HOME": str(cache_home), "NO_COLOR": "1"},
-    )
-    modules = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
-    output = result.stdout + "".join(line for line in result.stderr.splitlines(True) if "import time:" not in line)
-    return result.returncode, output, modules
-
-
-def test_lint_reads_files_it_has_read_before_from_its_cache_with_the_same_findings(tmp_path):
-    """The parser costs more than the rules: a second lint of the same files loads it not at all."""
-    module = tmp_path / "module"
-    module.mkdir()
-    (module / "main.tf").write_text(VIOLATIONS["no-primitive-roles"] + VIOLATIONS["apis-stay-enabled"])
-    first = _lint_process(module, tmp_path / "cache")
-    second = _lint_process(module, tmp_path / "cache")
-    assert first[0] == second[0] == 1 and "no-primitive-roles" in first[1]
-    assert first[1] == second[1]
-    assert "lark" in first[2] and "lark" not in second[2] and "hcl2" not in second[2]
-
-
-@pytest.mark.parametrize(("spec_set", "env"), all_modules())
-def test_a_cached_reading_is_the_parsers_reading(spec_set, env, tmp_path, monkeypatch):
-    import hcl2
-
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    for text in rendered(spec_set)[env].values():
-        direct = hcl2.loads(text)
-        assert policy._parsed_hcl(text) == direct  # parsed, then written to the cache
-        assert policy._parsed_hcl(text) == direct  # read back from it
-
-
-def test_a_cache_others_can_write_is_not_trusted(tmp_path, monkeypatch):
-    """A planted empty reading would hide the violation: with the cache group- or world-writable it is ignored."""
-    import json
-
-    from dataform_infra import __version__
-
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    text = VIOLATIONS["no-primitive-roles"]
-    directory, name = policy._hcl_cache_entry(text)
-    assert directory == tmp_path / "dfinfra" / f"hcl-{__version__}"
-    directory.mkdir(parents=True)
-    (directory / name).write_text(json.dumps({}))
-    (directory / name).chmod(0o600)
-    directory.chmod(0o777)
-    assert "no-primitive-roles" in {f.rule for f in policy.check(policy.facts_from_hcl({"main.tf": text}))}
-    directory.chmod(0o700)  # ours alone again: the planted entry is what it reads (so the test above means it)
-    directory.parent.chmod(0o700)
-    assert policy.check(policy.facts_from_hcl({"main.tf": text})) == []
-
-
-def test_a_cache_reached_through_a_symlink_or_holding_one_is_not_trusted(tmp_path, monkeypatch):
-    """A symlink someone else owns could be swapped between the check and the read."""
-    import json
-
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home"))
-    text = VIOLATIONS["no-primitive-roles"]
-    directory, name = policy._hcl_cache_entry(text)
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir(mode=0o700)
-    (elsewhere / name).write_text(json.dumps({}))
-    directory.parent.mkdir(parents=True, mode=0o700)
-    directory.symlink_to(elsewhere)  # the cache directory itself is a link
-    assert "no-primitive-roles" in {f.rule for f in policy.check(policy.facts_from_hcl({"main.tf": text}))}
-    directory.unlink()
-    directory.mkdir(mode=0o700)
-    (directory / name).symlink_to(elsewhere / name)  # the entry is a link
-    assert "no-primitive-roles" in {f.rule for f in policy.check(policy.facts_from_hcl({"main.tf": text}))}
-
-
-def test_a_damaged_or_foreign_cache_entry_is_a_miss_never_a_traceback(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    text = VIOLATIONS["no-primitive-roles"]
-    directory, name = policy._hcl_cache_entry(text)
-    for damaged in ("[]", "{not json", ""):
-        directory.mkdir(parents=True, mode=0o700, exist_ok=True)
-        (directory / name).write_text(damaged)
-        assert "no-primitive-roles" in {f.rule for f in policy.check(policy.facts_from_hcl({"main.tf": text}))}
-
-
-def test_the_cache_is_made_private_whatever_the_umask(tmp_path, monkeypatch):
-    import os
-
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    old = os.umask(0o002)
-    try:
-        policy._parsed_hcl(VIOLATIONS["no-primitive-roles"])
-    finally:
-        os.umask(old)
-    directory, name = policy._hcl_cache_entry(VIOLATIONS["no-primitive-roles"])
-    assert (directory / name).is_file()  # written, so read next time
-    assert {oct(p.stat().st_mode & 0o777) for p in (directory, directory.parent)} == {"0o700"}
-    assert [p.name for p in directory.iterdir() if p.name.endswith(".tmp")] == []
+    (tmp_path / "main.tf.json").write_text(text)
+    with pytest.raises(UsageError, match=rf"main\.tf\.json: .*{where}"):
+        policy.lint([tmp_path])

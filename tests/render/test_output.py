@@ -117,6 +117,33 @@ def test_a_template_cache_others_can_write_is_not_used(tmp_path, monkeypatch):
         engine._environment.cache_clear()
 
 
+def test_the_template_cache_is_made_private_whatever_the_umask(tmp_path, monkeypatch):
+    import os
+
+    from dataform_infra.render import engine
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    old = os.umask(0o002)
+    try:
+        assert engine._bytecode_cache() is not None
+    finally:
+        os.umask(old)
+    created = [p for p in (tmp_path / "dfinfra").rglob("*")] + [tmp_path / "dfinfra"]
+    assert {oct(p.stat().st_mode & 0o777) for p in created} == {"0o700"}
+
+
+def test_a_template_cache_reached_through_a_symlink_is_not_used(tmp_path, monkeypatch):
+    """A link someone else owns could be swapped between the check and the use."""
+    from dataform_infra.render import engine
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "dfinfra").symlink_to(elsewhere)
+    assert engine._bytecode_cache() is None
+
+
 def test_a_file_that_only_looks_generated_is_never_deleted(tmp_path):
     write_modules(tmp_path, [module("a", main="x = 1\n")])
     copied = tmp_path / "a" / "mine.tf"

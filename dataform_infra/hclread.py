@@ -1,0 +1,185 @@
+"""Terraform's native syntax (`.tf`) read with tree-sitter's HCL grammar, for `lint`.
+
+tree-sitter parses in C: reading the shipped modules costs a few milliseconds, where a pure-Python
+parser cost more than everything else `lint` does. The reading has the shape python-hcl2 gives (the
+shape `policy`'s adapters and Terraform's JSON syntax adapter share, and the independent parser the
+tests compare it with): blocks as lists of bodies keyed by their labels, strings and labels with
+their quotes, escapes as written, anything that is not a literal as `${...}`, and each block's
+comments under `__comments__`.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tree_sitter import Node, Parser
+
+Document = dict[str, Any]
+
+
+@functools.cache
+def _parser() -> Parser:
+    import tree_sitter
+    import tree_sitter_hcl
+
+    return tree_sitter.Parser(tree_sitter.Language(tree_sitter_hcl.language()))
+
+
+def read(text: str) -> Document:
+    """The document `text` holds; ValueError naming the line and column of the first syntax error."""
+    tree = _parser().parse(text.encode("utf-8"))
+    root = tree.root_node
+    if root.has_error:
+        raise ValueError(_first_error(root))
+    document: Document = {}
+    for child in root.named_children:
+        if child.type == "body":
+            _read_body(child, document)
+    return document
+
+
+def _first_error(node: Node) -> str:
+    for child in node.children:
+        if child.type == "ERROR" or child.is_missing or child.has_error:
+            return _first_error(child)
+    row, column = node.start_point
+    if node.is_missing:
+        return f"line {row + 1}, column {column + 1}: `{node.type}` expected"
+    near = _text(node).split("\n", 1)[0][:40]
+    return f"line {row + 1}, column {column + 1}: unexpected `{near}`"
+
+
+def _text(node: Node) -> str:
+    return (node.text or b"").decode("utf-8")
+
+
+def _read_body(body: Node, into: Document) -> None:
+    for item in body.named_children:
+        if item.type == "attribute":
+            name, expression = item.named_children[0], item.named_children[-1]
+            into[_text(name)] = _value(expression)
+        elif item.type == "block":
+            _read_block(item, into)
+
+
+def _read_block(block: Node, into: Document) -> None:
+    """`type "label" ... { body }` as python-hcl2 nests it: into[type] is a list, labels key nested dicts."""
+    parts = [c for c in block.named_children if c.type in ("identifier", "string_lit")]
+    kind, labels = _text(parts[0]), [_text(p) for p in parts[1:]]
+    content: Document = {}
+    for child in block.named_children:
+        if child.type == "body":
+            _read_body(child, content)
+    comments = [{"value": _comment(c)} for c in _own_comments(block)]
+    if comments:
+        content["__comments__"] = comments
+    content["__is_block__"] = True
+    nested: Any = content
+    for label in reversed(labels):
+        nested = {label: nested}
+    into.setdefault(kind, []).append(nested)
+
+
+def _own_comments(block: Node) -> list[Node]:
+    """The comments inside `block` that no block nested in it encloses, in source order."""
+    found: list[Node] = []
+    for child in block.named_children:
+        if child.type == "comment":
+            found.append(child)
+        elif child.type != "block":
+            found += _own_comments(child)
+    return found
+
+
+def _comment(node: Node) -> str:
+    text = _text(node)
+    for opening, closing in (("/*", "*/"), ("#", ""), ("//", "")):
+        if text.startswith(opening):
+            return text[len(opening) : len(text) - len(closing)].strip()
+    return text.strip()
+
+
+_NUMBER = re.compile(r"-?[0-9]+")
+
+
+def _value(node: Node) -> Any:
+    """A literal as its Python value (strings keep their quotes); anything else as `${...}`."""
+    while node.type == "expression" and node.named_child_count == 1:
+        node = node.named_children[0]
+    kind = node.type
+    if kind == "literal_value":
+        return _literal(node.named_children[0])
+    if kind == "operation" and _text(node).replace(" ", "").lstrip("-").replace(".", "", 1).isdigit():
+        return _number(_text(node).replace(" ", ""))  # `-1` is an operation in the grammar, a number to everyone
+    if kind == "collection_value":
+        collection = node.named_children[0]
+        if collection.type == "tuple":
+            return [_value(c) for c in collection.named_children if c.type == "expression"]
+        return {
+            _key(elem.named_children[0]): _value(elem.named_children[-1])
+            for elem in collection.named_children
+            if elem.type == "object_elem"
+        }
+    if kind == "variable_expr":
+        return _text(node)  # a bare name (`provider = google-beta`) is a keyword to Terraform, not a reference
+    if kind == "template_expr":
+        return (
+            f'"{_text(node.named_children[0])[1:-1]}"'
+            if node.named_children[0].type == "quoted_template"
+            else f'"{_text(node)}"'
+        )
+    return "${" + _expression(node) + "}"
+
+
+def _literal(node: Node) -> Any:
+    text = _text(node)
+    if node.type == "numeric_lit":
+        return _number(text)
+    if node.type == "bool_lit":
+        return text == "true"
+    if node.type == "null_lit":
+        return None
+    return text  # string_lit, with its quotes
+
+
+def _number(text: str) -> int | float:
+    return int(text) if _NUMBER.fullmatch(text) else float(text)
+
+
+def _key(node: Node) -> str:
+    """An object key: a bare name as written, a quoted one with its quotes."""
+    while node.type == "expression" and node.named_child_count == 1:
+        node = node.named_children[0]
+    if node.type == "variable_expr":
+        return _text(node)
+    value = _value(node)
+    return value if isinstance(value, str) else str(value)
+
+
+def _expression(node: Node) -> str:
+    """An expression's text in one line, collections and calls spaced as python-hcl2 spaces them (so
+    `toset([...])` over several lines reads as the literal list it is)."""
+    kind = node.type
+    if kind == "expression":
+        return "".join(_expression(c) for c in node.children)
+    if kind == "function_call":
+        name = _text(node.named_children[0])
+        arguments = next((c for c in node.named_children if c.type == "function_arguments"), None)
+        listed = (
+            [] if arguments is None else [_expression(c) for c in arguments.named_children if c.type == "expression"]
+        )
+        return f"{name}({', '.join(listed)})"
+    if kind == "collection_value":
+        collection = node.named_children[0]
+        if collection.type == "tuple":
+            return "[" + ", ".join(_expression(c) for c in collection.named_children if c.type == "expression") + "]"
+        elems = [e for e in collection.named_children if e.type == "object_elem"]
+        return (
+            "{"
+            + ", ".join(f"{_expression(e.named_children[0])} = {_expression(e.named_children[-1])}" for e in elems)
+            + "}"
+        )
+    return " ".join(_text(node).split())

@@ -1,0 +1,119 @@
+"""`hclread` (tree-sitter) reads HCL exactly as python-hcl2, an independent parser, does; a syntax error
+names its line and column; `lint` stays fast because the reading never loads a pure-Python parser."""
+
+import subprocess
+import sys
+
+import hcl2
+import pytest
+
+from dataform_infra import hclread, policy
+from dataform_infra.errors import UsageError
+from tests.conftest import all_modules, rendered
+
+EVERY_CONSTRUCT = """\
+# a file comment
+locals {
+  agent = "serviceAccount:service-123@gcp-sa-dataform.iam.gserviceaccount.com"
+  n     = 3
+  flag  = true
+  roles = ["roles/a", "roles/b"]
+}
+
+resource "google_project_iam_member" "x" {
+  # dfinfra:allow-project-role: a reason long enough to count
+  for_each = toset([
+    "roles/bigquery.jobUser",
+    "roles/\\u006fwner",
+  ])
+  project = var.project // trailing
+  role    = each.value
+  member  = "serviceAccount:${google_service_account.r.email}"
+  ratio   = 1.5
+  neg     = -1
+  enabled = false
+  nothing = null
+  map     = { a = "b", "c" = 1 }
+  cond    = var.x ? "a" : "b"
+  call    = format("%s-%s", local.n, var.x[0])
+  /* a block comment */
+  dynamic "d" {
+    for_each = []
+    content {}
+  }
+  lifecycle {
+    prevent_destroy = true
+  }
+}
+
+data "google_project" "p" {}
+resource "a" "b" {
+  provider = google-beta
+  x        = "y"
+}
+"""
+
+
+def _comparable(document: dict) -> dict:
+    """python-hcl2 also keeps the file's own comments at the top level; no rule reads them."""
+    return {k: v for k, v in document.items() if k != "__comments__"}
+
+
+@pytest.mark.parametrize(("spec_set", "env"), all_modules())
+def test_every_rendered_file_reads_as_python_hcl2_reads_it(spec_set, env):
+    for name, text in rendered(spec_set)[env].items():
+        if name.endswith(".tf"):
+            assert hclread.read(text) == _comparable(hcl2.loads(text)), name
+
+
+def test_every_construct_reads_as_python_hcl2_reads_it():
+    document = hclread.read(EVERY_CONSTRUCT)
+    assert document == _comparable(hcl2.loads(EVERY_CONSTRUCT))
+    body = document["resource"][0]['"google_project_iam_member"']['"x"']
+    assert body["for_each"] == '${toset(["roles/bigquery.jobUser", "roles/\\u006fwner"])}'  # one line, as a literal
+    assert [c["value"] for c in body["__comments__"]] == [
+        "dfinfra:allow-project-role: a reason long enough to count",
+        "trailing",
+        "a block comment",
+    ]
+
+
+def test_a_for_each_over_several_lines_is_expanded_and_its_escapes_decoded():
+    facts = policy.facts_from_hcl({"main.tf": EVERY_CONSTRUCT})
+    roles = sorted(f.attrs["role"] for f in facts if f.type == "google_project_iam_member")
+    assert roles == ["roles/bigquery.jobUser", "roles/owner"]
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ('resource "a" "b" {\n  x = \n}\n', "line 2, column 3: unexpected `x =`"),
+        ('resource "a" "b" {\n  x = "y"\n', "line 3, column 1"),
+        ('resource "a" "b" {\n  x = "y"\n}\n}\n', "line 4, column 1"),
+        ("locals {\n  a = [1, 2\n}\n", "line 3, column 1"),
+    ],
+)
+def test_a_syntax_error_names_its_line_and_column(text, where):
+    with pytest.raises(ValueError, match=where):
+        hclread.read(text)
+
+
+def test_lint_names_the_file_with_the_syntax_error(tmp_path):
+    (tmp_path / "good.tf").write_text('resource "a" "b" {}\n')
+    (tmp_path / "bad.tf").write_text('resource "a" "b" {\n  x = \n}\n')
+    with pytest.raises(UsageError, match=r"bad\.tf: line 2, column 3: unexpected `x =`: not valid Terraform syntax"):
+        policy.lint([tmp_path])
+
+
+def test_lint_loads_no_pure_python_parser(tmp_path):
+    """The reading is tree-sitter's (C): python-hcl2 and lark, slower to load than all of lint, stay out."""
+    (tmp_path / "main.tf").write_text(EVERY_CONSTRUCT)
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "dataform_infra", "lint", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    modules = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    assert result.returncode == 1 and "no-primitive-roles" in result.stdout + result.stderr  # roles/owner
+    assert "tree_sitter" in modules and not {"hcl2", "lark"} & modules
