@@ -358,6 +358,7 @@ def _value(value: object) -> object:
 def facts_from_module(module: Module) -> list[Fact]:
     """Facts for what `module` renders, with spec paths as sources (for `dfinfra validate`)."""
     from dataform_infra.spec.yamlsource import dotted_path  # `lint` reads no YAML: it skips loading the parser
+
     where = module.spec_files[0]
     facts: list[Fact] = []
     for api in module.apis:

@@ -244,6 +244,12 @@ class Topology:
     def single_repository(self) -> bool:
         return len(self.repositories) == 1
 
+    def secret_set_command(self, hosted: HostedRepository) -> str:
+        """How a person sets this repository's Git secret, as the rendered module's comment and doctor's fix
+        both print it (`--repository` once the host has several)."""
+        repository = "" if self.single_repository else f" --repository {hosted.name}"
+        return f"dfinfra secret set {self.host_name}{repository}"
+
     @property
     def host_project(self) -> Resource:
         return project_resource(self.host.project.id)

@@ -174,15 +174,11 @@ class Doctor:
         """A per-repository check's name: the repository is named once the host has several."""
         return check if self.topology.single_repository else f"{check}:{hosted.name}"
 
-    def _set_command(self, hosted: HostedRepository) -> str:
-        repository = "" if self.topology.single_repository else f" --repository {hosted.name}"
-        return f"dfinfra secret set {self.host_name}{repository}"
-
     def _git_secret(self, hosted: HostedRepository) -> Iterator[Check]:
         from dataform_infra.gcp.secrets import git_secret
 
         secret = git_secret(self.deployment, self.host_name, hosted.name)
-        set_it = self._set_command(hosted)
+        set_it = self.topology.secret_set_command(hosted)
         client = self.apis.secret_manager()
         try:
             call(f"reading {secret.name}", client.get_secret, name=secret.name)
@@ -230,7 +226,7 @@ class Doctor:
         """What Dataform itself says of the token: the check Google runs before every Git fetch."""
         name = hosted.api_name
         check = self._named("repository-token-status", hosted)
-        set_it = self._set_command(hosted)
+        set_it = self.topology.secret_set_command(hosted)
         client = self.apis.dataform()
         try:
             found = call(

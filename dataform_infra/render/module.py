@@ -642,14 +642,13 @@ class _ModuleBuilder:
             Expr.ref("google_secret_manager_secret", "git_ssh_key" if git.ssh else "git_token"),
             Expr.ref("google_secret_manager_secret", name),
         )
-        repository = "" if self.topology.single_repository else f" --repository {hosted.name}"
         secret = GitSecret(
             name=name,
             project=hosted.project,
             secret_id=auth.secret_id,
             kind="SSH key" if git.ssh else "token",
             replicas=tuple(auth.replicas),
-            set_command=f"dfinfra secret set {self.env_name}{repository}",
+            set_command=self.topology.secret_set_command(hosted),
             depends_on=self.module.needs_api("secretmanager.googleapis.com"),
         )
         self.module.secrets.append(secret)
