@@ -175,9 +175,13 @@ def _grant_resource(kind: str, body: dict, store: Store) -> Resource | None:
     return parse_resource(body["resource"], store)
 
 
-def grants(store: Store) -> Iterable[Grant]:
+def grants(store: Store, member: str | None = None) -> Iterable[Grant]:
+    """Every IAM grant in the cloud, or only `member`'s (matched as Google does, case-insensitively;
+    checked before the resource name is resolved, which costs a store lookup per grant)."""
     for kind in (*IAM_MEMBER_KINDS, "external:iam", "runtime:iam"):
         for _, _, body in store.list(kind):
+            if member is not None and body["member"].lower() != member.lower():
+                continue
             resource = _grant_resource(kind, body, store)
             if resource is not None:
                 yield Grant(body["role"], body["member"], resource, body.get(CREATED_KEY))
@@ -198,8 +202,8 @@ class Iam:
         scopes = {resource, resource.parent} - {None}
         now = self.clock()
         result: set[str] = set()
-        for grant in grants(self.store):
-            if grant.member.lower() == member.lower() and grant.resource in scopes and self._effective(grant, now):
+        for grant in grants(self.store, member):
+            if grant.resource in scopes and self._effective(grant, now):
                 result |= role_permissions(grant.role)
         return result
 

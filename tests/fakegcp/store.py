@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,18 +39,22 @@ class Store:
         if not location:
             raise RuntimeError(f"set {STORE_ENV} to the offline cloud's SQLite file")
         self.path = Path(location)
+        self._local = threading.local()
         with self._connect() as db:
             db.executescript(_SCHEMA)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        try:
+        """This thread's connection, opened once: an IAM check reads the store hundreds of times, and opening
+        SQLite (and setting WAL) each time was most of a fake API call. Autocommit, so every read sees what
+        other processes committed."""
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None or self._local.pid != os.getpid():  # a forked child opens its own
+            db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA busy_timeout=60000")
-            yield db
-        finally:
-            db.close()
+            self._local.db, self._local.pid = db, os.getpid()
+        yield db
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
