@@ -29,15 +29,31 @@ def _parser() -> Parser:
 
 
 def read(text: str) -> Document:
-    """The document `text` holds; ValueError naming the line and column of the first syntax error."""
+    """The document `text` holds; ValueError naming the line and column of the first syntax error.
+
+    The tree-sitter grammar (tree-sitter-hcl 1.2) rejects a little valid HCL, numbers with a signed or
+    capital exponent (`2e-3`, `2E3`): a file it cannot read is read by python-hcl2 (slower, but only
+    then), and is bad input only when neither can read it."""
     tree = _parser().parse(text.encode("utf-8"))
     root = tree.root_node
     if root.has_error:
-        raise ValueError(_first_error(root))
+        return _read_with_python_hcl2(text, _first_error(root))
     document: Document = {}
     for child in root.named_children:
         if child.type == "body":
             _read_body(child, document)
+    return document
+
+
+def _read_with_python_hcl2(text: str, error: str) -> Document:
+    import hcl2
+    from lark.exceptions import LarkError
+
+    try:
+        document: Document = hcl2.loads(text)
+    except (LarkError, ValueError):
+        raise ValueError(error) from None
+    document.pop("__comments__", None)  # the file's own comments: tree-sitter's reading leaves them out too
     return document
 
 
@@ -103,6 +119,7 @@ def _comment(node: Node) -> str:
 
 
 _NUMBER = re.compile(r"-?[0-9]+")
+_NEGATIVE = re.compile(r"-\s*[0-9]+(\.[0-9]+)?")
 
 
 def _value(node: Node) -> Any:
@@ -112,7 +129,7 @@ def _value(node: Node) -> Any:
     kind = node.type
     if kind == "literal_value":
         return _literal(node.named_children[0])
-    if kind == "operation" and _text(node).replace(" ", "").lstrip("-").replace(".", "", 1).isdigit():
+    if kind == "operation" and _NEGATIVE.fullmatch(_text(node)):
         return _number(_text(node).replace(" ", ""))  # `-1` is an operation in the grammar, a number to everyone
     if kind == "collection_value":
         collection = node.named_children[0]
@@ -126,11 +143,8 @@ def _value(node: Node) -> Any:
     if kind == "variable_expr":
         return _text(node)  # a bare name (`provider = google-beta`) is a keyword to Terraform, not a reference
     if kind == "template_expr":
-        return (
-            f'"{_text(node.named_children[0])[1:-1]}"'
-            if node.named_children[0].type == "quoted_template"
-            else f'"{_text(node)}"'
-        )
+        template = node.named_children[0]  # a heredoc is quoted whole, as python-hcl2 quotes it
+        return _text(template) if template.type == "quoted_template" else f'"{_text(template)}"'
     return "${" + _expression(node) + "}"
 
 

@@ -31,6 +31,11 @@ resource "google_project_iam_member" "x" {
   member  = "serviceAccount:${google_service_account.r.email}"
   ratio   = 1.5
   neg     = -1
+  sum     = 2 - 1
+  not     = !var.x
+  heredoc = <<-EOT
+    hello ${var.x}
+  EOT
   enabled = false
   nothing = null
   map     = { a = "b", "c" = 1 }
@@ -76,6 +81,15 @@ def test_every_construct_reads_as_python_hcl2_reads_it():
         "trailing",
         "a block comment",
     ]
+
+
+def test_what_the_grammar_cannot_read_python_hcl2_reads():
+    """tree-sitter-hcl 1.2 rejects signed and capital exponents, which HCL allows."""
+    text = 'resource "google_project_iam_member" "m" {\n  ratio = -2e-3\n  big = 2E3\n  role = "roles/owner"\n}\n'
+    with pytest.raises(ValueError, match="^the grammar's error$"):
+        hclread._read_with_python_hcl2("x = ", "the grammar's error")  # neither reads it: the grammar's error
+    assert hclread.read(text) == _comparable(hcl2.loads(text))
+    assert "no-primitive-roles" in {f.rule for f in policy.check(policy.facts_from_hcl({"main.tf": text}))}
 
 
 def test_a_for_each_over_several_lines_is_expanded_and_its_escapes_decoded():
