@@ -31,17 +31,20 @@ def _parser() -> Parser:
 def read(text: str) -> Document:
     """The document `text` holds; ValueError naming the line and column of the first syntax error.
 
-    The tree-sitter grammar (tree-sitter-hcl 1.2) rejects a little valid HCL, numbers with a signed or
-    capital exponent (`2e-3`, `2E3`): a file it cannot read is read by python-hcl2 (slower, but only
+    The tree-sitter grammar (tree-sitter-hcl 1.2) rejects a little valid HCL, numbers with an exponent
+    but no fraction (`1e3`, `2e-3`): a file it cannot read is read by python-hcl2 (slower, but only
     then), and is bad input only when neither can read it."""
     tree = _parser().parse(text.encode("utf-8"))
     root = tree.root_node
     if root.has_error:
         return _read_with_python_hcl2(text, _first_error(root))
     document: Document = {}
-    for child in root.named_children:
-        if child.type == "body":
-            _read_body(child, document)
+    try:
+        for child in root.named_children:
+            if child.type == "body":
+                _read_body(child, document)
+    except RecursionError:
+        raise ValueError("blocks or values nested too deeply to read") from None
     return document
 
 
@@ -51,7 +54,7 @@ def _read_with_python_hcl2(text: str, error: str) -> Document:
 
     try:
         document: Document = hcl2.loads(text)
-    except (LarkError, ValueError):
+    except (LarkError, RecursionError, RuntimeError, ValueError, TypeError):  # its ways of saying "bad input"
         raise ValueError(error) from None
     document.pop("__comments__", None)  # the file's own comments: tree-sitter's reading leaves them out too
     return document
@@ -61,24 +64,40 @@ def _first_error(node: Node) -> str:
     for child in node.children:
         if child.type == "ERROR" or child.is_missing or child.has_error:
             return _first_error(child)
-    row, column = node.start_point
     if node.is_missing:
-        return f"line {row + 1}, column {column + 1}: `{node.type}` expected"
+        return f"{_where(node)}: `{node.type}` expected"
     near = _text(node).split("\n", 1)[0][:40]
-    return f"line {row + 1}, column {column + 1}: unexpected `{near}`"
+    return f"{_where(node)}: unexpected `{near}`"
 
 
 def _text(node: Node) -> str:
     return (node.text or b"").decode("utf-8")
 
 
+_META = ("__comments__", "__is_block__")  # the keys the reading adds to a block's body
+
+
 def _read_body(body: Node, into: Document) -> None:
+    """Attributes and blocks into `into`. A name given twice as an attribute, or as an attribute and a block,
+    is an error (Terraform refuses both; the reading would keep only one of them)."""
+    attributes: set[str] = set()
     for item in body.named_children:
         if item.type == "attribute":
-            name, expression = item.named_children[0], item.named_children[-1]
-            into[_text(name)] = _value(expression)
+            name = _text(item.named_children[0])
+            if name in into or name in _META:
+                raise ValueError(f"{_where(item)}: `{name}` is given twice (or clashes with a block)")
+            attributes.add(name)
+            into[name] = _value(item.named_children[-1])
         elif item.type == "block":
+            kind = _text(item.named_children[0])
+            if kind in attributes:
+                raise ValueError(f"{_where(item)}: `{kind}` is both an attribute and a block")
             _read_block(item, into)
+
+
+def _where(node: Node) -> str:
+    row, column = node.start_point
+    return f"line {row + 1}, column {column + 1}"
 
 
 def _read_block(block: Node, into: Document) -> None:
@@ -100,13 +119,14 @@ def _read_block(block: Node, into: Document) -> None:
 
 
 def _own_comments(block: Node) -> list[Node]:
-    """The comments inside `block` that no block nested in it encloses, in source order."""
+    """The comments between `block`'s braces, outside its nested blocks and inside no attribute's value
+    (python-hcl2 keeps those apart too): an opt-in is written on a line of its own in the block."""
     found: list[Node] = []
     for child in block.named_children:
         if child.type == "comment":
             found.append(child)
-        elif child.type != "block":
-            found += _own_comments(child)
+        elif child.type == "body":
+            found += [c for c in child.named_children if c.type == "comment"]
     return found
 
 
@@ -130,7 +150,7 @@ def _value(node: Node) -> Any:
     if kind == "literal_value":
         return _literal(node.named_children[0])
     if kind == "operation" and _NEGATIVE.fullmatch(_text(node)):
-        return _number(_text(node).replace(" ", ""))  # `-1` is an operation in the grammar, a number to everyone
+        return _number(node, _text(node).replace(" ", ""))  # `-1` is an operation in the grammar, a number to everyone
     if kind == "collection_value":
         collection = node.named_children[0]
         if collection.type == "tuple":
@@ -151,7 +171,7 @@ def _value(node: Node) -> Any:
 def _literal(node: Node) -> Any:
     text = _text(node)
     if node.type == "numeric_lit":
-        return _number(text)
+        return _number(node, text)
     if node.type == "bool_lit":
         return text == "true"
     if node.type == "null_lit":
@@ -159,8 +179,11 @@ def _literal(node: Node) -> Any:
     return text  # string_lit, with its quotes
 
 
-def _number(text: str) -> int | float:
-    return int(text) if _NUMBER.fullmatch(text) else float(text)
+def _number(node: Node, text: str) -> int | float:
+    try:
+        return int(text) if _NUMBER.fullmatch(text) else float(text)
+    except ValueError:  # the grammar takes `0x10` for a number; HCL has decimal numbers only
+        raise ValueError(f"{_where(node)}: `{text}` is not a number") from None
 
 
 def _key(node: Node) -> str:
@@ -177,8 +200,8 @@ def _expression(node: Node) -> str:
     """An expression's text in one line, collections and calls spaced as python-hcl2 spaces them (so
     `toset([...])` over several lines reads as the literal list it is)."""
     kind = node.type
-    if kind == "expression":
-        return "".join(_expression(c) for c in node.children)
+    if kind in ("literal_value", "template_expr") or node.child_count == 0:
+        return _text(node)  # a string keeps its spaces
     if kind == "function_call":
         name = _text(node.named_children[0])
         arguments = next((c for c in node.named_children if c.type == "function_arguments"), None)
@@ -196,4 +219,18 @@ def _expression(node: Node) -> str:
             + ", ".join(f"{_expression(e.named_children[0])} = {_expression(e.named_children[-1])}" for e in elems)
             + "}"
         )
-    return " ".join(_text(node).split())
+    return _joined(node)
+
+
+def _joined(node: Node) -> str:
+    """The expression's tokens, comments left out, one space wherever the source had any."""
+    parts: list[str] = []
+    end: int | None = None
+    for child in node.children:
+        if child.type == "comment":
+            continue
+        if end is not None and child.start_byte > end:
+            parts.append(" ")
+        parts.append(_expression(child))
+        end = child.end_byte
+    return "".join(parts)

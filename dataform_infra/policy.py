@@ -422,11 +422,12 @@ def _unquote(value: Any) -> Any:
     if isinstance(value, list):
         return [_unquote(v) for v in value]
     if isinstance(value, dict):
-        return {_unquote(k): _unquote(v) for k, v in value.items() if not k.startswith("__")}
+        return {_unquote(k): _unquote(v) for k, v in value.items() if k not in _READING_KEYS}
     return value
 
 
-_BLOCKS_RULES_READ = re.compile(r"^\s*(resource|data|locals)\b", re.M)
+# What the readers add to a block's body (python-hcl2's names; `hclread` and the JSON adapter use the first two).
+_READING_KEYS = frozenset({"__comments__", "__is_block__", "__inline_comments__", "__start_line__", "__end_line__"})
 _LOCAL = re.compile(r"\$\{local\.([A-Za-z0-9_-]+)\}")
 _EACH = re.compile(r"\$\{each\.(key|value)\}")
 
@@ -493,16 +494,17 @@ def facts_from_hcl(files: Mapping[str, str]) -> list[Fact]:
 
     documents: list[tuple[str, dict[str, Any]]] = []
     for file_name, text in sorted(files.items()):
-        if file_name.endswith(".tf.json"):
-            try:
-                documents.append((file_name, _from_json_syntax(json.loads(text))))
-            except ValueError as exc:
-                raise ValueError(f"{file_name}: {exc}") from None
-        elif _BLOCKS_RULES_READ.search(text):  # versions, providers, outputs: nothing a rule reads
-            try:
-                documents.append((file_name, hclread.read(text)))
-            except ValueError as exc:
-                raise ValueError(f"{file_name}: {exc}") from None
+        try:
+            if file_name.endswith(".tf.json"):
+                document = _from_json_syntax(json.loads(text, object_pairs_hook=_repeated_keys_kept))
+            else:
+                document = hclread.read(text)
+            for kind in ("resource", "data", "locals"):
+                if not isinstance(document.get(kind, []), list):
+                    raise ValueError(f"`{kind}` is an attribute here; Terraform knows it only as a block")
+        except ValueError as exc:
+            raise ValueError(f"{file_name}: {exc}") from None
+        documents.append((file_name, document))
     locals_: dict[str, str] = {}
     for _, document in documents:  # locals are module-wide, whichever file declares them
         for block in document.get("locals", []):
@@ -521,6 +523,20 @@ def facts_from_hcl(files: Mapping[str, str]) -> list[Fact]:
                             kind, _unquote(type_), _unquote(name), _unquote(body), file_name, comments, locals_
                         )
     return facts
+
+
+def _repeated_keys_kept(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose key repeats (`"resource"` twice): Terraform reads every value, as if they were
+    one array of objects, so lint must not keep only the last."""
+    values: dict[str, list[Any]] = {}
+    for key, value in pairs:
+        values.setdefault(key, []).append(value)
+    return {
+        key: found[0]
+        if len(found) == 1
+        else [v for value in found for v in (value if isinstance(value, list) else [value])]
+        for key, found in values.items()
+    }
 
 
 def _from_json_syntax(document: Any) -> dict[str, Any]:
@@ -553,9 +569,10 @@ def _from_json_syntax(document: Any) -> dict[str, Any]:
     for kind in ("resource", "data"):
         for block in objects(top.get(kind, {}), f"`{kind}`"):
             for type_, named in block.items():
-                for name, value in objects(named, f"`{kind}.{type_}`")[0].items():
-                    for instance in objects(value, f"`{kind}.{type_}.{name}`"):
-                        shaped.setdefault(kind, []).append({type_: {name: body(instance)}})
+                for names in objects(named, f"`{kind}.{type_}`"):
+                    for name, value in names.items():
+                        for instance in objects(value, f"`{kind}.{type_}.{name}`"):
+                            shaped.setdefault(kind, []).append({type_: {name: body(instance)}})
     shaped["locals"] = [
         {k: json.dumps(v) if isinstance(v, str) else v for k, v in block.items()}
         for block in objects(top.get("locals", {}), "`locals`")

@@ -1,6 +1,7 @@
 """`hclread` (tree-sitter) reads HCL exactly as python-hcl2, an independent parser, does; a syntax error
 names its line and column; `lint` stays fast because the reading never loads a pure-Python parser."""
 
+import re
 import subprocess
 import sys
 
@@ -21,7 +22,7 @@ locals {
 }
 
 resource "google_project_iam_member" "x" {
-  # dfinfra:allow-project-role: a reason long enough to count
+  # Project-wide opt-in: a reason long enough to count
   for_each = toset([
     "roles/bigquery.jobUser",
     "roles/\\u006fwner",
@@ -39,6 +40,10 @@ resource "google_project_iam_member" "x" {
   enabled = false
   nothing = null
   map     = { a = "b", "c" = 1 }
+  spaced  = toset(["two  spaces"])
+  inline = [
+    "roles/a", # an inline comment is the value's, not the block's
+  ]
   cond    = var.x ? "a" : "b"
   call    = format("%s-%s", local.n, var.x[0])
   /* a block comment */
@@ -60,8 +65,17 @@ resource "a" "b" {
 
 
 def _comparable(document: dict) -> dict:
-    """python-hcl2 also keeps the file's own comments at the top level; no rule reads them."""
-    return {k: v for k, v in document.items() if k != "__comments__"}
+    """python-hcl2 also keeps the file's own comments at the top level, and comments inside a value apart
+    (`__inline_comments__`); no rule reads either."""
+
+    def without_inline(value):
+        if isinstance(value, dict):
+            return {k: without_inline(v) for k, v in value.items() if k != "__inline_comments__"}
+        if isinstance(value, list):
+            return [without_inline(v) for v in value]
+        return value
+
+    return without_inline({k: v for k, v in document.items() if k != "__comments__"})
 
 
 @pytest.mark.parametrize(("spec_set", "env"), all_modules())
@@ -76,8 +90,9 @@ def test_every_construct_reads_as_python_hcl2_reads_it():
     assert document == _comparable(hcl2.loads(EVERY_CONSTRUCT))
     body = document["resource"][0]['"google_project_iam_member"']['"x"']
     assert body["for_each"] == '${toset(["roles/bigquery.jobUser", "roles/\\u006fwner"])}'  # one line, as a literal
+    assert body["spaced"] == '${toset(["two  spaces"])}'  # a string keeps its spaces (they are for_each keys)
     assert [c["value"] for c in body["__comments__"]] == [
-        "dfinfra:allow-project-role: a reason long enough to count",
+        "Project-wide opt-in: a reason long enough to count",
         "trailing",
         "a block comment",
     ]
@@ -86,7 +101,7 @@ def test_every_construct_reads_as_python_hcl2_reads_it():
 def test_what_the_grammar_cannot_read_python_hcl2_reads():
     """tree-sitter-hcl 1.2 rejects signed and capital exponents, which HCL allows."""
     text = 'resource "google_project_iam_member" "m" {\n  ratio = -2e-3\n  big = 2E3\n  role = "roles/owner"\n}\n'
-    with pytest.raises(ValueError, match="^the grammar's error$"):
+    with pytest.raises(ValueError, match=r"^the grammar's error$"):
         hclread._read_with_python_hcl2("x = ", "the grammar's error")  # neither reads it: the grammar's error
     assert hclread.read(text) == _comparable(hcl2.loads(text))
     assert "no-primitive-roles" in {f.rule for f in policy.check(policy.facts_from_hcl({"main.tf": text}))}
@@ -110,6 +125,32 @@ def test_a_for_each_over_several_lines_is_expanded_and_its_escapes_decoded():
 def test_a_syntax_error_names_its_line_and_column(text, where):
     with pytest.raises(ValueError, match=where):
         hclread.read(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("x = 0x10\n", "line 1, column 5: `0x10` is not a number"),
+        ('resource = 1\nresource "a" "b" {}\n', "line 2, column 1: `resource` is both an attribute and a block"),
+        ('resource "a" "b" {\n  x = 1\n  x = 2\n}\n', "line 3, column 3: `x` is given twice"),
+        ('resource "a" "b" {\n  __comments__ = 1\n}\n', "line 2, column 3: `__comments__` is given twice"),
+        ("b {" * 3000 + "}" * 3000, "nested too deeply"),
+    ],
+)
+def test_what_terraform_refuses_is_an_error_never_a_traceback(text, error):
+    with pytest.raises(ValueError, match=re.escape(error)):
+        hclread.read(text)
+
+
+def test_an_opt_in_is_a_comment_of_the_block_not_of_a_value_or_a_nested_block():
+    text = (
+        'resource "google_project_iam_member" "m" {\n  project = "p"\n  role = "roles/bigquery.dataEditor"\n'
+        '  member = ("user:a@b.com" # Project-wide opt-in: a reason long enough to count\n  )\n'
+        "  lifecycle {\n    # Project-wide opt-in: a reason long enough to count\n  }\n}\n"
+    )
+    facts = policy.facts_from_hcl({"main.tf": text})
+    assert [f.comments for f in facts] == [()]
+    assert {f.severity for f in policy.check(facts)} == {"violation"}
 
 
 def test_lint_names_the_file_with_the_syntax_error(tmp_path):

@@ -1,6 +1,7 @@
 """One violating input per least-privilege rule, and every rendered module passes them all."""
 
 import dataclasses
+import json
 
 import pytest
 
@@ -212,4 +213,46 @@ def test_json_syntax_of_another_shape_is_bad_input_naming_the_file(tmp_path, tex
 
     (tmp_path / "main.tf.json").write_text(text)
     with pytest.raises(UsageError, match=rf"main\.tf\.json: .*{where}"):
+        policy.lint([tmp_path])
+
+
+def _member(role: str) -> dict[str, str]:
+    return {"project": "p", "member": "user:a@b.com", "role": role}
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        {  # an array of objects at the name level: every element is a resource
+            "main.tf.json": json.dumps(
+                {
+                    "resource": {
+                        "google_project_iam_member": [
+                            {"a": _member("roles/logging.viewer")},
+                            {"b": _member("roles/owner")},
+                        ]
+                    }
+                }
+            )
+        },
+        {  # `"resource"` twice: Terraform reads both
+            "main.tf.json": "{"
+            + json.dumps({"resource": {"google_project_iam_member": {"x": _member("roles/owner")}}})[1:-1]
+            + ", "
+            + json.dumps({"resource": {"google_project_service": {"s": {"service": "x.googleapis.com"}}}})[1:-1]
+            + "}"
+        },
+        {"main.tf": "\ufeff/* managed */ " + OWNER % '"roles/owner"'},  # a byte order mark, a comment before
+        {"main.tf": 'locals {\n  __r = "roles/owner"\n}\n' + OWNER % "local.__r"},  # a local named `__...`
+    ],
+)
+def test_terraform_reads_this_grant_so_lint_sees_it(files):
+    assert "no-primitive-roles" in _rules(files)
+
+
+def test_a_top_level_resource_attribute_is_bad_input(tmp_path):
+    from dataform_infra.errors import UsageError
+
+    (tmp_path / "main.tf").write_text("resource = 1\n")
+    with pytest.raises(UsageError, match=r"main\.tf: `resource` is an attribute here"):
         policy.lint([tmp_path])
