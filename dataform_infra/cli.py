@@ -1046,7 +1046,8 @@ def secret_status(
     for version in found:
         _echo(f"  {version.name.rsplit('/', 1)[-1]:>4}  {version.state:<9} {version.created}")
     if not found:
-        _echo(f"  no versions yet: dfinfra secret set {env}" + (f" --repository {repository}" if repository else ""))
+        topology = workspace.topology
+        _echo(f"  no versions yet: {topology.secret_set_command(topology.repository(secret.repository))}")
 
 
 @_command(app)

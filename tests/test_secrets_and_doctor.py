@@ -58,6 +58,7 @@ def checks(output: str) -> dict[str, str]:
 
 
 def test_secret_set_status_and_a_clean_doctor(live, google_apis):
+    assert "  no versions yet: dfinfra secret set staging\n" in live.run("secret", "status", "staging")
     name = live.run("secret", "set", "staging", stdin=CANARY + "\n").strip().splitlines()[-1]
     assert name == "projects/481516234200/secrets/dataform-github-token/versions/1"
     assert google_apis.payloads[name] == CANARY.encode()  # delivered intact, CRC32C verified by the API

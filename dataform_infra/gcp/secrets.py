@@ -31,6 +31,7 @@ class GitSecret:
     kind: str  # "token" or "ssh key"
     pinned: int | None
     spec_file: str
+    repository: str  # the host's repository whose secret it is
 
     @property
     def name(self) -> str:
@@ -83,6 +84,7 @@ def git_secret(deployment: Deployment, env: str, repository: str | None = None) 
         "ssh key" if repo.git.ssh else "token",
         pinned,
         str(deployment.spec_file(host)),
+        repo.name,
     )
 
 

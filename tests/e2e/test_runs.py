@@ -394,6 +394,11 @@ def test_doctor_checks_each_repository_of_a_multi_repository_host(applied, tmp_p
         assert "projects/acme-platform-secrets/secrets/marketing-github-token" in out
         assert "PASS  agent-reads-git-secret:analytics" in out
         assert "repository marketing" in out  # the run requirement names what fails: its Git sync
+        for kind, id_, _ in store.list("secret_version"):
+            if "/secrets/marketing-github-token/" in id_:
+                store.delete(kind, id_)
+        status = project.run("secret", "status", "staging", "--repository", "marketing")
+        assert "  no versions yet: dfinfra secret set staging --repository marketing\n" in status
 
 
 def test_adopt_finds_each_repository_and_its_configs_where_they_live(applied, tmp_path):
