@@ -31,13 +31,17 @@ def _parser() -> Parser:
 def read(text: str) -> Document:
     """The document `text` holds; ValueError naming the line and column of the first syntax error.
 
-    The tree-sitter grammar (tree-sitter-hcl 1.2) rejects a little valid HCL, numbers with an exponent
-    but no fraction (`1e3`, `2e-3`): a file it cannot read is read by python-hcl2 (slower, but only
-    then), and is bad input only when neither can read it."""
-    tree = _parser().parse(text.encode("utf-8"))
+    The tree-sitter grammar (tree-sitter-hcl 1.2) misreads a little valid HCL, numbers with an exponent
+    but no fraction (`1e3`, `2e-3`): it fails on them, or worse, reads `n = 1e3` followed by a block as
+    `n = 1` and a block of type `e3`. A file it cannot read, or holding such a number, is read by
+    python-hcl2 (slower, but only then); it is bad input only when neither can read it."""
+    source = text.encode("utf-8")
+    tree = _parser().parse(source)
     root = tree.root_node
     if root.has_error:
         return _read_with_python_hcl2(text, _first_error(root))
+    if _EXPONENT.search(source) and _splits_a_number(root, source):
+        return _read_with_python_hcl2(text, "a number with an exponent the reader cannot read")
     document: Document = {}
     try:
         for child in root.named_children:
@@ -46,6 +50,16 @@ def read(text: str) -> Document:
     except RecursionError:
         raise ValueError("blocks or values nested too deeply to read") from None
     return document
+
+
+_EXPONENT = re.compile(rb"[0-9][eE]")  # cheap: most files hold none, and skip the walk below
+
+
+def _splits_a_number(node: Node, source: bytes) -> bool:
+    """Does the grammar end a number just before an exponent (`1` of `1e3`)?"""
+    if node.type == "numeric_lit":
+        return source[node.end_byte : node.end_byte + 1] in (b"e", b"E")
+    return any(_splits_a_number(child, source) for child in node.named_children)
 
 
 def _read_with_python_hcl2(text: str, error: str) -> Document:
@@ -84,7 +98,9 @@ def _read_body(body: Node, into: Document) -> None:
     for item in body.named_children:
         if item.type == "attribute":
             name = _text(item.named_children[0])
-            if name in into or name in _META:
+            if name in _META:
+                raise ValueError(f"{_where(item)}: `{name}` is a name the reader uses itself; rename it to lint")
+            if name in into:
                 raise ValueError(f"{_where(item)}: `{name}` is given twice (or clashes with a block)")
             attributes.add(name)
             into[name] = _value(item.named_children[-1])

@@ -504,6 +504,8 @@ def facts_from_hcl(files: Mapping[str, str]) -> list[Fact]:
                     raise ValueError(f"`{kind}` is an attribute here; Terraform knows it only as a block")
         except ValueError as exc:
             raise ValueError(f"{file_name}: {exc}") from None
+        except RecursionError:  # json.loads, or the adapters after it
+            raise ValueError(f"{file_name}: values nested too deeply to read") from None
         documents.append((file_name, document))
     locals_: dict[str, str] = {}
     for _, document in documents:  # locals are module-wide, whichever file declares them
@@ -525,18 +527,33 @@ def facts_from_hcl(files: Mapping[str, str]) -> list[Fact]:
     return facts
 
 
+class _Repeated(list[Any]):
+    """The values of a key a JSON object gives more than once."""
+
+
 def _repeated_keys_kept(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A JSON object whose key repeats (`"resource"` twice): Terraform reads every value, as if they were
-    one array of objects, so lint must not keep only the last."""
+    """Every value of a repeated key, not only the last (`json.loads`'s default): Terraform reads a repeated
+    block, label or `"//"` key as if its values were one array, and refuses any other repeat."""
     values: dict[str, list[Any]] = {}
     for key, value in pairs:
         values.setdefault(key, []).append(value)
     return {
         key: found[0]
         if len(found) == 1
-        else [v for value in found for v in (value if isinstance(value, list) else [value])]
+        else _Repeated(v for value in found for v in (value if isinstance(value, list) else [value]))
         for key, found in values.items()
     }
+
+
+def _no_repeats(value: Any, key: str) -> Any:
+    """An attribute's value, refused if some object in it gives a key twice (Terraform refuses it too)."""
+    if isinstance(value, _Repeated):
+        raise ValueError(f"`{key}` is given twice")
+    if isinstance(value, dict):
+        return {k: _no_repeats(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_no_repeats(v, key) for v in value]
+    return value
 
 
 def _from_json_syntax(document: Any) -> dict[str, Any]:
@@ -553,13 +570,13 @@ def _from_json_syntax(document: Any) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, item in value.items():
             if key == "//":
-                out["__comments__"] = [{"value": str(item)}]
+                out["__comments__"] = [{"value": str(c)} for c in (item if isinstance(item, _Repeated) else [item])]
             elif isinstance(item, dict) and key not in ("labels", "tags", "default_labels", "for_each"):
                 out[key] = [body(item)]
             elif isinstance(item, list) and item and all(isinstance(i, dict) for i in item):
-                out[key] = [body(i) for i in item]
+                out[key] = [body(i) for i in item]  # blocks (a repeated block key among them)
             else:
-                out[key] = json.dumps(item) if isinstance(item, str) else item
+                out[key] = json.dumps(item) if isinstance(item, str) else _no_repeats(item, key)
         return out
 
     if not isinstance(document, dict):
@@ -574,7 +591,7 @@ def _from_json_syntax(document: Any) -> dict[str, Any]:
                         for instance in objects(value, f"`{kind}.{type_}.{name}`"):
                             shaped.setdefault(kind, []).append({type_: {name: body(instance)}})
     shaped["locals"] = [
-        {k: json.dumps(v) if isinstance(v, str) else v for k, v in block.items()}
+        {k: json.dumps(v) if isinstance(v, str) else _no_repeats(v, k) for k, v in block.items()}
         for block in objects(top.get("locals", {}), "`locals`")
     ]
     return shaped
@@ -597,6 +614,8 @@ def lint(directories: Iterable[Path]) -> list[Finding]:
         sources = {str(f): _read_bounded(f) for f in files}
         try:
             facts = facts_from_hcl(sources)
+        except RecursionError:  # a value nested thousands deep, past the readers into the rules' adapters
+            raise UsageError(f"{directory}: values nested too deeply to read") from None
         except ValueError as exc:
             raise UsageError(f"{exc}: not valid Terraform syntax, so lint cannot check it") from None
         findings += check(facts)

@@ -107,6 +107,17 @@ def test_what_the_grammar_cannot_read_python_hcl2_reads():
     assert "no-primitive-roles" in {f.rule for f in policy.check(policy.facts_from_hcl({"main.tf": text}))}
 
 
+def test_an_exponent_the_grammar_splits_is_read_by_python_hcl2():
+    """tree-sitter-hcl reads `n = 1e3` then a block as `n = 1` and a block of type `e3`, with no error."""
+    text = (
+        'data "google_iam_policy" "p" {\n  n = 1e3\n  binding {\n    role = "roles/owner"\n  }\n}\n'
+        'resource "google_project_iam_member" "m" {\n  role = "roles/owner"\n}\n'
+    )
+    document = hclread.read(text)
+    assert document == _comparable(hcl2.loads(text))
+    assert document["data"][0]['"google_iam_policy"']['"p"']["binding"][0]["role"] == '"roles/owner"'
+
+
 def test_a_for_each_over_several_lines_is_expanded_and_its_escapes_decoded():
     facts = policy.facts_from_hcl({"main.tf": EVERY_CONSTRUCT})
     roles = sorted(f.attrs["role"] for f in facts if f.type == "google_project_iam_member")
@@ -133,7 +144,7 @@ def test_a_syntax_error_names_its_line_and_column(text, where):
         ("x = 0x10\n", "line 1, column 5: `0x10` is not a number"),
         ('resource = 1\nresource "a" "b" {}\n', "line 2, column 1: `resource` is both an attribute and a block"),
         ('resource "a" "b" {\n  x = 1\n  x = 2\n}\n', "line 3, column 3: `x` is given twice"),
-        ('resource "a" "b" {\n  __comments__ = 1\n}\n', "line 2, column 3: `__comments__` is given twice"),
+        ("locals {\n  __comments__ = 1\n}\n", "line 2, column 3: `__comments__` is a name the reader uses itself"),
         ("b {" * 3000 + "}" * 3000, "nested too deeply"),
     ],
 )

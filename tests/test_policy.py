@@ -206,6 +206,10 @@ def test_lint_refuses_what_it_cannot_read_safely(tmp_path):
         ('{"resource": {"a": {"b": 3}}}', "`resource.a.b`"),
         ('{"locals": 3}', "`locals`"),
         ("{bad", "Expecting property name"),
+        ('{"resource": {"a": {"b": {"role": "x", "role": "y"}}}}', "`role` is given twice"),
+        ('{"resource": {"a": {"b": {"for_each": {"k": "x", "k": "y"}}}}}', "`k` is given twice"),
+        ('{"locals": {"r": "x", "r": "y"}}', "`r` is given twice"),
+        ('{"locals": {"x": ' + "[" * 5000 + "]" * 5000 + "}}", "nested too deeply"),
     ],
 )
 def test_json_syntax_of_another_shape_is_bad_input_naming_the_file(tmp_path, text, where):
@@ -256,3 +260,13 @@ def test_a_top_level_resource_attribute_is_bad_input(tmp_path):
     (tmp_path / "main.tf").write_text("resource = 1\n")
     with pytest.raises(UsageError, match=r"main\.tf: `resource` is an attribute here"):
         policy.lint([tmp_path])
+
+
+def test_repeated_comment_keys_in_json_syntax_are_each_a_comment():
+    """Terraform reads every `"//"` of a body; the opt-in may be any of them."""
+    text = (
+        '{"resource": {"google_project_iam_member": {"m": {"//": "Grants BigQuery editing to the ETL user.", '
+        '"//": "Project-wide opt-in: the ETL job writes to every dataset", "project": "p", '
+        '"member": "user:a@b.com", "role": "roles/bigquery.dataEditor"}}}}'
+    )
+    assert _rules({"main.tf.json": text})["bigquery-data-roles"] == "warning"
