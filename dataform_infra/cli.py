@@ -586,11 +586,17 @@ class TerraformOptions:
 
     def lifecycle(self, *, to_stderr: bool = False) -> tuple[Workspace, Lifecycle]:
         """The workspace and a lifecycle over it; progress to stderr when stdout carries data."""
-        from dataform_infra.lifecycle import Lifecycle  # imports python-terraform: only on these commands
-        from dataform_infra.terraform.binary import find_terraform
+        from dataform_infra.terraform.binary import PendingTerraform
 
-        workspace = _workspace(self.environments)
-        binary = find_terraform(self.terraform_bin)
+        pending = PendingTerraform(self.terraform_bin)  # asked while the specs load
+        try:
+            from dataform_infra.lifecycle import Lifecycle  # imports python-terraform: only on these commands
+
+            workspace = _workspace(self.environments)
+        except BaseException:
+            pending.cancel()
+            raise
+        binary = pending.result()
         if self.verbose:
             _err(f"using {binary.describe()}")
         echo = (lambda line: _echo(line, err=True)) if to_stderr else _echo

