@@ -88,7 +88,8 @@ def _text(node: Node) -> str:
     return (node.text or b"").decode("utf-8")
 
 
-_META = ("__comments__", "__is_block__")  # the keys the reading adds to a block's body
+# The keys a reading adds to a block's body (python-hcl2's names; tree-sitter's reading uses the first two).
+READING_KEYS = frozenset({"__comments__", "__is_block__", "__inline_comments__", "__start_line__", "__end_line__"})
 
 
 def _read_body(body: Node, into: Document) -> None:
@@ -98,7 +99,7 @@ def _read_body(body: Node, into: Document) -> None:
     for item in body.named_children:
         if item.type == "attribute":
             name = _text(item.named_children[0])
-            if name in _META:
+            if name in READING_KEYS:
                 raise ValueError(f"{_where(item)}: `{name}` is a name the reader uses itself; rename it to lint")
             if name in into:
                 raise ValueError(f"{_where(item)}: `{name}` is given twice (or clashes with a block)")

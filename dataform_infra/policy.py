@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from dataform_infra import hclread
 from dataform_infra.errors import UsageError
 from dataform_infra.render.optin import MIN_REASON, OPT_IN_MARKERS
 
@@ -422,12 +423,10 @@ def _unquote(value: Any) -> Any:
     if isinstance(value, list):
         return [_unquote(v) for v in value]
     if isinstance(value, dict):
-        return {_unquote(k): _unquote(v) for k, v in value.items() if k not in _READING_KEYS}
+        return {_unquote(k): _unquote(v) for k, v in value.items() if k not in hclread.READING_KEYS}
     return value
 
 
-# What the readers add to a block's body (python-hcl2's names; `hclread` and the JSON adapter use the first two).
-_READING_KEYS = frozenset({"__comments__", "__is_block__", "__inline_comments__", "__start_line__", "__end_line__"})
 _LOCAL = re.compile(r"\$\{local\.([A-Za-z0-9_-]+)\}")
 _EACH = re.compile(r"\$\{each\.(key|value)\}")
 
@@ -490,8 +489,6 @@ def facts_from_hcl(files: Mapping[str, str]) -> list[Fact]:
     """Facts from `.tf` and `.tf.json` sources (file name -> text); `.tf` read by `hclread`. Literal locals
     and literal `for_each` are evaluated as Terraform would. HCL with a syntax error raises ValueError
     naming the file, line and column."""
-    from dataform_infra import hclread
-
     documents: list[tuple[str, dict[str, Any]]] = []
     for file_name, text in sorted(files.items()):
         try:
@@ -581,10 +578,9 @@ def _from_json_syntax(document: Any) -> dict[str, Any]:
 
     if not isinstance(document, dict):
         raise ValueError("the document is not an object, as Terraform's JSON syntax requires")
-    top: dict[str, Any] = document
     shaped: dict[str, Any] = {}
     for kind in ("resource", "data"):
-        for block in objects(top.get(kind, {}), f"`{kind}`"):
+        for block in objects(document.get(kind, {}), f"`{kind}`"):
             for type_, named in block.items():
                 for names in objects(named, f"`{kind}.{type_}`"):
                     for name, value in names.items():
@@ -592,7 +588,7 @@ def _from_json_syntax(document: Any) -> dict[str, Any]:
                             shaped.setdefault(kind, []).append({type_: {name: body(instance)}})
     shaped["locals"] = [
         {k: json.dumps(v) if isinstance(v, str) else _no_repeats(v, k) for k, v in block.items()}
-        for block in objects(top.get("locals", {}), "`locals`")
+        for block in objects(document.get("locals", {}), "`locals`")
     ]
     return shaped
 
