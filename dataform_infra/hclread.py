@@ -161,7 +161,7 @@ _NEGATIVE = re.compile(r"-\s*[0-9]+(\.[0-9]+)?")
 
 def _value(node: Node) -> Any:
     """A literal as its Python value (strings keep their quotes); anything else as `${...}`."""
-    while node.type == "expression" and node.named_child_count == 1:
+    while node.type == "expression" and node.named_child_count == 1:  # the one part it stands for
         node = node.named_children[0]
     kind = node.type
     if kind == "literal_value":
@@ -205,10 +205,6 @@ def _number(node: Node, text: str) -> int | float:
 
 def _key(node: Node) -> str:
     """An object key: a bare name as written, a quoted one with its quotes."""
-    while node.type == "expression" and node.named_child_count == 1:
-        node = node.named_children[0]
-    if node.type == "variable_expr":
-        return _text(node)
     value = _value(node)
     return value if isinstance(value, str) else str(value)
 
