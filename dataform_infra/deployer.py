@@ -2,7 +2,7 @@
 
 Derived from what the environment's module declares (render/module.py decides ownership), with the
 permissions Terraform's Google provider uses to create, read, update and delete each resource type
-(`PERMISSIONS`, from each API's access-control page), plus the deployer's own run rights the access
+(`resource_types`: each type's `deployer` entry), plus the deployer's own run rights the access
 model assumes (starting runs with `dfinfra run`). The narrowest predefined roles come from Google's
 role table (`access/roles.py`).
 """
@@ -11,97 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dataform_infra import resource_types as types
 from dataform_infra.access import roles
 from dataform_infra.render.module import Module, ReleaseConfig, WorkflowConfig
 from dataform_infra.topology import Resource, project_resource, runner_resource
 from dataform_infra.workspace import Workspace
-
-# Resource type -> (what the permission applies to, permissions to create/read/update/delete it).
-# "project": the project it is created in; "self": the object itself (IAM members: the object whose
-# policy they edit); "repository": the host repository holding the config. Sources: the access-control pages of Service
-# Usage, IAM, BigQuery, Secret Manager, Resource Manager and Dataform.
-PERMISSIONS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
-    "google_project_service": (
-        ("project", ("serviceusage.services.enable", "serviceusage.services.get", "serviceusage.services.list")),
-    ),
-    # Google's pages name no permission for generateServiceIdentity: Service Usage Admin is assumed (verify).
-    "google_project_service_identity": (("project", ("serviceusage.services.enable",)),),
-    "google_service_account": (
-        (
-            "project",
-            (
-                "iam.serviceAccounts.create",
-                "iam.serviceAccounts.get",
-                "iam.serviceAccounts.update",
-                "iam.serviceAccounts.delete",
-            ),
-        ),
-    ),
-    "google_service_account_iam_member": (
-        ("self", ("iam.serviceAccounts.getIamPolicy", "iam.serviceAccounts.setIamPolicy")),
-    ),
-    "google_bigquery_dataset": (
-        ("project", ("bigquery.datasets.create",)),
-        ("self", ("bigquery.datasets.get", "bigquery.datasets.update", "bigquery.datasets.delete")),
-    ),
-    "google_bigquery_dataset_iam_member": (
-        ("self", ("bigquery.datasets.getIamPolicy", "bigquery.datasets.setIamPolicy")),
-    ),
-    "google_project_iam_member": (
-        ("self", ("resourcemanager.projects.getIamPolicy", "resourcemanager.projects.setIamPolicy")),
-    ),
-    "google_secret_manager_secret": (
-        (
-            "project",
-            (
-                "secretmanager.secrets.create",
-                "secretmanager.secrets.get",
-                "secretmanager.secrets.update",
-                "secretmanager.secrets.delete",
-            ),
-        ),
-    ),
-    "google_secret_manager_secret_iam_member": (
-        ("self", ("secretmanager.secrets.getIamPolicy", "secretmanager.secrets.setIamPolicy")),
-    ),
-    "google_dataform_repository": (
-        (
-            "project",
-            (
-                "dataform.repositories.create",
-                "dataform.repositories.get",
-                "dataform.repositories.update",
-                "dataform.repositories.delete",
-            ),
-        ),
-    ),
-    "google_dataform_repository_iam_member": (
-        ("self", ("dataform.repositories.getIamPolicy", "dataform.repositories.setIamPolicy")),
-    ),
-    "google_dataform_repository_release_config": (
-        (
-            "repository",
-            (
-                "dataform.releaseConfigs.create",
-                "dataform.releaseConfigs.get",
-                "dataform.releaseConfigs.update",
-                "dataform.releaseConfigs.delete",
-            ),
-        ),
-    ),
-    "google_dataform_repository_workflow_config": (
-        (
-            "repository",
-            (
-                "dataform.workflowConfigs.create",
-                "dataform.workflowConfigs.get",
-                "dataform.workflowConfigs.update",
-                "dataform.workflowConfigs.delete",
-            ),
-        ),
-    ),
-    "data.google_project": (("project", ("resourcemanager.projects.get",)),),
-}
 
 
 @dataclass(frozen=True)
@@ -131,7 +45,7 @@ def deployer_needs(workspace: Workspace, env_name: str) -> list[DeployerNeed]:
     wanted: dict[Resource, set[str]] = {}
     project = project_resource(module.env.project.id)
     for type_, objects in _declared(module):
-        for scope, permissions in PERMISSIONS[type_]:
+        for scope, permissions in type_.deployer:
             for obj in objects:
                 where = project if scope == "project" else obj  # "self"/"repository": the object itself
                 wanted.setdefault(where, set()).update(permissions)
@@ -158,36 +72,32 @@ def deployer_needs(workspace: Workspace, env_name: str) -> list[DeployerNeed]:
     ]
 
 
-def _declared(module: Module) -> list[tuple[str, list[Resource]]]:
+def _declared(module: Module) -> list[tuple[types.ResourceType, list[Resource]]]:
     """Every resource type the module declares, with the objects it applies to (for configs: the
     repositories holding them)."""
     env = module.env
-    found: list[tuple[str, list[Resource]]] = []
+    found: list[tuple[types.ResourceType, list[Resource]]] = []
     if module.apis:
-        found.append(("google_project_service", [project_resource(a.project) for a in module.apis]))
+        found.append((types.PROJECT_SERVICE, [project_resource(a.project) for a in module.apis]))
     if module.service_accounts:
-        found.append(("google_service_account", [runner_resource(sa.email) for sa in module.service_accounts]))
+        found.append((types.SERVICE_ACCOUNT, [runner_resource(sa.email) for sa in module.service_accounts]))
     if module.datasets:
-        found.append(
-            ("google_bigquery_dataset", [Resource("dataset", d.project, d.dataset_id) for d in module.datasets])
-        )
+        found.append((types.BIGQUERY_DATASET, [Resource("dataset", d.project, d.dataset_id) for d in module.datasets]))
     for grant in module.grants:
-        found.append((grant.resource_type, [grant.resource]))
+        found.append((types.IAM_MEMBER_OF[grant.resource.kind], [grant.resource]))
     if module.is_host:
         found += [
-            ("google_project_service_identity", [project_resource(env.project.id)]),
-            ("google_dataform_repository", [r.hosted.resource for r in module.repositories]),
-            ("data.google_project", [project_resource(env.project.id)]),
+            (types.PROJECT_SERVICE_IDENTITY, [project_resource(env.project.id)]),
+            (types.REPOSITORY, [r.hosted.resource for r in module.repositories]),
+            (types.PROJECT, [project_resource(env.project.id)]),
         ]
         if module.secrets:
-            found.append(
-                ("google_secret_manager_secret", [Resource("secret", s.project, s.secret_id) for s in module.secrets])
-            )
-    configs: dict[str, list[ReleaseConfig] | list[WorkflowConfig]] = {
-        "google_dataform_repository_release_config": module.releases,
-        "google_dataform_repository_workflow_config": module.workflows,
-    }
-    for type_, items in configs.items():
+            found.append((types.SECRET, [Resource("secret", s.project, s.secret_id) for s in module.secrets]))
+    configs: list[tuple[types.ResourceType, list[ReleaseConfig] | list[WorkflowConfig]]] = [
+        (types.RELEASE_CONFIG, module.releases),
+        (types.WORKFLOW_CONFIG, module.workflows),
+    ]
+    for type_, items in configs:
         homes = dict.fromkeys(c.home for c in items)
         if homes:
             found.append((type_, [Resource("repository", h.project, h.name, h.region) for h in homes]))

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from dataform_infra import resource_types as types
 from dataform_infra.errors import Refused, TerraformError, UsageError
 from dataform_infra.render.engine import render_bootstrap
 from dataform_infra.render.module import ReleaseConfig, WorkflowConfig
@@ -62,7 +63,7 @@ def apply_order(workspace: Workspace, envs: list[str], *, destroy: bool = False)
 NO_BUCKET = "The state bucket does not exist yet"
 # What a host module's state named its one repository before repositories were named after themselves
 # (until the next apply of the host moves it).
-LEGACY_REPOSITORY = "google_dataform_repository.this"
+LEGACY_REPOSITORY = f"{types.REPOSITORY.name}.this"
 
 
 def _fingerprint(path: Path) -> str:
@@ -339,13 +340,13 @@ class Lifecycle:
         held = set(self._state(host, render=render))
         configs: list[ReleaseConfig | WorkflowConfig] = [*module.releases, *module.workflows]
         if not configs:
-            if any(a.startswith("google_dataform_repository.") for a in held):
+            if any(a.startswith(f"{types.REPOSITORY.name}.") for a in held):
                 return None
             agent = f"the Dataform service agent that {host} creates"
             return f"{env}'s grants name {agent}, and {host}'s state holds no repository yet"
         homes = {c.home.name for c in configs}
         wanted = {
-            f"google_dataform_repository.{view.name}": view.hosted.name
+            view.address: view.hosted.name
             for view in self.workspace.module(host).repositories
             if view.hosted.name in homes
         }
@@ -515,8 +516,11 @@ class Lifecycle:
         write_modules(directory.parent, [RenderedModule(env, render_bootstrap(self.workspace.deployment, env))])
         runner = self._runner(directory, "bootstrap")
         self._ensure_init(runner, directory)
-        if "google_storage_bucket.state" not in runner.state_list():
-            adopted = runner.import_resource("google_storage_bucket.state", f"{spec.project.id}/{spec.state.bucket}")
+        bucket = f"{types.STORAGE_BUCKET.name}.state"  # the bootstrap template's one resource
+        if bucket not in runner.state_list():
+            adopted = runner.import_resource(
+                bucket, types.STORAGE_BUCKET.import_id_of(project=spec.project.id, name=spec.state.bucket)
+            )
             if adopted.returncode == 0:
                 self.echo(f"{env}: bucket gs://{spec.state.bucket} already exists; adopted it")
             elif "non-existent remote object" not in adopted.output and "Cannot import" not in adopted.output:

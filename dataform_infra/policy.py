@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from dataform_infra import hclread
+from dataform_infra import resource_types as types
 from dataform_infra.errors import UsageError
 from dataform_infra.render.optin import MIN_REASON, OPT_IN_MARKERS
 
@@ -122,7 +123,7 @@ def _opted_in(fact: Fact, scope: str) -> str | None:
 def _bigquery_data_roles(facts: list[Fact]) -> Iterable[Finding]:
     for f in _iam_members(facts):
         role = f.attrs.get("role")
-        project_wide = f.type == "google_project_iam_member"
+        project_wide = f.type == types.PROJECT_IAM_MEMBER.name
         if role in BROAD_BIGQUERY_ROLES or (project_wide and role in PROJECT_DATA_ROLES):
             scope = "the whole project" if project_wide else "the dataset"
             # The spec has two opt-ins: project-wide roles, and Data Owner on one dataset.
@@ -148,7 +149,7 @@ def _bigquery_data_roles(facts: list[Fact]) -> Iterable[Finding]:
 def _impersonation_on_accounts(facts: list[Fact]) -> Iterable[Finding]:
     for f in _iam_members(facts):
         role = f.attrs.get("role")
-        if role in IMPERSONATION_ROLES and f.type != "google_service_account_iam_member":
+        if role in IMPERSONATION_ROLES and f.type != types.SERVICE_ACCOUNT_IAM_MEMBER.name:
             yield Finding(
                 "impersonation-on-accounts-only",
                 f"{f.address} grants {role} on a {f.type.removesuffix('_iam_member')}: "
@@ -157,7 +158,7 @@ def _impersonation_on_accounts(facts: list[Fact]) -> Iterable[Finding]:
                 f.source,
             )
         if role == "roles/dataform.serviceAgent" and not (
-            f.type == "google_project_iam_member" and AGENT_MEMBER.fullmatch(str(f.attrs.get("member")))
+            f.type == types.PROJECT_IAM_MEMBER.name and AGENT_MEMBER.fullmatch(str(f.attrs.get("member")))
         ):
             yield Finding(
                 "impersonation-on-accounts-only",
@@ -169,10 +170,7 @@ def _impersonation_on_accounts(facts: list[Fact]) -> Iterable[Finding]:
 
 def _secret_access_on_secret(facts: list[Fact]) -> Iterable[Finding]:
     for f in _iam_members(facts):
-        if (
-            f.attrs.get("role") == "roles/secretmanager.secretAccessor"
-            and f.type != "google_secret_manager_secret_iam_member"
-        ):
+        if f.attrs.get("role") == "roles/secretmanager.secretAccessor" and f.type != types.SECRET_IAM_MEMBER.name:
             yield Finding(
                 "secret-access-on-secret-only",
                 f"{f.address} grants secretAccessor on a "
@@ -184,7 +182,7 @@ def _secret_access_on_secret(facts: list[Fact]) -> Iterable[Finding]:
 
 def _no_secret_payloads(facts: list[Fact]) -> Iterable[Finding]:
     for f in facts:
-        if f.type == "google_secret_manager_secret_version":
+        if f.type == types.SECRET_VERSION.name:
             if f.kind == "data":
                 yield Finding(
                     "no-secret-in-state",
@@ -205,7 +203,7 @@ def _apis_stay_enabled(facts: list[Fact]) -> Iterable[Finding]:
     for f in facts:
         if (
             f.kind == "resource"
-            and f.type == "google_project_service"
+            and f.type == types.PROJECT_SERVICE.name
             and f.attrs.get("disable_on_destroy") is not False
         ):
             yield Finding(
@@ -226,11 +224,11 @@ def _same_account(account_ref: str, email_value: str) -> bool:
 
 def _runners_usable(facts: list[Fact]) -> Iterable[Finding]:
     """Every runner a config attaches: the service agent may impersonate it, deployers may act as it."""
-    grants = [f for f in facts if f.type == "google_service_account_iam_member" and f.kind == "resource"]
+    grants = [f for f in facts if f.type == types.SERVICE_ACCOUNT_IAM_MEMBER.name and f.kind == "resource"]
     for f in facts:
-        if f.type == "google_dataform_repository_workflow_config":
+        if f.type == types.WORKFLOW_CONFIG.name:
             account = f.first_block("invocation_config").get("service_account")
-        elif f.type == "google_dataform_repository" and f.attrs.get("service_account"):
+        elif f.type == types.REPOSITORY.name and f.attrs.get("service_account"):
             account = f.attrs.get("service_account")
         else:
             continue
@@ -267,12 +265,12 @@ def _agent_reads_git_secret(facts: list[Fact]) -> Iterable[Finding]:
     accessors = [
         f
         for f in facts
-        if f.type == "google_secret_manager_secret_iam_member"
+        if f.type == types.SECRET_IAM_MEMBER.name
         and f.attrs.get("role") == "roles/secretmanager.secretAccessor"
         and AGENT_MEMBER.fullmatch(str(f.attrs.get("member")))
     ]
     for f in facts:
-        if f.type != "google_dataform_repository":
+        if f.type != types.REPOSITORY.name:
             continue
         git = f.first_block("git_remote_settings")
         version = git.get("authentication_token_secret_version") or (
@@ -366,7 +364,7 @@ def facts_from_module(module: Module) -> list[Fact]:
         facts.append(
             Fact(
                 "resource",
-                "google_project_service",
+                api.resource_type.name,
                 api.name,
                 {"service": api.service, "disable_on_destroy": False},
                 f"{where}: apis",
@@ -390,12 +388,12 @@ def facts_from_module(module: Module) -> list[Fact]:
         if repo.service_account:  # the repository's own runner
             attrs["service_account"] = _value(repo.service_account)
         source = f"{where}: {dotted_path(repo.hosted.path)}"
-        facts.append(Fact("resource", "google_dataform_repository", repo.name, attrs, source))
+        facts.append(Fact("resource", repo.resource_type.name, repo.name, attrs, source))
     for wc in module.workflows:
         facts.append(
             Fact(
                 "resource",
-                "google_dataform_repository_workflow_config",
+                wc.resource_type.name,
                 wc.name,
                 {"invocation_config": [{"service_account": _value(wc.service_account)}]},
                 f"{where}: workflows ({wc.workflow.name})",

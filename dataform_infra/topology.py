@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
 
+from dataform_infra.resource_types import ObjectKind, full_name
 from dataform_infra.spec.loader import Deployment
 from dataform_infra.spec.models import Environment, Release, Repository, RepositoryAccess, Runner
 from dataform_infra.spec.yamlsource import dotted_path
@@ -29,7 +30,7 @@ TARGET_APIS = ("bigquery.googleapis.com", "iam.googleapis.com", "iamcredentials.
 DEFAULT_ASSERTION_SCHEMA = "dataform_assertions"
 
 PrincipalKind = Literal["service_agent", "runner", "deployer", "person"]
-ResourceKind = Literal["project", "service_account", "dataset", "secret", "repository", "git_repository_link"]
+ResourceKind = ObjectKind
 
 
 def runner_email(account_id: str, project: str) -> str:
@@ -84,15 +85,7 @@ class Resource:
     @property
     def full_name(self) -> str:
         """The full resource name (`//service.googleapis.com/...`) the Policy Troubleshooter takes."""
-        return {
-            "project": f"//cloudresourcemanager.googleapis.com/projects/{self.project}",
-            "service_account": f"//iam.googleapis.com/projects/{self.project}/serviceAccounts/{self.id}",
-            "dataset": f"//bigquery.googleapis.com/projects/{self.project}/datasets/{self.id}",
-            "secret": f"//secretmanager.googleapis.com/projects/{self.project}/secrets/{self.id}",
-            "repository": f"//dataform.googleapis.com/projects/{self.project}/locations/{self.region}"
-            f"/repositories/{self.id}",
-            "git_repository_link": f"//developerconnect.googleapis.com/{self.id}",  # id: the link's name
-        }[self.kind]
+        return full_name(self.kind, self.project, self.id, self.region)
 
 
 def project_resource(project: str) -> Resource:

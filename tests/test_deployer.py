@@ -2,8 +2,9 @@
 
 import json
 
+from dataform_infra import resource_types
 from dataform_infra.access import roles
-from dataform_infra.deployer import PERMISSIONS, deployer_needs, deployer_table
+from dataform_infra.deployer import deployer_needs, deployer_table
 from dataform_infra.workspace import Workspace
 from tests.conftest import REPO, SPEC_SETS
 from tests.specs import host, target, write_specs
@@ -35,9 +36,9 @@ def test_every_listed_role_carries_the_listed_permissions():
     known = set().union(
         *(roles.permissions(r) for r in json.loads((REPO / "dataform_infra/data/roles.json").read_text())["roles"])
     )
-    for type_, scopes in PERMISSIONS.items():
-        for _, permissions in scopes:
-            assert set(permissions) <= known, type_
+    for type_ in resource_types.ALL:
+        for _, permissions in type_.deployer:
+            assert set(permissions) <= known, type_.name
 
 
 def test_granting_the_repository_role_from_the_host_spec_is_suggested_then_recognised(tmp_path):

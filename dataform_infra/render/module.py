@@ -17,8 +17,9 @@ So the host is applied first, then the targets, and `dfinfra apply prod` changes
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 
+from dataform_infra import resource_types as types
 from dataform_infra.render.hcl import Expr, Ident
 from dataform_infra.render.names import NameAllocator
 from dataform_infra.render.optin import OPT_IN_MARKERS
@@ -35,8 +36,22 @@ from dataform_infra.topology import (
     dataset_resource,
     project_resource,
     runner_email,
-    service_account_name,
 )
+
+
+class Addressed:
+    """A view-model of one Terraform resource: its type's facts live in `resource_types`."""
+
+    resource_type: ClassVar[types.ResourceType]
+    name: Ident
+
+    @property
+    def address(self) -> str:
+        return f"{self.resource_type.address_prefix}.{self.name}"
+
+    def ref(self, attribute: str = "") -> Expr:
+        """A reference to it, or to one of its attributes."""
+        return Expr.ref(self.resource_type.address_prefix, self.name, *([attribute] if attribute else []))
 
 
 @dataclass(frozen=True)
@@ -87,14 +102,18 @@ class Import:
 
 
 @dataclass(frozen=True)
-class Api:
+class Api(Addressed):
+    resource_type = types.PROJECT_SERVICE
+
     name: Ident
     project: str
     service: str
 
 
 @dataclass(frozen=True)
-class ServiceAccount:
+class ServiceAccount(Addressed):
+    resource_type = types.SERVICE_ACCOUNT
+
     name: Ident
     project: str
     account_id: str
@@ -105,7 +124,9 @@ class ServiceAccount:
 
 
 @dataclass(frozen=True)
-class Dataset:
+class Dataset(Addressed):
+    resource_type = types.BIGQUERY_DATASET
+
     name: Ident
     project: str
     dataset_id: str
@@ -128,8 +149,10 @@ class RunnerRef:
 
 
 @dataclass(frozen=True)
-class GitSecret:
+class GitSecret(Addressed):
     """A Git credential's secret this module creates, once however many repositories use it."""
+
+    resource_type = types.SECRET
 
     name: Ident
     project: str
@@ -141,8 +164,10 @@ class GitSecret:
 
 
 @dataclass(frozen=True)
-class RepositoryView:
+class RepositoryView(Addressed):
     """One `google_dataform_repository`, every value the template prints."""
+
+    resource_type = types.REPOSITORY
 
     name: Ident
     hosted: HostedRepository
@@ -188,13 +213,20 @@ class Moved:
 
 
 @dataclass(frozen=True)
-class ReleaseConfig:
+class ReleaseConfig(Addressed):
+    resource_type = types.RELEASE_CONFIG
+
     name: Ident
     env: str
     home: ConfigHome
     release: Release
     database: str | None  # None: workflow_settings.yaml's defaultProject
     location: str | None  # None: workflow_settings.yaml's defaultLocation
+
+    @property
+    def config_id(self) -> str:
+        """The release config's id in its repository (the spec's name)."""
+        return self.release.name
 
     @property
     def left_to_settings(self) -> bool:
@@ -222,7 +254,9 @@ class ReleaseConfig:
 
 
 @dataclass(frozen=True)
-class WorkflowConfig:
+class WorkflowConfig(Addressed):
+    resource_type = types.WORKFLOW_CONFIG
+
     name: Ident
     env: str
     home: ConfigHome
@@ -230,6 +264,11 @@ class WorkflowConfig:
     release_ref: Expr
     service_account: Expr | str
     depends_on: tuple[Expr, ...]
+
+    @property
+    def config_id(self) -> str:
+        """The workflow config's id in its repository (the spec's name)."""
+        return self.workflow.name
 
     @property
     def targets(self) -> list[dict[Ident, str]]:
@@ -335,7 +374,7 @@ class _ModuleBuilder:
         # creates the agent; a target module is applied after it, so nothing there waits for it.
         self.agent_member = Expr.ref("local", "dataform_service_agent")
         self.agent_depends_on: tuple[Expr, ...] = (
-            (Expr.ref("google_project_service_identity", "dataform"),) if self.is_host else ()
+            (Expr.ref(types.PROJECT_SERVICE_IDENTITY.name, "dataform"),) if self.is_host else ()
         )
         self.repository_refs: dict[str, Ident] = {}  # the host's: repository name -> its resource's name
         self.secret_grants: dict[Resource, Grant] = {}  # one accessor grant per secret, however many repositories
@@ -362,9 +401,9 @@ class _ModuleBuilder:
         sharing = [n for n, e in self.deployment.environments.items() if e.project.id == project]
         services = sorted({s for n in sharing for s in self.topology.apis(n)})
         for service in services:
-            name = self.names.name("google_project_service", service.split(".")[0])
-            self.module.apis.append(Api(name, project, service))
-            self.module.api_refs[service] = Expr.ref("google_project_service", name)
+            api = Api(self.names.name(types.PROJECT_SERVICE.name, service.split(".")[0]), project, service)
+            self.module.apis.append(api)
+            self.module.api_refs[service] = api.ref()
 
     @staticmethod
     def _default(release: Release, environment_value: str) -> str | None:
@@ -372,16 +411,25 @@ class _ModuleBuilder:
         it to the repository's workflow_settings.yaml (then the HCL sets nothing)."""
         return environment_value if release.compilation.defaults_from == "environment" else None
 
-    def _adopt(self, resource_type: str, name: Ident, import_id: str, path: PathKey) -> None:
-        self.module.imports.append(Import(Expr.ref(resource_type, name), import_id, path))
+    def _adopt(self, resource_type: types.ResourceType, label: Ident, path: PathKey, /, **identity: str) -> None:
+        """Import the existing object `label` (`existing: true` at `path`) by the id its type takes."""
+        to = Expr.ref(resource_type.name, label)
+        self.module.imports.append(Import(to, resource_type.import_id_of(**identity), path))
+
+    def _adopt_config(
+        self, type_: types.ResourceType, name: Ident, hosted: HostedRepository, config: str, path: PathKey
+    ) -> None:
+        where = {"project": hosted.project, "region": hosted.region, "repository": hosted.name}
+        self._adopt(type_, name, path, name=config, **where)
 
     def _service_accounts(self) -> None:
         for i, runner in enumerate(self.env.runners):
-            name = self.names.name("google_service_account", runner.name)
+            name = self.names.name(types.SERVICE_ACCOUNT.name, runner.name)
             self.sa_refs[runner.name] = name
             email = runner_email(runner.name, self.env.project.id)
             if runner.existing:
-                self._adopt("google_service_account", name, service_account_name(email), ("runners", i, "existing"))
+                project = self.env.project.id
+                self._adopt(types.SERVICE_ACCOUNT, name, ("runners", i, "existing"), project=project, email=email)
             self.module.service_accounts.append(
                 ServiceAccount(
                     name=name,
@@ -400,11 +448,11 @@ class _ModuleBuilder:
             if not dataset.create:
                 self.dataset_refs[dataset.id] = dataset.id
                 continue
-            name = self.names.name("google_bigquery_dataset", dataset.id)
+            name = self.names.name(types.BIGQUERY_DATASET.name, dataset.id)
             if dataset.existing:
-                import_id = f"projects/{self.env.project.id}/datasets/{dataset.id}"
-                self._adopt("google_bigquery_dataset", name, import_id, ("datasets", i, "existing"))
-            self.dataset_refs[dataset.id] = Expr.ref("google_bigquery_dataset", name, "dataset_id")
+                where: PathKey = ("datasets", i, "existing")
+                self._adopt(types.BIGQUERY_DATASET, name, where, project=self.env.project.id, dataset_id=dataset.id)
+            self.dataset_refs[dataset.id] = Expr.ref(types.BIGQUERY_DATASET.name, name, "dataset_id")
             self.module.datasets.append(
                 Dataset(
                     name,
@@ -420,18 +468,21 @@ class _ModuleBuilder:
         """How this module names one of its own runners: references to the account it creates."""
         assert attached.env == self.env_name, "a module only grants on and attaches its own runners"
         name = self.sa_refs[attached.runner.name]
+        account = types.SERVICE_ACCOUNT.name
         return RunnerRef(
             env=attached.env,
             runner=attached.runner,
             project=attached.project,
             email=attached.email,
-            resource_name=Expr.ref("google_service_account", name, "name"),
-            email_value=Expr.ref("google_service_account", name, "email"),
-            member_value=Expr.ref("google_service_account", name, "member"),
+            resource_name=Expr.ref(account, name, "name"),
+            email_value=Expr.ref(account, name, "email"),
+            member_value=Expr.ref(account, name, "member"),
         )
 
-    def _grant(self, resource_type: str, name_parts: tuple[str, ...], **fields: Any) -> Grant:
-        """A grant of this module; `env` names the spec file holding `path` when it is not this one's."""
+    def _grant(self, name_parts: tuple[str, ...], **fields: Any) -> Grant:
+        """A grant of this module, by the `*_iam_member` type of its resource's kind; `env` names the spec
+        file holding `path` when it is not this one's."""
+        resource_type = types.IAM_MEMBER_OF[fields["resource"].kind].name
         target = {Ident(k): v for k, v in fields.pop("target").items()}
         fields.setdefault("env", self.env_name)
         grant = Grant(
@@ -457,7 +508,6 @@ class _ModuleBuilder:
                     scope = dataset_resource(project, dataset)
                     dataset_id = self.dataset_refs.get(dataset, scope.id)  # another project's: by name
                     self._grant(
-                        "google_bigquery_dataset_iam_member",
                         (runner.name, verb, dataset),
                         role=role,
                         principal=principal,
@@ -475,7 +525,6 @@ class _ModuleBuilder:
             for j, owned in enumerate(runner.bigquery.owns):
                 scope = dataset_resource(project, owned.dataset)
                 self._grant(
-                    "google_bigquery_dataset_iam_member",
                     (runner.name, "owns", owned.dataset),
                     role="roles/bigquery.dataOwner",
                     principal=principal,
@@ -491,7 +540,6 @@ class _ModuleBuilder:
                 )
             for j, wide in enumerate(runner.bigquery.project_wide):
                 self._grant(
-                    "google_project_iam_member",
                     (runner.name, "project", wide.role),
                     role=f"roles/bigquery.{wide.role}",
                     principal=principal,
@@ -513,12 +561,11 @@ class _ModuleBuilder:
         module.service_agent = top.agent.email
         module.checked_project_number = self.env.project.number
         for hosted in top.repositories:
-            self.repository_refs[hosted.name] = self.names.name("google_dataform_repository", hosted.name)
+            self.repository_refs[hosted.name] = self.names.name(types.REPOSITORY.name, hosted.name)
         for hosted in top.repositories:
             self._repository(hosted)
         if top.has_schedules:
             self._grant(
-                "google_project_iam_member",
                 ("dataform_agent", "service_agent_role"),
                 role="roles/dataform.serviceAgent",
                 principal=top.agent,
@@ -549,7 +596,7 @@ class _ModuleBuilder:
                 secret_version = f"{hosted.secret_name}/versions/{auth.version}"
             else:
                 secret = self._git_secret(hosted)
-                secret_id = secret_output = Expr.ref("google_secret_manager_secret", secret.name, "id")
+                secret_id = secret_output = secret.ref("id")
                 secret_version = Expr.interpolate(secret_id, f"/versions/{auth.version}")
             grant = self.secret_grants.get(hosted.secret) or self._agent_reads(
                 ("dataform_agent", "reads", auth.secret_id),
@@ -579,9 +626,11 @@ class _ModuleBuilder:
             )
             self.secret_grants[npmrc] = grant
             depends_on += (Expr.ref(grant.resource_type, grant.name),)
+        repository = types.REPOSITORY
         if repo.existing:
-            self._adopt("google_dataform_repository", label, hosted.api_name, hosted.at("existing"))
-        self._renamed_to(Expr.ref("google_dataform_repository", "this"), Expr.ref("google_dataform_repository", label))
+            where = hosted.at("existing")
+            self._adopt(repository, label, where, project=hosted.project, region=hosted.region, name=hosted.name)
+        self._renamed_to(Expr.ref(repository.name, "this"), Expr.ref(repository.name, label))
         self.module.repositories.append(
             RepositoryView(
                 name=label,
@@ -606,11 +655,10 @@ class _ModuleBuilder:
         repository_target = {
             "project": hosted.project,
             "region": hosted.region,
-            "repository": Expr.ref("google_dataform_repository", label, "name"),
+            "repository": Expr.ref(repository.name, label, "name"),
         }
         for k, access in enumerate(repo.access):
             grant = self._grant(
-                "google_dataform_repository_iam_member",
                 (hosted.name, access.role, access.member),
                 role=f"roles/dataform.{access.role}",
                 principal=Principal("person", access.member),
@@ -632,15 +680,13 @@ class _ModuleBuilder:
         for secret in self.module.secrets:
             if secret.secret_id == auth.secret_id:
                 return secret
-        name = self.names.name("google_secret_manager_secret", auth.secret_id)
+        name = self.names.name(types.SECRET.name, auth.secret_id)
         git = hosted.spec.git
-        where = ("git", git.auth, "existing")
         if auth.existing:
-            secret_name = f"projects/{hosted.project}/secrets/{auth.secret_id}"
-            self._adopt("google_secret_manager_secret", name, secret_name, hosted.at(*where))
+            where = hosted.at("git", git.auth, "existing")
+            self._adopt(types.SECRET, name, where, project=hosted.project, secret_id=auth.secret_id)
         self._renamed_to(
-            Expr.ref("google_secret_manager_secret", "git_ssh_key" if git.ssh else "git_token"),
-            Expr.ref("google_secret_manager_secret", name),
+            Expr.ref(types.SECRET.name, "git_ssh_key" if git.ssh else "git_token"), Expr.ref(types.SECRET.name, name)
         )
         secret = GitSecret(
             name=name,
@@ -668,7 +714,6 @@ class _ModuleBuilder:
     def _agent_reads(self, name_parts: tuple[str, ...], secret: Resource, secret_id: Expr | str, **why: Any) -> Grant:
         """Secret Accessor for the service agent on one secret (never on its project)."""
         return self._grant(
-            "google_secret_manager_secret_iam_member",
             name_parts,
             role="roles/secretmanager.secretAccessor",
             principal=self.topology.agent,
@@ -693,7 +738,6 @@ class _ModuleBuilder:
             needed = self.runner_needs.setdefault(ref.runner.name, [])
             self.module.service_agent = top.agent.email
             token_creator = self._grant(
-                "google_service_account_iam_member",
                 ("dataform_agent", "impersonates", ref.runner.name),
                 role="roles/iam.serviceAccountTokenCreator",
                 principal=top.agent,
@@ -709,7 +753,6 @@ class _ModuleBuilder:
             )
             needed.append(Expr.ref(token_creator.resource_type, token_creator.name))
             job_user = self._grant(
-                "google_project_iam_member",
                 (ref.runner.name, "bigquery_job_user"),
                 role="roles/bigquery.jobUser",
                 principal=attached.principal,
@@ -727,7 +770,6 @@ class _ModuleBuilder:
                 continue  # only people start runs as it: deployers attach it to nothing
             for k, deployer in enumerate(self.env.deployers):
                 act_as = self._grant(
-                    "google_service_account_iam_member",
                     ("deployer", deployer, "acts_as", ref.runner.name),
                     role="roles/iam.serviceAccountUser",
                     principal=Principal("deployer", deployer),
@@ -749,7 +791,6 @@ class _ModuleBuilder:
                 attached = top.runner(env_name, runner_name)
                 ref = self._runner_ref(attached)
                 self._grant(
-                    "google_service_account_iam_member",
                     ("person", access.member, "acts_as", ref.runner.name),
                     role="roles/iam.serviceAccountUser",
                     principal=Principal("person", access.member),
@@ -780,16 +821,15 @@ class _ModuleBuilder:
         for hosted in top.repositories:
             repository: Expr | str = hosted.name  # a target names the host's repository literally
             if self.is_host:
-                repository = Expr.ref("google_dataform_repository", self.repository_refs[hosted.name], "name")
+                repository = Expr.ref(types.REPOSITORY.name, self.repository_refs[hosted.name], "name")
             homes[hosted.name] = ConfigHome(hosted.project, hosted.region, repository, hosted.name)
         release_refs: dict[str, Expr] = {}
         for i, release in enumerate(self.env.releases):
             hosted = top.repository_of(release)
-            name = self.names.name("google_dataform_repository_release_config", release.name)
+            name = self.names.name(types.RELEASE_CONFIG.name, release.name)
             if release.existing:
-                config = f"{hosted.api_name}/releaseConfigs/{release.name}"
-                self._adopt("google_dataform_repository_release_config", name, config, ("releases", i, "existing"))
-            release_refs[release.name] = Expr.ref("google_dataform_repository_release_config", name, "id")
+                self._adopt_config(types.RELEASE_CONFIG, name, hosted, release.name, ("releases", i, "existing"))
+            release_refs[release.name] = Expr.ref(types.RELEASE_CONFIG.name, name, "id")
             module.releases.append(
                 ReleaseConfig(
                     name=name,
@@ -803,10 +843,9 @@ class _ModuleBuilder:
         for i, workflow in enumerate(self.env.workflows):
             hosted = top.workflow_repository(self.env_name, workflow.release)
             ref = self._runner_ref(top.runner(self.env_name, workflow.runner))
-            name = self.names.name("google_dataform_repository_workflow_config", workflow.name)
+            name = self.names.name(types.WORKFLOW_CONFIG.name, workflow.name)
             if workflow.existing:
-                config = f"{hosted.api_name}/workflowConfigs/{workflow.name}"
-                self._adopt("google_dataform_repository_workflow_config", name, config, ("workflows", i, "existing"))
+                self._adopt_config(types.WORKFLOW_CONFIG, name, hosted, workflow.name, ("workflows", i, "existing"))
             module.workflows.append(
                 WorkflowConfig(
                     name=name,

@@ -7,17 +7,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-# Deleting or replacing these loses data or identity that other systems refer to.
-STATEFUL_TYPES = frozenset(
-    {
-        "google_dataform_repository",
-        "google_secret_manager_secret",
-        "google_storage_bucket",
-        "google_service_account",
-        "google_bigquery_dataset",
-    }
-)
-_IAM_TARGETS = ("service_account_id", "secret_id", "dataset_id", "repository", "project")
+from dataform_infra import resource_types as types
 
 
 @dataclass(frozen=True)
@@ -39,7 +29,8 @@ class Change:
 
     @property
     def destructive(self) -> bool:
-        return self.action in ("delete", "replace") and self.type in STATEFUL_TYPES
+        known = types.get(self.type)
+        return self.action in ("delete", "replace") and known is not None and known.stateful
 
 
 @dataclass(frozen=True)
@@ -221,7 +212,8 @@ def summarise(plan: dict[str, Any], refresh_only: bool = False, names: IamNames 
                     principal, role, scope = names[resource["address"]]
                     summary.iam.append(IamChange(verb, principal, role, scope, resource["address"]))
                     continue
-                target = next((k for k in _IAM_TARGETS if (values or {}).get(k) or (unknown or {}).get(k)), "project")
+                known = types.get(resource["type"])
+                target = known.target.attribute if known and known.target else "project"
                 summary.iam.append(
                     IamChange(
                         verb,
