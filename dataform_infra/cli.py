@@ -840,11 +840,14 @@ def terraform_passthrough(
     terraform_bin: TerraformBinOption = None,
     lock_timeout: LockTimeoutOption = "60s",
     impersonate: ImpersonateOption = None,
+    confirm: ConfirmOption = None,
     environments: EnvironmentsOption = Path("environments"),
 ) -> None:
     """Run any terraform command in an environment's module, with dfinfra's settings (binary,
     backend, plugin cache; init first when due). Everything after `--` goes to terraform; its exit
-    code is dfinfra's.
+    code is dfinfra's. `apply` and `destroy` go through `dfinfra apply`/`destroy` (their guards),
+    `-chdir` is refused, and in a protected environment a command that writes the state asks for the
+    environment's name (or --confirm ENV).
 
     Examples:
 
@@ -860,7 +863,8 @@ def terraform_passthrough(
     workspace.select([env], False)
     if not ctx.args:
         raise UsageError("name the terraform command after `--`, e.g. dfinfra terraform prod -- state list")
-    raise typer.Exit(lifecycle.terraform(env, list(ctx.args), render=not no_render))
+    code = lifecycle.terraform(env, list(ctx.args), render=not no_render, confirm=_ask, confirmed=confirm or ())
+    raise typer.Exit(code)
 
 
 @_command(app)

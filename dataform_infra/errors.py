@@ -62,6 +62,13 @@ class OutputConflict(DfinfraError):
     exit_code = 2
 
 
+class Untrusted(DfinfraError):
+    """A working file in the output directory that dfinfra cannot prove it wrote (it may have come from the
+    repository): never replayed, followed or executed. Exit 2."""
+
+    exit_code = 2
+
+
 class DriftDetected(DfinfraError):
     """`render --check` found committed HCL that differs from what the spec renders."""
 

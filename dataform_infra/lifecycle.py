@@ -1,8 +1,9 @@
 """bootstrap / plan / apply / destroy for one environment, with the guards a production tool needs.
 
 Each environment's module lives in OUT/<env>/ with dfinfra's bookkeeping in OUT/<env>/.dfinfra/:
-`tfplan` (the saved plan), `plan.json` (what it was planned from), `init.sha256` (skip re-init
-when nothing that init depends on changed) and `logs/` (one log per run). Terminal matters —
+`tfplan` (the saved plan), `plan.json` (what it was planned from, bound to the plan file by digest),
+`init.json` (the sealed stamp of dfinfra's own `terraform init`: re-init is skipped when nothing init
+depends on changed, and a `.terraform/` without it is never run) and `logs/` (one log per run). Terminal matters —
 printing and asking — come in as callbacks, so this module never touches the terminal itself.
 """
 
@@ -12,7 +13,6 @@ import hashlib
 import json
 import os
 import re
-import subprocess
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from dataform_infra import resource_types as types
+from dataform_infra import trust
 from dataform_infra.errors import Refused, TerraformError, UsageError
 from dataform_infra.render.engine import render_bootstrap
 from dataform_infra.render.module import ReleaseConfig, WorkflowConfig
@@ -82,6 +83,53 @@ def _read(path: Path) -> str:
         return ""
 
 
+# Terraform commands that change the state (or the objects it records): guarded in a protected environment.
+STATE_WRITERS = frozenset(
+    {
+        "import",
+        "state mv",
+        "state rm",
+        "state push",
+        "state replace-provider",
+        "taint",
+        "untaint",
+        "force-unlock",
+        "refresh",
+    }
+)
+# Done only through dfinfra's own commands, which show the plan, refuse destructive changes and keep the order.
+NOT_PASSED_THROUGH = {"apply": "dfinfra apply ENV", "destroy": "dfinfra destroy ENV"}
+
+
+def _passthrough_command(args: list[str]) -> str:
+    """The terraform command `args` run (`state mv` for the state family); refuses what would escape
+    dfinfra's guards: `-chdir` (another module than the environment's), `apply` and `destroy`."""
+    if any(a == "-chdir" or a.startswith(("-chdir=", "--chdir")) for a in args):
+        raise UsageError(
+            "-chdir is not passed to terraform: dfinfra runs it in the environment's own module (name another "
+            "environment instead)"
+        )
+    words = [a for a in args if not a.startswith("-")]
+    if not words:
+        raise UsageError("name the terraform command after `--`, e.g. dfinfra terraform prod -- state list")
+    command = " ".join(words[:2]) if words[0] == "state" else words[0]
+    if command in NOT_PASSED_THROUGH:
+        raise UsageError(
+            f"`terraform {command}` is not passed through: use `{NOT_PASSED_THROUGH[command]}`, which shows the "
+            "plan, refuses destructive changes without --allow-destroy, confirms protected environments and keeps "
+            "the apply order"
+        )
+    return command
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _digest(directory: Path, extra: list[str]) -> str:
     digest = hashlib.sha256()
     for path in sorted(directory.glob("*.tf")):
@@ -119,7 +167,7 @@ class Lifecycle:
         return self.out / env
 
     def _meta_dir(self, directory: Path) -> Path:
-        return directory / ".dfinfra"
+        return trust.own_dir(directory / ".dfinfra")
 
     def _runner(self, directory: Path, operation: str) -> TerraformRunner:
         self._locks.hold(directory, operation, waiting=self.echo)
@@ -166,20 +214,24 @@ class Lifecycle:
         ]
 
     def _ensure_init(self, runner: TerraformRunner, directory: Path, *, force: bool = False) -> None:
-        stamp = self._meta_dir(directory) / "init.sha256"
+        self._meta_dir(directory)  # a real directory, never a link
         wanted = _digest(directory, self._init_inputs(directory))
-        if not force and (directory / ".terraform").is_dir() and stamp.exists() and stamp.read_text() == wanted:
+        made = trust.init_stamp(directory)  # refuses a .terraform/ dfinfra's own init did not leave as it is
+        if not force and made == wanted:
             return
         self.echo(f"terraform init ({directory})")
+        inputs = ""  # a failed init is ours too, and is run again next time
         try:
             runner.init(on_line=self._verbose_sink())
+            inputs = _digest(directory, self._init_inputs(directory))  # as init left them
         except TerraformError as exc:
             if "bucket doesn't exist" in str(exc) or "bucket does not exist" in str(exc):
                 env = directory.name
                 raise TerraformError(f"{exc}\n{NO_BUCKET}: run `dfinfra bootstrap {env}` first.") from None
             raise
-        stamp.parent.mkdir(parents=True, exist_ok=True)
-        stamp.write_text(_digest(directory, self._init_inputs(directory)))  # as init left them
+        finally:
+            if (directory / ".terraform").is_dir():
+                trust.seal_init(directory, inputs)
 
     def _verbose_sink(self) -> LineSink | None:
         return (lambda stream, line: self.echo(line)) if self.stream else None
@@ -195,6 +247,7 @@ class Lifecycle:
         plan_file = meta / "tfplan"
         meta_file = meta / "plan.json"
         meta_file.unlink(missing_ok=True)
+        plan_file.unlink(missing_ok=True)  # terraform writes a new one (never through what was there)
         try:
             result = runner.plan(plan_file, mode)
         except TerraformError as exc:
@@ -207,16 +260,19 @@ class Lifecycle:
             summary = PlanSummary(refresh_only=mode.refresh_only)
         else:
             summary = summarise(json.loads(runner.show_json(plan_file)), mode.refresh_only, self._iam_names(env))
-        meta_file.write_text(
+        trust.write_file(
+            meta_file,
             json.dumps(
                 {
+                    "env": env,
                     "render_sha256": _digest(directory, []),
+                    "tfplan_sha256": _file_digest(plan_file),
                     "mode": mode.to_dict(),
                     "planned_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     "summary": summary.to_dict(),
                 },
                 indent=2,
-            )
+            ),
         )
         return PlanOutcome(env, summary, plan_file, mode=mode)
 
@@ -249,6 +305,10 @@ class Lifecycle:
         if not isinstance(meta, dict):
             return None
         if meta.get("render_sha256") != _digest(directory, []) or meta.get("mode") != mode.to_dict():
+            return None
+        # The plan file itself, written with this bookkeeping for this environment: not one planned later, nor
+        # another environment's copied in.
+        if meta.get("env") != env or meta.get("tfplan_sha256") != _file_digest(plan_file):
             return None
         return plan_file
 
@@ -296,16 +356,34 @@ class Lifecycle:
             self._discard_plan(env)
             self._applied.add(env)  # up to date: what follows it in the order may go on
             return summary
-        self._guard(
-            env,
-            summary,
-            auto_approve=auto_approve,
-            allow_destroy=allow_destroy,
-            confirm=confirm,
-            confirmed=confirmed,
-            verb="destroy" if mode.destroy else "apply",
-        )
-        self._apply_plan(env, outcome)
+        verb = "destroy" if mode.destroy else "apply"
+
+        def guard(planned: PlanSummary) -> None:
+            self._guard(
+                env,
+                planned,
+                auto_approve=auto_approve,
+                allow_destroy=allow_destroy,
+                confirm=confirm,
+                confirmed=confirmed,
+                verb=verb,
+            )
+
+        guard(summary)
+
+        def guard_again(replanned: PlanSummary) -> None:
+            """The plan made after an IAM-propagation wait gets every guard the reviewed one got; under
+            --require-saved-plan it may hold nothing the reviewed plan did not."""
+            unreviewed = replanned.beyond(summary)
+            if require_saved_plan and unreviewed:
+                listed = ", ".join(f"{c.action} {c.address}" for c in unreviewed)
+                raise Refused(
+                    f"{env}: the plan made after waiting for IAM to propagate would also {listed}, which the "
+                    "reviewed plan did not; nothing more applied (--require-saved-plan). Plan again and review it."
+                )
+            guard(replanned)
+
+        self._apply_plan(env, outcome, guard_retry=guard_again)
         self._applied.add(env)
         return summary
 
@@ -422,7 +500,11 @@ class Lifecycle:
         if answer.strip() != (env if protected else "yes"):
             raise Refused(f"{verb} of {env} cancelled")
 
-    def _apply_plan(self, env: str, outcome: PlanOutcome, *, retry: bool = True) -> None:
+    def _apply_plan(
+        self, env: str, outcome: PlanOutcome, *, guard_retry: Callable[[PlanSummary], None] | None = None
+    ) -> None:
+        """Apply the saved plan. After a permission error right after new grants (IAM propagates in
+        minutes), plan again once and apply that plan, shown and passed through `guard_retry` first."""
         directory = self.module_dir(env)
         runner = self._runner(directory, "apply")
         total, done = outcome.summary.steps, 0
@@ -453,7 +535,7 @@ class Lifecycle:
             raise TerraformError(
                 f"{env}: the state changed since the plan was made (another run?); plan again with `dfinfra plan {env}`"
             )
-        if retry and result.returncode != 0 and _PERMISSION_DENIED.search(result.output):
+        if guard_retry and result.returncode != 0 and _PERMISSION_DENIED.search(result.output):
             grants = [c for c in outcome.summary.changes if c.type.endswith("_iam_member") and c.action == "create"]
             if grants:
                 wait = float(os.environ.get(PROPAGATION_ENV, DEFAULT_PROPAGATION_WAIT))
@@ -462,7 +544,14 @@ class Lifecycle:
                     f"take time to propagate, so waiting {wait:g}s and applying once more (log: {runner.log_path})"
                 )
                 time.sleep(wait)
-                self._apply_plan(env, self.plan(env, render=False, mode=outcome.mode), retry=False)
+                again = self.plan(env, render=False, mode=outcome.mode)
+                self.echo(f"{env}: the plan after waiting, for what is left to apply:")
+                self.echo(again.summary.render())
+                if again.summary.has_changes:
+                    guard_retry(again.summary)
+                    self._apply_plan(env, again)
+                else:
+                    self._discard_plan(env)
                 return
         runner.check(result, "apply", shown=True)  # apply output streams live: its errors are on screen
         self.echo(f"{env}: applied ({done}/{total}). Log: {runner.log_path}")
@@ -474,19 +563,39 @@ class Lifecycle:
 
     # --- anything else terraform does -----------------------------------------------------------
 
-    def terraform(self, env: str, args: list[str], *, render: bool = True) -> int:
+    def terraform(
+        self,
+        env: str,
+        args: list[str],
+        *,
+        render: bool = True,
+        confirm: Confirm = lambda _: None,
+        confirmed: Collection[str] = (),
+    ) -> int:
         """Run terraform with `args` in the environment's module, with dfinfra's binary, plugin cache and
         backend settings, after an init if one is due: `state list`, `import`, `output`, `force-unlock`...
 
-        Terraform talks to the terminal directly (prompts included); returns its exit code.
+        Terraform talks to the terminal directly (prompts included); returns its exit code. What would
+        bypass dfinfra's guards is refused or guarded here: `apply` and `destroy` (dfinfra's own commands
+        show the plan and refuse destructive changes), `-chdir` (another directory than the environment's),
+        and in a protected environment every command that writes the state needs its name confirmed.
         """
-        self._locks.hold(self.module_dir(env), f"terraform {' '.join(args[:1])}", waiting=self.echo)
+        command = _passthrough_command(args)
+        protected = self.workspace.deployment.environments[env].protected
+        if protected and command in STATE_WRITERS and env not in confirmed:
+            answer = confirm(f"{env} is protected. Type the environment name to run `terraform {command}` in it: ")
+            if answer is None:
+                raise Refused(
+                    f"refusing `terraform {command}` in protected {env} without confirmation: no terminal to ask "
+                    f"on. Pass --confirm {env}."
+                )
+            if answer.strip() != env:
+                raise Refused(f"terraform {command} in {env} cancelled")
+        self._locks.hold(self.module_dir(env), f"terraform {command}", waiting=self.echo)
         directory = self._render(env, render)
         runner = self._runner(directory, "terraform")
         self._ensure_init(runner, directory)
-        environment = runner.environment()
-        environment.pop("TF_INPUT", None)  # interactive commands (force-unlock) may ask
-        return subprocess.run([self.binary.path, *args], cwd=directory, env=environment, check=False).returncode
+        return runner.interactive(args, self.echo)
 
     # --- bootstrap ------------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ MODULES = {_module(p): _imports(p) for p in sorted(PACKAGE.rglob("*.py"))}
 
 # module prefix -> the dataform_infra modules it may import (prefixes). Everything not listed is free.
 ALLOWED: dict[str, tuple[str, ...]] = {
+    "dataform_infra.trust": ("dataform_infra.cache", "dataform_infra.errors"),
     "dataform_infra.resource_types": (),  # the floor: each Terraform type's facts, which every layer may ask
     "dataform_infra.spec": ("dataform_infra.spec", "dataform_infra.errors"),
     "dataform_infra.topology": ("dataform_infra.spec",),
@@ -47,8 +48,14 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "dataform_infra.topology",
         "dataform_infra.errors",
         "dataform_infra.cache",
+        "dataform_infra.trust",
     ),
-    "dataform_infra.terraform": ("dataform_infra.terraform", "dataform_infra.errors", "dataform_infra.cache"),
+    "dataform_infra.terraform": (
+        "dataform_infra.terraform",
+        "dataform_infra.errors",
+        "dataform_infra.cache",
+        "dataform_infra.trust",
+    ),
     # Which module declares a Google object: read from rendered modules, never from terraform or Google.
     "dataform_infra.ownership": ("dataform_infra.render", "dataform_infra.topology"),
     "dataform_infra.deployer": (

@@ -139,3 +139,36 @@ def test_github_recipe_applies_exactly_the_plans_it_reviewed(tmp_path, cloud):
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert "applying the saved plan" in applied.stdout
     assert "No changes" in reviewed.run("plan", "--all", "--out", "infra", expect=0)
+
+
+@pytest.mark.terraform
+def test_cloud_build_recipe_runs_in_one_image_and_applies_the_plans_it_made(tmp_path, cloud):
+    """#22: every step in one image (wheels load where pip built them); its steps, in order, against the offline
+    cloud: the apply step applies the plan step's saved plans, planning nothing afresh."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.project import Project
+
+    build = yaml.safe_load(RECIPES[1].read_text())
+    steps = build["steps"]
+    assert len({step["name"] for step in steps}) == 1, "one image for every step"
+    assert [step["id"] for step in steps] == ["install", "check", "plan", "apply"]
+    workspace = Project(tmp_path / "workspace", cloud)
+    workspace.run("bootstrap", "--all", "--auto-approve", "--confirm", "prod")
+    workspace.run("render", "--all", "--out", "infra")  # the HCL the repository commits
+    (workspace.root / ".venv").symlink_to(Path(sys.prefix))  # what the install step leaves in /workspace
+    env = {**cloud.env, "PATH": f"{Path(sys.executable).parent}:{cloud.env['PATH']}"}
+    outputs = {}
+    for step in steps[1:]:
+        assert step["entrypoint"] == "bash" and step["args"][0] == "-c"
+        script = step["args"][1].replace("/workspace", str(workspace.root))
+        result = subprocess.run(  # as Cloud Build runs the step: its entrypoint and args, nothing more
+            ["bash", "-c", script], cwd=workspace.root, env=env, capture_output=True, text=True, timeout=900
+        )
+        assert result.returncode == 0, f"{step['id']}: {result.stdout}{result.stderr}"
+        outputs[step["id"]] = result.stdout + result.stderr
+    assert outputs["apply"].count("applying the saved plan") == 2  # staging's and prod's, as planned
+    assert "planning again" not in outputs["apply"]
+    assert "No changes" in workspace.run("plan", "--all", "--out", "infra", expect=0)

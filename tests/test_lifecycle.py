@@ -306,6 +306,56 @@ def test_apply_retries_once_when_a_new_grant_has_not_propagated(project):
     assert "No changes" in project.run("plan", "--all", expect=0)
 
 
+EXTRA_DATASET = """
+resource "google_bigquery_dataset" "planted" {
+  project    = "acme-analytics-staging"
+  dataset_id = "planted"
+  location   = "EU"
+}
+"""
+
+
+def test_the_propagation_retry_applies_nothing_the_reviewed_plan_did_not_hold(project):
+    """#22: the plan made after the IAM-propagation wait is shown and guarded; under --require-saved-plan a
+    change that slipped into the module during the wait is refused, not applied."""
+    slow_iam = {
+        "FAKEGCP_CALLER": "serviceAccount:terraform-deployer@acme-ci-automation.iam.gserviceaccount.com",
+        "FAKEGCP_IAM_PROPAGATION_SECONDS": "3",
+        "DFINFRA_IAM_PROPAGATION_WAIT": "3.5",
+    }
+    project.run("bootstrap", "--all", "--auto-approve", "--confirm", "prod")
+    project.run("plan", "staging", expect=2)
+    process = project.popen("apply", "staging", "--no-render", "--require-saved-plan", "--auto-approve", env=slow_iam)
+    assert process.stdout is not None
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if "applying once more" in line:  # the wait window: the module changes under the apply
+            with (project.root / "build" / "staging" / "bigquery.tf").open("a") as tf:
+                tf.write(EXTRA_DATASET)
+            break
+    out = "".join(lines) + process.communicate(timeout=600)[0]
+    assert process.returncode == 1, out
+    assert "the plan after waiting, for what is left to apply:" in out
+    assert "would also create google_bigquery_dataset.planted, which the reviewed plan did not" in out
+    assert not [
+        id_ for kind, id_ in project.cloud.resources() if kind == "google_bigquery_dataset" and "planted" in id_
+    ]
+
+
+def test_a_saved_plan_is_bound_to_its_plan_file_and_environment(host_applied):
+    """#22: plan.json vouches for one tfplan of one environment: another environment's plan, or one planted
+    beside the bookkeeping, is not "the reviewed plan"."""
+    project = host_applied
+    project.run("plan", "--all", expect=2)
+    staging, prod = (project.root / "build" / env / ".dfinfra" for env in ("staging", "prod"))
+    (prod / "tfplan").write_bytes((staging / "tfplan").read_bytes())
+    refused = project.run("apply", "prod", "--no-render", "--require-saved-plan", "--auto-approve", expect=1)
+    assert "no saved plan made from the files now in" in refused
+    meta = json.loads((prod / "plan.json").read_text())
+    assert meta["env"] == "prod" and len(meta["tfplan_sha256"]) == 64
+
+
 def test_apply_does_not_retry_a_permission_error_without_new_grants(applied):
     project = applied
     spec = project.spec("prod")

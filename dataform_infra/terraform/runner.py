@@ -31,6 +31,7 @@ from typing import Any
 
 from python_terraform import IsFlagged, Terraform
 
+from dataform_infra import trust
 from dataform_infra.cache import cache_dir
 from dataform_infra.errors import StateLocked, TerraformError
 from dataform_infra.terraform.binary import TerraformBinary
@@ -114,7 +115,8 @@ class TerraformRunner:
 
     def open_log(self, operation: str) -> Path:
         """A new log for this run; the oldest beyond $DFINFRA_KEEP_LOGS (default 50) per module go."""
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        trust.own_dir(self.log_dir.parent)  # `.dfinfra/`, then `logs/`: never through a link
+        trust.own_dir(self.log_dir)
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
         self.log_path = self.log_dir / f"{stamp}-{operation}.log"
         keep = max(1, int(os.environ.get(KEEP_LOGS_ENV, DEFAULT_KEEP_LOGS)))
@@ -135,10 +137,14 @@ class TerraformRunner:
         output: dict[str, list[str]] = {"stdout": [], "stderr": []}
         lock = threading.Lock()
         streams = {name: log_path.with_name(f"{log_path.name}.{name}") for name in output}
-        with log_path.open("a", encoding="utf-8") as log:
+        with os.fdopen(trust.open_new(log_path), "a", encoding="utf-8") as log:
             log.write(f"$ {' '.join(argv)}\n")
             log.flush()
-            with streams["stdout"].open("w") as out, streams["stderr"].open("w") as err:
+            truncate = os.O_WRONLY | os.O_TRUNC
+            with (
+                os.fdopen(trust.open_new(streams["stdout"], truncate), "w") as out,
+                os.fdopen(trust.open_new(streams["stderr"], truncate), "w") as err,
+            ):
                 process = subprocess.Popen(
                     argv,
                     cwd=self.module_dir,
@@ -233,6 +239,18 @@ class TerraformRunner:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
         return count
+
+    def interactive(self, args: list[str], on_note: Callable[[str], None]) -> int:
+        """Terraform with `args` on dfinfra's own terminal (its prompts included), stopped the way `run` stops
+        it: in its own session, so a Ctrl-C reaches it once, through dfinfra, as a graceful stop; SIGTERM and
+        SIGHUP likewise; dfinfra waits for it to exit. Returns terraform's exit code."""
+        environment = self.environment()
+        environment.pop("TF_INPUT", None)  # interactive commands (force-unlock) may ask
+        process = subprocess.Popen(
+            [self.binary.path, *args], cwd=self.module_dir, env=environment, start_new_session=True
+        )
+        self._wait(process, lambda stream, line: on_note(line))
+        return process.returncode
 
     # --- commands -------------------------------------------------------------------------
 

@@ -68,6 +68,12 @@ class PlanSummary:
     def destructive(self) -> list[Change]:
         return [c for c in self.changes if c.destructive]
 
+    def beyond(self, reviewed: PlanSummary) -> list[Change]:
+        """Changes this plan makes that `reviewed` did not (same address, action and attribute changes);
+        a plan of what is left after a partial apply has none."""
+        known = set(reviewed.changes)
+        return [c for c in self.changes if c not in known]
+
     @property
     def steps(self) -> int:
         """Completion lines an apply prints: a replacement is a destruction and a creation."""

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO
 
+from dataform_infra import trust
 from dataform_infra.errors import ModuleBusy, UsageError
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -50,9 +51,8 @@ class ModuleLocks:
         if directory in self._held or not directory.is_dir():
             return  # held already, or nothing there yet to share (the first step that creates it locks it)
         seconds = duration_seconds(self.timeout)
-        lock_path = directory / ".dfinfra" / "lock"
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        handle = lock_path.open("a+", encoding="utf-8")
+        lock_path = trust.own_dir(directory / ".dfinfra") / "lock"  # never a link to someone's file
+        handle = os.fdopen(trust.open_new(lock_path, os.O_RDWR), "r+", encoding="utf-8")
         deadline = time.monotonic() + seconds
         told = False
         while True:
