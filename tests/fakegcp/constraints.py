@@ -1,8 +1,11 @@
 """Provider-side validation rules from constraints.json, applied to a resource's configuration.
 
 The real provider runs these (SDKv2 ExactlyOneOf, AtLeastOneOf, RequiredWith, ConflictsWith,
-ValidateFunc regexes, lengths and enums) during `terraform validate`. Both the offline provider and
-the schema tests use this one implementation. Configuration is plain data: blocks are lists of
+MaxItems and MinItems, ValidateFunc regexes, lengths and enums) during `terraform validate`. Both the
+offline provider and the schema tests use this one implementation. A rule is read from the entry's
+structured keys and from what its `note` states in words (`MinItems 1`, `must not be "x"`, a
+ValidateFunc by name): tests/fakegcp/test_constraints.py reads every note and fails on a validator one
+describes that this module does not enforce. Configuration is plain data: blocks are lists of
 dicts, unknown values (references at validate time) are `UNKNOWN` and never fail a value check.
 """
 
@@ -12,7 +15,7 @@ import ipaddress
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,7 +116,8 @@ def check(config: dict[str, Any], rules: list[dict[str, Any]]) -> list[Violation
                         attr_path, "Missing required argument", f'"{path}": all of `{path},{needed}` must be specified'
                     )
                 )
-        limit = rule.get("max_items")
+        limit = rule.get("max_items") or _noted_count(rule, "MaxItems")
+        least = _noted_count(rule, "MinItems")
         for where, value in _resolve(config, path):
             if limit and isinstance(value, list) and len(value) > limit:
                 violations.append(
@@ -123,9 +127,24 @@ def check(config: dict[str, Any], rules: list[dict[str, Any]]) -> list[Violation
                         f'"{path}": attribute supports {limit} item maximum, but config has {len(value)} declared',
                     )
                 )
+            if least and isinstance(value, list) and UNKNOWN not in value and len(value) < least:
+                violations.append(  # SDKv2 counts only a wholly known list
+                    Violation(
+                        where,
+                        "Not enough list items",
+                        f'"{path}": attribute requires {least} item minimum, but config has only {len(value)} declared',
+                    )
+                )
             if value is not UNKNOWN:
                 violations += [Violation(where, "Invalid value", detail) for detail in _value_problems(rule, value)]
     return violations
+
+
+def _noted_count(rule: dict[str, Any], name: str) -> int | None:
+    """An item count a note states (`MinItems 1`, `MaxItems 1`): SDKv2 checks it though the printed
+    schema of an attribute cannot show it."""
+    found = re.search(rf"\b{name} (\d+)\b", rule.get("note", ""))
+    return int(found[1]) if found else None
 
 
 def _go_duration(value: str) -> bool:
@@ -170,6 +189,18 @@ VALIDATORS = {
 }
 
 
+# value rules a `note` states in words (no structured key records them): pattern -> the problem with a
+# value, or None (verify.StringNotInSlice, case-sensitive; validateProjectServiceService's '.')
+NOTED_VALUE_RULES: dict[re.Pattern[str], Callable[[re.Match[str], str, str], str | None]] = {
+    re.compile(r'must not be "([^"]+)"'): lambda noted, path, value: (
+        f"expected {path} to not be any of [{noted[1]}], got {value}" if value == noted[1] else None
+    ),
+    re.compile(r"must contain an? '([^']+)'"): lambda noted, path, value: (
+        None if noted[1] in value else f'"{path}" ("{value}") must contain "{noted[1]}"'
+    ),
+}
+
+
 def _value_problems(rule: dict[str, Any], value: Any) -> list[str]:
     """What a value-level rule (ValidateFunc) says about one configured value."""
     path = rule["path"]
@@ -199,6 +230,10 @@ def _value_problems(rule: dict[str, Any], value: Any) -> list[str]:
     enforced_enum = "enum" in rule and "not a schema ValidateFunc" not in rule.get("enum_source", "")
     if enforced_enum and value not in rule["enum"]:
         problems.append(f"expected {path} to be one of {rule['enum']}, got {value}")
+    for pattern, problem in NOTED_VALUE_RULES.items():
+        for noted in pattern.finditer(rule.get("note", "")):
+            found = problem(noted, path, value)
+            problems += [found] if found else []
     recorded = f"{rule.get('validator', '')} {rule.get('note', '')}"
     if "regex" not in rule and "length" not in rule:
         for name, accepts in VALIDATORS.items():

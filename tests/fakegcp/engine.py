@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tests.fakegcp.constraints import UNKNOWN
-from tests.fakegcp.planning import PlanRules
+from tests.fakegcp.planning import CASE_SENSITIVE_MEMBER, PlanRules
 from tests.fakegcp.schema import constraints, provider_schemas
 from tests.fakegcp.store import AlreadyExists
 
@@ -109,6 +109,19 @@ def _substitute(template: str, values: dict[str, Any]) -> str | None:
 
     result = re.sub(r"\{\{(\w+)\}\}", replace, template)
     return None if missing else result
+
+
+def normalized_member(member: str) -> str:
+    """NormalizeIamPrincipalCasing, as x_identity records it for `member_normalized`: the part after the
+    type (`user:`, `serviceAccount:`; after the second ':' for `deleted:` and `iamMember:`) lower-cased,
+    unless the principal is case-sensitive (allUsers, allAuthenticatedUsers, principal*:)."""
+    if CASE_SENSITIVE_MEMBER.search(member):
+        return member
+    prefixes = 2 if member.startswith(("deleted:", "iamMember:")) else 1
+    pieces = member.split(":", prefixes)
+    if len(pieces) <= prefixes:
+        return member
+    return ":".join([*pieces[:-1], pieces[-1].lower()])
 
 
 def _is_unknown(value: Any) -> bool:
@@ -207,7 +220,7 @@ class ResourceType:
             if not values.get(key) or _is_unknown(values.get(key)):
                 values[key] = getattr(cloud.defaults, key)
         if "member" in state and isinstance(state["member"], str):
-            values["member_normalized"] = state["member"].lower()
+            values["member_normalized"] = normalized_member(state["member"])
         return values
 
     def derive(self, state: dict[str, Any], cloud: Cloud) -> None:

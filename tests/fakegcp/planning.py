@@ -49,7 +49,7 @@ def _blank(value: Any) -> bool:
 
 # --- DiffSuppressFuncs: (old, new) -> the diff is not a change --------------------------------
 
-_CASE_SENSITIVE_MEMBER = re.compile(r"allUsers|allAuthenticatedUsers|^principal(Set|Hierarchy)?:")
+CASE_SENSITIVE_MEMBER = re.compile(r"allUsers|allAuthenticatedUsers|^principal(Set|Hierarchy)?:")
 
 
 def _same_resource_name(old: Any, new: Any) -> bool:
@@ -63,7 +63,7 @@ def _same_ignoring_case(old: Any, new: Any) -> bool:
 def _same_member(old: Any, new: Any) -> bool:
     if not isinstance(old, str) or not isinstance(new, str):
         return False
-    if _CASE_SENSITIVE_MEMBER.search(old) or _CASE_SENSITIVE_MEMBER.search(new):
+    if CASE_SENSITIVE_MEMBER.search(old) or CASE_SENSITIVE_MEMBER.search(new):
         return old == new
     return old.lower() == new.lower()
 

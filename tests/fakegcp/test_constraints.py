@@ -2,11 +2,12 @@
 
 The offline cloud is the proof that rendered HCL works, so what the real provider rejects or plans
 differently, it must too. For each entry of `tests/provider_schema/constraints.json` (copied from
-../shared, never edited) this test derives, from the entry's own keys, one configuration the real
+../shared, never edited) this test derives, from the entry's own keys and note, one configuration the real
 provider accepts (or plans as recorded) and one it rejects (or plans otherwise), and runs both
 through the fake at the step where the real provider acts: validation (`ValidateResourceConfig`,
 `ValidateProviderConfig`), `ConfigureProvider`, `PlanResourceChange`, or delete. A key the fake has no
-check for fails the test, so a new fact in the file cannot go unenforced unnoticed.
+check for fails the test, and so does a note describing a validator it has no check for (NOTE_PATTERNS
+reads every note), so a new fact in the file cannot go unenforced unnoticed.
 """
 
 from __future__ import annotations
@@ -427,41 +428,180 @@ def behaviour(entry: Entry) -> None:
     assert store.get(entry.type_name, state["id"]) is None
 
 
-NOTES: dict[str, Check] = {}  # note-only entries: what the note records, checked
+# --- notes: what an entry's `note` says in words ---------------------------------------------------------
+#
+# A note may describe a validator no structured key records (a ValidateFunc by name, an item count, a value
+# the provider refuses), say that there is none, describe a plan or delete behaviour, or only remark. Every
+# note is read against the table below, one row per recognised wording: the validators (VALIDATOR: what
+# it rejects, checked both ways at the step where the provider rejects it; NO_VALIDATOR: that the fake
+# rejects nothing either), the behaviours checked here (BEHAVIOUR), and remarks, which describe no
+# validator (REMARK: why there is nothing to check here). A note no row recognises fails, and so does a
+# word of validation (VALIDATION_WORDS) outside the text a VALIDATOR or NO_VALIDATOR row recognised: a
+# validator the fake has no check for. Teach the fake (tests/fakegcp/constraints.py), then this table.
+
+VALIDATOR, NO_VALIDATOR, BEHAVIOUR, REMARK = "validator", "no validator", "behaviour", "remark"
+NoteCheck = Callable[[Entry, re.Match[str]], None]
 
 
-def _note(pattern: str) -> Callable[[Check], Check]:
-    def register(function: Check) -> Check:
-        NOTES[pattern] = function
+@dataclass(frozen=True)
+class NotePattern:
+    pattern: str  # a regex searched in the note; what it matches is the text this row understands
+    kind: str  # VALIDATOR, NO_VALIDATOR, BEHAVIOUR or REMARK
+    check: NoteCheck | None = None  # what the note says, checked (None: a remark)
+    why: str = ""  # a remark's reason to check nothing here
+
+
+NOTE_PATTERNS: list[NotePattern] = []
+
+# Words that describe validation; each must lie inside the text a VALIDATOR or NO_VALIDATOR row matched.
+VALIDATION_WORDS = re.compile(
+    r"(?i:validat\w*|regexp?|\bmust\b|\bchecked\b|\benforced\b|\brejects?\b|\binvalid\b|\bnot allowed\b"
+    r"|\bone of\b|\bat (?:least|most)\b|\blength\b|\bbetween\b|\bmin(?:imum)?\b|\bmax(?:imum)?\b)"
+    r"|\bM(?:in|ax)Items\b|\bString\w*(?:Slice|Between|Match\w*)\b|\bInt(?:Between|AtLeast|AtMost|InSlice)\b"
+    r"|\bIs[A-Z]\w*|\bConflictsWith\b|\bExactlyOneOf\b|\bAtLeastOneOf\b|\bRequiredWith\b"
+)
+
+
+def _note(pattern: str, kind: str = VALIDATOR) -> Callable[[NoteCheck], NoteCheck]:
+    def register(function: NoteCheck) -> NoteCheck:
+        NOTE_PATTERNS.append(NotePattern(pattern, kind, function))
         return function
 
     return register
 
 
-@_note("ValidateFunc validation.IsCIDR")
-def is_cidr(entry: Entry) -> None:
+def _remark(pattern: str, why: str) -> None:
+    NOTE_PATTERNS.append(NotePattern(pattern, REMARK, why=why))
+
+
+# validators a note describes
+
+
+@_note(r"validateIAMMember: value must NOT match \^deleted .*? and MUST match the \(unanchored\) regex")
+def iam_member_validator(entry: Entry, _: re.Match[str]) -> None:
+    for good in ("user:ann@example.com", "serviceAccount:r@p.iam.gserviceaccount.com", "allUsers", "the allUsers"):
+        assert not _about(_violations(entry, _at(entry.path, good)), entry.path), good
+    for bad in ("deleted:user:ann@example.com?uid=1", "ann@example.com"):
+        assert _about(_violations(entry, _at(entry.path, bad)), entry.path), bad
+
+
+@_note(r"ValidateFunc verify\.ValidateRegexp\(verify\.\w+\) \(regexp\.MatchString, i\.e\. unanchored at the start\)")
+def unanchored_regexp(entry: Entry, _: re.Match[str]) -> None:
+    good = _matching(entry.rule["regex"])
+    for value in (good, f"//iam.googleapis.com/{good}"):
+        assert not _about(_violations(entry, _at(entry.path, value)), entry.path), value
+    assert _about(_violations(entry, _at(entry.path, _not_matching(entry.rule["regex"]))), entry.path)
+
+
+@_note(
+    r'validateProjectServiceService: must not be "([^"]+)" \(verify\.StringNotInSlice, case-sensitive\) '
+    r"and must contain a '(.)'"
+)
+def project_service_name(entry: Entry, noted: re.Match[str]) -> None:
+    banned, needed = noted[1], noted[2]
+    for good in ("dataform.googleapis.com", banned.upper()):  # StringNotInSlice(..., false): case-sensitive
+        assert not _about(_violations(entry, _at(entry.path, good)), entry.path), good
+    without = "dataform-googleapis-com".replace(needed, "")
+    for bad in (banned, without):
+        assert _about(_violations(entry, _at(entry.path, bad)), entry.path, summary="Invalid value"), bad
+
+
+@_note(r"\bMinItems (\d+)\b")
+def min_items(entry: Entry, noted: re.Match[str]) -> None:
+    least = int(noted[1])
+    sample = _sample(_spec(entry.block, entry.path))
+    element = sample[0] if isinstance(sample, list) else sample
+    assert not _about(_violations(entry, _at(entry.path, [element] * least)), entry.path, summary="Not enough")
+    assert _about(_violations(entry, _at(entry.path, [element] * (least - 1))), entry.path, summary="Not enough")
+    unknown = _at(entry.path, [checker.UNKNOWN] * max(least - 1, 1))  # SDKv2 counts only a wholly known list
+    assert not _about(_violations(entry, unknown), entry.path, summary="Not enough")
+
+
+@_note(r"\bMaxItems (\d+)\b")
+def max_items_noted(entry: Entry, noted: re.Match[str]) -> None:
+    limit = int(noted[1])
+    assert entry.rule.get("max_items", limit) == limit, "the note and max_items agree"
+    assert not _about(_violations(entry, {entry.path: [{}] * limit}), entry.path, summary="Too many")
+    assert _about(_violations(entry, {entry.path: [{}] * (limit + 1)}), entry.path, summary="Too many")
+
+
+@_note(r"ValidateFunc validation\.IsCIDR")
+def is_cidr(entry: Entry, _: re.Match[str]) -> None:
     assert not _about(_violations(entry, _at(entry.path, "10.0.0.0/8")), entry.path.rstrip(".*"))
     assert _about(_violations(entry, _at(entry.path, "10.0.0.0")), entry.path.rstrip(".*"))
 
 
-@_note("StateFunc: each element upper-cased")
-def upper_cased(entry: Entry) -> None:
+@_note(r"labelKeyValidator: regex applies to every map KEY \(not value\)")
+def label_keys(entry: Entry, _: re.Match[str]) -> None:
+    key = _matching(entry.rule["regex"])
+    assert not _about(_violations(entry, _at(entry.path, {key: "Any Value: not checked"})), entry.path)
+    assert _about(_violations(entry, _at(entry.path, {"Bad Key": "v"})), entry.path)
+
+
+@_note(r"checked in ProviderConfigure \(not a schema validator\), only when (\w+) is true")
+def configure_time_enum(entry: Entry, noted: re.Match[str]) -> None:
+    outside = "NOT_ONE_OF_THEM"
+    assert not _violations(entry, {entry.path: outside}), "not at validate"
+    for flag in (None, True):
+        with pytest.raises(CloudError) as error:
+            ProviderConfig.from_config({entry.path: outside, noted[1]: flag})
+        assert error.value.path == (entry.path,)
+    assert ProviderConfig.from_config({entry.path: outside, noted[1]: False})
+
+
+@_note(r"enforced in ProviderConfigure when both are true, not a schema ConflictsWith")
+def configure_time_conflict(entry: Entry, _: re.Match[str]) -> None:
+    for other in entry.rule["conflicts_with"]:
+        assert not _violations(entry, {entry.path: True, other: True}), "not at validate"
+        assert ProviderConfig.from_config({entry.path: True, other: False})
+        with pytest.raises(CloudError):
+            ProviderConfig.from_config({entry.path: True, other: True})
+
+
+@_note(r"ProviderConfigure: must match universe_domain found in credentials")
+def universe_domain(entry: Entry, _: re.Match[str]) -> None:
+    assert ProviderConfig.from_config({"universe_domain": "googleapis.com"})
+    with pytest.raises(CloudError) as error:
+        ProviderConfig.from_config({"universe_domain": "example-sovereign.cloud"})
+    assert error.value.path == ("universe_domain",)
+
+
+# notes that say there is no validator: the fake rejects nothing either
+
+
+@_note(r"No ValidateFunc: any string is accepted at plan time|no schema Default and no ValidateFunc", NO_VALIDATOR)
+def any_string(entry: Entry, _: re.Match[str]) -> None:
+    for value in ("DELETE", "ANYTHING", "lower case, spaces!", ""):
+        assert not _about(_violations(entry, _at(entry.path, value)), entry.path), value
+
+
+@_note(r"no validation; used as the default deletion_policy", NO_VALIDATOR)
+def provider_deletion_policy(entry: Entry, _: re.Match[str]) -> None:
+    assert ProviderConfig.from_config({"deletion_policy": "ANY VALUE"}).deletion_policy == "ANY VALUE"
+    assert not _violations(entry, {"deletion_policy": "ANY VALUE"})
+
+
+# behaviours a note describes, checked here
+
+
+@_note(r"StateFunc: each element upper-cased", BEHAVIOUR)
+def upper_cased(entry: Entry, _: re.Match[str]) -> None:
     planned, _ = _plan(entry, None, _at(entry.path, "europe-west2"))
     assert _value(planned, entry.path.rsplit(".", 1)[0]) == ["EUROPE-WEST2"]
     planned, _ = _plan(entry, None, _at(entry.path, "EU"))
     assert _value(planned, entry.path.rsplit(".", 1)[0]) == ["EU"]
 
 
-@_note("adding/removing a block whose enabled=false is suppressed")
-def autoclass_disabled(entry: Entry) -> None:
+@_note(r"adding/removing a block whose enabled=false is suppressed", BEHAVIOUR)
+def autoclass_disabled(entry: Entry, _: re.Match[str]) -> None:
     planned, _ = _plan(entry, {"autoclass": []}, {"autoclass": [{"enabled": False}]})
     assert planned["autoclass"] == []
     planned, _ = _plan(entry, {"autoclass": []}, {"autoclass": [{"enabled": True}]})
     assert planned["autoclass"] == [{"enabled": True}]
 
 
-@_note("old mode == 'Disabled'")
-def ip_filter_disabled(entry: Entry) -> None:
+@_note(r"old mode == 'Disabled'", BEHAVIOUR)
+def ip_filter_disabled(entry: Entry, _: re.Match[str]) -> None:
     prior = {"ip_filter": [{"mode": "Disabled"}]}
     planned, _ = _plan(entry, prior, {"ip_filter": []})
     assert planned["ip_filter"] == prior["ip_filter"]
@@ -469,8 +609,8 @@ def ip_filter_disabled(entry: Entry) -> None:
     assert planned["ip_filter"] == []
 
 
-@_note("old != '' && new == '' suppressed")
-def website_kept(entry: Entry) -> None:
+@_note(r"old != '' && new == '' suppressed", BEHAVIOUR)
+def website_kept(entry: Entry, _: re.Match[str]) -> None:
     field = entry.path.rsplit(".", 1)[1]
     prior = {"website": [{field: "index.html"}]}
     planned, _ = _plan(entry, prior, {"website": [{field: ""}]})
@@ -479,8 +619,8 @@ def website_kept(entry: Entry) -> None:
     assert planned["website"][0][field] == "home.html"
 
 
-@_note("delete skips disabling the service unless true")
-def disable_on_destroy(entry: Entry) -> None:
+@_note(r"delete skips disabling the service unless true", BEHAVIOUR)
+def disable_on_destroy(entry: Entry, _: re.Match[str]) -> None:
     import tempfile
     from pathlib import Path
 
@@ -493,41 +633,101 @@ def disable_on_destroy(entry: Entry) -> None:
         assert cloud.service_enabled("p", "dataform.googleapis.com") is enabled_after, flag
 
 
-@_note("must match universe_domain found in credentials")
-def universe_domain(entry: Entry) -> None:
-    assert ProviderConfig.from_config({"universe_domain": "googleapis.com"})
-    with pytest.raises(CloudError) as error:
-        ProviderConfig.from_config({"universe_domain": "example-sovereign.cloud"})
-    assert error.value.path == ("universe_domain",)
-
-
-@_note("no validation; used as the default deletion_policy")
-def provider_deletion_policy(entry: Entry) -> None:
-    assert ProviderConfig.from_config({"deletion_policy": "ANY VALUE"}).deletion_policy == "ANY VALUE"
-    assert not _violations(entry, {"deletion_policy": "ANY VALUE"})
-
-
-@_note("Optional, NOT Computed, no Default")
-def region_stays_null(entry: Entry) -> None:
+@_note(r"Optional, NOT Computed, no Default", BEHAVIOUR)
+def region_stays_null(entry: Entry, _: re.Match[str]) -> None:
     planned, _ = _plan(entry, None, {"name": "r"}, ProviderConfig(region="europe-west2"))
     assert planned.get("region") is None
     planned, _ = _plan(entry, None, {"name": "r", "region": "us-east1"}, ProviderConfig(region="europe-west2"))
     assert planned["region"] == "us-east1"
 
 
+@_note(r"CustomizeDiff ForceNewIfChange\(([\w.]+), \w+\): forces replacement when old=true and new=false", BEHAVIOUR)
+def unlocking_replaces(entry: Entry, noted: re.Match[str]) -> None:
+    locked, unlocked = _at(noted[1], True), _at(noted[1], False)
+    _, replace = _plan(entry, _stored(_plan(entry, None, locked)[0]), unlocked)
+    assert planning.steps(noted[1]) in replace, replace
+    _, replace = _plan(entry, _stored(_plan(entry, None, unlocked)[0]), locked)
+    assert not replace
+
+
+# remarks: no validator described, nothing more to check here
+
+_remark(r"^DiffSuppressFunc (?:tpgresource\.)?Compare\w+", "plan-time (planning.SUPPRESSORS), no validation")
+_remark(r"DiffSuppressFunc iamMemberCaseDiffSuppress", "plan-time (planning.SUPPRESSORS), no validation")
+_remark(r"DiffSuppressFunc hierachicalNamespaceDiffSuppress", "plan-time, no validation (not modelled by the fake)")
+_remark(r"^StateFunc: value stored upper-cased", "plan-time (types.Bucket), no validation")
+_remark(r"^Optional\+Computed; planned from provider project", "plan-time (engine._plan_defaults), no validation")
+_remark(r"CustomizeDiff tpgresource\.DefaultProviderProject", "plan-time (engine._plan_defaults), no validation")
+_remark(r"Delete\(\): PREVENT -> returns error", "delete-time: the `default`/`behavior` keys' checks")
+_remark(r"Values acted on: PREVENT", "delete-time: the `effective_default` key's check")
+_remark(r"^SDKv2 Default true \(FW attribute has no default", "the `default` key's check")
+_remark(r"^Optional in schema \(no Required\), but substituted verbatim", "the API's malformed URL, no validation")
+
+
+def _note_checks(entry: Entry) -> list[Callable[[], None]]:
+    """The checks of what the entry's note says; fails on a note, or a validator in it, no row recognises."""
+    note = entry.rule.get("note", "")
+    if not note:
+        return []
+    found = [(row, match) for row in NOTE_PATTERNS if (match := re.search(row.pattern, note))]
+    assert found, (
+        f"{entry}: the offline provider does not understand the note {note!r}: if it describes a validator, "
+        "teach it (tests/fakegcp/constraints.py), then NOTE_PATTERNS; if not, record it there as a remark"
+    )
+    understood = [match.span() for row, match in found if row.kind in (VALIDATOR, NO_VALIDATOR)]
+    for word in VALIDATION_WORDS.finditer(note):
+        assert any(start <= word.start() and word.end() <= end for start, end in understood), (
+            f"{entry}: the note describes a validator ({word[0]!r} in {note!r}) the offline provider has no "
+            "check for: teach it (tests/fakegcp/constraints.py), then NOTE_PATTERNS"
+        )
+    return [functools.partial(row.check, entry, match) for row, match in found if row.check is not None]
+
+
 IGNORED_KEYS = {"path", "note"}
 
 
-def _checks_for(entry: Entry) -> list[Check]:
+def _checks_for(entry: Entry) -> list[Callable[[], None]]:
     keys = set(entry.rule) - IGNORED_KEYS
     found: list[Check] = []
     for key in sorted(keys):
         assert key in CHECKS, f"{entry}: the offline provider has no check for {key!r}: teach it, then this test"
         if CHECKS[key] not in found:
             found.append(CHECKS[key])
-    note = entry.rule.get("note", "")
-    found += [function for pattern, function in NOTES.items() if pattern in note and function not in found]
-    return found
+    return [functools.partial(function, entry) for function in found] + _note_checks(entry)
+
+
+NOTED = [entry for entry in ENTRIES if entry.rule.get("note")]
+
+
+def test_every_note_pattern_recognises_a_note():
+    """No row of the table is stale: each recognises a note of constraints.json."""
+    for row in NOTE_PATTERNS:
+        assert any(re.search(row.pattern, entry.rule["note"]) for entry in NOTED), row.pattern
+        assert (row.check is None) == (row.kind == REMARK) and (row.kind != REMARK or row.why), row
+
+
+@pytest.mark.parametrize(
+    "note",
+    [
+        "ValidateFunc validation.StringIsJSON",
+        "MinItems 1; each element must be lower-case",  # the count is known, the second rule is not
+        "DiffSuppressFunc tpgresource.CompareResourceNames; ValidateFunc verify.ValidateEnum",
+        "a wording no row knows",
+    ],
+)
+def test_a_note_describing_an_unknown_validator_fails_until_taught(note):
+    entry = Entry(
+        "registry.terraform.io/hashicorp/google",
+        "resource",
+        "google_storage_bucket",
+        99,
+        {
+            "path": "custom_placement_config.0.data_locations",
+            "note": note,
+        },
+    )
+    with pytest.raises(AssertionError, match="teach it"):
+        _note_checks(entry)
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=str)
@@ -535,4 +735,4 @@ def test_every_recorded_constraint_is_enforced_both_ways(entry):
     checks = _checks_for(entry)
     assert checks, f"{entry}: nothing in this entry is checked: {entry.rule}"
     for function in checks:
-        function(entry)
+        function()
