@@ -1,19 +1,22 @@
 """The least-privilege rules, in one place, applied to Terraform resources however they were made.
 
-Rules read `Fact`s: one per resource or data block, with attribute values normalised (string
+Rules read `Fact`s: one per resource or data block instance, with attribute values normalised (string
 literals unquoted, references as `${...}`). `facts_from_module` builds them from what dfinfra is
 about to render (fast: `dfinfra validate`); `facts_from_hcl` parses any `.tf` files (tests use it on
-every rendered module, and it lints hand-written HCL). A rule returns violations; opt-ins the spec
-justified come back as warnings instead.
+every rendered module, and it lints hand-written HCL) and reads them as Terraform does: override files
+merged in last, constant expressions evaluated (`hclread.evaluate`), what lint cannot know kept as an
+`hclread.Unknown` (a str). A rule returns violations; opt-ins the spec justified come back as warnings
+instead.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from functools import cached_property, lru_cache
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, Literal
 
 from dataform_infra import hclread
@@ -35,6 +38,64 @@ IMPERSONATION_ROLES = frozenset(
         "roles/iam.workloadIdentityUser",
     }
 )
+# BigQuery's legacy dataset roles (a dataset's `access` blocks, `google_bigquery_dataset_access`), as IAM names them.
+LEGACY_DATASET_ROLES = {
+    "OWNER": "roles/bigquery.dataOwner",
+    "WRITER": "roles/bigquery.dataEditor",
+    "READER": "roles/bigquery.dataViewer",
+}
+DATASET_ACCESS = "google_bigquery_dataset_access"  # one entry of a dataset's ACL; dfinfra never renders it
+# Permissions that let a holder change who may do what, or act as another identity: with any of them on a
+# project, folder or organization, its holder can grant itself (or anyone) every role there, or act as every
+# service account in it. `*.setIamPolicy` of any service counts too.
+IAM_POWER = frozenset(
+    {
+        "iam.serviceAccounts.actAs",
+        "iam.serviceAccounts.getAccessToken",
+        "iam.serviceAccounts.getOpenIdToken",
+        "iam.serviceAccounts.implicitDelegation",
+        "iam.serviceAccounts.signBlob",
+        "iam.serviceAccounts.signJwt",
+        "iam.serviceAccountKeys.create",
+        "iam.roles.update",  # adds any permission to a custom role its holder already has
+    }
+)
+# Every predefined role with IAM power (`_iam_power` of its permissions), and one such permission of each. Those
+# in Google's role table (`data/roles.json`) are derived from it: `tests/test_policy.py` derives the set again
+# through `access/roles.py` and fails when the two part (after the table is regenerated, update this). Policy
+# cannot ask `access/roles.py` itself: `access/verdict.py` imports policy, and packages form no cycle. The roles
+# the table lacks are from Google's predefined roles reference; any other role outside the table passes.
+IAM_ADMIN_ROLES: Mapping[str, str] = {
+    # from the table
+    "roles/bigquery.admin": "bigquery.datasets.setIamPolicy",
+    "roles/bigquery.dataOwner": "bigquery.datasets.setIamPolicy",
+    "roles/dataform.admin": "dataform.repositories.setIamPolicy",
+    "roles/dataform.codeOwner": "dataform.repositories.setIamPolicy",
+    "roles/iam.serviceAccountAdmin": "iam.serviceAccounts.setIamPolicy",
+    "roles/iam.serviceAccountTokenCreator": "iam.serviceAccounts.getAccessToken",
+    "roles/iam.serviceAccountUser": "iam.serviceAccounts.actAs",
+    "roles/iam.workloadIdentityUser": "iam.serviceAccounts.getAccessToken",
+    "roles/resourcemanager.projectIamAdmin": "resourcemanager.projects.setIamPolicy",
+    "roles/secretmanager.admin": "secretmanager.secrets.setIamPolicy",
+    "roles/storage.admin": "storage.buckets.setIamPolicy",
+    "roles/storage.objectAdmin": "storage.objects.setIamPolicy",
+    # not in the table
+    "roles/owner": "resourcemanager.projects.setIamPolicy",
+    "roles/editor": "iam.serviceAccounts.actAs",
+    "roles/iam.securityAdmin": "resourcemanager.projects.setIamPolicy",
+    "roles/resourcemanager.organizationAdmin": "resourcemanager.organizations.setIamPolicy",
+    "roles/resourcemanager.folderAdmin": "resourcemanager.folders.setIamPolicy",
+    "roles/resourcemanager.folderIamAdmin": "resourcemanager.folders.setIamPolicy",
+    "roles/iam.roleAdmin": "iam.roles.update",
+    "roles/iam.organizationRoleAdmin": "iam.roles.update",
+    "roles/iam.serviceAccountKeyAdmin": "iam.serviceAccountKeys.create",
+}
+CUSTOM_ROLE_TYPES: Mapping[str, tuple[str, str]] = {  # type -> its parent's attribute, and Google's name for it
+    "google_project_iam_custom_role": ("project", "projects/{}/roles/{}"),
+    "google_organization_iam_custom_role": ("org_id", "organizations/{}/roles/{}"),
+}
+CUSTOM_ROLE_NAME = re.compile(r"(projects|organizations)/[^/]+/roles/[^/]+")
+WIDE_SCOPES = ("project", "folder", "organization")
 AGENT_MEMBER = re.compile(
     r"(serviceAccount:service-[0-9]+@gcp-sa-dataform\.iam\.gserviceaccount\.com|\$\{local\.dataform_service_agent\}|\$\{google_project_service_identity\.[A-Za-z0-9_-]+\.member\})"
 )
@@ -83,30 +144,211 @@ def _iam_members(facts: list[Fact]) -> Iterable[Fact]:
     return (f for f in facts if f.kind == "resource" and f.type.endswith("_iam_member"))
 
 
+@dataclass(frozen=True)
+class _Grant:
+    """A role a fact grants: its `role`, or one of its `binding` / dataset `access` blocks'."""
+
+    fact: Fact
+    role: Any  # a legacy dataset role as the IAM role it is
+    scope: str  # what it is granted on: "project", "folder", "dataset", ...; "" where the fact does not say
+    written: Any  # the role as written
+    block: str = ""  # "" for the fact's own `role`, else the kind of block
+
+    @property
+    def what(self) -> str:
+        """The role, and where it is written when that is not the fact's `role`."""
+        how = f" ({_shown(self.written)}, legacy)" if self.written != self.role else ""
+        article = "an" if self.block[:1] in ("a", "e", "i", "o", "u") else "a"
+        return f"{_shown(self.role)}{how}" + (f" in {article} `{self.block}` block" if self.block else "")
+
+
+def _shown(value: Any) -> str:
+    """A value for a message: a string (cut short), else what it is."""
+    if isinstance(value, str):
+        return value if len(value) <= 200 else value[:200] + "..."
+    if value is None:
+        return "null"
+    kind = {list: "a list", dict: "a map", bool: "a bool"}
+    return next((name for t, name in kind.items() if isinstance(value, t)), "a number")
+
+
+@lru_cache(maxsize=256)
+def _scope(type_: str) -> str:
+    """What an `*_iam_*` type (or a dataset ACL entry) grants on."""
+    if type_ in (types.BIGQUERY_DATASET.name, DATASET_ACCESS):
+        return "dataset"
+    found = re.fullmatch(r"google_(.+)_iam_(member|binding|policy)", type_)
+    scope = found[1] if found else type_
+    return "dataset" if scope == "bigquery_dataset" else scope
+
+
+def _grants(facts: list[Fact]) -> list[_Grant]:
+    """Every role the facts grant; read once per `check` (four rules ask), not once per rule."""
+    if isinstance(facts, _Facts):
+        return facts.grants
+    return list(_each_grant(facts))
+
+
+class _Facts(list[Fact]):
+    """The facts one `check` reads, with what several rules derive from them computed once."""
+
+    @cached_property
+    def grants(self) -> list[_Grant]:
+        return list(_each_grant(self))
+
+
+def _each_grant(facts: list[Fact]) -> Iterable[_Grant]:
+    for f in facts:
+        if "role" in f.attrs and f.type not in CUSTOM_ROLE_TYPES:
+            written = f.attrs["role"]
+            legacy = LEGACY_DATASET_ROLES.get(written) if f.type == DATASET_ACCESS else None
+            yield _Grant(f, legacy or written, _scope(f.type), written)
+        for binding in f.attrs.get("binding", []) if isinstance(f.attrs.get("binding"), list) else []:
+            if isinstance(binding, Mapping) and "role" in binding:  # a policy document's: granted where it is used
+                yield _Grant(f, binding["role"], "", binding["role"], "binding")
+        if f.type == types.BIGQUERY_DATASET.name and isinstance(f.attrs.get("access"), list):
+            for access in f.attrs["access"]:
+                if isinstance(access, Mapping) and "role" in access:
+                    role = access["role"]
+                    yield _Grant(f, LEGACY_DATASET_ROLES.get(role, role), "dataset", role, "access")
+
+
+def _custom_roles(facts: list[Fact]) -> dict[str, frozenset[str] | None]:
+    """The custom roles these facts define, by every name a grant may give one (its reference's `id` and `name`,
+    and Google's name for it when constant): their permissions, None where those are not all constants."""
+    found: dict[str, frozenset[str] | None] = {}
+    for f in facts:
+        if f.kind != "resource" or f.type not in CUSTOM_ROLE_TYPES:
+            continue
+        permissions = f.attrs.get("permissions")
+        known = (
+            frozenset(permissions) if isinstance(permissions, list) and all(_constant(p) for p in permissions) else None
+        )
+        names = [f"${{{f.type}.{f.name}.{attribute}}}" for attribute in ("id", "name")]
+        parent, name = CUSTOM_ROLE_TYPES[f.type]
+        if _constant(f.attrs.get(parent)) and _constant(f.attrs.get("role_id")):
+            names.append(name.format(f.attrs[parent], f.attrs["role_id"]))
+        found |= dict.fromkeys(names, known)
+    return found
+
+
+def _constant(value: Any) -> bool:
+    return isinstance(value, str) and not isinstance(value, hclread.Unknown)
+
+
 def _additive_only(facts: list[Fact]) -> Iterable[Finding]:
     for f in facts:
-        if f.kind == "resource" and (f.type.endswith("_iam_binding") or f.type.endswith("_iam_policy")):
+        if f.kind != "resource":
+            continue
+        if f.type.endswith("_iam_binding") or f.type.endswith("_iam_policy"):
             yield Finding(
                 "additive-iam-only",
                 f"{f.address} is authoritative: it removes every member it does not "
                 "list. Use the matching *_iam_member resource.",
                 f.source,
             )
+        elif f.type == types.BIGQUERY_DATASET.name and f.attrs.get("access"):
+            yield Finding(
+                "additive-iam-only",
+                f"{f.address} sets `access` blocks, which are authoritative: they replace the dataset's whole "
+                "ACL, removing every grant they do not list (google_bigquery_dataset_iam_member's among them). "
+                "Grant with google_bigquery_dataset_iam_member instead.",
+                f.source,
+            )
+        elif f.type == DATASET_ACCESS:
+            yield Finding(
+                "additive-iam-only",
+                f"{f.address} edits the dataset's ACL outside IAM: Google's provider documents that it and "
+                "google_bigquery_dataset_iam_member fight over the dataset's access, each removing what the "
+                "other granted. Grant with google_bigquery_dataset_iam_member instead.",
+                f.source,
+            )
 
 
 def _no_primitive_roles(facts: list[Fact]) -> Iterable[Finding]:
-    for f in facts:
-        role = f.attrs.get("role")
-        if role in PRIMITIVE_ROLES:
+    for g in _grants(facts):
+        if g.role in PRIMITIVE_ROLES:
             yield Finding(
                 "no-primitive-roles",
-                f"{f.address} grants {role}, a primitive role covering every "
+                f"{g.fact.address} grants {g.what}, a primitive role covering every "
                 "service in the project. Grant the specific predefined role.",
-                f.source,
+                g.fact.source,
             )
-        for binding in f.attrs.get("binding", []) if isinstance(f.attrs.get("binding"), list) else []:
-            if binding.get("role") in PRIMITIVE_ROLES:
-                yield Finding("no-primitive-roles", f"{f.address} grants {binding['role']}.", f.source)
+
+
+def _power_of(role: Any, custom: Mapping[str, frozenset[str] | None]) -> list[str] | None:
+    """The permissions of `role` that give IAM power: a custom role's from these files, a predefined role's
+    from `IAM_ADMIN_ROLES` (one of them suffices); None when lint cannot know its permissions."""
+    if role in custom:
+        permissions = custom[role]
+        return None if permissions is None else _iam_power(permissions)
+    if not _constant(role) or CUSTOM_ROLE_NAME.fullmatch(role):
+        return None
+    return [IAM_ADMIN_ROLES[role]] if role in IAM_ADMIN_ROLES else []
+
+
+def _iam_power(permissions: Iterable[str]) -> list[str]:
+    return sorted(p for p in permissions if p in IAM_POWER or p.endswith(".setIamPolicy"))
+
+
+def _no_iam_admin_roles(facts: list[Fact]) -> Iterable[Finding]:
+    """A role whose permissions change IAM (`*.setIamPolicy`) or act as service accounts, granted on a project,
+    folder or organization: its holder can grant itself any role there, or become any service account there,
+    so every other rule is moot. Decided from permissions: a predefined role's from Google's role table (as
+    `IAM_ADMIN_ROLES` holds it), a custom role's from the `permissions` these files give it. Roles another rule
+    already judges by name are left to it: the primitive roles (`no-primitive-roles`), Token Creator and its kin
+    (`impersonation-on-accounts-only`) and the BigQuery data roles (`bigquery-data-roles`, whose opt-in the
+    spec records for a project-wide Admin or Data Owner: their `*.setIamPolicy` stop at BigQuery)."""
+    custom = _custom_roles(facts)
+    judged = PRIMITIVE_ROLES | IMPERSONATION_ROLES | PROJECT_DATA_ROLES
+    for g in _grants(facts):
+        if g.scope not in WIDE_SCOPES or g.role in judged:
+            continue
+        power = _power_of(g.role, custom)
+        if power:
+            shown = ", ".join(power[:3]) + (f" and {len(power) - 3} more" if len(power) > 3 else "")
+            yield Finding(
+                "no-iam-admin-roles",
+                f"{g.fact.address} grants {g.what} on a {g.scope}: it carries {shown}, with which its holder can "
+                f"grant itself (or anyone) roles across the {g.scope}, or act as its service accounts. Grant "
+                "narrower roles on the objects that need them.",
+                g.fact.source,
+            )
+
+
+def _roles_are_constants(facts: list[Fact]) -> Iterable[Finding]:
+    """A role lint cannot read is a violation, not a pass and not a warning. Every rule above reads the role: a
+    role from a variable, a data source, a conditional on either or a function lint does not evaluate can be
+    `roles/owner` at plan time, so passing it would let any rule be evaded by moving the role into a `.tfvars`
+    file; a warning would still exit 0, and CI would apply it. The same holds for a custom role whose
+    permissions are not constants, or that these files do not define (its permissions could be anything). To
+    lint such a module, write the role (or the custom role's permissions) as a constant: a literal, a local
+    of literals, or a `for` / `for_each` over them, which lint evaluates as Terraform does."""
+    custom = _custom_roles(facts)
+    for g in _grants(facts):
+        role = g.role
+        if role in custom:
+            if custom[role] is None:
+                yield Finding(
+                    "role-is-constant",
+                    f"{g.fact.address} grants custom role {role}, whose permissions are not constants: lint "
+                    "cannot prove what it grants.",
+                    g.fact.source,
+                )
+        elif role is not None and not _constant(role):
+            yield Finding(
+                "role-is-constant",
+                f"{g.fact.address} grants {g.what}: role is not a constant: lint cannot prove it. Write the role "
+                "as a literal or a local of literals.",
+                g.fact.source,
+            )
+        elif _constant(role) and CUSTOM_ROLE_NAME.fullmatch(role):
+            yield Finding(
+                "role-is-constant",
+                f"{g.fact.address} grants custom role {role}, which these files do not define: lint cannot read "
+                "its permissions. Define it here, or grant predefined roles.",
+                g.fact.source,
+            )
 
 
 def _opted_in(fact: Fact, scope: str) -> str | None:
@@ -121,24 +363,27 @@ def _opted_in(fact: Fact, scope: str) -> str | None:
 
 
 def _bigquery_data_roles(facts: list[Fact]) -> Iterable[Finding]:
-    for f in _iam_members(facts):
-        role = f.attrs.get("role")
-        project_wide = f.type == types.PROJECT_IAM_MEMBER.name
-        if role in BROAD_BIGQUERY_ROLES or (project_wide and role in PROJECT_DATA_ROLES):
-            scope = "the whole project" if project_wide else "the dataset"
-            # The spec has two opt-ins: project-wide roles, and Data Owner on one dataset.
-            if project_wide:
+    for g in _grants(facts):
+        f, role = g.fact, g.role
+        if not g.scope:  # a policy document's binding: the resource using it is `additive-iam-only`'s
+            continue
+        wide = g.scope in WIDE_SCOPES
+        if role in BROAD_BIGQUERY_ROLES or (wide and role in PROJECT_DATA_ROLES):
+            scope = f"the whole {g.scope}" if wide else "the dataset"
+            # The spec has two opt-ins: project-wide roles, and Data Owner on one dataset (none for a folder or
+            # an organization).
+            if g.scope == "project":
                 reason = _opted_in(f, "project")
             else:
-                reason = _opted_in(f, "dataset") if role == "roles/bigquery.dataOwner" else None
+                reason = _opted_in(f, "dataset") if role == "roles/bigquery.dataOwner" and not wide else None
             if reason:
                 yield Finding(
-                    "bigquery-data-roles", f"{f.address} grants {role} on {scope} ({reason}).", f.source, "warning"
+                    "bigquery-data-roles", f"{f.address} grants {g.what} on {scope} ({reason}).", f.source, "warning"
                 )
             else:
                 yield Finding(
                     "bigquery-data-roles",
-                    f"{f.address} grants {role} on {scope} with no justification. "
+                    f"{f.address} grants {g.what} on {scope} with no justification. "
                     "Scope data roles to datasets (writes -> dataEditor, reads -> dataViewer) or opt in "
                     "with `project_wide: [{role, reason}]` (or `owns: [{dataset, reason}]` for Data Owner on one "
                     "dataset).",
@@ -295,11 +540,19 @@ def _agent_reads_git_secret(facts: list[Fact]) -> Iterable[Finding]:
 RULES: tuple[Rule, ...] = (
     Rule(
         "additive-iam-only",
-        "Only additive `*_iam_member` resources; never `*_iam_binding` / `*_iam_policy`.",
+        "Only additive `*_iam_member` resources; never `*_iam_binding` / `*_iam_policy`, nor a dataset's `access` "
+        "blocks or `google_bigquery_dataset_access` (each rewrites the dataset's ACL).",
         _additive_only,
     ),
     Rule(
         "no-primitive-roles", "No primitive roles (`roles/owner`, `roles/editor`, `roles/viewer`).", _no_primitive_roles
+    ),
+    Rule(
+        "no-iam-admin-roles",
+        "No role on a project, folder or organization that lets its holder change IAM or act as its service "
+        "accounts (any `*.setIamPolicy`, `iam.serviceAccounts.actAs` / `getAccessToken`, ...): predefined roles "
+        "judged by Google's role table, custom roles by the permissions these files give them.",
+        _no_iam_admin_roles,
     ),
     Rule(
         "bigquery-data-roles",
@@ -335,11 +588,19 @@ RULES: tuple[Rule, ...] = (
         "The service agent can read the repository's Git secret (it does all Git operations).",
         _agent_reads_git_secret,
     ),
+    Rule(
+        "role-is-constant",
+        "Every granted role is one lint can read: a constant (literals, locals, templates, `for` expressions and "
+        "`for_each` over them) or a custom role these files define with constant permissions; any other role could "
+        "be `roles/owner` at plan time.",
+        _roles_are_constants,
+    ),
 )
 
 
 def check(facts: list[Fact]) -> list[Finding]:
-    return [finding for rule in RULES for finding in rule.check(facts)]
+    shared = _Facts(facts)
+    return [finding for rule in RULES for finding in rule.check(shared)]
 
 
 # --- adapters ---------------------------------------------------------------------------------
@@ -402,91 +663,161 @@ def facts_from_module(module: Module) -> list[Fact]:
     return facts
 
 
-_ESCAPE = re.compile(r'\\(u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8}|[nrt"\\])')
-_SIMPLE_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", '"': '"', "\\": "\\"}
+def _label(raw: str) -> str:
+    """A block's type or name label as written (quoted in `.tf`, bare in `.tf.json`)."""
+    return hclread.decode(raw[1:-1]) if len(raw) >= 2 and raw[0] == raw[-1] == '"' else raw
 
 
-def _decode(inner: str) -> str:
-    """An HCL quoted string's value: `"roles/\\u006fwner"` is `roles/owner` to Terraform, so to the rules too."""
-    return _ESCAPE.sub(lambda m: chr(int(m[1][1:], 16)) if m[1][0] in "uU" else _SIMPLE_ESCAPES[m[1]], inner)
+def _is_override(file_name: str) -> bool:
+    """`override.tf`, `*_override.tf` (and their `.tf.json`): Terraform merges them into the blocks they name."""
+    stem = PurePath(file_name).name.removesuffix(".json").removesuffix(".tf")
+    return stem == "override" or stem.endswith("_override")
 
 
-def _unquote(value: Any) -> Any:
-    if isinstance(value, str):
-        if len(value) >= 2 and value[0] == value[-1] == '"':
-            return _decode(value[1:-1])
-        if value in ("true", "false"):
-            return value == "true"
-        return value
-    if isinstance(value, list):
-        return [_unquote(v) for v in value]
-    if isinstance(value, dict):
-        return {_unquote(k): _unquote(v) for k, v in value.items() if k not in hclread.READING_KEYS}
-    return value
+@dataclass
+class _Block:
+    """A `resource` or `data` block as Terraform reads it: its body as read, with every override merged in."""
+
+    kind: Literal["resource", "data"]
+    type: str
+    name: str
+    body: dict[str, Any]
+    file: str
+    overridden_in: list[str] = field(default_factory=list)
+
+    def override(self, body: Mapping[str, Any], file_name: str) -> None:
+        """Terraform's merge: each argument the override sets replaces the base's; each nested block type it
+        writes (statically or as `dynamic`) replaces every block of that type in the base; its comments join."""
+        merged = dict(self.body)
+        for key, value in body.items():
+            if key == "__comments__":
+                merged[key] = [*merged.get(key, []), *value]
+            elif key not in hclread.READING_KEYS and key != "dynamic":
+                merged[key] = value
+        overridden = {key for key in body if key not in hclread.READING_KEYS and key != "dynamic"}
+        dynamic = [(label, content) for label, content in _dynamic_blocks(body.get("dynamic"))]
+        overridden |= {label for label, _ in dynamic}
+        kept = [
+            (label, content) for label, content in _dynamic_blocks(merged.get("dynamic")) if label not in overridden
+        ]
+        for label, _ in dynamic:
+            merged.pop(label, None)
+        if kept or dynamic:
+            merged["dynamic"] = [{label: content} for label, content in [*kept, *dynamic]]
+        self.body = merged
+        self.overridden_in.append(file_name)
 
 
-_LOCAL = re.compile(r"\$\{local\.([A-Za-z0-9_-]+)\}")
-_EACH = re.compile(r"\$\{each\.(key|value)\}")
+def _dynamic_blocks(value: Any) -> list[tuple[str, dict[str, Any]]]:
+    """(block type, body) of each `dynamic "type" {...}`: a dict in `.tf`, a list of them in `.tf.json`."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    for block in value if isinstance(value, list) else []:
+        for label, content in block.items() if isinstance(block, dict) else ():
+            for body in content if isinstance(content, list) else [content]:
+                if isinstance(body, dict):
+                    found.append((_label(label), body))
+    return found
 
 
-def _resolve(value: Any, names: Mapping[str, str]) -> Any:
-    """`value` with `${local.x}` / `${each.key}` / `${each.value}` replaced where `names` knows them."""
-    if isinstance(value, str):
-        value = _LOCAL.sub(lambda m: names.get(f"local.{m[1]}", m[0]), value)
-        return _EACH.sub(lambda m: names.get(f"each.{m[1]}", m[0]), value)
-    if isinstance(value, list):
-        return [_resolve(v, names) for v in value]
-    if isinstance(value, dict):
-        return {k: _resolve(v, names) for k, v in value.items()}
-    return value
+class _Locals(Mapping[str, Any]):
+    """`local.*`, each evaluated when first read (locals may name each other, in any file). A local that names
+    itself, directly or not, is Unknown (Terraform refuses the cycle)."""
+
+    def __init__(self, raw: Mapping[str, Any], budget: hclread.Budget) -> None:
+        self._raw, self._budget = raw, budget
+        self._values: dict[str, Any] = {}
+        self._reading: set[str] = set()
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._values:
+            if name not in self._raw or name in self._reading:
+                raise KeyError(name)
+            self._reading.add(name)
+            try:
+                self._values[name] = hclread.evaluate(self._raw[name], {"local": self}, self._budget)
+            finally:
+                self._reading.discard(name)
+        return self._values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
 
 
-def _for_each(value: Any) -> list[tuple[str, str]] | None:
-    """(each.key, each.value) of a literal `for_each` (a list, `toset([...])` or a map); None otherwise."""
-    if isinstance(value, str):
-        literal = re.fullmatch(r"\$\{(?:toset\()?(\[.*\])\)?\}", value, re.S)
-        if literal is None:
+def _instances(collection: Any) -> list[tuple[str, Any]] | None:
+    """(each.key, each.value) of a `for_each`: a map, or a set of strings (a list too, which Terraform refuses
+    but lint still reads); None when lint cannot know them."""
+    if isinstance(collection, dict):
+        if any(isinstance(k, hclread.Unknown) for k in collection):
             return None
-        try:
-            value = json.loads(literal[1])
-        except ValueError:
-            return None
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return [(v, v) for v in value]
-    if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
-        return [(str(k), v) for k, v in value.items()]
+        return [(str(k), v) for k, v in collection.items()]
+    if isinstance(collection, list) and all(
+        isinstance(v, str) and not isinstance(v, hclread.Unknown) for v in collection
+    ):
+        return [(v, v) for v in dict.fromkeys(collection)]
     return None
 
 
-def _facts_of(
-    kind: Literal["resource", "data"],
-    type_: str,
-    name: str,
-    attrs: dict[str, Any],
-    where: str,
-    comments: tuple[str, ...],
-    locals_: Mapping[str, str],
-) -> list[Fact]:
-    """One fact per instance: literal locals resolved, a literal `for_each` expanded."""
-    names = dict(locals_)
-    items = _for_each(_resolve(attrs.get("for_each"), names)) if "for_each" in attrs else None
-    if not items:
-        return [Fact(kind, type_, name, _resolve(attrs, names), f"{where}: {kind} {type_}.{name}", comments)]
-    facts = []
-    for key, each in items:
-        instance = {**names, "each.key": key, "each.value": each}
-        facts.append(
-            Fact(
-                kind, type_, f'{name}["{key}"]', _resolve(attrs, instance), f"{where}: {kind} {type_}.{name}", comments
-            )
-        )
-    return facts
+MAX_INSTANCES = 10_000  # a `count` past it is not evaluated (a module, not a load test)
+
+
+def _body(raw: Mapping[str, Any], scope: hclread.Scope, budget: hclread.Budget) -> dict[str, Any]:
+    """A block body's values as Terraform evaluates them; `dynamic` blocks expanded where their `for_each` is
+    known (else their content once, its iterator unknown)."""
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in hclread.READING_KEYS:
+            continue
+        if key == "dynamic":
+            for label, body in _dynamic_blocks(value):
+                iterator = hclread.evaluate(body.get("iterator", label), {}, budget)
+                contents = [c for c in body.get("content", []) if isinstance(c, dict)]
+                found = hclread.pairs(hclread.evaluate(body.get("for_each"), scope, budget))
+                scopes = (
+                    [scope] if found is None else [{**scope, str(iterator): {"key": k, "value": v}} for k, v in found]
+                )
+                out.setdefault(label, []).extend(_body(c, inner, budget) for inner in scopes for c in contents)
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):  # nested blocks
+            out.setdefault(key, []).extend(_body(v, scope, budget) for v in value)
+        else:
+            name = hclread.evaluate(key, scope, budget) if key.startswith(('"', "${")) else key
+            out[str(name)] = hclread.evaluate(value, scope, budget)
+    return out
+
+
+def _facts_of(block: _Block, locals_: _Locals, budget: hclread.Budget) -> list[Fact]:
+    """One fact per instance Terraform would plan: a known `for_each` or `count` expanded (none when it is
+    empty or zero); an unknown one gives one fact whose `each.*` / `count.index` stay Unknown."""
+    scope: dict[str, Any] = {"local": locals_}
+    body = block.body
+    comments = tuple(str(c.get("value", "")) for c in body.get("__comments__", []) if isinstance(c, dict))
+    source = f"{block.file}: {block.kind} {block.type}.{block.name}"
+    if block.overridden_in:
+        source += f" (as overridden in {', '.join(block.overridden_in)})"
+    instances: list[tuple[str, dict[str, Any]]] = [(block.name, {})]
+    if "for_each" in body:
+        items = _instances(hclread.evaluate(body["for_each"], scope, budget))
+        if items is not None:
+            instances = [(f'{block.name}["{key}"]', {"each": {"key": key, "value": value}}) for key, value in items]
+    elif "count" in body:
+        count = hclread.evaluate(body["count"], scope, budget)
+        if isinstance(count, int) and not isinstance(count, bool) and 0 <= count <= MAX_INSTANCES:
+            instances = [(f"{block.name}[{i}]", {"count": {"index": i}}) for i in range(count)]
+    return [
+        Fact(block.kind, block.type, name, _body(body, scope | names, budget), source, comments)
+        for name, names in instances
+    ]
 
 
 def facts_from_hcl(files: Mapping[str, str]) -> list[Fact]:
-    """Facts from `.tf` and `.tf.json` sources (file name -> text); `.tf` read by `hclread`. Literal locals
-    and literal `for_each` are evaluated as Terraform would. HCL with a syntax error raises ValueError
-    naming the file, line and column."""
+    """Facts from `.tf` and `.tf.json` sources (file name -> text); `.tf` read by `hclread`. The module is read
+    as Terraform reads it: the ordinary files, then each override file (`override.tf`, `*_override.tf`) in
+    name order merged into the blocks and locals it names; then values evaluated where they are constants
+    (locals, templates, `for` expressions, `for_each`, `count`, `dynamic` blocks), `hclread.Unknown` where not.
+    HCL with a syntax error, or that Terraform refuses (a block or local given twice, an override naming no
+    block), raises ValueError naming the file (and for syntax, the line and column)."""
     documents: list[tuple[str, dict[str, Any]]] = []
     for file_name, text in sorted(files.items()):
         try:
@@ -502,24 +833,40 @@ def facts_from_hcl(files: Mapping[str, str]) -> list[Fact]:
         except RecursionError:  # json.loads, or the adapters after it
             raise ValueError(f"{file_name}: values nested too deeply to read") from None
         documents.append((file_name, document))
-    locals_: dict[str, str] = {}
-    for _, document in documents:  # locals are module-wide, whichever file declares them
-        for block in document.get("locals", []):
-            for key, value in _unquote(block).items():
-                if isinstance(value, str) and "${" not in value:
-                    locals_[f"local.{key}"] = value
-    facts: list[Fact] = []
+    # Terraform reads every ordinary file, then merges the override files in, each in name order.
+    ordered = [d for d in documents if not _is_override(d[0])] + [d for d in documents if _is_override(d[0])]
+    blocks: dict[tuple[str, str, str], _Block] = {}
+    raw_locals: dict[str, Any] = {}
     kinds: tuple[Literal["resource", "data"], ...] = ("resource", "data")
-    for file_name, document in documents:
+    for file_name, document in ordered:
+        override = _is_override(file_name)
+        for block in document.get("locals", []):
+            for key, value in block.items() if isinstance(block, dict) else ():
+                if key in hclread.READING_KEYS:
+                    continue
+                if override != (key in raw_locals):
+                    problem = "overrides no local value" if override else "is defined twice"
+                    raise ValueError(f"{file_name}: local.{key} {problem} (Terraform refuses it)")
+                raw_locals[key] = value
         for kind in kinds:
             for block in document.get(kind, []):
                 for type_, named in block.items():
-                    for name, body in named.items():
-                        comments = tuple(c.get("value", "") for c in body.get("__comments__", []))
-                        facts += _facts_of(
-                            kind, _unquote(type_), _unquote(name), _unquote(body), file_name, comments, locals_
-                        )
-    return facts
+                    for name, body in named.items() if isinstance(named, dict) else ():
+                        if name in hclread.READING_KEYS:
+                            continue
+                        if not isinstance(body, dict):
+                            raise ValueError(f"{file_name}: a {kind} block takes a type and a name")
+                        key = (kind, _label(type_), _label(name))
+                        if override != (key in blocks):
+                            problem = "overrides no block" if override else "is declared twice"
+                            raise ValueError(f"{file_name}: {kind} {key[1]}.{key[2]} {problem} (Terraform refuses it)")
+                        if override:
+                            blocks[key].override(body, file_name)
+                        else:
+                            blocks[key] = _Block(kind, key[1], key[2], body, file_name)
+    budget = hclread.Budget()
+    locals_ = _Locals(raw_locals, budget)
+    return [fact for block in blocks.values() for fact in _facts_of(block, locals_, budget)]
 
 
 class _Repeated(list[Any]):
@@ -551,9 +898,20 @@ def _no_repeats(value: Any, key: str) -> Any:
     return value
 
 
+def _templates(value: Any) -> Any:
+    """A JSON value with each string (key or value) marked as the template Terraform's JSON syntax makes it."""
+    if isinstance(value, str):
+        return hclread.Template(value)
+    if isinstance(value, list):
+        return [_templates(v) for v in value]
+    if isinstance(value, dict):
+        return {hclread.Template(k): _templates(v) for k, v in value.items()}
+    return value
+
+
 def _from_json_syntax(document: Any) -> dict[str, Any]:
-    """Terraform's JSON syntax in the shape `hclread` gives `.tf` files: blocks as lists, strings quoted,
-    `"//"` keys as comments. JSON of another shape raises ValueError saying where."""
+    """Terraform's JSON syntax in the shape `hclread` gives `.tf` files: blocks as lists, strings as
+    `hclread.Template`s, `"//"` keys as comments. JSON of another shape raises ValueError saying where."""
 
     def objects(value: Any, where: str) -> list[dict[str, Any]]:
         found = value if isinstance(value, list) else [value]
@@ -571,7 +929,7 @@ def _from_json_syntax(document: Any) -> dict[str, Any]:
             elif isinstance(item, list) and item and all(isinstance(i, dict) for i in item):
                 out[key] = [body(i) for i in item]  # blocks (a repeated block key among them)
             else:
-                out[key] = json.dumps(item) if isinstance(item, str) else _no_repeats(item, key)
+                out[key] = _templates(_no_repeats(item, key))
         return out
 
     if not isinstance(document, dict):
@@ -585,7 +943,7 @@ def _from_json_syntax(document: Any) -> dict[str, Any]:
                         for instance in objects(value, f"`{kind}.{type_}.{name}`"):
                             shaped.setdefault(kind, []).append({type_: {name: body(instance)}})
     shaped["locals"] = [
-        {k: json.dumps(v) if isinstance(v, str) else _no_repeats(v, k) for k, v in block.items()}
+        {k: _templates(_no_repeats(v, k)) for k, v in block.items()}
         for block in objects(document.get("locals", {}), "`locals`")
     ]
     return shaped
@@ -602,7 +960,10 @@ def lint(directories: Iterable[Path]) -> list[Finding]:
     for directory in directories:
         if not directory.is_dir():
             raise UsageError(f"{directory} does not exist or is not a directory")
-        files = sorted(p for p in directory.iterdir() if p.name.endswith((".tf", ".tf.json")))
+        # Terraform skips a file whose name starts with `.` (an editor's or a tool's), so lint does too.
+        files = sorted(
+            p for p in directory.iterdir() if p.name.endswith((".tf", ".tf.json")) and not p.name.startswith(".")
+        )
         if not files:
             raise UsageError(f"{directory} holds no .tf or .tf.json files")
         sources = {str(f): _read_bounded(f) for f in files}

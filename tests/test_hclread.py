@@ -183,3 +183,119 @@ def test_lint_loads_no_pure_python_parser(tmp_path):
     modules = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
     assert result.returncode == 1 and "no-primitive-roles" in result.stdout + result.stderr  # roles/owner
     assert "tree_sitter" in modules and not {"hcl2", "lark"} & modules
+
+
+# --- evaluation: what Terraform would make of a value, where lint can know it -------------------------------
+
+SCOPE = {"local": {"r": "owner", "names": ["viewer", "owner"], "m": {"a": {"role": "roles/editor"}}}}
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [
+        ('"roles/owner"', "roles/owner"),
+        ('"roles/\\u006fwner"', "roles/owner"),
+        ('"a$${b}%%{c}"', "a${b}%{c}"),  # escaped template sequences are literal text
+        ('"roles/${"owner"}"', "roles/owner"),
+        ('"roles/${"${"ow"}${"ner"}"}"', "roles/owner"),  # nested templates
+        ('"  roles/${"own"} er  "', "  roles/own er  "),  # the grammar drops a literal's spaces; the source keeps them
+        ('"roles/${local.r}"', "roles/owner"),
+        ('"${local.names}"', ["viewer", "owner"]),  # one interpolation alone: its value, unconverted
+        ('"n=${1}, ${true}, ${1.5}"', "n=1, true, 1.5"),
+        ('"<<-EOT\n    roles/${local.r}\n      x\n    EOT"', "roles/owner\n  x\n"),  # a heredoc as the reader quotes it
+        ('"<<EOT\n  a\\n\nEOT"', "  a\\n\n"),  # a heredoc has no escapes
+        ('${join("", ["roles/", "owner"])}', "roles/owner"),
+        ('${join("/", concat(["roles"], [local.r]))}', "roles/owner"),
+        ('${format("roles/%s", local.r)}', "roles/owner"),
+        ('${lower(trimspace("  ROLES/OWNER "))}', "roles/owner"),
+        ('${replace("roles/x", "x", local.r)}', "roles/owner"),
+        ("${element(local.names, 3)}", "owner"),
+        ('${lookup(local.m, "b", "none")}', "none"),
+        ('${toset(["b", "a", "b"])}', ["a", "b"]),
+        ("${local.m.a.role}", "roles/editor"),
+        ('${local.m["a"]["role"]}', "roles/editor"),
+        ("${local.names[1]}", "owner"),
+        ("${local.names.1}", "owner"),
+        ('${{for r in ["roles/owner"] : r => r}}', {"roles/owner": "roles/owner"}),
+        ('${[for i, n in local.names : "roles/${n}" if i > 0]}', ["roles/owner"]),
+        ("${{for k, v in local.m : v.role => k...}}", {"roles/editor": ["a"]}),
+        ('${local.r == "owner" ? "roles/owner" : "roles/viewer"}', "roles/owner"),
+        ("${!(1 + 2 * 3 != 7) || false}", True),
+        ("${-1}", -1),
+        ("${{ (local.r) = 1, q = 2 }}", {"owner": 1, "q": 2}),
+    ],
+)
+def test_constants_are_evaluated_as_terraform_would(raw, value):
+    evaluated = hclread.evaluate(raw, SCOPE)
+    assert evaluated == value and not hclread.has_unknown(evaluated)
+
+
+@pytest.mark.parametrize(
+    ("raw", "text"),
+    [
+        ("${var.role}", "${var.role}"),
+        ('"roles/${var.name}"', "roles/${var.name}"),
+        ('"serviceAccount:${google_service_account.r.email}"', "serviceAccount:${google_service_account.r.email}"),
+        ("${local.missing}", "${local.missing}"),
+        ("${each.value}", "${each.value}"),  # no `each` in scope: its for_each was not known
+        ("${upper(var.x)}", "${upper(var.x)}"),
+        ('${join("", ["roles/", var.x])}', '${join("", ["roles/", var.x])}'),
+        ('${var.admin ? "roles/owner" : "roles/viewer"}', '${var.admin ? "roles/owner" : "roles/viewer"}'),
+        ('${base64decode("cm9sZXMvb3duZXI=")}', '${base64decode("cm9sZXMvb3duZXI=")}'),
+        ('"roles/%{if true}owner%{endif}"', "roles/%{if true}owner%{endif}"),  # directives: not evaluated
+        ('"${~ "roles/owner" ~}"', '${~ "roles/owner" ~}'),  # nor strip markers
+        ("${[for r in var.roles : r]}", "${[for r in var.roles : r]}"),
+        ("${var.x[*].role}", "${var.x[*].role}"),
+        ('${{for r in ["a", "a"] : r => r}}', '${{for r in ["a", "a"] : r => r}}'),  # a repeated key without `...`
+        ('"x${[1]}"', "x${[1]}"),  # a list in a template: Terraform refuses it
+    ],
+)
+def test_what_lint_cannot_know_is_unknown_with_its_text(raw, text):
+    evaluated = hclread.evaluate(raw, SCOPE)
+    assert isinstance(evaluated, hclread.Unknown) and evaluated == text
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("roles/owner", "roles/owner"),
+        ('roles/${"owner"}', "roles/owner"),
+        ("roles/${local.r}", "roles/owner"),
+        ("${local.names}", ["viewer", "owner"]),
+        ("a\\n $${x}", "a\\n ${x}"),  # JSON has decoded the escapes; the template has none of its own
+        ("EOT\nroles/${local.r}\nEOT", "EOT\nroles/owner\nEOT"),  # the heredoc marker never ends it early
+    ],
+)
+def test_a_json_string_is_a_template(text, value):
+    assert hclread.evaluate(hclread.Template(text), SCOPE) == value
+
+
+def test_evaluation_is_bounded():
+    """Locals that double a string or a list forty times, or `for` expressions nested over a large list, give
+    Unknown within the budget instead of hanging lint."""
+    doubled = {"a0": '"x"', **{f"a{i}": f'"${{local.a{i - 1}}}${{local.a{i - 1}}}"' for i in range(1, 41)}}
+    shared = {"b0": '["x"]', **{f"b{i}": f"[local.b{i - 1}, local.b{i - 1}]" for i in range(1, 41)}}
+    locals_ = "locals {\n" + "".join(f"  {k} = {v}\n" for k, v in {**doubled, **shared}.items()) + "}\n"
+    locals_ += "locals {\n  big = [" + ", ".join(['"x"'] * 3000) + "]\n}\n"
+    grants = "".join(
+        f'resource "google_project_iam_member" "{n}" {{\n  project = "p"\n  member = "user:a@b.c"\n  role = {r}\n}}\n'
+        for n, r in [
+            ("s", '"roles/${local.a40}"'),
+            ("l", 'join("", flatten(local.b40))'),
+            ("f", 'length([for a in local.big : [for b in local.big : b]]) > 0 ? "roles/owner" : "x"'),
+        ]
+    )
+    facts = policy.facts_from_hcl({"main.tf": locals_ + grants})
+    assert all(isinstance(f.attrs["role"], hclread.Unknown) for f in facts)
+    assert [f.rule for f in policy.check(facts)] == ["role-is-constant"] * 3
+
+
+def test_a_local_naming_itself_is_unknown():
+    text = 'locals {\n  a = local.b\n  b = "${local.a}x"\n}\n' + _grant_of("local.a")
+    assert [f.rule for f in policy.check(policy.facts_from_hcl({"main.tf": text}))] == ["role-is-constant"]
+
+
+def _grant_of(role: str) -> str:
+    return (
+        f'resource "google_project_iam_member" "m" {{\n  project = "p"\n  member = "user:a@b.c"\n  role = {role}\n}}\n'
+    )

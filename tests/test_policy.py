@@ -2,13 +2,17 @@
 
 import dataclasses
 import json
+import subprocess
+import sys
 
 import pytest
 
 from dataform_infra import policy
+from dataform_infra.access import roles
 from dataform_infra.render.module import build_module
 from dataform_infra.spec.loader import load_deployment
 from tests.conftest import SPEC_SETS, all_modules, rendered
+from tests.support.cli import invoke
 
 SA = "projects/p/serviceAccounts/runner@acme-prod.iam.gserviceaccount.com"
 AGENT = "serviceAccount:service-123456@gcp-sa-dataform.iam.gserviceaccount.com"
@@ -33,6 +37,10 @@ VIOLATIONS = {
     '    url = "https://github.com/a/b"\n    default_branch = "main"\n'
     '    authentication_token_secret_version = "${google_secret_manager_secret.t.id}/versions/1"\n'
     "  }\n}\n",
+    "no-iam-admin-roles": 'resource "google_project_iam_member" "m" {\n  project = "p"\n'
+    '  role = "roles/resourcemanager.projectIamAdmin"\n  member = "user:a@b.com"\n}\n',
+    "role-is-constant": 'resource "google_project_iam_member" "m" {\n  project = "p"\n  role = var.role\n'
+    '  member = "user:a@b.com"\n}\n',
 }
 
 
@@ -270,3 +278,345 @@ def test_repeated_comment_keys_in_json_syntax_are_each_a_comment():
         '"member": "user:a@b.com", "role": "roles/bigquery.dataEditor"}}}}'
     )
     assert _rules({"main.tf.json": text})["bigquery-data-roles"] == "warning"
+
+
+# --- what the red team found lint let through: each through `dfinfra lint`, as a user runs it ------------------
+
+
+def _lint(tmp_path, files: dict[str, str]):
+    module = tmp_path / "module"
+    module.mkdir()
+    for name, text in files.items():
+        (module / name).write_text(text)
+    return invoke("lint", str(module), cwd=tmp_path)
+
+
+def _grant(role: str, name: str = "m", extra: str = "", type_: str = "google_project_iam_member") -> str:
+    target = {"google_project_iam_member": 'project = "p"', "google_folder_iam_member": 'folder = "folders/1"'}
+    target |= {"google_organization_iam_member": 'org_id = "1"'}
+    where = target.get(type_, 'project = "p"\n  dataset_id = "d"')
+    return f'resource "{type_}" "{name}" {{\n{extra}  {where}\n  member = "user:a@b.c"\n  role = {role}\n}}\n'
+
+
+OVERRIDDEN_ROLE_LOCAL = {
+    "main.tf": 'locals {\n  role = "roles/bigquery.dataViewer"\n}\n' + _grant("local.role"),
+    "main_override.tf": 'locals {\n  role = "roles/owner"\n}\n',
+}
+
+EVADED = {
+    # 1. Override files are merged after every ordinary file, whatever their names.
+    "override-file-local": (OVERRIDDEN_ROLE_LOCAL, "no-primitive-roles"),  # caught before only by name order
+    "override-file-named-first": (
+        {
+            "a_override.tf": 'locals {\n  role = "roles/owner"\n}\n',
+            "z.tf": 'locals {\n  role = "roles/logging.viewer"\n}\n' + _grant("local.role"),
+        },
+        "no-primitive-roles",
+    ),
+    "override-file-role": (
+        {"main.tf": _grant('"roles/logging.viewer"'), "override.tf": _grant('"roles/owner"').replace("  project", "#")},
+        "no-primitive-roles",
+    ),
+    "override-file-json": (
+        {
+            "main.tf": _grant('"roles/logging.viewer"'),
+            "x_override.tf.json": json.dumps(
+                {"resource": {"google_project_iam_member": {"m": {"role": 'roles/${"owner"}'}}}}
+            ),
+        },
+        "no-primitive-roles",
+    ),
+    "override-file-role-from-its-base": (  # the override's `each.value` is its base's
+        {
+            "main.tf": _grant('"roles/logging.viewer"', extra='  for_each = toset(["roles/owner"])\n'),
+            "override.tf": 'resource "google_project_iam_member" "m" {\n  role = each.value\n}\n',
+        },
+        "no-primitive-roles",
+    ),
+    "override-file-member": (  # the agent's own role, handed to someone else by an override
+        {
+            "main.tf": 'resource "google_project_iam_member" "m" {\n  project = "p"\n'
+            f'  role = "roles/dataform.serviceAgent"\n  member = "{AGENT}"\n}}\n',
+            "main_override.tf": 'resource "google_project_iam_member" "m" {\n  member = "user:a@b.c"\n}\n',
+        },
+        "impersonation-on-accounts-only",
+    ),
+    "hidden-override-file": (  # Terraform ignores it, so lint must not let it narrow the role
+        {"main.tf": _grant('"roles/owner"'), ".main_override.tf": _grant('"roles/viewer"').replace("  project", "#")},
+        "no-primitive-roles",
+    ),
+    "override-file-for-each": (
+        {
+            "main.tf": _grant("each.value", extra='  for_each = toset(["roles/logging.viewer"])\n'),
+            "override.tf": 'resource "google_project_iam_member" "m" {\n  for_each = toset(["roles/editor"])\n}\n',
+        },
+        "no-primitive-roles",
+    ),
+    # 2. Templates of literals, and constant expressions, are folded.
+    "template-of-a-literal": ({"main.tf": _grant('"roles/${"owner"}"')}, "no-primitive-roles"),
+    "nested-template": ({"main.tf": _grant('"roles/${"${"ow"}${"ner"}"}"')}, "no-primitive-roles"),
+    "join": ({"main.tf": _grant('join("", ["roles/", "own", "er"])')}, "no-primitive-roles"),
+    "format-of-a-local": (
+        {"main.tf": 'locals {\n  r = "editor"\n}\n' + _grant('format("roles/%s", local.r)')},
+        "no-primitive-roles",
+    ),
+    "template-in-json": (
+        {
+            "main.tf.json": json.dumps(
+                {
+                    "resource": {
+                        "google_project_iam_member": {
+                            "m": {"project": "p", "member": "user:a@b.c", "role": 'roles/${"own"}${lower("ER")}'}
+                        }
+                    }
+                }
+            )
+        },
+        "no-primitive-roles",
+    ),
+    "heredoc": ({"main.tf": _grant("trimspace(<<-EOT\n    roles/owner\n    EOT\n  )")}, "no-primitive-roles"),
+    "a-variable": ({"main.tf": _grant("var.role")}, "role-is-constant"),
+    "a-conditional-on-a-variable": ({"main.tf": _grant('var.x ? "roles/owner" : "roles/viewer"')}, "role-is-constant"),
+    "a-function-lint-does-not-evaluate": ({"main.tf": _grant('base64decode("cm9sZXMvb3duZXI=")')}, "role-is-constant"),
+    "a-template-directive": ({"main.tf": _grant('"roles/%{if true}owner%{endif}"')}, "role-is-constant"),
+    "a-for-each-over-a-variable": (
+        {"main.tf": _grant("each.value", extra="  for_each = var.roles\n")},
+        "role-is-constant",
+    ),
+    "a-data-source": ({"main.tf": _grant("data.google_iam_role.r.name")}, "role-is-constant"),
+    # 3. `for` expressions over constants are evaluated, for `for_each` too.
+    "for-expression-in-for-each": (
+        {"main.tf": _grant("each.value", extra='  for_each = { for r in ["roles/owner"] : r => r }\n')},
+        "no-primitive-roles",
+    ),
+    "for-expression-over-a-local": (
+        {
+            "main.tf": 'locals {\n  names = ["viewer", "owner"]\n}\n'
+            + _grant("each.key", extra='  for_each = { for n in local.names : "roles/${n}" => n if n != "viewer" }\n')
+        },
+        "no-primitive-roles",
+    ),
+    "for-each-over-objects": (
+        {
+            "main.tf": 'locals {\n  grants = { a = { role = "roles/editor" } }\n}\n'
+            + _grant("each.value.role", extra="  for_each = local.grants\n")
+        },
+        "no-primitive-roles",
+    ),
+    "for-expression-in-a-local-list": (
+        {"main.tf": 'locals {\n  roles = [for r in ["owner"] : "roles/${r}"]\n}\n' + _grant("local.roles[0]")},
+        "no-primitive-roles",
+    ),
+    "count": (
+        {
+            "main.tf": 'locals {\n  roles = ["roles/logging.viewer", "roles/owner"]\n}\n'
+            + _grant("local.roles[count.index]", extra="  count = 2\n")
+        },
+        "no-primitive-roles",
+    ),
+    # 4. A dataset's `access` blocks replace its ACL; OWNER is Data Owner's legacy name.
+    "dataset-access-block-owner": (
+        {
+            "main.tf": 'resource "google_bigquery_dataset" "d" {\n  dataset_id = "d"\n'
+            '  access {\n    role          = "OWNER"\n    user_by_email = "a@b.c"\n  }\n}\n'
+        },
+        "additive-iam-only",
+    ),
+    "dataset-access-block-owner-is-data-owner": (
+        {
+            "main.tf": 'resource "google_bigquery_dataset" "d" {\n  dataset_id = "d"\n'
+            '  access {\n    role          = "OWNER"\n    user_by_email = "a@b.c"\n  }\n}\n'
+        },
+        "bigquery-data-roles",
+    ),
+    "dataset-access-block-writer": (
+        {
+            "main.tf": 'resource "google_bigquery_dataset" "d" {\n  dataset_id = "d"\n'
+            '  access {\n    role          = "WRITER"\n    user_by_email = "a@b.c"\n  }\n}\n'
+        },
+        "additive-iam-only",
+    ),
+    "dataset-access-block-reader-dynamic": (
+        {
+            "main.tf": 'resource "google_bigquery_dataset" "d" {\n  dataset_id = "d"\n'
+            '  dynamic "access" {\n    for_each = ["a@b.c"]\n    content {\n      role = "READER"\n'
+            "      user_by_email = access.value\n    }\n  }\n}\n"
+        },
+        "additive-iam-only",
+    ),
+    "dataset-access-resource": (
+        {
+            "main.tf": 'resource "google_bigquery_dataset_access" "a" {\n  dataset_id = "d"\n  role = "OWNER"\n'
+            '  user_by_email = "a@b.c"\n}\n'
+        },
+        "additive-iam-only",
+    ),
+    "dataset-access-resource-owner-is-data-owner": (
+        {
+            "main.tf": 'resource "google_bigquery_dataset_access" "a" {\n  dataset_id = "d"\n  role = "OWNER"\n'
+            '  user_by_email = "a@b.c"\n}\n'
+        },
+        "bigquery-data-roles",
+    ),
+    # 5. Roles that let their holder grant itself anything, predefined or custom, decided from permissions.
+    "project-iam-admin": ({"main.tf": _grant('"roles/resourcemanager.projectIamAdmin"')}, "no-iam-admin-roles"),
+    "security-admin": ({"main.tf": _grant('"roles/iam.securityAdmin"')}, "no-iam-admin-roles"),
+    "storage-admin-on-a-project": ({"main.tf": _grant('"roles/storage.admin"')}, "no-iam-admin-roles"),
+    "service-account-admin-on-a-project": (
+        {"main.tf": _grant('"roles/iam.serviceAccountAdmin"')},
+        "impersonation-on-accounts-only",
+    ),
+    "project-iam-admin-on-a-folder": (
+        {"main.tf": _grant('"roles/resourcemanager.projectIamAdmin"', type_="google_folder_iam_member")},
+        "no-iam-admin-roles",
+    ),
+    "custom-role-setting-iam": (
+        {
+            "main.tf": 'resource "google_project_iam_custom_role" "c" {\n  project = "p"\n  role_id = "c"\n'
+            '  title = "c"\n  permissions = ["bigquery.jobs.create", "resourcemanager.projects.setIamPolicy"]\n}\n'
+            + _grant("google_project_iam_custom_role.c.id")
+        },
+        "no-iam-admin-roles",
+    ),
+    "custom-role-acting-as-accounts-by-name": (
+        {
+            "main.tf": 'resource "google_project_iam_custom_role" "c" {\n  project = "p"\n  role_id = "c"\n'
+            '  title = "c"\n  permissions = ["iam.serviceAccounts.actAs"]\n}\n' + _grant('"projects/p/roles/c"')
+        },
+        "no-iam-admin-roles",
+    ),
+    "organization-custom-role-minting-tokens": (
+        {
+            "main.tf": 'resource "google_organization_iam_custom_role" "c" {\n  org_id = "1"\n  role_id = "c"\n'
+            '  title = "c"\n  permissions = ["iam.serviceAccounts.getAccessToken"]\n}\n'
+            + _grant("google_organization_iam_custom_role.c.name", type_="google_organization_iam_member")
+        },
+        "no-iam-admin-roles",
+    ),
+    "custom-role-with-unknown-permissions": (
+        {
+            "main.tf": 'resource "google_project_iam_custom_role" "c" {\n  project = "p"\n  role_id = "c"\n'
+            '  title = "c"\n  permissions = var.permissions\n}\n' + _grant("google_project_iam_custom_role.c.id")
+        },
+        "role-is-constant",
+    ),
+    "custom-role-defined-elsewhere": ({"main.tf": _grant('"projects/p/roles/anything"')}, "role-is-constant"),
+}
+
+
+@pytest.mark.parametrize(("files", "rule"), EVADED.values(), ids=EVADED.keys())
+def test_lint_reads_what_terraform_applies(tmp_path, files, rule):
+    result = _lint(tmp_path, files)
+    assert result.returncode == 1, result.output
+    assert f"[{rule}]" in result.stderr, result.stderr
+
+
+def test_the_override_is_named_where_the_finding_is(tmp_path):
+    files = {
+        "main.tf": _grant('"roles/logging.viewer"'),
+        "override.tf": _grant('"roles/owner"').replace("  project", "#"),
+    }
+    result = _lint(tmp_path, files)
+    assert "main.tf: resource google_project_iam_member.m (as overridden in " in result.stderr
+    assert "override.tf): [no-primitive-roles]" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        {  # the override narrows the role: Terraform applies the narrow one
+            "main.tf": 'locals {\n  role = "roles/owner"\n}\n' + _grant("local.role"),
+            "main_override.tf": 'locals {\n  role = "roles/logging.viewer"\n}\n',
+        },
+        {"main.tf": _grant('"roles/owner"'), "override.tf": _grant('"roles/logging.viewer"').replace("  project", "#")},
+        {  # Terraform skips a hidden file, override or not
+            "main.tf": _grant('"roles/logging.viewer"'),
+            ".main_override.tf": _grant('"roles/owner"').replace("  project", "#"),
+        },
+        {"main.tf": _grant("each.value", extra="  for_each = toset([])\n")},  # no instance, no grant
+        {"main.tf": _grant('"roles/${"logging"}.viewer"')},
+        {  # a custom role of harmless permissions, on a project
+            "main.tf": 'resource "google_project_iam_custom_role" "c" {\n  project = "p"\n  role_id = "c"\n'
+            '  title = "c"\n  permissions = ["bigquery.jobs.create"]\n}\n'
+            + _grant("google_project_iam_custom_role.c.id")
+        },
+        {  # a custom role that acts as one account, granted on that account only
+            "main.tf": 'resource "google_project_iam_custom_role" "c" {\n  project = "p"\n  role_id = "c"\n'
+            '  title = "c"\n  permissions = ["iam.serviceAccounts.actAs"]\n}\n'
+            'resource "google_service_account_iam_member" "m" {\n'
+            f'  service_account_id = "{SA}"\n  member = "user:a@b.c"\n'
+            "  role = google_project_iam_custom_role.c.id\n}\n"
+        },
+    ],
+    ids=[
+        "override-narrows",
+        "override-narrows-a-resource",
+        "hidden-file",
+        "empty-for-each",
+        "template",
+        "custom-role",
+        "custom-role-on-an-account",
+    ],
+)
+def test_what_terraform_applies_safely_passes(tmp_path, files):
+    result = _lint(tmp_path, files)
+    assert result.returncode == 0, result.output
+
+
+@pytest.mark.parametrize(
+    ("files", "error"),
+    [
+        ({"main.tf": _grant('"roles/x"'), "override.tf": _grant('"roles/owner"', name="other")}, "overrides no block"),
+        (
+            {"main.tf": 'locals {\n  a = "x"\n}\n', "override.tf": 'locals {\n  b = "roles/owner"\n}\n'},
+            "overrides no local",
+        ),
+        ({"a.tf": 'locals {\n  a = "x"\n}\n', "b.tf": 'locals {\n  a = "y"\n}\n'}, "local.a is defined twice"),
+        ({"a.tf": _grant('"roles/x"'), "b.tf": _grant('"roles/y"')}, "is declared twice"),
+    ],
+    ids=["override-without-a-block", "override-without-a-local", "local-twice", "resource-twice"],
+)
+def test_what_terraform_refuses_is_bad_input(tmp_path, files, error):
+    result = _lint(tmp_path, files)
+    assert result.returncode == 2, result.output
+    assert error in result.stderr and "Terraform refuses it" in result.stderr
+
+
+def test_a_dataset_owner_opt_in_covers_a_legacy_owner_entry_but_it_stays_authoritative():
+    text = (
+        'resource "google_bigquery_dataset_access" "a" {\n'
+        "  # Dataset owner opt-in: the code shares marts through authorized views\n"
+        '  dataset_id = "d"\n  role = "OWNER"\n  user_by_email = "a@b.c"\n}\n'
+    )
+    assert _rules({"main.tf": text}) == {"bigquery-data-roles": "warning", "additive-iam-only": "violation"}
+
+
+def test_iam_power_is_read_from_googles_role_table():
+    """Policy's roles with IAM power are the table's (read through `access/roles.py`, which policy cannot
+    import), each with a permission the table gives it; the others are really absent from the table. Token
+    Creator and its kin are exactly the table's roles that act as (or administer) service accounts."""
+    table = {r: policy._iam_power(roles.permissions(r)) for r in roles._table()}
+    from_table = {r: p for r, p in policy.IAM_ADMIN_ROLES.items() if roles.known(r)}
+    assert set(from_table) == {r for r, power in table.items() if power}, "regenerate policy.IAM_ADMIN_ROLES"
+    assert all(p in table[r] for r, p in from_table.items())
+    assert all(policy._iam_power([p]) for p in policy.IAM_ADMIN_ROLES.values())
+    impersonating = {"iam.serviceAccounts.actAs", "iam.serviceAccounts.getAccessToken"}
+    impersonating.add("iam.serviceAccounts.setIamPolicy")
+    assert {r for r in roles._table() if roles.permissions(r) & impersonating} == policy.IMPERSONATION_ROLES
+
+
+def test_linting_a_rendered_module_never_loads_the_spec(tmp_path):
+    """`lint` stays free of the spec's import cost (`dataform_infra.access` would load it)."""
+    module = tmp_path / "staging"
+    module.mkdir()
+    for name, text in rendered("shipped")["staging"].items():
+        (module / name).write_text(text)
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "dataform_infra", "lint", str(module)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    modules = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    assert result.returncode == 0, result.stdout
+    assert not {m for m in modules if m.startswith(("dataform_infra.spec", "dataform_infra.access"))}
