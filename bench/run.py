@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
-from bench.specs import environments, every_minute, workflows  # noqa: E402
+from bench.specs import dataset_grants, environments, every_minute, megabyte, workflows  # noqa: E402
 
 DFINFRA = str(Path(sys.executable).with_name("dfinfra"))
 
@@ -97,6 +97,8 @@ def main() -> None:
 
 WORKFLOW_COUNTS = (1, 10, 100, 500, 1000)
 ENVIRONMENT_COUNTS = (1, 10, 50)
+DATASET_GRANT_COUNTS = (8000, 16000)
+MEGABYTE_SHAPES = ("grants", "people", "workflows")
 
 
 def run_all(work: Path, runs: int) -> dict:
@@ -121,6 +123,12 @@ def run_all(work: Path, runs: int) -> dict:
         jobs[f"{count} environments"] = ([DFINFRA, "render", "--all", "-e", str(specs), "--out", str(target)], target)
     big = every_minute(work / "every-minute")
     jobs["1 MB of every-minute crons (validate)"] = ([DFINFRA, "validate", "-e", str(big)], None)
+    for count in DATASET_GRANT_COUNTS:
+        specs = dataset_grants(work / f"grants{count}", count)
+        jobs[f"{count:,} dataset grants (validate)"] = ([DFINFRA, "validate", "-e", str(specs)], None)
+    for shape in MEGABYTE_SHAPES:
+        specs = megabyte(work / f"mb-{shape}", shape)
+        jobs[f"1 MB of {shape} (validate)"] = ([DFINFRA, "validate", "-e", str(specs)], None)
     scaling = measure(jobs, runs)
     lifecycle = measure_lifecycle(work, runs)
     peer = measure_peer(work, runs)
@@ -132,6 +140,8 @@ def run_all(work: Path, runs: int) -> dict:
         "workflows": {c: scaling[f"{c} workflows"] for c in WORKFLOW_COUNTS},
         "environments": {c: scaling[f"{c} environments"] for c in ENVIRONMENT_COUNTS},
         "big": scaling["1 MB of every-minute crons (validate)"],
+        "grants": {c: scaling[f"{c:,} dataset grants (validate)"] for c in DATASET_GRANT_COUNTS},
+        "megabytes": {shape: scaling[f"1 MB of {shape} (validate)"] for shape in MEGABYTE_SHAPES},
     }
 
 
@@ -243,7 +253,19 @@ def write_results(results: dict, runs: int) -> None:
         ("peak RSS of a shipped render <= 100 MB", commands["dfinfra render --all"].peak_rss_kb / 1024, 100.0, "MB"),
         ("`validate` of 1 MB of every-minute crons <= 2 s", results["big"].median, 2.0, "s"),
         ("peak RSS of that validate <= 200 MB", results["big"].peak_rss_kb / 1024, 200.0, "MB"),
+        ("`validate` of 8,000 dataset grants <= 2 s", results["grants"][8000].median, 2.0, "s"),
+        (
+            "doubling the dataset grants (16,000) costs <= 2.2x",
+            results["grants"][16000].median / results["grants"][8000].median,
+            2.2,
+            "x",
+        ),
     ]
+    for shape, timing in results["megabytes"].items():
+        targets += [
+            (f"`validate` of 1 MB of {shape} <= 2 s", timing.median, 2.0, "s"),
+            ("peak RSS of that validate <= 200 MB", timing.peak_rss_kb / 1024, 200.0, "MB"),
+        ]
     life = results["lifecycle"]
     raw_plan = life["terraform plan (prod, no changes)"].median
     targets += [
@@ -306,7 +328,13 @@ def write_results(results: dict, runs: int) -> None:
         "| spec | median | min | max | peak RSS | HCL written |",
         "|---|---|---|---|---|---|",
     ]
-    for timing in [*wf.values(), *envs.values(), results["big"]]:
+    for timing in [
+        *wf.values(),
+        *envs.values(),
+        results["big"],
+        *results["grants"].values(),
+        *results["megabytes"].values(),
+    ]:
         lines.append(
             f"| {timing.name} | {fmt(timing.median)} | {fmt(min(timing.seconds))} | {fmt(max(timing.seconds))}"
             f" | {timing.peak_rss_kb / 1024:.0f} MB | {timing.output_bytes / 1024:.0f} KiB |"

@@ -66,6 +66,60 @@ def every_minute(directory: Path, size: int = 1_000_000) -> Path:
     return _write(directory, {"host": host})
 
 
+def dataset_grants(directory: Path, count: int) -> Path:
+    """`count` declared datasets, each read by the runner: `count` dataset grants."""
+    host = copy.deepcopy(HOST)
+    host["datasets"] += [{"id": f"ds_{i:06d}"} for i in range(count)]
+    host["runners"][0]["bigquery"]["reads"] += [f"ds_{i:06d}" for i in range(count)]
+    return _write(directory, {"host": host})
+
+
+def _until(host: dict[str, Any], grow: Any, size: int) -> dict[str, Any]:
+    """Call `grow(spec, i)` in batches until the spec is just under `size` bytes; the last spec under it."""
+    i = 0
+    while True:
+        before = copy.deepcopy(host)
+        for _ in range(500):
+            grow(host, i)
+            i += 1
+        if len(yaml.safe_dump(host, sort_keys=False)) > size:
+            return before
+
+
+def megabyte(directory: Path, shape: str, size: int = 1_000_000) -> Path:
+    """About `size` bytes of one spec shape: `grants` (source datasets, each read by two runners), `people`
+    (repository access entries that run as the runner), or `workflows` (configs with crons)."""
+    host = copy.deepcopy(HOST)
+    if shape == "grants":
+        # Four runners, each run by a workflow of the release (so each writes what it compiles into); every
+        # dataset is a source read by two of them.
+        host["runners"] = [
+            {"name": f"runner-{r}", "bigquery": {"writes": ["marts", "assertions"], "reads": []}} for r in range(4)
+        ]
+        host["workflows"] = [_workflow(f"wf-{r}", "nightly", f"runner-{r}") for r in range(4)]
+
+        def grow(spec: dict[str, Any], i: int) -> None:
+            spec["datasets"].append({"id": f"ds_{i:06d}", "create": False})
+            spec["runners"][i % 4]["bigquery"]["reads"].append(f"ds_{i:06d}")
+            spec["runners"][(i + 1) % 4]["bigquery"]["reads"].append(f"ds_{i:06d}")
+    elif shape == "people":
+        host["repository"]["access"] = []
+        host["repository"]["runner"] = "bench-runner"
+
+        def grow(spec: dict[str, Any], i: int) -> None:
+            person = {"member": f"user:person-{i:06d}@acme.example", "role": "editor", "run_as": ["bench-runner"]}
+            spec["repository"]["access"].append(person)
+    elif shape == "workflows":
+        host["workflows"] = []
+
+        def grow(spec: dict[str, Any], i: int) -> None:
+            flow = _workflow(f"wf-{i:06d}", "nightly", "bench-runner") | {"cron": f"{i % 60} {i % 24} * * *"}
+            spec["workflows"].append(flow)
+    else:
+        raise ValueError(shape)
+    return _write(directory, {"host": _until(host, grow, size)})
+
+
 def environments(directory: Path, count: int) -> Path:
     host = copy.deepcopy(HOST)
     host["workflows"] = [_workflow("wf-host", "nightly", "bench-runner")]

@@ -124,7 +124,7 @@ class HostedRepository:
     def resource(self) -> Resource:
         return Resource("repository", self.project, self.spec.name, self.region)
 
-    @property
+    @cached_property
     def api_name(self) -> str:
         """`projects/<host>/locations/<region>/repositories/<name>`, as the Dataform API names it."""
         return f"projects/{self.project}/locations/{self.region}/repositories/{self.spec.name}"
@@ -269,9 +269,16 @@ class Topology:
         return next(n for n in self.apply_order() if self.environments[n].project.id == project)
 
     def runner(self, env_name: str, name: str) -> AttachedRunner:
-        env = self.environments[env_name]
-        runner = next(r for r in env.runners if r.name == name)
-        return AttachedRunner(env_name, runner, env.project.id, ())
+        _, runner = self.runner_at(env_name, name)
+        return AttachedRunner(env_name, runner, self.environments[env_name].project.id, ())
+
+    def runner_at(self, env_name: str, name: str) -> tuple[int, Runner]:
+        """Runner `name` of `env_name`, with its index under `runners:`."""
+        return self._runners[(env_name, name)]
+
+    @cached_property
+    def _runners(self) -> dict[tuple[str, str], tuple[int, Runner]]:
+        return {(n, r.name): (i, r) for n, e in self.environments.items() for i, r in enumerate(e.runners)}
 
     def attached_runners(self) -> list[AttachedRunner]:
         """Every runner a repository, a workflow config or a person's `run_as` attaches, once, in spec order."""
@@ -295,7 +302,23 @@ class Topology:
 
     def people(self) -> list[tuple[HostedRepository, int, RepositoryAccess]]:
         """Every person's access entry: (repository, index under its `access:`, entry)."""
-        return [(repo, k, access) for repo in self.repositories for k, access in enumerate(repo.spec.access)]
+        return list(self._people)
+
+    @cached_property
+    def _people(self) -> tuple[tuple[HostedRepository, int, RepositoryAccess], ...]:
+        return tuple((repo, k, access) for repo in self.repositories for k, access in enumerate(repo.spec.access))
+
+    def access_index(self, repository: HostedRepository, member: str) -> int | None:
+        """Where `member`'s first access entry stands under `repository`'s `access:`, or None."""
+        return self._access_indexes.get((repository.api_name, member))
+
+    @cached_property
+    def _access_indexes(self) -> dict[tuple[str, str], int]:
+        """(repository, member) -> index of the first entry: one pass, so lookups stay linear in people."""
+        found: dict[tuple[str, str], int] = {}
+        for repo, k, access in self._people:
+            found.setdefault((repo.api_name, access.member), k)
+        return found
 
     def resolve_runner_ref(self, ref: str) -> tuple[str, str]:
         """`name` (a runner of the host) or `env/name` -> (environment, runner name)."""

@@ -62,10 +62,15 @@ def cover(requirements: Iterable[Requirement], grants: Iterable[GrantLike]) -> C
     for grant in all_grants:
         by_holder[(grant.principal.member, grant.resource)].append(grant)
     coverage = Coverage(reqs, all_grants)
+    projects: dict[str, Resource] = {}
     for req in reqs:
-        places = (
-            [req.resource] if req.resource.kind == "project" else [req.resource, project_resource(req.resource.project)]
-        )
+        resource = req.resource
+        places = [resource]
+        if resource.kind != "project":  # a grant on the project holds on everything in it
+            places.append(
+                projects.get(resource.project)
+                or projects.setdefault(resource.project, project_resource(resource.project))
+            )
         for place in places:
             for grant in by_holder.get((req.principal.member, place), ()):
                 if req.permission in roles.permissions(grant.role):

@@ -22,7 +22,7 @@ grant serves at least one. Facts the docs leave open are listed in `OPEN_FACTS`,
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
 
@@ -163,6 +163,21 @@ class Requirement:
     def key(self) -> tuple[str, str, str, Resource, bool]:
         return (self.chain, self.principal.member, self.permission, self.resource, self.assumed)
 
+    def with_runs(self, runs: tuple[str, ...]) -> Requirement:
+        """This requirement for `runs` (built field by field: `dataclasses.replace` cost a third of a large
+        spec's model)."""
+        return Requirement(
+            self.chain,
+            self.principal,
+            self.permission,
+            self.resource,
+            self.why,
+            self.env,
+            self.spec_path,
+            runs,
+            self.assumed,
+        )
+
 
 @dataclass(frozen=True)
 class DatasetWrite:
@@ -190,7 +205,7 @@ class AccessModel:
     @cached_property
     def requirements(self) -> list[Requirement]:
         self._derive()
-        return [replace(req, runs=tuple(self._runs_of[key])) for key, req in self._found.items()]
+        return [req.with_runs(tuple(self._runs_of[key])) for key, req in self._found.items()]
 
     # --- derivation -----------------------------------------------------------------------
 
@@ -207,12 +222,15 @@ class AccessModel:
         assumed: bool = False,
     ) -> None:
         """Record a requirement once (the first cause names it); later causes only add their runs."""
+        added = dict.fromkeys(runs)
         for permission in permissions:
             key = (chain, principal.member, permission, resource, assumed)
-            if key not in self._found:
+            known = self._runs_of.get(key)
+            if known is None:
                 self._found[key] = Requirement(chain, principal, permission, resource, why, env, path, (), assumed)
-                self._runs_of[key] = {}
-            self._runs_of[key].update(dict.fromkeys(runs))
+                known = self._runs_of[key] = {}
+            if added:
+                known.update(added)
 
     def _derive(self) -> None:
         if hasattr(self, "_runs"):
@@ -537,13 +555,11 @@ class AccessModel:
         """The spec field that lets `who` start runs in `repository`: `deployers`, or their access entry there."""
         if who.kind == "deployer":
             return ("deployers",)
-        for repo, k, access in self.topology.people():
-            if repo == repository and access.member == who.member:
-                return repo.at("access", k, "run_as")
-        return repository.at("access")
+        k = self.topology.access_index(repository, who.member)
+        return repository.at("access", k, "run_as") if k is not None else repository.at("access")
 
     def _runner_reads(self, env_name: str, env: Environment, runner_name: str, ids: tuple[str, ...]) -> None:
-        i, runner = next((i, r) for i, r in enumerate(env.runners) if r.name == runner_name)
+        i, runner = self.topology.runner_at(env_name, runner_name)
         principal = self.topology.runner(env_name, runner_name).principal
         for j, dataset in enumerate(runner.bigquery.reads):
             read = dataset_resource(env.project.id, dataset)
@@ -667,6 +683,7 @@ class AccessModel:
 
     def _declared_intents(self) -> None:
         """Writes the spec declares but no run derives: kept as requirements so their grants are accounted for."""
+        needed = {(r.principal, r.resource) for r in self._found.values()}  # one pass: linear in the grants
         for env_name, env in self.deployment.environments.items():
             for i, runner in enumerate(env.runners):
                 self._runner_reads(env_name, env, runner.name, ())
@@ -691,7 +708,8 @@ class AccessModel:
                     )
                 for j, dataset in enumerate(runner.bigquery.writes):
                     res = Resource("dataset", env.project.id, dataset)
-                    if not any(r.resource == res and r.principal == principal for r in self._found.values()):
+                    if (principal, res) not in needed:
+                        needed.add((principal, res))
                         self._need(
                             "runner-writes",
                             principal,

@@ -7,6 +7,7 @@ rules are the ones the APIs (and the provider's validators, where it has them) a
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -245,6 +246,7 @@ Text = Annotated[str, AfterValidator(_check_text)]
 """Free text (display names, descriptions, reasons): any characters but no line breaks."""
 
 
+@lru_cache(maxsize=8192)  # one spec name slugs again for every grant it appears in
 def slug(text: str) -> str:
     """`dataform-runner` -> `dataform_runner`; `group:data-eng@acme.com` -> `data_eng`: how a spec name
     becomes part of a Terraform identifier (two names with one slug would collide, see the loader)."""
