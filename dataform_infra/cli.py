@@ -89,7 +89,7 @@ _COLOURS = {"error:": "red", "violation:": "red", "warning:": "yellow"}
 # clipboard sequences) and format characters (bidi overrides that reorder what is shown). File
 # names, spec values and Google's messages reach the terminal through `_echo`, which shows them
 # escaped instead; newline and tab stay, being layout.
-_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
 
 
 def _printable(text: str) -> str:
@@ -220,7 +220,7 @@ def render(
     if check:
         diff = workspace.diff(out, selected)
         if diff:
-            sys.stdout.write(diff)
+            _echo(diff, nl=False)  # a file name or spec value in it cannot drive the terminal
             raise DriftDetected(f"{out} differs from what {environments} renders; run `dfinfra render` and commit")
         _info(f"up to date: {', '.join(str(out / e) for e in selected)}")
         return
@@ -473,7 +473,9 @@ def init(
     )
     for path in scaffold(environments, answers):
         _err(f"wrote {path}")
-    ignore = gitignore(environments.absolute().parent)
+    # Beside the environments directory, where `build/` lands; with `-e .` that is here, not the parent.
+    here = Path.cwd()
+    ignore = gitignore(here if environments.resolve() == here.resolve() else environments.absolute().parent)
     if ignore:
         _err(f"wrote {ignore}")
     else:
@@ -502,7 +504,9 @@ ImpersonateOption = Annotated[
     str | None,
     typer.Option(
         "--impersonate-service-account",
-        envvar="DFINFRA_IMPERSONATE_SERVICE_ACCOUNT",
+        # The provider's own variable too: inherited, it reached terraform's provider but neither its state
+        # backend nor dfinfra's clients, so doctor and secret checked another principal without a word.
+        envvar=["DFINFRA_IMPERSONATE_SERVICE_ACCOUNT", "GOOGLE_IMPERSONATE_SERVICE_ACCOUNT"],
         help="Act as this service account towards Google (APIs, terraform and its state backend).",
         show_default=False,
     ),
@@ -550,6 +554,13 @@ def _mode(destroy: bool, target: list[str] | None, replace: list[str] | None, re
     return PlanMode(destroy, tuple(target or ()), tuple(replace or ()), refresh_only)
 
 
+AllowViolationsOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-violations",
+        help="Go ahead although `dfinfra validate` reports violations (the plan summary and PR comment say so).",
+    ),
+]
 ConfirmOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -568,6 +579,9 @@ def _ask(question: str) -> str | None:
     try:
         return input()
     except EOFError:  # Ctrl-D: an answer, and not the expected one
+        _echo("", err=True)
+        return ""
+    except KeyboardInterrupt:  # Ctrl-C: nothing was applied; say so rather than exit 130 silently
         _echo("", err=True)
         return ""
 
@@ -641,6 +655,7 @@ def plan(
     target: TargetOption = None,
     replace: ReplaceOption = None,
     refresh_only: RefreshOnlyOption = False,
+    allow_violations: AllowViolationsOption = False,
     terraform_bin: TerraformBinOption = None,
     lock_timeout: LockTimeoutOption = "60s",
     verbose: VerboseOption = False,
@@ -664,8 +679,12 @@ def plan(
     quiet = output_format != "text"
     terraform = TerraformOptions(environments, out, terraform_bin, lock_timeout, verbose, impersonate)
     workspace, lifecycle = terraform.lifecycle(to_stderr=quiet)
+    selected = _selected(workspace, envs, all_)
+    allowed = lifecycle.check_policy(allow_violations=allow_violations)
+    for violation in allowed:
+        _err(f"violation (allowed by --allow-violations): {violation}")
     results = {}
-    for env in _selected(workspace, envs, all_):
+    for env in selected:
         with _progress(f"planning {env}"):
             outcome = lifecycle.plan(env, render=not no_render, mode=_mode(destroy, target, replace, refresh_only))
         results[env] = outcome.summary
@@ -678,7 +697,7 @@ def plan(
     elif output_format == "markdown":
         from dataform_infra.terraform.summary import markdown
 
-        _echo(markdown(results), nl=False)
+        _echo(markdown(results, allowed), nl=False)
     if any(s.has_changes for s in results.values()):
         _session().plan_has_changes = True
         raise typer.Exit(2)
@@ -693,9 +712,13 @@ def _apply_like(
     guards: Guards,
     no_render: bool,
     require_saved_plan: bool = False,
+    allow_violations: bool = False,
 ) -> None:
     workspace, lifecycle = terraform.lifecycle()
     order = _selected(workspace, envs, all_, destroy=mode.destroy)
+    if not mode.destroy:  # a destroy removes what the spec asked for: its rules no longer matter
+        for violation in lifecycle.check_policy(allow_violations=allow_violations):
+            _err(f"violation (allowed by --allow-violations): {violation}")
     if require_saved_plan:
         lifecycle.check_saved_plans(order, mode)  # all of them before applying any
     for env in order:
@@ -732,6 +755,7 @@ def apply(
     target: TargetOption = None,
     replace: ReplaceOption = None,
     refresh_only: RefreshOnlyOption = False,
+    allow_violations: AllowViolationsOption = False,
     terraform_bin: TerraformBinOption = None,
     lock_timeout: LockTimeoutOption = "60s",
     verbose: VerboseOption = False,
@@ -758,6 +782,7 @@ def apply(
         guards=Guards(auto_approve, allow_destroy, confirm),
         no_render=no_render,
         require_saved_plan=require_saved_plan,
+        allow_violations=allow_violations,
     )
 
 
@@ -947,7 +972,10 @@ def _read_secret(kind: str, from_env: str | None) -> str:
 
     from dataform_infra.gcp.secrets import MAX_SECRET_BYTES
 
-    if from_env:
+    _no_core_dumps()  # a SIGQUIT while the token is in memory would otherwise write it to ./core
+    if from_env is not None:
+        if not from_env:
+            raise UsageError("--from-env names no variable: give the name of the environment variable holding it")
         if from_env not in os.environ:
             raise UsageError(f"environment variable {from_env} is not set")
         return os.environ[from_env]
@@ -957,6 +985,14 @@ def _read_secret(kind: str, from_env: str | None) -> str:
         return sys.stdin.read(MAX_SECRET_BYTES + 1)
     except UnicodeDecodeError:
         raise UsageError(f"the Git {kind} is not UTF-8 text") from None
+
+
+def _no_core_dumps() -> None:
+    """This process writes no core file from here on (soft and hard limit 0: it cannot be raised again)."""
+    import resource
+
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
 def _google(impersonate: str | None) -> GoogleApis:
@@ -1010,9 +1046,15 @@ def secret_set(
 
     workspace = _workspace(environments)
     secret = git_secret(workspace.deployment, env, repository)
+    apis = _google(impersonate)
+    if apis.emulator and not apis.emulator_on_loopback:
+        raise UsageError(
+            f"refusing to send the Git {secret.kind} to {apis.emulator}: an emulator that is not on this machine "
+            "would receive it unencrypted. Unset DFINFRA_GOOGLE_API_EMULATOR (or point it at a loopback address)."
+        )
     data = checked_secret(secret.kind, _read_secret(secret.kind, from_env))
     try:
-        name, disabled = add_version(_google(impersonate), secret, data, disable_previous)
+        name, disabled = add_version(apis, secret, data, disable_previous)
     finally:
         del data
     _echo(name)
@@ -1148,8 +1190,12 @@ def run(
     env: Annotated[str, typer.Argument(help="Environment declaring the workflow.")],
     workflow: Annotated[str, typer.Argument(help="Workflow name (its workflow config).")],
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Follow the run until it ends.")] = False,
-    timeout: Annotated[float, typer.Option("--timeout", help="With --wait: give up after this many seconds.")] = 3600,
-    poll: Annotated[float, typer.Option("--poll", help="With --wait: seconds between state checks.")] = 5,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0, max=7 * 24 * 3600, help="With --wait: give up after this many seconds.")
+    ] = 3600,
+    poll: Annotated[
+        float, typer.Option("--poll", min=0.1, max=3600, help="With --wait: seconds between state checks.")
+    ] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
     impersonate: ImpersonateOption = None,
     environments: EnvironmentsOption = Path("environments"),
@@ -1178,12 +1224,21 @@ def run(
     if not wait:
         _echo(invocation)
         return
+    import signal
+
+    def interrupted(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # a cancelled CI job (SIGTERM) or a closed terminal (SIGHUP), as Ctrl-C
+
+    previous = {sig: signal.signal(sig, interrupted) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         outcome = runner.wait(lambda state: _info(f"{workflow}: {state}"), timeout, poll)
     except KeyboardInterrupt:
         runner.cancel()
         _err(f"interrupted: cancelled {invocation}")
         raise typer.Exit(130) from None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if as_json:
         import json
 

@@ -70,9 +70,20 @@ def _splits_a_number(node: Node, source: bytes) -> bool:
     return any(_splits_a_number(child, source) for child in node.named_children)
 
 
+# The largest file the slow parser is given: it took 17 s and 672 MB for 2 MB, where tree-sitter reads any size
+# in milliseconds. Generated modules are a few KB; a hand-written one over this is refused, never waited on.
+MAX_SLOW_PARSE_BYTES = 256 * 1024
+
+
 def _read_with_python_hcl2(text: str, error: str) -> Document:
     import hcl2
     from lark.exceptions import LarkError
+
+    if len(text) > MAX_SLOW_PARSE_BYTES:
+        raise ValueError(
+            f"{error}; the file is {len(text):,} bytes, too large for the fallback reader "
+            f"(at most {MAX_SLOW_PARSE_BYTES:,}): correct the syntax error, or split the file"
+        )
 
     try:
         document: Document = hcl2.loads(text)

@@ -21,13 +21,13 @@ from pathlib import Path
 
 from dataform_infra import resource_types as types
 from dataform_infra import trust
-from dataform_infra.errors import Refused, TerraformError, UsageError
+from dataform_infra.errors import PolicyViolation, Refused, TerraformError, UsageError
 from dataform_infra.render.engine import render_bootstrap
 from dataform_infra.render.module import ReleaseConfig, WorkflowConfig
 from dataform_infra.render.output import RenderedModule, recover, write_modules
 from dataform_infra.terraform.binary import TerraformBinary
 from dataform_infra.terraform.runner import LineSink, PlanMode, TerraformRunner
-from dataform_infra.terraform.summary import IamNames, PlanSummary, summarise
+from dataform_infra.terraform.summary import IamNames, PlanSummary
 from dataform_infra.terraform.worklock import ModuleLocks
 from dataform_infra.workspace import Workspace
 
@@ -172,7 +172,12 @@ class Lifecycle:
     def _runner(self, directory: Path, operation: str) -> TerraformRunner:
         self._locks.hold(directory, operation, waiting=self.echo)
         runner = TerraformRunner(
-            self.binary, directory, self._meta_dir(directory) / "logs", self.lock_timeout, self.impersonate
+            self.binary,
+            directory,
+            self._meta_dir(directory) / "logs",
+            self.lock_timeout,
+            self.impersonate,
+            module_lock=self._locks.descriptor(directory),
         )
         runner.open_log(operation)
         return runner
@@ -249,17 +254,17 @@ class Lifecycle:
         meta_file.unlink(missing_ok=True)
         plan_file.unlink(missing_ok=True)  # terraform writes a new one (never through what was there)
         try:
-            result = runner.plan(plan_file, mode)
+            result = runner.plan(plan_file, mode, on_line=self._verbose_sink())  # -v: terraform's own plan
         except TerraformError as exc:
             if not _PROVIDERS_OUT_OF_DATE.search(str(exc)):
                 raise
             self.echo(f"{env}: the installed providers do not match the lock file; running terraform init again")
             self._ensure_init(runner, directory, force=True)
-            result = runner.plan(plan_file, mode)
+            result = runner.plan(plan_file, mode, on_line=self._verbose_sink())
         if result.returncode == 0:  # -detailed-exitcode: nothing to change, import or record; nothing to show
             summary = PlanSummary(refresh_only=mode.refresh_only)
         else:
-            summary = summarise(json.loads(runner.show_json(plan_file)), mode.refresh_only, self._iam_names(env))
+            summary = self._summarise(env, runner, plan_file, mode)
         trust.write_file(
             meta_file,
             json.dumps(
@@ -276,6 +281,20 @@ class Lifecycle:
         )
         return PlanOutcome(env, summary, plan_file, mode=mode)
 
+    def check_policy(self, *, allow_violations: bool) -> list[str]:
+        """`validate`'s findings, before anything is planned or applied: a spec that breaks a least-privilege
+        rule, or whose runs would fail, is refused (PolicyViolation, exit 1) unless the caller allows it.
+        Returns the violations allowed (for the PR comment to state them)."""
+        violations = [f.render() for f in self.workspace.validate().violations]
+        if violations and not allow_violations:
+            listed = "\n".join(f"  violation: {v}" for v in violations)
+            raise PolicyViolation(
+                f"{len(violations)} least-privilege violation(s) in {self.workspace.environments_dir} (what "
+                f"`dfinfra validate` reports); nothing planned or applied:\n{listed}\nFix the spec, or pass "
+                "--allow-violations to go ahead anyway (the plan's summary says so)."
+            )
+        return violations
+
     def check_saved_plans(self, envs: list[str], mode: PlanMode = APPLY) -> None:
         """Refuse before anything is applied unless every environment has its reviewed plan."""
         missing = [env for env in envs if self._saved_plan_file(env, mode) is None]
@@ -285,6 +304,10 @@ class Lifecycle:
                 "(the render changed since it was reviewed, or it was never planned); nothing applied. Plan "
                 "again and review it."
             )
+
+    def _summarise(self, env: str, runner: TerraformRunner, plan_file: Path, mode: PlanMode) -> PlanSummary:
+        """The saved plan, read once through `terraform show -json`, every change named as `explain` names it."""
+        return runner.show_plan(plan_file, mode.refresh_only, self._iam_names(env), self.workspace.module(env).names())
 
     def _iam_names(self, env: str) -> IamNames:
         """Every grant the module renders, named as `explain` names it."""
@@ -320,7 +343,7 @@ class Lifecycle:
         directory = self.module_dir(env)
         runner = self._runner(directory, "show")
         self._ensure_init(runner, directory)  # a fresh checkout with a downloaded plan has no .terraform yet
-        summary = summarise(json.loads(runner.show_json(plan_file)), mode.refresh_only, self._iam_names(env))
+        summary = self._summarise(env, runner, plan_file, mode)
         return PlanOutcome(env, summary, plan_file, reused=True, mode=mode)
 
     # --- apply / destroy ------------------------------------------------------------------
@@ -554,7 +577,8 @@ class Lifecycle:
                     self._discard_plan(env)
                 return
         runner.check(result, "apply", shown=True)  # apply output streams live: its errors are on screen
-        self.echo(f"{env}: applied ({done}/{total}). Log: {runner.log_path}")
+        verb = "destroyed" if outcome.mode.destroy else "applied"
+        self.echo(f"{env}: {verb} ({done}/{total}). Log: {runner.log_path}")
 
     def _discard_plan(self, env: str) -> None:
         meta = self._meta_dir(self.module_dir(env))
@@ -636,7 +660,7 @@ class Lifecycle:
                 runner.check(adopted, "import")
         plan_file = self._meta_dir(directory) / "tfplan"
         runner.plan(plan_file)
-        summary = summarise(json.loads(runner.show_json(plan_file)))
+        summary = runner.show_plan(plan_file)
         self.echo(summary.render())
         if summary.has_changes:
             self._guard(

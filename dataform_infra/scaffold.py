@@ -190,7 +190,7 @@ def scaffold(directory: Path, answers: Answers) -> list[Path]:
     targets = [directory / "staging.yaml", directory / "prod.yaml"]
     texts = {"staging.yaml": staging_yaml(answers, schema_ref), "prod.yaml": prod_yaml(answers, schema_ref)}
     with tempfile.TemporaryDirectory() as scratch:
-        trial = Path(scratch) / directory.name
+        trial = Path(scratch) / "environments"  # `directory` may be `.`, whose name is empty
         trial.mkdir()
         for name, text in texts.items():
             (trial / name).write_text(text, encoding="utf-8")

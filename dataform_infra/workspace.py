@@ -111,7 +111,7 @@ class Workspace:
         spec = self.deployment.spec_file(env)
         edited = with_marks(spec.read_text(encoding="utf-8"), spec, mappings)
         with tempfile.TemporaryDirectory() as scratch:
-            trial = Path(scratch) / self.environments_dir.name
+            trial = Path(scratch) / "environments"  # `-e .` has an empty name
             trial.mkdir()
             for name in self.deployment.environments:
                 source = self.deployment.spec_file(name)

@@ -299,3 +299,15 @@ def _grant_of(role: str) -> str:
     return (
         f'resource "google_project_iam_member" "m" {{\n  project = "p"\n  member = "user:a@b.c"\n  role = {role}\n}}\n'
     )
+
+
+def test_a_large_file_the_fast_parser_cannot_read_is_refused_not_waited_on():
+    """#22: a 2 MB file forced onto python-hcl2 (one exponent the grammar misreads) took 17 s and 672 MB."""
+    import pytest
+
+    from dataform_infra import hclread
+
+    big = "locals {\n  n = 1e3\n}\n" + "".join(f'resource "x" "r{i}" {{\n  a = "{i}"\n}}\n' for i in range(20_000))
+    assert len(big) > hclread.MAX_SLOW_PARSE_BYTES
+    with pytest.raises(ValueError, match="too large for the fallback reader"):
+        hclread.read(big)

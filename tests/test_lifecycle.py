@@ -65,7 +65,9 @@ def test_from_nothing_to_applied_then_one_more_workflow(project):
     # prod: 3 APIs, runner, 2 datasets, 3 dataset grants, Token Creator, Job User, act-as, release, workflow
     assert "Plan: 14 to create" in first
     # Every principal is known from the spec: IAM lines name it the way `explain` does.
-    assert "known after apply" not in first
+    assert not [line for line in first.splitlines() if " -> roles/" in line and "known after apply" in line]
+    # Every create is listed, named as `explain` names it.
+    assert "+ create google_bigquery_dataset.marts (dataset acme-analytics-prod.marts)" in first
     assert "+ runner dataform-prod-runner -> roles/bigquery.jobUser -> project acme-analytics-staging" in first
     assert "+ Dataform service agent -> roles/dataform.serviceAgent -> project acme-analytics-staging" in first
     project.run("apply", "--all", "--auto-approve", "--confirm", "prod")
@@ -87,6 +89,7 @@ def test_from_nothing_to_applied_then_one_more_workflow(project):
             "type": "google_dataform_repository_workflow_config",
             "action": "create",
             "attributes": [],
+            "label": "workflow config prod-weekly-refresh in repository analytics",
             "destructive": False,
         }
     ]
@@ -96,7 +99,7 @@ def test_from_nothing_to_applied_then_one_more_workflow(project):
     # A cron edit shows what changes, old -> new; the Markdown comment puts it under its environment.
     spec.write_text(spec.read_text().replace('cron: "45 6 * * *"', 'cron: "0 7 * * *"'))
     diff = project.run("plan", "prod", expect=2)
-    assert "~ google_dataform_repository_workflow_config.prod_daily (update):" in diff
+    assert "~ update google_dataform_repository_workflow_config.prod_daily (workflow config prod-daily in" in diff
     assert 'cron_schedule: "45 6 * * *" -> "0 7 * * *"' in diff
     comment = project.run("plan", "--all", "--format", "markdown", expect=2)
     assert comment.startswith("### dfinfra plan")
@@ -411,6 +414,9 @@ def test_sigkill_of_dfinfra_leaves_terraform_to_finish(host_applied):
     process, _ = _apply_until_creating(project)
     process.kill()
     process.wait(timeout=60)
+    # #22: the orphaned terraform still holds the module (it inherited the lock): nobody starts in it meanwhile.
+    busy = project.run("plan", "prod", "--lock-timeout", "0s", expect=1)
+    assert "is in use by another dfinfra" in busy
     assert "No changes" in project.run("plan", "prod", "--lock-timeout", "300s", expect=0)
 
 
@@ -519,3 +525,18 @@ def test_plan_shows_progress_on_a_terminal_but_not_in_ci(project, ci):
     shown = drain(controller).decode(errors="replace")
     assert process.returncode == 2, shown
     assert ("planning prod... " in shown) is (ci is None)
+
+
+def test_plan_and_apply_stop_on_what_validate_rejects_unless_allowed(project):
+    """#22: a run that would fail (the runner cannot write its release's assertion dataset) is refused before
+    terraform; --allow-violations goes ahead and the PR comment says so."""
+    spec = project.spec("prod")
+    spec.write_text(spec.read_text().replace("writes: [marts, dataform_assertions]", "writes: [marts]"))
+    for command in (("plan", "prod"), ("apply", "prod", "--auto-approve", "--confirm", "prod")):
+        refused = project.run(*command, expect=1)
+        assert "least-privilege violation(s)" in refused and "nothing planned or applied" in refused
+        assert "dataset acme-analytics-prod.dataform_assertions" in refused
+    assert not (project.root / "build" / "prod").exists()
+    project.run("bootstrap", "prod", "--auto-approve", "--confirm", "prod")
+    comment = project.run("plan", "prod", "--allow-violations", "--format", "markdown", expect=2)
+    assert ":warning: **Planned with `--allow-violations`**: 1 least-privilege violation(s)" in comment

@@ -44,15 +44,25 @@ class GoogleApis:
     def plaintext_warning(self) -> str | None:
         """Why the emulator setting may be unsafe: a non-loopback address gets Google calls (and a Git
         token from `secret set`) over plaintext gRPC."""
-        if not self.emulator:
-            return None
-        host = self.emulator.rsplit(":", 1)[0].strip("[]")
-        if host in ("localhost", "::1") or host.startswith("127."):
+        if not self.emulator or self.emulator_on_loopback:
             return None
         return (
             f"{EMULATOR_ENV}={self.emulator} is not a loopback address: Google API calls, secrets included, "
             "go there unencrypted and unauthenticated"
         )
+
+    @property
+    def emulator_on_loopback(self) -> bool:
+        """Is the emulator on this machine: `localhost` or a loopback IP (not a name that merely starts `127.`)?"""
+        import ipaddress
+
+        host = (self.emulator or "").rsplit(":", 1)[0].strip("[]")
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
 
     def credentials(self) -> Any:
         if self._credentials is not None:

@@ -48,6 +48,11 @@ class Expr(str):
 
 
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# Line separators and the bidirectional and zero-width controls: escaped, so what a reviewer sees in a pull
+# request is the order the characters are in (a U+202E in a description could make HCL read otherwise).
+_INVISIBLE = frozenset(
+    "\u061c\u200b\u200c\u200d\u200e\u200f\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff"
+)
 
 
 def quote(value: str) -> str:
@@ -61,7 +66,7 @@ def quote(value: str) -> str:
         elif char in "$%" and value.startswith("{", i + 1):
             out.append(char * 2 + "{")  # `$${` and `%%{` are literal `${` and `%{`
             i += 1
-        elif ord(char) < 0x20 or 0x7F <= ord(char) < 0xA0 or char in "\u2028\u2029":
+        elif ord(char) < 0x20 or 0x7F <= ord(char) < 0xA0 or char in _INVISIBLE:
             out.append(f"\\u{ord(char):04x}")
         else:
             out.append(char)

@@ -16,6 +16,7 @@ So the host is applied first, then the targets, and `dfinfra apply prod` changes
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
@@ -52,6 +53,11 @@ class Addressed:
     def ref(self, attribute: str = "") -> Expr:
         """A reference to it, or to one of its attributes."""
         return Expr.ref(self.resource_type.address_prefix, self.name, *([attribute] if attribute else []))
+
+    @property
+    def label(self) -> str:
+        """What it is, as `explain` and the plan summary name it for a reviewer."""
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,10 @@ class Api(Addressed):
     project: str
     service: str
 
+    @property
+    def label(self) -> str:
+        return f"API {self.service} in {self.project}"
+
 
 @dataclass(frozen=True)
 class ServiceAccount(Addressed):
@@ -122,6 +132,10 @@ class ServiceAccount(Addressed):
     email: str
     depends_on: tuple[Expr, ...]
 
+    @property
+    def label(self) -> str:
+        return f"service account {self.email}"
+
 
 @dataclass(frozen=True)
 class Dataset(Addressed):
@@ -133,6 +147,10 @@ class Dataset(Addressed):
     location: str
     description: str | None
     depends_on: tuple[Expr, ...]
+
+    @property
+    def label(self) -> str:
+        return f"dataset {self.project}.{self.dataset_id}"
 
 
 @dataclass(frozen=True)
@@ -161,6 +179,10 @@ class GitSecret(Addressed):
     replicas: tuple[str, ...]  # user-managed replication regions; empty: automatic
     set_command: str  # how its payload is added, outside Terraform
     depends_on: tuple[Expr, ...]
+
+    @property
+    def label(self) -> str:
+        return f"secret {self.secret_id} (Git {self.kind})"
 
 
 @dataclass(frozen=True)
@@ -192,6 +214,10 @@ class RepositoryView(Addressed):
         """Does a workspace override carry `${workspaceName}` (printed as `$${workspaceName}`)?"""
         ws = self.workspace
         return ws is not None and "${workspaceName}" in (ws.schema_suffix or "") + (ws.table_prefix or "")
+
+    @property
+    def label(self) -> str:
+        return f"repository {self.hosted.name}"
 
 
 @dataclass(frozen=True)
@@ -252,6 +278,10 @@ class ReleaseConfig(Addressed):
     def vars(self) -> dict[str, str]:
         return dict(sorted(self.release.compilation.vars.items()))
 
+    @property
+    def label(self) -> str:
+        return f"release config {self.config_id} in repository {self.home.name}"
+
 
 @dataclass(frozen=True)
 class WorkflowConfig(Addressed):
@@ -277,6 +307,10 @@ class WorkflowConfig(Addressed):
             {Ident(k): v for k, v in (("database", t.database), ("schema", t.schema_), ("name", t.name)) if v}
             for t in self.workflow.targets
         ]
+
+    @property
+    def label(self) -> str:
+        return f"workflow config {self.config_id} in repository {self.home.name}"
 
 
 @dataclass
@@ -344,6 +378,19 @@ class Module:
         """The spec file (as printed in headers) declaring environment `env_name`."""
         return next(f for f in self.spec_files if f.rsplit("/", 1)[-1].rsplit(".", 1)[0] == env_name)
 
+    def names(self) -> dict[str, str]:
+        """Address -> what it is, for every resource the module declares but grants (named in full elsewhere)."""
+        declared: list[Addressed] = [
+            *self.apis,
+            *self.service_accounts,
+            *self.datasets,
+            *self.secrets,
+            *self.repositories,
+            *self.releases,
+            *self.workflows,
+        ]
+        return {item.address: item.label for item in declared}
+
     def needs_api(self, service: str) -> tuple[Expr, ...]:
         """depends_on for a resource that needs `service`, when this module enables it."""
         return (self.api_refs[service],) if service in self.api_refs else ()
@@ -378,6 +425,12 @@ class _ModuleBuilder:
         )
         self.repository_refs: dict[str, Ident] = {}  # the host's: repository name -> its resource's name
         self.secret_grants: dict[Resource, Grant] = {}  # one accessor grant per secret, however many repositories
+        self.ambiguous_moves: set[str] = set()
+        # Members whose local part (what names their grants) another member shares: named in full instead, so
+        # neither name depends on the order of the entries.
+        members = {a.member for _, _, a in self.topology.people()}
+        shared = Counter(slug(m) for m in members)
+        self.full_names = {m for m in members if shared[slug(m)] > 1}
 
     def build(self) -> Module:
         self._apis()
@@ -659,7 +712,7 @@ class _ModuleBuilder:
         }
         for k, access in enumerate(repo.access):
             grant = self._grant(
-                (hosted.name, access.role, access.member),
+                (hosted.name, access.role, self._member_part(access.member)),
                 role=f"roles/dataform.{access.role}",
                 principal=Principal("person", access.member),
                 resource=hosted.resource,
@@ -700,6 +753,11 @@ class _ModuleBuilder:
         self.module.secrets.append(secret)
         return secret
 
+    def _member_part(self, member: str) -> str:
+        """How a person appears in their grants' names: the local part, or the whole address when another
+        member shares it (`j.smith@a.example` and `j.smith@b.example`)."""
+        return member.split(":", 1)[-1].replace("@", "_at_") if member in self.full_names else member
+
     def _renamed(self, grant: Grant, legacy: tuple[str, ...]) -> None:
         """Record `grant`'s name before dfinfra kept several repositories (`legacy` name parts)."""
         old = Ident("_".join(slug(p) for p in legacy if p).strip("_"))
@@ -707,9 +765,17 @@ class _ModuleBuilder:
 
     def _renamed_to(self, old: Expr, new: Expr) -> None:
         """A `moved` block from the single-repository name: only while the host has one repository, so
-        the move can only mean that one (with several, `dfinfra migrate` matches objects by identity)."""
-        if self.topology.single_repository and str(old) != str(new):
-            self.module.moved.append(Moved(old, new))
+        the move can only mean that one (with several, `dfinfra migrate` matches objects by identity).
+        An old name two objects would claim (two people with one local part) is moved to neither: Terraform
+        refuses ambiguous moves, and `dfinfra migrate` matches those by identity."""
+        if not self.topology.single_repository or str(old) == str(new) or str(old) in self.ambiguous_moves:
+            return
+        claimed = [m for m in self.module.moved if str(m.from_) == str(old)]
+        if claimed:
+            self.ambiguous_moves.add(str(old))
+            self.module.moved = [m for m in self.module.moved if str(m.from_) != str(old)]
+            return
+        self.module.moved.append(Moved(old, new))
 
     def _agent_reads(self, name_parts: tuple[str, ...], secret: Resource, secret_id: Expr | str, **why: Any) -> Grant:
         """Secret Accessor for the service agent on one secret (never on its project)."""
@@ -791,7 +857,7 @@ class _ModuleBuilder:
                 attached = top.runner(env_name, runner_name)
                 ref = self._runner_ref(attached)
                 self._grant(
-                    ("person", access.member, "acts_as", ref.runner.name),
+                    ("person", self._member_part(access.member), "acts_as", ref.runner.name),
                     role="roles/iam.serviceAccountUser",
                     principal=Principal("person", access.member),
                     resource=attached.resource,

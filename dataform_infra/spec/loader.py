@@ -63,7 +63,11 @@ def spec_files(directory: Path) -> list[Path]:
     problems = []
     for path in candidates:
         if path.is_symlink():
-            target = path.resolve()
+            try:
+                target = path.resolve()
+            except (RuntimeError, OSError):  # a loop (Python 3.11 raises RuntimeError, later ones OSError)
+                problems.append(Problem(path, "", "is a symbolic link that loops back on itself"))
+                continue
             if not target.exists():
                 problems.append(Problem(path, "", "is a dangling symbolic link"))
             elif directory.resolve() not in target.parents:

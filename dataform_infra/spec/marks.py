@@ -51,8 +51,32 @@ def _edit(doc: YamlDocument, lines: list[str], path: PathKey, file: Path) -> tup
     column = line.find(f"{key}:")
     if column < 0 or "{" in line[:column]:  # a flow mapping (`{id: x}`): no line of its own to add
         raise _by_hand(file, line_no, path)
-    newline = "\n" if line.endswith("\n") else ""
-    return line_no - 1, (line if newline else line + "\n") + " " * column + f"{MARK}: true" + ("\n" if newline else "")
+    # After the key's whole value: a quoted or folded scalar may go on over the lines below its key.
+    last = _value_end_line(lines, path, key) or line_no
+    after = lines[last - 1]
+    newline = "\n" if after.endswith("\n") else ""
+    return last - 1, (after if newline else after + "\n") + " " * column + f"{MARK}: true" + ("\n" if newline else "")
+
+
+def _value_end_line(lines: list[str], path: PathKey, key: str) -> int | None:
+    """The last line (1-based) of `key`'s value in the mapping at `path`."""
+    import yaml
+
+    node = yaml.compose("".join(lines), Loader=yaml.SafeLoader)
+    for step in path:
+        if isinstance(node, yaml.MappingNode) and isinstance(step, str):
+            node = next((v for k, v in node.value if k.value == step), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value):
+            node = node.value[step]
+        else:
+            return None
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    value = next((v for k, v in node.value if k.value == key), None)
+    if value is None:
+        return None
+    end = value.end_mark
+    return int(end.line if end.column == 0 else end.line + 1)
 
 
 def _value(data: object, path: PathKey) -> object:

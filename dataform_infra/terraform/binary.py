@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -55,7 +56,10 @@ def _version(path: str, output: str) -> tuple[tuple[int, int, int], str]:
         text = info["terraform_version"]
     except (ValueError, KeyError, TypeError):
         raise TerraformError(f"{path} did not report a version (`{path} version -json` failed)") from None
-    numbers = tuple(int(part) for part in text.split("-")[0].split(".")[:3])
+    found = re.fullmatch(r"v?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:[-+].*)?", str(text))
+    if found is None:
+        raise TerraformError(f"{path} reports version {text!r}, which is not a version number dfinfra can compare")
+    numbers = tuple(int(part or 0) for part in found.groups())
     flavour = "opentofu" if "tofu" in Path(path).name or "opentofu" in output.lower() else "terraform"
     return numbers + (0,) * (3 - len(numbers)), flavour  # type: ignore[return-value]
 

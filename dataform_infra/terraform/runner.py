@@ -16,6 +16,7 @@ cache), its output teed to a log file, and Ctrl-C forwarded to terraform exactly
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -35,6 +36,7 @@ from dataform_infra import trust
 from dataform_infra.cache import cache_dir
 from dataform_infra.errors import StateLocked, TerraformError
 from dataform_infra.terraform.binary import TerraformBinary
+from dataform_infra.terraform.summary import IamNames, PlanSummary, summarise
 
 LineSink = Callable[[str, str], None]  # (stream name, line)
 KEEP_LOGS_ENV = "DFINFRA_KEEP_LOGS"
@@ -88,12 +90,16 @@ class TerraformRunner:
         log_dir: Path,
         lock_timeout: str = "60s",
         impersonate: str | None = None,
+        module_lock: int | None = None,
     ):
         self.binary = binary
         self.module_dir = module_dir
         self.log_dir = log_dir
         self.lock_timeout = lock_timeout
         self.impersonate = impersonate
+        # The module lock's descriptor, inherited by terraform: a terraform that outlives dfinfra (SIGKILLed)
+        # keeps the module locked until it exits, so no second dfinfra starts in it meanwhile.
+        self._inherited = (module_lock,) if module_lock is not None else ()
         self._builder = Terraform(working_dir=str(module_dir), terraform_bin_path=binary.path)
         self.log_path: Path | None = None
 
@@ -153,6 +159,7 @@ class TerraformRunner:
                     stdout=out,
                     stderr=err,
                     start_new_session=True,
+                    pass_fds=self._inherited,
                 )
             finished = threading.Event()
             sink: list[LineSink] = [on_line] if on_line else []
@@ -247,7 +254,11 @@ class TerraformRunner:
         environment = self.environment()
         environment.pop("TF_INPUT", None)  # interactive commands (force-unlock) may ask
         process = subprocess.Popen(
-            [self.binary.path, *args], cwd=self.module_dir, env=environment, start_new_session=True
+            [self.binary.path, *args],
+            cwd=self.module_dir,
+            env=environment,
+            start_new_session=True,
+            pass_fds=self._inherited,
         )
         self._wait(process, lambda stream, line: on_note(line))
         return process.returncode
@@ -308,6 +319,20 @@ class TerraformRunner:
 
     def show_json(self, plan_file: Path) -> str:
         return self.check(self.run("show", str(plan_file), json=IsFlagged, no_color=IsFlagged), "show").stdout
+
+    def show_plan(
+        self,
+        plan_file: Path,
+        refresh_only: bool = False,
+        names: IamNames | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> PlanSummary:
+        """The one reading of a saved plan: `terraform show -json`, summarised."""
+        try:
+            plan = json.loads(self.show_json(plan_file))
+        except ValueError:
+            raise TerraformError(f"terraform show -json {plan_file} printed no JSON (log: {self.log_path})") from None
+        return summarise(plan, refresh_only, names, labels)
 
     def apply(self, plan_file: Path, on_line: LineSink | None = None) -> RunResult:
         return self.run(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -12,7 +13,8 @@ from dataform_infra import resource_types as types
 
 @dataclass(frozen=True)
 class AttributeChange:
-    """One top-level attribute an update or replace changes, in terraform's notation."""
+    """One attribute an update or replace changes, in terraform's notation; `name` is its path, nested
+    blocks included (`invocation_config.included_tags`)."""
 
     name: str
     before: str
@@ -26,6 +28,11 @@ class Change:
     type: str
     action: str  # create, update, replace, delete
     attributes: tuple[AttributeChange, ...] = ()
+    label: str = ""  # what it is, as `explain` names it (`dataset p.marts`), where dfinfra knows
+
+    @property
+    def shown(self) -> str:
+        return f"{self.address} ({self.label})" if self.label else self.address
 
     @property
     def destructive(self) -> bool:
@@ -54,6 +61,8 @@ class PlanSummary:
     # State entries the apply renames (`moved` blocks): (old address, new address). Nothing is replaced,
     # but only an apply records the new names.
     moves: list[tuple[str, str]] = field(default_factory=list)
+    # Root module outputs the apply changes: (name, action, before, after) as terraform prints values.
+    outputs: list[tuple[str, str, str, str]] = field(default_factory=list)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -62,7 +71,8 @@ class PlanSummary:
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.changes or self.imports or self.moves) or (self.refresh_only and bool(self.drift))
+        changes = self.changes or self.imports or self.moves or self.outputs
+        return bool(changes) or (self.refresh_only and bool(self.drift))
 
     @property
     def destructive(self) -> list[Change]:
@@ -96,6 +106,7 @@ class PlanSummary:
             "drift": [asdict(c) for c in self.drift],
             "imports": list(self.imports),
             "moves": [{"from": old, "to": new} for old, new in self.moves],
+            "outputs": [{"name": n, "action": a, "before": b, "after": f} for n, a, b, f in self.outputs],
         }
 
     def render(self) -> str:
@@ -117,12 +128,20 @@ class PlanSummary:
         lines += [f"  -> move {old} to {new}" for old, new in self.moves]
         for type_, actions in self.by_type().items():
             lines.append(f"  {type_}: " + ", ".join(f"{n} {a}" for a, n in actions.items()))
+        signs = {"create": "+", "delete": "-", "update": "~", "replace": "-/+"}
         for change in self.changes:
-            if change.attributes:
-                lines.append(f"  ~ {change.address} ({change.action}):")
-                for attr in change.attributes:
-                    forces = "  # forces replacement" if attr.forces_replacement else ""
-                    lines.append(f"      {attr.name}: {attr.before} -> {attr.after}{forces}")
+            lines.append(
+                f"  {signs[change.action]} {change.action} {change.shown}" + (":" if change.attributes else "")
+            )
+            for attr in change.attributes:
+                forces = "  # forces replacement" if attr.forces_replacement else ""
+                lines.append(f"      {attr.name}: {attr.before} -> {attr.after}{forces}")
+        if self.outputs:
+            lines.append("Outputs:")
+            lines += [f"  {signs.get(a, '~')} {name}: {before} -> {after}" for name, a, before, after in self.outputs]
+        if self.drift:
+            lines.append("Changed outside Terraform since the last apply (the plan above undoes or records it):")
+            lines += [f"  ~ {c.action} {c.shown}" for c in self.drift]
         if self.iam:
             lines.append("IAM changes (principal -> role -> resource):")
             for iam in self.iam:
@@ -151,49 +170,158 @@ def _literal(value: Any) -> str:
 
 
 def _attribute_changes(change: dict[str, Any]) -> tuple[AttributeChange, ...]:
-    before = change.get("before") or {}
-    after = change.get("after") or {}
-    unknown = change.get("after_unknown") or {}
-    sensitive = {**(change.get("before_sensitive") or {}), **(change.get("after_sensitive") or {})}
-    forcing = {str(path[0]) for path in change.get("replace_paths") or [] if path}
-    found = []
-    for name in sorted(set(before) | set(after) | {k for k, v in unknown.items() if v is True}):
-        if name in ("id", "etag") or name.startswith(("effective_", "terraform_")):
-            continue
-        old, new = before.get(name), after.get(name)
-        if unknown.get(name) is True:
-            shown_new = "(known after apply)"
-        elif old == new:
-            continue
-        else:
-            shown_new = _literal(new)
-        if sensitive.get(name):
-            found.append(AttributeChange(name, "(sensitive)", "(sensitive)", name in forcing))
-        else:
-            found.append(AttributeChange(name, _literal(old), shown_new, name in forcing))
+    """Every attribute the change alters, nested blocks walked attribute by attribute. A value prints as
+    `(sensitive)` only where the plan marks that value itself sensitive (the schema's `sensitive`), never
+    a whole block because something inside it is."""
+    forcing = {_path(path) for path in change.get("replace_paths") or [] if path}
+    found: list[AttributeChange] = []
+    _diff(
+        change.get("before"),
+        change.get("after"),
+        change.get("after_unknown"),
+        _merge(change.get("before_sensitive"), change.get("after_sensitive")),
+        (),
+        forcing,
+        found,
+    )
     return tuple(found)
 
 
+def _merge(a: Any, b: Any) -> Any:
+    """Two sensitivity markers as one: sensitive where either side is."""
+    if a is True or b is True:
+        return True
+    if isinstance(a, dict) or isinstance(b, dict):
+        a, b = a if isinstance(a, dict) else {}, b if isinstance(b, dict) else {}
+        return {k: _merge(a.get(k), b.get(k)) for k in set(a) | set(b)}
+    if isinstance(a, list) or isinstance(b, list):
+        a, b = a if isinstance(a, list) else [], b if isinstance(b, list) else []
+        return [_merge(a[i] if i < len(a) else None, b[i] if i < len(b) else None) for i in range(max(len(a), len(b)))]
+    return None
+
+
+def _path(parts: tuple[Any, ...] | list[Any]) -> str:
+    """`("invocation_config", 0, "included_tags")` as `invocation_config.included_tags` (a block that holds one
+    item needs no index), `targets[1].name` otherwise."""
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text.replace("[0].", ".") if "[1]" not in text else text
+
+
+def _at(node: Any, key: Any) -> Any:
+    if isinstance(node, dict):
+        return node.get(key)
+    if isinstance(node, list) and isinstance(key, int) and key < len(node):
+        return node[key]
+    return None
+
+
+def _is_block_list(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(item, dict) for item in value)
+
+
+def _diff(
+    before: Any,
+    after: Any,
+    unknown: Any,
+    sensitive: Any,
+    path: tuple[Any, ...],
+    forcing: set[str],
+    found: list[AttributeChange],
+) -> None:
+    """Append to `found` what changes at `path`, walking into objects and into lists of blocks that keep
+    their length (a block added or removed prints as the whole list)."""
+    if path and (path[0] in ("id", "etag") or str(path[0]).startswith(("effective_", "terraform_"))):
+        return
+    name = _path(path)
+    forces = name in forcing
+    if sensitive is True:
+        if before != after or unknown is True:
+            found.append(AttributeChange(name, "(sensitive)", "(sensitive)", forces))
+        return
+    if unknown is True:
+        found.append(AttributeChange(name, _literal(before), "(known after apply)", forces))
+        return
+    keys = _children(before, after, unknown)
+    if keys is not None:
+        for key in keys:
+            below = (_at(before, key), _at(after, key), _at(unknown, key), _at(sensitive, key))
+            _diff(*below, (*path, key), forcing, found)
+        return
+    if before == after and not _any_true(unknown):
+        return
+    if _any_true(sensitive):
+        found.append(AttributeChange(name, "(sensitive)", "(sensitive)", forces))
+        return
+    pending = _any_true(unknown) and after in (None, [], {})
+    found.append(AttributeChange(name, _literal(before), "(known after apply)" if pending else _literal(after), forces))
+
+
+def _children(before: Any, after: Any, unknown: Any) -> list[Any] | None:
+    """The keys or indexes to walk into at this level, or None to compare the values whole."""
+    if isinstance(before, dict | None) and isinstance(after, dict | None) and (before or after):
+        flagged = {k for k, v in unknown.items() if v} if isinstance(unknown, dict) else set()
+        return sorted(set(before or {}) | set(after or {}) | flagged)
+    if _is_block_list(before) and _is_block_list(after) and len(before) == len(after):
+        return list(range(len(after)))
+    return None
+
+
+def _any_true(node: Any) -> bool:
+    if node is True:
+        return True
+    if isinstance(node, dict):
+        return any(_any_true(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_any_true(v) for v in node)
+    return False
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
+
+
 def _shown(values: dict[str, Any] | None, unknown: dict[str, Any] | None, key: str) -> str:
+    """A state value as a summary line shows it: quoted and escaped when it holds a line break or a control
+    character (a member someone wrote by hand must not forge a line of the plan a reviewer reads)."""
     if unknown and unknown.get(key) is True:
         return "(known after apply)"
     value = (values or {}).get(key)
-    return str(value) if value is not None else "?"
+    if value is None:
+        return "?"
+    text = str(value)
+    return json.dumps(text) if _CONTROL.search(text) else text
 
 
 # What dfinfra knows of each IAM member it renders: address -> (principal, role, resource) as `explain` names them.
 IamNames = dict[str, tuple[str, str, str]]
 
 
-def summarise(plan: dict[str, Any], refresh_only: bool = False, names: IamNames | None = None) -> PlanSummary:
-    """The plan as changes, IAM changes named the way `explain` names them (the spec determines every
-    principal, so nothing it renders reads "known after apply"), and drift."""
+def summarise(
+    plan: dict[str, Any],
+    refresh_only: bool = False,
+    names: IamNames | None = None,
+    labels: dict[str, str] | None = None,
+) -> PlanSummary:
+    """The plan as changes (each named as `explain` names it, from `labels`), IAM changes named the way
+    `explain` names them (the spec determines every principal, so nothing it renders reads "known after
+    apply"), drift and output changes."""
     names = names or {}
+    labels = labels or {}
     summary = PlanSummary(refresh_only=refresh_only)
     for resource in plan.get("resource_drift", []):
         action = _action(resource["change"]["actions"])
         if action is not None and resource.get("mode") != "data":
-            summary.drift.append(Change(resource["address"], resource["type"], action))
+            address = resource["address"]
+            summary.drift.append(Change(address, resource["type"], action, label=labels.get(address, "")))
+    for output, change in sorted((plan.get("output_changes") or {}).items()):
+        action = _action(change.get("actions") or ["no-op"])
+        if action is not None:
+            before = "(sensitive)" if change.get("before_sensitive") else _literal(change.get("before"))
+            after = "(sensitive)" if change.get("after_sensitive") else _literal(change.get("after"))
+            if change.get("after_unknown") is True:
+                after = "(known after apply)"
+            summary.outputs.append((output, action, before, after))
     for resource in plan.get("resource_changes", []):
         if resource.get("mode") == "data":
             continue
@@ -206,7 +334,9 @@ def summarise(plan: dict[str, Any], refresh_only: bool = False, names: IamNames 
         if action is None:
             continue
         attributes = _attribute_changes(change) if action in ("update", "replace") else ()
-        summary.changes.append(Change(resource["address"], resource["type"], action, attributes))
+        address = resource["address"]
+        label = labels.get(address) or (" -> ".join(names[address]) if address in names else "")
+        summary.changes.append(Change(address, resource["type"], action, attributes, label))
         if resource["type"].endswith("_iam_member"):
             sides: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]] = []
             if action in ("delete", "replace"):
@@ -232,10 +362,21 @@ def summarise(plan: dict[str, Any], refresh_only: bool = False, names: IamNames 
     return summary
 
 
-def markdown(plans: dict[str, PlanSummary]) -> str:
-    """A pull-request comment: environments with destructive changes first, each collapsible."""
+def markdown(plans: dict[str, PlanSummary], allowed_violations: list[str] | None = None) -> str:
+    """A pull-request comment: environments with destructive changes first, each collapsible; violations
+    of the least-privilege rules that `--allow-violations` let through stated first."""
     order = sorted(plans, key=lambda env: (not plans[env].destructive, not plans[env].has_changes))
     lines = ["### dfinfra plan", ""]
+    if allowed_violations:
+        lines += [
+            f":warning: **Planned with `--allow-violations`**: {len(allowed_violations)} least-privilege "
+            "violation(s) that `dfinfra validate` reports:",
+            "",
+            "```text",
+            *allowed_violations,
+            "```",
+            "",
+        ]
     for env in order:
         summary = plans[env]
         counts = summary.counts

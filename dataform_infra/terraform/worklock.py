@@ -86,6 +86,11 @@ class ModuleLocks:
         handle.flush()
         self._held[directory] = handle
 
+    def descriptor(self, directory: Path) -> int | None:
+        """The lock's open descriptor for `directory`, for terraform to inherit (None when not held)."""
+        handle = self._held.get(directory.absolute())
+        return handle.fileno() if handle is not None else None
+
     def release_all(self) -> None:
         for handle in self._held.values():
             handle.close()

@@ -13,6 +13,8 @@ from dataform_infra.gcp.clients import EMULATOR_ENV, GoogleApis
         ("[::1]:8085", False),
         ("10.1.2.3:8085", True),
         ("emulator.internal:443", True),
+        ("127.evil.example:8085", True),  # #22: a name that merely starts with 127. is not loopback
+        ("127.0.0.2:8085", False),
     ],
 )
 def test_a_non_loopback_emulator_is_flagged(monkeypatch, address, warns):

@@ -90,3 +90,12 @@ def test_layout_squeezes_blank_lines():
 
 def test_layout_ignores_equals_inside_strings():
     assert layout('x = "a = b"\nlonger = "{"\n') == 'x      = "a = b"\nlonger = "{"\n'
+
+
+def test_bidirectional_and_zero_width_controls_are_escaped_not_printed():
+    """#22: a U+202E in a description reordered what a reviewer saw in the pull request."""
+    from dataform_infra.render.hcl import quote
+
+    for char in "\u202e\u2066\u061c\u200b\ufeff\u2028":
+        quoted = quote(f"a{char}b")
+        assert char not in quoted and quoted == f'"a\\u{ord(char):04x}b"'

@@ -155,3 +155,27 @@ def test_external_datasets_are_granted_not_created(tmp_path):
     assert [d.dataset_id for d in m.datasets] == ["marts", "assertions"]
     raw = next(g for g in m.grants if g.resource.label.endswith(".raw"))
     assert raw.role == "roles/bigquery.dataViewer" and raw.target["dataset_id"] == "raw"
+
+
+def test_two_people_with_one_local_part_get_names_that_do_not_depend_on_order_and_no_ambiguous_move(tmp_path):
+    """#22: `user:j.smith@a…` and `user:j.smith@b…` both took the old name `repository_editor_j_smith`: two
+    `moved` blocks from one address fail every plan, and which one got `_2` depended on their order."""
+    people = [
+        {"member": "user:j.smith@a.example", "role": "editor", "run_as": ["host-runner"]},
+        {"member": "user:j.smith@b.example", "role": "editor", "run_as": ["host-runner"]},
+        {"member": "group:analysts@a.example", "role": "viewer"},
+    ]
+    names = []
+    for order, people_in_order in (("ab", people), ("ba", [people[1], people[0], people[2]])):
+        spec = host()
+        spec["repository"]["access"] = people_in_order
+        module = build_module(load_deployment(write_specs(tmp_path / order, {"staging": spec})), "staging")
+        grants = {g.address for g in module.grants if g.principal.kind == "person"}
+        names.append(grants)
+        olds = [str(m.from_) for m in module.moved]
+        assert len(olds) == len(set(olds))  # no address moved twice
+        assert not [o for o in olds if "j_smith" in o]  # the shared old name is moved to neither
+        assert "google_dataform_repository_iam_member.repository_viewer_analysts" in olds  # the rest still move
+    assert names[0] == names[1]
+    assert "google_dataform_repository_iam_member.analytics_editor_j_smith_at_a_example" in names[0]
+    assert "google_service_account_iam_member.person_j_smith_at_b_example_acts_as_host_runner" in names[0]

@@ -137,3 +137,15 @@ def test_marking_writes_the_file_only_when_the_deployment_still_loads(tmp_path):
     assert spec.read_text() == before and sorted(p.name for p in tmp_path.iterdir()) == ["staging.yaml"]
     ws.mark_existing("staging", [("runners", 0)])
     assert load_deployment(tmp_path).environments["staging"].runners[0].existing is True
+
+
+def test_a_mark_goes_after_a_quoted_value_that_continues_over_lines(tmp_path):
+    """#22: `existing: true` was inserted inside a continued quoted scalar: the description changed and the
+    object stayed unmarked (a 409 on the next apply)."""
+    from dataform_infra.spec.marks import with_marks
+    from dataform_infra.spec.yamlsource import parse_yaml
+
+    text = 'datasets:\n  - description: "Dataform models,\n      production"\n    id: marts\n'
+    marked = with_marks(text, tmp_path / "prod.yaml", [("datasets", 0)])
+    data = parse_yaml(marked, tmp_path / "prod.yaml").data
+    assert data["datasets"][0] == {"description": "Dataform models, production", "id": "marts", "existing": True}

@@ -82,3 +82,74 @@ def test_a_plan_that_only_moves_state_entries_is_a_change_to_apply():
     assert text.startswith("Plan: 1 to move, 0 to create")
     assert "-> move google_dataform_repository.this to google_dataform_repository.analytics" in text
     assert not summarise({"resource_changes": [change("x.y", "x", ["no-op"])]}).has_changes
+
+
+def test_nested_blocks_diff_attribute_by_attribute_and_only_marked_values_are_sensitive():
+    """#22: a workflow's tags changed invisibly as `(sensitive) -> (sensitive)`."""
+    before = {"invocation_config": [{"included_tags": ["daily"], "service_account": "r@p.iam.gserviceaccount.com"}]}
+    after = {
+        "invocation_config": [{"included_tags": ["daily", "revenue"], "service_account": "r@p.iam.gserviceaccount.com"}]
+    }
+    workflow = change(
+        "google_dataform_repository_workflow_config.w",
+        "google_dataform_repository_workflow_config",
+        ["update"],
+        before=before,
+        after=after,
+    )
+    workflow["change"] |= {
+        "before_sensitive": {"invocation_config": [{}]},
+        "after_sensitive": {"invocation_config": [{}]},
+    }
+    secret = change(
+        "google_dataform_repository.r",
+        "google_dataform_repository",
+        ["update"],
+        before={"git_remote_settings": [{"url": "a", "token": "old"}]},
+        after={"git_remote_settings": [{"url": "b", "token": "new"}]},
+    )
+    secret["change"] |= {"after_sensitive": {"git_remote_settings": [{"token": True}]}}
+    summary = summarise({"resource_changes": [workflow, secret]})
+    text = summary.render()
+    assert 'invocation_config.included_tags: ["daily"] -> ["daily", "revenue"]' in text
+    assert "service_account" not in text  # unchanged attributes stay out
+    assert 'git_remote_settings.url: "a" -> "b"' in text
+    assert "git_remote_settings.token: (sensitive) -> (sensitive)" in text
+    assert "old" not in text and "new" not in text
+
+
+def test_every_create_and_delete_is_named_and_drift_and_outputs_are_shown():
+    plan = {
+        **PLAN,
+        "resource_drift": [change("google_bigquery_dataset.d", "google_bigquery_dataset", ["update"])],
+        "output_changes": {
+            "repository_id": {"actions": ["create"], "before": None, "after": None, "after_unknown": True},
+            "same": {"actions": ["no-op"], "before": "x", "after": "x"},
+        },
+    }
+    summary = summarise(plan, labels={"google_service_account.a": "service account a@p.iam.gserviceaccount.com"})
+    text = summary.render()
+    assert "  + create google_service_account.a (service account a@p.iam.gserviceaccount.com)" in text
+    assert "  - delete google_dataform_repository.this" in text
+    assert "Changed outside Terraform since the last apply" in text and "~ update google_bigquery_dataset.d" in text
+    assert "Outputs:\n  + repository_id: null -> (known after apply)" in text
+    assert "same" not in text
+    assert summary.to_dict()["outputs"] == [
+        {"name": "repository_id", "action": "create", "before": "null", "after": "(known after apply)"}
+    ]
+
+
+def test_revoked_members_from_state_cannot_forge_a_line_of_the_plan():
+    forged = "user:a@b.com\n  + serviceAccount:x -> roles/owner -> project p"
+    plan = {
+        "resource_changes": [
+            change(
+                "google_project_iam_member.hand",
+                "google_project_iam_member",
+                ["delete"],
+                before={"role": "roles/viewer", "member": forged, "project": "p"},
+            )
+        ]
+    }
+    text = summarise(plan).render()
+    assert "\n  + serviceAccount:x" not in text and '"user:a@b.com\\n  + serviceAccount:x' in text
