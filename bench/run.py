@@ -270,15 +270,17 @@ def write_results(results: dict, runs: int) -> None:
     raw_plan = life["terraform plan (prod, no changes)"].median
     targets += [
         (
-            "`dfinfra plan prod` <= 1.3x raw `terraform plan` (same module, same offline cloud), no changes",
+            "`dfinfra plan prod` <= 1.25x raw `terraform plan` (same module, same offline cloud), no changes",
             life["dfinfra plan prod (no changes)"].median / raw_plan,
-            1.3,
+            1.25,
             "x",
         ),
         (
-            "the same with a change (dfinfra also runs `terraform show -json` for the per-attribute diff)",
-            life["dfinfra plan prod (a cron changed)"].median / life["terraform plan (prod, a cron changed)"].median,
-            1.3,
+            "with a change, <= 1.15x raw `terraform plan -out` + `terraform show -json` (the per-attribute diff's "
+            "source)",
+            life["dfinfra plan prod (a cron changed)"].median
+            / life["terraform plan + show -json (prod, a cron changed)"].median,
+            1.15,
             "x",
         ),
         (

@@ -110,7 +110,7 @@ def _passthrough_command(args: list[str]) -> str:
             "environment instead)"
         )
     words = [a for a in args if not a.startswith("-")]
-    if not words:
+    if not words or not words[0].strip():
         raise UsageError("name the terraform command after `--`, e.g. dfinfra terraform prod -- state list")
     command = " ".join(words[:2]) if words[0] == "state" else words[0]
     if command in NOT_PASSED_THROUGH:

@@ -90,7 +90,9 @@ def seal(purpose: Path | str, content: str) -> str:
 
 
 def sealed(purpose: Path | str, content: str, mac: object) -> bool:
-    return isinstance(mac, str) and hmac.compare_digest(seal(purpose, content), mac)
+    if not isinstance(mac, str) or not mac.isascii():  # compare_digest refuses non-ASCII text
+        return False
+    return hmac.compare_digest(seal(purpose, content), mac)
 
 
 def own_dir(path: Path) -> Path:

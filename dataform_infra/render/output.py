@@ -67,6 +67,8 @@ def _is_generated(path: Path) -> bool:
 
 def _existing_generated(directory: Path) -> dict[str, Path]:
     """Generated files already in `directory`; raises when something else is there."""
+    if directory.is_symlink():  # a module directory that is a link would send the render elsewhere
+        trust.check_dir(directory)
     if not directory.exists():
         return {}
     if not directory.is_dir():

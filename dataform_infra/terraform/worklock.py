@@ -51,6 +51,7 @@ class ModuleLocks:
         if directory in self._held or not directory.is_dir():
             return  # held already, or nothing there yet to share (the first step that creates it locks it)
         seconds = duration_seconds(self.timeout)
+        trust.check_dir(directory)  # the module directory itself may be a committed link to elsewhere
         lock_path = trust.own_dir(directory / ".dfinfra") / "lock"  # never a link to someone's file
         handle = os.fdopen(trust.open_new(lock_path, os.O_RDWR), "r+", encoding="utf-8")
         deadline = time.monotonic() + seconds

@@ -1,7 +1,7 @@
 """Property-based tests over the whole spec: whatever a user writes is either rendered safely or
 rejected with located problems — never a traceback, never a spec value turned into HCL structure.
 
-CI runs 1,000 + 1,000 derandomized examples (fixed seed). A nightly-style larger run:
+CI runs 1,000 derandomized examples per property (fixed seed), the inner loop 100. A nightly-style larger run:
     DFINFRA_HYPOTHESIS_EXAMPLES=20000 pytest tests/spec/test_properties.py
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import os
 import random
 import re
 import subprocess
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from dataform_infra.errors import SpecError
@@ -26,15 +25,9 @@ from dataform_infra.render.hcl import layout, quote
 from dataform_infra.render.module import build_module
 from dataform_infra.spec.loader import load_deployment
 from tests.specs import host, target
+from tests.support.hypothesis import examples
 
-EXAMPLES = int(os.environ.get("DFINFRA_HYPOTHESIS_EXAMPLES", "1000"))
-SETTINGS = settings(
-    max_examples=EXAMPLES,
-    derandomize=True,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+SETTINGS = examples()
 
 # Free text with everything that could break HCL: quotes, backslashes, template openers, unicode.
 hostile_text = st.text(
