@@ -38,8 +38,9 @@ def build_graph(modules: list[Module]) -> AccessGraph:
     for module in modules:
         for grant in module.grants:
             who = grant.principal
-            if who.kind == "service_agent":
-                principal = graph.node(f"Dataform service agent ({module.env.project.id})", module.env.project.id)
+            if who.kind == "service_agent":  # the host project's agent, whichever module grants to it
+                host = module.host_project
+                principal = graph.node(f"Dataform service agent ({host})", host)
             elif who.kind == "runner":  # the same node as the account other grants target
                 account = runner_resource(who.email)
                 principal = graph.node(account.label, account.project)

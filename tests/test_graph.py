@@ -21,7 +21,11 @@ def test_every_grant_is_an_edge_and_projects_are_groups():
     assert len(graph.edges) == sum(len(workspace.module(e).grants) for e in workspace.deployment.environments)
     text = mermaid(graph)
     assert 'subgraph acme_analytics_prod["project acme-analytics-prod"]' in text
-    agent = next(i for i, (label, _) in graph.nodes.items() if label.startswith("Dataform service agent"))
+    agents = [(i, project) for i, (label, project) in graph.nodes.items() if label.startswith("Dataform service agent")]
+    # #26: one agent, the host's, drawn in the host project (prod's grants to it drew a prod agent that does not
+    # exist).
+    assert [project for _, project in agents] == ["acme-analytics-staging"]
+    agent = agents[0][0]
     prod_runner = next(
         i
         for i, (label, project) in graph.nodes.items()

@@ -31,7 +31,10 @@ def checkov_binary() -> str:
     ):
         if candidate and Path(candidate).exists():
             return candidate
-    pytest.fail("checkov not found: python3 -m venv .venv/checkov && .venv/checkov/bin/pip install 'checkov>=3.2,<4'")
+    install = "python3 -m venv .venv/checkov && .venv/checkov/bin/pip install 'checkov>=3.2,<4'"
+    if os.environ.get("DFINFRA_REQUIRE_CHECKOV"):  # .ci/run sets it: there the scan is required, never skipped
+        pytest.fail(f"checkov not found: {install}")
+    pytest.skip(f"checkov is not installed here (a separate virtualenv); .ci/run requires it: {install}")
 
 
 def test_checkov_finds_nothing_unjustified(tmp_path):

@@ -28,10 +28,23 @@ def warnings(model: AccessModel) -> list[SpecWarning]:
     for req in model.requirements:
         if req.chain in ("runner-writes", "runner-reads", "runner-owns") and not req.runs and not req.assumed:
             idle.setdefault((req.principal.member, req.resource.label, req.env, req.spec_path), req)
-    for (_, resource, env, path), req in idle.items():
+    runs_as: dict[str, list[str]] = {}
+    for run in model.runs:
+        runs_as.setdefault(run.runner.principal.member, []).append(run.label)
+    for (member, resource, env, path), req in idle.items():
+        ran = runs_as.get(member)
+        if ran:  # #24: it does run; what it writes is what its releases compile into, which is not this
+            shown = ", ".join(ran[:3]) + (f" and {len(ran) - 3} more" if len(ran) > 3 else "")
+            why = (
+                f"its runs ({shown}) write only the datasets their releases and targets name, and none names it"
+                if req.chain != "runner-reads"
+                else f"its runs ({shown}) are not known to read it"
+            )
+        else:
+            why = "no workflow, workspace run or run_as runs as it"
         message = (
-            f"{req.principal.label} is granted access to {resource}, but no run uses it (no workflow, workspace "
-            "run or run_as runs as it): remove it, or give it the run that needs it"
+            f"{req.principal.label} is granted access to {resource}, but no run uses it ({why}): remove it, or "
+            "give it the run that needs it"
         )
         found.append(SpecWarning(_problem(model, env, path, message)))
     return found

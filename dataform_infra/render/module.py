@@ -849,11 +849,13 @@ class _ModuleBuilder:
                 )
                 needed.append(Expr.ref(act_as.resource_type, act_as.name))
 
+        acting: set[tuple[str, str]] = set()  # one act-as grant per person and runner, however many repositories
         for repo, k, access in top.people():
             for j, run_as in enumerate(access.run_as):
                 env_name, runner_name = top.resolve_runner_ref(run_as)
-                if env_name != self.env_name:
+                if env_name != self.env_name or (access.member, runner_name) in acting:
                     continue
+                acting.add((access.member, runner_name))
                 attached = top.runner(env_name, runner_name)
                 ref = self._runner_ref(attached)
                 self._grant(

@@ -14,6 +14,8 @@ class NameAllocator:
 
     def name(self, resource_type: str, *parts: str) -> Ident:
         base = "_".join(slug(p) for p in parts if p).strip("_") or "this"
+        if base[0].isdigit():  # a dataset id may start with a digit (`01_staging`); an HCL name may not
+            base = f"_{base}"
         used = self._used.setdefault(resource_type, set())
         candidate, n = base, 2
         while candidate in used:

@@ -112,7 +112,8 @@ WORKSPACE_NAME = "${workspaceName}"
 WorkspaceNamePart = Annotated[
     str,
     _matching(
-        r"(?:[A-Za-z0-9_]|\$\{workspaceName\}){1,128}",
+        # Empty is allowed and means none (#24: teams write `schema_suffix: ""`, which Google accepts).
+        r"(?:[A-Za-z0-9_]|\$\{workspaceName\}){0,128}",
         "a workspace suffix or prefix is letters, digits, underscores and `${workspaceName}` (no other ${...})",
     ),
 ]

@@ -241,3 +241,7 @@ def test_declared_access_no_run_uses_is_a_warning(tmp_path):
         "but no run uses it" in out
     )
     assert "runners[1].bigquery.reads[0]: runner idle-runner is granted access to dataset acme-host-proj.raw" in out
+    # #24: host-runner does run (host-daily): the warning says why the write is unused, not that nothing runs it.
+    assert "(its runs (host-daily (scheduled), host-daily (started by serviceAccount:deployer@" in out
+    assert "write only the datasets their releases and targets name, and none names it" in out
+    assert "idle-runner is granted access to dataset acme-host-proj.raw, but no run uses it (no workflow" in out

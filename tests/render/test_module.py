@@ -179,3 +179,31 @@ def test_two_people_with_one_local_part_get_names_that_do_not_depend_on_order_an
     assert names[0] == names[1]
     assert "google_dataform_repository_iam_member.analytics_editor_j_smith_at_a_example" in names[0]
     assert "google_service_account_iam_member.person_j_smith_at_b_example_acts_as_host_runner" in names[0]
+
+
+def test_one_person_running_as_one_runner_from_two_repositories_gets_one_grant(tmp_path):
+    """#24: two identical act-as grants (the second named `_2`): removing one repository's entry revoked the
+    grant the other repository's entry still needed."""
+    spec = host()
+    repository = spec.pop("repository")
+    git = {"url": "https://github.com/acme/m.git", "https_token": {"secret_id": "git-token"}}
+    other = {"name": "marketing", "git": git}
+    person = {"member": "user:ana@acme.example", "role": "editor"}
+    spec["repositories"] = [
+        {**repository, "access": [{**person, "run_as": ["host-runner"]}]},
+        {**other, "access": [{**person, "run_as": ["host-runner"]}]},
+    ]
+    spec["releases"][0]["repository"] = "analytics"
+    module = build_module(load_deployment(write_specs(tmp_path, {"staging": spec})), "staging")
+    acting = [g.address for g in module.grants if g.rule == "person-starts-runs"]
+    assert acting == ["google_service_account_iam_member.person_ana_acts_as_host_runner"]
+
+
+def test_a_dataset_id_starting_with_a_digit_renders(tmp_path):
+    """#24: `01_staging` is a valid BigQuery dataset id; validate and render crashed on it."""
+    spec = host()
+    spec["datasets"].append({"id": "01_staging"})
+    spec["runners"][0]["bigquery"]["writes"].append("01_staging")
+    module = build_module(load_deployment(write_specs(tmp_path, {"staging": spec})), "staging")
+    assert "google_bigquery_dataset._01_staging" in {d.address for d in module.datasets}
+    assert "google_bigquery_dataset_iam_member.host_runner_writes__01_staging" in {g.address for g in module.grants}

@@ -560,3 +560,16 @@ def test_the_offline_cloud_fetches_through_the_link_once_the_agent_may(tmp_path,
         assert state == "SUCCEEDED", reasons
         [line] = [m.group(0) for m in check.finditer(project.run("doctor", "staging", expect=None))]
         assert line.startswith("PASS"), line
+
+
+def test_an_empty_workspace_schema_suffix_means_none(tmp_path):
+    """#24: `workspace_compilation.schema_suffix: ""` was refused; Google takes it as no suffix."""
+    from dataform_infra.render.engine import render_module
+    from dataform_infra.render.module import build_module
+    from dataform_infra.spec.loader import load_deployment
+    from tests.specs import host, write_specs
+
+    spec = host()
+    spec["repository"]["workspace_compilation"] = {"default_database": "acme-host-proj", "schema_suffix": ""}
+    module = build_module(load_deployment(write_specs(tmp_path, {"staging": spec})), "staging")
+    assert "schema_suffix" not in render_module(module)["dataform.tf"]
