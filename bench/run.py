@@ -383,7 +383,11 @@ def peer_lines(peer: dict[str, Timing] | None) -> list[str]:
 
 
 def plot(wf: dict, envs: dict) -> None:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:  # the plot is optional (`pip install -e '.[bench]'`); RESULTS.md is already written
+        print("bench: matplotlib not installed; scaling.png not redrawn", file=sys.stderr)
+        return
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -680,13 +680,14 @@ def plan(
     terraform = TerraformOptions(environments, out, terraform_bin, lock_timeout, verbose, impersonate)
     workspace, lifecycle = terraform.lifecycle(to_stderr=quiet)
     selected = _selected(workspace, envs, all_)
-    allowed = lifecycle.check_policy(allow_violations=allow_violations)
+    mode = _mode(destroy, target, replace, refresh_only)
+    allowed = [] if destroy or refresh_only else lifecycle.check_policy(allow_violations=allow_violations)
     for violation in allowed:
         _err(f"violation (allowed by --allow-violations): {violation}")
     results = {}
     for env in selected:
         with _progress(f"planning {env}"):
-            outcome = lifecycle.plan(env, render=not no_render, mode=_mode(destroy, target, replace, refresh_only))
+            outcome = lifecycle.plan(env, render=not no_render, mode=mode)
         results[env] = outcome.summary
         if not quiet:
             _echo(f"== {env}\n{outcome.summary.render()}")
@@ -716,7 +717,7 @@ def _apply_like(
 ) -> None:
     workspace, lifecycle = terraform.lifecycle()
     order = _selected(workspace, envs, all_, destroy=mode.destroy)
-    if not mode.destroy:  # a destroy removes what the spec asked for: its rules no longer matter
+    if not (mode.destroy or mode.refresh_only):  # neither changes what the spec grants: its rules protect nothing
         for violation in lifecycle.check_policy(allow_violations=allow_violations):
             _err(f"violation (allowed by --allow-violations): {violation}")
     if require_saved_plan:

@@ -24,7 +24,7 @@ from dataform_infra import trust
 from dataform_infra.errors import PolicyViolation, Refused, TerraformError, UsageError
 from dataform_infra.render.engine import render_bootstrap
 from dataform_infra.render.module import ReleaseConfig, WorkflowConfig
-from dataform_infra.render.output import RenderedModule, recover, write_modules
+from dataform_infra.render.output import RenderedModule, check_module, recover, write_modules
 from dataform_infra.terraform.binary import TerraformBinary
 from dataform_infra.terraform.runner import LineSink, PlanMode, TerraformRunner
 from dataform_infra.terraform.summary import IamNames, PlanSummary
@@ -84,6 +84,8 @@ def _read(path: Path) -> str:
 
 
 # Terraform commands that change the state (or the objects it records): guarded in a protected environment.
+SAVED_PLAN = "saved-plan"  # what plan.json's seal is for
+MAX_PLAN_JSON = 64 << 20  # its summary grows with the plan; anything larger is not dfinfra's
 STATE_WRITERS = frozenset(
     {
         "import",
@@ -95,10 +97,17 @@ STATE_WRITERS = frozenset(
         "untaint",
         "force-unlock",
         "refresh",
+        "workspace new",
+        "workspace select",
+        "workspace delete",
     }
 )
 # Done only through dfinfra's own commands, which show the plan, refuse destructive changes and keep the order.
-NOT_PASSED_THROUGH = {"apply": "dfinfra apply ENV", "destroy": "dfinfra destroy ENV"}
+NOT_PASSED_THROUGH = {
+    "apply": "dfinfra apply ENV",
+    "destroy": "dfinfra destroy ENV",
+    "test": "a module of its own (terraform test creates and destroys real resources)",
+}
 
 
 def _passthrough_command(args: list[str]) -> str:
@@ -112,7 +121,7 @@ def _passthrough_command(args: list[str]) -> str:
     words = [a for a in args if not a.startswith("-")]
     if not words or not words[0].strip():
         raise UsageError("name the terraform command after `--`, e.g. dfinfra terraform prod -- state list")
-    command = " ".join(words[:2]) if words[0] == "state" else words[0]
+    command = " ".join(words[:2]) if words[0] in ("state", "workspace") else words[0]
     if command in NOT_PASSED_THROUGH:
         raise UsageError(
             f"`terraform {command}` is not passed through: use `{NOT_PASSED_THROUGH[command]}`, which shows the "
@@ -193,6 +202,7 @@ class Lifecycle:
                 self.echo(f"{restored}: rolled back a render that was interrupted half way")
             if not any(directory.glob("*.tf")):
                 raise UsageError(f"{directory} holds no rendered module; run without --no-render")
+            check_module(directory)  # only what dfinfra rendered, as a render would insist
         return directory
 
     def _init_inputs(self, directory: Path) -> list[str]:
@@ -265,20 +275,16 @@ class Lifecycle:
             summary = PlanSummary(refresh_only=mode.refresh_only)
         else:
             summary = self._summarise(env, runner, plan_file, mode)
-        trust.write_file(
-            meta_file,
-            json.dumps(
-                {
-                    "env": env,
-                    "render_sha256": _digest(directory, []),
-                    "tfplan_sha256": _file_digest(plan_file),
-                    "mode": mode.to_dict(),
-                    "planned_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    "summary": summary.to_dict(),
-                },
-                indent=2,
-            ),
-        )
+        record: dict[str, object] = {
+            "env": env,
+            "render_sha256": _digest(directory, []),
+            "tfplan_sha256": _file_digest(plan_file),
+            "mode": mode.to_dict(),
+            "planned_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "summary": summary.to_dict(),
+        }
+        seal = trust.seal(SAVED_PLAN, json.dumps(record, sort_keys=True))  # made here: trusted without a flag
+        trust.write_file(meta_file, json.dumps({**record, "seal": seal}, indent=2))
         return PlanOutcome(env, summary, plan_file, mode=mode)
 
     def check_policy(self, *, allow_violations: bool) -> list[str]:
@@ -297,7 +303,7 @@ class Lifecycle:
 
     def check_saved_plans(self, envs: list[str], mode: PlanMode = APPLY) -> None:
         """Refuse before anything is applied unless every environment has its reviewed plan."""
-        missing = [env for env in envs if self._saved_plan_file(env, mode) is None]
+        missing = [env for env in envs if self._saved_plan_file(env, mode, from_elsewhere=True) is None]
         if missing:
             raise Refused(
                 f"no saved plan made from the files now in {', '.join(str(self.module_dir(e)) for e in missing)} "
@@ -313,31 +319,38 @@ class Lifecycle:
         """Every grant the module renders, named as `explain` names it."""
         return {g.address: (g.principal.label, g.role, g.resource.label) for g in self.workspace.module(env).grants}
 
-    def _saved_plan_file(self, env: str, mode: PlanMode) -> Path | None:
-        """The saved plan file, if its bookkeeping says it was made from exactly the files now rendered,
-        for the same mode (no terraform run: cheap enough to check every environment first)."""
+    def _saved_plan_file(self, env: str, mode: PlanMode, *, from_elsewhere: bool = False) -> Path | None:
+        """The saved plan file, if its bookkeeping says it was made for this environment from exactly the files
+        now rendered, for the same mode, and the plan file carries exactly those files as its configuration
+        (what `terraform apply PLAN` applies). Bookkeeping this machine's dfinfra did not seal (a CI plan job's
+        artefact) is accepted only `from_elsewhere` (--require-saved-plan); no terraform run: cheap enough to
+        check every environment first."""
         directory = self.module_dir(env)
         meta_file = self._meta_dir(directory) / "plan.json"
         plan_file = self._meta_dir(directory) / "tfplan"
-        if not (meta_file.exists() and plan_file.exists()):
+        raw = trust.read_file(meta_file, MAX_PLAN_JSON)
+        if raw is None or plan_file.is_symlink() or not plan_file.is_file():
             return None
         try:
-            meta = json.loads(meta_file.read_text())
-        except (OSError, ValueError):  # damaged bookkeeping: plan again rather than trust it
+            meta = json.loads(raw)
+        except ValueError:  # damaged bookkeeping: plan again rather than trust it
             return None
         if not isinstance(meta, dict):
+            return None
+        seal = meta.pop("seal", None)
+        if not from_elsewhere and not trust.sealed(SAVED_PLAN, json.dumps(meta, sort_keys=True), seal):
             return None
         if meta.get("render_sha256") != _digest(directory, []) or meta.get("mode") != mode.to_dict():
             return None
         # The plan file itself, written with this bookkeeping for this environment: not one planned later, nor
-        # another environment's copied in.
+        # another environment's copied in, nor one made from another configuration than the render.
         if meta.get("env") != env or meta.get("tfplan_sha256") != _file_digest(plan_file):
             return None
-        return plan_file
+        return plan_file if trust.plan_config_matches(plan_file, directory) else None
 
-    def saved_plan(self, env: str, *, mode: PlanMode = APPLY) -> PlanOutcome | None:
+    def saved_plan(self, env: str, *, mode: PlanMode = APPLY, from_elsewhere: bool = False) -> PlanOutcome | None:
         """The saved plan, if it was made from exactly the files now rendered, for the same mode."""
-        plan_file = self._saved_plan_file(env, mode)
+        plan_file = self._saved_plan_file(env, mode, from_elsewhere=from_elsewhere)
         if plan_file is None:
             return None
         directory = self.module_dir(env)
@@ -366,7 +379,7 @@ class Lifecycle:
         self._check_order(env, mode, render=render)
         if require_saved_plan:
             self.check_saved_plans([env], mode)
-        outcome = self.saved_plan(env, mode=mode)
+        outcome = self.saved_plan(env, mode=mode, from_elsewhere=require_saved_plan)
         if outcome is None:
             if (self._meta_dir(self.module_dir(env)) / "tfplan").exists():
                 self.echo(f"{env}: the saved plan was made from another render or mode; planning again")
@@ -619,7 +632,10 @@ class Lifecycle:
         directory = self._render(env, render)
         runner = self._runner(directory, "terraform")
         self._ensure_init(runner, directory)
-        return runner.interactive(args, self.echo)
+        code = runner.interactive(args, self.echo)
+        if (directory / ".terraform").is_dir():  # `init -upgrade`, `workspace select`: still dfinfra's doing;
+            trust.seal_init(directory, "")  # sealed as it is now, and initialised afresh next time
+        return code
 
     # --- bootstrap ------------------------------------------------------------------------
 

@@ -142,6 +142,43 @@ def write_file(path: Path, text: str) -> None:
         staged.unlink(missing_ok=True)
 
 
+def read_file(path: Path, max_bytes: int) -> bytes | None:
+    """A working file's bytes, or None when it is missing, a link, not a regular file (a FIFO, a device) or
+    larger than `max_bytes`: dfinfra's bookkeeping is read only as the small regular file dfinfra wrote."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
+            return None
+        data = handle.read(max_bytes + 1)
+    return data if len(data) <= max_bytes else None
+
+
+def plan_config_matches(plan_file: Path, module: Path) -> bool:
+    """Does the saved plan carry exactly the module's configuration? `terraform apply PLAN` applies the
+    configuration inside the plan file (a zip: `tfconfig/m-/<file>`), not the files beside it, so a plan made
+    from anything else (a `local-exec` provisioner, say) must not pass for the reviewed render."""
+    import zipfile
+
+    ours = {p.name: p.read_bytes() for p in sorted(module.glob("*.tf")) + sorted(module.glob("*.tf.json"))}
+    try:
+        with zipfile.ZipFile(plan_file) as archive:
+            names = [n for n in archive.namelist() if n.startswith("tfconfig/")]
+            modules = json.loads(archive.read("tfconfig/modules.json"))
+            theirs = {n.removeprefix("tfconfig/m-/"): archive.read(n) for n in names if n.startswith("tfconfig/m-/")}
+            extra = [n for n in names if n != "tfconfig/modules.json" and not n.startswith("tfconfig/m-/")]
+            lock = archive.read(".terraform.lock.hcl") if ".terraform.lock.hcl" in archive.namelist() else None
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, RuntimeError):
+        return False
+    root_only = modules == [{"Key": "", "Dir": "."}]
+    local_lock = module / ".terraform.lock.hcl"
+    lock_matches = lock is None or (local_lock.is_file() and local_lock.read_bytes() == lock)
+    return root_only and not extra and theirs == ours and lock_matches
+
+
 def tree_listing(root: Path) -> list[str]:
     """Every entry under `root` as it is now (path, type; for files their size and modification time, for
     links their target): what an init stamp seals. An entry added or changed afterwards (a provider swapped

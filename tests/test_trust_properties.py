@@ -124,4 +124,4 @@ def test_passthrough_arguments_never_escape_the_module_or_the_guards(args):
     assert not any(a.startswith(("-chdir", "--chdir")) for a in args)
     assert command not in NOT_PASSED_THROUGH
     first = next(a for a in args if not a.startswith("-"))
-    assert command == first or (first == "state" and command.startswith("state "))
+    assert command == first or (first in ("state", "workspace") and command.startswith(f"{first} "))

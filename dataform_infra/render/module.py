@@ -426,6 +426,7 @@ class _ModuleBuilder:
         self.repository_refs: dict[str, Ident] = {}  # the host's: repository name -> its resource's name
         self.secret_grants: dict[Resource, Grant] = {}  # one accessor grant per secret, however many repositories
         self.ambiguous_moves: set[str] = set()
+        self.moved_from: dict[str, Moved] = {}
         # Members whose local part (what names their grants) another member shares: named in full instead, so
         # neither name depends on the order of the entries.
         members = {a.member for _, _, a in self.topology.people()}
@@ -768,14 +769,15 @@ class _ModuleBuilder:
         the move can only mean that one (with several, `dfinfra migrate` matches objects by identity).
         An old name two objects would claim (two people with one local part) is moved to neither: Terraform
         refuses ambiguous moves, and `dfinfra migrate` matches those by identity."""
-        if not self.topology.single_repository or str(old) == str(new) or str(old) in self.ambiguous_moves:
+        source = str(old)
+        if not self.topology.single_repository or source == str(new) or source in self.ambiguous_moves:
             return
-        claimed = [m for m in self.module.moved if str(m.from_) == str(old)]
-        if claimed:
-            self.ambiguous_moves.add(str(old))
-            self.module.moved = [m for m in self.module.moved if str(m.from_) != str(old)]
+        if source in self.moved_from:  # indexed: people's grants make thousands of these
+            self.ambiguous_moves.add(source)
+            self.module.moved.remove(self.moved_from.pop(source))
             return
-        self.module.moved.append(Moved(old, new))
+        self.moved_from[source] = Moved(old, new)
+        self.module.moved.append(self.moved_from[source])
 
     def _agent_reads(self, name_parts: tuple[str, ...], secret: Resource, secret_id: Expr | str, **why: Any) -> Grant:
         """Secret Accessor for the service agent on one secret (never on its project)."""

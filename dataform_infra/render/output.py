@@ -50,9 +50,10 @@ STAGING_PREFIX = ".dfinfra-render-"
 
 def _manifest(directory: Path) -> set[str] | None:
     """The files dfinfra wrote in `directory` at its last render; None before the first manifest."""
+    raw = trust.read_file(directory / MANIFEST, 1 << 20)  # never through a link (to /dev/zero, say)
     try:
-        names = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))["files"]
-    except (OSError, ValueError, KeyError, TypeError):
+        names = json.loads(raw or b"")["files"]
+    except (ValueError, KeyError, TypeError):
         return None
     return {str(n) for n in names} if isinstance(names, list) else None
 
@@ -95,6 +96,12 @@ def _existing_generated(directory: Path) -> dict[str, Path]:
             "Render into an empty directory (--out) or move those files away."
         )
     return ours
+
+
+def check_module(directory: Path) -> None:
+    """Refuse a module directory holding files dfinfra did not render (`--no-render` plans what is there:
+    a committed `terraform.d/plugins/`, `override.tf` or `*.auto.tfvars` would change what terraform runs)."""
+    _existing_generated(directory)
 
 
 def foreign_files(root: Path, envs: list[str]) -> list[str]:
@@ -180,6 +187,7 @@ def _recover_unlocked(root: Path) -> list[Path]:
 
 
 Undo = list[tuple[str, Path, Path | None]]
+MAX_JOURNAL = 16 << 20  # four lines per swapped file: far more than any render
 _ACTIONS = frozenset({"remove", "restore", "rmdir"})
 
 
@@ -192,7 +200,8 @@ def _journal(root: Path, staging: Path) -> Undo:
         return Untrusted(
             f"{journal}: {why}. dfinfra did not write this render journal here, so it is not replayed (it names "
             f"files to delete and rename). If no dfinfra render into {root} was killed on this machine, the "
-            f"directory came from elsewhere (a commit?): remove {staging} and run again."
+            f"directory came from elsewhere (a commit?): remove {staging} and run again. (A render of yours killed "
+            f"half way keeps the files it replaced in {staging / 'old'}: restore them from there first.)"
         )
 
     if staging.is_symlink() or not staging.is_dir():
@@ -201,8 +210,15 @@ def _journal(root: Path, staging: Path) -> Undo:
         raise refuse("it is a symlink")
     if not journal.exists():
         return []  # killed before its first step: nothing was touched
+    raw = trust.read_file(journal, MAX_JOURNAL)
+    if raw is None:
+        raise refuse(f"it is not a regular file of at most {MAX_JOURNAL:,} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise refuse("it is not UTF-8 text") from None
     undo: Undo = []
-    for number, line in enumerate(journal.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:

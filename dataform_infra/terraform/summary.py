@@ -82,7 +82,12 @@ class PlanSummary:
         """Changes this plan makes that `reviewed` did not (same address, action and attribute changes);
         a plan of what is left after a partial apply has none."""
         known = set(reviewed.changes)
-        return [c for c in self.changes if c not in known]
+        beyond = [c for c in self.changes if c not in known]
+        # Imports, moves and output changes are changes too (an import adopts an object into the state).
+        beyond += [Change(a, "import", "import") for a in self.imports if a not in reviewed.imports]
+        beyond += [Change(f"{o} -> {n}", "moved", "move") for o, n in self.moves if (o, n) not in reviewed.moves]
+        beyond += [Change(f"output.{o[0]}", "output", o[1]) for o in self.outputs if o not in reviewed.outputs]
+        return beyond
 
     @property
     def steps(self) -> int:
@@ -131,7 +136,7 @@ class PlanSummary:
         signs = {"create": "+", "delete": "-", "update": "~", "replace": "-/+"}
         for change in self.changes:
             lines.append(
-                f"  {signs[change.action]} {change.action} {change.shown}" + (":" if change.attributes else "")
+                f"  {signs.get(change.action, '~')} {change.action} {change.shown}" + (":" if change.attributes else "")
             )
             for attr in change.attributes:
                 forces = "  # forces replacement" if attr.forces_replacement else ""

@@ -153,3 +153,13 @@ def test_revoked_members_from_state_cannot_forge_a_line_of_the_plan():
     }
     text = summarise(plan).render()
     assert "\n  + serviceAccount:x" not in text and '"user:a@b.com\\n  + serviceAccount:x' in text
+
+
+def test_a_forget_action_and_what_a_replan_adds_beyond_the_reviewed_plan():
+    forgotten = change("google_service_account.old", "google_service_account", ["forget"])
+    summary = summarise({"resource_changes": [forgotten]})
+    assert "forget google_service_account.old" in summary.render()  # terraform 1.7+'s `removed` blocks
+    reviewed = summarise(PLAN)
+    replanned = summarise({**PLAN, "output_changes": {"x": {"actions": ["create"], "before": None, "after": 1}}})
+    assert [c.address for c in replanned.beyond(reviewed)] == ["output.x"]
+    assert reviewed.beyond(reviewed) == []
