@@ -1195,7 +1195,7 @@ def run(
         float, typer.Option("--timeout", min=0, max=7 * 24 * 3600, help="With --wait: give up after this many seconds.")
     ] = 3600,
     poll: Annotated[
-        float, typer.Option("--poll", min=0.1, max=3600, help="With --wait: seconds between state checks.")
+        float, typer.Option("--poll", min=0.01, max=3600, help="With --wait: seconds between state checks.")
     ] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
     impersonate: ImpersonateOption = None,

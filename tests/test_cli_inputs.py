@@ -8,6 +8,7 @@ import pytest
 
 from tests.conftest import REPO
 from tests.support.cli import invoke
+from tests.test_init import FLAGS
 
 
 @pytest.fixture()
@@ -69,23 +70,7 @@ def test_core_dumps_are_off_once_a_secret_is_read(checkout):
 
 def test_init_into_the_current_directory_and_a_symlink_loop_are_plain_errors_or_work(tmp_path):
     """#22: `init -e .` failed with "File exists"; a symlink loop in environments/ was a traceback."""
-    answers = (
-        "--host-project",
-        "acme-dataform-stg",
-        "--host-number",
-        "123456789012",
-        "--prod-project",
-        "acme-dataform-prd",
-        "--prod-number",
-        "210987654321",
-        "--region",
-        "europe-west2",
-        "--git-url",
-        "https://github.com/acme/d.git",
-        "--deployer",
-        "user:me@acme.com",
-    )
-    result = invoke("init", "-e", ".", *answers, cwd=tmp_path)
+    result = invoke("init", "-e", ".", *FLAGS, cwd=tmp_path)
     assert result.returncode == 0, result.output
     assert {p.name for p in tmp_path.iterdir()} >= {"staging.yaml", "prod.yaml", ".gitignore"}
     assert not (tmp_path.parent / ".gitignore").exists()

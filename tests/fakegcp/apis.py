@@ -29,7 +29,6 @@ from google.protobuf import timestamp_pb2
 from tests.fakegcp.bigquery import FakeBigQuery
 from tests.fakegcp.cloud import Cloud
 from tests.fakegcp.dataform import FakeDataform
-from tests.fakegcp.harness import free_port
 from tests.fakegcp.iam import Iam
 from tests.fakegcp.policies import Policies, set_org_policy
 from tests.fakegcp.store import Store
@@ -69,7 +68,7 @@ def _now() -> timestamp_pb2.Timestamp:
 class FakeGoogleApis:
     store: Store
     caller: str = "serviceAccount:terraform-deployer@acme-ci-automation.iam.gserviceaccount.com"
-    port: int = field(default_factory=free_port)
+    port: int = 0  # 0: any free loopback port, chosen when the server binds
     payloads: dict[str, bytes] = field(default_factory=dict)
     # IAM grants younger than this are not yet effective for the runtime fakes (Dataform).
     propagation_seconds: float = 0.0
@@ -145,8 +144,9 @@ class FakeGoogleApis:
                 ),
             ]
         )
-        while self.server.add_insecure_port(f"127.0.0.1:{self.port}") == 0:  # taken since free_port chose it
-            self.port = free_port()
+        # Port 0: gRPC binds a free port itself, atomically. Choosing one first (free_port) and binding it later
+        # raced with the other pytest-xdist worker: "Failed to bind to address" (a flaky e2e test, seen once).
+        self.port = self.server.add_insecure_port(f"127.0.0.1:{self.port}")
 
     @property
     def address(self) -> str:
