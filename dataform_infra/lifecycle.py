@@ -83,9 +83,9 @@ def _read(path: Path) -> str:
         return ""
 
 
-# Terraform commands that change the state (or the objects it records): guarded in a protected environment.
 SAVED_PLAN = "saved-plan"  # what plan.json's seal is for
 MAX_PLAN_JSON = 64 << 20  # its summary grows with the plan; anything larger is not dfinfra's
+# Terraform commands that change the state (or the objects it records): guarded in a protected environment.
 STATE_WRITERS = frozenset(
     {
         "import",
@@ -104,15 +104,16 @@ STATE_WRITERS = frozenset(
 )
 # Done only through dfinfra's own commands, which show the plan, refuse destructive changes and keep the order.
 NOT_PASSED_THROUGH = {
-    "apply": "dfinfra apply ENV",
-    "destroy": "dfinfra destroy ENV",
-    "test": "a module of its own (terraform test creates and destroys real resources)",
+    "apply": "use `dfinfra apply ENV`, which shows the plan, refuses destructive changes without --allow-destroy, "
+    "confirms protected environments and keeps the apply order",
+    "destroy": "use `dfinfra destroy ENV`, with the same guards",
+    "test": "terraform test creates and destroys real resources: run it in a module of its own, not an environment's",
 }
 
 
 def _passthrough_command(args: list[str]) -> str:
-    """The terraform command `args` run (`state mv` for the state family); refuses what would escape
-    dfinfra's guards: `-chdir` (another module than the environment's), `apply` and `destroy`."""
+    """The terraform command `args` run (`state mv`, `workspace select` for those families); refuses what would
+    escape dfinfra's guards: `-chdir` (another module than the environment's), `apply`, `destroy` and `test`."""
     if any(a == "-chdir" or a.startswith(("-chdir=", "--chdir")) for a in args):
         raise UsageError(
             "-chdir is not passed to terraform: dfinfra runs it in the environment's own module (name another "
@@ -123,11 +124,7 @@ def _passthrough_command(args: list[str]) -> str:
         raise UsageError("name the terraform command after `--`, e.g. dfinfra terraform prod -- state list")
     command = " ".join(words[:2]) if words[0] in ("state", "workspace") else words[0]
     if command in NOT_PASSED_THROUGH:
-        raise UsageError(
-            f"`terraform {command}` is not passed through: use `{NOT_PASSED_THROUGH[command]}`, which shows the "
-            "plan, refuses destructive changes without --allow-destroy, confirms protected environments and keeps "
-            "the apply order"
-        )
+        raise UsageError(f"`terraform {command}` is not passed through: {NOT_PASSED_THROUGH[command]}")
     return command
 
 
