@@ -6,8 +6,19 @@ core never prints and never calls `sys.exit`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
+
+# What a name read from disk may hold and a message must not pass on raw: line breaks and tabs (the CLI keeps
+# those as layout, so a file named "x\nerror: ..." would print a line of its own), C0/C1 controls and the
+# format characters that reorder text. The CLI escapes the rest of every message itself.
+_NOT_IN_A_NAME = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
+
+
+def shown(name: object) -> str:
+    """A file name or path as a message quotes it: one line, every control shown as its escape (`\\n`)."""
+    return _NOT_IN_A_NAME.sub(lambda m: repr(m.group())[1:-1], str(name))
 
 
 class DfinfraError(Exception):
@@ -26,7 +37,7 @@ class Problem:
     line: int | None = None
 
     def render(self) -> str:
-        where = str(self.file) if self.file else "<spec>"
+        where = shown(self.file) if self.file else "<spec>"
         if self.line is not None:
             where += f":{self.line}"
         field = f" {self.path}:" if self.path else ""
@@ -117,5 +128,12 @@ class GcpPermissionDenied(GcpError):
 
 class RunFailed(DfinfraError):
     """`dfinfra run`: the Dataform compilation or workflow invocation did not succeed. Exit 1."""
+
+    exit_code = 1
+
+
+class ReleaseFailed(DfinfraError):
+    """A release config could not be compiled and made live (compilation errors, or it does not exist):
+    its workflows keep running what they ran before. Exit 1."""
 
     exit_code = 1

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from dataform_infra import hclread
 from dataform_infra import resource_types as types
-from dataform_infra.errors import UsageError
+from dataform_infra.errors import UsageError, shown
+from dataform_infra.render.hcl import Expr
 from dataform_infra.render.optin import MIN_REASON, OPT_IN_MARKERS
 
 if TYPE_CHECKING:  # `lint` never renders: it stays free of the spec and render layers' import cost
@@ -607,8 +608,6 @@ def check(facts: list[Fact]) -> list[Finding]:
 
 
 def _value(value: object) -> object:
-    from dataform_infra.render.hcl import Expr
-
     if isinstance(value, Expr):
         text = str(value)
         return text[1:-1] if text.startswith('"') else "${" + text + "}"
@@ -620,6 +619,7 @@ def facts_from_module(module: Module) -> list[Fact]:
     from dataform_infra.spec.yamlsource import dotted_path  # `lint` reads no YAML: it skips loading the parser
 
     where = module.spec_files[0]
+    spec_files: dict[str, str] = {}
     facts: list[Fact] = []
     for api in module.apis:
         facts.append(
@@ -635,7 +635,8 @@ def facts_from_module(module: Module) -> list[Fact]:
         attrs: dict[str, Any] = {str(k): _value(v) for k, v in grant.target.items()}
         attrs |= {"role": grant.role, "member": _value(grant.member)}
         comments = (f"{grant.opt_in_marker}: {grant.opt_in_reason}",) if grant.opt_in_reason else ()
-        source = f"{module.spec_file(grant.env)}: {grant.spec_path}"
+        source = f"{spec_files.get(grant.env) or spec_files.setdefault(grant.env, module.spec_file(grant.env))}: "
+        source += grant.spec_path
         facts.append(Fact("resource", grant.resource_type, grant.name, attrs, source, comments))
     for repo in module.repositories:
         git: dict[str, Any] = {}
@@ -966,7 +967,7 @@ def lint(directories: Iterable[Path]) -> list[Finding]:
         )
         if not files:
             raise UsageError(f"{directory} holds no .tf or .tf.json files")
-        sources = {str(f): _read_bounded(f) for f in files}
+        sources = {shown(f): _read_bounded(f) for f in files}  # names as findings quote them
         try:
             facts = facts_from_hcl(sources)
         except RecursionError:  # a value nested thousands deep, past the readers into the rules' adapters
@@ -982,12 +983,14 @@ def _read_bounded(path: Path) -> str:
 
     mode = path.stat().st_mode
     if not stat.S_ISREG(mode):
-        raise UsageError(f"{path} is not a regular file (a FIFO, socket or device): lint reads files only")
+        raise UsageError(f"{shown(path)} is not a regular file (a FIFO, socket or device): lint reads files only")
     with path.open("rb") as handle:
         raw = handle.read(LINT_MAX_BYTES + 1)
     if len(raw) > LINT_MAX_BYTES:
-        raise UsageError(f"{path} is over {LINT_MAX_BYTES // (1024 * 1024)} MB: lint reads module files, not data")
+        raise UsageError(
+            f"{shown(path)} is over {LINT_MAX_BYTES // (1024 * 1024)} MB: lint reads module files, not data"
+        )
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise UsageError(f"{path} is not UTF-8 text (byte {exc.start})") from None
+        raise UsageError(f"{shown(path)} is not UTF-8 text (byte {exc.start})") from None

@@ -28,7 +28,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from dataform_infra.cache import make_private
-from dataform_infra.errors import Untrusted
+from dataform_infra.errors import Untrusted, shown
 
 KEY_BYTES = 32
 
@@ -112,9 +112,9 @@ def check_dir(path: Path) -> None:
         return
     if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
         raise Untrusted(
-            f"{path} is {'a symlink' if stat.S_ISLNK(info.st_mode) else 'not a directory'}, not dfinfra's working "
-            "directory: dfinfra never writes through a link it did not make. Remove it (it may have come from the "
-            "repository; keep .dfinfra/ out of git) and run again."
+            f"{shown(path)} is {'a symlink' if stat.S_ISLNK(info.st_mode) else 'not a directory'}, not dfinfra's "
+            "working directory: dfinfra never writes through a link it did not make. Remove it (it may have come "
+            "from the repository; keep .dfinfra/ out of git) and run again."
         )
 
 
@@ -125,7 +125,8 @@ def open_new(path: Path, flags: int = os.O_WRONLY | os.O_APPEND) -> int:
         return os.open(path, flags | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     except OSError as exc:
         if path.is_symlink():
-            raise Untrusted(f"{path} is a symlink: dfinfra never writes through a link it did not make.") from exc
+            link = shown(path)
+            raise Untrusted(f"{link} is a symlink: dfinfra never writes through a link it did not make.") from exc
         raise
 
 
@@ -228,7 +229,7 @@ def init_stamp(directory: Path) -> str | None:
         else (f" (dfinfra's key could not be kept in {state_dir()}: make it writable, or set XDG_STATE_HOME)")
     )
     raise Untrusted(
-        f"{working} was not left there by dfinfra's own terraform init on this machine{persisted}: it may hold "
+        f"{shown(working)} was not left there by dfinfra's own terraform init on this machine{persisted}: it may hold "
         "provider binaries from the repository, which terraform would run with your credentials. Remove it "
         f"(rm -rf {working}) and run again; never commit .terraform/."
     )

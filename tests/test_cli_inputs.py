@@ -54,6 +54,24 @@ def test_render_check_shows_terminal_controls_in_the_diff_escaped(checkout):
         assert raw not in result.stdout and shown in result.stdout
 
 
+def test_a_file_name_with_a_line_break_cannot_forge_a_line_of_output(checkout):
+    """#22: messages keep their own line breaks as layout, so a name read from disk (a planted file in the
+    output directory, a module file that lint reads) must show its line break escaped, on the one line that
+    quotes it."""
+    assert invoke("render", "--all", cwd=checkout).returncode == 0
+    module = checkout / "build" / "prod"
+    (module / "x\nrender: prod is up to date").write_text("")
+    result = invoke("render", "--all", cwd=checkout)
+    assert result.returncode == 2 and "x\\nrender: prod is up to date" in result.stderr
+    assert not any(line.startswith("render: prod") for line in result.output.splitlines())
+
+    (module / "x\nrender: prod is up to date").unlink()
+    (module / "a\nok.tf").write_text('resource "x" "y" {\n')  # unreadable HCL: lint names the file
+    result = invoke("lint", str(module), cwd=checkout)
+    assert result.returncode == 2 and "a\\nok.tf" in result.stderr
+    assert not any(line.startswith("ok.tf") for line in result.output.splitlines())
+
+
 def test_core_dumps_are_off_once_a_secret_is_read(checkout):
     import subprocess
     import sys

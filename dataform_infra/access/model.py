@@ -143,7 +143,7 @@ class Run:
         return f"workspace run by {self.started_by.member} in {self.repository.name}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Requirement:
     """`principal` needs `permission` on `resource` for `runs` (none: config management or declared
     access). `env` and `spec_path` locate the spec field that causes it; `assumed` requirements are
@@ -194,7 +194,10 @@ class AccessModel:
         self.deployment = deployment
         self.topology = topology or Topology(deployment)
         self._found: dict[tuple[str, str, str, Resource, bool], Requirement] = {}
-        self._runs_of: dict[tuple[str, str, str, Resource, bool], dict[str, None]] = {}
+        # A requirement's runs: the tuple its first cause gave (shared by that cause's permissions), made a
+        # dict only when a later cause adds runs; most requirements have one cause, and 90,000 dicts were a
+        # third of a 1 MB spec's model.
+        self._runs_of: dict[tuple[str, str, str, Resource, bool], tuple[str, ...] | dict[str, None]] = {}
         self.notes: list[tuple[str, PathKey, str]] = []  # (env, path, message): what cannot be checked
 
     @cached_property
@@ -205,7 +208,10 @@ class AccessModel:
     @cached_property
     def requirements(self) -> list[Requirement]:
         self._derive()
-        return [req.with_runs(tuple(self._runs_of[key])) for key, req in self._found.items()]
+        return [
+            req.with_runs(runs if isinstance(runs, tuple) else tuple(runs)) if runs else req
+            for req, runs in zip(self._found.values(), self._runs_of.values(), strict=True)
+        ]
 
     # --- derivation -----------------------------------------------------------------------
 
@@ -222,15 +228,17 @@ class AccessModel:
         assumed: bool = False,
     ) -> None:
         """Record a requirement once (the first cause names it); later causes only add their runs."""
-        added = dict.fromkeys(runs)
+        added = tuple(dict.fromkeys(runs))
         for permission in permissions:
             key = (chain, principal.member, permission, resource, assumed)
             known = self._runs_of.get(key)
             if known is None:
                 self._found[key] = Requirement(chain, principal, permission, resource, why, env, path, (), assumed)
-                known = self._runs_of[key] = {}
-            if added:
-                known.update(added)
+                self._runs_of[key] = added
+            elif added:
+                if isinstance(known, tuple):
+                    known = self._runs_of[key] = dict.fromkeys(known)
+                known.update(dict.fromkeys(added))
 
     def _derive(self) -> None:
         if hasattr(self, "_runs"):

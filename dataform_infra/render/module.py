@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any, ClassVar
 
 from dataform_infra import resource_types as types
@@ -40,6 +41,11 @@ from dataform_infra.topology import (
 )
 
 
+@lru_cache(maxsize=256)  # a handful of attribute names, once per grant each
+def _attribute(name: str) -> Ident:
+    return Ident(name)
+
+
 class Addressed:
     """A view-model of one Terraform resource: its type's facts live in `resource_types`."""
 
@@ -60,7 +66,7 @@ class Addressed:
         raise NotImplementedError
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Grant:
     """One additive IAM membership: who (`principal`) gets which role on what (`resource`), and why.
 
@@ -537,7 +543,7 @@ class _ModuleBuilder:
         """A grant of this module, by the `*_iam_member` type of its resource's kind; `env` names the spec
         file holding `path` when it is not this one's."""
         resource_type = types.IAM_MEMBER_OF[fields["resource"].kind].name
-        target = {Ident(k): v for k, v in fields.pop("target").items()}
+        target = {_attribute(k): v for k, v in fields.pop("target").items()}
         fields.setdefault("env", self.env_name)
         grant = Grant(
             resource_type=Ident(resource_type),

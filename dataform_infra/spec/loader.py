@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from dataform_infra.errors import Problem, SpecError, UsageError
+from dataform_infra.errors import Problem, SpecError, UsageError, shown
 from dataform_infra.spec.cron import stagger_warning
 from dataform_infra.spec.formats import slug
 from dataform_infra.spec.models import Environment
@@ -72,7 +72,7 @@ def spec_files(directory: Path) -> list[Path]:
                 problems.append(Problem(path, "", "is a dangling symbolic link"))
             elif directory.resolve() not in target.parents:
                 problems.append(
-                    Problem(path, "", f"links outside {directory} (to {target}); copy the spec into {directory}")
+                    Problem(path, "", f"links outside {directory} (to {shown(target)}); copy the spec into {directory}")
                 )
         elif not path.is_file():
             problems.append(Problem(path, "", "is not a regular file (a FIFO, device or directory)"))

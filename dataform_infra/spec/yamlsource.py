@@ -41,6 +41,7 @@ class _Loader(_BASE_LOADER):  # type: ignore[misc]
 
 _LOADER = _Loader
 MAX_DEPTH = 32
+_STR = "tag:yaml.org,2002:str"
 MAX_INT_DIGITS = 30  # project numbers have 12; nothing in a spec needs more
 
 PathKey = tuple[str | int, ...]
@@ -127,6 +128,8 @@ class _Builder:
             return self._mapping(node, path, depth)
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
+        if node.tag == _STR:  # what the constructor returns for a string, without its call chain (most of a spec)
+            return node.value
         if node.tag == "tag:yaml.org,2002:timestamp":
             return node.value  # no spec field is a date: `git_ref: 2024-01-01` is the text written
         if node.tag == "tag:yaml.org,2002:int" and re.fullmatch(r"[-+]?0[0-9_]+", node.value):

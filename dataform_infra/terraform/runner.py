@@ -147,20 +147,6 @@ class TerraformRunner:
             log.write(f"$ {' '.join(argv)}\n")
             log.flush()
             truncate = os.O_WRONLY | os.O_TRUNC
-            with (
-                os.fdopen(trust.open_new(streams["stdout"], truncate), "w") as out,
-                os.fdopen(trust.open_new(streams["stderr"], truncate), "w") as err,
-            ):
-                process = subprocess.Popen(
-                    argv,
-                    cwd=self.module_dir,
-                    env=self.environment(),
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=err,
-                    start_new_session=True,
-                    pass_fds=self._inherited,
-                )
             finished = threading.Event()
             sink: list[LineSink] = [on_line] if on_line else []
 
@@ -194,13 +180,31 @@ class TerraformRunner:
                         except OSError:  # our reader went away (a closed pipe): keep draining, terraform goes on
                             sink.clear()
 
-            readers = [threading.Thread(target=tail, args=item, daemon=True) for item in streams.items()]
-            for reader in readers:
-                reader.start()
-            interrupts = self._wait(process, on_line)
-            finished.set()
-            for reader in readers:
-                reader.join()
+            with (
+                os.fdopen(trust.open_new(streams["stdout"], truncate), "w") as out,
+                os.fdopen(trust.open_new(streams["stderr"], truncate), "w") as err,
+            ):
+                readers = [threading.Thread(target=tail, args=item, daemon=True) for item in streams.items()]
+                for reader in readers:
+                    reader.start()
+                try:
+                    process, interrupts = supervise(
+                        lambda: subprocess.Popen(
+                            argv,
+                            cwd=self.module_dir,
+                            env=self.environment(),
+                            stdin=subprocess.DEVNULL,
+                            stdout=out,
+                            stderr=err,
+                            start_new_session=True,
+                            pass_fds=self._inherited,
+                        ),
+                        on_line,
+                    )
+                finally:
+                    finished.set()
+                    for reader in readers:
+                        reader.join()
             log.write(f"# exit status {process.returncode}\n")
         for path in streams.values():
             path.unlink(missing_ok=True)
@@ -208,59 +212,22 @@ class TerraformRunner:
             tuple(argv), process.returncode, "".join(output["stdout"]), "".join(output["stderr"]), interrupts
         )
 
-    def _wait(self, process: subprocess.Popen[bytes], on_line: LineSink | None) -> int:
-        """Wait for terraform, forwarding SIGINT, SIGTERM and SIGHUP (a Ctrl-C, a cancelled CI job,
-        `timeout`, a closed terminal): the first asks terraform to stop gracefully (it saves state and
-        releases the lock), the second stops it at once. dfinfra itself waits for terraform to exit."""
-        count = 0
-        if threading.current_thread() is not threading.main_thread():
-            process.wait()
-            return count
-
-        def forward(signum: int, frame: FrameType | None) -> None:
-            nonlocal count
-            count += 1
-            if process.poll() is None:
-                # Terraform stops gracefully on SIGINT or SIGTERM; a hang-up is an interrupt too.
-                process.send_signal(signal.SIGINT if signum == signal.SIGHUP else signum)
-            if on_line:
-                name = signal.Signals(signum).name
-                note = (
-                    f"{name}: asking terraform to stop gracefully (state is saved); interrupt again to stop now"
-                    if count == 1
-                    else f"second {name}: terraform stops immediately; state may miss the last changes"
-                )
-                with contextlib.suppress(OSError):
-                    on_line("dfinfra", note)
-
-        handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-        previous = {signum: signal.signal(signum, forward) for signum in handled}
-        try:
-            while True:
-                try:
-                    process.wait()
-                    break
-                except InterruptedError:
-                    continue
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
-        return count
-
     def interactive(self, args: list[str], on_note: Callable[[str], None]) -> int:
         """Terraform with `args` on dfinfra's own terminal (its prompts included), stopped the way `run` stops
         it: in its own session, so a Ctrl-C reaches it once, through dfinfra, as a graceful stop; SIGTERM and
         SIGHUP likewise; dfinfra waits for it to exit. Returns terraform's exit code."""
         environment = self.environment()
         environment.pop("TF_INPUT", None)  # interactive commands (force-unlock) may ask
-        process = subprocess.Popen(
-            [self.binary.path, *args],
-            cwd=self.module_dir,
-            env=environment,
-            start_new_session=True,
-            pass_fds=self._inherited,
+        process, _ = supervise(
+            lambda: subprocess.Popen(
+                [self.binary.path, *args],
+                cwd=self.module_dir,
+                env=environment,
+                start_new_session=True,
+                pass_fds=self._inherited,
+            ),
+            lambda stream, line: on_note(line),
         )
-        self._wait(process, lambda stream, line: on_note(line))
         return process.returncode
 
     # --- commands -------------------------------------------------------------------------
@@ -345,3 +312,59 @@ class TerraformRunner:
     def state_list(self) -> list[str]:
         result = self.run("state list", no_color=IsFlagged)
         return result.stdout.split() if result.returncode == 0 else []
+
+
+def supervise(
+    start: Callable[[], subprocess.Popen[bytes]], on_line: LineSink | None
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start terraform and wait for it, forwarding SIGINT, SIGTERM and SIGHUP (a Ctrl-C, a cancelled CI
+    job, `timeout`, a closed terminal): the first asks terraform to stop gracefully (it saves state and
+    releases the lock), the second stops it at once. dfinfra itself waits for terraform to exit. The
+    handlers are in place before terraform starts: a signal in between is forwarded once it has, never
+    a KeyboardInterrupt that leaves it running unwatched. Returns the process and the signals seen."""
+    if threading.current_thread() is not threading.main_thread():
+        process = start()
+        process.wait()
+        return process, 0
+    count = 0
+    started: list[subprocess.Popen[bytes]] = []
+    early: list[int] = []  # signals that came before terraform had started
+
+    def send(signum: int) -> None:
+        if started[0].poll() is None:
+            # Terraform stops gracefully on SIGINT or SIGTERM; a hang-up is an interrupt too.
+            started[0].send_signal(signal.SIGINT if signum == signal.SIGHUP else signum)
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        nonlocal count
+        count += 1
+        if started:
+            send(signum)
+        else:
+            early.append(signum)
+        if on_line:
+            name = signal.Signals(signum).name
+            note = (
+                f"{name}: asking terraform to stop gracefully (state is saved); interrupt again to stop now"
+                if count == 1
+                else f"second {name}: terraform stops immediately; state may miss the last changes"
+            )
+            with contextlib.suppress(OSError):
+                on_line("dfinfra", note)
+
+    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {signum: signal.signal(signum, forward) for signum in handled}
+    try:
+        started.append(start())
+        for signum in early:
+            send(signum)
+        while True:
+            try:
+                started[0].wait()
+                break
+            except InterruptedError:
+                continue
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return started[0], count

@@ -100,3 +100,35 @@ def test_an_apply_error_already_on_screen_is_not_printed_again(runner):
     with pytest.raises(TerraformError) as caught:
         runner.check(failed, "apply", shown=True)
     assert "Error 403" not in str(caught.value) and "its errors are above" in str(caught.value)
+
+
+def test_a_signal_before_terraform_has_started_is_forwarded_once_it_has(tmp_path):
+    """#22: the handlers went in after Popen returned, so a Ctrl-C or SIGTERM in between raised in dfinfra
+    (or killed it) while terraform, in its own session, ran on unwatched. The signal now waits for the
+    process and reaches it as the graceful stop; dfinfra itself carries on to wait for the exit."""
+    import subprocess
+    import sys
+
+    marker = tmp_path / "stopped"
+    probe = f"""
+import os, signal, subprocess, sys
+from dataform_infra.terraform.runner import supervise
+child = (
+    "import signal, sys, time, pathlib\\n"
+    "signal.signal(signal.SIGTERM, lambda *a: (pathlib.Path({str(marker)!r}).write_text('graceful'), sys.exit(3)))\\n"
+    "print('ready', flush=True)\\n"
+    "time.sleep(30)\\n"
+)
+def start():
+    os.kill(os.getpid(), signal.SIGTERM)  # arrives while terraform is being started
+    process = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE)
+    process.stdout.readline()  # its handler is in place before the forwarded signal is sent
+    return process
+notes = []
+process, seen = supervise(start, lambda stream, line: notes.append(line))
+print(process.returncode, seen, notes[0].split(":")[0])
+"""
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["3", "1", "SIGTERM"]
+    assert marker.read_text() == "graceful"
