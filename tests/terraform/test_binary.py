@@ -52,3 +52,47 @@ def test_bundled_fallback_when_nothing_is_on_path(tmp_path, monkeypatch):
     found = find_terraform()
     assert found.flavour == "bundled" and found.version >= (1, 5, 0)
     assert os.path.basename(found.path) == "dfinfra-terraform"
+
+
+@pytest.fixture()
+def own_state(tmp_path, monkeypatch):
+    """A user of their own: a fresh dfinfra key and state directory."""
+    from dataform_infra import trust
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    trust._key.cache_clear()
+    yield trust.state_dir()
+    trust._key.cache_clear()
+
+
+def test_a_native_binary_is_asked_its_version_once_and_a_planted_answer_is_not_believed(own_state, terraform_bin):
+    """`terraform version` was on every plan's critical path; a native binary's answer is kept by its file's
+    identity, sealed with this user's key: an entry written by anyone else (claiming an old terraform is new
+    enough, say) is ignored and the binary asked again."""
+    import json
+
+    from dataform_infra.terraform.binary import PendingTerraform
+
+    first = PendingTerraform(terraform_bin)
+    assert first._process is not None  # asked
+    version = first.result().version
+    again = PendingTerraform(terraform_bin)
+    assert again._process is None and again.result().version == version  # remembered
+
+    remembered = own_state / "terraform-versions.json"
+    entries = json.loads(remembered.read_text())
+    for entry in entries.values():
+        entry["output"] = '{"terraform_version": "9.9.9"}'  # the seal no longer matches
+    remembered.write_text(json.dumps(entries))
+    planted = PendingTerraform(terraform_bin)
+    assert planted._process is not None and planted.result().version == version
+
+
+def test_a_script_is_asked_every_time(own_state, tmp_path):
+    """A shim (tfenv, asdf, mise) answers by the directory it runs in: never remembered."""
+    from dataform_infra.terraform.binary import PendingTerraform
+
+    path = str(shim(tmp_path, "terraform", "1.9.0"))
+    assert PendingTerraform(path).result().version == (1, 9, 0)
+    assert PendingTerraform(path)._process is not None
+    assert not (own_state / "terraform-versions.json").exists()
