@@ -724,7 +724,7 @@ def _apply_like(
         lifecycle.check_saved_plans(order, mode)  # all of them before applying any
     for env in order:
         _echo(f"== {env}")
-        lifecycle.apply(
+        applied = lifecycle.apply(
             env,
             render=not no_render,
             mode=mode,
@@ -733,6 +733,28 @@ def _apply_like(
             allow_destroy=guards.allow_destroy,
             confirm=_ask,
             confirmed=guards.confirm or (),
+        )
+        if not (mode.destroy or mode.refresh_only):
+            _make_live(workspace, env, lifecycle.releases_to_make_live(env, applied), terraform.impersonate)
+
+
+def _make_live(workspace: Workspace, env: str, releases: list[str], impersonate: str | None) -> None:
+    """After an apply that created or changed release configs: compile them and make that compilation
+    live, or say plainly why not. The apply itself succeeded either way, so this warns instead of failing
+    it (a first apply comes before `dfinfra secret set`, when nothing can compile yet)."""
+    if not releases:
+        return
+    from dataform_infra.errors import DfinfraError
+    from dataform_infra.gcp.releases import release
+
+    try:
+        for done in release(workspace.deployment, env, _google(impersonate), releases):
+            _echo(f"{env}: {done.describe()}")
+    except DfinfraError as exc:
+        _err(
+            f"warning: {env}: release {', '.join(releases)} has no live compilation, so its workflows' scheduled "
+            f"runs fail until it has one: {exc}. Run `dfinfra release {env}` once it can compile (after "
+            "`dfinfra secret set` on a first apply)."
         )
 
 
@@ -1184,6 +1206,43 @@ def adopt(
         _echo(f"{c.what}: {state} ({c.name})")
     if written:
         _echo(f"{len(to_mark)} object(s) marked in {written}; `dfinfra plan {env}` imports them")
+
+
+@_command(app)
+def release(
+    env: Annotated[str, typer.Argument(help="Environment declaring the releases.")],
+    releases: Annotated[
+        list[str] | None, typer.Argument(help="Releases to make live (default: all of ENV's).", show_default=False)
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print what each release now serves as JSON.")] = False,
+    impersonate: ImpersonateOption = None,
+    environments: EnvironmentsOption = Path("environments"),
+) -> None:
+    """Compile releases from Git now and make each compilation the one their workflows run.
+
+    A workflow config runs its release's live compilation, not the branch: without this, merged code
+    waits for the release's cron, and a release created or changed by an apply has none (apply runs
+    this itself for those). CI runs it after a merge to the release's branch. Exit 1 when a release
+    does not compile; it keeps serving what it served.
+
+    Examples:
+
+      dfinfra release prod
+
+      dfinfra release staging staging-nightly --json
+    """
+    from dataform_infra.gcp.releases import release as make_live
+
+    workspace = _workspace(environments)
+    workspace.select([env], False)
+    done = make_live(workspace.deployment, env, _google(impersonate), releases or None)
+    if as_json:
+        import json
+
+        _echo(json.dumps([d.to_dict() for d in done], indent=2))
+        return
+    for item in done:
+        _echo(item.describe())
 
 
 @_command(app)

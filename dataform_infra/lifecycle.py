@@ -420,6 +420,16 @@ class Lifecycle:
         self._applied.add(env)
         return summary
 
+    def releases_to_make_live(self, env: str, applied: PlanSummary) -> list[str]:
+        """The releases an apply of `env` created or changed: each starts with no live compilation (the
+        provider's full update empties it), so its workflows have nothing to run until it is compiled again."""
+        touched = {
+            c.address
+            for c in applied.changes
+            if c.type == types.RELEASE_CONFIG.name and c.action in ("create", "update", "replace")
+        }
+        return [view.config_id for view in self.workspace.module(env).releases if view.address in touched]
+
     def _check_order(self, env: str, mode: PlanMode, *, render: bool) -> None:
         """Stop before terraform when the order is wrong: a target's configs live in the host's
         repository (applied first), and destroying the host takes the targets' configs with it."""

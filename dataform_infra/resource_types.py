@@ -171,7 +171,10 @@ RELEASE_CONFIG = ResourceType(
     provider="google-beta",
     identity=("project", "region", "repository", "name"),
     import_id="projects/{project}/locations/{region}/repositories/{repository}/releaseConfigs/{name}",
-    deployer=(("repository", _crud("dataform", "releaseConfigs")),),
+    # Besides its CRUD: after an apply that creates or changes one, dfinfra compiles it and makes that
+    # compilation live (`dfinfra release`; dataform-operations.md §a), which needs compilationResults.create
+    # and releaseConfigs.update (act-as on its workflows' runners is needed to attach them anyway).
+    deployer=(("repository", (*_crud("dataform", "releaseConfigs"), "dataform.compilationResults.create")),),
 )
 WORKFLOW_CONFIG = ResourceType(
     "google_dataform_repository_workflow_config",

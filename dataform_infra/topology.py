@@ -265,7 +265,11 @@ class Topology:
         )
 
     def apis(self, env_name: str) -> tuple[str, ...]:
-        return HOST_APIS if env_name == self.host_name else TARGET_APIS
+        if env_name != self.host_name:
+            return TARGET_APIS
+        # Dataform reaches a Developer Connect link through that API (dataform-operations.md §g: enable it).
+        linked = any(r.repository_link is not None for r in self.repositories)
+        return tuple(sorted((*HOST_APIS, "developerconnect.googleapis.com"))) if linked else HOST_APIS
 
     def apply_order(self) -> list[str]:
         """The host first (its repository and service agent), then the targets whose configs live in

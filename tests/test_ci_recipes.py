@@ -10,7 +10,9 @@ from typer.testing import CliRunner
 from dataform_infra.cli import app
 from tests.conftest import REPO
 
-RECIPES = [REPO / "examples" / "ci" / "github-actions.yml", REPO / "examples" / "ci" / "cloudbuild.yaml"]
+CI = REPO / "examples" / "ci"
+GITHUB, CLOUD_BUILD = CI / "github-actions.yml", CI / "cloudbuild.yaml"
+RECIPES = sorted(CI.glob("*.y*ml"))  # the Dataform code repository's release recipe among them
 
 
 def _strings(node):
@@ -56,7 +58,7 @@ def test_recipe_parses_and_calls_only_real_commands(recipe):
 
 
 def test_github_workflow_applies_behind_an_environment_with_wif():
-    workflow = yaml.safe_load(RECIPES[0].read_text())
+    workflow = yaml.safe_load(GITHUB.read_text())
     assert workflow["jobs"]["apply"]["environment"] == "production"
     assert workflow["permissions"]["id-token"] == "write"
     steps = [step.get("uses", "") for step in workflow["jobs"]["apply"]["steps"]]
@@ -73,7 +75,7 @@ def test_pre_commit_hooks_call_real_commands():
 
 
 def _job_scripts(job: str, names: tuple[str, ...]) -> list[str]:
-    workflow = yaml.safe_load(RECIPES[0].read_text())
+    workflow = yaml.safe_load(GITHUB.read_text())
     return [step["run"] for step in workflow["jobs"][job]["steps"] if step.get("name") in names]
 
 
@@ -151,7 +153,7 @@ def test_cloud_build_recipe_runs_in_one_image_and_applies_the_plans_it_made(tmp_
 
     from tests.project import Project
 
-    build = yaml.safe_load(RECIPES[1].read_text())
+    build = yaml.safe_load(CLOUD_BUILD.read_text())
     steps = build["steps"]
     assert len({step["name"] for step in steps}) == 1, "one image for every step"
     assert [step["id"] for step in steps] == ["install", "check", "plan", "apply"]

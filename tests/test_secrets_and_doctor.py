@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SPEC_SETS
+from tests.fakegcp.store import RELEASE_STATE
 from tests.project import Project
+from tests.support.dataform_code import CODE
 from tests.support.snapshot import Snapshot
 
 pytestmark = pytest.mark.terraform
@@ -49,7 +51,16 @@ def live(applied, tmp_path, cloud, google_apis) -> Project:
             "resource": "//cloudresourcemanager.googleapis.com/projects/acme-analytics-staging",
         },
     )
+    cloud.store.put("git_code", "https://github.com/acme/analytics-dataform.git", CODE["shipped"])
     return project
+
+
+def ready(live: Project) -> None:
+    """What a team does after its first apply: set the Git token, then make the releases live (the apply
+    could not compile them without it)."""
+    live.run("secret", "set", "staging", stdin=CANARY)
+    for env in ("staging", "prod"):
+        live.run("release", env)
 
 
 def checks(output: str) -> dict[str, str]:
@@ -70,6 +81,13 @@ def test_secret_set_status_and_a_clean_doctor(live, google_apis):
         "versions/2" in second and "disabled projects/481516234200/secrets/dataform-github-token/versions/1" in second
     )
     assert re.search(r"^\s+1\s+DISABLED", live.run("secret", "status", "staging"), re.M)
+
+    # Nothing could compile before the token was set: doctor says so, with the fix.
+    output = live.run("doctor", "staging", expect=1)
+    assert checks(output)["release-live:staging-nightly"] == "FAIL"
+    assert "fix: dfinfra release staging staging-nightly" in output
+    for env in ("staging", "prod"):
+        assert f"release {env}-nightly now serves " in live.run("release", env)
 
     staging = live.run("doctor", "staging")
     found = checks(staging)
@@ -92,6 +110,7 @@ def test_secret_set_status_and_a_clean_doctor(live, google_apis):
         "agent-token-creator:dataform-prod-runner@acme-analytics-prod.iam.gserviceaccount.com",
         "caller-act-as:dataform-prod-runner@acme-analytics-prod.iam.gserviceaccount.com",
         "run:runner-runs-jobs:dataform-prod-runner@acme-analytics-prod.iam.gserviceaccount.com:project:acme-analytics-staging",
+        "release-live:prod-nightly",
     } <= set(prod)
 
 
@@ -107,7 +126,16 @@ def _drop_member(store, kind, role, member=None, resource_attr=None, resource=No
     raise AssertionError("nothing to drop")
 
 
+STAGING_RELEASE = (
+    "projects/acme-analytics-staging/locations/europe-west2/repositories/analytics/releaseConfigs/staging-nightly"
+)
+
 BREAKAGES = {
+    "release-live:staging-nightly": (
+        lambda s: s.delete(RELEASE_STATE, STAGING_RELEASE),  # as the provider's update leaves it
+        "staging",
+        "dfinfra release staging staging-nightly",
+    ),
     "apis-enabled": (
         lambda s: s.delete("service_enabled", "acme-analytics-staging/dataform.googleapis.com"),
         "staging",
@@ -163,7 +191,7 @@ BREAKAGES = {
 
 @pytest.mark.parametrize("check", sorted(BREAKAGES))
 def test_each_doctor_check_fails_with_its_fix(live, check):
-    live.run("secret", "set", "staging", stdin=CANARY)
+    ready(live)
     breakage, env, fix = BREAKAGES[check]
     assert checks(live.run("doctor", env)).get(check) == "PASS"
     breakage(live.cloud.store)
@@ -178,7 +206,7 @@ def test_each_doctor_check_fails_with_its_fix(live, check):
 
 
 def test_a_missing_runner_skips_its_grant_checks(live):
-    live.run("secret", "set", "staging", stdin=CANARY)
+    ready(live)
     live.cloud.store.delete("google_service_account", PROD_RUNNER)
     found = checks(live.run("doctor", "prod", expect=1))
     email = PROD_RUNNER.rsplit("/", 1)[-1]
@@ -249,6 +277,8 @@ def test_the_canary_token_appears_nowhere(live, tmp_path, google_apis):
     try:
         live.run("secret", "set", "staging", stdin=CANARY)
         live.run("secret", "set", "staging", "--from-env", "TOKEN", env={"TOKEN": CANARY})
+        for env in ("staging", "prod"):
+            live.run("release", env)  # Dataform fetches with the token: nothing of it comes back
         live.run("doctor", "staging")
         live.run("plan", "--all", expect=0)
         live.run("apply", "--all", "--auto-approve", "--confirm", "prod")

@@ -82,6 +82,14 @@ WRITE = (
     "bigquery.tables.update",
     "bigquery.tables.updateData",
 )
+
+
+def link_accessor_role(pushes: bool) -> str:
+    """The Developer Connect role the Dataform service agent needs on a link: the read-write token accessor
+    when workspace commits are pushed through it, the read one when Dataform only fetches."""
+    return "roles/developerconnect.tokenAccessor" if pushes else "roles/developerconnect.readTokenAccessor"
+
+
 READ = ("bigquery.datasets.get", "bigquery.tables.get", "bigquery.tables.getData")
 # What only Data Owner adds on a dataset that Dataform code uses: its IAM (authorized views, sharing),
 # its metadata, and row access policies.
@@ -413,6 +421,11 @@ class AccessModel:
                 repository.at("access", k, "role"),
             )
 
+    @staticmethod
+    def _pushes(repository: HostedRepository) -> bool:
+        """Do people commit in its workspaces (and Dataform push those commits to the remote)?"""
+        return bool(repository.spec.access)
+
     def _git_sync(self, repository: HostedRepository, runs: tuple[str, ...]) -> None:
         """Chain 1: every compilation (scheduled releases, workspaces, runs) fetches the code with Git, and
         installs npm packages with the `.npmrc` variables when the repository names them."""
@@ -423,10 +436,15 @@ class AccessModel:
         if repository.secret is not None:
             reads.append((repository.secret, f"fetches {repository.name}'s code with the Git credential", git))
         elif repository.repository_link is not None:  # Developer Connect: granted outside dfinfra, checked by doctor
+            # Compilations fetch with the read token; workspace commits are pushed with the read-write one
+            # (dataform-operations.md §g), so a repository people work in needs the read-write accessor.
+            fetches = ["developerconnect.gitRepositoryLinks.fetchReadToken"]
+            if self._pushes(repository):
+                fetches.append("developerconnect.gitRepositoryLinks.fetchReadWriteToken")
             self._need(
                 "git-sync",
                 top.agent,
-                ("developerconnect.gitRepositoryLinks.fetchReadToken",),
+                tuple(fetches),
                 repository.repository_link,
                 f"every compilation (scheduled releases, workspaces, runs) fetches {repository.name}'s code through "
                 "the Developer Connect link",
@@ -439,7 +457,7 @@ class AccessModel:
                 top.host_name,
                 git,
                 f"Dataform fetches the code through {git_spec.repository_link}: grant the Dataform service "
-                f"agent {top.agent.member} roles/developerconnect.readTokenAccessor on that link (dfinfra "
+                f"agent {top.agent.member} {link_accessor_role(self._pushes(repository))} on that link (dfinfra "
                 "cannot: the provider types it renders have no Developer Connect IAM resource); `dfinfra doctor` "
                 "checks that it holds",
             )

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 from dataform_infra.access import AccessModel, Requirement, roles
+from dataform_infra.access.model import link_accessor_role
 from dataform_infra.errors import GcpNotFound
 from dataform_infra.gcp.clients import GoogleApis, call
 from dataform_infra.spec.loader import Deployment
@@ -83,6 +84,7 @@ class Doctor:
                     yield from self._token_status(hosted)
         yield from self._org_policies()
         yield from self._run_requirements()
+        yield from self._releases()
 
     def _runners_to_check(self) -> list[tuple[str, str]]:
         """This environment's runners: its module creates them and every grant that makes them usable."""
@@ -250,6 +252,42 @@ class Doctor:
                 else f"check the token's scopes and expiry at the Git host, then {set_it}",
             )
 
+    # --- releases -------------------------------------------------------------------------------
+
+    def _releases(self) -> Iterator[Check]:
+        """Each release's live compilation (what its workflows' scheduled runs execute), its age and the
+        last cron error: a release with none fails every scheduled run (dataform-operations.md §a)."""
+        from datetime import datetime, timezone
+
+        from dataform_infra.gcp.releases import config_names
+
+        client = self.apis.dataform()
+        for release, name in config_names(self.deployment, self.env_name).items():
+            check = f"release-live:{release}"
+            try:
+                found = call(f"reading release config {name}", client.get_release_config, name=name)
+            except GcpNotFound:
+                yield Check(check, "fail", f"{name} does not exist", f"dfinfra apply {self.env_name}")
+                continue
+            records = list(found.recent_scheduled_release_records)
+            errors = [r for r in records if r.error_status.code]
+            last_error = f"; its last cron compile failed: {errors[0].error_status.message}" if errors else ""
+            live = found.release_compilation_result
+            if not live:
+                yield Check(
+                    check,
+                    "fail",
+                    f"release {release} has no live compilation: its workflows' scheduled runs fail{last_error}",
+                    f"dfinfra release {self.env_name} {release}",
+                )
+                continue
+            compiled = call(f"reading {live}", client.get_compilation_result, name=live)
+            made = compiled.create_time
+            age = datetime.now(timezone.utc) - made if made else None
+            since = f", compiled {age.days}d {age.seconds // 3600}h ago" if age is not None else ""
+            commit = f" from commit {compiled.resolved_git_commit_sha[:12]}" if compiled.resolved_git_commit_sha else ""
+            yield Check(check, "pass", f"release {release} serves {live.rsplit('/', 1)[-1]}{commit}{since}{last_error}")
+
     # --- project numbers --------------------------------------------------------------------
 
     def _project_numbers(self) -> Iterator[Check]:
@@ -406,8 +444,9 @@ class Doctor:
 
     def _requirement_fix(self, req: Requirement, missing: list[str]) -> str:
         if req.resource.kind == "git_repository_link":
+            pushes = any(p.endswith(".fetchReadWriteToken") for p in missing)
             return (
-                f"grant roles/developerconnect.readTokenAccessor to {req.principal.member} on {req.resource.id} "
+                f"grant {link_accessor_role(pushes)} to {req.principal.member} on {req.resource.id} "
                 "(Developer Connect; dfinfra cannot make this grant)"
             )
         if req.assumed:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -125,13 +125,14 @@ MAX_WEEKLY_FIRINGS = 7 * 24 * 4
 
 
 @lru_cache(maxsize=1024)
-def weekly_fire_times(expression: str, time_zone: str) -> tuple[datetime, ...]:
+def weekly_fire_times(expression: str, time_zone: str, offset_minutes: int | None = None) -> tuple[datetime, ...]:
     """UTC instants at which the schedule fires during the reference week, sorted; () for a schedule
-    firing more than MAX_WEEKLY_FIRINGS times a week."""
+    firing more than MAX_WEEKLY_FIRINGS times a week. With `offset_minutes`, `time_zone` is taken at that
+    UTC offset all week (one of its offsets in the year: summer or winter time)."""
     schedule = parse_cron(expression)
     if len(schedule.minutes) * len(schedule.hours) * 7 > MAX_WEEKLY_FIRINGS:
         return ()
-    zone = ZoneInfo(time_zone)
+    zone: tzinfo = ZoneInfo(time_zone) if offset_minutes is None else timezone(timedelta(minutes=offset_minutes))
     times: list[datetime] = []
     for offset in range(-1, 8):  # a day either side so zone offsets cannot drop a firing
         day = _REFERENCE_MONDAY + timedelta(days=offset)
@@ -145,8 +146,46 @@ def weekly_fire_times(expression: str, time_zone: str) -> tuple[datetime, ...]:
     return tuple(sorted(t for t in times if start <= t < start + timedelta(days=7)))
 
 
+@lru_cache(maxsize=256)
+def offset_periods(zones: tuple[str, ...]) -> tuple[tuple[tuple[int, ...], date], ...]:
+    """Each combination of the zones' UTC offsets (minutes) that holds on some day of the reference year,
+    with the first such day: one entry where neither zone changes its clocks, more across DST (the
+    zones' transitions need not fall on the same dates, nor in the same season)."""
+    found: dict[tuple[int, ...], date] = {}
+    loaded = [ZoneInfo(zone) for zone in zones]
+    for n in range(365):
+        noon = datetime(_REFERENCE_MONDAY.year, 1, 1, 12, tzinfo=timezone.utc) + timedelta(days=n)
+        offsets = tuple(int((noon.astimezone(z).utcoffset() or timedelta()).total_seconds() // 60) for z in loaded)
+        found.setdefault(offsets, noon.date())
+    return tuple(found.items())
+
+
 def stagger_warning(release: tuple[str, str], workflow: tuple[str, str]) -> str | None:
-    """Why a workflow's (cron, zone) may run a stale compilation of its release, or None."""
+    """Why a workflow's (cron, zone) may run a stale compilation of its release, or None. Compared at every
+    pair of UTC offsets the two zones are at together during a year: a workflow at 06:45 Europe/London
+    after a release at 06:30 Etc/UTC fires at 05:45 UTC all summer, on yesterday's compilation."""
+    periods = offset_periods((release[1], workflow[1]))
+    for (release_offset, workflow_offset), since in periods:
+        if len(periods) == 1:
+            return _stagger(release, workflow)
+        why = _stagger((*release, release_offset), (*workflow, workflow_offset))
+        if why:
+            return (
+                f"{why} (while {release[1]} is at {_utc(release_offset)} and {workflow[1]} at "
+                f"{_utc(workflow_offset)}, as from {since:%d %b})"
+            )
+    return None
+
+
+def _utc(minutes: int) -> str:
+    sign = "-" if minutes < 0 else "+"
+    return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+_Schedule = tuple[str, str] | tuple[str, str, int]  # (cron, zone) or (cron, zone, that zone's UTC offset)
+
+
+def _stagger(release: _Schedule, workflow: _Schedule) -> str | None:
     release_times = weekly_fire_times(*release)
     workflow_times = weekly_fire_times(*workflow)
     if not release_times or not workflow_times:

@@ -489,20 +489,24 @@ def _warnings(deployment: Deployment) -> Iterable[SpecWarning]:
                     f"environment's workflows (or repository) attach, and {name!r} attaches none",
                 )
             )
-        releases = {r.name: r for r in env.releases}
+        releases = {r.name: (j, r) for j, r in enumerate(env.releases)}
         for i, workflow in enumerate(env.workflows):
-            release = releases[workflow.release]
+            j, release = releases[workflow.release]
             if workflow.cron and release.cron:
                 why = stagger_warning((release.cron, release.time_zone), (workflow.cron, workflow.time_zone))
                 if why:
-                    yield SpecWarning(loc.at(name, ("workflows", i, "cron"), f"workflow {workflow.name!r} {why}"))
+                    line = deployment.sources[name].line_of(("releases", j, "cron"))
+                    where = f" (release {release.name!r}: {release.cron!r} {release.time_zone}, line {line})"
+                    message = f"workflow {workflow.name!r} {why}{where}"
+                    yield SpecWarning(loc.at(name, ("workflows", i, "cron"), message))
             elif workflow.cron and not release.cron:
                 yield SpecWarning(
                     loc.at(
                         name,
                         ("workflows", i, "cron"),
                         f"workflow {workflow.name!r} runs on a schedule but release {release.name!r} has no "
-                        "cron: it will run whatever was last compiled by hand",
+                        "cron: it runs whatever was last made live (by an apply that changed the release, or "
+                        f"`dfinfra release {name}`)",
                     )
                 )
         for i, runner in enumerate(env.runners):

@@ -152,8 +152,9 @@ class GitRemote(Spec):
         default=None,
         description="Authenticate through a Developer Connect Git repository link (Google's recommended way for "
         "GitHub, GitLab and Bitbucket): no secret to keep. The link and its connection are made outside dfinfra; "
-        "the Dataform service agent needs `roles/developerconnect.readTokenAccessor` on the link, which "
-        "`dfinfra validate` reminds you of.",
+        "the Dataform service agent needs `roles/developerconnect.tokenAccessor` on the link (workspace commits "
+        "are pushed with its read-write token; `readTokenAccessor` where nobody works in the repository), which "
+        "`dfinfra validate` names and `doctor` checks. dfinfra enables the Developer Connect API.",
     )
 
     @property

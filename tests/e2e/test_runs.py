@@ -111,11 +111,20 @@ def applied(tmp_path_factory, terraform_bin, gcs):
                         stdin=SSH_KEY if git.ssh else TOKEN + "\n",
                     )
             seed_runtime(cloud.store, workspace(spec_set), CODE[spec_set])
+            # The first apply came before the token and the code: its releases could not compile. Now they
+            # can; each environment's deployer makes them live.
+            for env_name, env in ws.deployment.environments.items():
+                apis.caller = env.deployers[0]
+                project.run("release", env_name)
+            _assert_releases_live(apis, ws)
+            apis.caller = caller
             # Every workflow of every environment runs, as `dfinfra run` does it right after apply.
             for env_name, env in ws.deployment.environments.items():
                 for workflow in env.workflows:
                     out = project.run("run", env_name, workflow.name, "--wait", "--poll", "0.05", "--timeout", "60")
                     assert f"{workflow.name} succeeded" in out, out
+            _change_every_release_and_apply(project, ws, apis, confirm)
+            apis.caller = caller
         finally:
             apis.stop()
         snapshot = root / "snapshot.sqlite"
@@ -125,6 +134,50 @@ def applied(tmp_path_factory, terraform_bin, gcs):
         return cache_[spec_set]
 
     return build
+
+
+def _assert_releases_live(apis: FakeGoogleApis, ws: Workspace) -> dict[str, str]:
+    """Release config -> its live compilation; every release config of the deployment has one."""
+    from dataform_infra.gcp.releases import config_names
+
+    live = {
+        config: apis.dataform.live_compilation(config)
+        for env in ws.deployment.environments
+        for config in config_names(ws.deployment, env).values()
+    }
+    assert {config: name for config, name in live.items() if not name} == {}
+    return live
+
+
+def _change_every_release_and_apply(project: Project, ws: Workspace, apis: FakeGoogleApis, confirm: list[str]) -> None:
+    """#23: a cron, a var and the Git ref of every release changed and applied (the provider's full update
+    empties each live compilation): dfinfra makes each live again, and the next tick of every workflow's own
+    cron (its release's not having fired since) runs."""
+    import yaml
+
+    before = _assert_releases_live(apis, ws)
+    for env_name, env in ws.deployment.environments.items():
+        if not env.releases:
+            continue
+        spec = yaml.safe_load(project.spec(env_name).read_text())
+        for release in spec["releases"]:
+            release["git_ref"] = "refs/tags/v2"
+            release.setdefault("compilation", {}).setdefault("vars", {})["dfinfra_change"] = "2"
+            if release.get("cron"):
+                release["cron"] = "5 4 * * *"
+        project.spec(env_name).write_text(yaml.safe_dump(spec, sort_keys=False))
+    for env_name in ws.topology.apply_order():
+        apis.caller = ws.deployment.environments[env_name].deployers[0]
+        out = project.run("apply", env_name, "--auto-approve", *confirm)
+        for release in ws.deployment.environments[env_name].releases:
+            assert f"{env_name}: release {release.name} now serves" in out, out
+    after = _assert_releases_live(apis, ws)
+    assert all(after[config] != before[config] for config in after)  # compiled again, not left over
+    for env_name, env in ws.deployment.environments.items():
+        for workflow in env.workflows:
+            repository = ws.topology.workflow_repository(env_name, workflow.release).api_name
+            outcome = apis.dataform.run_workflow_cron(f"{repository}/workflowConfigs/{workflow.name}")
+            assert outcome == ("SUCCEEDED", []), (workflow.name, outcome)
 
 
 def _execute(applied: Applied, store: Store, monkeypatch) -> dict[str, tuple[str, list[str]]]:

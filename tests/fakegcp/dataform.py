@@ -36,14 +36,13 @@ from google.type import interval_pb2
 
 from tests.fakegcp.iam import Iam, Resource, account_project, link_permissions
 from tests.fakegcp.policies import allowed, enforced
-from tests.fakegcp.store import Store
+from tests.fakegcp.store import RELEASE_STATE, Store
 
 if TYPE_CHECKING:
     from tests.fakegcp.apis import FakeGoogleApis
 
 COMPILATION = "dataform_compilation_result"
 INVOCATION = "dataform_workflow_invocation"
-RELEASE_STATE = "dataform_release_state"
 SCHEDULE_RECORDS = "dataform_schedule_records"
 RUNTIME_DATASET = "runtime:google_bigquery_dataset"
 RUNTIME_IAM = "runtime:iam"
@@ -585,6 +584,38 @@ class FakeDataform:
         self._record(workflow_config, {"workflow_invocation": invocation["name"]})
         return self._result(invocation)
 
+    def run_workflow_cron(self, workflow_config: str) -> tuple[str, list[str]]:
+        """One tick of a workflow config's own cron, its release's cron not having fired since: it runs the
+        release's live compilation, and fails as Google fails it when the release has none."""
+        workflow = self.store.get("google_dataform_repository_workflow_config", workflow_config)
+        if workflow is None:
+            return "FAILED", [f"Requested entity was not found: {workflow_config}"]
+        repository = workflow_config.split("/workflowConfigs/")[0]
+        try:
+            agent = _sa(self._agent(workflow["project"]))
+            invocation = self.invoke(agent, repository, workflow_config=workflow_config, act_as=False)
+        except ApiError as error:
+            self._record(workflow_config, {"error_status": {"code": error.code.value[0], "message": error.message}})
+            return "FAILED", [error.message]
+        self._record(workflow_config, {"workflow_invocation": invocation["name"]})
+        return self._result(invocation)
+
+    def push_workspace(self, repository: str, workspace: str = "dev") -> tuple[str, list[str]]:
+        """A person's "Push to remote" from a workspace: the agent pushes with the remote's credential, which
+        for a Developer Connect link is the read-write token (`fetchReadWriteToken`)."""
+        _, repo, _ = self._repository(repository)
+        git = _first(repo.get("git_remote_settings"))
+        link = git.get("git_repository_link")
+        if link:
+            agent = _sa(self._agent(repo["project"]))
+            wanted = "developerconnect.gitRepositoryLinks.fetchReadWriteToken"
+            if wanted not in link_permissions(self.store, agent, link):
+                return "FAILED", [f"Failed to push workspace {workspace} to '{git['url']}': " + denied(wanted, link)]
+        return "SUCCEEDED", []
+
+    def live_compilation(self, release_config: str) -> str:
+        return (self.store.get(RELEASE_STATE, release_config) or {}).get("release_compilation_result", "")
+
     def run_workspace(
         self, caller: str, repository: str, workspace: str = "dev", invocation_config: dict[str, Any] | None = None
     ) -> tuple[str, list[str]]:
@@ -708,6 +739,9 @@ class FakeDataform:
                         self.compute_repository_access_token_status,
                     ),
                     "GetReleaseConfig": rpc(d.GetReleaseConfigRequest, d.ReleaseConfig, self.get_release_config),
+                    "UpdateReleaseConfig": rpc(
+                        d.UpdateReleaseConfigRequest, d.ReleaseConfig, self.update_release_config
+                    ),
                     "GetWorkflowConfig": rpc(d.GetWorkflowConfigRequest, d.WorkflowConfig, self.get_workflow_config),
                     "CreateCompilationResult": rpc(
                         d.CreateCompilationResultRequest, d.CompilationResult, self.create_compilation_result
@@ -767,6 +801,42 @@ class FakeDataform:
         name, body, _ = self._child(
             request.name, "google_dataform_repository_release_config", "dataform.releaseConfigs.get", self.apis.caller
         )
+        return self._release_message(name, body)
+
+    def update_release_config(self, request):
+        """UpdateReleaseConfig, for what dfinfra sends: the live compilation under an update mask. Strict
+        act-as: the caller must be able to act as the account of every workflow config using the release."""
+        sent = request.release_config
+        name, body, repo = self._child(
+            sent.name, "google_dataform_repository_release_config", "dataform.releaseConfigs.update", self.apis.caller
+        )
+        paths = list(request.update_mask.paths)
+        if paths != ["release_compilation_result"]:
+            raise ApiError(
+                grpc.StatusCode.UNIMPLEMENTED, f"the offline Dataform updates release_compilation_result only: {paths}"
+            )
+        for _, _, workflow in self.store.list("google_dataform_repository_workflow_config"):
+            if workflow.get("release_config") != name:
+                continue
+            account = _invocation_config(workflow.get("invocation_config")).get("service_account") or (
+                repo.get("service_account") or agent_email(self.store.project_number(repo["project"]) or "")
+            )
+            if not self._account_usable(self.apis.caller, "iam.serviceAccounts.actAs", account):
+                raise ApiError(
+                    grpc.StatusCode.PERMISSION_DENIED, denied_on_account("iam.serviceAccounts.actAs", account)
+                )
+        chosen = sent.release_compilation_result
+        compiled = self.store.get(COMPILATION, chosen) if chosen else None
+        if chosen and (compiled is None or compiled["release_config"] != name):
+            raise ApiError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"release_compilation_result {chosen} was not created from release config {name}",
+            )
+        with self.lock:
+            self.store.put(RELEASE_STATE, name, {"release_compilation_result": chosen})
+        return self._release_message(name, body)
+
+    def _release_message(self, name: str, body: dict[str, Any]) -> dataform_v1.ReleaseConfig:
         state = self.store.get(RELEASE_STATE, name) or {}
         records = (self.store.get(SCHEDULE_RECORDS, name) or {}).get("records", [])
         return dataform_v1.ReleaseConfig(

@@ -28,6 +28,10 @@ CREATE TABLE IF NOT EXISTS objects (
 );
 """
 
+# A release config's live compilation (`release_compilation_result`): kept beside the Terraform-managed
+# body, because the provider neither sets nor reads it, and its full-body update empties it.
+RELEASE_STATE = "dataform_release_state"
+
 
 class AlreadyExists(Exception):
     pass

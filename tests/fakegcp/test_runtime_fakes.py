@@ -731,3 +731,75 @@ def test_provider_records_iam_creation_time_outside_state(tmp_path, terraform_bi
     runner = f"serviceAccount:dataform-runner@{HOST}.iam.gserviceaccount.com"
     assert "bigquery.jobs.create" in effective_permissions(cloud.store, runner, resource)
     assert "bigquery.jobs.create" not in effective_permissions(cloud.store, runner, resource, propagation_seconds=600)
+
+
+def test_a_release_serves_only_what_was_made_live_and_the_providers_update_empties_it(world, monkeypatch):
+    """#23, as Google behaves: a release config's own cron or an update under a mask sets its live
+    compilation; the provider's whole-body update (no mask) empties it; a workflow config's cron with
+    nothing live fails; making one live needs act-as on every workflow config's account (strict act-as)."""
+    from dataform_infra.errors import GcpPermissionDenied
+    from dataform_infra.gcp.clients import GoogleApis
+    from dataform_infra.gcp.releases import config_names, release
+    from tests.fakegcp.cloud import Cloud
+    from tests.fakegcp.types import resource_type
+
+    apis, store = world["apis"], world["store"]
+    apis.caller = DEPLOYER
+    state, reasons = apis.dataform.run_workflow_cron(WORKFLOW)
+    assert state == "FAILED" and reasons == [f"Release config {RELEASE} has no release compilation result yet."]
+
+    monkeypatch.setenv("DFINFRA_GOOGLE_API_EMULATOR", apis.address)
+    deployment = _one_release_deployment()
+    assert config_names(deployment, "host") == {"nightly": RELEASE}
+    revoke(world, "act-as")
+    with pytest.raises(GcpPermissionDenied, match=f"iam.serviceAccounts.actAs.*{RUNNER}"):
+        release(deployment, "host", GoogleApis())
+    assert apis.dataform.live_compilation(RELEASE) == ""
+    account_member(store, RUNNER, "roles/iam.serviceAccountUser", DEPLOYER)
+    (done,) = release(deployment, "host", GoogleApis())
+    assert apis.dataform.live_compilation(RELEASE) == done.compilation
+    assert dataform(apis).get_release_config(name=RELEASE).release_compilation_result == done.compilation
+    assert apis.dataform.run_workflow_cron(WORKFLOW) == ("SUCCEEDED", [])
+
+    kind = resource_type(
+        "registry.terraform.io/hashicorp/google-beta", "resource", "google_dataform_repository_release_config"
+    )
+    body = store.get("google_dataform_repository_release_config", RELEASE)
+    kind.update(body, {**body, "cron_schedule": "0 5 * * *"}, Cloud(store))
+    assert apis.dataform.live_compilation(RELEASE) == ""
+    state, reasons = apis.dataform.run_workflow_cron(WORKFLOW)
+    assert state == "FAILED" and "no release compilation result" in reasons[0]
+
+
+def _one_release_deployment():
+    """The world's setup as a dfinfra spec (what `config_names` resolves against)."""
+    import tempfile
+
+    from dataform_infra.spec.loader import load_deployment
+
+    directory = Path(tempfile.mkdtemp(prefix="dfinfra-release-")) / "environments"
+    directory.mkdir()
+    (directory / "host.yaml").write_text(
+        f"""project: {{id: {HOST}, number: {HOST_NUMBER}}}
+region: europe-west2
+bigquery_location: EU
+state: {{bucket: acme-tfstate, prefix: dataform/host}}
+deployers: ["{DEPLOYER}"]
+repository:
+  name: analytics
+  runner: dataform-runner
+  git: {{url: "{URL}", https_token: {{secret_id: git-token}}}}
+datasets: [{{id: marts_prod}}, {{id: assertions_prod}}, {{id: raw, create: false}}]
+runners:
+  - name: dataform-runner
+    bigquery: {{writes: [marts_prod, assertions_prod], reads: [raw]}}
+releases:
+  - name: nightly
+    git_ref: main
+    cron: "30 6 * * *"
+    compilation: {{schema: marts_prod, assertion_schema: assertions_prod}}
+workflows:
+  - {{name: nightly, release: nightly, runner: dataform-runner, cron: "0 7 * * *", tags: [daily]}}
+"""
+    )
+    return load_deployment(directory)

@@ -58,3 +58,23 @@ def test_stagger_warning():
     assert stagger_warning(("30 1 * * *", "America/New_York"), ("45 6 * * *", "Europe/London")) is None
     # Hourly runs of a daily compilation reuse the last compilation on purpose.
     assert stagger_warning(("0 5 * * *", "Etc/UTC"), ("10 * * * *", "Etc/UTC")) is None
+
+
+def test_stagger_is_compared_at_every_offset_the_two_zones_share_in_a_year():
+    """#23: a release at 06:30 Etc/UTC and a workflow at 06:45 Europe/London are staggered in winter, but
+    all summer the workflow fires at 05:45 UTC, on yesterday's compilation. One reference week in
+    February could not see it."""
+    why = stagger_warning(("30 6 * * *", "Etc/UTC"), ("45 6 * * *", "Europe/London"))
+    assert why is not None
+    assert "first fires at Mon 05:45 UTC, before its release compiles at Mon 06:30 UTC" in why
+    assert "while Etc/UTC is at UTC+00:00 and Europe/London at UTC+01:00, as from 29 Mar" in why
+    # The same local times in one zone stay in order through its clock changes.
+    assert stagger_warning(("30 6 * * *", "Europe/London"), ("45 6 * * *", "Europe/London")) is None
+    # Southern-hemisphere summer is the northern winter: the order breaks in the other season.
+    why = stagger_warning(("30 20 * * *", "Etc/UTC"), ("15 7 * * *", "Australia/Sydney"))
+    assert why is not None and "Australia/Sydney at UTC+11:00" in why
+    assert stagger_warning(("30 20 * * *", "Etc/UTC"), ("45 7 * * *", "Australia/Sydney")) is None
+    # The three weeks when only one of two zones has changed its clocks (the US switches before the EU):
+    # in order all winter and all summer, not from 8 to 29 March.
+    why = stagger_warning(("0 11 * * *", "Europe/London"), ("15 6 * * *", "America/New_York"))
+    assert why is not None and "Europe/London is at UTC+00:00 and America/New_York at UTC-04:00, as from 08 Mar" in why

@@ -493,7 +493,7 @@ def linked() -> dict:
 
 def test_repository_link_is_in_the_schema():
     git = Environment.model_json_schema(by_alias=True)["$defs"]["GitRemote"]["properties"]
-    assert "readTokenAccessor" in git["repository_link"]["description"]
+    assert "tokenAccessor" in git["repository_link"]["description"]
 
 
 @pytest.mark.parametrize(
@@ -560,6 +560,54 @@ def test_the_offline_cloud_fetches_through_the_link_once_the_agent_may(tmp_path,
         assert state == "SUCCEEDED", reasons
         [line] = [m.group(0) for m in check.finditer(project.run("doctor", "staging", expect=None))]
         assert line.startswith("PASS"), line
+
+
+def linked_with_people() -> dict:
+    h = linked()
+    h["repository"]["access"] = [{"member": "user:ann@acme.example", "role": "editor"}]
+    return h
+
+
+def test_a_link_people_commit_through_needs_the_read_write_accessor_and_its_api(tmp_path):
+    """#23: Dataform pushes workspace commits through the link with its read-write token
+    (`roles/developerconnect.tokenAccessor`), and reaches the link through the Developer Connect API."""
+    ws = Workspace(write_specs(tmp_path / "environments", {"staging": linked_with_people()}))
+    wanted = {r.permission for r in ws.access.requirements if r.resource.kind == "git_repository_link"}
+    assert "developerconnect.gitRepositoryLinks.fetchReadWriteToken" in wanted
+    [warning] = [w.render() for w in ws.validate().warnings if "developerconnect" in w.render()]
+    assert "roles/developerconnect.tokenAccessor on that link" in warning
+    assert "developerconnect.googleapis.com" in {api.service for api in ws.module("staging").apis}
+    # A repository nobody works in only fetches: the read accessor, still through the API.
+    only_fetches = Workspace(write_specs(tmp_path / "fetch-only", {"staging": linked()}))
+    [warning] = [w.render() for w in only_fetches.validate().warnings if "developerconnect" in w.render()]
+    assert "roles/developerconnect.readTokenAccessor on that link" in warning
+    assert "developerconnect.googleapis.com" in {api.service for api in only_fetches.module("staging").apis}
+
+
+@pytest.mark.terraform
+def test_the_offline_cloud_pushes_through_the_link_only_with_the_read_write_accessor(tmp_path, cloud):
+    from tests.fakegcp.iam import DEVELOPER_CONNECT_GRANT
+
+    with applied_host(tmp_path, cloud, linked_with_people(), token=False) as (ws, apis, project):
+        repository = ws.topology.repositories[0].api_name
+        cloud.store.put(
+            DEVELOPER_CONNECT_GRANT,
+            "agent",
+            {"link": LINK, "member": AGENT, "role": "roles/developerconnect.readTokenAccessor"},
+        )
+        assert apis.run_scheduled(f"{repository}/workflowConfigs/host-daily")[0] == "SUCCEEDED"  # fetching works
+        state, reasons = apis.dataform.push_workspace(repository)
+        assert state == "FAILED" and "fetchReadWriteToken" in reasons[0], reasons
+        doctor = project.run("doctor", "staging", expect=1)
+        assert "fix: grant roles/developerconnect.tokenAccessor to " + AGENT in doctor, doctor
+        assert "PASS  apis-enabled" in doctor  # the apply enabled developerconnect.googleapis.com
+        cloud.store.put(
+            DEVELOPER_CONNECT_GRANT,
+            "agent",
+            {"link": LINK, "member": AGENT, "role": "roles/developerconnect.tokenAccessor"},
+        )
+        assert apis.dataform.push_workspace(repository) == ("SUCCEEDED", [])
+        assert "fix: grant roles/developerconnect" not in project.run("doctor", "staging", expect=None)
 
 
 def test_an_empty_workspace_schema_suffix_means_none(tmp_path):

@@ -183,6 +183,21 @@ def test_workflow_before_its_release_warns(tmp_path):
     assert "before its release compiles" in warning.render()
 
 
+def test_a_workflow_that_fires_before_its_release_in_summer_only_warns_naming_both_lines(tmp_path):
+    """#23: release 06:30 Etc/UTC, workflow 06:45 Europe/London: staggered in winter, 05:45 UTC in summer."""
+    h = host()
+    h["releases"][0] |= {"cron": "30 6 * * *", "time_zone": "Etc/UTC"}
+    h["workflows"][0] |= {"cron": "45 6 * * *", "time_zone": "Europe/London"}
+    deployment = load_deployment(write_specs(tmp_path, {"staging": h}))
+    [warning] = [w.render() for w in deployment.warnings if "before its release" in w.render()]
+    release_line = deployment.sources["staging"].line_of(("releases", 0, "cron"))
+    workflow_line = deployment.sources["staging"].line_of(("workflows", 0, "cron"))
+    assert f"staging.yaml:{workflow_line}: workflows[0].cron:" in warning
+    assert "first fires at Mon 05:45 UTC, before its release compiles at Mon 06:30 UTC" in warning
+    assert "Europe/London at UTC+01:00, as from 29 Mar" in warning
+    assert f"(release 'host-release': '30 6 * * *' Etc/UTC, line {release_line})" in warning
+
+
 def test_project_wide_opt_in_warns_with_reason(tmp_path):
     h = host()
     h["runners"][0]["bigquery"]["project_wide"] = [{"role": "dataOwner", "reason": "manages authorized views"}]
