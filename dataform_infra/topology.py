@@ -9,7 +9,7 @@ all ask here instead of spelling a name or a rule out again.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Literal
 
 from dataform_infra.resource_types import ObjectKind, full_name
@@ -97,10 +97,14 @@ class Resource:
         return full_name(self.kind, self.project, self.id, self.region)
 
 
+# One object per resource: the access model and coverage key dicts by resource hundreds of thousands of times
+# for a large spec, and a dict compares the same object by identity without calling __eq__.
+@lru_cache(maxsize=4096)
 def project_resource(project: str) -> Resource:
     return Resource("project", project, project)
 
 
+@lru_cache(maxsize=65536)
 def dataset_resource(project: str, ref: str) -> Resource:
     """A runner's `reads`/`writes` entry as a dataset: `id` in `project`, or `other-project.id`."""
     other, _, dataset = ref.rpartition(".")

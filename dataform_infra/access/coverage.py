@@ -79,19 +79,16 @@ def cover(requirements: Iterable[Requirement], grants: Iterable[GrantLike]) -> C
 
 def _matches(reqs: list[Requirement], grants: list[GrantLike]) -> Iterator[tuple[int, Requirement, int, GrantLike]]:
     """Every (requirement, grant) pair where the grant meets the requirement, with their positions."""
-    by_holder: dict[tuple[str, Resource], list[tuple[int, GrantLike]]] = defaultdict(list)
+    by_holder: dict[tuple[str, Resource], list[tuple[int, GrantLike, frozenset[str]]]] = defaultdict(list)
     for j, grant in enumerate(grants):
-        by_holder[(grant.principal.member, grant.resource)].append((j, grant))
-    projects: dict[str, Resource] = {}
+        by_holder[(grant.principal.member, grant.resource)].append((j, grant, roles.permissions(grant.role)))
+    none: tuple[tuple[int, GrantLike, frozenset[str]], ...] = ()
     for i, req in enumerate(reqs):
-        resource = req.resource
-        places = [resource]
+        resource, member, permission = req.resource, req.principal.member, req.permission
+        for j, grant, carried in by_holder.get((member, resource), none):
+            if permission in carried:
+                yield i, req, j, grant
         if resource.kind != "project":  # a grant on the project holds on everything in it
-            places.append(
-                projects.get(resource.project)
-                or projects.setdefault(resource.project, project_resource(resource.project))
-            )
-        for place in places:
-            for j, grant in by_holder.get((req.principal.member, place), ()):
-                if req.permission in roles.permissions(grant.role):
+            for j, grant, carried in by_holder.get((member, project_resource(resource.project)), none):
+                if permission in carried:
                     yield i, req, j, grant

@@ -151,6 +151,9 @@ class Run:
         return f"workspace run by {self.started_by.member} in {self.repository.name}"
 
 
+RequirementKey = tuple[Chain, str, str, Resource, bool]  # chain, member, permission, resource, assumed
+
+
 @dataclass(frozen=True, slots=True)
 class Requirement:
     """`principal` needs `permission` on `resource` for `runs` (none: config management or declared
@@ -168,23 +171,8 @@ class Requirement:
     assumed: bool = False
 
     @property
-    def key(self) -> tuple[str, str, str, Resource, bool]:
+    def key(self) -> RequirementKey:
         return (self.chain, self.principal.member, self.permission, self.resource, self.assumed)
-
-    def with_runs(self, runs: tuple[str, ...]) -> Requirement:
-        """This requirement for `runs` (built field by field: `dataclasses.replace` cost a third of a large
-        spec's model)."""
-        return Requirement(
-            self.chain,
-            self.principal,
-            self.permission,
-            self.resource,
-            self.why,
-            self.env,
-            self.spec_path,
-            runs,
-            self.assumed,
-        )
 
 
 @dataclass(frozen=True)
@@ -201,11 +189,12 @@ class AccessModel:
     def __init__(self, deployment: Deployment, topology: Topology | None = None):
         self.deployment = deployment
         self.topology = topology or Topology(deployment)
-        self._found: dict[tuple[str, str, str, Resource, bool], Requirement] = {}
+        # (chain, member, permission, resource, assumed) -> what the first cause said: (principal, why, env, path)
+        self._found: dict[RequirementKey, tuple[Principal, str, str, PathKey]] = {}
         # A requirement's runs: the tuple its first cause gave (shared by that cause's permissions), made a
         # dict only when a later cause adds runs; most requirements have one cause, and 90,000 dicts were a
         # third of a 1 MB spec's model.
-        self._runs_of: dict[tuple[str, str, str, Resource, bool], tuple[str, ...] | dict[str, None]] = {}
+        self._runs_of: dict[RequirementKey, tuple[str, ...] | dict[str, None]] = {}
         self.notes: list[tuple[str, PathKey, str]] = []  # (env, path, message): what cannot be checked
 
     @cached_property
@@ -217,8 +206,10 @@ class AccessModel:
     def requirements(self) -> list[Requirement]:
         self._derive()
         return [
-            req.with_runs(runs if isinstance(runs, tuple) else tuple(runs)) if runs else req
-            for req, runs in zip(self._found.values(), self._runs_of.values(), strict=True)
+            Requirement(chain, principal, permission, resource, why, env, path, tuple(runs), assumed)
+            for ((chain, _, permission, resource, assumed), (principal, why, env, path)), runs in zip(
+                self._found.items(), self._runs_of.values(), strict=True
+            )
         ]
 
     # --- derivation -----------------------------------------------------------------------
@@ -241,7 +232,7 @@ class AccessModel:
             key = (chain, principal.member, permission, resource, assumed)
             known = self._runs_of.get(key)
             if known is None:
-                self._found[key] = Requirement(chain, principal, permission, resource, why, env, path, (), assumed)
+                self._found[key] = (principal, why, env, path)
                 self._runs_of[key] = added
             elif added:
                 if isinstance(known, tuple):
@@ -709,7 +700,7 @@ class AccessModel:
 
     def _declared_intents(self) -> None:
         """Writes the spec declares but no run derives: kept as requirements so their grants are accounted for."""
-        needed = {(r.principal, r.resource) for r in self._found.values()}  # one pass: linear in the grants
+        needed = {(cause[0], key[3]) for key, cause in self._found.items()}  # one pass: linear in the grants
         for env_name, env in self.deployment.environments.items():
             for i, runner in enumerate(env.runners):
                 self._runner_reads(env_name, env, runner.name, ())
