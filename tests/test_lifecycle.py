@@ -548,3 +548,40 @@ def test_plan_and_apply_stop_on_what_validate_rejects_unless_allowed(project):
     project.run("bootstrap", "prod", "--auto-approve", "--confirm", "prod")
     comment = project.run("plan", "prod", "--allow-violations", "--format", "markdown", expect=2)
     assert ":warning: **Planned with `--allow-violations`**: 1 least-privilege violation(s)" in comment
+
+
+def test_the_host_deployer_updates_the_repository_after_other_environments_configs_exist(tmp_path, cloud):
+    """#23: under strict act-as a repository update checks act-as on the account of every workflow config in
+    it, prod's included. With one deployer per environment, staging's deployer used to lose the right to
+    update its own repository once prod's configs existed; prod's module now grants it act-as on prod's
+    runner, and without that grant the update fails as Google fails it."""
+    import shutil
+
+    from tests.conftest import REPO
+
+    specs = tmp_path / "specs"
+    shutil.copytree(REPO / "environments", specs)
+    host_deployer = "serviceAccount:terraform-deployer@acme-ci-automation.iam.gserviceaccount.com"
+    prod_deployer = "serviceAccount:prod-deployer@acme-ci-automation.iam.gserviceaccount.com"
+    prod = specs / "prod.yaml"
+    prod.write_text(prod.read_text().replace(host_deployer, prod_deployer))
+    project = Project(tmp_path / "checkout", cloud, specs=specs)
+    as_host, as_prod = {"FAKEGCP_CALLER": host_deployer}, {"FAKEGCP_CALLER": prod_deployer}
+    project.run("bootstrap", "--all", "--auto-approve", "--confirm", "prod")
+    project.run("apply", "staging", "--auto-approve", env=as_host)
+    project.run("apply", "prod", "--auto-approve", "--confirm", "prod", env=as_prod)
+    granted = [
+        (id_, body)
+        for _, id_, body in cloud.store.list("google_service_account_iam_member")
+        if body["member"] == host_deployer and "dataform-prod-runner" in body["service_account_id"]
+    ]
+    assert [body["role"] for _, body in granted] == ["roles/iam.serviceAccountUser"]
+
+    staging = project.spec("staging")
+    staging.write_text(staging.read_text().replace("Acme analytics (Dataform)", "Acme analytics"))
+    assert "1 to update" in project.run("apply", "staging", "--auto-approve", env=as_host)
+
+    cloud.store.delete("google_service_account_iam_member", granted[0][0])  # as if prod's module never granted it
+    staging.write_text(staging.read_text().replace("Acme analytics", "Acme analytics, again"))
+    out = project.run("apply", "staging", "--auto-approve", env=as_host, expect=1)
+    assert "Error updating Repository" in out and "dataform-prod-runner@acme-analytics-prod" in out, out

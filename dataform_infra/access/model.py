@@ -292,6 +292,21 @@ class AccessModel:
                         env_name,
                         ("deployers",),
                     )
+                # Under strict act-as, repositories.patch needs act-as on the account of every workflow config
+                # in the repository (dataform-operations.md §b): the host's deployers update it.
+                for updater in top.host.deployers:
+                    if updater not in env.deployers:
+                        self._need(
+                            "act-as",
+                            Principal("deployer", updater),
+                            ("iam.serviceAccounts.actAs",),
+                            runner.resource,
+                            f"{updater} updates repository {repository.name}, which holds workflow config "
+                            f"{workflow.name} running as {runner.email} (strict act-as checks every config's "
+                            "account on a repository update)",
+                            top.host_name,
+                            ("deployers",),
+                        )
             if not deployers and env.workflows:
                 self.notes.append(
                     (

@@ -856,6 +856,26 @@ class _ModuleBuilder:
                     path=("deployers", k),
                 )
                 needed.append(Expr.ref(act_as.resource_type, act_as.name))
+            if self.env_name != top.host_name:
+                # repositories.patch checks act-as on every workflow config's account (strict act-as): the
+                # host's deployers, who update the repository holding this environment's configs, act as it.
+                for k, deployer in enumerate(top.host.deployers):
+                    if deployer in self.env.deployers:
+                        continue
+                    self._grant(
+                        ("deployer", deployer, "acts_as", ref.runner.name),
+                        role="roles/iam.serviceAccountUser",
+                        principal=Principal("deployer", deployer),
+                        resource=attached.resource,
+                        member=deployer,
+                        target={"service_account_id": ref.resource_name},
+                        rule="host-deployer-acts-as-runner",
+                        why=f"Strict act-as: {top.host_name}'s deployer {deployer} updates the repository holding "
+                        f"the configs that run as {ref.runner.name}; a repository update checks act-as on every "
+                        "config's account.",
+                        path=("deployers", k),
+                        env=top.host_name,
+                    )
 
         acting: set[tuple[str, str]] = set()  # one act-as grant per person and runner, however many repositories
         for repo, k, access in top.people():

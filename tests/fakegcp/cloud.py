@@ -48,7 +48,7 @@ class Cloud:
         """Objects created outside Terraform (seeded by the test, like the ingestion team's datasets)."""
         return self.store.get(f"external:{kind}", id_) is not None
 
-    def require_act_as(self, email: str) -> None:
+    def require_act_as(self, email: str, action: str = "creating WorkflowConfig") -> None:
         """Strict act-as: attaching a runner to a config needs the caller's actAs on it (Google: 403).
 
         Only when the test names the caller (FAKEGCP_CALLER); grants younger than
@@ -62,7 +62,7 @@ class Cloud:
         delay = float(os.environ.get("FAKEGCP_IAM_PROPAGATION_SECONDS", "0"))
         if not Iam(self.store, delay).allows(caller, "iam.serviceAccounts.actAs", Resource.service_account(email)):
             raise CloudError(
-                "Error creating WorkflowConfig: googleapi: Error 403: Permission 'iam.serviceAccounts.actAs' denied "
+                f"Error {action}: googleapi: Error 403: Permission 'iam.serviceAccounts.actAs' denied "
                 f"on resource (or it may not exist): projects/-/serviceAccounts/{email}",
                 "strict act-as: the caller must be able to act as the workflow's service account",
             )

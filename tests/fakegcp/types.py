@@ -194,6 +194,16 @@ class Repository(ResourceType):
                     f"{version!r} is not projects/*/secrets/*/versions/*",
                 )
 
+    def update(self, prior, planned, cloud):
+        # Strict act-as: repositories.patch needs act-as on the account of every workflow config in the
+        # repository (dataform-operations.md §b), whoever's environment the config belongs to.
+        for _, id_, workflow in cloud.store.list("google_dataform_repository_workflow_config"):
+            if id_.startswith(prior["id"] + "/"):
+                for invocation in workflow.get("invocation_config") or []:
+                    if invocation.get("service_account"):
+                        cloud.require_act_as(invocation["service_account"], "updating Repository")
+        return super().update(prior, planned, cloud)
+
     def delete(self, prior, cloud):
         children = [
             i

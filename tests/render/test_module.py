@@ -68,7 +68,11 @@ def test_every_attached_runner_runs_jobs_in_the_host_project_granted_by_its_own_
     }
 
 
-def test_deployers_act_as_the_runners_their_own_configs_attach_only(tmp_path):
+def test_deployers_act_as_the_runners_their_configs_attach_and_the_hosts_as_every_config_in_its_repository(
+    tmp_path,
+):
+    """Each environment's deployers attach its runners; the host's deployers update the repository holding
+    every environment's configs, which strict act-as checks against every config's account (#23)."""
     h = host()
     h["runners"].append({"name": "idle-runner"})
     t = target()
@@ -84,8 +88,14 @@ def test_deployers_act_as_the_runners_their_own_configs_attach_only(tmp_path):
         (
             "serviceAccount:prod-deployer@acme-ci-proj.iam.gserviceaccount.com",
             "service account target-runner@acme-target-proj.iam.gserviceaccount.com",
-        )
+        ),
+        (
+            "serviceAccount:deployer@acme-ci-proj.iam.gserviceaccount.com",
+            "service account target-runner@acme-target-proj.iam.gserviceaccount.com",
+        ),
     ]
+    [host_deployer] = [g for g in m["prod"].grants if g.rule == "host-deployer-acts-as-runner"]
+    assert host_deployer.role == "roles/iam.serviceAccountUser" and host_deployer.env == "staging"
 
 
 def test_a_target_module_owns_what_its_spec_declares(tmp_path):
