@@ -800,6 +800,24 @@ class _ModuleBuilder:
 
     # --- every module: its runners made usable, its configs ------------------------------------
 
+    def _deployer_acts_as(
+        self, attached: AttachedRunner, ref: RunnerRef, deployer: str, k: int, rule: str, why: str, env: str = ""
+    ) -> Grant:
+        """`deployer` (the `k`th of its environment's `deployers`) may act as the runner: Service Account User
+        on that account only."""
+        return self._grant(
+            ("deployer", deployer, "acts_as", ref.runner.name),
+            role="roles/iam.serviceAccountUser",
+            principal=Principal("deployer", deployer),
+            resource=attached.resource,
+            member=deployer,
+            target={"service_account_id": ref.resource_name},
+            rule=rule,
+            why=why,
+            path=("deployers", k),
+            env=env or self.env_name,  # the spec file whose `deployers` names them
+        )
+
     def _runner_access(self) -> None:
         """Grants that let the agent, this environment's deployers and people use its attached runners."""
         top = self.topology
@@ -843,39 +861,32 @@ class _ModuleBuilder:
             if attached.only_run_as:
                 continue  # only people start runs as it: deployers attach it to nothing
             for k, deployer in enumerate(self.env.deployers):
-                act_as = self._grant(
-                    ("deployer", deployer, "acts_as", ref.runner.name),
-                    role="roles/iam.serviceAccountUser",
-                    principal=Principal("deployer", deployer),
-                    resource=attached.resource,
-                    member=deployer,
-                    target={"service_account_id": ref.resource_name},
-                    rule="deployer-acts-as-runner",
-                    why=f"Strict act-as: deployer {deployer} attaches runner {ref.runner.name} to Dataform "
-                    "configs, which requires iam.serviceAccounts.actAs on it.",
-                    path=("deployers", k),
+                act_as = self._deployer_acts_as(
+                    attached,
+                    ref,
+                    deployer,
+                    k,
+                    "deployer-acts-as-runner",
+                    f"Strict act-as: deployer {deployer} attaches runner {ref.runner.name} to Dataform configs, "
+                    "which requires iam.serviceAccounts.actAs on it.",
                 )
                 needed.append(Expr.ref(act_as.resource_type, act_as.name))
             if self.env_name != top.host_name:
                 # repositories.patch checks act-as on every workflow config's account (strict act-as): the
                 # host's deployers, who update the repository holding this environment's configs, act as it.
                 for k, deployer in enumerate(top.host.deployers):
-                    if deployer in self.env.deployers:
-                        continue
-                    self._grant(
-                        ("deployer", deployer, "acts_as", ref.runner.name),
-                        role="roles/iam.serviceAccountUser",
-                        principal=Principal("deployer", deployer),
-                        resource=attached.resource,
-                        member=deployer,
-                        target={"service_account_id": ref.resource_name},
-                        rule="host-deployer-acts-as-runner",
-                        why=f"Strict act-as: {top.host_name}'s deployer {deployer} updates the repository holding "
-                        f"the configs that run as {ref.runner.name}; a repository update checks act-as on every "
-                        "config's account.",
-                        path=("deployers", k),
-                        env=top.host_name,
-                    )
+                    if deployer not in self.env.deployers:
+                        self._deployer_acts_as(
+                            attached,
+                            ref,
+                            deployer,
+                            k,
+                            "host-deployer-acts-as-runner",
+                            f"Strict act-as: {top.host_name}'s deployer {deployer} updates the repository holding "
+                            f"the configs that run as {ref.runner.name}; a repository update checks act-as on "
+                            "every config's account.",
+                            env=top.host_name,
+                        )
 
         acting: set[tuple[str, str]] = set()  # one act-as grant per person and runner, however many repositories
         for repo, k, access in top.people():

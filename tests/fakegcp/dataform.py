@@ -576,6 +576,10 @@ class FakeDataform:
         self._record(release, {"compilation_result": compiled["name"]}, release_result=compiled["name"])
         if compiled["errors"]:
             return "FAILED", list(compiled["errors"])
+        return self._invoke_scheduled(agent, repository, workflow_config)
+
+    def _invoke_scheduled(self, agent: str, repository: str, workflow_config: str) -> tuple[str, list[str]]:
+        """The scheduler starts the workflow config (no strict act-as for it), recording the attempt."""
         try:
             invocation = self.invoke(agent, repository, workflow_config=workflow_config, act_as=False)
         except ApiError as error:
@@ -593,12 +597,9 @@ class FakeDataform:
         repository = workflow_config.split("/workflowConfigs/")[0]
         try:
             agent = _sa(self._agent(workflow["project"]))
-            invocation = self.invoke(agent, repository, workflow_config=workflow_config, act_as=False)
         except ApiError as error:
-            self._record(workflow_config, {"error_status": {"code": error.code.value[0], "message": error.message}})
             return "FAILED", [error.message]
-        self._record(workflow_config, {"workflow_invocation": invocation["name"]})
-        return self._result(invocation)
+        return self._invoke_scheduled(agent, repository, workflow_config)
 
     def push_workspace(self, repository: str, workspace: str = "dev") -> tuple[str, list[str]]:
         """A person's "Push to remote" from a workspace: the agent pushes with the remote's credential, which
