@@ -145,6 +145,21 @@ def _digest(directory: Path, extra: list[str]) -> str:
     return digest.hexdigest()
 
 
+def _refuse_what_google_refuses(env: str, summary: PlanSummary) -> None:
+    """A plan that updates an attribute Google fixes at creation would fail half way through its apply:
+    refused here, with the replacement that does it (behind --allow-destroy, the object being stateful)."""
+    for change in summary.changes:
+        known = types.get(change.type)
+        fixed = [a.name for a in change.attributes if known and a.name in known.fixed_at_creation]
+        if change.action == "update" and fixed:
+            raise Refused(
+                f"{env}: the plan changes {', '.join(fixed)} of {change.shown} in place, which Google refuses once "
+                "it exists (the provider would plan it as an update and the apply would fail half way). To do it, "
+                f"recreate it: `dfinfra plan {env} --replace {change.address}`, then `dfinfra apply {env} --replace "
+                f"{change.address} --allow-destroy` (a repository's workspaces go with it; its Git remote stays)."
+            )
+
+
 class Lifecycle:
     def __init__(
         self,
@@ -272,6 +287,7 @@ class Lifecycle:
             summary = PlanSummary(refresh_only=mode.refresh_only)
         else:
             summary = self._summarise(env, runner, plan_file, mode)
+            _refuse_what_google_refuses(env, summary)
         record: dict[str, object] = {
             "env": env,
             "render_sha256": _digest(directory, []),

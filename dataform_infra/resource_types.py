@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 # The Google objects IAM grants on, as the access model and reviewers name them.
-ObjectKind = Literal["project", "service_account", "dataset", "secret", "repository", "git_repository_link"]
+ObjectKind = Literal[
+    "project", "service_account", "dataset", "secret", "repository", "git_repository_link", "crypto_key"
+]
 
 # Full resource names (`//service.googleapis.com/...`), as the IAM Policy Troubleshooter takes them.
 FULL_NAMES: dict[ObjectKind, str] = {
@@ -30,6 +32,7 @@ FULL_NAMES: dict[ObjectKind, str] = {
     "secret": "//secretmanager.googleapis.com/projects/{project}/secrets/{id}",
     "repository": "//dataform.googleapis.com/projects/{project}/locations/{region}/repositories/{id}",
     "git_repository_link": "//developerconnect.googleapis.com/{id}",  # id: the link's own name
+    "crypto_key": "//cloudkms.googleapis.com/{id}",  # id: projects/P/locations/L/keyRings/R/cryptoKeys/K
 }
 
 # Where a deployer's permission applies: the project the object is created in, the object itself (for
@@ -85,6 +88,9 @@ class ResourceType:
     deployer: tuple[tuple[Scope, tuple[str, ...]], ...] = ()
     # Deleting or replacing it loses data or an identity other systems refer to.
     stateful: bool = False
+    # Attributes Google refuses to change once the object exists although the provider updates them in place
+    # (it does not ForceNew them): a plan that updates one would fail half way through the apply.
+    fixed_at_creation: tuple[str, ...] = ()
     # False for a type dfinfra only reasons about (policy refuses it), never emits.
     rendered: bool = True
 
@@ -165,6 +171,8 @@ REPOSITORY = ResourceType(
     import_id="projects/{project}/locations/{region}/repositories/{name}",
     deployer=(("project", _crud("dataform", "repositories")),),
     stateful=True,
+    # A repository's key cannot be added, changed or removed after creation (dataform-operations.md §c).
+    fixed_at_creation=("kms_key_name",),
 )
 RELEASE_CONFIG = ResourceType(
     "google_dataform_repository_release_config",

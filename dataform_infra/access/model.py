@@ -5,6 +5,7 @@ the spec line that causes it. The chains follow Google's "Grant Dataform require
 "Use strict act-as mode" pages, numbered as in the shared runtime-access notes:
 
 1. git-sync               the service agent reads the Git credential (every compilation)
+   agent-uses-key         with CMEK, the service agent encrypts and decrypts with the repository's key
 2. agent-schedules        the service agent creates compilation results and invocations (scheduled runs)
 3. agent-impersonates     the service agent mints tokens for the runner
 4. runner-runs-jobs       the runner creates BigQuery jobs in the project hosting the repository
@@ -43,6 +44,7 @@ from dataform_infra.topology import (
 PathKey = tuple[str | int, ...]
 Chain = Literal[
     "git-sync",
+    "agent-uses-key",
     "agent-schedules",
     "agent-impersonates",
     "runner-runs-jobs",
@@ -58,6 +60,8 @@ Chain = Literal[
 ]
 CHAINS: dict[str, str] = {
     "git-sync": "the Dataform service agent reads the Git credential to fetch and compile the code",
+    "agent-uses-key": "with a customer-managed key, the Dataform service agent encrypts and decrypts the "
+    "repository's data with it (every compilation, run and Git operation)",
     "agent-schedules": "the Dataform service agent creates compilation results and workflow invocations on schedule",
     "agent-impersonates": "the Dataform service agent mints access tokens for the runner",
     "runner-runs-jobs": "the runner creates BigQuery jobs in the project hosting the repository",
@@ -469,6 +473,20 @@ class AccessModel:
             )
             if note not in self.notes:
                 self.notes.append(note)
+        if repository.spec.kms_key_name:
+            # CMEK (dataform-operations.md §c): granted outside dfinfra on a key it does not manage; doctor checks it.
+            key = repository.spec.kms_key_name
+            self._need(
+                "agent-uses-key",
+                top.agent,
+                ("cloudkms.cryptoKeyVersions.useToDecrypt", "cloudkms.cryptoKeyVersions.useToEncrypt"),
+                Resource("crypto_key", key.split("/")[1], key),
+                f"every compilation, run and Git operation of {repository.name} uses its key {key}",
+                top.host_name,
+                repository.at("kms_key_name"),
+                runs,
+                assumed=True,
+            )
         if repository.npmrc_secret:
             reads.append(
                 (

@@ -443,6 +443,11 @@ class Doctor:
         return str(answer.access.name)
 
     def _requirement_fix(self, req: Requirement, missing: list[str]) -> str:
+        if req.resource.kind == "crypto_key":
+            return (
+                f"gcloud kms keys add-iam-policy-binding {req.resource.id} --member={req.principal.member} "
+                "--role=roles/cloudkms.cryptoKeyEncrypterDecrypter   (a key dfinfra does not manage)"
+            )
         if req.resource.kind == "git_repository_link":
             pushes = any(p.endswith(".fetchReadWriteToken") for p in missing)
             return (

@@ -464,7 +464,8 @@ def _warnings(deployment: Deployment) -> Iterable[SpecWarning]:
                         f"the Dataform service agent (service-{env.project.number}@"
                         "gcp-sa-dataform.iam.gserviceaccount.com) "
                         f"needs roles/cloudkms.cryptoKeyEncrypterDecrypter on {repository.kms_key_name} before the "
-                        "repository is created; dfinfra does not grant it (no KMS IAM in its provider facts)",
+                        "repository is created and for every compilation, run and Git operation; dfinfra does not "
+                        "grant it (a key it does not manage); `dfinfra doctor` checks it",
                     )
                 )
             for k, access in enumerate(repository.access):

@@ -34,7 +34,7 @@ from google.protobuf import timestamp_pb2
 from google.rpc import status_pb2
 from google.type import interval_pb2
 
-from tests.fakegcp.iam import Iam, Resource, account_project, link_permissions
+from tests.fakegcp.iam import Iam, Resource, account_project, link_permissions, parse_resource
 from tests.fakegcp.policies import allowed, enforced
 from tests.fakegcp.store import RELEASE_STATE, Store
 
@@ -299,6 +299,7 @@ class FakeDataform:
         """What the agent does to read the code: agent exists, remote allowed, Git secret readable."""
         project = repo["project"]
         agent = self._agent(project)
+        self._uses_key(agent, repo)
         git = _first(repo.get("git_remote_settings"))
         if not git:
             return None
@@ -325,6 +326,20 @@ class FakeDataform:
             npmrc = repo["npmrc_environment_variables_secret_version"]
             self._read_version(agent, npmrc, "Failed to read the .npmrc environment variables")
         return self.store.get("git_code", url)
+
+    def _uses_key(self, agent: str, repo: dict[str, Any]) -> None:
+        """CMEK: the agent encrypts and decrypts the repository's data with its key for every operation. (The
+        real error text is not documented; this one names the permission and the key.)"""
+        key = repo.get("kms_key_name")
+        if not key:
+            return
+        resource = parse_resource(key, self.store)
+        if resource is None or not self.iam.allows(_sa(agent), "cloudkms.cryptoKeyVersions.useToDecrypt", resource):
+            raise ApiError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"The Dataform service agent {agent} cannot use the repository's Cloud KMS key: "
+                + denied("cloudkms.cryptoKeyVersions.useToDecrypt", key),
+            )
 
     def _reads_link_tokens(self, agent: str, link: str) -> bool:
         """Developer Connect: the agent fetches a read token from the link (see `iam.link_permissions`)."""
@@ -440,6 +455,7 @@ class FakeDataform:
             )
         project = repo["project"]
         agent = self._agent(project)
+        self._uses_key(agent, repo)
         runner = config["service_account"] or repo.get("service_account") or ""
         if not runner:
             # Strict act-as mode: a run as the default service agent is refused (nobody can act as it).

@@ -45,6 +45,7 @@ SERVICE_HOSTS = {
     "dataset": "bigquery.googleapis.com",
     "secret": "secretmanager.googleapis.com",
     "repository": "dataform.googleapis.com",
+    "crypto_key": "cloudkms.googleapis.com",
 }
 
 
@@ -91,6 +92,10 @@ class Resource:
     def repository(cls, project: str, location: str, name: str) -> Resource:
         return cls("repository", project, f"{location}/{name}")
 
+    @classmethod
+    def crypto_key(cls, project: str, location: str, ring: str, key: str) -> Resource:
+        return cls("crypto_key", project, f"{location}/{ring}/{key}")
+
     @property
     def relative_name(self) -> str:
         if self.kind == "project":
@@ -101,6 +106,9 @@ class Resource:
             return f"projects/{self.project}/datasets/{self.name}"
         if self.kind == "secret":
             return f"projects/{self.project}/secrets/{self.name}"
+        if self.kind == "crypto_key":
+            location, ring, key = self.name.split("/")
+            return f"projects/{self.project}/locations/{location}/keyRings/{ring}/cryptoKeys/{key}"
         location, name = self.name.split("/", 1)
         return f"projects/{self.project}/locations/{location}/repositories/{name}"
 
@@ -120,6 +128,7 @@ def account_project(email: str) -> str:
 
 
 _NAME_PATTERNS = (
+    ("crypto_key", r"projects/([^/]+)/locations/([^/]+)/keyRings/([^/]+)/cryptoKeys/([^/]+)"),
     ("repository", r"projects/([^/]+)/locations/([^/]+)/repositories/([^/]+)"),
     ("service_account", r"projects/([^/]+)/serviceAccounts/([^/]+)"),
     ("dataset", r"projects/([^/]+)/datasets/([^/]+)"),
@@ -143,6 +152,8 @@ def parse_resource(name: str, store: Store) -> Resource | None:
                 project = account_project(email)
             return Resource.service_account(email, store.project_id(project) or project)
         project = store.project_id(project) or project
+        if kind == "crypto_key":
+            return Resource.crypto_key(project, groups[1], groups[2], groups[3])
         if kind == "repository":
             return Resource.repository(project, groups[1], groups[2])
         if kind == "dataset":
@@ -211,24 +222,9 @@ class Iam:
         return permission in self.permissions(member, resource)
 
 
-# Developer Connect's roles are not in dataform_infra/data/roles.json (nor its IAM types in the provider
-# facts), so grants on Git repository links are test-seeded objects, made outside dfinfra as in real life,
-# and the two roles that carry read tokens are written here from Google's access-control page
-# (cloud.google.com/developer-connect/docs/access-control).
+# No provider type grants on Developer Connect links, so grants on them are test-seeded objects, made outside
+# dfinfra as in real life; their roles come from the same table as every other role.
 DEVELOPER_CONNECT_GRANT = "external:developerconnect"  # {"link", "member", "role"}
-DEVELOPER_CONNECT_ROLES = {
-    "roles/developerconnect.readTokenAccessor": {
-        "developerconnect.connections.get",
-        "developerconnect.gitRepositoryLinks.get",
-        "developerconnect.gitRepositoryLinks.fetchReadToken",
-    },
-    "roles/developerconnect.tokenAccessor": {
-        "developerconnect.connections.get",
-        "developerconnect.gitRepositoryLinks.get",
-        "developerconnect.gitRepositoryLinks.fetchReadToken",
-        "developerconnect.gitRepositoryLinks.fetchReadWriteToken",
-    },
-}
 
 
 def link_permissions(store: Store, member: str, link: str) -> set[str]:
@@ -236,7 +232,8 @@ def link_permissions(store: Store, member: str, link: str) -> set[str]:
     found: set[str] = set()
     for _, _, body in store.list(DEVELOPER_CONNECT_GRANT):
         if body.get("link") == link and body.get("member") == member:
-            found |= DEVELOPER_CONNECT_ROLES.get(body.get("role", ""), set())
+            role = body.get("role", "")
+            found |= role_permissions(role) if role.startswith("roles/developerconnect.") else set()
     return found
 
 

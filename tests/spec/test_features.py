@@ -150,6 +150,46 @@ def test_the_offline_cloud_applies_them_and_honours_the_deletion_policies(tmp_pa
     assert cloud.store.list("google_dataform_repository_release_config")
 
 
+@pytest.mark.terraform
+def test_a_cmek_repository_runs_once_the_agent_may_use_its_key_and_its_key_is_never_changed_in_place(tmp_path, cloud):
+    """#23.4: every compilation and run of a CMEK repository uses its key (a chain doctor checks, with the
+    grant to make on a key dfinfra does not manage); Google refuses to change the key of a repository that
+    exists, so a plan that would update it in place is refused, and the replacement is behind --allow-destroy."""
+    import re
+
+    spec = host()
+    spec["repository"]["kms_key_name"] = KEY
+    with applied_host(tmp_path, cloud, spec) as (ws, apis, project):
+        config = f"{ws.topology.repositories[0].api_name}/workflowConfigs/host-daily"
+        state, reasons = apis.run_scheduled(config)
+        assert state == "FAILED" and "cloudkms.cryptoKeyVersions.useToDecrypt" in reasons[0], reasons
+        check = re.compile(r"^(PASS|FAIL)  run:agent-uses-key:\S+:crypto:key:" + re.escape(KEY) + ":", re.M)
+        doctor = project.run("doctor", "staging", expect=1)
+        assert [m.group(1) for m in check.finditer(doctor)] == ["FAIL"], doctor
+        assert f"fix: gcloud kms keys add-iam-policy-binding {KEY} --member={AGENT}" in doctor
+        cloud.store.put(
+            "external:iam",
+            "agent-uses-key",
+            {
+                "role": "roles/cloudkms.cryptoKeyEncrypterDecrypter",
+                "member": AGENT,
+                "resource": f"//cloudkms.googleapis.com/{KEY}",
+            },
+        )
+        assert apis.run_scheduled(config) == ("SUCCEEDED", [])
+        assert [m.group(1) for m in check.finditer(project.run("doctor", "staging", expect=None))] == ["PASS"]
+
+        staging = project.spec("staging")
+        staging.write_text(staging.read_text().replace("cryptoKeys/repository", "cryptoKeys/repository-2"))
+        refused = project.run("plan", "staging", expect=1)
+        address = "google_dataform_repository.analytics"
+        assert f"changes kms_key_name of {address}" in refused and f"--replace {address}" in refused, refused
+        assert "will be destroyed" not in refused
+        project.run("plan", "staging", "--replace", address, expect=2)
+        out = project.run("apply", "staging", "--replace", address, "--auto-approve", expect=1)
+        assert "--allow-destroy" in out and f"replace {address}" in out, out
+
+
 def test_a_runner_reads_another_projects_dataset_by_name(tmp_path):
     h = host()
     h["runners"][0]["bigquery"]["reads"] = ["raw", "acme-crm-prod.crm_exports"]
