@@ -40,6 +40,7 @@ _PERMISSION_DENIED = re.compile(r"Error 403|PERMISSION_DENIED|Permission '[^']+'
 PROPAGATION_ENV = "DFINFRA_IAM_PROPAGATION_WAIT"
 APPLY = PlanMode()  # a plain plan of the whole module
 _PROVIDERS_OUT_OF_DATE = re.compile(r"Required plugins are not installed|Inconsistent dependency lock file")
+_LOCK_BELOW_CONSTRAINT = re.compile(r"does not match\s+configured version constraint|must use terraform init -upgrade")
 DEFAULT_PROPAGATION_WAIT = "60"
 
 Confirm = Callable[[str], str | None]  # shows a prompt, returns the answer (None: no terminal)
@@ -249,7 +250,19 @@ class Lifecycle:
         self.echo(f"terraform init ({directory})")
         inputs = ""  # a failed init is ours too, and is run again next time
         try:
-            runner.init(on_line=self._verbose_sink())
+            try:
+                runner.init(on_line=self._verbose_sink())
+            except TerraformError as exc:
+                if not _LOCK_BELOW_CONSTRAINT.search(str(exc)):
+                    raise
+                # The render asks for another provider line (provider_version, or dfinfra's default moving
+                # to the current major) than the lock file holds: the lock follows the spec, and the plan
+                # that comes next shows what the new provider changes.
+                self.echo(
+                    f"{directory.name}: the lock file holds a provider the module no longer admits; "
+                    "terraform init -upgrade"
+                )
+                runner.init(on_line=self._verbose_sink(), upgrade=True)
             inputs = _digest(directory, self._init_inputs(directory))  # as init left them
         except TerraformError as exc:
             if "bucket doesn't exist" in str(exc) or "bucket does not exist" in str(exc):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dataform_infra.errors import SpecError, UsageError
+from dataform_infra.spec.formats import CURRENT_PROVIDER
 from dataform_infra.spec.loader import load_deployment
 
 SCHEMA_FILE = "environment.schema.json"
@@ -76,6 +77,7 @@ bigquery_location: {_q(a.bigquery_location)}
 state:
   bucket: {_q(a.host_project + "-tfstate")}   # created by: dfinfra bootstrap staging
   prefix: dataform/staging
+provider_version: {_q(CURRENT_PROVIDER)}   # hashicorp/google and -beta: the current line, pinned here
 
 # Who runs Terraform. Gets act-as on the runner accounts the Dataform configs attach (strict act-as).
 deployers:
@@ -137,6 +139,7 @@ bigquery_location: {_q(a.bigquery_location)}
 state:
   bucket: {_q(a.prod_project + "-tfstate")}   # created by: dfinfra bootstrap prod
   prefix: dataform/prod
+provider_version: {_q(CURRENT_PROVIDER)}
 protected: true             # apply and destroy ask for the environment's name
 
 # Who runs Terraform for prod: act-as on the runner prod's configs attach (strict act-as).

@@ -12,7 +12,7 @@ from typing import Any
 import hcl2
 
 from tests.fakegcp import constraints as provider_constraints
-from tests.fakegcp.schema import block_schema, type_constraints
+from tests.fakegcp.schema import VERSIONS, block_schema, type_constraints
 
 META_ARGUMENTS = {"provider", "depends_on", "count", "for_each", "lifecycle"}
 BETA_ONLY = {
@@ -89,8 +89,9 @@ def parse_module(files: Mapping[str, str]) -> dict[str, list[Any]]:
     return merged
 
 
-def check_module(files: Mapping[str, str]) -> list[str]:
-    """Every schema problem in a rendered module, as readable lines; empty when it conforms."""
+def check_module(files: Mapping[str, str], version: str | None = None) -> list[str]:
+    """Every schema problem in a rendered module against one provider version's facts (7.45.0 by default),
+    as readable lines; empty when it conforms."""
     document = parse_module(files)
     errors: list[str] = []
     for kind, top in (("resource", "resource"), ("data", "data")):
@@ -102,18 +103,18 @@ def check_module(files: Mapping[str, str]) -> list[str]:
                     provider = str(body.get("provider", "google")).split(".")[0]
                     if type_name in BETA_ONLY and provider != "google-beta":
                         errors.append(f"{where}: exists only in google-beta; set provider = google-beta")
-                    schema = block_schema(provider, kind, type_name)
+                    schema = block_schema(provider, kind, type_name, version)
                     if schema is None:
-                        errors.append(f"{where}: type not in provider {provider} v7.45.0")
+                        errors.append(f"{where}: type not in provider {provider} v{version or VERSIONS[0]}")
                         continue
                     errors += check_block(body, schema, where)
                     for v in provider_constraints.check(
-                        _config_value(body), type_constraints(provider, kind, type_name)
+                        _config_value(body), type_constraints(provider, kind, type_name, version)
                     ):
                         errors.append(f"{where}: {v.summary}: {v.detail}")
     for entry in document.get("provider", []):
         for name, body in entry.items():
             name = _unquote(name)
-            schema = block_schema(name, "provider", name)
+            schema = block_schema(name, "provider", name, version)
             errors += check_block(body, schema, f"provider {name}")
     return errors

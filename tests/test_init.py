@@ -38,6 +38,8 @@ def test_flags_scaffold_a_pair_that_renders_and_validates(tmp_path):
     assert "# Add the token with: dfinfra secret set staging" in staging  # commented for a new user
     assert yaml.safe_load(staging)["repository"]["git"]["https_token"]["secret_id"] == "dataform-git-token"
     assert (tmp_path / "environments" / "environment.schema.json").exists()
+    for env in ("staging", "prod"):  # the current provider line, pinned in the spec (#24)
+        assert yaml.safe_load((tmp_path / "environments" / f"{env}.yaml").read_text())["provider_version"] == "~> 8.7"
     assert dfinfra("render", "--all", cwd=tmp_path).returncode == 0
     assert "ok: 2 environment(s)" in dfinfra("validate", cwd=tmp_path).stdout
     assert (tmp_path / ".gitignore").read_text().splitlines()[1:] == ["build/**/.dfinfra/", ".terraform/"]

@@ -257,3 +257,61 @@ def slug(text: str) -> str:
 
 
 SecretVersion = Annotated[int, Field(ge=1, description="A secret version number (versions start at 1).")]
+
+
+# The Google provider lines dfinfra's rendered HCL, its checks and its offline cloud cover: 7.45 and later 7.x,
+# and 8.x (8.7.0 is the current release; see tests/provider_schema).
+SUPPORTED_PROVIDERS = ((7, 45, 0), (9, 0, 0))  # from (inclusive), until (exclusive)
+CURRENT_PROVIDER = "~> 8.7"
+_CLAUSE = re.compile(r"\s*(=|!=|>=|<=|>|<|~>)?\s*(\d+)(?:\.(\d+))?(?:\.(\d+))?\s*")
+
+
+def _bounds(constraint: str) -> tuple[tuple[int, int, int], tuple[int, int, int] | None]:
+    """The lowest version a Terraform version constraint admits and the first it no longer admits (None:
+    unbounded), for the operators Terraform has (`!=` narrows nothing here)."""
+    low, high = (0, 0, 0), None
+    for clause in constraint.split(","):
+        found = _CLAUSE.fullmatch(clause)
+        if not found:
+            raise ValueError(f"{clause.strip()!r} is not a Terraform version constraint (e.g. {CURRENT_PROVIDER})")
+        op, *parts = found.groups()
+        given = [int(p) for p in parts if p is not None]
+        version = (*given, *([0] * (3 - len(given))))
+        assert len(version) == 3
+        at = (version[0], version[1], version[2])
+        if op in (None, "=", ">=", ">", "~>"):
+            low = max(low, at)
+        ends: tuple[int, int, int] | None = None
+        if op in (None, "="):
+            ends = (at[0], at[1], at[2] + 1)
+        elif op in ("<", "<="):
+            ends = at if op == "<" else (at[0], at[1], at[2] + 1)
+        elif op == "~>" and len(given) == 2:
+            ends = (at[0] + 1, 0, 0)
+        elif op == "~>" and len(given) == 3:
+            ends = (at[0], at[1] + 1, 0)
+        if ends is not None:
+            high = ends if high is None else min(high, ends)
+    return low, high
+
+
+def _check_provider_version(value: str) -> str:
+    low, high = _bounds(value)
+    first, beyond = SUPPORTED_PROVIDERS
+    if high is not None and high <= low:
+        raise ValueError(f"{value!r} admits no version")
+    if low < first:
+        raise ValueError(
+            f"{value!r} admits Google provider versions before 7.45, which dfinfra's HCL and checks do not cover: "
+            f"use {CURRENT_PROVIDER} (current) or ~> 7.45"
+        )
+    if high is None or high > beyond:
+        raise ValueError(
+            f"{value!r} admits Google provider versions after 8.x, which dfinfra does not know yet: bound it, "
+            f"e.g. {CURRENT_PROVIDER}"
+        )
+    return value
+
+
+ProviderVersion = Annotated[str, AfterValidator(_check_provider_version)]
+"""A Terraform version constraint for `hashicorp/google` and `-beta` within the lines dfinfra covers."""

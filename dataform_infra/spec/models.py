@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dataform_infra.spec.formats import (
+    CURRENT_PROVIDER,
     BigQueryLocation,
     BucketName,
     Cron,
@@ -28,6 +29,7 @@ from dataform_infra.spec.formats import (
     Member,
     ProjectId,
     ProjectNumber,
+    ProviderVersion,
     Region,
     RunnerRef,
     SecretId,
@@ -446,10 +448,11 @@ class Environment(Spec):
     region: Region = Field(description="Region of the Dataform repository and configs.")
     bigquery_location: BigQueryLocation = Field(description="Location of created datasets and compilation default.")
     state: StateBackend = Field(description="Terraform state backend.")
-    provider_version: str = Field(
-        default="~> 7.45",
+    provider_version: ProviderVersion = Field(
+        default=CURRENT_PROVIDER,
         pattern=r"^[~><=!, 0-9.]+$",
-        description="Version constraint for `hashicorp/google` and `hashicorp/google-beta`.",
+        description="Version constraint for `hashicorp/google` and `hashicorp/google-beta`: within 7.45 and "
+        "later 7.x, or 8.x (the current line); a constraint admitting anything older or newer is refused.",
     )
     protected: bool = Field(default=False, description="Apply and destroy require typing the environment name.")
     labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, description="Labels on every labelled resource.")

@@ -262,10 +262,17 @@ class TerraformRunner:
             f"  {self.binary.path} -chdir={self.module_dir} force-unlock {lock_id}"
         )
 
-    def init(self, on_line: LineSink | None = None) -> RunResult:
-        return self.check(
-            self.run("init", on_line=on_line, input=False, no_color=IsFlagged, lock_timeout=self.lock_timeout), "init"
+    def init(self, on_line: LineSink | None = None, *, upgrade: bool = False) -> RunResult:
+        """`terraform init`; `upgrade`: let the lock file move to the newest versions the module admits."""
+        result = self.run(
+            "init",
+            on_line=on_line,
+            input=False,
+            no_color=IsFlagged,
+            lock_timeout=self.lock_timeout,
+            upgrade=IsFlagged if upgrade else None,
         )
+        return self.check(result, "init")
 
     def plan(self, plan_file: Path, mode: PlanMode | None = None, on_line: LineSink | None = None) -> RunResult:
         mode = mode or PlanMode()

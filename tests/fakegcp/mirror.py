@@ -1,8 +1,9 @@
 """Install the offline provider where `terraform init` finds it, with no network and no ~/.terraformrc.
 
-Writes a filesystem mirror holding a launcher for `hashicorp/google` and `hashicorp/google-beta`
-7.45.0 (a shell script running this package with the current Python) and a CLI config that makes
-the mirror the only installation source for hashicorp providers.
+Writes a filesystem mirror holding a launcher for `hashicorp/google` and `hashicorp/google-beta` at
+each version whose facts the tests hold (7.45.0 and 8.7.0: a shell script running this package with the
+current Python, told which version to serve) and a CLI config that makes the mirror the only
+installation source for hashicorp providers. Terraform picks the version a module's constraint admits.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import shlex
 import sys
 from pathlib import Path
 
-VERSION = "7.45.0"
+from tests.fakegcp.schema import VERSION_VARIABLE, VERSIONS
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -26,16 +28,17 @@ def _target() -> str:
 def install(root: Path) -> Path:
     """Creates root/mirror and root/terraform.rc; returns the CLI config path (TF_CLI_CONFIG_FILE)."""
     mirror = root / "mirror"
-    for name in ("google", "google-beta"):
-        directory = mirror / "registry.terraform.io" / "hashicorp" / name / VERSION / _target()
-        directory.mkdir(parents=True, exist_ok=True)
-        launcher = directory / f"terraform-provider-{name}_v{VERSION}_x5"
-        launcher.write_text(
-            "#!/bin/sh\n"
-            f"PYTHONPATH={shlex.quote(str(REPO_ROOT))}${{PYTHONPATH:+:$PYTHONPATH}} "
-            f'exec {shlex.quote(sys.executable)} -m tests.fakegcp.provider {name} "$@"\n'
-        )
-        launcher.chmod(0o755)
+    for version in VERSIONS:
+        for name in ("google", "google-beta"):
+            directory = mirror / "registry.terraform.io" / "hashicorp" / name / version / _target()
+            directory.mkdir(parents=True, exist_ok=True)
+            launcher = directory / f"terraform-provider-{name}_v{version}_x5"
+            launcher.write_text(
+                "#!/bin/sh\n"
+                f"PYTHONPATH={shlex.quote(str(REPO_ROOT))}${{PYTHONPATH:+:$PYTHONPATH}} {VERSION_VARIABLE}={version} "
+                f'exec {shlex.quote(sys.executable)} -m tests.fakegcp.provider {name} "$@"\n'
+            )
+            launcher.chmod(0o755)
     config = root / "terraform.rc"
     config.write_text(
         "provider_installation {\n"

@@ -1,7 +1,7 @@
 """The offline `hashicorp/google` / `hashicorp/google-beta` provider: tfplugin6 over go-plugin.
 
 Run as `python -m tests.fakegcp.provider google|google-beta` by the launcher script that the
-filesystem mirror installs (see `tests/fakegcp/mirror.py`). It serves exactly the v7.45.0 schemas
+filesystem mirror installs (see `tests/fakegcp/mirror.py`). It serves exactly the schemas of one version
 in tests/provider_schema and keeps every object in the shared store (`FAKEGCP_STORE`).
 """
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -11,22 +12,38 @@ SCHEMA_DIR = Path(__file__).resolve().parent.parent / "provider_schema"
 GOOGLE = "registry.terraform.io/hashicorp/google"
 GOOGLE_BETA = "registry.terraform.io/hashicorp/google-beta"
 PROVIDERS = {"google": GOOGLE, "google-beta": GOOGLE_BETA}
+# The provider versions whose facts are here: 7.45.0 at the top, each later one in its own directory.
+VERSIONS = ("7.45.0", "8.7.0")
+VERSION_VARIABLE = "FAKEGCP_PROVIDER_VERSION"  # set by the mirror's launcher of each version
+
+
+def served_version() -> str:
+    """The version this process serves (the offline provider), or checks against (7.45.0 by default)."""
+    version = os.environ.get(VERSION_VARIABLE, VERSIONS[0])
+    if version not in VERSIONS:
+        raise ValueError(f"no provider facts for version {version} (have: {', '.join(VERSIONS)})")
+    return version
+
+
+def _facts(version: str | None) -> Path:
+    version = version or served_version()
+    return SCHEMA_DIR if version == VERSIONS[0] else SCHEMA_DIR / version
 
 
 @cache
-def provider_schemas() -> dict[str, Any]:
-    return json.loads((SCHEMA_DIR / "schema.json").read_text())["provider_schemas"]
+def provider_schemas(version: str | None = None) -> dict[str, Any]:
+    return json.loads((_facts(version) / "schema.json").read_text())["provider_schemas"]
 
 
 @cache
-def constraints() -> dict[str, Any]:
-    return json.loads((SCHEMA_DIR / "constraints.json").read_text())
+def constraints(version: str | None = None) -> dict[str, Any]:
+    return json.loads((_facts(version) / "constraints.json").read_text())
 
 
-def block_schema(provider: str, kind: str, type_name: str) -> dict[str, Any] | None:
+def block_schema(provider: str, kind: str, type_name: str, version: str | None = None) -> dict[str, Any] | None:
     """`kind` is "resource", "data" or "provider"; `provider` a local name or source address."""
     source = PROVIDERS.get(provider, provider)
-    schemas = provider_schemas().get(source, {})
+    schemas = provider_schemas(version).get(source, {})
     if kind == "provider":
         return schemas["provider"]["block"]
     table = schemas.get("resource_schemas" if kind == "resource" else "data_source_schemas", {})
@@ -34,8 +51,8 @@ def block_schema(provider: str, kind: str, type_name: str) -> dict[str, Any] | N
     return entry["block"] if entry else None
 
 
-def type_constraints(provider: str, kind: str, type_name: str) -> list[dict[str, Any]]:
+def type_constraints(provider: str, kind: str, type_name: str, version: str | None = None) -> list[dict[str, Any]]:
     source = PROVIDERS.get(provider, provider)
-    table = constraints().get(source, {}).get("data" if kind == "data" else kind, {})
+    table = constraints(version).get(source, {}).get("data" if kind == "data" else kind, {})
     entry = table.get(type_name if kind != "provider" else provider.rsplit("/", 1)[-1], {})
     return entry.get("x_constraints", [])

@@ -1,14 +1,17 @@
-"""Every rendered module uses only provider v7.45.0 types, attributes and blocks, correctly nested."""
+"""Every rendered module uses only provider types, attributes and blocks, correctly nested, that both provider
+lines dfinfra covers have (v7.45.0 and v8.7.0: a 7.45-pinned spec renders the same HCL but its constraint)."""
 
 import pytest
 
 from tests.conftest import all_modules, rendered
+from tests.fakegcp.schema import VERSIONS
 from tests.hcl_schema import check_module
 
 
+@pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize(("spec_set", "env"), all_modules())
-def test_rendered_module_conforms_to_provider_schema(spec_set, env):
-    assert check_module(rendered(spec_set)[env]) == []
+def test_rendered_module_conforms_to_provider_schema(spec_set, env, version):
+    assert check_module(rendered(spec_set)[env], version) == []
 
 
 @pytest.mark.parametrize(

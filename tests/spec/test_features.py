@@ -190,6 +190,21 @@ def test_a_cmek_repository_runs_once_the_agent_may_use_its_key_and_its_key_is_ne
         assert "--allow-destroy" in out and f"replace {address}" in out, out
 
 
+@pytest.mark.terraform
+@pytest.mark.parametrize(("constraint", "served"), [(None, "8.7.0"), ("~> 7.45", "7.45.0")], ids=["default", "7.45"])
+def test_both_provider_lines_apply_and_run_offline(tmp_path, cloud, constraint, served):
+    """#24: new specs take the current line (~> 8.7) and a 7.45-pinned spec still renders, applies and runs;
+    the offline cloud serves each version's own facts."""
+    spec = host()
+    if constraint:
+        spec["provider_version"] = constraint
+    with applied_host(tmp_path, cloud, spec) as (ws, apis, project):
+        lock = (project.root / "build" / "staging" / ".terraform.lock.hcl").read_text()
+        assert re.findall(r'version\s+=\s+"([^"]+)"', lock) == [served, served], lock
+        config = f"{ws.topology.repositories[0].api_name}/workflowConfigs/host-daily"
+        assert apis.run_scheduled(config) == ("SUCCEEDED", [])
+
+
 def test_a_runner_reads_another_projects_dataset_by_name(tmp_path):
     h = host()
     h["runners"][0]["bigquery"]["reads"] = ["raw", "acme-crm-prod.crm_exports"]

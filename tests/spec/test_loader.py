@@ -1,5 +1,6 @@
 """Spec validation: every mistake is located (file, field path, line) and nothing passes silently."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -196,6 +197,32 @@ def test_a_workflow_that_fires_before_its_release_in_summer_only_warns_naming_bo
     assert "first fires at Mon 05:45 UTC, before its release compiles at Mon 06:30 UTC" in warning
     assert "Europe/London at UTC+01:00, as from 29 Mar" in warning
     assert f"(release 'host-release': '30 6 * * *' Etc/UTC, line {release_line})" in warning
+
+
+@pytest.mark.parametrize(
+    ("constraint", "fragment"),
+    [
+        ("~> 6.0", "before 7.45"),
+        ("= 7.44.0", "before 7.45"),
+        (">= 7.45", "after 8.x"),
+        ("~> 9.0", "after 8.x"),
+        ("~> 8", "after 8.x"),
+        ("> 8.0, < 7.50", "admits no version"),
+    ],
+)
+def test_a_provider_version_outside_the_lines_dfinfra_covers_is_refused_at_its_line(tmp_path, constraint, fragment):
+    """#24: 7.45 and later 7.x, and 8.x, are covered (facts, HCL, offline cloud); anything else is refused."""
+    h = host()
+    h["provider_version"] = constraint
+    message = only_problem(write_specs(tmp_path, {"staging": h}))
+    assert "provider_version" in message and fragment in message and re.search(r"staging\.yaml:\d+:", message)
+
+
+@pytest.mark.parametrize("constraint", ["~> 8.7", "~> 7.45", ">= 7.45, < 9", "= 8.7.0", "~> 8.0"])
+def test_the_covered_provider_lines_load(tmp_path, constraint):
+    h = host()
+    h["provider_version"] = constraint
+    assert load_deployment(write_specs(tmp_path, {"staging": h})).environments["staging"].provider_version == constraint
 
 
 def test_project_wide_opt_in_warns_with_reason(tmp_path):

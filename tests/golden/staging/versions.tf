@@ -7,11 +7,11 @@ terraform {
   required_providers {
     google = {
       source  = "hashicorp/google"
-      version = "~> 7.45"
+      version = "~> 8.7"
     }
     google-beta = {
       source  = "hashicorp/google-beta"
-      version = "~> 7.45"
+      version = "~> 8.7"
     }
   }
 }
