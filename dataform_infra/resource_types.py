@@ -228,6 +228,16 @@ REPOSITORY_IAM_MEMBER = ResourceType(
     ),
     deployer=(_policy("dataform", "repositories"),),
 )
+KMS_CRYPTO_KEY_IAM_MEMBER = ResourceType(
+    "google_kms_crypto_key_iam_member",
+    # Named by the key's full name; provider facts: 8.7.0 (the 7.45.0 set dfinfra holds has no KMS IAM type).
+    target=Target(
+        "crypto_key",
+        "crypto_key_id",
+        r"(?P<id>projects/(?P<project>[^/]+)/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+)",
+    ),
+    deployer=(_policy("cloudkms", "cryptoKeys"),),
+)
 
 ALL: tuple[ResourceType, ...] = (
     PROJECT,
@@ -246,6 +256,7 @@ ALL: tuple[ResourceType, ...] = (
     BIGQUERY_DATASET_IAM_MEMBER,
     SECRET_IAM_MEMBER,
     REPOSITORY_IAM_MEMBER,
+    KMS_CRYPTO_KEY_IAM_MEMBER,
 )
 BY_NAME: dict[str, ResourceType] = {t.name: t for t in ALL}
 # The `*_iam_member` type that grants on each kind of object.

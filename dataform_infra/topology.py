@@ -13,6 +13,7 @@ from functools import cached_property, lru_cache
 from typing import Literal
 
 from dataform_infra.resource_types import ObjectKind, full_name
+from dataform_infra.spec.formats import provider_floor
 from dataform_infra.spec.loader import Deployment
 from dataform_infra.spec.models import Environment, Release, Repository, RepositoryAccess, Runner
 from dataform_infra.spec.yamlsource import dotted_path
@@ -245,6 +246,16 @@ class Topology:
     def workflow_repository(self, env_name: str, release_name: str) -> HostedRepository:
         env = self.environments[env_name]
         return self.repository_of(next(r for r in env.releases if r.name == release_name))
+
+    def grants_key(self, repository: HostedRepository) -> bool:
+        """Does the host's module grant the Dataform service agent the repository's CMEK key? Yes for a key in a
+        project of this deployment, on the provider line whose facts have a KMS IAM type (8.x); otherwise
+        the grant is made outside dfinfra, and `validate` names it and `doctor` checks it."""
+        key = repository.spec.kms_key_name
+        if not key:
+            return False
+        managed = {env.project.id for env in self.environments.values()}
+        return key.split("/")[1] in managed and provider_floor(self.host.provider_version) >= (8, 0, 0)
 
     @property
     def single_repository(self) -> bool:

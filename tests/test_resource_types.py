@@ -9,7 +9,7 @@ from dataform_infra import resource_types as types
 from dataform_infra.access import roles
 from tests.conftest import REPO
 
-FACTS = REPO / "tests/provider_schema"
+FACTS = REPO / "tests/provider_schema/8.7.0"  # the current line's facts (rendered HCL is checked against both)
 SCHEMA = json.loads((FACTS / "schema.json").read_text())["provider_schemas"]
 CONSTRAINTS = json.loads((FACTS / "constraints.json").read_text())
 
@@ -46,12 +46,18 @@ def test_import_ids_are_a_format_the_provider_imports(type_):
     assert as_template in formats or any(re.fullmatch(f, imported) for f in formats if f.startswith("^")), formats
 
 
+# Permissions no role in ../shared/iam/roles.json carries (roles/cloudkms.admin does, and is not in it): a gap
+# in the facts, reported in the closing note; explain --deployer says "no predefined role in the table".
+NOT_IN_THE_ROLE_TABLE = {"cloudkms.cryptoKeys.getIamPolicy", "cloudkms.cryptoKeys.setIamPolicy"}
+
+
 def test_every_deployer_permission_is_one_googles_role_table_knows():
     table = json.loads((REPO / "dataform_infra/data/roles.json").read_text())["roles"]
-    known = set().union(*(roles.permissions(r) for r in table))
+    known = set().union(*(roles.permissions(r) for r in table)) | NOT_IN_THE_ROLE_TABLE
     for type_ in types.ALL:
         for _, permissions in type_.deployer:
             assert set(permissions) <= known, type_.name
+    assert not NOT_IN_THE_ROLE_TABLE & set().union(*(roles.permissions(r) for r in table)), "the gap is closed"
 
 
 def test_each_kind_of_object_has_one_iam_member_type_and_a_full_name():

@@ -474,8 +474,10 @@ class AccessModel:
             if note not in self.notes:
                 self.notes.append(note)
         if repository.spec.kms_key_name:
-            # CMEK (dataform-operations.md §c): granted outside dfinfra on a key it does not manage; doctor checks it.
+            # CMEK (dataform-operations.md §c): rendered where dfinfra may (Topology.grants_key), else granted
+            # outside dfinfra, named here and checked by doctor.
             key = repository.spec.kms_key_name
+            outside = not top.grants_key(repository)
             self._need(
                 "agent-uses-key",
                 top.agent,
@@ -485,8 +487,18 @@ class AccessModel:
                 top.host_name,
                 repository.at("kms_key_name"),
                 runs,
-                assumed=True,
+                assumed=outside,
             )
+            note = (
+                top.host_name,
+                repository.at("kms_key_name"),
+                f"the Dataform service agent {top.agent.member} needs roles/cloudkms.cryptoKeyEncrypterDecrypter "
+                f"on {key} before the repository is created and for every compilation, run and Git operation; "
+                "dfinfra grants it only on a key in a project of this deployment with provider 8.x, so grant it "
+                "yourself; `dfinfra doctor` checks it",
+            )
+            if outside and note not in self.notes:
+                self.notes.append(note)
         if repository.npmrc_secret:
             reads.append(
                 (

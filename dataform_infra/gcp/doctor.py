@@ -443,7 +443,7 @@ class Doctor:
         return str(answer.access.name)
 
     def _requirement_fix(self, req: Requirement, missing: list[str]) -> str:
-        if req.resource.kind == "crypto_key":
+        if req.resource.kind == "crypto_key" and req.assumed:  # else a grant this deployment renders
             return (
                 f"gcloud kms keys add-iam-policy-binding {req.resource.id} --member={req.principal.member} "
                 "--role=roles/cloudkms.cryptoKeyEncrypterDecrypter   (a key dfinfra does not manage)"

@@ -295,6 +295,11 @@ def _bounds(constraint: str) -> tuple[tuple[int, int, int], tuple[int, int, int]
     return low, high
 
 
+def provider_floor(constraint: str) -> tuple[int, int, int]:
+    """The lowest provider version a (valid) constraint admits: which line's facts a module is held to."""
+    return _bounds(constraint)[0]
+
+
 def _check_provider_version(value: str) -> str:
     low, high = _bounds(value)
     first, beyond = SUPPORTED_PROVIDERS

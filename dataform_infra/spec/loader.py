@@ -456,18 +456,6 @@ def _warnings(deployment: Deployment) -> Iterable[SpecWarning]:
     loc = _Locator(deployment)
     for name, env in deployment.environments.items():
         for at, repository in env.declared_repositories():
-            if repository.kms_key_name:
-                yield SpecWarning(
-                    loc.at(
-                        name,
-                        (*at, "kms_key_name"),
-                        f"the Dataform service agent (service-{env.project.number}@"
-                        "gcp-sa-dataform.iam.gserviceaccount.com) "
-                        f"needs roles/cloudkms.cryptoKeyEncrypterDecrypter on {repository.kms_key_name} before the "
-                        "repository is created and for every compilation, run and Git operation; dfinfra does not "
-                        "grant it (a key it does not manage); `dfinfra doctor` checks it",
-                    )
-                )
             for k, access in enumerate(repository.access):
                 if access.condition:
                     yield SpecWarning(

@@ -176,6 +176,8 @@ class OfflineCloud:
                         )
             for _, repository in env.declared_repositories():
                 self._seed_repository_secrets(env.project.id, repository)
+                if repository.kms_key_name:  # keys are made outside dfinfra, by a security team
+                    self.store.put("external:google_kms_crypto_key", repository.kms_key_name, {"seeded": True})
             if self.gcs and buckets:
                 self.gcs.create_bucket(env.state.bucket)
 

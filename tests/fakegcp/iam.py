@@ -38,6 +38,9 @@ IAM_MEMBER_KINDS = (
     "google_bigquery_dataset_iam_member",
     "google_secret_manager_secret_iam_member",
     "google_dataform_repository_iam_member",
+    "google_kms_crypto_key_iam_member",
+    "google_storage_bucket_iam_member",
+    "google_bigquery_connection_iam_member",
 )
 SERVICE_HOSTS = {
     "project": "cloudresourcemanager.googleapis.com",
@@ -183,6 +186,10 @@ def _grant_resource(kind: str, body: dict, store: Store) -> Resource | None:
         return parse_resource(body["secret_id"], store)
     if kind == "google_dataform_repository_iam_member":
         return parse_resource(body["repository"], store)
+    if kind == "google_kms_crypto_key_iam_member":
+        return parse_resource(body["crypto_key_id"], store)
+    if kind in ("google_storage_bucket_iam_member", "google_bigquery_connection_iam_member"):
+        return None  # stored by the provider, not evaluated: no run chain reads buckets or connections yet
     return parse_resource(body["resource"], store)
 
 

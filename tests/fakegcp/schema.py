@@ -30,14 +30,18 @@ def _facts(version: str | None) -> Path:
     return SCHEMA_DIR if version == VERSIONS[0] else SCHEMA_DIR / version
 
 
-@cache
 def provider_schemas(version: str | None = None) -> dict[str, Any]:
-    return json.loads((_facts(version) / "schema.json").read_text())["provider_schemas"]
+    """The schemas of `version`, or of the version this process serves."""
+    return _load(version or served_version(), "schema.json")["provider_schemas"]
+
+
+def constraints(version: str | None = None) -> dict[str, Any]:
+    return _load(version or served_version(), "constraints.json")
 
 
 @cache
-def constraints(version: str | None = None) -> dict[str, Any]:
-    return json.loads((_facts(version) / "constraints.json").read_text())
+def _load(version: str, name: str) -> dict[str, Any]:
+    return json.loads((_facts(version) / name).read_text())
 
 
 def block_schema(provider: str, kind: str, type_name: str, version: str | None = None) -> dict[str, Any] | None:

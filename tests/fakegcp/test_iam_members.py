@@ -18,7 +18,7 @@ import pytest
 from tests.fakegcp.cloud import Cloud
 from tests.fakegcp.engine import CloudError, ProviderConfig, normalized_member
 from tests.fakegcp.iam import CREATED_KEY, IAM_MEMBER_KINDS
-from tests.fakegcp.schema import GOOGLE, GOOGLE_BETA, provider_schemas
+from tests.fakegcp.schema import GOOGLE, GOOGLE_BETA, VERSION_VARIABLE, VERSIONS, provider_schemas
 from tests.fakegcp.store import Store
 from tests.fakegcp.types import IamMember, resource_type
 
@@ -27,6 +27,7 @@ RUNNER = f"runner@{HOST}.iam.gserviceaccount.com"
 ACCOUNT = f"projects/{HOST}/serviceAccounts/{RUNNER}"
 ROLE = "roles/viewer"
 MEMBER, NORMALIZED = "user:Ann@Example.com", "user:ann@example.com"
+KEY = f"projects/{HOST}/locations/{REGION}/keyRings/dataform/cryptoKeys/repository"
 
 # type -> (its configuration without role and member, the parent part of the id x_identity.id_format names)
 PARENTS = {
@@ -38,13 +39,23 @@ PARENTS = {
         {"repository": "analytics"},
         f"projects/{HOST}/locations/{REGION}/repositories/analytics",
     ),
+    "google_kms_crypto_key_iam_member": ({"crypto_key_id": KEY}, KEY),
+    "google_storage_bucket_iam_member": ({"bucket": "landing"}, "b/landing"),
+    "google_bigquery_connection_iam_member": (
+        {"project": HOST, "location": "EU", "connection_id": "lake"},
+        f"projects/{HOST}/locations/EU/connections/lake",
+    ),
 }
 
+# (version, provider, type): every IAM member type of every provider version the offline cloud serves.
 MEMBER_TYPES = sorted(
-    (source, name)
-    for source in (GOOGLE, GOOGLE_BETA)
-    for name in provider_schemas()[source]["resource_schemas"]
-    if name.endswith("_iam_member")
+    {
+        (version, source, name)
+        for version in VERSIONS
+        for source in (GOOGLE, GOOGLE_BETA)
+        for name in provider_schemas(version)[source]["resource_schemas"]
+        if name.endswith("_iam_member")
+    }
 )
 
 
@@ -61,6 +72,9 @@ def _cloud(tmp_path: Path) -> Cloud:
         ("google_secret_manager_secret", f"projects/{HOST}/secrets/git-token"),
         ("google_bigquery_dataset", f"projects/{HOST}/datasets/marts"),
         ("google_dataform_repository", f"projects/{HOST}/locations/{REGION}/repositories/analytics"),
+        ("google_kms_crypto_key", KEY),
+        ("google_storage_bucket", "landing"),
+        ("google_bigquery_connection", f"projects/{HOST}/locations/EU/connections/lake"),
     ):
         store.put(kind, id_, {"id": id_})
     return cloud
@@ -74,15 +88,17 @@ def _create(source: str, name: str, cloud: Cloud, member: str = MEMBER) -> dict:
     return rtype.create(planned, cloud)
 
 
-def test_every_iam_member_type_is_taught_its_parent():
+def test_every_iam_member_type_is_taught_its_parent(monkeypatch):
     assert MEMBER_TYPES, "the schema has IAM member types"
-    assert {name for _, name in MEMBER_TYPES} == set(PARENTS) == set(IAM_MEMBER_KINDS)
-    for source, name in MEMBER_TYPES:
+    assert {name for _, _, name in MEMBER_TYPES} == set(PARENTS) == set(IAM_MEMBER_KINDS)
+    for version, source, name in MEMBER_TYPES:
+        monkeypatch.setenv(VERSION_VARIABLE, version)
         assert isinstance(resource_type(source, "resource", name), IamMember), name
 
 
-@pytest.mark.parametrize(("source", "name"), MEMBER_TYPES, ids=lambda v: v.rsplit("/", 1)[-1])
-def test_creating_a_member_the_policy_holds_succeeds_with_the_same_object(tmp_path, source, name):
+@pytest.mark.parametrize(("version", "source", "name"), MEMBER_TYPES, ids=lambda v: v.rsplit("/", 1)[-1])
+def test_creating_a_member_the_policy_holds_succeeds_with_the_same_object(tmp_path, monkeypatch, version, source, name):
+    monkeypatch.setenv(VERSION_VARIABLE, version)  # the facts of the version that serves it
     cloud = _cloud(tmp_path)
     expected_id = f"{PARENTS[name][1]}/{ROLE}/{NORMALIZED}"
     first = _create(source, name, cloud)

@@ -142,6 +142,47 @@ class RepositoryIamMember(IamMember):
         return "google_dataform_repository", state["repository"]
 
 
+class StorageBucketIamMember(IamMember):
+    """8.7.0 facts: a bucket's policy, the bucket named alone (`b/<bucket>` in the id)."""
+
+    def values_for_id(self, state, cloud):
+        values = super().values_for_id(state, cloud)
+        values["bucket"] = state["bucket"].removeprefix("b/")
+        return values
+
+    def parent(self, state):
+        return "google_storage_bucket", state["bucket"].removeprefix("b/")
+
+
+class ConnectionIamMember(IamMember):
+    """8.7.0 facts: a BigQuery connection's policy (project, location, connection_id)."""
+
+    def values_for_id(self, state, cloud):
+        values = super().values_for_id(state, cloud)
+        values["location"] = state.get("location") or values.get("region")
+        return values
+
+    def parent(self, state):
+        where = f"projects/{state['project']}/locations/{state['location']}"
+        return "google_bigquery_connection", f"{where}/connections/{state['connection_id']}"
+
+
+class CryptoKeyIamMember(IamMember):
+    """Keys are made outside dfinfra: the test seeds `external:google_kms_crypto_key` (8.7.0 facts only)."""
+
+    def values_for_id(self, state, cloud):
+        values = super().values_for_id(state, cloud)
+        found = re.fullmatch(
+            r"projects/([^/]+)/locations/([^/]+)/keyRings/([^/]+)/cryptoKeys/([^/]+)", state["crypto_key_id"]
+        )
+        if found:
+            values["project"], values["location"], values["key_ring"], values["name"] = found.groups()
+        return values
+
+    def parent(self, state):
+        return "google_kms_crypto_key", state["crypto_key_id"]
+
+
 class Secret(ResourceType):
     def derive(self, state, cloud):
         number = cloud.store.project_number(state["project"]) or state["project"]
@@ -422,6 +463,9 @@ SPECIAL = {
     "google_secret_manager_secret_iam_member": SecretIamMember,
     "google_bigquery_dataset_iam_member": DatasetIamMember,
     "google_dataform_repository_iam_member": RepositoryIamMember,
+    "google_kms_crypto_key_iam_member": CryptoKeyIamMember,
+    "google_storage_bucket_iam_member": StorageBucketIamMember,
+    "google_bigquery_connection_iam_member": ConnectionIamMember,
     "google_secret_manager_secret": Secret,
     "google_bigquery_dataset": Dataset,
     "google_dataform_repository": Repository,

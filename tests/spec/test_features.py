@@ -119,9 +119,11 @@ def test_abandoned_configs_warn_when_the_repository_cannot_be_destroyed_with_the
 
 
 def test_cmek_reminds_who_needs_the_key(tmp_path):
-    deployment = load_deployment(write_specs(tmp_path, {"staging": featured()}))
-    [warning] = [w.render() for w in deployment.warnings if "cryptoKeyEncrypterDecrypter" in w.render()]
+    """A key in a project outside the deployment: the grant is the team's, named by validate at its line."""
+    report = Workspace(write_specs(tmp_path, {"staging": featured()})).validate()
+    [warning] = [w.render() for w in report.warnings if "cryptoKeyEncrypterDecrypter" in w.render()]
     assert "service-111111111111@gcp-sa-dataform.iam.gserviceaccount.com" in warning and KEY in warning
+    assert "repository.kms_key_name" in warning
 
 
 @pytest.mark.terraform
@@ -203,6 +205,36 @@ def test_both_provider_lines_apply_and_run_offline(tmp_path, cloud, constraint, 
         assert re.findall(r'version\s+=\s+"([^"]+)"', lock) == [served, served], lock
         config = f"{ws.topology.repositories[0].api_name}/workflowConfigs/host-daily"
         assert apis.run_scheduled(config) == ("SUCCEEDED", [])
+
+
+@pytest.mark.terraform
+def test_a_key_in_a_project_of_the_deployment_is_granted_by_the_module_before_the_repository(tmp_path, cloud):
+    """#23.4 / #26: google_kms_crypto_key_iam_member, the first type added through the registry. A key in the
+    host project (provider 8.x): the host module grants the agent on exactly that key, the repository waits
+    for it, runs work with no grant made by hand, and removing the grant fails the runs validate predicts."""
+    own_key = "projects/acme-host-proj/locations/europe-west2/keyRings/dataform/cryptoKeys/repository"
+    spec = host()
+    spec["repository"]["kms_key_name"] = own_key
+    with applied_host(tmp_path, cloud, spec) as (ws, apis, _project):
+        [grant] = [g for g in ws.module("staging").grants if g.rule == "agent-uses-repository-key"]
+        assert (grant.resource_type, grant.role, grant.target) == (
+            "google_kms_crypto_key_iam_member",
+            "roles/cloudkms.cryptoKeyEncrypterDecrypter",
+            {"crypto_key_id": own_key},
+        )
+        assert not [w for w in ws.validate().warnings if "cryptoKeyEncrypterDecrypter" in w.render()]
+        config = f"{ws.topology.repositories[0].api_name}/workflowConfigs/host-daily"
+        assert apis.run_scheduled(config) == ("SUCCEEDED", [])
+        [stored] = cloud.store.list("google_kms_crypto_key_iam_member")
+        cloud.store.delete("google_kms_crypto_key_iam_member", stored[1])
+        state, reasons = apis.run_scheduled(config)
+        assert state == "FAILED" and "cloudkms.cryptoKeyVersions.useToDecrypt" in reasons[0]
+        assert {r.chain for r in ws.access.requirements if r.resource == grant.resource} == {"agent-uses-key"}
+    # On the 7.45 line (no KMS IAM type in its facts) the grant is the team's to make, and validate says so.
+    spec["provider_version"] = "~> 7.45"
+    ws = Workspace(write_specs(tmp_path / "pinned", {"staging": spec}))
+    assert not [g for g in ws.module("staging").grants if g.rule == "agent-uses-repository-key"]
+    assert [w for w in ws.validate().warnings if "cryptoKeyEncrypterDecrypter" in w.render()]
 
 
 def test_a_runner_reads_another_projects_dataset_by_name(tmp_path):
