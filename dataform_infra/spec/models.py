@@ -268,8 +268,11 @@ class Repository(Spec):
     )
     kms_key_name: KmsKeyName | None = Field(
         default=None,
-        description="Cloud KMS key encrypting the repository (CMEK). The Dataform service agent needs "
-        "`roles/cloudkms.cryptoKeyEncrypterDecrypter` on it, granted outside dfinfra (`validate` reminds you).",
+        description="Cloud KMS key encrypting the repository (CMEK), fixed at creation (a plan that would change "
+        "it in place is refused; `--replace` the repository, behind `--allow-destroy`). The Dataform service "
+        "agent needs `roles/cloudkms.cryptoKeyEncrypterDecrypter` on it for every compilation, run and Git "
+        "operation: dfinfra grants it on a key in a project of this deployment (provider 8.x); otherwise "
+        "`validate` names the grant to make and `doctor` checks it.",
     )
     existing: bool = _existing("repository")
 
