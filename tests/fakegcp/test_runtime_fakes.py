@@ -803,3 +803,36 @@ workflows:
 """
     )
     return load_deployment(directory)
+
+
+def test_release_after_a_pushed_commit_makes_the_next_scheduled_run_run_that_commit(world, monkeypatch):
+    """#23: workflows run the release's live compilation, so a commit pushed to the release's branch waits for
+    the release's cron; `dfinfra release` makes it live at once and the next workflow cron tick runs it."""
+    from dataform_infra.gcp.clients import GoogleApis
+    from dataform_infra.gcp.releases import release
+    from tests.fakegcp.dataform import INVOCATION, SCHEDULE_RECORDS
+
+    apis, store = world["apis"], world["store"]
+    apis.caller = DEPLOYER
+    monkeypatch.setenv("DFINFRA_GOOGLE_API_EMULATOR", apis.address)
+    deployment = _one_release_deployment()
+
+    def ran() -> set[str]:
+        """The actions the workflow config's newest scheduled run executed."""
+        assert apis.dataform.run_workflow_cron(WORKFLOW) == ("SUCCEEDED", [])
+        newest = store.get(SCHEDULE_RECORDS, WORKFLOW)["records"][0]["workflow_invocation"]
+        return {a["target"]["name"] for a in store.get(INVOCATION, newest)["actions"]}
+
+    release(deployment, "host", GoogleApis())
+    assert "orders_daily_summary" not in ran()
+    pushed = {
+        **CODE,
+        "actions": [
+            *CODE["actions"],
+            {"name": "orders_daily_summary", "type": "table", "tags": ["daily"], "dependencies": ["orders"]},
+        ],
+    }
+    store.put("git_code", URL, pushed)  # a commit merged to the release's branch
+    assert "orders_daily_summary" not in ran()  # still the compilation made live before the push
+    release(deployment, "host", GoogleApis())
+    assert "orders_daily_summary" in ran()
