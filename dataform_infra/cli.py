@@ -748,12 +748,13 @@ def _make_live(workspace: Workspace, env: str, releases: list[str], impersonate:
     from dataform_infra.gcp.releases import release
 
     try:
-        for done in release(workspace.deployment, env, _google(impersonate), releases):
-            _echo(f"{env}: {done.describe()}")
+        release(
+            workspace.deployment, env, _google(impersonate), releases, lambda done: _echo(f"{env}: {done.describe()}")
+        )
     except DfinfraError as exc:
         _err(
-            f"warning: {env}: release {', '.join(releases)} has no live compilation, so its workflows' scheduled "
-            f"runs fail until it has one: {exc}. Run `dfinfra release {env}` once it can compile (after "
+            f"warning: {env}: a release this apply created or changed has no live compilation, so its workflows' "
+            f"scheduled runs fail until it has one: {exc}. Run `dfinfra release {env}` once it can compile (after "
             "`dfinfra secret set` on a first apply)."
         )
 
@@ -1235,14 +1236,12 @@ def release(
 
     workspace = _workspace(environments)
     workspace.select([env], False)
-    done = make_live(workspace.deployment, env, _google(impersonate), releases or None)
+    shown = (lambda _: None) if as_json else (lambda item: _echo(item.describe()))  # each as it goes live
+    done = make_live(workspace.deployment, env, _google(impersonate), releases or None, shown)
     if as_json:
         import json
 
         _echo(json.dumps([d.to_dict() for d in done], indent=2))
-        return
-    for item in done:
-        _echo(item.describe())
 
 
 @_command(app)

@@ -547,6 +547,7 @@ class Lifecycle:
         confirmed: Collection[str],
         verb: str,
     ) -> None:
+        _refuse_what_google_refuses(env, summary)  # a saved plan made elsewhere too
         if summary.destructive and not allow_destroy:
             listed = ", ".join(f"{c.action} {c.address}" for c in summary.destructive)
             raise Refused(

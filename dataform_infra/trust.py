@@ -23,6 +23,7 @@ import hmac
 import json
 import os
 import secrets
+import shlex
 import stat
 from functools import lru_cache
 from pathlib import Path
@@ -231,7 +232,7 @@ def init_stamp(directory: Path) -> str | None:
     raise Untrusted(
         f"{shown(working)} was not left there by dfinfra's own terraform init on this machine{persisted}: it may hold "
         "provider binaries from the repository, which terraform would run with your credentials. Remove it "
-        f"(rm -rf {working}) and run again; never commit .terraform/."
+        f"(rm -rf {shown(shlex.quote(str(working)))}) and run again; never commit .terraform/."
     )
 
 

@@ -269,9 +269,9 @@ class Doctor:
             except GcpNotFound:
                 yield Check(check, "fail", f"{name} does not exist", f"dfinfra apply {self.env_name}")
                 continue
-            records = list(found.recent_scheduled_release_records)
-            errors = [r for r in records if r.error_status.code]
-            last_error = f"; its last cron compile failed: {errors[0].error_status.message}" if errors else ""
+            records = list(found.recent_scheduled_release_records)  # newest first
+            failed = records[0].error_status if records and records[0].error_status.code else None
+            last_error = f"; its last cron compile failed: {failed.message}" if failed else ""
             live = found.release_compilation_result
             if not live:
                 yield Check(
@@ -281,7 +281,12 @@ class Doctor:
                     f"dfinfra release {self.env_name} {release}",
                 )
                 continue
-            compiled = call(f"reading {live}", client.get_compilation_result, name=live)
+            try:
+                compiled = call(f"reading {live}", client.get_compilation_result, name=live)
+            except GcpNotFound:
+                fix = f"dfinfra release {self.env_name} {release}"
+                yield Check(check, "fail", f"release {release} serves {live}, which no longer exists", fix)
+                continue
             made = compiled.create_time
             age = datetime.now(timezone.utc) - made if made else None
             since = f", compiled {age.days}d {age.seconds // 3600}h ago" if age is not None else ""

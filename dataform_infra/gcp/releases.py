@@ -11,9 +11,11 @@ compilation errors, then set it live with an update mask naming only `release_co
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from dataform_infra.errors import GcpNotFound, ReleaseFailed, UsageError
+from dataform_infra.errors import DfinfraError, GcpNotFound, ReleaseFailed, UsageError
 from dataform_infra.gcp.clients import GoogleApis, call
 from dataform_infra.spec.loader import Deployment
 from dataform_infra.topology import Topology
@@ -51,37 +53,58 @@ def config_names(deployment: Deployment, env: str, releases: list[str] | None = 
     return {name: f"{topology.workflow_repository(env, name).api_name}/releaseConfigs/{name}" for name in wanted}
 
 
-def release(deployment: Deployment, env: str, apis: GoogleApis, releases: list[str] | None = None) -> list[Released]:
-    """Compile each release config of `env` (or the ones named) and make it live; stops at the first
-    compilation with errors (ReleaseFailed), leaving that release serving what it served before."""
+def release(
+    deployment: Deployment,
+    env: str,
+    apis: GoogleApis,
+    releases: list[str] | None = None,
+    on_done: Callable[[Released], None] = lambda _: None,
+) -> list[Released]:
+    """Compile each release config of `env` (or the ones named) and make it live, reporting each as it goes
+    live (`on_done`). A release that does not compile keeps serving what it served, and the others are still
+    made live; ReleaseFailed then names the ones that failed."""
     client = apis.dataform()
     done: list[Released] = []
+    failed: list[str] = []
     for name, config in config_names(deployment, env, releases).items():
-        repository = config.split("/releaseConfigs/")[0]
         try:
-            compiled = call(
-                f"compiling release {name}",
-                client.create_compilation_result,
-                parent=repository,
-                compilation_result={"release_config": config},
-            )
-        except GcpNotFound:
-            raise ReleaseFailed(
-                f"release config {name} does not exist in {repository}: run `dfinfra apply {env}` first"
-            ) from None
-        if compiled.compilation_errors:
-            errors = "; ".join(
-                f"{e.path or e.action_target.name or 'project'}: {e.message}" for e in compiled.compilation_errors
-            )
-            raise ReleaseFailed(
-                f"release {name} did not compile ({compiled.name}): {errors}. It still serves its previous "
-                "compilation; fix the code and run `dfinfra release` again."
-            )
-        call(
-            f"making {compiled.name} the live compilation of release {name}",
-            client.update_release_config,
-            release_config={"name": config, "release_compilation_result": compiled.name},
-            update_mask={"paths": ["release_compilation_result"]},
+            made = _make_live(client, env, name, config)
+        except DfinfraError as exc:
+            failed.append(f"{name}: {exc}")
+            continue
+        done.append(made)
+        on_done(made)
+    if failed:
+        raise ReleaseFailed(
+            f"{len(failed)} release(s) of {env} not made live (each keeps serving what it served): " + "; ".join(failed)
         )
-        done.append(Released(name, config, compiled.name, compiled.resolved_git_commit_sha))
     return done
+
+
+def _make_live(client: Any, env: str, name: str, config: str) -> Released:
+    repository = config.split("/releaseConfigs/")[0]
+    try:
+        compiled = call(
+            f"compiling release {name}",
+            client.create_compilation_result,
+            parent=repository,
+            compilation_result={"release_config": config},
+        )
+    except GcpNotFound:
+        raise ReleaseFailed(
+            f"release config {name} does not exist in {repository}: run `dfinfra apply {env}` first"
+        ) from None
+    if compiled.compilation_errors:
+        errors = "; ".join(
+            f"{e.path or e.action_target.name or 'project'}: {e.message}" for e in compiled.compilation_errors
+        )
+        raise ReleaseFailed(
+            f"it did not compile ({compiled.name}): {errors}; fix the code and run `dfinfra release` again"
+        )
+    call(
+        f"making {compiled.name} the live compilation of release {name}",
+        client.update_release_config,
+        release_config={"name": config, "release_compilation_result": compiled.name},
+        update_mask={"paths": ["release_compilation_result"]},
+    )
+    return Released(name, config, compiled.name, compiled.resolved_git_commit_sha)

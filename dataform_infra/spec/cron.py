@@ -170,11 +170,15 @@ def stagger_warning(release: tuple[str, str], workflow: tuple[str, str]) -> str 
             return _stagger(release, workflow)
         why = _stagger((*release, release_offset), (*workflow, workflow_offset))
         if why:
+            why = why.replace(_ADVICE, "give both the same time_zone, then stagger the workflow after the release")
             return (
                 f"{why} (while {release[1]} is at {_utc(release_offset)} and {workflow[1]} at "
                 f"{_utc(workflow_offset)}, as from {since:%d %b})"
             )
     return None
+
+
+_ADVICE = "stagger it after the release (e.g. release 30 6, workflow 45 6)"
 
 
 def _utc(minutes: int) -> str:
@@ -198,7 +202,7 @@ def _stagger(release: _Schedule, workflow: _Schedule) -> str | None:
     if len(workflow_times) <= len(release_times) and workflow_times[0] < release_times[0]:
         return (
             f"first fires at {_describe(workflow_times[0])}, before its release compiles at "
-            f"{_describe(release_times[0])}; stagger it after the release (e.g. release 30 6, workflow 45 6)"
+            f"{_describe(release_times[0])}; {_ADVICE}"
         )
     return None
 

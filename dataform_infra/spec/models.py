@@ -14,7 +14,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dataform_infra.spec.formats import (
-    CURRENT_PROVIDER,
     BigQueryLocation,
     BucketName,
     Cron,
@@ -452,7 +451,9 @@ class Environment(Spec):
     bigquery_location: BigQueryLocation = Field(description="Location of created datasets and compilation default.")
     state: StateBackend = Field(description="Terraform state backend.")
     provider_version: ProviderVersion = Field(
-        default=CURRENT_PROVIDER,
+        # Unset keeps the line specs had before 8.x: a provider major moves only when a spec says so (`init`
+        # writes the current line, ~> 8.7, into every new spec).
+        default="~> 7.45",
         pattern=r"^[~><=!, 0-9.]+$",
         description="Version constraint for `hashicorp/google` and `hashicorp/google-beta`: within 7.45 and "
         "later 7.x, or 8.x (the current line); a constraint admitting anything older or newer is refused.",

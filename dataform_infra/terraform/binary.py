@@ -77,13 +77,15 @@ def _identity(path: str) -> str | None:
     """The binary's identity (device, inode, size, mtime) when it is a native executable, else None."""
     try:
         real = os.path.realpath(path)
+        if Path(real).name not in ("terraform", "tofu"):  # a version manager's native shim (mise, aqua, proto)
+            return None
         with open(real, "rb") as handle:
             if handle.read(4) not in _NATIVE_MAGIC:
                 return None
             info = os.fstat(handle.fileno())
     except OSError:
         return None
-    return f"{real}\0{info.st_dev}\0{info.st_ino}\0{info.st_size}\0{info.st_mtime_ns}"
+    return f"{real}\0{info.st_dev}\0{info.st_ino}\0{info.st_size}\0{info.st_mtime_ns}\0{info.st_ctime_ns}"
 
 
 def _remembered() -> dict[str, str]:

@@ -737,7 +737,7 @@ def test_a_release_serves_only_what_was_made_live_and_the_providers_update_empti
     """#23, as Google behaves: a release config's own cron or an update under a mask sets its live
     compilation; the provider's whole-body update (no mask) empties it; a workflow config's cron with
     nothing live fails; making one live needs act-as on every workflow config's account (strict act-as)."""
-    from dataform_infra.errors import GcpPermissionDenied
+    from dataform_infra.errors import ReleaseFailed
     from dataform_infra.gcp.clients import GoogleApis
     from dataform_infra.gcp.releases import config_names, release
     from tests.fakegcp.cloud import Cloud
@@ -752,7 +752,7 @@ def test_a_release_serves_only_what_was_made_live_and_the_providers_update_empti
     deployment = _one_release_deployment()
     assert config_names(deployment, "host") == {"nightly": RELEASE}
     revoke(world, "act-as")
-    with pytest.raises(GcpPermissionDenied, match=f"iam.serviceAccounts.actAs.*{RUNNER}"):
+    with pytest.raises(ReleaseFailed, match=f"nightly: .*permission denied.*iam.serviceAccounts.actAs.*{RUNNER}"):
         release(deployment, "host", GoogleApis())
     assert apis.dataform.live_compilation(RELEASE) == ""
     account_member(store, RUNNER, "roles/iam.serviceAccountUser", DEPLOYER)

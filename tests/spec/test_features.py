@@ -193,10 +193,15 @@ def test_a_cmek_repository_runs_once_the_agent_may_use_its_key_and_its_key_is_ne
 
 
 @pytest.mark.terraform
-@pytest.mark.parametrize(("constraint", "served"), [(None, "8.7.0"), ("~> 7.45", "7.45.0")], ids=["default", "7.45"])
+@pytest.mark.parametrize(
+    ("constraint", "served"),
+    [("~> 8.7", "8.7.0"), ("~> 7.45", "7.45.0"), (None, "7.45.0")],
+    ids=["8.7", "7.45", "unset"],
+)
 def test_both_provider_lines_apply_and_run_offline(tmp_path, cloud, constraint, served):
-    """#24: new specs take the current line (~> 8.7) and a 7.45-pinned spec still renders, applies and runs;
-    the offline cloud serves each version's own facts."""
+    """#24: the current line (~> 8.7, what `init` writes) and a 7.45-pinned spec both render, apply and run;
+    a spec that sets nothing stays on 7.45 (no provider major moves unasked). The offline cloud serves each
+    version's own facts."""
     spec = host()
     if constraint:
         spec["provider_version"] = constraint
@@ -215,6 +220,7 @@ def test_a_key_in_a_project_of_the_deployment_is_granted_by_the_module_before_th
     own_key = "projects/acme-host-proj/locations/europe-west2/keyRings/dataform/cryptoKeys/repository"
     spec = host()
     spec["repository"]["kms_key_name"] = own_key
+    spec["provider_version"] = "~> 8.7"
     with applied_host(tmp_path, cloud, spec) as (ws, apis, _project):
         [grant] = [g for g in ws.module("staging").grants if g.rule == "agent-uses-repository-key"]
         assert (grant.resource_type, grant.role, grant.target) == (

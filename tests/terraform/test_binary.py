@@ -96,3 +96,16 @@ def test_a_script_is_asked_every_time(own_state, tmp_path):
     assert PendingTerraform(path).result().version == (1, 9, 0)
     assert PendingTerraform(path)._process is not None
     assert not (own_state / "terraform-versions.json").exists()
+
+
+def test_a_version_managers_native_shim_is_never_remembered(tmp_path, terraform_bin):
+    """mise, aqua and proto put a native binary of their own behind `terraform` (a link to it): its answer
+    depends on the directory, so only a file that is terraform or tofu itself is remembered (review finding)."""
+    import shutil
+
+    from dataform_infra.terraform.binary import _identity
+
+    assert _identity(terraform_bin) is not None
+    shim = tmp_path / "terraform"
+    shim.symlink_to(shutil.which("sleep") or "/bin/sleep")  # native, and named otherwise once resolved
+    assert _identity(str(shim)) is None

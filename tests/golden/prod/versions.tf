@@ -7,11 +7,11 @@ terraform {
   required_providers {
     google = {
       source  = "hashicorp/google"
-      version = "~> 8.7"
+      version = "~> 7.45"
     }
     google-beta = {
       source  = "hashicorp/google-beta"
-      version = "~> 8.7"
+      version = "~> 7.45"
     }
   }
 }
