@@ -102,10 +102,10 @@ class Workspace:
             )
         return list(dict.fromkeys(names))
 
-    @_bulk
     def module(self, env: str) -> Module:
         if env not in self._modules:
-            self._modules[env] = build_module(self.deployment, env)
+            with _cyclic_gc_paused():  # only while building: a cached module costs nothing
+                self._modules[env] = build_module(self.deployment, env)
         return self._modules[env]
 
     def render(self, envs: list[str]) -> list[RenderedModule]:

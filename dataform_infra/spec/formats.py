@@ -279,8 +279,10 @@ def _bounds(constraint: str) -> tuple[tuple[int, int, int], tuple[int, int, int]
         version = (*given, *([0] * (3 - len(given))))
         assert len(version) == 3
         at = (version[0], version[1], version[2])
-        if op in (None, "=", ">=", ">", "~>"):
+        if op in (None, "=", ">=", "~>"):
             low = max(low, at)
+        elif op == ">":
+            low = max(low, (at[0], at[1], at[2] + 1))
         ends: tuple[int, int, int] | None = None
         if op in (None, "="):
             ends = (at[0], at[1], at[2] + 1)

@@ -208,6 +208,7 @@ def test_a_workflow_that_fires_before_its_release_in_summer_only_warns_naming_bo
         ("~> 9.0", "after 8.x"),
         ("~> 8", "after 8.x"),
         ("> 8.0, < 7.50", "admits no version"),
+        ("> 8.7.0, <= 8.7.0", "admits no version"),
     ],
 )
 def test_a_provider_version_outside_the_lines_dfinfra_covers_is_refused_at_its_line(tmp_path, constraint, fragment):
