@@ -163,6 +163,12 @@ class HostedRepository:
         return Resource("git_repository_link", link.split("/")[1], link) if link else None
 
     @property
+    def kms_key(self) -> Resource | None:
+        """The Cloud KMS key encrypting the repository (CMEK), if it has one."""
+        key = self.spec.kms_key_name
+        return Resource("crypto_key", key.split("/")[1], key) if key else None
+
+    @property
     def npmrc_secret(self) -> Resource | None:
         """The secret holding `.npmrc` variables, when the repository names one."""
         npmrc = self.spec.npmrc
@@ -251,11 +257,11 @@ class Topology:
         """Does the host's module grant the Dataform service agent the repository's CMEK key? Yes for a key in a
         project of this deployment, on the provider line whose facts have a KMS IAM type (8.x); otherwise
         the grant is made outside dfinfra, and `validate` names it and `doctor` checks it."""
-        key = repository.spec.kms_key_name
-        if not key:
+        key = repository.kms_key
+        if key is None:
             return False
         managed = {env.project.id for env in self.environments.values()}
-        return key.split("/")[1] in managed and provider_floor(self.host.provider_version) >= (8, 0, 0)
+        return key.project in managed and provider_floor(self.host.provider_version) >= (8, 0, 0)
 
     @property
     def single_repository(self) -> bool:

@@ -473,16 +473,16 @@ class AccessModel:
             )
             if note not in self.notes:
                 self.notes.append(note)
-        if repository.spec.kms_key_name:
+        if repository.kms_key is not None:
             # CMEK (dataform-operations.md §c): rendered where dfinfra may (Topology.grants_key), else granted
             # outside dfinfra, named here and checked by doctor.
-            key = repository.spec.kms_key_name
+            key = repository.kms_key.id
             outside = not top.grants_key(repository)
             self._need(
                 "agent-uses-key",
                 top.agent,
                 ("cloudkms.cryptoKeyVersions.useToDecrypt", "cloudkms.cryptoKeyVersions.useToEncrypt"),
-                Resource("crypto_key", key.split("/")[1], key),
+                repository.kms_key,
                 f"every compilation, run and Git operation of {repository.name} uses its key {key}",
                 top.host_name,
                 repository.at("kms_key_name"),

@@ -686,15 +686,15 @@ class _ModuleBuilder:
             )
             self.secret_grants[npmrc] = grant
             depends_on += (Expr.ref(grant.resource_type, grant.name),)
-        if repo.kms_key_name and self.topology.grants_key(hosted):
+        if hosted.kms_key is not None and self.topology.grants_key(hosted):
             # CMEK: the agent uses the key from the repository's creation on (dataform-operations.md §c).
             key = self._grant(
                 ("dataform_agent", "uses_key", hosted.name),
                 role="roles/cloudkms.cryptoKeyEncrypterDecrypter",
                 principal=self.topology.agent,
-                resource=Resource("crypto_key", repo.kms_key_name.split("/")[1], repo.kms_key_name),
+                resource=hosted.kms_key,
                 member=self.agent_member,
-                target={"crypto_key_id": repo.kms_key_name},
+                target={"crypto_key_id": hosted.kms_key.id},
                 rule="agent-uses-repository-key",
                 why=f"The Dataform service agent encrypts and decrypts repository {hosted.name}'s data with its "
                 "key, for every compilation, run and Git operation; granted on that key only.",
