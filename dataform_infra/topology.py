@@ -277,14 +277,6 @@ class Topology:
     def host_project(self) -> Resource:
         return project_resource(self.host.project.id)
 
-    @property
-    def has_schedules(self) -> bool:
-        """Does the service agent start anything on its own (a release or workflow with a cron)?"""
-        return any(
-            any(r.cron for r in env.releases) or any(w.cron for w in env.workflows)
-            for env in self.environments.values()
-        )
-
     def apis(self, env_name: str) -> tuple[str, ...]:
         if env_name != self.host_name:
             return TARGET_APIS

@@ -382,7 +382,7 @@ class AccessModel:
 
     def _repository_needs(self) -> None:
         """What the repository needs whatever runs: Git sync for every compilation (scheduled releases,
-        workspaces, people's compilations), the agent's role for scheduled releases, config management
+        workspaces, people's compilations), the agent's own role (always), config management
         by each environment's deployers, and people's declared access."""
         top = self.topology
         host = top.host_name
@@ -400,6 +400,18 @@ class AccessModel:
                         env_name,
                         ("releases", j, "cron"),
                     )
+        if top.repositories:
+            self._need(
+                "agent-schedules",
+                top.agent,
+                START,
+                top.host_project,
+                "the Dataform service agent holds its own role whether or not anything is scheduled yet: Google "
+                "grants it unconditionally, and a cron added later to any environment's spec must not wait for "
+                "an apply of the host",
+                host,
+                top.repositories[0].path,
+            )
         for env_name in top.apply_order():  # a deployer of several environments is recorded at the host's
             env = self.deployment.environments[env_name]
             if not (env.releases or env.workflows or env_name == host):

@@ -624,21 +624,21 @@ class _ModuleBuilder:
             self.repository_refs[hosted.name] = self.names.name(types.REPOSITORY.name, hosted.name)
         for hosted in top.repositories:
             self._repository(hosted)
-        if top.has_schedules:
-            self._grant(
-                ("dataform_agent", "service_agent_role"),
-                role="roles/dataform.serviceAgent",
-                principal=top.agent,
-                resource=top.host_project,
-                member=self.agent_member,
-                target={"project": self.env.project.id},
-                rule="agent-has-its-role",
-                why="Scheduled releases and workflows are started by the Dataform service agent, which needs "
-                "roles/dataform.serviceAgent; an agent created through google_project_service_identity may not "
-                "have it yet. Granted to the agent only.",
-                path=top.repositories[0].path,
-                depends_on=self.agent_depends_on,
-            )
+        self._grant(
+            ("dataform_agent", "service_agent_role"),
+            role="roles/dataform.serviceAgent",
+            principal=top.agent,
+            resource=top.host_project,
+            member=self.agent_member,
+            target={"project": self.env.project.id},
+            rule="agent-has-its-role",
+            why="The Dataform service agent starts scheduled releases and workflows with roles/dataform.serviceAgent; "
+            "an agent created through google_project_service_identity may not have it yet. Granted to the agent "
+            "only, and whether or not anything is scheduled yet, as Google does: a cron added later to any "
+            "environment then needs no apply of the host.",
+            path=top.repositories[0].path,
+            depends_on=self.agent_depends_on,
+        )
 
     def _repository(self, hosted: HostedRepository) -> None:
         repo = hosted.spec

@@ -185,12 +185,15 @@ def test_scheduled_runs_need_the_agents_own_role_granted_to_the_agent_only(tmp_p
     assert not [g for g in ws.module("prod").grants if g.role == "roles/dataform.serviceAgent"]
 
 
-def test_without_schedules_the_agent_gets_no_role(tmp_path):
+def test_without_schedules_the_agent_still_holds_its_role_so_a_later_cron_needs_no_host_apply(tmp_path):
     h, t = host(), target()
     for spec in (h, t):
         del spec["releases"][0]["cron"], spec["workflows"][0]["cron"]
     ws = workspace(tmp_path, {"staging": h, "prod": t})
-    assert not [g for g in ws.module("staging").grants if g.role == "roles/dataform.serviceAgent"]
+    role = [g for g in ws.module("staging").grants if g.role == "roles/dataform.serviceAgent"]
+    assert [(g.principal.member, g.resource.label) for g in role] == [(AGENT, "project acme-host-proj")]
+    needs = [r for r in ws.access.requirements if r.chain == "agent-schedules"]
+    assert {r.permission for r in needs} == {"dataform.compilationResults.create", "dataform.workflowInvocations.create"}
     assert ws.coverage().unserved == []
 
 

@@ -108,9 +108,10 @@ resource "google_dataform_repository_iam_member" "analytics_admin_data_platform_
   member     = "group:data-platform-admins@acme.example"
 }
 
-# Scheduled releases and workflows are started by the Dataform service agent, which needs
+# The Dataform service agent starts scheduled releases and workflows with
 # roles/dataform.serviceAgent; an agent created through google_project_service_identity may not have
-# it yet. Granted to the agent only. [rule: agent-has-its-role]
+# it yet. Granted to the agent only, and whether or not anything is scheduled yet, as Google does: a
+# cron added later to any environment then needs no apply of the host. [rule: agent-has-its-role]
 resource "google_project_iam_member" "dataform_agent_service_agent_role" {
   project = "acme-analytics-staging"
   role    = "roles/dataform.serviceAgent"
