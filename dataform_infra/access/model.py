@@ -119,8 +119,10 @@ OPEN_FACTS: dict[str, str] = {
     "agent-role": "An agent created through google_project_service_identity may lack roles/dataform.serviceAgent "
     "(Google grants it when the first repository creates the agent). dfinfra grants it to the agent only; "
     "`dfinfra doctor` checks it live.",
-    "assertion-schema": f"A release without assertion_schema writes assertions to workflow_settings.yaml's "
-    f"defaultAssertionDataset; dfinfra assumes Dataform's default, `{DEFAULT_ASSERTION_SCHEMA}`.",
+    "assertion-schema": "A release without assertion_schema writes assertions to workflow_settings.yaml's "
+    f"defaultAssertionDataset (`{DEFAULT_ASSERTION_SCHEMA}` unless it says otherwise), and an unset schema to its "
+    "defaultDataset; dfinfra cannot read that file or the code, so both are left unchecked and `validate` says so "
+    "with the release's line. `has_assertions: false` states that the code has none.",
     "selection": "Which actions a tag selects lives in the code, not the spec: a workflow selecting by tags (or "
     "everything) is taken to write its release's default and assertion schemas, one selecting targets to write "
     "the targets' schemas; schemas the code names otherwise belong in the runner's `writes`.",
@@ -717,11 +719,20 @@ class AccessModel:
         else:
             path: PathKey = ("releases", j, "compilation", "schema")
             found.append(DatasetWrite(Resource("dataset", database, c.schema_ + suffix), path))
-        assertions = c.assertion_schema or DEFAULT_ASSERTION_SCHEMA
-        apath: PathKey = (
-            ("releases", j, "compilation", "assertion_schema") if c.assertion_schema else ("releases", j, "compilation")
-        )
-        found.append(DatasetWrite(Resource("dataset", database, assertions + suffix), apath))
+        if c.assertion_schema:
+            apath: PathKey = ("releases", j, "compilation", "assertion_schema")
+            found.append(DatasetWrite(Resource("dataset", database, c.assertion_schema + suffix), apath))
+        elif c.has_assertions is not False:
+            self.notes.append(
+                (
+                    env_name,
+                    ("releases", j, "compilation"),
+                    f"release {release.name!r} leaves its assertion dataset to workflow_settings.yaml "
+                    f"(defaultAssertionDataset, `{DEFAULT_ASSERTION_SCHEMA}` unless it says otherwise): the dataset "
+                    "its assertions write is not checked (set compilation.assertion_schema, or "
+                    "compilation.has_assertions: false if the code has none)",
+                )
+            )
         return list({w.resource: w for w in found}.values())
 
     def _per_workspace_database(self, repository: HostedRepository) -> str | None:

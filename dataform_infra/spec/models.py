@@ -367,13 +367,32 @@ class Compilation(Spec):
     location: BigQueryLocation | None = Field(
         default=None, description="Default location (defaults to `bigquery_location`)."
     )
-    assertion_schema: DatasetId | None = Field(default=None, description="Dataset for assertion results.")
+    assertion_schema: DatasetId | None = Field(
+        default=None,
+        description="Dataset for assertion results. Unset: workflow_settings.yaml's `defaultAssertionDataset` "
+        "decides, which dfinfra cannot read, so `dfinfra validate` warns unless `has_assertions: false`.",
+    )
+    has_assertions: bool | None = Field(
+        default=None,
+        description="Whether the release's code declares assertions. dfinfra cannot read the code: `false` states "
+        "that it has none (no assertion dataset to check or grant, and no warning); unset or `true` with no "
+        "`assertion_schema` leaves their dataset to workflow_settings.yaml, unchecked.",
+    )
     schema_suffix: DatasetId | None = Field(default=None, description="Suffix appended to every schema.")
     database_suffix: Text | None = Field(default=None, description="Suffix appended to the database.")
     table_prefix: DatasetId | None = Field(default=None, description="Prefix for every table.")
     vars: dict[str, Text] = Field(
         default_factory=dict, description="Compilation variables (`dataform.projectConfig.vars`)."
     )
+
+    @model_validator(mode="after")
+    def _assertions_stated_once(self) -> Compilation:
+        if self.has_assertions is False and self.assertion_schema:
+            raise ValueError(
+                f"has_assertions: false says the code has no assertions, but assertion_schema names "
+                f"{self.assertion_schema!r} for them: keep one"
+            )
+        return self
 
 
 class Release(Spec):

@@ -80,13 +80,33 @@ def test_a_runner_that_does_not_write_its_release_schema_is_a_violation(tmp_path
     assert "add `assertions` to `bigquery.writes` of runner target-runner" in out
 
 
-def test_assertions_without_assertion_schema_go_to_dataforms_default(tmp_path):
+def test_assertions_without_assertion_schema_are_left_to_workflow_settings_and_said_so(tmp_path):
     t = target()
     del t["releases"][0]["compilation"]["assertion_schema"]
     code, out = validate(write_specs(tmp_path / "environments", {"staging": host(), "prod": t}))
-    assert code == 1
-    assert "dataset acme-target-proj.dataform_assertions" in out
-    assert "declare `- id: dataform_assertions` under `datasets:`" in out
+    assert code == 0, out  # a warning, never a violation: the code may have no assertions at all
+    assert "dataform_assertions" not in out.split("leaves its assertion dataset")[0]
+    assert "releases[0].compilation" in out and "leaves its assertion dataset to workflow_settings.yaml" in out
+    assert "compilation.has_assertions: false" in out
+
+
+def test_a_release_stated_to_have_no_assertions_is_neither_checked_nor_warned_about(tmp_path):
+    t = target()
+    del t["releases"][0]["compilation"]["assertion_schema"]
+    t["releases"][0]["compilation"]["has_assertions"] = False
+    code, out = validate(write_specs(tmp_path / "environments", {"staging": host(), "prod": t}))
+    assert code == 0, out
+    assert "leaves its assertion dataset" not in out
+    # the runner still declares it writes `assertions`; no run does any more, and validate says so
+    assert "acme-target-proj.assertions, but no run uses it" in out
+
+
+def test_no_assertions_and_an_assertion_dataset_cannot_both_be_stated(tmp_path):
+    t = target()
+    t["releases"][0]["compilation"]["has_assertions"] = False
+    code, out = validate(write_specs(tmp_path / "environments", {"staging": host(), "prod": t}))
+    assert code == 2
+    assert "prod.yaml" in out and "releases[0].compilation" in out and "keep one" in out
 
 
 def test_targets_write_their_own_schema(tmp_path):
