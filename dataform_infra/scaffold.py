@@ -87,6 +87,7 @@ repository:
   name: {_q(a.repository)}
   git:
 {_git_block(a)}  workspace_compilation:
+    default_database: {_q(a.host_project)}   # the project workspaces write (else workflow_settings.yaml's)
     schema_suffix: dev      # development workspaces never write production tables
     # The datasets your code writes by default (workflow_settings.yaml's defaultDataset and
     # defaultAssertionDataset): workspace runs write them as marts_dev and dataform_assertions_dev.

@@ -740,14 +740,27 @@ class AccessModel:
         ws = repository.spec.workspace_compilation
         if ws is None or WORKSPACE_NAME not in (ws.schema_suffix or ""):
             return None
-        return ws.default_database or repository.project
+        return ws.default_database
 
     def _workspace_writes(self, repository: HostedRepository) -> list[DatasetWrite]:
         top = self.topology
         ws = repository.spec.workspace_compilation
-        if self._per_workspace_database(repository) is not None:
+        per_workspace = ws is not None and WORKSPACE_NAME in (ws.schema_suffix or "")
+        if ws is not None and ws.default_database is None:
+            # Dataform compiles a workspace into workflow_settings.yaml's defaultProject, which dfinfra cannot
+            # read: proving the writes against the host project would prove the wrong project.
+            self.notes.append(
+                (
+                    top.host_name,
+                    repository.at("workspace_compilation"),
+                    "workspace runs compile into workflow_settings.yaml's defaultProject: the datasets they write "
+                    "are not checked (set workspace_compilation.default_database)",
+                )
+            )
+            return []
+        if per_workspace:
             return []  # named per workspace: nothing to declare or grant ahead (the creator owns them)
-        if ws is None or not ws.schemas:
+        if ws is None or not ws.schemas or ws.default_database is None:
             self.notes.append(
                 (
                     top.host_name,
@@ -757,7 +770,7 @@ class AccessModel:
                 )
             )
             return []
-        database = ws.default_database or repository.project
+        database = ws.default_database
         suffix = f"_{ws.schema_suffix}" if ws.schema_suffix else ""
         return [
             DatasetWrite(

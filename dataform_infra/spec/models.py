@@ -190,7 +190,12 @@ class GitRemote(Spec):
 class WorkspaceCompilation(Spec):
     """Overrides for compilations in development workspaces, so they never write production tables."""
 
-    default_database: ProjectId | None = Field(default=None, description="Project workspaces compile into.")
+    default_database: ProjectId | None = Field(
+        default=None,
+        description="Project workspaces compile into. Unset: workflow_settings.yaml's `defaultProject` decides, "
+        "which dfinfra cannot read, so `dfinfra validate` leaves the datasets workspace runs write unchecked and "
+        "says so.",
+    )
     schema_suffix: WorkspaceNamePart | None = Field(
         default=None,
         description="Appended to every schema, e.g. `dev`. `${workspaceName}` gives each workspace its own "

@@ -135,7 +135,11 @@ def test_a_release_without_schema_is_a_warning_not_a_guess(tmp_path):
 
 def _with_workspace_runs(h: dict, **workspace) -> dict:
     h["repository"]["runner"] = "host-runner"
-    h["repository"]["workspace_compilation"] = {"schema_suffix": "dev", **workspace}
+    h["repository"]["workspace_compilation"] = {
+        "default_database": "acme-host-proj",
+        "schema_suffix": "dev",
+        **workspace,
+    }
     h["repository"]["access"] = [
         {"member": "group:engineers@acme.example", "role": "editor", "run_as": ["host-runner"]}
     ]
@@ -153,6 +157,18 @@ def test_workspace_runs_write_suffixed_datasets_that_must_be_declared(tmp_path):
     h["runners"][0]["bigquery"]["writes"].append("marts_dev")
     code, out = validate(write_specs(tmp_path / "b", {"staging": h}))
     assert (code, out.startswith("ok: 1 environment(s)")) == (0, True), out
+
+
+def test_workspace_writes_are_not_checked_against_a_project_workflow_settings_decides(tmp_path):
+    """Unset default_database: Dataform compiles into workflow_settings.yaml's defaultProject, not the host's."""
+    h = _with_workspace_runs(host(), schemas=["marts"])
+    del h["repository"]["workspace_compilation"]["default_database"]
+    code, out = validate(write_specs(tmp_path / "a", {"staging": h}))
+    assert code == 0, out  # not a violation against a guessed project
+    assert "acme-host-proj.marts_dev" not in out
+    assert "repository.workspace_compilation" in out
+    assert "compile into workflow_settings.yaml's defaultProject" in out
+    assert "set workspace_compilation.default_database" in out
 
 
 def test_people_start_runs_only_as_the_runners_named_in_run_as(tmp_path):
@@ -213,7 +229,10 @@ def test_without_schedules_the_agent_still_holds_its_role_so_a_later_cron_needs_
     role = [g for g in ws.module("staging").grants if g.role == "roles/dataform.serviceAgent"]
     assert [(g.principal.member, g.resource.label) for g in role] == [(AGENT, "project acme-host-proj")]
     needs = [r for r in ws.access.requirements if r.chain == "agent-schedules"]
-    assert {r.permission for r in needs} == {"dataform.compilationResults.create", "dataform.workflowInvocations.create"}
+    assert {r.permission for r in needs} == {
+        "dataform.compilationResults.create",
+        "dataform.workflowInvocations.create",
+    }
     assert ws.coverage().unserved == []
 
 

@@ -380,6 +380,7 @@ def per_workspace(opt_in: bool) -> dict:
     """Each workspace writes its own `<schema>_<workspace>` datasets; people run workspaces as the runner."""
     h = host()
     h["repository"]["workspace_compilation"] = {
+        "default_database": "acme-host-proj",
         "schema_suffix": "${workspaceName}",
         "table_prefix": "ws_${workspaceName}",
     }
@@ -408,8 +409,9 @@ def test_workspace_name_reaches_dataform_literally(tmp_path):
     assert (
         "  workspace_compilation_overrides {\n"
         '    # "$${workspaceName}" is the literal ${workspaceName}: Dataform puts each workspace\'s name there.\n'
-        '    schema_suffix = "$${workspaceName}"\n'
-        '    table_prefix  = "ws_$${workspaceName}"\n'
+        '    default_database = "acme-host-proj"\n'
+        '    schema_suffix    = "$${workspaceName}"\n'
+        '    table_prefix     = "ws_$${workspaceName}"\n'
         "  }\n"
     ) in files["dataform.tf"]
 

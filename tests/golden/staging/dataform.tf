@@ -32,8 +32,9 @@ resource "google_dataform_repository" "analytics" {
   }
 
   workspace_compilation_overrides {
-    schema_suffix = "dev"
-    table_prefix  = "dev"
+    default_database = "acme-analytics-staging"
+    schema_suffix    = "dev"
+    table_prefix     = "dev"
   }
 
   depends_on = [
