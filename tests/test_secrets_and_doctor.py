@@ -330,3 +330,57 @@ def test_a_token_that_is_not_utf8_is_refused_without_echoing_it(live):
     assert process.returncode == 2
     assert b"error: the Git token is not UTF-8 text" in process.stderr
     assert b"Traceback" not in process.stderr and b"\\xff" not in process.stderr
+
+
+def test_token_creator_granted_on_the_runners_project_serves_as_well(live):
+    """Google grants Token Creator by inheritance too: doctor asks the troubleshooter, not the account's policy."""
+    ready(live)
+    email = PROD_RUNNER.rsplit("/", 1)[-1]
+    _drop_member(
+        live.cloud.store,
+        "google_service_account_iam_member",
+        "roles/iam.serviceAccountTokenCreator",
+        AGENT,
+        "service_account_id",
+        PROD_RUNNER,
+    )
+    assert checks(live.run("doctor", "prod", expect=1))[f"agent-token-creator:{email}"] == "FAIL"
+    live.cloud.store.put(
+        "external:iam",
+        "project-token-creator",
+        {
+            "role": "roles/iam.serviceAccountTokenCreator",
+            "member": AGENT,
+            "resource": "//cloudresourcemanager.googleapis.com/projects/acme-analytics-prod",
+        },
+    )
+    assert checks(live.run("doctor", "prod"))[f"agent-token-creator:{email}"] == "PASS"
+
+
+def test_git_remotes_are_allowed_by_their_full_url_and_refused_when_denied(live):
+    from tests.fakegcp.policies import set_org_policy
+
+    ready(live)
+    url = "https://github.com/acme/analytics-dataform.git"
+    check = "org-policy:dataform.restrictGitRemotes"
+    for body, expected in (
+        ({"allowed_values": ["https://github.com/acme/"]}, "FAIL"),  # a prefix is not the remote's URL
+        ({"allowed_values": [url]}, "PASS"),
+        ({"denied_values": [url]}, "FAIL"),
+        ({"denied_values": ["https://github.com/acme/other.git"]}, "PASS"),
+    ):
+        set_org_policy(live.cloud.store, "acme-analytics-staging", "dataform.restrictGitRemotes", **body)
+        output = live.run("doctor", "staging", expect=None)
+        assert checks(output)[check] == expected, (body, output)
+
+
+def test_a_denied_global_location_refuses_the_automatically_replicated_git_secret(live):
+    from tests.fakegcp.policies import set_org_policy
+
+    ready(live)
+    check = "org-policy:gcp.resourceLocations"
+    assert checks(live.run("doctor", "staging", expect=None))[check] == "PASS"
+    set_org_policy(live.cloud.store, "acme-analytics-staging", "gcp.resourceLocations", denied_values=["global"])
+    output = live.run("doctor", "staging", expect=1)
+    assert checks(output)[check] == "FAIL"
+    assert "automatic replication of the Git secret dataform-github-token is refused" in output

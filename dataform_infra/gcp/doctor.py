@@ -16,7 +16,14 @@ from dataform_infra.access.model import link_accessor_role
 from dataform_infra.errors import GcpNotFound
 from dataform_infra.gcp.clients import GoogleApis, call
 from dataform_infra.spec.loader import Deployment
-from dataform_infra.topology import HostedRepository, Resource, Topology, runner_email, service_account_name
+from dataform_infra.topology import (
+    HostedRepository,
+    Resource,
+    Topology,
+    runner_email,
+    runner_resource,
+    service_account_name,
+)
 
 if TYPE_CHECKING:
     from google.cloud.iam_admin_v1 import IAMClient
@@ -144,10 +151,20 @@ class Doctor:
             for check in checks:
                 yield Check(check, "skipped", f"{email} does not exist")
             return
-        policy = call(f"reading the IAM policy of {email}", iam.get_iam_policy, request={"resource": name})
-        members = {m for b in policy.bindings if b.role == "roles/iam.serviceAccountTokenCreator" for m in b.members}
-        if f"serviceAccount:{self.agent}" in members:
+        # Asked of the troubleshooter, not read from the account's own policy: Token Creator granted on the
+        # runner's project (or folder) serves as well.
+        minted = self._troubleshoot(
+            self.apis.troubleshooter(), self.agent, runner_resource(email), "iam.serviceAccounts.getAccessToken"
+        )
+        if minted == "GRANTED":
             yield Check(checks[0], "pass", f"the Dataform service agent may impersonate {email}")
+        elif minted != "NOT_GRANTED":
+            yield Check(
+                checks[0],
+                "skipped",
+                f"the Policy Troubleshooter cannot tell whether the Dataform service agent may impersonate {email} "
+                "(a conditional grant, or a policy your credentials may not read)",
+            )
         else:
             yield Check(
                 checks[0],
@@ -350,8 +367,10 @@ class Doctor:
         for hosted in top.repositories:
             url = hosted.spec.git.url
             check = self._named("org-policy:dataform.restrictGitRemotes", hosted)
-            denied = any(rule.deny_all for rule in remotes.spec.rules) or any(url.startswith(v) for v in refused)
-            if denied or (allowed and not any(url == v or url.startswith(v) for v in allowed)):
+            # The constraint lists full remote URLs, matched whole (Dataform's "Restrict remote repositories"
+            # page: the Repository source URL, never a shortened or prefix form).
+            denied = any(rule.deny_all for rule in remotes.spec.rules) or url in refused
+            if denied or (allowed and url not in allowed):
                 yield Check(
                     check,
                     "fail",
@@ -371,9 +390,13 @@ class Doctor:
             return  # user-managed replicas (or no secret here): the location policy is checked at apply
         locations = self._policy(host_project, "gcp.resourceLocations")
         allowed_locations = [v for rule in locations.spec.rules for v in rule.values.allowed_values]
-        # Automatic replication is a global resource: refused unless the allowed values include it.
-        restricted = any(rule.deny_all for rule in locations.spec.rules) or (
-            allowed_locations and not any("global" in v for v in allowed_locations)
+        denied_locations = [v for rule in locations.spec.rules for v in rule.values.denied_values]
+        # Automatic replication is a global resource: refused when the denied values name it, or when allowed
+        # values exist and none includes it.
+        restricted = (
+            any(rule.deny_all for rule in locations.spec.rules)
+            or any("global" in v for v in denied_locations)
+            or (allowed_locations and not any("global" in v for v in allowed_locations))
         )
         if restricted:
             yield Check(

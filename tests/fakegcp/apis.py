@@ -174,7 +174,7 @@ class FakeGoogleApis:
         return Iam(self.store, self.propagation_seconds)
 
     def set_org_policy(self, project: str, constraint: str, **body: Any) -> None:
-        """`enforce=True` (boolean constraint) or `allowed_values=[...]` (list); no arguments removes it."""
+        """`enforce=True` (boolean constraint), or `allowed_values`/`denied_values` (list); none removes it."""
         set_org_policy(self.store, project, constraint, **body)
 
     def run_scheduled(self, workflow_config: str) -> tuple[str, list[str]]:

@@ -34,7 +34,8 @@ def _policy_id(store: Store, project: str, constraint: str) -> str:
 
 
 def set_org_policy(store: Store, project: str, constraint: str, **body: Any) -> None:
-    """Set a project's policy: `enforce=True` or `allowed_values=[...]`; no arguments removes it."""
+    """Set a project's policy: `enforce=True`, or `allowed_values=[...]` and/or `denied_values=[...]`; no
+    arguments removes it."""
     key = _policy_id(store, project, constraint)
     if body:
         store.put(ORG_POLICY_KIND, key, body)
@@ -51,11 +52,14 @@ def enforced(store: Store, project: str, constraint: str) -> bool:
 
 
 def allowed(store: Store, project: str, constraint: str, value: str) -> bool:
-    """List constraints: absent = allow all; else the value must equal or start with an allowed value."""
+    """List constraints: absent = allow all; a denied value refuses, and allowed values, when listed, must
+    contain the value whole (restrictGitRemotes lists full remote URLs)."""
     policy = org_policy(store, project, constraint)
-    if policy is None or "allowed_values" not in policy:
+    if policy is None:
         return True
-    return any(value == v or value.startswith(v) for v in policy["allowed_values"])
+    if value in policy.get("denied_values", ()):
+        return False
+    return "allowed_values" not in policy or value in policy["allowed_values"]
 
 
 # --- gRPC ------------------------------------------------------------------------------------
@@ -192,8 +196,11 @@ class Policies:
                 if constraint in LIST_CONSTRAINTS
                 else []
             )
-        elif "allowed_values" in body:
-            rules = [rule(values=rule.StringValues(allowed_values=list(body["allowed_values"])))]
+        elif "allowed_values" in body or "denied_values" in body:
+            values = rule.StringValues(
+                allowed_values=list(body.get("allowed_values", ())), denied_values=list(body.get("denied_values", ()))
+            )
+            rules = [rule(values=values)]
         else:
             rules = [rule(enforce=bool(body.get("enforce")))]
         return orgpolicy_v2.Policy(name=request.name, spec=orgpolicy_v2.PolicySpec(rules=rules))

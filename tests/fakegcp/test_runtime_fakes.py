@@ -590,7 +590,14 @@ def test_restrict_git_remotes(world):
     ]
     with pytest.raises(exceptions.FailedPrecondition, match=r"constraints/dataform\.restrictGitRemotes"):
         compile_and_run(apis)
-    apis.set_org_policy(HOST, "dataform.restrictGitRemotes", allowed_values=["https://github.com/acme/"])
+    # Full remote URLs, matched whole: a prefix of the URL does not allow it, a denied URL refuses it.
+    apis.set_org_policy(HOST, "dataform.restrictGitRemotes", allowed_values=[URL.rsplit("/", 1)[0] + "/"])
+    with pytest.raises(exceptions.FailedPrecondition, match=r"constraints/dataform\.restrictGitRemotes"):
+        compile_and_run(apis)
+    apis.set_org_policy(HOST, "dataform.restrictGitRemotes", denied_values=[URL])
+    with pytest.raises(exceptions.FailedPrecondition, match=r"constraints/dataform\.restrictGitRemotes"):
+        compile_and_run(apis)
+    apis.set_org_policy(HOST, "dataform.restrictGitRemotes", allowed_values=[URL])
     assert compile_and_run(apis, included_tags=["daily"])[0].state.name == "SUCCEEDED"
 
 
