@@ -1259,10 +1259,11 @@ def run(
     impersonate: ImpersonateOption = None,
     environments: EnvironmentsOption = Path("environments"),
 ) -> None:
-    """Run a workflow now: compile its release from Git and start one invocation as its runner.
+    """Run a workflow now, as its schedule would: its release's live compilation, its config's settings.
 
-    The smoke test right after `apply`: it exercises the whole chain (Git secret, service agent,
-    act-as, runner, BigQuery) through Google's Dataform API. With --wait it streams the run's state
+    The smoke test right after `apply` (and `dfinfra release`, to run code just merged): it exercises
+    the whole chain (act-as, service agent, runner, BigQuery) through Google's Dataform API, with the
+    invocation naming the workflow config, as a cron tick does. With --wait it streams the run's state
     and exits 0 when it succeeds, 1 with Google's reason when it fails or is still running at
     --timeout. Ctrl-C while waiting cancels the invocation.
 

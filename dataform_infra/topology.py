@@ -253,6 +253,16 @@ class Topology:
         env = self.environments[env_name]
         return self.repository_of(next(r for r in env.releases if r.name == release_name))
 
+    def release_config_name(self, env_name: str, release_name: str) -> str:
+        """The Dataform API's name of a release config: `<repository>/releaseConfigs/<release>`."""
+        return f"{self.workflow_repository(env_name, release_name).api_name}/releaseConfigs/{release_name}"
+
+    def workflow_config_name(self, env_name: str, workflow_name: str) -> str:
+        """The Dataform API's name of a workflow config, a child of the repository its release names."""
+        env = self.environments[env_name]
+        release = next(w.release for w in env.workflows if w.name == workflow_name)
+        return f"{self.workflow_repository(env_name, release).api_name}/workflowConfigs/{workflow_name}"
+
     def grants_key(self, repository: HostedRepository) -> bool:
         """Does the host's module grant the Dataform service agent the repository's CMEK key? Yes for a key in a
         project of this deployment, on the provider line whose facts have a KMS IAM type (8.x); otherwise

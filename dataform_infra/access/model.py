@@ -73,7 +73,8 @@ CHAINS: dict[str, str] = {
     "datasets (BigQuery makes the creator their owner)",
     "act-as": "strict act-as: whoever starts a run, or attaches a runner to a config, may act as the runner",
     "manage-configs": "deployers create and update release and workflow configs",
-    "start-runs": "whoever starts a run creates its compilation result and workflow invocation",
+    "start-runs": "whoever starts a run creates its workflow invocation (and, from a workspace or ad hoc, the "
+    "compilation result it runs)",
     "use-repository": "people use the repository with the access the spec declares",
 }
 
@@ -569,8 +570,11 @@ class AccessModel:
         host = top.host_name
         every = tuple(r.id for r in runs)
         scheduled = tuple(r.id for r in runs if r.kind == "scheduled")
-        for repository in dict.fromkeys(r.repository for r in runs):
-            self._git_sync(repository, tuple(r.id for r in runs if r.repository == repository))
+        # A run compiles (and so fetches Git) unless it is a workflow config's run started by hand: that one
+        # executes the release's live compilation, made earlier by the cron or `dfinfra release`.
+        compiling = [r for r in runs if r.kind != "manual" or r.workflow is None]
+        for repository in dict.fromkeys(r.repository for r in compiling):
+            self._git_sync(repository, tuple(r.id for r in compiling if r.repository == repository))
         if scheduled:
             self._need(
                 "agent-schedules",
@@ -618,7 +622,8 @@ class AccessModel:
             self._need(
                 "start-runs",
                 run.started_by,
-                START,
+                # A workflow config's run executes its release's live compilation: nothing to compile.
+                START if run.workflow is None else ("dataform.workflowInvocations.create",),
                 run.repository.resource,
                 f"{run.started_by.member} starts runs in repository {run.repository.name}",
                 run.env if run.started_by.kind == "deployer" else host,

@@ -109,13 +109,12 @@ def find_existing(deployment: Deployment, env_name: str, apis: GoogleApis) -> li
                 repo.existing,
                 lambda name=hosted.api_name: dataform.get_repository(name=name),
             )
-    configs: tuple[tuple[str, str, str, Sequence[Release | Workflow], Callable[..., object]], ...] = (
-        ("releases", "release config", "releaseConfigs", env.releases, dataform.get_release_config),
-        ("workflows", "workflow config", "workflowConfigs", env.workflows, dataform.get_workflow_config),
+    configs: tuple[tuple[str, str, Sequence[Release | Workflow], Callable[..., str], Callable[..., object]], ...] = (
+        ("releases", "release config", env.releases, top.release_config_name, dataform.get_release_config),
+        ("workflows", "workflow config", env.workflows, top.workflow_config_name, dataform.get_workflow_config),
     )
-    for key, what, collection, items, get in configs:
+    for key, what, items, named, get in configs:
         for i, item in enumerate(items):
-            release = item if isinstance(item, Release) else next(r for r in env.releases if r.name == item.release)
-            name = f"{top.repository_of(release).api_name}/{collection}/{item.name}"
+            name = named(env_name, item.name)
             ask(f"{what} {item.name}", name, (key, i), item.existing, lambda name=name, get=get: get(name=name))
     return found

@@ -50,7 +50,7 @@ def config_names(deployment: Deployment, env: str, releases: list[str] | None = 
             f"{', '.join(known) or 'none'})"
         )
     topology = Topology(deployment)
-    return {name: f"{topology.workflow_repository(env, name).api_name}/releaseConfigs/{name}" for name in wanted}
+    return {name: topology.release_config_name(env, name) for name in wanted}
 
 
 def release(

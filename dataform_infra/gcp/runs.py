@@ -1,10 +1,12 @@
-"""`dfinfra run`: compile a workflow's release now and start one invocation, as Google would run it.
+"""`dfinfra run`: start one invocation of a workflow config, exactly as its schedule would run it.
 
-The smoke test after `apply`: the same API calls the console's "Start execution" makes, through
-Google's Dataform client. The invocation runs with the workflow config's own invocation settings
-(runner, tags, targets), so every chain of the access model is exercised for real: the service
-agent reads the Git secret and impersonates the runner, the caller's act-as is checked, the runner
-creates jobs and writes its datasets. A failure comes back with Google's own reason.
+The smoke test after `apply`, and the button a team presses between crons. The invocation names the
+workflow config (`WorkflowInvocation.workflow_config`), so Google runs what the schedule runs: the
+release's live compilation with the config's own invocation settings (runner, tags, targets), never
+a fresh compile of the branch (`../shared/docs/dataform-operations.md` §a). To run code just merged,
+make it live first with `dfinfra release`. Every chain of the access model is exercised for real: the
+caller's act-as is checked, the service agent impersonates the runner, the runner creates jobs and
+writes its datasets. A failure comes back with Google's own reason.
 """
 
 from __future__ import annotations
@@ -42,40 +44,42 @@ class WorkflowRun:
             raise UsageError(f"no workflow {workflow!r} in environment {env!r} (its workflows: {known})")
         self.env = env
         self.workflow = workflow
-        self.topology = Topology(deployment)
-        release = next(w.release for w in spec.workflows if w.name == workflow)
-        self.repository = self.topology.workflow_repository(env, release).api_name
-        self.config_name = f"{self.repository}/workflowConfigs/{workflow}"
+        topology = Topology(deployment)
+        self.release = next(w.release for w in spec.workflows if w.name == workflow)
+        self.config_name = topology.workflow_config_name(env, workflow)
+        self.repository = self.config_name.split("/workflowConfigs/")[0]
+        self.release_config = topology.release_config_name(env, self.release)
         self.apis = apis
         self.client = apis.dataform()
         self.invocation = ""
 
     def start(self) -> str:
-        """Compile the workflow's release from Git now and start an invocation of that compilation."""
+        """Start an invocation of the workflow config: its release's live compilation, its settings."""
         try:
-            config = call(
-                f"reading workflow config {self.config_name}", self.client.get_workflow_config, name=self.config_name
+            live = call(
+                f"reading release config {self.release_config}",
+                self.client.get_release_config,
+                name=self.release_config,
+            ).release_compilation_result
+        except GcpNotFound:
+            missing = f"release config {self.release} does not exist in {self.repository}"
+            raise RunFailed(f"{missing}: run `dfinfra apply {self.env}` first") from None
+        if not live:
+            raise RunFailed(
+                f"release {self.release} has no live compilation (none since it was created or last applied), so "
+                f"Google would fail workflow {self.workflow}'s scheduled run too: run `dfinfra release {self.env} "
+                f"{self.release}` first"
+            )
+        try:
+            invocation = call(
+                f"starting workflow {self.workflow}",
+                self.client.create_workflow_invocation,
+                parent=self.repository,
+                workflow_invocation={"workflow_config": self.config_name},
             )
         except GcpNotFound:
             missing = f"workflow config {self.workflow} does not exist in {self.repository}"
             raise RunFailed(f"{missing}: run `dfinfra apply {self.env}` first") from None
-        compilation = call(
-            f"compiling release {config.release_config.rsplit('/', 1)[-1]}",
-            self.client.create_compilation_result,
-            parent=self.repository,
-            compilation_result={"release_config": config.release_config},
-        )
-        if compilation.compilation_errors:
-            errors = "; ".join(
-                f"{e.path or e.action_target.name or 'project'}: {e.message}" for e in compilation.compilation_errors
-            )
-            raise RunFailed(f"compilation {compilation.name} failed: {errors}")
-        invocation = call(
-            f"starting workflow {self.workflow}",
-            self.client.create_workflow_invocation,
-            parent=self.repository,
-            workflow_invocation={"compilation_result": compilation.name, "invocation_config": config.invocation_config},
-        )
         self.invocation = invocation.name
         return self.invocation
 

@@ -95,6 +95,7 @@ def test_a_hand_written_setup_is_adopted_with_no_create_of_what_exists_and_no_de
 
         project.run("secret", "set", "staging", stdin=TOKEN + "\n")
         for env, workflow in (("staging", "staging-daily"), ("prod", "prod-daily")):
+            project.run("release", env)  # a run executes the release's live compilation, as the cron does
             out = project.run("run", env, workflow, "--wait", "--poll", "0.05", "--timeout", "60")
             assert f"{workflow} succeeded" in out
     finally:
