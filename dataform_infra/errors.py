@@ -98,6 +98,12 @@ class TerraformError(DfinfraError):
     exit_code = 1
 
 
+class Interrupted(TerraformError):
+    """A signal came before terraform started: nothing was run."""
+
+    exit_code = 130
+
+
 class StateLocked(TerraformError):
     """Another run holds the state lock past --lock-timeout."""
 

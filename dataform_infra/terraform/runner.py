@@ -34,7 +34,7 @@ from python_terraform import IsFlagged, Terraform
 
 from dataform_infra import trust
 from dataform_infra.cache import cache_dir
-from dataform_infra.errors import StateLocked, TerraformError
+from dataform_infra.errors import Interrupted, StateLocked, TerraformError
 from dataform_infra.terraform.binary import TerraformBinary
 from dataform_infra.terraform.summary import IamNames, PlanSummary, summarise
 
@@ -327,8 +327,9 @@ def supervise(
     """Start terraform and wait for it, forwarding SIGINT, SIGTERM and SIGHUP (a Ctrl-C, a cancelled CI
     job, `timeout`, a closed terminal): the first asks terraform to stop gracefully (it saves state and
     releases the lock), the second stops it at once. dfinfra itself waits for terraform to exit. The
-    handlers are in place before terraform starts: a signal in between is forwarded once it has, never
-    a KeyboardInterrupt that leaves it running unwatched. Returns the process and the signals seen."""
+    handlers are in place before terraform starts: a signal that came first means terraform is never
+    started (Interrupted); one during the start is forwarded once it has, never a KeyboardInterrupt that
+    leaves it running unwatched. Returns the process and the signals seen."""
     if threading.current_thread() is not threading.main_thread():
         process = start()
         process.wait()
@@ -362,6 +363,9 @@ def supervise(
     handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     previous = {signum: signal.signal(signum, forward) for signum in handled}
     try:
+        if early:
+            name = signal.Signals(early[0]).name
+            raise Interrupted(f"{name} before terraform started: nothing was run")
         started.append(start())
         for signum in early:
             send(signum)

@@ -102,6 +102,35 @@ def test_an_apply_error_already_on_screen_is_not_printed_again(runner):
     assert "Error 403" not in str(caught.value) and "its errors are above" in str(caught.value)
 
 
+def test_a_signal_before_terraform_is_started_means_it_is_never_started(tmp_path):
+    """A Ctrl-C or SIGTERM that lands after the handlers are in place but before the start: terraform is not
+    started and then stopped, it is never started; dfinfra says so and exits 130."""
+    import subprocess
+    import sys
+
+    probe = """
+import os, signal
+from dataform_infra.errors import Interrupted
+from dataform_infra.terraform import runner
+
+install = signal.signal
+def installing(signum, handler):
+    previous = install(signum, handler)
+    if signum == signal.SIGHUP and callable(handler):
+        os.kill(os.getpid(), signal.SIGTERM)  # the last handler is in; terraform is not started yet
+    return previous
+runner.signal.signal = installing
+started = []
+try:
+    runner.supervise(lambda: started.append(1), lambda stream, line: None)
+except Interrupted as error:
+    print(error.exit_code, started, error)
+"""
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "130 [] SIGTERM before terraform started: nothing was run"
+
+
 def test_a_signal_before_terraform_has_started_is_forwarded_once_it_has(tmp_path):
     """#22: the handlers went in after Popen returned, so a Ctrl-C or SIGTERM in between raised in dfinfra
     (or killed it) while terraform, in its own session, ran on unwatched. The signal now waits for the
