@@ -722,19 +722,28 @@ def _apply_like(
             _err(f"violation (allowed by --allow-violations): {violation}")
     if require_saved_plan:
         lifecycle.check_saved_plans(order, mode)  # all of them before applying any
+    changes_releases = not (mode.destroy or mode.refresh_only)
     for env in order:
         _echo(f"== {env}")
-        applied = lifecycle.apply(
-            env,
-            render=not no_render,
-            mode=mode,
-            require_saved_plan=require_saved_plan,
-            auto_approve=guards.auto_approve,
-            allow_destroy=guards.allow_destroy,
-            confirm=_ask,
-            confirmed=guards.confirm or (),
-        )
-        if not (mode.destroy or mode.refresh_only):
+        try:
+            applied = lifecycle.apply(
+                env,
+                render=not no_render,
+                mode=mode,
+                require_saved_plan=require_saved_plan,
+                auto_approve=guards.auto_approve,
+                allow_destroy=guards.allow_destroy,
+                confirm=_ask,
+                confirmed=guards.confirm or (),
+            )
+        except DfinfraError:
+            # A failed apply may still have updated a release config, which empties its live compilation: make
+            # those live before reporting the failure, so the next scheduled run still has something to run.
+            partly = lifecycle.partly_applied.get(env)
+            if partly is not None and changes_releases:
+                _make_live(workspace, env, lifecycle.releases_to_make_live(env, partly), terraform.impersonate)
+            raise
+        if changes_releases:
             _make_live(workspace, env, lifecycle.releases_to_make_live(env, applied), terraform.impersonate)
 
 
@@ -744,7 +753,6 @@ def _make_live(workspace: Workspace, env: str, releases: list[str], impersonate:
     it (a first apply comes before `dfinfra secret set`, when nothing can compile yet)."""
     if not releases:
         return
-    from dataform_infra.errors import DfinfraError
     from dataform_infra.gcp.releases import release
 
     try:

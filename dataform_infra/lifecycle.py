@@ -21,7 +21,7 @@ from pathlib import Path
 
 from dataform_infra import resource_types as types
 from dataform_infra import trust
-from dataform_infra.errors import PolicyViolation, Refused, TerraformError, UsageError
+from dataform_infra.errors import DfinfraError, PolicyViolation, Refused, TerraformError, UsageError
 from dataform_infra.render.engine import render_bootstrap
 from dataform_infra.render.module import ReleaseConfig, WorkflowConfig
 from dataform_infra.render.output import RenderedModule, check_module, recover, write_modules
@@ -181,6 +181,7 @@ class Lifecycle:
         self.stream = stream
         self.impersonate = impersonate
         self._applied: set[str] = set()  # environments applied (or destroyed) by this process
+        self.partly_applied: dict[str, PlanSummary] = {}  # what an apply that failed had set out to change
         self._locks = ModuleLocks(lock_timeout)  # module directories this process works in
 
     # --- paths and bookkeeping ------------------------------------------------------------
@@ -445,13 +446,19 @@ class Lifecycle:
                 )
             guard(replanned)
 
-        self._apply_plan(env, outcome, guard_retry=guard_again)
+        try:
+            self._apply_plan(env, outcome, guard_retry=guard_again)
+        except DfinfraError:
+            self.partly_applied[env] = summary  # some of it may have been applied: releases among it
+            raise
         self._applied.add(env)
         return summary
 
     def releases_to_make_live(self, env: str, applied: PlanSummary) -> list[str]:
         """The releases an apply of `env` created or changed: each starts with no live compilation (the
-        provider's full update empties it), so its workflows have nothing to run until it is compiled again."""
+        provider's full update empties it), so its workflows have nothing to run until it is compiled again.
+        After a failed apply (`partly_applied`), the ones it planned to: which completed is not known, and
+        compiling one that did not change makes live what it already served."""
         touched = {
             c.address
             for c in applied.changes

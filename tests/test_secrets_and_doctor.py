@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from dataform_infra.workspace import Workspace
 from tests.conftest import SPEC_SETS
 from tests.fakegcp.store import RELEASE_STATE
 from tests.project import Project
@@ -384,3 +385,30 @@ def test_a_denied_global_location_refuses_the_automatically_replicated_git_secre
     output = live.run("doctor", "staging", expect=1)
     assert checks(output)[check] == "FAIL"
     assert "automatic replication of the Git secret dataform-github-token is refused" in output
+
+
+def test_a_failed_apply_still_makes_the_releases_it_changed_live(live, google_apis):
+    """#23: the release config's update completes (emptying its live compilation), another change of the same
+    apply fails: the release is compiled and made live before the failure is reported, so the next scheduled
+    run still has something to run."""
+    import yaml
+
+    ready(live)
+    project, apis = live, google_apis
+    config = Workspace(live.root / "environments").topology.release_config_name("prod", "prod-nightly")
+    before = apis.dataform.live_compilation(config)
+    assert before
+    spec = yaml.safe_load(project.spec("prod").read_text())
+    spec["releases"][0]["cron"] = "5 4 * * *"
+    # A grant on a dataset that does not exist: Google refuses it with a 404, in the same first wave of changes.
+    spec["runners"][0]["bigquery"].setdefault("reads", []).append("acme-nowhere.missing")
+    project.spec("prod").write_text(yaml.safe_dump(spec, sort_keys=False))
+    out = project.run("apply", "prod", "--auto-approve", "--confirm", "prod", expect=1)
+    assert "acme-nowhere" in out
+    assert "prod: release prod-nightly now serves" in out, out
+    after = apis.dataform.live_compilation(config)
+    assert after and after != before
+    assert apis.dataform.run_workflow_cron(f"{config.split('/releaseConfigs/')[0]}/workflowConfigs/prod-daily") == (
+        "SUCCEEDED",
+        [],
+    )
