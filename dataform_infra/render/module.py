@@ -261,9 +261,18 @@ class ReleaseConfig(Addressed):
         return self.release.name
 
     @property
-    def left_to_settings(self) -> bool:
-        """Does the repository's workflow_settings.yaml decide the database or location?"""
-        return self.database is None or self.location is None
+    def left_to_settings_note(self) -> str:
+        """The comment over `code_compilation_config` naming exactly what workflow_settings.yaml decides, or ""."""
+        unset = [
+            name
+            for name, value in (("default_database", self.database), ("default_location", self.location))
+            if value is None
+        ]
+        if not unset:
+            return ""
+        which = " and ".join(unset)
+        pronoun = "it" if len(unset) == 1 else "them"
+        return f"{which} unset here: the repository's workflow_settings.yaml decides {pronoun}."
 
     @property
     def compilation(self) -> dict[Ident, str]:

@@ -469,15 +469,20 @@ def test_a_release_left_to_workflow_settings_sets_no_database_or_location(tmp_pa
     files = render_module(Workspace(write_specs(tmp_path / "a", {"staging": from_settings()})).module("staging"))
     assert (
         "  code_compilation_config {\n"
-        "    # Unset here, so the repository's workflow_settings.yaml decides.\n"
+        "    # default_database and default_location unset here: the repository's workflow_settings.yaml decides "
+        "them.\n"
         '    default_schema   = "marts"\n'
     ) in files["dataform.tf"]
-    # An explicit database still wins; the location stays with workflow_settings.yaml.
+    # An explicit database still wins; the location stays with workflow_settings.yaml, and the comment says
+    # only that (it once sat, unchanged, above a database that was set).
     h = from_settings()
     h["releases"][0]["compilation"]["database"] = "acme-host-proj"
     files = render_module(Workspace(write_specs(tmp_path / "b", {"staging": h})).module("staging"))
-    assert '    default_database = "acme-host-proj"\n' in files["dataform.tf"]
-    assert "default_location" not in files["dataform.tf"]
+    assert (
+        "    # default_location unset here: the repository's workflow_settings.yaml decides it.\n"
+        '    default_database = "acme-host-proj"\n'
+    ) in files["dataform.tf"]
+    assert "default_location =" not in files["dataform.tf"]
 
 
 def test_validate_says_what_it_cannot_check_when_the_database_is_left_open(tmp_path):
