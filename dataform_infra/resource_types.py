@@ -191,6 +191,16 @@ WORKFLOW_CONFIG = ResourceType(
     import_id="projects/{project}/locations/{region}/repositories/{repository}/workflowConfigs/{name}",
     deployer=(("repository", _crud("dataform", "workflowConfigs")),),
 )
+# The host project's Dataform settings in one region, holding the default CMEK key of repositories created
+# afterwards (dataform-operations.md §c). A singleton: created and updated by a PATCH with an update mask; its
+# destroy calls no API (Google keeps the setting). google-beta only, facts from 8.7.0.
+DATAFORM_CONFIG = ResourceType(
+    "google_dataform_config",
+    provider="google-beta",
+    identity=("project", "region"),
+    import_id="projects/{project}/locations/{region}/config",
+    deployer=(("project", ("dataform.config.get", "dataform.config.update")),),
+)
 # Only the state backend's bootstrap module creates one (the state bucket).
 STORAGE_BUCKET = ResourceType("google_storage_bucket", import_id="{project}/{name}", stateful=True)
 
@@ -250,6 +260,7 @@ ALL: tuple[ResourceType, ...] = (
     REPOSITORY,
     RELEASE_CONFIG,
     WORKFLOW_CONFIG,
+    DATAFORM_CONFIG,
     STORAGE_BUCKET,
     PROJECT_IAM_MEMBER,
     SERVICE_ACCOUNT_IAM_MEMBER,

@@ -128,6 +128,9 @@ class HostedRepository:
     path: tuple[str | int, ...]
     project: str
     region: str
+    # The host's Dataform default key (`dataform_default_kms_key_name`): a repository without a key of its own
+    # is created with it (dataform-operations.md §c).
+    default_key: str | None = None
 
     @property
     def name(self) -> str:
@@ -164,9 +167,14 @@ class HostedRepository:
 
     @property
     def kms_key(self) -> Resource | None:
-        """The Cloud KMS key encrypting the repository (CMEK), if it has one."""
-        key = self.spec.kms_key_name
+        """The Cloud KMS key encrypting the repository (CMEK): its own, else the project's Dataform default."""
+        key = self.spec.kms_key_name or self.default_key
         return Resource("crypto_key", key.split("/")[1], key) if key else None
+
+    @property
+    def kms_key_path(self) -> tuple[str | int, ...]:
+        """The spec field naming that key: the repository's `kms_key_name`, or the host's default."""
+        return self.at("kms_key_name") if self.spec.kms_key_name else ("dataform_default_kms_key_name",)
 
     @property
     def npmrc_secret(self) -> Resource | None:
@@ -237,8 +245,9 @@ class Topology:
     @cached_property
     def repositories(self) -> list[HostedRepository]:
         """The host's repositories, in spec order."""
+        default_key = self.host.dataform_default_kms_key_name
         return [
-            HostedRepository(spec, path, self.host.project.id, self.host.region)
+            HostedRepository(spec, path, self.host.project.id, self.host.region, default_key)
             for path, spec in self.host.declared_repositories()
         ]
 
@@ -263,11 +272,19 @@ class Topology:
         release = next(w.release for w in env.workflows if w.name == workflow_name)
         return f"{self.workflow_repository(env_name, release).api_name}/workflowConfigs/{workflow_name}"
 
+    @property
+    def default_key(self) -> Resource | None:
+        """Dataform's default key for the host's project and region (`google_dataform_config`), if set."""
+        key = self.host.dataform_default_kms_key_name
+        return Resource("crypto_key", key.split("/")[1], key) if key else None
+
     def grants_key(self, repository: HostedRepository) -> bool:
         """Does the host's module grant the Dataform service agent the repository's CMEK key? Yes for a key in a
         project of this deployment, on the provider line whose facts have a KMS IAM type (8.x); otherwise
         the grant is made outside dfinfra, and `validate` names it and `doctor` checks it."""
-        key = repository.kms_key
+        return self.manages_key_grant(repository.kms_key)
+
+    def manages_key_grant(self, key: Resource | None) -> bool:
         if key is None:
             return False
         managed = {env.project.id for env in self.environments.values()}

@@ -403,6 +403,32 @@ class AccessModel:
                         env_name,
                         ("releases", j, "cron"),
                     )
+        default_key = top.default_key
+        if default_key is not None:
+            # Google creates every later repository of the region with it, so the agent needs it even while
+            # each repository declared here has a key of its own (dataform-operations.md §c).
+            self._need(
+                "agent-uses-key",
+                top.agent,
+                ("cloudkms.cryptoKeyVersions.useToDecrypt", "cloudkms.cryptoKeyVersions.useToEncrypt"),
+                default_key,
+                f"repositories created in {top.host.region} without a key of their own are encrypted with Dataform's "
+                f"default key {default_key.id}",
+                host,
+                ("dataform_default_kms_key_name",),
+                assumed=not top.manages_key_grant(default_key),
+            )
+            if not top.manages_key_grant(default_key):
+                self.notes.append(
+                    (
+                        host,
+                        ("dataform_default_kms_key_name",),
+                        f"the Dataform service agent {top.agent.member} needs "
+                        f"roles/cloudkms.cryptoKeyEncrypterDecrypter on Dataform's default key {default_key.id} "
+                        "before any repository is created with it; the key is outside this deployment's projects, "
+                        "so grant it yourself; `dfinfra doctor` checks it",
+                    )
+                )
         if top.repositories:
             self._need(
                 "agent-schedules",
@@ -500,13 +526,13 @@ class AccessModel:
                 repository.kms_key,
                 f"every compilation, run and Git operation of {repository.name} uses its key {key}",
                 top.host_name,
-                repository.at("kms_key_name"),
+                repository.kms_key_path,
                 runs,
                 assumed=outside,
             )
             note = (
                 top.host_name,
-                repository.at("kms_key_name"),
+                repository.kms_key_path,
                 f"the Dataform service agent {top.agent.member} needs roles/cloudkms.cryptoKeyEncrypterDecrypter "
                 f"on {key} before the repository is created and for every compilation, run and Git operation; "
                 "dfinfra grants it only on a key in a project of this deployment with provider 8.x, so grant it "

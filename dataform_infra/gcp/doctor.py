@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from dataform_infra.access import AccessModel, Requirement, roles
 from dataform_infra.access.model import link_accessor_role
-from dataform_infra.errors import GcpNotFound
+from dataform_infra.errors import GcpError, GcpNotFound
 from dataform_infra.gcp.clients import GoogleApis, call
 from dataform_infra.spec.loader import Deployment
 from dataform_infra.topology import (
@@ -90,8 +90,34 @@ class Doctor:
                 else:
                     yield from self._token_status(hosted)
         yield from self._org_policies()
+        yield from self._default_key()
         yield from self._run_requirements()
         yield from self._releases()
+
+    def _default_key(self) -> Iterator[Check]:
+        """The host's Dataform default key is the one Google holds for the region (§c: it decides the key of
+        every repository created afterwards); the agent's use of it is a run requirement below."""
+        wanted = self.env.dataform_default_kms_key_name
+        if wanted is None or self.env_name != self.host_name:
+            return
+        name = f"projects/{self.env.project.id}/locations/{self.env.region}/config"
+        try:
+            found = call(f"reading {name}", self.apis.dataform().get_config, name=name).default_kms_key_name
+        except GcpError as exc:  # e.g. no dataform.config.get: say so, and go on with the other checks
+            yield Check("dataform-default-key", "skipped", str(exc))
+            return
+        if found == wanted:
+            yield Check(
+                "dataform-default-key", "pass", f"new repositories in {self.env.region} are encrypted with {wanted}"
+            )
+        else:
+            yield Check(
+                "dataform-default-key",
+                "fail",
+                f"Dataform's default key in {self.env.project.id} ({self.env.region}) is {found or 'not set'}, not "
+                f"{wanted}: repositories created now are encrypted otherwise",
+                f"dfinfra apply {self.env_name}",
+            )
 
     def _runners_to_check(self) -> list[tuple[str, str]]:
         """This environment's runners: its module creates them and every grant that makes them usable."""

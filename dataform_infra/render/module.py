@@ -227,6 +227,32 @@ class RepositoryView(Addressed):
 
 
 @dataclass(frozen=True)
+class DataformConfigView(Addressed):
+    """The host project's `google_dataform_config` in its region: Dataform's default CMEK key."""
+
+    resource_type = types.DATAFORM_CONFIG
+
+    name: Ident
+    project: str
+    region: str
+    default_kms_key_name: str
+    depends_on: tuple[Expr, ...]
+
+    @property
+    def label(self) -> str:
+        return f"Dataform's settings in {self.project} ({self.region})"
+
+    @property
+    def why(self) -> str:
+        """The comment over the block: what the key does, and what Google keeps of it on destroy."""
+        return (
+            f"Dataform's default key in {self.region}: every repository created here afterwards without a key of "
+            "its own is encrypted with it (changing it affects only later repositories). Destroy only forgets it: "
+            "Google keeps the setting."
+        )
+
+
+@dataclass(frozen=True)
 class ConfigHome:
     """Where a release or workflow config lives: the repository its release names."""
 
@@ -347,6 +373,7 @@ class Module:
     host_project: str = ""  # the project hosting the repositories (and the service agent)
     # The host's: its repositories, and the Git secrets it creates (none kept in another project).
     repositories: list[RepositoryView] = field(default_factory=list)
+    dataform_config: DataformConfigView | None = None  # the default CMEK key, when the host sets one
     secrets: list[GitSecret] = field(default_factory=list)
     moved: list[Moved] = field(default_factory=list)
     api_refs: dict[str, Expr] = field(default_factory=dict)
@@ -440,6 +467,7 @@ class _ModuleBuilder:
         )
         self.repository_refs: dict[str, Ident] = {}  # the host's: repository name -> its resource's name
         self.secret_grants: dict[Resource, Grant] = {}  # one accessor grant per secret, however many repositories
+        self.key_grants: dict[Resource, Grant] = {}  # one agent grant per CMEK key, however many repositories
         self.ambiguous_moves: set[str] = set()
         self.moved_from: dict[str, Moved] = {}
         # Members whose local part (what names their grants) another member shares: named in full instead, so
@@ -631,6 +659,7 @@ class _ModuleBuilder:
         module.checked_project_number = self.env.project.number
         for hosted in top.repositories:
             self.repository_refs[hosted.name] = self.names.name(types.REPOSITORY.name, hosted.name)
+        self._dataform_config()
         for hosted in top.repositories:
             self._repository(hosted)
         self._grant(
@@ -648,6 +677,46 @@ class _ModuleBuilder:
             path=top.repositories[0].path,
             depends_on=self.agent_depends_on,
         )
+
+    def _dataform_config(self) -> None:
+        """The default CMEK key (`google_dataform_config`), and the agent's grant on it, when the host sets one."""
+        key = self.topology.default_key
+        if key is None:
+            return
+        depends_on = self.module.needs_api("dataform.googleapis.com")
+        grant = self._key_grant(
+            key, ("dataform_agent", "uses_default_key"), "Dataform's default key", ("dataform_default_kms_key_name",)
+        )
+        if grant is not None:
+            depends_on += (Expr.ref(grant.resource_type, grant.name),)
+        self.module.dataform_config = DataformConfigView(
+            name=Ident("this"),
+            project=self.env.project.id,
+            region=self.env.region,
+            default_kms_key_name=key.id,
+            depends_on=depends_on,
+        )
+
+    def _key_grant(self, key: Resource, name_parts: tuple[str, ...], whose: str, path: PathKey) -> Grant | None:
+        """The agent's grant on a CMEK key, once per key (None: made outside dfinfra, `validate` names it)."""
+        if not self.topology.manages_key_grant(key):
+            return None
+        if key not in self.key_grants:
+            # CMEK: the agent uses the key from the repository's creation on (dataform-operations.md §c).
+            self.key_grants[key] = self._grant(
+                name_parts,
+                role="roles/cloudkms.cryptoKeyEncrypterDecrypter",
+                principal=self.topology.agent,
+                resource=key,
+                member=self.agent_member,
+                target={"crypto_key_id": key.id},
+                rule="agent-uses-repository-key",
+                why=f"The Dataform service agent encrypts and decrypts with {whose}, for every compilation, run "
+                "and Git operation of the repositories it encrypts; granted on that key only.",
+                path=path,
+                depends_on=self.agent_depends_on,
+            )
+        return self.key_grants[key]
 
     def _repository(self, hosted: HostedRepository) -> None:
         repo = hosted.spec
@@ -695,22 +764,17 @@ class _ModuleBuilder:
             )
             self.secret_grants[npmrc] = grant
             depends_on += (Expr.ref(grant.resource_type, grant.name),)
-        if hosted.kms_key is not None and self.topology.grants_key(hosted):
-            # CMEK: the agent uses the key from the repository's creation on (dataform-operations.md §c).
-            key = self._grant(
+        if hosted.kms_key is not None:
+            key = self._key_grant(
+                hosted.kms_key,
                 ("dataform_agent", "uses_key", hosted.name),
-                role="roles/cloudkms.cryptoKeyEncrypterDecrypter",
-                principal=self.topology.agent,
-                resource=hosted.kms_key,
-                member=self.agent_member,
-                target={"crypto_key_id": hosted.kms_key.id},
-                rule="agent-uses-repository-key",
-                why=f"The Dataform service agent encrypts and decrypts repository {hosted.name}'s data with its "
-                "key, for every compilation, run and Git operation; granted on that key only.",
-                path=hosted.at("kms_key_name"),
-                depends_on=self.agent_depends_on,
+                f"repository {hosted.name}'s key",
+                hosted.kms_key_path,
             )
-            depends_on += (Expr.ref(key.resource_type, key.name),)
+            if key is not None:
+                depends_on += (Expr.ref(key.resource_type, key.name),)
+        if self.module.dataform_config is not None and not repo.kms_key_name:
+            depends_on += (self.module.dataform_config.ref(),)  # created with the default key
         repository = types.REPOSITORY
         if repo.existing:
             where = hosted.at("existing")

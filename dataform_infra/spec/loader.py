@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from dataform_infra.errors import Problem, SpecError, UsageError, shown
 from dataform_infra.spec.cron import stagger_warning
-from dataform_infra.spec.formats import slug
+from dataform_infra.spec.formats import CURRENT_PROVIDER, provider_floor, slug
 from dataform_infra.spec.models import Environment
 from dataform_infra.spec.yamlsource import PathKey, YamlDocument, dotted_path, load_yaml
 
@@ -206,6 +206,24 @@ def _cross_checks(deployment: Deployment) -> Iterable[Problem]:
         return
 
     yield from _repositories(loc, hosts[0], envs)
+    for name, env in envs.items():
+        if env.dataform_default_kms_key_name is None:
+            continue
+        where = ("dataform_default_kms_key_name",)
+        if name != hosts[0]:
+            yield loc.at(
+                name,
+                where,
+                f"only the host ({hosts[0]!r}) sets Dataform's default key: it applies to repositories created in "
+                "its project",
+            )
+        elif provider_floor(env.provider_version) < (8, 0, 0):
+            yield loc.at(
+                name,
+                where,
+                f"google_dataform_config needs provider 8.x (provider_version {env.provider_version!r}): set "
+                f"provider_version: {CURRENT_PROVIDER!r}",
+            )
     yield from _unique_across(loc, envs, "releases", "release config")
     yield from _unique_across(loc, envs, "workflows", "workflow config")
     yield from _state_backends_distinct(loc, envs)

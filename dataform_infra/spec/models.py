@@ -500,6 +500,14 @@ class Environment(Spec):
         "environment only). Each release names its repository with `repository:`; they share the service agent "
         "and may share a Git secret.",
     )
+    dataform_default_kms_key_name: KmsKeyName | None = Field(
+        default=None,
+        description="Dataform's default CMEK key for this project and `region` (host environment only; "
+        "`google_dataform_config`, provider 8.x): every repository created afterwards without its own "
+        "`kms_key_name` is encrypted with it, and Google then refuses new repositories without a key. Changing "
+        "it affects only repositories created later. The Dataform service agent needs "
+        "`roles/cloudkms.cryptoKeyEncrypterDecrypter` on it, granted or named like a repository's key.",
+    )
     datasets: list[Dataset] = Field(default_factory=list, description="BigQuery datasets runners use.")
     runners: list[Runner] = Field(default_factory=list, description="Runner service accounts in this project.")
     releases: list[Release] = Field(default_factory=list, description="Release configs compiling for this environment.")

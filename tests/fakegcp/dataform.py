@@ -36,7 +36,7 @@ from google.type import interval_pb2
 
 from tests.fakegcp.iam import Iam, Resource, account_project, link_permissions, parse_resource
 from tests.fakegcp.policies import allowed, enforced
-from tests.fakegcp.store import RELEASE_STATE, Store
+from tests.fakegcp.store import RELEASE_STATE, Store, default_key
 
 if TYPE_CHECKING:
     from tests.fakegcp.apis import FakeGoogleApis
@@ -330,7 +330,7 @@ class FakeDataform:
     def _uses_key(self, agent: str, repo: dict[str, Any]) -> None:
         """CMEK: the agent encrypts and decrypts the repository's data with its key for every operation. (The
         real error text is not documented; this one names the permission and the key.)"""
-        key = repo.get("kms_key_name")
+        key = repo.get("kms_key_name") or default_key(self.store, repo.get("id", ""))
         if not key:
             return
         resource = parse_resource(key, self.store)
@@ -787,6 +787,7 @@ class FakeDataform:
                         d.CancelWorkflowInvocationResponse,
                         self.cancel_workflow_invocation,
                     ),
+                    "GetConfig": rpc(d.GetConfigRequest, d.Config, self.get_config),
                 },
             )
         ]
@@ -813,6 +814,17 @@ class FakeDataform:
                 token_status=status.INVALID if found else status.NOT_FOUND
             )
         return dataform_v1.ComputeRepositoryAccessTokenStatusResponse(token_status=status.VALID)
+
+    def get_config(self, request):
+        """GetConfig: the project's Dataform settings in a region, which always exist (empty until set)."""
+        parts = request.name.split("/")
+        if len(parts) != 5 or parts[0] != "projects" or parts[2] != "locations" or parts[4] != "config":
+            raise ApiError(grpc.StatusCode.INVALID_ARGUMENT, f"Invalid config name: {request.name!r}")
+        project = self.store.project_id(parts[1]) or parts[1]
+        self._require(self.apis.caller, "dataform.config.get", Resource.project_(project))
+        name = f"projects/{project}/locations/{parts[3]}/config"
+        body = self.store.get("google_dataform_config", name) or {}
+        return dataform_v1.Config(name=name, default_kms_key_name=body.get("default_kms_key_name") or "")
 
     def get_release_config(self, request):
         name, body, _ = self._child(

@@ -174,10 +174,12 @@ class OfflineCloud:
                             f"projects/{other}/datasets/{dataset_id}",
                             {"seeded": True},
                         )
+            keys = [env.dataform_default_kms_key_name]
             for _, repository in env.declared_repositories():
                 self._seed_repository_secrets(env.project.id, repository)
-                if repository.kms_key_name:  # keys are made outside dfinfra, by a security team
-                    self.store.put("external:google_kms_crypto_key", repository.kms_key_name, {"seeded": True})
+                keys.append(repository.kms_key_name)
+            for key in filter(None, keys):  # keys are made outside dfinfra, by a security team
+                self.store.put("external:google_kms_crypto_key", key, {"seeded": True})
             if self.gcs and buckets:
                 self.gcs.create_bucket(env.state.bucket)
 

@@ -31,6 +31,13 @@ CREATE TABLE IF NOT EXISTS objects (
 # A release config's live compilation (`release_compilation_result`): kept beside the Terraform-managed
 # body, because the provider neither sets nor reads it, and its full-body update empties it.
 RELEASE_STATE = "dataform_release_state"
+# A repository created without a key in a region with a Dataform default key: the key it was created with.
+DEFAULT_KEY_OF = "dataform_repository_default_key"
+
+
+def default_key(store: Store, repository: str) -> str:
+    """The key `repository` was created with from its region's Dataform default ("" for none)."""
+    return (store.get(DEFAULT_KEY_OF, repository) or {}).get("kms_key_name", "")
 
 
 class AlreadyExists(Exception):

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from tests.fakegcp.engine import FIXED_MILLIS, FIXED_TIME, CloudError, ProviderConfig, ResourceType, _is_unknown
 from tests.fakegcp.gcs import gcs_call
 from tests.fakegcp.iam import CREATED_KEY
-from tests.fakegcp.store import RELEASE_STATE, AlreadyExists
+from tests.fakegcp.store import DEFAULT_KEY_OF, RELEASE_STATE, AlreadyExists
 
 if TYPE_CHECKING:
     from tests.fakegcp.cloud import Cloud
@@ -235,6 +235,16 @@ class Repository(ResourceType):
                     f"{version!r} is not projects/*/secrets/*/versions/*",
                 )
 
+    def create(self, planned, cloud):
+        state = super().create(planned, cloud)
+        if not state.get("kms_key_name"):
+            # A region with a default key creates every repository without its own with it (§c).
+            project = state["id"].split("/")[1]
+            config = cloud.store.get("google_dataform_config", f"projects/{project}/locations/{state['region']}/config")
+            if config and config.get("default_kms_key_name"):
+                cloud.store.put(DEFAULT_KEY_OF, state["id"], {"kms_key_name": config["default_kms_key_name"]})
+        return state
+
     def update(self, prior, planned, cloud):
         # Strict act-as: repositories.patch needs act-as on the account of every workflow config in the
         # repository (dataform-operations.md §b), whoever's environment the config belongs to.
@@ -261,7 +271,23 @@ class Repository(ResourceType):
         for child in children:
             for kind in ("google_dataform_repository_release_config", "google_dataform_repository_workflow_config"):
                 cloud.store.delete(kind, child)
+        cloud.store.delete(DEFAULT_KEY_OF, prior["id"])
         super().delete(prior, cloud)
+
+
+class DataformConfig(ResourceType):
+    """`google_dataform_config`: the project's Dataform settings in a region, which always exist. The provider
+    creates and updates it with a PATCH (no 409), and its destroy calls no API: Google keeps the setting."""
+
+    def create(self, planned, cloud):
+        state = copy.deepcopy(planned)
+        self.derive(state, cloud)
+        self.check_create(state, cloud)
+        cloud.store.put(self.name, self.object_id(state), self.stored(state))
+        return state
+
+    def delete(self, prior, cloud):
+        return None  # removed from state only
 
 
 class RepositoryChild(ResourceType):
@@ -471,6 +497,7 @@ SPECIAL = {
     "google_dataform_repository": Repository,
     "google_dataform_repository_release_config": RepositoryChild,
     "google_dataform_repository_workflow_config": RepositoryChild,
+    "google_dataform_config": DataformConfig,
     "google_project_service": ProjectService,
     "google_project_service_identity": ServiceIdentity,
     "google_storage_bucket": Bucket,

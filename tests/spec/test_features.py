@@ -15,7 +15,7 @@ from dataform_infra.render.engine import render_module
 from dataform_infra.spec.loader import load_deployment
 from dataform_infra.spec.models import Environment
 from dataform_infra.workspace import Workspace
-from tests.specs import host, write_specs
+from tests.specs import host, target, write_specs
 
 KEY = "projects/acme-kms-proj/locations/europe-west2/keyRings/dataform/cryptoKeys/repository"
 
@@ -241,6 +241,98 @@ def test_a_key_in_a_project_of_the_deployment_is_granted_by_the_module_before_th
     ws = Workspace(write_specs(tmp_path / "pinned", {"staging": spec}))
     assert not [g for g in ws.module("staging").grants if g.rule == "agent-uses-repository-key"]
     assert [w for w in ws.validate().warnings if "cryptoKeyEncrypterDecrypter" in w.render()]
+
+
+DEFAULT_KEY = "projects/acme-host-proj/locations/europe-west2/keyRings/dataform/cryptoKeys/default"
+
+
+def with_default_key(key: str = DEFAULT_KEY) -> dict:
+    spec = host()
+    spec["provider_version"] = "~> 8.7"
+    spec["dataform_default_kms_key_name"] = key
+    return spec
+
+
+def test_dataforms_default_key_is_the_hosts_and_needs_provider_8(tmp_path):
+    pinned = with_default_key()
+    pinned["provider_version"] = "~> 7.45"
+    assert_located(tmp_path / "a", pinned, "dataform_default_kms_key_name: google_dataform_config needs provider 8.x")
+    target_spec = target()
+    target_spec["dataform_default_kms_key_name"] = DEFAULT_KEY
+    with pytest.raises(SpecError) as info:
+        load_deployment(write_specs(tmp_path / "b", {"staging": host(), "prod": target_spec}))
+    [problem] = info.value.problems
+    assert problem.line and "prod.yaml" in problem.render() and "only the host ('staging')" in problem.render()
+
+
+def test_the_default_key_is_rendered_granted_once_and_waited_for(tmp_path):
+    """#23.4: google_dataform_config carries the key; the agent's grant on it is made once, even when a
+    repository also names it as its own, and repositories without a key of their own wait for the config."""
+    spec = with_default_key()
+    ws = Workspace(write_specs(tmp_path / "a", {"staging": spec}))
+    files = render_module(ws.module("staging"))
+    assert (
+        'resource "google_dataform_config" "this" {\n  provider = google-beta\n\n  project              = '
+        f'"acme-host-proj"\n  region               = "europe-west2"\n  default_kms_key_name = "{DEFAULT_KEY}"\n'
+    ) in files["dataform.tf"]
+    repository = files["dataform.tf"].split('resource "google_dataform_repository" "analytics"')[1].split("\n}\n")[0]
+    assert "google_dataform_config.this," in repository
+    assert "google_kms_crypto_key_iam_member.dataform_agent_uses_default_key" in repository
+    [grant] = [g for g in ws.module("staging").grants if g.resource_type == "google_kms_crypto_key_iam_member"]
+    assert (grant.principal.kind, grant.target) == ("service_agent", {"crypto_key_id": DEFAULT_KEY})
+    assert ws.validate().violations == [] and ws.coverage().unserved == []
+    spec["repository"]["kms_key_name"] = DEFAULT_KEY  # its own key is the same key: still one grant
+    own = Workspace(write_specs(tmp_path / "b", {"staging": spec}))
+    assert len([g for g in own.module("staging").grants if g.resource_type == "google_kms_crypto_key_iam_member"]) == 1
+    assert (
+        "google_dataform_config.this"
+        not in render_module(own.module("staging"))["dataform.tf"]
+        .split('resource "google_dataform_repository"')[1]
+        .split("\n}\n")[0]
+    )
+
+
+def test_a_default_key_outside_the_deployment_is_named_not_granted(tmp_path):
+    ws = Workspace(write_specs(tmp_path, {"staging": with_default_key(KEY)}))
+    assert not [g for g in ws.module("staging").grants if g.resource_type == "google_kms_crypto_key_iam_member"]
+    report = ws.validate()
+    assert report.violations == []
+    assert any(
+        "dataform_default_kms_key_name" in w.render() and f"default key {KEY}" in w.render() for w in report.warnings
+    ), [w.render() for w in report.warnings]
+
+
+@pytest.mark.terraform
+def test_repositories_made_after_the_default_key_use_it_and_doctor_checks_it(tmp_path, cloud):
+    """#23.4 offline: the config is applied before the repository, which Google then creates with the default
+    key; runs work through the agent's grant and fail without it, as validate predicts; doctor reads the key."""
+    with applied_host(tmp_path, cloud, with_default_key()) as (ws, apis, project):
+        assert (
+            cloud.store.get("google_dataform_config", "projects/acme-host-proj/locations/europe-west2/config")[
+                "default_kms_key_name"
+            ]
+            == DEFAULT_KEY
+        )
+        config = f"{ws.topology.repositories[0].api_name}/workflowConfigs/host-daily"
+        assert apis.run_scheduled(config) == ("SUCCEEDED", [])
+        doctor = project.run("doctor", "staging", expect=None)
+        assert (
+            f"PASS  dataform-default-key: new repositories in europe-west2 are encrypted with {DEFAULT_KEY}" in doctor
+        )
+        [grant] = [g for g in ws.module("staging").grants if g.resource_type == "google_kms_crypto_key_iam_member"]
+        predicted = {r.chain for r in ws.access.requirements if r.resource == grant.resource}
+        assert predicted == {"agent-uses-key"}
+        [stored] = cloud.store.list("google_kms_crypto_key_iam_member")
+        cloud.store.delete("google_kms_crypto_key_iam_member", stored[1])
+        state, reasons = apis.run_scheduled(config)
+        assert state == "FAILED" and "cloudkms.cryptoKeyVersions.useToDecrypt" in reasons[0], reasons
+        cloud.store.put(
+            "google_dataform_config",
+            "projects/acme-host-proj/locations/europe-west2/config",
+            {"default_kms_key_name": KEY},
+        )
+        doctor = project.run("doctor", "staging", expect=1)
+        assert f"FAIL  dataform-default-key: Dataform's default key in acme-host-proj (europe-west2) is {KEY}" in doctor
 
 
 def test_a_runner_reads_another_projects_dataset_by_name(tmp_path):
