@@ -98,9 +98,13 @@ class NeedRow:
             return ", ".join(f"`{g}`" for g in sorted(self.granted_by))
         if not self.assumed:
             return "**missing**"
-        if self.resource_kind == "git_repository_link":
-            return "*a Developer Connect grant made outside dfinfra* (`dfinfra doctor` checks)"
-        return "*the deployer's own rights* (`dfinfra doctor` checks)"
+        outside = {
+            "git_repository_link": "a Developer Connect grant made outside dfinfra",
+            "service_account": "the account owner's grant (a runner made elsewhere)",
+            "crypto_key": "the key owner's grant (a key outside this deployment)",
+        }
+        who = outside.get(self.resource_kind, "the deployer's own rights")
+        return f"*{who}* (`dfinfra doctor` checks)"
 
 
 def run_rows(model: AccessModel, coverage: Coverage, envs: list[str] | None = None) -> list[NeedRow]:

@@ -23,7 +23,7 @@ from dataform_infra import hclread
 from dataform_infra import resource_types as types
 from dataform_infra.errors import UsageError, shown
 from dataform_infra.render.hcl import Expr
-from dataform_infra.render.optin import MIN_REASON, OPT_IN_MARKERS
+from dataform_infra.render.optin import MADE_ELSEWHERE, MIN_REASON, OPT_IN_MARKERS
 
 if TYPE_CHECKING:  # `lint` never renders: it stays free of the spec and render layers' import cost
     from dataform_infra.render.module import Module
@@ -486,6 +486,10 @@ def _runners_usable(facts: list[Fact]) -> Iterable[Finding]:
                 f.source,
             )
             continue
+        if any(c.strip().startswith(MADE_ELSEWHERE) for c in f.comments):
+            # An account made elsewhere, whose own policy is its owner's: the access model names the grants it
+            # needs there and doctor checks them. Without the marker, a literal email is checked like any other.
+            continue
         on_account = [g for g in grants if _same_account(str(g.attrs.get("service_account_id", "")), str(account))]
         if not any(
             g.attrs.get("role") == "roles/iam.serviceAccountTokenCreator"
@@ -580,8 +584,9 @@ RULES: tuple[Rule, ...] = (
     Rule("apis-stay-enabled", "`google_project_service` sets `disable_on_destroy = false`.", _apis_stay_enabled),
     Rule(
         "runner-usable",
-        "Every runner a config attaches: the service agent has Token Creator on it and the deployers "
-        "have act-as on it; no workflow runs as the service agent.",
+        "Every runner a config attaches that the module creates: the service agent has Token Creator on it and "
+        "the deployers have act-as on it; no workflow runs as the service agent. (A runner named by email is "
+        "made elsewhere: `validate` names the grants its owner makes, `doctor` checks them.)",
         _runners_usable,
     ),
     Rule(
@@ -650,7 +655,8 @@ def facts_from_module(module: Module) -> list[Fact]:
         if repo.service_account:  # the repository's own runner
             attrs["service_account"] = _value(repo.service_account)
         source = f"{where}: {dotted_path(repo.hosted.path)}"
-        facts.append(Fact("resource", repo.resource_type.name, repo.name, attrs, source))
+        noted = (repo.made_elsewhere_note,) if repo.made_elsewhere_note else ()
+        facts.append(Fact("resource", repo.resource_type.name, repo.name, attrs, source, noted))
     for wc in module.workflows:
         facts.append(
             Fact(
@@ -659,6 +665,7 @@ def facts_from_module(module: Module) -> list[Fact]:
                 wc.name,
                 {"invocation_config": [{"service_account": _value(wc.service_account)}]},
                 f"{where}: workflows ({wc.workflow.name})",
+                (wc.made_elsewhere_note,) if wc.made_elsewhere_note else (),
             )
         )
     return facts

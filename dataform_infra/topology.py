@@ -208,7 +208,12 @@ class AttachedRunner:
 
     @property
     def email(self) -> str:
-        return runner_email(self.runner.name, self.project)
+        return self.runner.email_in(self.project)
+
+    @property
+    def made_elsewhere(self) -> bool:
+        """Referenced by email (`Runner.email`): the grants on the account itself are its owner's to make."""
+        return self.runner.made_elsewhere
 
     @property
     def principal(self) -> Principal:

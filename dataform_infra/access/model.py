@@ -298,6 +298,7 @@ class AccessModel:
                         f"{runner.email} (strict act-as)",
                         env_name,
                         ("deployers",),
+                        assumed=runner.made_elsewhere,
                     )
                 # Under strict act-as, repositories.patch needs act-as on the account of every workflow config
                 # in the repository (dataform-operations.md §b): the host's deployers update it.
@@ -313,6 +314,7 @@ class AccessModel:
                             "account on a repository update)",
                             top.host_name,
                             ("deployers",),
+                            assumed=runner.made_elsewhere,
                         )
             if not deployers and env.workflows:
                 self.notes.append(
@@ -347,6 +349,7 @@ class AccessModel:
                 f"{d.member} sets repository {repository.name}'s runner {runner.email} (strict act-as)",
                 host,
                 ("deployers",),
+                assumed=runner.made_elsewhere,
             )
         people = self._people_running_as(host, runner_name, repository)
         runs = [
@@ -621,7 +624,21 @@ class AccessModel:
             runner.spec_env(host),
             runner.path,
             every,
+            assumed=runner.made_elsewhere,
         )
+        if runner.made_elsewhere:
+            env_name = runner.env
+            index, _ = top.runner_at(env_name, runner.runner.name)
+            note = (
+                env_name,
+                ("runners", index, "email"),
+                f"runner {runner.runner.name} ({runner.email}) is made elsewhere, so the grants on the account "
+                f"itself are its owner's: roles/iam.serviceAccountTokenCreator to the Dataform service agent "
+                f"{top.agent.member}, and roles/iam.serviceAccountUser to whoever attaches it or starts runs as it "
+                "(strict act-as); `dfinfra explain --runs` lists them and `dfinfra doctor` checks them",
+            )
+            if note not in self.notes:
+                self.notes.append(note)
         self._need(
             "runner-runs-jobs",
             runner.principal,
@@ -644,6 +661,7 @@ class AccessModel:
                 run.env if run.started_by.kind == "deployer" else host,
                 self._start_path(run.started_by, run.repository),
                 (run.id,),
+                assumed=runner.made_elsewhere,
             )
             self._need(
                 "start-runs",

@@ -86,17 +86,32 @@ def _hint(model: AccessModel, req: Requirement) -> str:
     deployment = model.deployment
     if req.chain in ("runner-writes", "workspace-writes"):
         dataset = req.resource
-        runner, runner_project = _runner_of(req)
-        if runner_project != dataset.project:
-            return (
-                f"runner {runner} can only be granted datasets of its own project {runner_project}; "
-                f"write to a dataset there, or run this with a runner of {dataset.project}"
-            )
-        owner = next(
-            n
-            for n, e in deployment.environments.items()
-            if e.project.id == dataset.project and any(r.name == runner for r in e.runners)
+        runner, _ = _runner_of(req)
+        owners = [n for n, e in deployment.environments.items() if e.project.id == dataset.project]
+        # The environment granting on the dataset: the one whose project holds it and that declares the runner
+        # (as its own, or by email as made elsewhere).
+        owner, runner = next(
+            (
+                (n, r.name)
+                for n in owners
+                for r in deployment.environments[n].runners
+                if r.email_in(dataset.project) == req.principal.email
+            ),
+            (None, runner),
         )
+        if owner is None:
+            if not owners:
+                return (
+                    f"{dataset.project} is no environment's project, so dfinfra cannot grant there: write to a "
+                    f"dataset of this deployment, or grant {req.principal.email} on it yourself"
+                )
+            declared = any(d.id == dataset.id for d in deployment.environments[owners[0]].datasets)
+            step = "" if declared else f"declare `- id: {dataset.id}` under `datasets:`, and "
+            return (
+                f"in {deployment.spec_file(owners[0])}, {step}name the runner as made elsewhere and let it write "
+                f"there: `runners: [{{name: {runner}, email: {req.principal.email}, bigquery: {{writes: "
+                f"[{dataset.id}]}}}}]`"
+            )
         declared = any(d.id == dataset.id for d in deployment.environments[owner].datasets)
         step = "" if declared else f"declare `- id: {dataset.id}` under `datasets:` and "
         return f"in {deployment.spec_file(owner)}, {step}add `{dataset.id}` to `bigquery.writes` of runner {runner}"

@@ -16,7 +16,7 @@ from dataform_infra.gcp.clients import GoogleApis, call
 from dataform_infra.spec.loader import Deployment
 from dataform_infra.spec.models import Release, Workflow
 from dataform_infra.spec.yamlsource import PathKey, dotted_path
-from dataform_infra.topology import Topology, runner_email, service_account_name
+from dataform_infra.topology import Topology, service_account_name
 
 if TYPE_CHECKING:
     from google.api_core.retry import Retry
@@ -64,7 +64,9 @@ def find_existing(deployment: Deployment, env_name: str, apis: GoogleApis) -> li
 
     iam = apis.iam()
     for i, runner in enumerate(env.runners):
-        name = service_account_name(runner_email(runner.name, project))
+        if runner.made_elsewhere:
+            continue  # referenced, never adopted
+        name = service_account_name(runner.email_in(project))
         ask(
             f"service account {runner.name}",
             name,

@@ -20,7 +20,6 @@ from dataform_infra.topology import (
     HostedRepository,
     Resource,
     Topology,
-    runner_email,
     runner_resource,
     service_account_name,
 )
@@ -66,16 +65,15 @@ class Doctor:
         existing: set[str] = set()
         self.missing_runners: set[str] = set()
         for env_name, runner in self._runners_to_check():
-            project = self.deployment.environments[env_name].project.id
-            email = runner_email(runner, project)
+            email = self.topology.runner(env_name, runner).email
             name = service_account_name(email)
-            check = self._runner_exists(iam, env_name, email, name)
+            check = self._runner_exists(iam, env_name, runner, email, name)
             yield check
             if check.status == "pass":
                 existing.add(name)
             else:
                 self.missing_runners.add(email)
-            yield from self._runner_grants(iam, env_name, email, name, name in existing)
+            yield from self._runner_grants(iam, env_name, runner, email, name, name in existing)
         # With a Developer Connect link there is no secret: the link's grant is a run requirement below.
         # Repositories sharing a secret are each checked: they may pin different versions.
         for hosted in self.topology.repositories if self.env_name == self.host_name else []:
@@ -157,21 +155,33 @@ class Doctor:
 
     # --- runners --------------------------------------------------------------------------
 
-    def _runner_exists(self, iam: IAMClient, env_name: str, email: str, name: str) -> Check:
+    def _runner_exists(self, iam: IAMClient, env_name: str, runner: str, email: str, name: str) -> Check:
         try:
             call(f"reading service account {email}", iam.get_service_account, request={"name": name})
         except GcpNotFound:
+            index, _ = self.topology.runner_at(env_name, runner)
+            elsewhere = self.topology.runner(env_name, runner).made_elsewhere
             return Check(
                 f"runner-exists:{email}",
                 "fail",
                 f"service account {email} does not exist",
-                f"dfinfra apply {env_name}",
+                f"it is made elsewhere: ask its owner, or correct runners[{index}].email in "
+                f"{self.deployment.spec_file(env_name)}"
+                if elsewhere
+                else f"dfinfra apply {env_name}",
             )
         return Check(f"runner-exists:{email}", "pass", f"{email} exists")
 
-    def _runner_grants(self, iam: IAMClient, env_name: str, email: str, name: str, exists: bool) -> Iterator[Check]:
-        if not self._attached(env_name, email.split("@")[0]):
+    def _runner_grants(
+        self, iam: IAMClient, env_name: str, runner: str, email: str, name: str, exists: bool
+    ) -> Iterator[Check]:
+        if not self._attached(env_name, runner):
             return
+        # A runner made elsewhere: the grants on its account are its owner's, so the fix is theirs too.
+        elsewhere = self.topology.runner(env_name, runner).made_elsewhere
+        ours = "" if elsewhere else f"dfinfra apply {env_name}   (or: "
+        close = "" if elsewhere else ")"
+        owner = "ask the account's owner to run: " if elsewhere else ""
         checks = (f"agent-token-creator:{email}", f"caller-act-as:{email}")
         if not exists:
             for check in checks:
@@ -196,8 +206,8 @@ class Doctor:
                 checks[0],
                 "fail",
                 f"{self.agent} has no roles/iam.serviceAccountTokenCreator on {email}: workflows running as it fail",
-                f"dfinfra apply {env_name}   (or: gcloud iam service-accounts add-iam-policy-binding "
-                f"{email} --member=serviceAccount:{self.agent} --role=roles/iam.serviceAccountTokenCreator)",
+                f"{ours}{owner}gcloud iam service-accounts add-iam-policy-binding "
+                f"{email} --member=serviceAccount:{self.agent} --role=roles/iam.serviceAccountTokenCreator{close}",
             )
         allowed = call(
             f"testing actAs on {email}", iam.test_iam_permissions, request={"resource": name, "permissions": [ACT_AS]}
@@ -209,7 +219,10 @@ class Doctor:
                 checks[1],
                 "fail",
                 f"your credentials lack {ACT_AS} on {email}: creating or updating configs that use it fails",
-                f"add your deployer to `deployers:` in {self.deployment.spec_file(env_name)} and run "
+                f"{owner}gcloud iam service-accounts add-iam-policy-binding {email} --member=<your deployer> "
+                "--role=roles/iam.serviceAccountUser"
+                if elsewhere
+                else f"add your deployer to `deployers:` in {self.deployment.spec_file(env_name)} and run "
                 f"dfinfra apply {env_name}   (or grant roles/iam.serviceAccountUser on {email})",
             )
 

@@ -100,14 +100,16 @@ def comment(text: str) -> Expr:
     return Expr(" ".join(str(text).split()))
 
 
-def comment_block(text: str, width: int = 100) -> Expr:
-    """`# `-prefixed lines wrapping `text` at `width` columns, for comments above resources."""
+def comment_block(text: str, width: int = 100, indent: int = 0) -> Expr:
+    """`# `-prefixed lines wrapping `text` at `width` columns, for comments above resources (or, indented,
+    inside their bodies)."""
     lines: list[str] = []
+    margin = " " * indent
     for word in comment(text).split(" "):
         if lines and len(lines[-1]) + 1 + len(word) <= width:
             lines[-1] += " " + word
         else:
-            lines.append("# " + word)
+            lines.append(margin + "# " + word)
     return Expr("\n".join(lines))
 
 

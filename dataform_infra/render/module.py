@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 from dataform_infra import resource_types as types
 from dataform_infra.render.hcl import Expr, Ident
 from dataform_infra.render.names import NameAllocator
-from dataform_infra.render.optin import OPT_IN_MARKERS
+from dataform_infra.render.optin import MADE_ELSEWHERE, OPT_IN_MARKERS
 from dataform_infra.spec.formats import slug
 from dataform_infra.spec.loader import Deployment
 from dataform_infra.spec.models import Environment, IamCondition, Release, Runner, Workflow, WorkspaceCompilation
@@ -37,7 +37,7 @@ from dataform_infra.topology import (
     Topology,
     dataset_resource,
     project_resource,
-    runner_email,
+    service_account_name,
 )
 
 
@@ -161,15 +161,26 @@ class Dataset(Addressed):
 
 @dataclass(frozen=True)
 class RunnerRef:
-    """How a module names one of its own runners: references to the account it creates."""
+    """How a module names one of its runners: references to the account it creates, or the literal names of
+    one made elsewhere (`Runner.email`)."""
 
     env: str
     runner: Runner
     project: str
     email: str
-    resource_name: Expr
-    email_value: Expr
-    member_value: Expr
+    resource_name: Expr | str
+    email_value: Expr | str
+    member_value: Expr | str
+
+    @property
+    def made_elsewhere_note(self) -> str:
+        """For a runner made elsewhere, the comment its configs carry ("" for one this module creates)."""
+        if not self.runner.made_elsewhere:
+            return ""
+        return (
+            f"{MADE_ELSEWHERE}: {self.email} is referenced, never created here; its owner grants the Dataform "
+            "service agent roles/iam.serviceAccountTokenCreator and the deployers roles/iam.serviceAccountUser on it."
+        )
 
 
 @dataclass(frozen=True)
@@ -200,7 +211,7 @@ class RepositoryView(Addressed):
     name: Ident
     hosted: HostedRepository
     display_name: str | None
-    service_account: Expr | None  # the repository's runner
+    service_account: Expr | str | None  # the repository's runner
     deletion_policy: str
     kms_key_name: str | None
     npmrc_version: str | None  # `projects/<p>/secrets/<s>/versions/<v>` of the `.npmrc` variables
@@ -214,6 +225,7 @@ class RepositoryView(Addressed):
     workspace: WorkspaceCompilation | None
     depends_on: tuple[Expr, ...]
     secret_output: Expr | str | None  # the Git secret's id, as outputs.tf prints it
+    made_elsewhere_note: str = ""  # the runner's account is another owner's: what they grant on it
 
     @property
     def per_workspace_names(self) -> bool:
@@ -335,6 +347,7 @@ class WorkflowConfig(Addressed):
     release_ref: Expr
     service_account: Expr | str
     depends_on: tuple[Expr, ...]
+    made_elsewhere_note: str = ""  # the runner's account is another owner's: what they grant on it
 
     @property
     def config_id(self) -> str:
@@ -521,9 +534,11 @@ class _ModuleBuilder:
 
     def _service_accounts(self) -> None:
         for i, runner in enumerate(self.env.runners):
+            if runner.made_elsewhere:
+                continue  # referenced by its email, never created here
             name = self.names.name(types.SERVICE_ACCOUNT.name, runner.name)
             self.sa_refs[runner.name] = name
-            email = runner_email(runner.name, self.env.project.id)
+            email = runner.email_in(self.env.project.id)
             if runner.existing:
                 project = self.env.project.id
                 self._adopt(types.SERVICE_ACCOUNT, name, ("runners", i, "existing"), project=project, email=email)
@@ -564,6 +579,17 @@ class _ModuleBuilder:
     def _runner_ref(self, attached: AttachedRunner) -> RunnerRef:
         """How this module names one of its own runners: references to the account it creates."""
         assert attached.env == self.env_name, "a module only grants on and attaches its own runners"
+        if attached.made_elsewhere:  # named by its email: nothing here creates it
+            email = attached.email
+            return RunnerRef(
+                env=attached.env,
+                runner=attached.runner,
+                project=attached.project,
+                email=email,
+                resource_name=service_account_name(email),
+                email_value=email,
+                member_value=f"serviceAccount:{email}",
+            )
         name = self.sa_refs[attached.runner.name]
         account = types.SERVICE_ACCOUNT.name
         return RunnerRef(
@@ -918,21 +944,24 @@ class _ModuleBuilder:
             ref = self._runner_ref(attached)
             needed = self.runner_needs.setdefault(ref.runner.name, [])
             self.module.service_agent = top.agent.email
-            token_creator = self._grant(
-                ("dataform_agent", "impersonates", ref.runner.name),
-                role="roles/iam.serviceAccountTokenCreator",
-                principal=top.agent,
-                resource=attached.resource,
-                member=self.agent_member,
-                target={"service_account_id": ref.resource_name},
-                rule="agent-impersonates-runner",
-                why=f"The Dataform service agent mints tokens for runner {ref.runner.name}; granted on that "
-                "account only, never on the project.",
-                path=attached.path,
-                env=attached.spec_env(top.host_name),
-                depends_on=self.agent_depends_on,
-            )
-            needed.append(Expr.ref(token_creator.resource_type, token_creator.name))
+            # A runner made elsewhere: its account's own policy is its owner's (validate names those grants,
+            # doctor checks them); the grants on this deployment's projects and datasets are made here.
+            if not attached.made_elsewhere:
+                token_creator = self._grant(
+                    ("dataform_agent", "impersonates", ref.runner.name),
+                    role="roles/iam.serviceAccountTokenCreator",
+                    principal=top.agent,
+                    resource=attached.resource,
+                    member=self.agent_member,
+                    target={"service_account_id": ref.resource_name},
+                    rule="agent-impersonates-runner",
+                    why=f"The Dataform service agent mints tokens for runner {ref.runner.name}; granted on that "
+                    "account only, never on the project.",
+                    path=attached.path,
+                    env=attached.spec_env(top.host_name),
+                    depends_on=self.agent_depends_on,
+                )
+                needed.append(Expr.ref(token_creator.resource_type, token_creator.name))
             job_user = self._grant(
                 (ref.runner.name, "bigquery_job_user"),
                 role="roles/bigquery.jobUser",
@@ -947,8 +976,8 @@ class _ModuleBuilder:
                 env=attached.spec_env(top.host_name),
             )
             needed.append(Expr.ref(job_user.resource_type, job_user.name))
-            if attached.only_run_as:
-                continue  # only people start runs as it: deployers attach it to nothing
+            if attached.made_elsewhere or attached.only_run_as:
+                continue  # another owner's account, or only people start runs as it: no deployer act-as here
             for k, deployer in enumerate(self.env.deployers):
                 act_as = self._deployer_acts_as(
                     attached,
@@ -985,6 +1014,8 @@ class _ModuleBuilder:
                     continue
                 acting.add((access.member, runner_name))
                 attached = top.runner(env_name, runner_name)
+                if attached.made_elsewhere:
+                    continue  # act-as on another owner's account: named by validate, checked by doctor
                 ref = self._runner_ref(attached)
                 self._grant(
                     ("person", self._member_part(access.member), "acts_as", ref.runner.name),
@@ -1007,6 +1038,7 @@ class _ModuleBuilder:
                     view,
                     service_account=ref.email_value,
                     depends_on=view.depends_on + tuple(self.runner_needs[runner]),
+                    made_elsewhere_note=ref.made_elsewhere_note,
                 )
 
     def _configs(self) -> None:
@@ -1051,5 +1083,6 @@ class _ModuleBuilder:
                     release_ref=release_refs[workflow.release],
                     service_account=ref.email_value,
                     depends_on=tuple(self.runner_needs[workflow.runner]),
+                    made_elsewhere_note=ref.made_elsewhere_note,
                 )
             )

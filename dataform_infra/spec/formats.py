@@ -75,6 +75,13 @@ ServiceAccountId = Annotated[
     ),
 ]
 
+ServiceAccountEmail = Annotated[
+    str,
+    _matching(
+        r"[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z][a-z0-9-]{4,28}[a-z0-9]\.iam\.gserviceaccount\.com",
+        "a runner's email looks like 'name@project-id.iam.gserviceaccount.com' (a custom service account)",
+    ),
+]
 SecretId = Annotated[
     str, _matching(r"[A-Za-z0-9_-]{1,255}", "a secret id is 1-255 letters, digits, underscores or hyphens")
 ]

@@ -426,6 +426,8 @@ def _service_accounts_distinct(loc: _Locator, envs: dict[str, Environment]) -> I
     datasets: dict[str, str] = {}
     for name, env in envs.items():
         for i, runner in enumerate(env.runners):
+            if runner.made_elsewhere:
+                continue  # a reference: environments may name one account (one runner, two environments' configs)
             email = f"{runner.name}@{env.project.id}"
             if email in accounts and accounts[email] != name:
                 yield loc.at(

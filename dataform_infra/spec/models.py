@@ -33,6 +33,7 @@ from dataform_infra.spec.formats import (
     RunnerRef,
     SecretId,
     SecretVersion,
+    ServiceAccountEmail,
     ServiceAccountId,
     StatePrefix,
     Text,
@@ -347,11 +348,42 @@ class BigQueryAccess(Spec):
 class Runner(Spec):
     """A custom service account whose credentials execute workflows in BigQuery."""
 
-    name: ServiceAccountId = Field(description="Service account id (the part before `@`).")
+    name: ServiceAccountId = Field(
+        description="Service account id (the part before `@`); for a runner made elsewhere (`email:`), the name "
+        "this spec calls it by."
+    )
+    email: ServiceAccountEmail | None = Field(
+        default=None,
+        description="The account is made elsewhere (another team's project or module, or another environment of "
+        "this deployment): referenced by this email, neither created nor imported. dfinfra grants it what its runs "
+        "need on this environment's datasets and the host project; the grants on the account itself (the Dataform "
+        "service agent's Token Creator, act-as for deployers and people) are its owner's to make: `dfinfra "
+        "validate` names them and `dfinfra doctor` checks them.",
+    )
     display_name: Text | None = Field(default=None, description="Display name.")
     description: Text | None = Field(default=None, max_length=256, description="Description.")
     bigquery: BigQueryAccess = Field(default_factory=BigQueryAccess, description="BigQuery access it needs.")
     existing: bool = _existing("service account")
+
+    @model_validator(mode="after")
+    def _made_elsewhere(self) -> Runner:
+        if self.email:
+            stated = [f for f in ("existing", "display_name", "description") if getattr(self, f)]
+            if stated:
+                raise ValueError(
+                    f"runner {self.name!r} is made elsewhere (email: {self.email}): dfinfra only references it, "
+                    f"so {', '.join(stated)} does not apply"
+                )
+        return self
+
+    @property
+    def made_elsewhere(self) -> bool:
+        """Referenced by `email`, never created or imported: grants on the account itself are its owner's."""
+        return self.email is not None
+
+    def email_in(self, project: str) -> str:
+        """The account's email: the one stated, or the account dfinfra makes in `project`."""
+        return self.email or f"{self.name}@{project}.iam.gserviceaccount.com"
 
 
 class Compilation(Spec):

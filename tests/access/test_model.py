@@ -117,12 +117,20 @@ def test_targets_write_their_own_schema(tmp_path):
     assert "workflows[0].targets[0].schema" in out and "dataset acme-target-proj.reporting" in out
 
 
-def test_a_release_compiling_into_another_project_cannot_be_granted(tmp_path):
+def test_a_release_compiling_into_another_project_is_granted_by_that_projects_environment(tmp_path):
     t = target()
     t["releases"][0]["compilation"]["database"] = "acme-host-proj"
     code, out = validate(write_specs(tmp_path / "environments", {"staging": host(), "prod": t}))
     assert code == 1
-    assert "can only be granted datasets of its own project acme-target-proj" in out
+    # The host's environment holds that project: it names prod's runner as made elsewhere and grants it there.
+    assert "staging.yaml, name the runner as made elsewhere and let it write there: `runners: [{name: " in out
+    assert "email: target-runner@acme-target-proj.iam.gserviceaccount.com, bigquery: {writes: [marts]}}]`" in out
+    h = host()
+    email = "target-runner@acme-target-proj.iam.gserviceaccount.com"
+    h["runners"].append({"name": "target-runner", "email": email, "bigquery": {"writes": ["marts", "assertions"]}})
+    t["runners"][0]["bigquery"]["writes"] = []  # its own datasets: no run writes them any more
+    code, out = validate(write_specs(tmp_path / "fixed", {"staging": h, "prod": t}))
+    assert code == 0, out
 
 
 def test_a_release_without_schema_is_a_warning_not_a_guess(tmp_path):

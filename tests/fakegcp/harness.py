@@ -164,6 +164,21 @@ class OfflineCloud:
                         f"projects/{env.project.id}/datasets/{dataset.id}",
                         {"seeded": True},
                     )
+            made_here = {
+                r.email_in(e.project.id)
+                for e in deployment.environments.values()
+                for r in e.runners
+                if not r.made_elsewhere
+            }
+            for runner in env.runners:  # a runner another team made (`email:`), not one of this deployment's
+                if runner.email and runner.email not in made_here:
+                    project = runner.email.split("@")[1].removesuffix(".iam.gserviceaccount.com")
+                    self._add_project(project, "iam.googleapis.com")
+                    self.store.put(
+                        "external:google_service_account",
+                        f"projects/{project}/serviceAccounts/{runner.email}",
+                        {"seeded": True},
+                    )
             for runner in env.runners:  # another project's datasets runners read (`project.dataset`)
                 for ref in runner.bigquery.reads:
                     other, _, dataset_id = ref.rpartition(".")
