@@ -782,7 +782,38 @@ class AccessModel:
                     "compilation.has_assertions: false if the code has none)",
                 )
             )
-        return list({w.resource: w for w in found}.values())
+        writes = list({w.resource: w for w in found}.values())
+        self._locations_agree(env_name, env, release, j, writes)
+        return writes
+
+    def _locations_agree(
+        self, env_name: str, env: Environment, release: Release, j: int, writes: list[DatasetWrite]
+    ) -> None:
+        """A release's jobs run in its location, and BigQuery refuses to write a dataset in another one: say so
+        for each dataset of this environment that the spec places elsewhere."""
+        location = release.compilation.location or (
+            env.bigquery_location if release.compilation.defaults_from == "environment" else None
+        )
+        if location is None:
+            return
+        # Where each dataset this environment creates lives (one it does not create: unknown, not compared).
+        placed = {d.id: (k, d) for k, d in enumerate(env.datasets) if d.create}
+        for w in writes:
+            found = placed.get(w.resource.id) if w.resource.project == env.project.id else None
+            if found is None:
+                continue
+            k, declared = found
+            elsewhere = declared.location or env.bigquery_location
+            if elsewhere.lower() != location.lower():
+                self.notes.append(
+                    (
+                        env_name,
+                        ("datasets", k, "location") if declared.location else ("datasets", k),
+                        f"dataset {w.resource.id} is in {elsewhere}, but release {release.name!r} runs its jobs in "
+                        f"{location}: BigQuery refuses a job's writes to a dataset in another location (set "
+                        f"releases[{j}].compilation.location, or move the dataset)",
+                    )
+                )
 
     def _per_workspace_database(self, repository: HostedRepository) -> str | None:
         """The project where workspaces create datasets of their own (`${workspaceName}` in the suffix)."""

@@ -27,6 +27,7 @@ from dataform_infra.render.names import NameAllocator
 from dataform_infra.render.optin import MADE_ELSEWHERE, OPT_IN_MARKERS
 from dataform_infra.spec.formats import slug
 from dataform_infra.spec.loader import Deployment
+from dataform_infra.spec.models import Dataset as DatasetSpec
 from dataform_infra.spec.models import Environment, IamCondition, Release, Runner, Workflow, WorkspaceCompilation
 from dataform_infra.spec.yamlsource import PathKey, dotted_path
 from dataform_infra.topology import (
@@ -153,6 +154,30 @@ class Dataset(Addressed):
     location: str
     description: str | None
     depends_on: tuple[Expr, ...]
+    spec: DatasetSpec | None = None  # the spec's options (None: the defaults)
+
+    @property
+    def options(self) -> dict[Ident, object]:
+        """The optional attributes the spec sets, in the order the block prints them."""
+        spec = self.spec
+        if spec is None:
+            return {}
+        values: dict[str, object] = {
+            "friendly_name": spec.friendly_name,
+            "default_table_expiration_ms": spec.default_table_expiration_ms,
+            "default_partition_expiration_ms": spec.default_partition_expiration_ms,
+            # The provider types it as a string.
+            "max_time_travel_hours": str(spec.max_time_travel_hours) if spec.max_time_travel_hours else None,
+        }
+        return {Ident(k): v for k, v in values.items() if v is not None}
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return dict(sorted(self.spec.labels.items())) if self.spec else {}
+
+    @property
+    def delete_contents_on_destroy(self) -> bool:
+        return bool(self.spec and self.spec.delete_contents_on_destroy)
 
     @property
     def label(self) -> str:
@@ -570,9 +595,10 @@ class _ModuleBuilder:
                     name,
                     self.env.project.id,
                     dataset.id,
-                    self.env.bigquery_location,
+                    dataset.location or self.env.bigquery_location,
                     dataset.description,
                     self.module.needs_api("bigquery.googleapis.com"),
+                    dataset,
                 )
             )
 

@@ -231,6 +231,15 @@ def _cross_checks(deployment: Deployment) -> Iterable[Problem]:
     yield from _service_accounts_distinct(loc, envs)
 
     for name, env in envs.items():
+        if env.protected:
+            for i, declared in enumerate(env.datasets):
+                if declared.delete_contents_on_destroy:
+                    yield loc.at(
+                        name,
+                        ("datasets", i, "delete_contents_on_destroy"),
+                        f"environment {name!r} is protected: destroying dataset {declared.id!r} must never drop its "
+                        "tables; remove delete_contents_on_destroy (or `protected`)",
+                    )
         runners = {r.name for r in env.runners}
         datasets = {d.id for d in env.datasets}
         releases = {r.name for r in env.releases}

@@ -292,6 +292,32 @@ class Dataset(Spec):
         "`false`: it already exists; dfinfra only grants on it.",
     )
     description: Text | None = Field(default=None, description="Dataset description.")
+    friendly_name: Text | None = Field(default=None, description="Name shown in the BigQuery console.")
+    location: BigQueryLocation | None = Field(
+        default=None,
+        description="Where the dataset lives, when not the environment's `bigquery_location` (Google cannot move "
+        "a dataset: a change replaces it, behind `--allow-destroy`).",
+    )
+    labels: dict[LabelKey, LabelValue] = Field(
+        default_factory=dict, description="Labels on the dataset, besides the environment's `labels`."
+    )
+    default_table_expiration_ms: int | None = Field(
+        default=None,
+        ge=3_600_000,
+        description="Lifetime of new tables, in milliseconds (at least one hour).",
+    )
+    default_partition_expiration_ms: int | None = Field(
+        default=None, ge=1, description="Lifetime of new tables' partitions, in milliseconds."
+    )
+    max_time_travel_hours: int | None = Field(
+        default=None,
+        description="Time travel window: 48 to 168 hours, a multiple of 24 (BigQuery's default is 168).",
+    )
+    delete_contents_on_destroy: bool = Field(
+        default=False,
+        description="Destroying the dataset also drops its tables (else the destroy fails while it holds data). "
+        "Refused in a `protected` environment.",
+    )
     existing: bool = _existing("dataset")
 
     @model_validator(mode="after")
@@ -301,7 +327,30 @@ class Dataset(Spec):
                 "existing: true adopts the dataset (dfinfra manages it from then on); create: false leaves it "
                 "unmanaged (dfinfra only grants on it): keep one"
             )
+        if not self.create:
+            options = [name for name in MANAGED_DATASET_OPTIONS if getattr(self, name)]
+            if options:
+                raise ValueError(
+                    f"create: false leaves dataset {self.id!r} unmanaged (dfinfra only grants on it), so "
+                    f"{', '.join(options)} does not apply"
+                )
+        hours = self.max_time_travel_hours
+        if hours is not None and not (48 <= hours <= 168 and hours % 24 == 0):
+            raise ValueError(f"max_time_travel_hours {hours} must be 48 to 168, a multiple of 24")
         return self
+
+
+# What only a dataset dfinfra creates can carry.
+MANAGED_DATASET_OPTIONS = (
+    "description",
+    "friendly_name",
+    "location",
+    "labels",
+    "default_table_expiration_ms",
+    "default_partition_expiration_ms",
+    "max_time_travel_hours",
+    "delete_contents_on_destroy",
+)
 
 
 class ProjectWideRole(Spec):

@@ -1,0 +1,128 @@
+"""#24: datasets as teams configure them: a location of their own, labels, a friendly name, table and
+partition expiration, the time-travel window, and dropping tables on destroy (never in a protected
+environment). Only a dataset dfinfra creates carries them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dataform_infra.errors import SpecError
+from dataform_infra.render.engine import render_module
+from dataform_infra.spec.loader import load_deployment
+from dataform_infra.spec.models import Environment
+from dataform_infra.workspace import Workspace
+from tests.specs import host, write_specs
+
+OPTIONS = {
+    "friendly_name": "Marts",
+    "location": "europe-west2",
+    "labels": {"team": "analytics", "tier": "gold"},
+    "default_table_expiration_ms": 86_400_000,
+    "default_partition_expiration_ms": 7_776_000_000,
+    "max_time_travel_hours": 48,
+}
+
+
+def with_options(**extra: object) -> dict:
+    spec = host()
+    spec["datasets"][0].update(OPTIONS, **extra)
+    return spec
+
+
+def test_the_options_are_in_the_schema():
+    props = Environment.model_json_schema(by_alias=True)["$defs"]["Dataset"]["properties"]
+    assert set(OPTIONS) | {"delete_contents_on_destroy"} <= set(props)
+
+
+def test_the_options_render_on_the_dataset_only(tmp_path):
+    files = render_module(Workspace(write_specs(tmp_path, {"staging": with_options()})).module("staging"))
+    marts = files["bigquery.tf"].split('resource "google_bigquery_dataset" "marts" {')[1].split("\n}\n")[0]
+    assert (
+        '  location                        = "europe-west2"\n'  # its own, not the environment's EU
+        '  friendly_name                   = "Marts"\n'
+        "  default_table_expiration_ms     = 86400000\n"
+        "  default_partition_expiration_ms = 7776000000\n"
+        '  max_time_travel_hours           = "48"\n'
+        "\n"
+        '  labels = {\n    "team" = "analytics"\n    "tier" = "gold"\n  }\n'
+    ) in marts
+    assert "  delete_contents_on_destroy = false\n" in marts
+    assertions_block = (
+        files["bigquery.tf"].split('resource "google_bigquery_dataset" "assertions" {')[1].split("\n}\n")[0]
+    )
+    assert '  location   = "EU"\n' in assertions_block and "labels" not in assertions_block
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"max_time_travel_hours": 50}, "max_time_travel_hours 50 must be 48 to 168, a multiple of 24"),
+        ({"default_table_expiration_ms": 1000}, "default_table_expiration_ms"),
+        ({"location": "mars"}, "a BigQuery location is"),
+    ],
+)
+def test_bad_values_are_located(tmp_path, change, message):
+    with pytest.raises(SpecError) as info:
+        load_deployment(write_specs(tmp_path, {"staging": with_options(**change)}))
+    [problem] = info.value.problems
+    assert problem.line and "datasets[0]" in problem.render() and message in problem.render(), problem.render()
+
+
+def test_an_unmanaged_dataset_takes_no_options(tmp_path):
+    spec = host()
+    spec["datasets"][2]["friendly_name"] = "Raw"  # raw is `create: false`
+    with pytest.raises(SpecError) as info:
+        load_deployment(write_specs(tmp_path, {"staging": spec}))
+    [problem] = info.value.problems
+    assert "datasets[2]" in problem.render() and "so friendly_name does not apply" in problem.render()
+
+
+def test_a_protected_environment_never_drops_tables_on_destroy(tmp_path):
+    spec = with_options(delete_contents_on_destroy=True)
+    files = render_module(Workspace(write_specs(tmp_path / "a", {"staging": spec})).module("staging"))
+    assert "  delete_contents_on_destroy = true\n" in files["bigquery.tf"]
+    spec["protected"] = True
+    with pytest.raises(SpecError) as info:
+        load_deployment(write_specs(tmp_path / "b", {"staging": spec}))
+    [problem] = info.value.problems
+    assert problem.line and "datasets[0].delete_contents_on_destroy" in problem.render()
+    assert "is protected" in problem.render()
+
+
+@pytest.mark.terraform
+def test_the_options_apply_offline_and_plan_no_change_after(tmp_path, cloud):
+    from tests.spec.test_features import applied_host
+
+    with applied_host(tmp_path, cloud, with_options()) as (ws, apis, project):
+        body = cloud.store.get("google_bigquery_dataset", "projects/acme-host-proj/datasets/marts")
+        assert {k: body[k] for k in ("friendly_name", "location", "default_table_expiration_ms")} == {
+            "friendly_name": "Marts",
+            "location": "europe-west2",
+            "default_table_expiration_ms": 86_400_000,
+        }
+        assert body["max_time_travel_hours"] == "48" and body["labels"] == {"team": "analytics", "tier": "gold"}
+        plan = project.run("plan", "staging", "--json", expect=0)
+        assert not json.loads(plan[plan.index("{") :])["staging"]["has_changes"], plan
+        config = f"{ws.topology.repositories[0].api_name}/workflowConfigs/host-daily"
+        assert apis.run_scheduled(config) == ("SUCCEEDED", [])
+
+
+def test_a_dataset_in_another_location_than_its_release_is_warned_with_both_lines(tmp_path):
+    """BigQuery runs a job in one location and refuses writes to a dataset elsewhere: the release (EU, the
+    environment's) writes marts, which the spec places in europe-west2."""
+    report = Workspace(write_specs(tmp_path / "a", {"staging": with_options()})).validate()
+    assert report.violations == []
+    [warning] = [w.render() for w in report.warnings if "another location" in w.render()]
+    assert "datasets[0].location" in warning and "release 'host-release' runs its jobs in EU" in warning
+    assert "releases[0].compilation.location" in warning
+    agreeing = with_options()
+    agreeing["releases"][0]["compilation"]["location"] = "europe-west2"
+    # assertions, in the environment's EU, is now the odd one out
+    report = Workspace(write_specs(tmp_path / "c", {"staging": agreeing})).validate()
+    [warning] = [w.render() for w in report.warnings if "another location" in w.render()]
+    assert "datasets[1]:" in warning and "dataset assertions is in EU" in warning
+    agreeing["datasets"][1]["location"] = "europe-west2"
+    report = Workspace(write_specs(tmp_path / "b", {"staging": agreeing})).validate()
+    assert not [w for w in report.warnings if "another location" in w.render()]
