@@ -134,14 +134,23 @@ class ServiceAccount(Addressed):
     name: Ident
     project: str
     account_id: str
-    display_name: str
+    display_name: str | None  # None: an adopted account keeps its own (the spec states none)
     description: str | None
     email: str
     depends_on: tuple[Expr, ...]
+    adopted: bool = False
 
     @property
     def label(self) -> str:
         return f"service account {self.email}"
+
+    @property
+    def kept_as_found(self) -> Expr | None:
+        """`ignore_changes` of an adopted account: what the spec leaves unset keeps the value it was made with."""
+        if not self.adopted:
+            return None
+        unset = [n for n, v in (("display_name", self.display_name), ("description", self.description)) if v is None]
+        return Expr(f"[{', '.join(unset)}]") if unset else None
 
 
 @dataclass(frozen=True)
@@ -572,10 +581,13 @@ class _ModuleBuilder:
                     name=name,
                     project=self.env.project.id,
                     account_id=runner.name,
-                    display_name=runner.display_name or f"Dataform runner ({self.env_name})",
+                    # An adopted account keeps the name it was made with unless the spec gives one.
+                    display_name=runner.display_name
+                    or (None if runner.existing else f"Dataform runner ({self.env_name})"),
                     description=runner.description,
                     email=email,
                     depends_on=self.module.needs_api("iam.googleapis.com"),
+                    adopted=runner.existing,
                 )
             )
 

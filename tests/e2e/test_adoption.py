@@ -50,6 +50,9 @@ def test_a_hand_written_setup_is_adopted_with_no_create_of_what_exists_and_no_de
     try:
         # The deployer's own Dataform rights (outside dfinfra), and the repository's code.
         seed_runtime(cloud.store, Workspace(project.root / "environments"), CODE["shipped"])
+        # staging's spec states no display name for its runner: the adopted account keeps the one it was made with.
+        staging_spec = project.spec("staging")
+        staging_spec.write_text(staging_spec.read_text().replace("    display_name: Dataform runner (staging)\n", ""))
         # Without adoption the first apply would fail with Google's 409 on the repository.
         dry = project.run("adopt", "staging", "--dry-run")
         assert "repository analytics: would mark existing" in dry
@@ -85,6 +88,11 @@ def test_a_hand_written_setup_is_adopted_with_no_create_of_what_exists_and_no_de
         assert len(after) == len(existing) + 4  # marts_dev, dataform_assertions_dev, prod's assertions, prod-daily
         # Re-rendering (the import blocks stay) keeps the plan empty.
         assert "No changes" in project.run("plan", "--all", expect=0)
+        accounts = {
+            body["account_id"]: body.get("display_name") for _, _, body in cloud.store.list("google_service_account")
+        }
+        assert accounts["dataform-staging-runner"] == "dataform runner"  # as made: the spec states none
+        assert accounts["dataform-prod-runner"] == "Dataform runner (prod)"  # the spec's, once adopted
 
         # The hand-written modules let go of the objects without destroying them (README's guide).
         for env in ("staging", "prod"):
