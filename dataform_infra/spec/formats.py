@@ -51,6 +51,25 @@ ProjectNumber = Annotated[
     ),
 ]
 
+# Where another team's object lives: its project's id, or its number (as Google's own outputs and many teams
+# name it, e.g. `projects/123456789012/secrets/...`).
+ProjectIdOrNumber = Annotated[
+    str,
+    BeforeValidator(_number_as_text),
+    _matching(
+        r"[a-z][a-z0-9-]{4,28}[a-z0-9]|[1-9][0-9]{5,19}",
+        "a project is named by its id (6-30 lowercase letters, digits or hyphens, starting with a letter) or its "
+        "number (6-20 digits)",
+    ),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": "^([a-z][a-z0-9-]{4,28}[a-z0-9]|[1-9][0-9]{5,19})$"},
+                {"type": "integer", "minimum": 100000},
+            ]
+        }
+    ),
+]
 Region = Annotated[str, _matching(r"[a-z]+-[a-z]+[0-9]+", "a region looks like 'europe-west2' or 'us-central1'")]
 
 KmsKeyName = Annotated[

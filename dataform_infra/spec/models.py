@@ -27,6 +27,7 @@ from dataform_infra.spec.formats import (
     LabelValue,
     Member,
     ProjectId,
+    ProjectIdOrNumber,
     ProjectNumber,
     ProviderVersion,
     Region,
@@ -90,9 +91,10 @@ class SecretRef(Spec):
         description="Regions to keep the secret in (user-managed replication), e.g. `[europe-west2]`: needed when a "
         "`gcp.resourceLocations` org policy refuses automatic replication. Empty: automatic.",
     )
-    project: ProjectId | None = Field(
+    project: ProjectIdOrNumber | None = Field(
         default=None,
-        description="The secret lives in this other project (e.g. a central secrets project) and is managed there: "
+        description="The secret lives in this other project (its id or number; e.g. a central secrets project) and "
+        "is managed there: "
         "dfinfra neither creates nor imports it, only references its version and lets the Dataform service agent "
         "read it.",
     )
@@ -113,7 +115,9 @@ class NpmrcSecret(Spec):
 
     secret_id: SecretId = Field(description="Secret Manager secret holding them (made and filled outside dfinfra).")
     version: Literal["latest"] | SecretVersion = Field(default="latest", description="Secret version to use.")
-    project: ProjectId | None = Field(default=None, description="Project holding the secret (default: the host's).")
+    project: ProjectIdOrNumber | None = Field(
+        default=None, description="Project holding the secret, by id or number (default: the host's)."
+    )
 
 
 class HttpsToken(SecretRef):

@@ -212,10 +212,18 @@ class FakeGoogleApis:
             name=body["name"], state=body["state"], create_time=timestamp_pb2.Timestamp(seconds=body["created"])
         )
 
+    def _canonical(self, name: str) -> str:
+        """`projects/<number>/...` as `projects/<id>/...`: Google names a project by either."""
+        parts = name.split("/")
+        if len(parts) > 1 and parts[0] == "projects":
+            parts[1] = self.store.project_id(parts[1]) or parts[1]
+        return "/".join(parts)
+
     def _members(self, kind: str, attribute: str, resource: str) -> dict[str, list[str]]:
         bindings: dict[str, list[str]] = {}
+        wanted = self._canonical(resource)
         for _, _, body in self.store.list(kind):
-            if body.get(attribute) == resource:
+            if self._canonical(str(body.get(attribute, ""))) == wanted:
                 bindings.setdefault(body["role"], []).append(body["member"])
         return bindings
 

@@ -22,13 +22,14 @@ class Cloud:
         self.defaults: ProviderConfig = ProviderConfig()
 
     def require_project(self, project: str) -> None:
-        if self.store.project_number(project) is None:
+        if self.store.project_id(project) is None:  # Google takes a project's id or its number
             raise CloudError(
                 f"googleapi: Error 403: Permission denied on resource project {project}",
                 f"project {project} does not exist in the offline cloud (or it may not exist)",
             )
 
     def service_enabled(self, project: str, service: str) -> bool:
+        project = self.store.project_id(project) or project  # named by number: the same project
         return service in DEFAULT_SERVICES or self.store.get("service_enabled", f"{project}/{service}") is not None
 
     def enable_service(self, project: str, service: str) -> None:

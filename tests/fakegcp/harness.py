@@ -219,7 +219,13 @@ class OfflineCloud:
             )
 
     def _seed_secret(self, project: str, secret_id: str) -> str:
-        """A secret another team made (in `project`, with Secret Manager on); returns its name."""
+        """A secret another team made (in `project`, by id or number, with Secret Manager on); returns its name."""
+        if project.isdigit():  # named by number: the project behind it gets an id of its own
+            known = self.store.project_id(project)
+            if known is None:
+                known = f"secrets-{project}"
+                self.store.add_project(known, project)
+            project = known
         self._add_project(project, "secretmanager.googleapis.com")
         name = f"projects/{project}/secrets/{secret_id}"
         body = {"id": name, "name": name, "project": project, "secret_id": secret_id, "seeded": True}

@@ -119,6 +119,12 @@ class SecretIamMember(IamMember):
     def parent(self, state):
         return "google_secret_manager_secret", state["secret_id"]
 
+    def check_create(self, state, cloud):
+        # Google takes a project number or id in the secret's name; the store keys secrets by id.
+        project = state["secret_id"].split("/")[1]
+        canonical = cloud.store.project_id(project) or project
+        IamMember.check_create(self, {**state, "secret_id": state["secret_id"].replace(project, canonical, 1)}, cloud)
+
 
 class DatasetIamMember(IamMember):
     def parent(self, state):

@@ -813,3 +813,36 @@ def test_an_empty_workspace_schema_suffix_means_none(tmp_path):
     spec["repository"]["workspace_compilation"] = {"default_database": "acme-host-proj", "schema_suffix": ""}
     module = build_module(load_deployment(write_specs(tmp_path, {"staging": spec})), "staging")
     assert "schema_suffix" not in render_module(module)["dataform.tf"]
+
+
+SECRETS_NUMBER = "987654321098"
+
+
+def test_a_secret_project_may_be_named_by_its_number(tmp_path):
+    """#24: `projects/<number>/secrets/...` is how Google's own outputs and many teams name a secret."""
+    h = host()
+    h["repository"]["git"]["https_token"]["project"] = int(SECRETS_NUMBER)  # YAML reads it as a number
+    ws = Workspace(write_specs(tmp_path / "a", {"staging": h}))
+    files = render_module(ws.module("staging"))
+    name = f"projects/{SECRETS_NUMBER}/secrets/git-token"
+    assert f'authentication_token_secret_version = "{name}/versions/latest"' in files["dataform.tf"]
+    [grant] = [g for g in ws.module("staging").grants if g.rule == "agent-reads-git-secret"]
+    assert grant.target == {"secret_id": name}
+    assert not ws.validate().violations
+    h["repository"]["git"]["https_token"]["project"] = "12345"  # neither an id nor a number
+    with pytest.raises(SpecError) as info:
+        load_deployment(write_specs(tmp_path / "b", {"staging": h}))
+    [problem] = info.value.problems
+    assert problem.line and "https_token.project" in problem.render() and "or its number" in problem.render()
+
+
+@pytest.mark.terraform
+def test_a_secret_named_by_project_number_is_read_by_the_agent_offline(tmp_path, cloud):
+    h = host()
+    h["repository"]["git"]["https_token"]["project"] = SECRETS_NUMBER
+    with applied_host(tmp_path, cloud, h, token=False) as (ws, apis, project):
+        project.run("secret", "set", "staging", stdin="ghp_offline0123456789abcdef\n")
+        config = f"{ws.topology.repositories[0].api_name}/workflowConfigs/host-daily"
+        assert apis.run_scheduled(config) == ("SUCCEEDED", [])
+        doctor = project.run("doctor", "staging")  # every check passes, the troubleshooter's included
+        assert "PASS  agent-reads-git-secret" in doctor and "PASS  run:git-sync:" in doctor
