@@ -328,6 +328,11 @@ class ReleaseConfig(Addressed):
     location: str | None  # None: workflow_settings.yaml's defaultLocation
 
     @property
+    def git_ref_moved_by_ci(self) -> bool:
+        """CI owns `git_commitish`: the module sets its first value and never resets it (`ignore_changes`)."""
+        return self.release.git_ref_owner == "ci"
+
+    @property
     def config_id(self) -> str:
         """The release config's id in its repository (the spec's name)."""
         return self.release.name

@@ -497,6 +497,12 @@ class Release(Spec):
         "Required when the host declares several (`repositories:`); with one, it may be left out.",
     )
     git_ref: GitRef = Field(description="Branch, tag or commit to compile.")
+    git_ref_owner: Literal["spec", "ci"] = Field(
+        default="spec",
+        description="Who sets the release config's `git_commitish`: `spec` (this `git_ref`, restored by every "
+        "apply) or `ci` (your CI moves it, e.g. to each release tag, through the Dataform API; `git_ref` is then "
+        "only its first value, and applies never reset it).",
+    )
     cron: Cron | None = Field(default=None, description="When to compile (unix-cron). Without it, compile manually.")
     time_zone: TimeZone = Field(default="Etc/UTC", description="IANA time zone of the cron.")
     compilation: Compilation = Field(default_factory=Compilation, description="Code compilation overrides.")

@@ -840,9 +840,16 @@ class FakeDataform:
             sent.name, "google_dataform_repository_release_config", "dataform.releaseConfigs.update", self.apis.caller
         )
         paths = list(request.update_mask.paths)
+        if paths == ["git_commitish"]:  # CI moving the release to a new tag (`git_ref_owner: ci`)
+            with self.lock:
+                self.store.put(
+                    "google_dataform_repository_release_config", name, {**body, "git_commitish": sent.git_commitish}
+                )
+            return self._release_message(name, {**body, "git_commitish": sent.git_commitish})
         if paths != ["release_compilation_result"]:
             raise ApiError(
-                grpc.StatusCode.UNIMPLEMENTED, f"the offline Dataform updates release_compilation_result only: {paths}"
+                grpc.StatusCode.UNIMPLEMENTED,
+                f"the offline Dataform updates release_compilation_result or git_commitish only: {paths}",
             )
         for _, _, workflow in self.store.list("google_dataform_repository_workflow_config"):
             if workflow.get("release_config") != name:

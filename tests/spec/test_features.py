@@ -3,6 +3,7 @@ deletion policy of release and workflow configs. Each: schema entry, located err
 apply in the offline cloud that honours it."""
 
 import contextlib
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -846,3 +847,54 @@ def test_a_secret_named_by_project_number_is_read_by_the_agent_offline(tmp_path,
         assert apis.run_scheduled(config) == ("SUCCEEDED", [])
         doctor = project.run("doctor", "staging")  # every check passes, the troubleshooter's included
         assert "PASS  agent-reads-git-secret" in doctor and "PASS  run:git-sync:" in doctor
+
+
+def test_a_release_whose_git_ref_ci_moves_is_never_reset_by_an_apply_render(tmp_path):
+    h = host()
+    h["releases"][0]["git_ref_owner"] = "ci"
+    files = render_module(Workspace(write_specs(tmp_path, {"staging": h})).module("staging"))
+    release = files["dataform.tf"].split('resource "google_dataform_repository_release_config"')[1].split("\n}\n")[0]
+    assert release.endswith("  lifecycle {\n    ignore_changes = [git_commitish]\n  }")
+    assert (
+        "ignore_changes"
+        not in render_module(Workspace(write_specs(tmp_path / "spec", {"staging": host()})).module("staging"))[
+            "dataform.tf"
+        ]
+    )
+
+
+@pytest.mark.terraform
+def test_a_release_whose_git_ref_ci_moves_is_never_reset_by_an_apply(tmp_path, cloud, monkeypatch):
+    """#24: CI moves git_commitish to each tag through the Dataform API; the next apply (here with a changed
+    cron) keeps it, and `dfinfra release` compiles what CI chose."""
+    from google.cloud import dataform_v1
+
+    from dataform_infra.gcp.clients import GoogleApis
+
+    h = host()
+    h["releases"][0]["git_ref_owner"] = "ci"
+    with applied_host(tmp_path, cloud, h) as (ws, apis, project):
+        monkeypatch.setenv("DFINFRA_GOOGLE_API_EMULATOR", apis.address)  # CI's own call, from this process
+        cloud.store.put(  # CI's account may update the release (its own Dataform rights, outside dfinfra)
+            "external:iam",
+            "ci-dataform-editor",
+            {
+                "role": "roles/dataform.editor",
+                "member": apis.caller,
+                "resource": "//cloudresourcemanager.googleapis.com/projects/acme-host-proj",
+            },
+        )
+        config = ws.topology.release_config_name("staging", "host-release")
+        client = GoogleApis().dataform()
+        client.update_release_config(
+            release_config=dataform_v1.ReleaseConfig(name=config, git_commitish="refs/tags/v2"),
+            update_mask={"paths": ["git_commitish"]},
+        )
+        plan = project.run("plan", "staging", "--json", expect=0)
+        assert not json.loads(plan[plan.index("{") :])["staging"]["has_changes"], plan
+        spec = project.spec("staging")
+        spec.write_text(spec.read_text().replace("30 6 * * *", "15 6 * * *"))
+        project.run("apply", "staging", "--auto-approve")
+        stored = cloud.store.get("google_dataform_repository_release_config", config)
+        assert (stored["git_commitish"], stored["cron_schedule"]) == ("refs/tags/v2", "15 6 * * *")
+        assert client.get_release_config(name=config).git_commitish == "refs/tags/v2"
