@@ -152,10 +152,16 @@ class Run:
     def label(self) -> str:
         if self.kind == "scheduled":
             return f"{self.workflow} (scheduled)"
-        assert self.started_by is not None
+        if self.started_by is None:
+            return f"workspace runs by people outside this spec in {self.repository.name}"
         if self.kind == "manual":
             return f"{self.workflow} (started by {self.started_by.member})"
         return f"workspace run by {self.started_by.member} in {self.repository.name}"
+
+    @property
+    def by_outside_users(self) -> bool:
+        """A workspace run by people the spec does not name (`outside_users`): their act-as is theirs."""
+        return self.kind == "workspace" and self.started_by is None
 
 
 RequirementKey = tuple[Chain, str, str, Resource, bool]  # chain, member, permission, resource, assumed
@@ -356,6 +362,18 @@ class AccessModel:
             Run(f"workspace:{repository.name}:{p.member}", "workspace", host, runner, repository, None, p)
             for p in people
         ]
+        if repository.spec.outside_users:
+            runs.append(Run(f"workspace:{repository.name}:outside", "workspace", host, runner, repository))
+        elif not people:
+            self.notes.append(
+                (
+                    host,
+                    repository.at("runner"),
+                    f"nobody in this spec may start runs as repository {repository.name}'s runner {runner_name} "
+                    "(no `run_as` names it): if people outside the spec (project owners) run workspaces as it, "
+                    "say so with `outside_users: true` so their runs are checked; otherwise drop `runner`",
+                )
+            )
         self._runs += runs
         if not runs:
             return

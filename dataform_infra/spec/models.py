@@ -264,6 +264,13 @@ class Repository(Spec):
         default=None,
         description="Runner (from this environment's `runners`) used by workspace and manual executions.",
     )
+    outside_users: bool = Field(
+        default=False,
+        description="People outside this spec (e.g. project owners) start workspace runs as `runner`: dfinfra "
+        "cannot see them, so it says so with a warning; `true` states it. Their workspace runs are then "
+        "checked like declared people's (the datasets they write, the runner's grants kept), while their act-as "
+        "on the runner stays theirs.",
+    )
     labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, description="Labels on the repository.")
     deletion_policy: Literal["DELETE", "FORCE", "PREVENT", "ABANDON"] = Field(
         default="DELETE",

@@ -297,3 +297,32 @@ def test_declared_access_no_run_uses_is_a_warning(tmp_path):
     assert "(its runs (host-daily (scheduled), host-daily (started by serviceAccount:deployer@" in out
     assert "write only the datasets their releases and targets name, and none names it" in out
     assert "idle-runner is granted access to dataset acme-host-proj.raw, but no run uses it (no workflow" in out
+
+
+def _runner_nobody_here_runs_as(outside: bool) -> dict:
+    h = _with_workspace_runs(host(), schemas=["marts"])
+    h["repository"]["access"] = []  # the project's owners run workspaces; the spec names none of them
+    h["datasets"].append({"id": "marts_dev"})
+    h["runners"][0]["bigquery"]["writes"].append("marts_dev")
+    if outside:
+        h["repository"]["outside_users"] = True
+    return h
+
+
+def test_people_outside_the_spec_running_workspaces_are_a_warning_and_can_be_stated(tmp_path):
+    """#24 false refusal: a repository runner used by people the spec does not name (project owners). dfinfra
+    cannot know them: a warning at `repository.runner`, never a reason to drop the grant their runs need."""
+    code, out = validate(write_specs(tmp_path / "a", {"staging": _runner_nobody_here_runs_as(False)}))
+    assert code == 0, out
+    assert "repository.runner: nobody in this spec may start runs as repository analytics's runner" in out
+    assert "outside_users: true" in out
+    ws = workspace(tmp_path / "b", {"staging": _runner_nobody_here_runs_as(True)})
+    report = ws.validate()
+    assert report.violations == [] and report.warnings == [], [w.render() for w in report.warnings]
+    [run] = [r for r in ws.access.runs if r.kind == "workspace"]
+    assert (run.id, run.started_by) == ("workspace:analytics:outside", None)
+    writes = [r for r in ws.access.requirements if r.chain == "workspace-writes" and run.id in r.runs]
+    assert {r.resource.label for r in writes} == {"dataset acme-host-proj.marts_dev"}
+    # Their act-as is theirs: nothing is granted to people the spec does not name.
+    assert not [g for g in ws.module("staging").grants if g.rule == "person-starts-runs"]
+    assert ws.coverage().unserved == []

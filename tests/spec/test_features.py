@@ -898,3 +898,41 @@ def test_a_release_whose_git_ref_ci_moves_is_never_reset_by_an_apply(tmp_path, c
         stored = cloud.store.get("google_dataform_repository_release_config", config)
         assert (stored["git_commitish"], stored["cron_schedule"]) == ("refs/tags/v2", "15 6 * * *")
         assert client.get_release_config(name=config).git_commitish == "refs/tags/v2"
+
+
+@pytest.mark.terraform
+def test_workspace_runs_by_people_outside_the_spec_run_offline_and_need_the_runners_grant(tmp_path, cloud):
+    """#24: `outside_users: true`: a project owner the spec does not name runs a workspace as the repository's
+    runner (their own act-as, granted outside dfinfra); the dataset grant the model keeps is what the run uses."""
+    h = host()
+    h["repository"]["runner"] = "host-runner"
+    h["repository"]["outside_users"] = True
+    h["repository"]["workspace_compilation"] = {
+        "default_database": "acme-host-proj",
+        "schema_suffix": "dev",
+        "schemas": ["marts", "assertions"],
+    }
+    h["datasets"] += [{"id": "marts_dev"}, {"id": "assertions_dev"}]
+    h["runners"][0]["bigquery"]["writes"] += ["marts_dev", "assertions_dev"]
+    owner = "user:owner@acme.example"
+    runner = "//iam.googleapis.com/projects/acme-host-proj/serviceAccounts/"
+    runner += "host-runner@acme-host-proj.iam.gserviceaccount.com"
+    with applied_host(tmp_path, cloud, h) as (ws, apis, _project):
+        for key, role, resource in (
+            ("owner-edits", "roles/dataform.editor", "//cloudresourcemanager.googleapis.com/projects/acme-host-proj"),
+            ("owner-acts-as", "roles/iam.serviceAccountUser", runner),
+        ):
+            cloud.store.put("external:iam", key, {"role": role, "member": owner, "resource": resource})
+        repository = ws.topology.repositories[0].api_name
+        outcome = apis.run_workspace(owner, repository)
+        assert outcome == ("SUCCEEDED", []), outcome
+        [stored] = [
+            key
+            for _, key, body in cloud.store.list("google_bigquery_dataset_iam_member")
+            if body["dataset_id"] == "marts_dev"
+        ]
+        cloud.store.delete("google_bigquery_dataset_iam_member", stored)
+        state, reasons = apis.run_workspace(owner, repository)
+        assert state == "FAILED" and "marts_dev" in reasons[0], reasons
+        predicted = {run for r in ws.access.requirements if r.resource.id == "marts_dev" for run in r.runs}
+        assert predicted == {"workspace:analytics:outside"}
