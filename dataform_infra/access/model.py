@@ -96,6 +96,8 @@ def link_accessor_role(pushes: bool) -> str:
 
 
 READ = ("bigquery.datasets.get", "bigquery.tables.get", "bigquery.tables.getData")
+# Reading what a dataset holds without its data: table lists, schemas, INFORMATION_SCHEMA views.
+READ_METADATA = ("bigquery.datasets.get", "bigquery.tables.get", "bigquery.tables.list")
 # What only Data Owner adds on a dataset that Dataform code uses: its IAM (authorized views, sharing),
 # its metadata, and row access policies.
 OWN = (*WRITE, "bigquery.datasets.update", "bigquery.datasets.setIamPolicy", "bigquery.rowAccessPolicies.create")
@@ -714,6 +716,18 @@ class AccessModel:
                 f"{runner_name}'s code reads {read.project}.{read.id}",
                 env_name,
                 ("runners", i, "bigquery", "reads", j),
+                ids,
+            )
+        for j, dataset in enumerate(runner.bigquery.reads_metadata):
+            read = dataset_resource(env.project.id, dataset)
+            self._need(
+                "runner-reads",
+                principal,
+                READ_METADATA,
+                read,
+                f"{runner_name}'s code reads the metadata of {read.project}.{read.id} (no table data)",
+                env_name,
+                ("runners", i, "bigquery", "reads_metadata", j),
                 ids,
             )
         for j, wide in enumerate(runner.bigquery.project_wide):

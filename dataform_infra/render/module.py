@@ -669,6 +669,7 @@ class _ModuleBuilder:
             for verb, role, what in (
                 ("writes", "roles/bigquery.dataEditor", "writes"),
                 ("reads", "roles/bigquery.dataViewer", "reads"),
+                ("reads_metadata", "roles/bigquery.metadataViewer", "reads the metadata (no table data) of"),
             ):
                 for j, dataset in enumerate(getattr(runner.bigquery, verb)):
                     scope = dataset_resource(project, dataset)
@@ -680,7 +681,7 @@ class _ModuleBuilder:
                         resource=scope,
                         member=ref.member_value,
                         target={"project": scope.project, "dataset_id": dataset_id},
-                        rule=f"runner-{verb}-dataset",
+                        rule=f"runner-{verb.replace('_', '-')}-dataset",
                         why=f"Runner {runner.name} {what} dataset {dataset}; the role is scoped to that dataset only.",
                         path=(*path, "bigquery", verb, j),
                         # A dataset created elsewhere gives no implicit dependency on the BigQuery API.

@@ -250,17 +250,24 @@ def _cross_checks(deployment: Deployment) -> Iterable[Problem]:
             yield from _duplicates(loc, name, ("workflows", i, "tags"), list(workflow.tags), "tag")
         for i, runner in enumerate(env.runners):
             access = runner.bigquery
-            for verb in ("writes", "reads"):
+            for verb in ("writes", "reads", "reads_metadata"):
                 yield from _duplicates(
                     loc, name, ("runners", i, "bigquery", verb), list(getattr(access, verb)), "dataset"
                 )
                 for j, dataset in enumerate(getattr(access, verb)):
-                    if dataset not in datasets and not (verb == "reads" and "." in dataset):
+                    if dataset not in datasets and not (verb != "writes" and "." in dataset):
                         yield loc.at(
                             name,
                             ("runners", i, "bigquery", verb, j),
                             f"dataset {dataset!r} is not declared under `datasets:` of this environment",
                         )
+            covered = sorted((set(access.writes) | set(access.reads)) & set(access.reads_metadata))
+            if covered:
+                yield loc.at(
+                    name,
+                    ("runners", i, "bigquery", "reads_metadata"),
+                    f"{', '.join(covered)} also listed in writes or reads, which already include reading metadata",
+                )
             both = sorted(set(access.writes) & set(access.reads))
             if both:
                 yield loc.at(

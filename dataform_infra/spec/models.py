@@ -396,6 +396,11 @@ class BigQueryAccess(Spec):
         "project's dataset (not declared under `datasets:`; it must exist, and the deployer must be allowed to "
         "grant on it).",
     )
+    reads_metadata: list[DatasetRef] = Field(
+        default_factory=list,
+        description="Datasets whose metadata only it reads (table lists and schemas, INFORMATION_SCHEMA views; no "
+        "table data): BigQuery Metadata Viewer on each. `project-id.dataset_id` names another project's dataset.",
+    )
     owns: list[OwnedDataset] = Field(
         default_factory=list,
         description="Datasets it owns: BigQuery Data Owner on each (it includes Data Editor), only with a reason.",

@@ -180,7 +180,7 @@ class OfflineCloud:
                         {"seeded": True},
                     )
             for runner in env.runners:  # another project's datasets runners read (`project.dataset`)
-                for ref in runner.bigquery.reads:
+                for ref in (*runner.bigquery.reads, *runner.bigquery.reads_metadata):
                     other, _, dataset_id = ref.rpartition(".")
                     if other:
                         self._add_project(other, "bigquery.googleapis.com")

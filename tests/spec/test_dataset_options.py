@@ -126,3 +126,52 @@ def test_a_dataset_in_another_location_than_its_release_is_warned_with_both_line
     agreeing["datasets"][1]["location"] = "europe-west2"
     report = Workspace(write_specs(tmp_path / "b", {"staging": agreeing})).validate()
     assert not [w for w in report.warnings if "another location" in w.render()]
+
+
+def metadata_reader() -> dict:
+    spec = host()
+    spec["runners"][0]["bigquery"]["reads_metadata"] = ["raw", "acme-crm-prod.crm_exports"]
+    spec["runners"][0]["bigquery"]["reads"] = []
+    return spec
+
+
+def test_metadata_only_reads_get_metadata_viewer_not_data_viewer(tmp_path):
+    """#24: a runner that only lists tables and reads schemas gets Metadata Viewer, never table data."""
+    ws = Workspace(write_specs(tmp_path, {"staging": metadata_reader()}))
+    grants = {
+        (g.role, g.resource.label): g.rule
+        for g in ws.module("staging").grants
+        if g.principal.member.startswith("serviceAccount:host-runner@")
+    }
+    assert grants[("roles/bigquery.metadataViewer", "dataset acme-host-proj.raw")] == "runner-reads-metadata-dataset"
+    assert ("roles/bigquery.metadataViewer", "dataset acme-crm-prod.crm_exports") in grants
+    assert not [role for role, _ in grants if role == "roles/bigquery.dataViewer"]
+    needs = {r.permission for r in ws.access.requirements if r.resource.id == "raw"}
+    assert needs == {"bigquery.datasets.get", "bigquery.tables.get", "bigquery.tables.list"}
+    report = ws.validate()
+    assert report.violations == [] and ws.coverage().unserved == []
+
+
+def test_metadata_reads_of_a_dataset_already_read_are_located(tmp_path):
+    spec = metadata_reader()
+    spec["runners"][0]["bigquery"]["reads"] = ["raw"]
+    with pytest.raises(SpecError) as info:
+        load_deployment(write_specs(tmp_path, {"staging": spec}))
+    [problem] = info.value.problems
+    assert problem.line and "runners[0].bigquery.reads_metadata" in problem.render()
+    assert "already include reading metadata" in problem.render()
+
+
+@pytest.mark.terraform
+def test_metadata_reads_apply_offline(tmp_path, cloud):
+    from tests.spec.test_features import applied_host
+
+    with applied_host(tmp_path, cloud, metadata_reader()) as (_ws, _apis, project):
+        granted = {
+            (body["dataset_id"], body["role"])
+            for _, _, body in cloud.store.list("google_bigquery_dataset_iam_member")
+            if body["member"].startswith("serviceAccount:host-runner@")
+        }
+        assert {("raw", "roles/bigquery.metadataViewer"), ("crm_exports", "roles/bigquery.metadataViewer")} <= granted
+        plan = project.run("plan", "staging", "--json", expect=0)
+        assert not json.loads(plan[plan.index("{") :])["staging"]["has_changes"], plan
