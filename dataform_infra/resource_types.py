@@ -21,7 +21,7 @@ from typing import Literal
 
 # The Google objects IAM grants on, as the access model and reviewers name them.
 ObjectKind = Literal[
-    "project", "service_account", "dataset", "secret", "repository", "git_repository_link", "crypto_key"
+    "project", "service_account", "dataset", "secret", "repository", "git_repository_link", "crypto_key", "bucket"
 ]
 
 # Full resource names (`//service.googleapis.com/...`), as the IAM Policy Troubleshooter takes them.
@@ -33,6 +33,7 @@ FULL_NAMES: dict[ObjectKind, str] = {
     "repository": "//dataform.googleapis.com/projects/{project}/locations/{region}/repositories/{id}",
     "git_repository_link": "//developerconnect.googleapis.com/{id}",  # id: the link's own name
     "crypto_key": "//cloudkms.googleapis.com/{id}",  # id: projects/P/locations/L/keyRings/R/cryptoKeys/K
+    "bucket": "//storage.googleapis.com/projects/_/buckets/{id}",  # a bucket's name is global: no project in it
 }
 
 # Where a deployer's permission applies: the project the object is created in, the object itself (for
@@ -65,6 +66,8 @@ class Target:
             return None
         if self.kind == "project":
             return value, value, ""
+        if self.kind == "bucket":  # named alone (`b/<name>` once applied): bucket names are global
+            return "_", value.removeprefix("b/"), ""
         return attrs.get("project", ""), value, attrs.get("region", "")
 
 
@@ -248,6 +251,12 @@ KMS_CRYPTO_KEY_IAM_MEMBER = ResourceType(
     ),
     deployer=(_policy("cloudkms", "cryptoKeys"),),
 )
+STORAGE_BUCKET_IAM_MEMBER = ResourceType(
+    "google_storage_bucket_iam_member",
+    # Named by the bucket alone; the provider stores `b/<bucket>` (x_identity, 8.7.0 facts).
+    target=Target("bucket", "bucket"),
+    deployer=(_policy("storage", "buckets"),),
+)
 
 ALL: tuple[ResourceType, ...] = (
     PROJECT,
@@ -268,6 +277,7 @@ ALL: tuple[ResourceType, ...] = (
     SECRET_IAM_MEMBER,
     REPOSITORY_IAM_MEMBER,
     KMS_CRYPTO_KEY_IAM_MEMBER,
+    STORAGE_BUCKET_IAM_MEMBER,
 )
 BY_NAME: dict[str, ResourceType] = {t.name: t for t in ALL}
 # The `*_iam_member` type that grants on each kind of object.

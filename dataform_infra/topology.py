@@ -105,6 +105,11 @@ def project_resource(project: str) -> Resource:
     return Resource("project", project, project)
 
 
+def bucket_resource(name: str) -> Resource:
+    """A Cloud Storage bucket: its name is global, so it carries no project (`_`, as Google's full name)."""
+    return Resource("bucket", "_", name)
+
+
 @lru_cache(maxsize=65536)
 def dataset_resource(project: str, ref: str) -> Resource:
     """A runner's `reads`/`writes` entry as a dataset: `id` in `project`, or `other-project.id`."""
@@ -293,7 +298,12 @@ class Topology:
         if key is None:
             return False
         managed = {env.project.id for env in self.environments.values()}
-        return key.project in managed and provider_floor(self.host.provider_version) >= (8, 0, 0)
+        return key.project in managed and self.on_provider_8(self.host_name)
+
+    def on_provider_8(self, env_name: str) -> bool:
+        """Does `env_name`'s module render on the 8.x line? Types only its facts hold (KMS and Cloud Storage IAM)
+        are rendered there; on 7.x their grants are named by `validate` and checked by `doctor` instead."""
+        return provider_floor(self.environments[env_name].provider_version) >= (8, 0, 0)
 
     @property
     def single_repository(self) -> bool:

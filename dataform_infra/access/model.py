@@ -37,6 +37,7 @@ from dataform_infra.topology import (
     Principal,
     Resource,
     Topology,
+    bucket_resource,
     dataset_resource,
     project_resource,
 )
@@ -96,6 +97,8 @@ def link_accessor_role(pushes: bool) -> str:
 
 
 READ = ("bigquery.datasets.get", "bigquery.tables.get", "bigquery.tables.getData")
+# Reading a bucket's objects (external tables, LOAD DATA).
+READ_OBJECTS = ("storage.objects.get", "storage.objects.list")
 # Reading what a dataset holds without its data: table lists, schemas, INFORMATION_SCHEMA views.
 READ_METADATA = ("bigquery.datasets.get", "bigquery.tables.get", "bigquery.tables.list")
 # What only Data Owner adds on a dataset that Dataform code uses: its IAM (authorized views, sharing),
@@ -730,6 +733,29 @@ class AccessModel:
                 ("runners", i, "bigquery", "reads_metadata", j),
                 ids,
             )
+        rendered = self.topology.on_provider_8(env_name)  # the 7.45 facts hold no bucket IAM type
+        for j, bucket in enumerate(runner.storage.reads):
+            path: PathKey = ("runners", i, "storage", "reads", j)
+            self._need(
+                "runner-reads",
+                principal,
+                READ_OBJECTS,
+                bucket_resource(bucket),
+                f"{runner_name}'s code reads objects of bucket {bucket} (external tables, LOAD DATA)",
+                env_name,
+                path,
+                ids,
+                assumed=not rendered,
+            )
+            note = (
+                env_name,
+                path,
+                f"{principal.member} needs roles/storage.objectViewer on bucket {bucket}: dfinfra grants it with "
+                "provider_version ~> 8.7 (the 7.x facts it renders against have no bucket IAM type), so on this "
+                "line grant it yourself; `dfinfra doctor` checks it",
+            )
+            if not rendered and note not in self.notes:
+                self.notes.append(note)
         for j, wide in enumerate(runner.bigquery.project_wide):
             reads_only = wide.role == "dataViewer"
             self._need(

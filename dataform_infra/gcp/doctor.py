@@ -515,6 +515,11 @@ class Doctor:
                 f"gcloud kms keys add-iam-policy-binding {req.resource.id} --member={req.principal.member} "
                 "--role=roles/cloudkms.cryptoKeyEncrypterDecrypter   (a key dfinfra does not manage)"
             )
+        if req.resource.kind == "bucket" and req.assumed:  # else a grant this deployment renders (8.x)
+            return (
+                f"gcloud storage buckets add-iam-policy-binding gs://{req.resource.id} --member={req.principal.member} "
+                '--role=roles/storage.objectViewer   (or set provider_version: "~> 8.7" and dfinfra grants it)'
+            )
         if req.resource.kind == "git_repository_link":
             pushes = any(p.endswith(".fetchReadWriteToken") for p in missing)
             return (

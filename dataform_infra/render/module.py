@@ -36,6 +36,7 @@ from dataform_infra.topology import (
     Principal,
     Resource,
     Topology,
+    bucket_resource,
     dataset_resource,
     project_resource,
     service_account_name,
@@ -689,6 +690,19 @@ class _ModuleBuilder:
                         if isinstance(dataset_id, Expr)
                         else self.module.needs_api("bigquery.googleapis.com"),
                     )
+            for j, bucket in enumerate(runner.storage.reads if self.topology.on_provider_8(self.env_name) else ()):
+                self._grant(
+                    (runner.name, "reads_bucket", bucket),
+                    role="roles/storage.objectViewer",
+                    principal=principal,
+                    resource=bucket_resource(bucket),
+                    member=ref.member_value,
+                    target={"bucket": bucket},
+                    rule="runner-reads-bucket",
+                    why=f"Runner {runner.name} reads objects of bucket {bucket} (external tables, LOAD DATA); "
+                    "granted on that bucket only.",
+                    path=(*path, "storage", "reads", j),
+                )
             for j, owned in enumerate(runner.bigquery.owns):
                 scope = dataset_resource(project, owned.dataset)
                 self._grant(

@@ -410,6 +410,16 @@ class BigQueryAccess(Spec):
     )
 
 
+class StorageAccess(Spec):
+    """What a runner's runs read in Cloud Storage (external tables, `LOAD DATA`), as intent."""
+
+    reads: list[BucketName] = Field(
+        default_factory=list,
+        description="Buckets its runs read objects from: Storage Object Viewer on each bucket (never on a "
+        "project). The buckets are made elsewhere; the deployer must be allowed to grant on them.",
+    )
+
+
 class Runner(Spec):
     """A custom service account whose credentials execute workflows in BigQuery."""
 
@@ -428,6 +438,7 @@ class Runner(Spec):
     display_name: Text | None = Field(default=None, description="Display name.")
     description: Text | None = Field(default=None, max_length=256, description="Description.")
     bigquery: BigQueryAccess = Field(default_factory=BigQueryAccess, description="BigQuery access it needs.")
+    storage: StorageAccess = Field(default_factory=StorageAccess, description="Cloud Storage access it needs.")
     existing: bool = _existing("service account")
 
     @model_validator(mode="after")

@@ -179,6 +179,9 @@ class OfflineCloud:
                         f"projects/{project}/serviceAccounts/{runner.email}",
                         {"seeded": True},
                     )
+            for runner in env.runners:  # buckets runners read are made outside dfinfra (a landing zone)
+                for bucket in runner.storage.reads:
+                    self.store.put("external:google_storage_bucket", bucket, {"seeded": True})
             for runner in env.runners:  # another project's datasets runners read (`project.dataset`)
                 for ref in (*runner.bigquery.reads, *runner.bigquery.reads_metadata):
                     other, _, dataset_id = ref.rpartition(".")

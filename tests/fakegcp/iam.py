@@ -49,6 +49,7 @@ SERVICE_HOSTS = {
     "secret": "secretmanager.googleapis.com",
     "repository": "dataform.googleapis.com",
     "crypto_key": "cloudkms.googleapis.com",
+    "bucket": "storage.googleapis.com",
 }
 
 
@@ -99,6 +100,11 @@ class Resource:
     def crypto_key(cls, project: str, location: str, ring: str, key: str) -> Resource:
         return cls("crypto_key", project, f"{location}/{ring}/{key}")
 
+    @classmethod
+    def bucket(cls, name: str) -> Resource:
+        """A bucket's name is global: Google's full name carries `projects/_`, and so does this."""
+        return cls("bucket", "_", name)
+
     @property
     def relative_name(self) -> str:
         if self.kind == "project":
@@ -109,6 +115,8 @@ class Resource:
             return f"projects/{self.project}/datasets/{self.name}"
         if self.kind == "secret":
             return f"projects/{self.project}/secrets/{self.name}"
+        if self.kind == "bucket":
+            return f"projects/_/buckets/{self.name}"
         if self.kind == "crypto_key":
             location, ring, key = self.name.split("/")
             return f"projects/{self.project}/locations/{location}/keyRings/{ring}/cryptoKeys/{key}"
@@ -121,7 +129,8 @@ class Resource:
 
     @property
     def parent(self) -> Resource | None:
-        return None if self.kind == "project" else Resource.project_(self.project)
+        # A bucket's project is not in its name; project-level grants on it are not evaluated here.
+        return None if self.kind in ("project", "bucket") else Resource.project_(self.project)
 
 
 def account_project(email: str) -> str:
@@ -131,6 +140,7 @@ def account_project(email: str) -> str:
 
 
 _NAME_PATTERNS = (
+    ("bucket", r"projects/_/buckets/([^/]+)"),
     ("crypto_key", r"projects/([^/]+)/locations/([^/]+)/keyRings/([^/]+)/cryptoKeys/([^/]+)"),
     ("repository", r"projects/([^/]+)/locations/([^/]+)/repositories/([^/]+)"),
     ("service_account", r"projects/([^/]+)/serviceAccounts/([^/]+)"),
@@ -148,6 +158,8 @@ def parse_resource(name: str, store: Store) -> Resource | None:
         if not match:
             continue
         groups = match.groups()
+        if kind == "bucket":
+            return Resource.bucket(groups[0])
         project = groups[0]
         if kind == "service_account":
             email = groups[1]
@@ -188,8 +200,10 @@ def _grant_resource(kind: str, body: dict, store: Store) -> Resource | None:
         return parse_resource(body["repository"], store)
     if kind == "google_kms_crypto_key_iam_member":
         return parse_resource(body["crypto_key_id"], store)
-    if kind in ("google_storage_bucket_iam_member", "google_bigquery_connection_iam_member"):
-        return None  # stored by the provider, not evaluated: no run chain reads buckets or connections yet
+    if kind == "google_storage_bucket_iam_member":
+        return Resource.bucket(body["bucket"].removeprefix("b/"))
+    if kind == "google_bigquery_connection_iam_member":
+        return None  # stored by the provider, not evaluated: no run chain uses connections yet
     return parse_resource(body["resource"], store)
 
 

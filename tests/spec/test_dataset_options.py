@@ -175,3 +175,55 @@ def test_metadata_reads_apply_offline(tmp_path, cloud):
         assert {("raw", "roles/bigquery.metadataViewer"), ("crm_exports", "roles/bigquery.metadataViewer")} <= granted
         plan = project.run("plan", "staging", "--json", expect=0)
         assert not json.loads(plan[plan.index("{") :])["staging"]["has_changes"], plan
+
+
+LANDING = "acme-landing-zone"
+
+
+def bucket_reader(provider: str = "~> 8.7") -> dict:
+    spec = host()
+    spec["provider_version"] = provider
+    spec["runners"][0]["storage"] = {"reads": [LANDING]}
+    return spec
+
+
+def test_a_bucket_runs_read_gets_object_viewer_on_that_bucket_only(tmp_path):
+    """#24: external tables and LOAD DATA read Cloud Storage: Storage Object Viewer on the bucket, never on a
+    project, through the registry's google_storage_bucket_iam_member."""
+    ws = Workspace(write_specs(tmp_path, {"staging": bucket_reader()}))
+    [grant] = [g for g in ws.module("staging").grants if g.resource.kind == "bucket"]
+    assert (grant.resource_type, grant.role, grant.target, grant.rule) == (
+        "google_storage_bucket_iam_member",
+        "roles/storage.objectViewer",
+        {"bucket": LANDING},
+        "runner-reads-bucket",
+    )
+    [need] = {(r.chain, r.resource.full_name) for r in ws.access.requirements if r.resource.kind == "bucket"}
+    assert need == ("runner-reads", f"//storage.googleapis.com/projects/_/buckets/{LANDING}")
+    assert ws.validate().violations == [] and ws.coverage().unserved == []
+    files = render_module(ws.module("staging"))
+    assert f'  bucket = "{LANDING}"\n  role   = "roles/storage.objectViewer"\n' in files["iam.tf"]
+    # On the 7.45 line (its facts hold no bucket IAM type) the grant is the team's, named by validate.
+    pinned = Workspace(write_specs(tmp_path / "pinned", {"staging": bucket_reader("~> 7.45")}))
+    assert not [g for g in pinned.module("staging").grants if g.resource.kind == "bucket"]
+    report = pinned.validate()
+    assert report.violations == []
+    [warning] = [w.render() for w in report.warnings if LANDING in w.render()]
+    assert "runners[0].storage.reads[0]" in warning and "roles/storage.objectViewer" in warning
+
+
+@pytest.mark.terraform
+def test_a_bucket_read_applies_offline_and_doctor_checks_it(tmp_path, cloud):
+    import re
+
+    from tests.spec.test_features import applied_host
+
+    check = re.compile(r"^(PASS|FAIL)  run:runner-reads:host-runner@\S+:bucket:" + re.escape(LANDING) + ":", re.M)
+    with applied_host(tmp_path, cloud, bucket_reader()) as (_ws, _apis, project):
+        [(_, key, body)] = cloud.store.list("google_storage_bucket_iam_member")
+        assert (body["bucket"].removeprefix("b/"), body["role"]) == (LANDING, "roles/storage.objectViewer")
+        assert [m.group(1) for m in check.finditer(project.run("doctor", "staging", expect=None))] == ["PASS"]
+        cloud.store.delete("google_storage_bucket_iam_member", key)
+        assert [m.group(1) for m in check.finditer(project.run("doctor", "staging", expect=None))] == ["FAIL"]
+        plan = project.run("plan", "staging", "--json", expect=2)  # the grant is drift: planned again
+        assert "google_storage_bucket_iam_member" in plan
