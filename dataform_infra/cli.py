@@ -737,8 +737,9 @@ def _apply_like(
                 confirmed=guards.confirm or (),
             )
         except DfinfraError:
-            # A failed apply may still have updated a release config, which empties its live compilation: make
-            # those live before reporting the failure, so the next scheduled run still has something to run.
+            # An apply that failed part way may still have updated a release config, which empties its live
+            # compilation: make those live before reporting the failure, so the next scheduled run has something
+            # to run (a branch's current head, as its next cron would compile). Never after an interrupt.
             partly = lifecycle.partly_applied.get(env)
             if partly is not None and changes_releases:
                 _make_live(workspace, env, lifecycle.releases_to_make_live(env, partly), terraform.impersonate)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from dataform_infra import resource_types as types
 from dataform_infra import trust
-from dataform_infra.errors import DfinfraError, PolicyViolation, Refused, TerraformError, UsageError
+from dataform_infra.errors import PolicyViolation, Refused, TerraformError, UsageError
 from dataform_infra.render.engine import render_bootstrap
 from dataform_infra.render.module import ReleaseConfig, WorkflowConfig
 from dataform_infra.render.output import RenderedModule, check_module, recover, write_modules
@@ -181,7 +181,8 @@ class Lifecycle:
         self.stream = stream
         self.impersonate = impersonate
         self._applied: set[str] = set()  # environments applied (or destroyed) by this process
-        self.partly_applied: dict[str, PlanSummary] = {}  # what an apply that failed had set out to change
+        # What an apply that terraform ran to the end, with a failed change, had set out to change.
+        self.partly_applied: dict[str, PlanSummary] = {}
         self._locks = ModuleLocks(lock_timeout)  # module directories this process works in
 
     # --- paths and bookkeeping ------------------------------------------------------------
@@ -446,19 +447,16 @@ class Lifecycle:
                 )
             guard(replanned)
 
-        try:
-            self._apply_plan(env, outcome, guard_retry=guard_again)
-        except DfinfraError:
-            self.partly_applied[env] = summary  # some of it may have been applied: releases among it
-            raise
+        self._apply_plan(env, outcome, guard_retry=guard_again)
         self._applied.add(env)
         return summary
 
     def releases_to_make_live(self, env: str, applied: PlanSummary) -> list[str]:
         """The releases an apply of `env` created or changed: each starts with no live compilation (the
         provider's full update empties it), so its workflows have nothing to run until it is compiled again.
-        After a failed apply (`partly_applied`), the ones it planned to: which completed is not known, and
-        compiling one that did not change makes live what it already served."""
+        After an apply that failed part way (`partly_applied`), the ones it planned to: which completed is not
+        known, and one that did not change is compiled again from its Git ref as it stands now (for a branch, the
+        current head), as its next cron would."""
         touched = {
             c.address
             for c in applied.changes
@@ -633,6 +631,10 @@ class Lifecycle:
                 else:
                     self._discard_plan(env)
                 return
+        if result.returncode != 0:
+            # Terraform ran to the end and some change failed: what it set out to change may be half done, release
+            # configs among it (an interrupt, a stale plan or a lock never gets here).
+            self.partly_applied[env] = outcome.summary
         runner.check(result, "apply", shown=True)  # apply output streams live: its errors are on screen
         verb = "destroyed" if outcome.mode.destroy else "applied"
         self.echo(f"{env}: {verb} ({done}/{total}). Log: {runner.log_path}")

@@ -486,7 +486,8 @@ def _runners_usable(facts: list[Fact]) -> Iterable[Finding]:
                 f.source,
             )
             continue
-        if any(c.strip().startswith(MADE_ELSEWHERE) for c in f.comments):
+        literal = not str(account).startswith("${")
+        if literal and any(c.strip().startswith(MADE_ELSEWHERE) for c in f.comments):
             # An account made elsewhere, whose own policy is its owner's: the access model names the grants it
             # needs there and doctor checks them. Without the marker, a literal email is checked like any other.
             continue

@@ -171,9 +171,15 @@ class HostedRepository:
         return Resource("git_repository_link", link.split("/")[1], link) if link else None
 
     @property
+    def kms_key_name(self) -> str | None:
+        """The key the repository is created with: its own, else the project's Dataform default. An adopted
+        repository (`existing: true`) keeps the one it was made with, which only its own `kms_key_name` states."""
+        return self.spec.kms_key_name or (None if self.spec.existing else self.default_key)
+
+    @property
     def kms_key(self) -> Resource | None:
-        """The Cloud KMS key encrypting the repository (CMEK): its own, else the project's Dataform default."""
-        key = self.spec.kms_key_name or self.default_key
+        """The Cloud KMS key encrypting the repository (CMEK), as a resource the agent's grant is on."""
+        key = self.kms_key_name
         return Resource("crypto_key", key.split("/")[1], key) if key else None
 
     @property
@@ -367,6 +373,11 @@ class Topology:
                 found = self.runner(env_name, name)
                 seen[(env_name, name)] = AttachedRunner(env_name, found.runner, found.project, path)
         return list(seen.values())
+
+    def attached_where_made(self, email: str) -> bool:
+        """Does the environment that creates the runner with this email attach it itself (so its module grants
+        the runner's Job User on the host project, which another environment naming it by email must not)?"""
+        return any(a.email == email and not a.made_elsewhere for a in self.attached_runners())
 
     def people(self) -> list[tuple[HostedRepository, int, RepositoryAccess]]:
         """Every person's access entry: (repository, index under its `access:`, entry)."""

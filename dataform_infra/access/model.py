@@ -261,6 +261,9 @@ class AccessModel:
         if hasattr(self, "_runs"):
             return
         self._runs: list[Run] = []
+        # Runner member -> runs whose writes the spec leaves unchecked: its declared writes may serve them.
+        self._unchecked_runs: dict[str, dict[str, None]] = {}
+        self._writes_unchecked = False
         top = self.topology
         self._repository_needs()
 
@@ -287,6 +290,7 @@ class AccessModel:
                 self._runs += runs
                 ids = tuple(r.id for r in runs)
                 self._run_basics(runs, runner)
+                self._writes_unchecked = False
                 for w in self._workflow_writes(env_name, env, i, workflow, j, release):
                     self._need(
                         "runner-writes",
@@ -298,6 +302,8 @@ class AccessModel:
                         w.path,
                         ids,
                     )
+                if self._writes_unchecked:
+                    self._unchecked_runs.setdefault(runner.principal.member, {}).update(dict.fromkeys(ids))
                 self._runner_reads(env_name, env, workflow.runner, ids)
                 for d in deployers:
                     self._need(
@@ -384,6 +390,7 @@ class AccessModel:
             return
         ids = tuple(r.id for r in runs)
         self._run_basics(runs, runner)
+        self._writes_unchecked = False
         for w in self._workspace_writes(repository):
             self._need(
                 "workspace-writes",
@@ -395,6 +402,8 @@ class AccessModel:
                 w.path,
                 ids,
             )
+        if self._writes_unchecked:
+            self._unchecked_runs.setdefault(runner.principal.member, {}).update(dict.fromkeys(ids))
         database = self._per_workspace_database(repository)
         if database is not None:
             self._need(
@@ -770,6 +779,12 @@ class AccessModel:
                 ids,
             )
 
+    def _not_checked(self, env: str, path: PathKey, text: str) -> None:
+        """A write the spec leaves to workflow_settings.yaml (or the code): said once, and remembered, so the runs
+        concerned keep the runner's declared writes in use instead of calling them unused."""
+        self.notes.append((env, path, text))
+        self._writes_unchecked = True
+
     def _workflow_writes(
         self, env_name: str, env: Environment, i: int, workflow: Workflow, j: int, release: Release
     ) -> list[DatasetWrite]:
@@ -777,36 +792,30 @@ class AccessModel:
         default and assertion schemas when it selects by tags, everything, or the targets' neighbours."""
         c = release.compilation
         if c.database_suffix:
-            self.notes.append(
-                (
-                    env_name,
-                    ("releases", j, "compilation", "database_suffix"),
-                    f"database_suffix: the database release {release.name!r} writes to is not checked",
-                )
+            self._not_checked(
+                env_name,
+                ("releases", j, "compilation", "database_suffix"),
+                f"database_suffix: the database release {release.name!r} writes to is not checked",
             )
             return []
         database = c.database or (env.project.id if c.defaults_from == "environment" else None)
         if database is None:
-            self.notes.append(
-                (
-                    env_name,
-                    ("releases", j, "compilation", "defaults_from"),
-                    f"release {release.name!r} leaves its default database to workflow_settings.yaml: the datasets "
-                    "it writes are not checked (set compilation.database to have them checked)",
-                )
+            self._not_checked(
+                env_name,
+                ("releases", j, "compilation", "defaults_from"),
+                f"release {release.name!r} leaves its default database to workflow_settings.yaml: the datasets "
+                "it writes are not checked (set compilation.database to have them checked)",
             )
             return []
         suffix = f"_{c.schema_suffix}" if c.schema_suffix else ""
         found: list[DatasetWrite] = []
         for k, target in enumerate(workflow.targets):
             if target.schema_ is None:
-                self.notes.append(
-                    (
-                        env_name,
-                        ("workflows", i, "targets", k),
-                        f"target {target.name!r} of workflow "
-                        f"{workflow.name!r} names no schema: the dataset it writes is not checked",
-                    )
+                self._not_checked(
+                    env_name,
+                    ("workflows", i, "targets", k),
+                    f"target {target.name!r} of workflow "
+                    f"{workflow.name!r} names no schema: the dataset it writes is not checked",
                 )
                 continue
             resource = Resource("dataset", target.database or database, target.schema_)
@@ -815,13 +824,11 @@ class AccessModel:
         if workflow.targets and not neighbours:
             return found
         if c.schema_ is None:
-            self.notes.append(
-                (
-                    env_name,
-                    ("releases", j, "compilation"),
-                    f"release {release.name!r} leaves its default schema to "
-                    "workflow_settings.yaml: the datasets it writes are not checked (set compilation.schema)",
-                )
+            self._not_checked(
+                env_name,
+                ("releases", j, "compilation"),
+                f"release {release.name!r} leaves its default schema to "
+                "workflow_settings.yaml: the datasets it writes are not checked (set compilation.schema)",
             )
         else:
             path: PathKey = ("releases", j, "compilation", "schema")
@@ -830,15 +837,13 @@ class AccessModel:
             apath: PathKey = ("releases", j, "compilation", "assertion_schema")
             found.append(DatasetWrite(Resource("dataset", database, c.assertion_schema + suffix), apath))
         elif c.has_assertions is not False:
-            self.notes.append(
-                (
-                    env_name,
-                    ("releases", j, "compilation"),
-                    f"release {release.name!r} leaves its assertion dataset to workflow_settings.yaml "
-                    f"(defaultAssertionDataset, `{DEFAULT_ASSERTION_SCHEMA}` unless it says otherwise): the dataset "
-                    "its assertions write is not checked (set compilation.assertion_schema, or "
-                    "compilation.has_assertions: false if the code has none)",
-                )
+            self._not_checked(
+                env_name,
+                ("releases", j, "compilation"),
+                f"release {release.name!r} leaves its assertion dataset to workflow_settings.yaml "
+                f"(defaultAssertionDataset, `{DEFAULT_ASSERTION_SCHEMA}` unless it says otherwise): the dataset "
+                "its assertions write is not checked (set compilation.assertion_schema, or "
+                "compilation.has_assertions: false if the code has none)",
             )
         writes = list({w.resource: w for w in found}.values())
         self._locations_agree(env_name, env, release, j, writes)
@@ -887,25 +892,21 @@ class AccessModel:
         if ws is not None and ws.default_database is None:
             # Dataform compiles a workspace into workflow_settings.yaml's defaultProject, which dfinfra cannot
             # read: proving the writes against the host project would prove the wrong project.
-            self.notes.append(
-                (
-                    top.host_name,
-                    repository.at("workspace_compilation"),
-                    "workspace runs compile into workflow_settings.yaml's defaultProject: the datasets they write "
-                    "are not checked (set workspace_compilation.default_database)",
-                )
+            self._not_checked(
+                top.host_name,
+                repository.at("workspace_compilation"),
+                "workspace runs compile into workflow_settings.yaml's defaultProject: the datasets they write "
+                "are not checked (set workspace_compilation.default_database)",
             )
             return []
         if per_workspace:
             return []  # named per workspace: nothing to declare or grant ahead (the creator owns them)
         if ws is None or not ws.schemas or ws.default_database is None:
-            self.notes.append(
-                (
-                    top.host_name,
-                    repository.at("workspace_compilation"),
-                    "workspace runs are possible but "
-                    "workspace_compilation.schemas is empty: the datasets they write are not checked",
-                )
+            self._not_checked(
+                top.host_name,
+                repository.at("workspace_compilation"),
+                "workspace runs are possible but "
+                "workspace_compilation.schemas is empty: the datasets they write are not checked",
             )
             return []
         database = ws.default_database
@@ -954,4 +955,6 @@ class AccessModel:
                             f"{runner.name} is declared to write {env.project.id}.{dataset}",
                             env_name,
                             ("runners", i, "bigquery", "writes", j),
+                            # Runs whose writes workflow_settings.yaml decides may be the ones writing it.
+                            tuple(self._unchecked_runs.get(principal.member, ())),
                         )

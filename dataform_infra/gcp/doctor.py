@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from dataform_infra.access import AccessModel, Requirement, roles
 from dataform_infra.access.model import link_accessor_role
-from dataform_infra.errors import GcpError, GcpNotFound
+from dataform_infra.errors import GcpError, GcpNotFound, GcpPermissionDenied
 from dataform_infra.gcp.clients import GoogleApis, call
 from dataform_infra.spec.loader import Deployment
 from dataform_infra.topology import (
@@ -69,10 +69,10 @@ class Doctor:
             name = service_account_name(email)
             check = self._runner_exists(iam, env_name, runner, email, name)
             yield check
-            if check.status == "pass":
-                existing.add(name)
-            else:
+            if check.status == "fail":
                 self.missing_runners.add(email)
+            else:  # or not ours to read (another team's account): its grants are still asked
+                existing.add(name)
             yield from self._runner_grants(iam, env_name, runner, email, name, name in existing)
         # With a Developer Connect link there is no secret: the link's grant is a run requirement below.
         # Repositories sharing a secret are each checked: they may pin different versions.
@@ -158,6 +158,8 @@ class Doctor:
     def _runner_exists(self, iam: IAMClient, env_name: str, runner: str, email: str, name: str) -> Check:
         try:
             call(f"reading service account {email}", iam.get_service_account, request={"name": name})
+        except GcpPermissionDenied as exc:  # another team's account: it may exist where we may not look
+            return Check(f"runner-exists:{email}", "skipped", str(exc))
         except GcpNotFound:
             index, _ = self.topology.runner_at(env_name, runner)
             elsewhere = self.topology.runner(env_name, runner).made_elsewhere
@@ -525,6 +527,16 @@ class Doctor:
             return (
                 f"grant {link_accessor_role(pushes)} to {req.principal.member} on {req.resource.id} "
                 "(Developer Connect; dfinfra cannot make this grant)"
+            )
+        if req.resource.kind == "service_account" and req.assumed:  # a runner made elsewhere
+            role = (
+                "roles/iam.serviceAccountTokenCreator"
+                if req.chain == "agent-impersonates"
+                else "roles/iam.serviceAccountUser"
+            )
+            return (
+                f"ask the account's owner to run: gcloud iam service-accounts add-iam-policy-binding {req.resource.id} "
+                f"--member={req.principal.member} --role={role}"
             )
         if req.assumed:
             narrowest = roles.narrowest_roles(set(missing))

@@ -871,7 +871,10 @@ class _ModuleBuilder:
                 display_name=repo.display_name,
                 service_account=None,  # set with its runner's grants, in _runner_access
                 deletion_policy=repo.deletion_policy,
-                kms_key_name=repo.kms_key_name,
+                # Named even when it is the default: the provider reads the key back into state and does not
+                # compute it, so an unnamed default would plan a change Google refuses; and a later change of the
+                # default then meets the same refusal as a changed key (`fixed_at_creation`).
+                kms_key_name=hosted.kms_key_name,
                 npmrc_version=npmrc_version,
                 labels=dict(sorted(repo.labels.items())),
                 url=repo.git.url,
@@ -1020,6 +1023,8 @@ class _ModuleBuilder:
                     depends_on=self.agent_depends_on,
                 )
                 needed.append(Expr.ref(token_creator.resource_type, token_creator.name))
+            if attached.made_elsewhere and top.attached_where_made(attached.email):
+                continue  # its own environment grants it (one member, one state: never two modules' copies)
             job_user = self._grant(
                 (ref.runner.name, "bigquery_job_user"),
                 role="roles/bigquery.jobUser",

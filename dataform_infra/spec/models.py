@@ -254,6 +254,12 @@ class Repository(Spec):
     """A Dataform repository. Declared only by the host environment (`repository:`, or `repositories:` for
     several in the host project)."""
 
+    @model_validator(mode="after")
+    def _outside_users_run_as_the_runner(self) -> Repository:
+        if self.outside_users and not self.runner:
+            raise ValueError("outside_users: true says people start workspace runs as `runner`, which is not set")
+        return self
+
     name: DataformId = Field(description="Repository id.")
     display_name: Text | None = Field(default=None, description="Name shown in the console.")
     git: GitRemote = Field(description="Remote Git repository and how Dataform authenticates to it.")
@@ -524,7 +530,8 @@ class Release(Spec):
         default="spec",
         description="Who sets the release config's `git_commitish`: `spec` (this `git_ref`, restored by every "
         "apply) or `ci` (your CI moves it, e.g. to each release tag, through the Dataform API; `git_ref` is then "
-        "only its first value, and applies never reset it).",
+        "only its first value, and applies never reset it; a saved plan that changes the release config writes "
+        "back the ref it saw, so let CI move the ref after the apply, not between plan and apply).",
     )
     cron: Cron | None = Field(default=None, description="When to compile (unix-cron). Without it, compile manually.")
     time_zone: TimeZone = Field(default="Etc/UTC", description="IANA time zone of the cron.")

@@ -177,6 +177,11 @@ def test_workspace_writes_are_not_checked_against_a_project_workflow_settings_de
     assert "repository.workspace_compilation" in out
     assert "compile into workflow_settings.yaml's defaultProject" in out
     assert "set workspace_compilation.default_database" in out
+    # The runner's declared workspace datasets may be what those runs write: never called unused.
+    h["datasets"].append({"id": "marts_dev"})
+    h["runners"][0]["bigquery"]["writes"].append("marts_dev")
+    code, out = validate(write_specs(tmp_path / "b", {"staging": h}))
+    assert code == 0 and "no run uses it" not in out, out
 
 
 def test_people_start_runs_only_as_the_runners_named_in_run_as(tmp_path):
@@ -307,6 +312,13 @@ def _runner_nobody_here_runs_as(outside: bool) -> dict:
     if outside:
         h["repository"]["outside_users"] = True
     return h
+
+
+def test_outside_users_need_a_runner_to_run_as(tmp_path):
+    h = _runner_nobody_here_runs_as(True)
+    del h["repository"]["runner"]
+    code, out = validate(write_specs(tmp_path, {"staging": h}))
+    assert code == 2 and "staging.yaml" in out and "repository" in out and "which is not set" in out, out
 
 
 def test_people_outside_the_spec_running_workspaces_are_a_warning_and_can_be_stated(tmp_path):

@@ -278,6 +278,9 @@ def test_the_default_key_is_rendered_granted_once_and_waited_for(tmp_path):
     ) in files["dataform.tf"]
     repository = files["dataform.tf"].split('resource "google_dataform_repository" "analytics"')[1].split("\n}\n")[0]
     assert "google_dataform_config.this," in repository
+    # Named, not left implicit: the provider reads the key back and does not compute it (an unnamed default
+    # would plan a change Google refuses), and a later change of the default is refused like a changed key.
+    assert f'  kms_key_name    = "{DEFAULT_KEY}"\n' in repository
     assert "google_kms_crypto_key_iam_member.dataform_agent_uses_default_key" in repository
     [grant] = [g for g in ws.module("staging").grants if g.resource_type == "google_kms_crypto_key_iam_member"]
     assert (grant.principal.kind, grant.target) == ("service_agent", {"crypto_key_id": DEFAULT_KEY})

@@ -119,6 +119,14 @@ def test_lint_exempts_the_account_only_under_the_marker(tmp_path):
     assert "Runner made elsewhere" not in stripped["dataform.tf"]
     found = {f.rule for f in policy.check(policy.facts_from_hcl(stripped))}
     assert "runner-usable" in found
+    # The marker never excuses an account the module creates itself.
+    own = (
+        'resource "google_service_account" "r" {\n  account_id = "r"\n}\n'
+        'resource "google_dataform_repository_workflow_config" "w" {\n  provider = google-beta\n'
+        '  # Runner made elsewhere: not true here.\n  name = "w"\n  release_config = "r"\n'
+        "  invocation_config {\n    service_account = google_service_account.r.email\n  }\n}\n"
+    )
+    assert "runner-usable" in {f.rule for f in policy.check(policy.facts_from_hcl({"a.tf": own}))}
 
 
 def test_another_environments_runner_runs_this_ones_workflow(tmp_path):
@@ -129,11 +137,16 @@ def test_another_environments_runner_runs_this_ones_workflow(tmp_path):
     ws = Workspace(write_specs(tmp_path, {"staging": host(), "prod": spec}))
     assert ws.validate().violations == []
     prod = ws.module("prod")
+    # Job User on the host project is the host's grant (it attaches the runner too): one member in one state,
+    # never a copy in prod's that a destroy of prod would take from the host's runs.
     assert {g.resource.label for g in prod.grants} == {
         "dataset acme-target-proj.marts",
         "dataset acme-target-proj.assertions",
-        "project acme-host-proj",
     }
+    assert [g.address for g in ws.module("staging").grants if g.role == "roles/bigquery.jobUser"] == [
+        "google_project_iam_member.host_runner_bigquery_job_user"
+    ]
+    assert ws.coverage().unserved == [] and ws.coverage().unmet == []
     assert {r.runner.env for r in ws.access.runs if r.workflow == "target-daily"} == {"prod"}
 
 
