@@ -613,6 +613,11 @@ class Lifecycle:
             raise TerraformError(
                 f"{env}: the state changed since the plan was made (another run?); plan again with `dfinfra plan {env}`"
             )
+        if result.returncode != 0:
+            # Terraform ran to the end and some change failed: what it set out to change may be half done, release
+            # configs among it (an interrupt, a stale plan or a lock never gets here). The first failed plan is
+            # kept: a retry after IAM propagation plans only what is left.
+            self.partly_applied.setdefault(env, outcome.summary)
         if guard_retry and result.returncode != 0 and _PERMISSION_DENIED.search(result.output):
             grants = [c for c in outcome.summary.changes if c.type.endswith("_iam_member") and c.action == "create"]
             if grants:
@@ -631,10 +636,6 @@ class Lifecycle:
                 else:
                     self._discard_plan(env)
                 return
-        if result.returncode != 0:
-            # Terraform ran to the end and some change failed: what it set out to change may be half done, release
-            # configs among it (an interrupt, a stale plan or a lock never gets here).
-            self.partly_applied[env] = outcome.summary
         runner.check(result, "apply", shown=True)  # apply output streams live: its errors are on screen
         verb = "destroyed" if outcome.mode.destroy else "applied"
         self.echo(f"{env}: {verb} ({done}/{total}). Log: {runner.log_path}")
