@@ -718,30 +718,22 @@ class AccessModel:
     def _runner_reads(self, env_name: str, env: Environment, runner_name: str, ids: tuple[str, ...]) -> None:
         i, runner = self.topology.runner_at(env_name, runner_name)
         principal = self.topology.runner(env_name, runner_name).principal
-        for j, dataset in enumerate(runner.bigquery.reads):
-            read = dataset_resource(env.project.id, dataset)
-            self._need(
-                "runner-reads",
-                principal,
-                READ,
-                read,
-                f"{runner_name}'s code reads {read.project}.{read.id}",
-                env_name,
-                ("runners", i, "bigquery", "reads", j),
-                ids,
-            )
-        for j, dataset in enumerate(runner.bigquery.reads_metadata):
-            read = dataset_resource(env.project.id, dataset)
-            self._need(
-                "runner-reads",
-                principal,
-                READ_METADATA,
-                read,
-                f"{runner_name}'s code reads the metadata of {read.project}.{read.id} (no table data)",
-                env_name,
-                ("runners", i, "bigquery", "reads_metadata", j),
-                ids,
-            )
+        for verb, permissions, what in (
+            ("reads", READ, ""),
+            ("reads_metadata", READ_METADATA, "the metadata of "),
+        ):
+            for j, dataset in enumerate(getattr(runner.bigquery, verb)):
+                read = dataset_resource(env.project.id, dataset)
+                self._need(
+                    "runner-reads",
+                    principal,
+                    permissions,
+                    read,
+                    f"{runner_name}'s code reads {what}{read.project}.{read.id}",
+                    env_name,
+                    ("runners", i, "bigquery", verb, j),
+                    ids,
+                )
         rendered = self.topology.on_provider_8(env_name)  # the 7.45 facts hold no bucket IAM type
         for j, bucket in enumerate(runner.storage.reads):
             path: PathKey = ("runners", i, "storage", "reads", j)
