@@ -116,13 +116,31 @@ def _hint(model: AccessModel, req: Requirement) -> str:
         step = "" if declared else f"declare `- id: {dataset.id}` under `datasets:` and "
         return f"in {deployment.spec_file(owner)}, {step}add `{dataset.id}` to `bigquery.writes` of runner {runner}"
     if req.chain == "workspace-creates-datasets":
+        project = req.resource.project
         runner, runner_project = _runner_of(req)
-        if runner_project != req.resource.project:
+        # The environment that grants in that project: one that declares the runner (its own, or by email).
+        owner, runner = next(
+            (
+                (n, r.name)
+                for n, e in deployment.environments.items()
+                if e.project.id == project
+                for r in e.runners
+                if r.email_in(project) == req.principal.email
+            ),
+            (None, runner),
+        )
+        if owner is None:
+            there = next((n for n, e in deployment.environments.items() if e.project.id == project), None)
+            if there is None:
+                return (
+                    f"runner {runner} can only be granted roles in this deployment's projects: set "
+                    f"workspace_compilation.default_database to {runner_project}, or use a fixed schema_suffix"
+                )
             return (
-                f"runner {runner} can only be granted roles in its own project {runner_project}: set "
-                f"workspace_compilation.default_database to {runner_project}, or use a fixed schema_suffix"
+                f"in {deployment.spec_file(there)}, name the runner as made elsewhere and let it create datasets "
+                f"there: `runners: [{{name: {runner}, email: {req.principal.email}, bigquery: {{project_wide: "
+                "[{role: dataEditor, reason: ...}]}}]` (or use a fixed schema_suffix)"
             )
-        owner = next(n for n, e in deployment.environments.items() if any(r.name == runner for r in e.runners))
         return (
             f"in {deployment.spec_file(owner)}, give runner {runner} `bigquery.project_wide: [{{role: dataEditor, "
             "reason: ...}]` (BigQuery Data Editor on the project includes creating datasets), or use a fixed "

@@ -248,3 +248,27 @@ def test_workspaces_write_another_environments_project_offline(tmp_path: Path, c
         assert state == "FAILED" and "acme-target-proj:marts_dev" in reasons[0], reasons
     finally:
         apis.stop()
+
+
+def test_per_workspace_datasets_in_another_project_name_the_environment_that_grants_there(tmp_path):
+    """`${workspaceName}` workspaces compiled into prod's project create their datasets there: the fix is in
+    prod's spec (the host's runner named by email, with a project-wide Data Editor), never the host's project."""
+    specs = workspaces_writing_prod()
+    specs["staging"]["repository"]["workspace_compilation"] = {
+        "default_database": "acme-target-proj",
+        "schema_suffix": "${workspaceName}",
+    }
+    specs["prod"]["runners"].pop()
+    [violation] = [
+        v for v in Workspace(write_specs(tmp_path / "a", specs)).validate().violations if "datasets.create" in v.message
+    ]
+    assert "prod.yaml, name the runner as made elsewhere and let it create datasets there" in violation.message
+    assert f"email: {HOST_RUNNER}, bigquery: {{project_wide: [{{role: dataEditor" in violation.message
+    specs["prod"]["runners"].append(
+        {
+            "name": "host-runner",
+            "email": HOST_RUNNER,
+            "bigquery": {"project_wide": [{"role": "dataEditor", "reason": "each workspace creates its own datasets"}]},
+        }
+    )
+    assert Workspace(write_specs(tmp_path / "b", specs)).validate().violations == []
