@@ -34,10 +34,6 @@ PrincipalKind = Literal["service_agent", "runner", "deployer", "person"]
 ResourceKind = ObjectKind
 
 
-def runner_email(account_id: str, project: str) -> str:
-    return f"{account_id}@{project}.iam.gserviceaccount.com"
-
-
 def service_account_name(email: str) -> str:
     """`projects/<project>/serviceAccounts/<email>`: the name IAM and Terraform use."""
     project = email.split("@", 1)[1].removesuffix(".iam.gserviceaccount.com")
@@ -103,6 +99,11 @@ class Resource:
 @lru_cache(maxsize=4096)
 def project_resource(project: str) -> Resource:
     return Resource("project", project, project)
+
+
+def key_resource(name: str) -> Resource:
+    """A Cloud KMS key, by its full name `projects/<p>/locations/<l>/keyRings/<r>/cryptoKeys/<k>`."""
+    return Resource("crypto_key", name.split("/")[1], name)
 
 
 def bucket_resource(name: str) -> Resource:
@@ -180,7 +181,7 @@ class HostedRepository:
     def kms_key(self) -> Resource | None:
         """The Cloud KMS key encrypting the repository (CMEK), as a resource the agent's grant is on."""
         key = self.kms_key_name
-        return Resource("crypto_key", key.split("/")[1], key) if key else None
+        return key_resource(key) if key else None
 
     @property
     def kms_key_path(self) -> tuple[str | int, ...]:
@@ -292,7 +293,7 @@ class Topology:
     def default_key(self) -> Resource | None:
         """Dataform's default key for the host's project and region (`google_dataform_config`), if set."""
         key = self.host.dataform_default_kms_key_name
-        return Resource("crypto_key", key.split("/")[1], key) if key else None
+        return key_resource(key) if key else None
 
     def grants_key(self, repository: HostedRepository) -> bool:
         """Does the host's module grant the Dataform service agent the repository's CMEK key? Yes for a key in a

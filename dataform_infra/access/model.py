@@ -163,11 +163,6 @@ class Run:
             return f"{self.workflow} (started by {self.started_by.member})"
         return f"workspace run by {self.started_by.member} in {self.repository.name}"
 
-    @property
-    def by_outside_users(self) -> bool:
-        """A workspace run by people the spec does not name (`outside_users`): their act-as is theirs."""
-        return self.kind == "workspace" and self.started_by is None
-
 
 RequirementKey = tuple[Chain, str, str, Resource, bool]  # chain, member, permission, resource, assumed
 
@@ -440,6 +435,7 @@ class AccessModel:
                     )
         default_key = top.default_key
         if default_key is not None:
+            managed = top.manages_key_grant(default_key)
             # Google creates every later repository of the region with it, so the agent needs it even while
             # each repository declared here has a key of its own (dataform-operations.md §c).
             self._need(
@@ -451,9 +447,9 @@ class AccessModel:
                 f"default key {default_key.id}",
                 host,
                 ("dataform_default_kms_key_name",),
-                assumed=not top.manages_key_grant(default_key),
+                assumed=not managed,
             )
-            if not top.manages_key_grant(default_key):
+            if not managed:
                 self.notes.append(
                     (
                         host,
@@ -547,8 +543,7 @@ class AccessModel:
                 "cannot: the provider types it renders have no Developer Connect IAM resource); `dfinfra doctor` "
                 "checks that it holds",
             )
-            if note not in self.notes:
-                self.notes.append(note)
+            self._note_once(note)
         if repository.kms_key is not None:
             # CMEK (dataform-operations.md §c): rendered where dfinfra may (Topology.grants_key), else granted
             # outside dfinfra, named here and checked by doctor.
@@ -573,8 +568,8 @@ class AccessModel:
                 "dfinfra grants it only on a key in a project of this deployment with provider 8.x, so grant it "
                 "yourself; `dfinfra doctor` checks it",
             )
-            if outside and note not in self.notes:
-                self.notes.append(note)
+            if outside:
+                self._note_once(note)
         if repository.npmrc_secret:
             reads.append(
                 (
@@ -669,8 +664,7 @@ class AccessModel:
                 f"{top.agent.member}, and roles/iam.serviceAccountUser to whoever attaches it or starts runs as it "
                 "(strict act-as); `dfinfra explain --runs` lists them and `dfinfra doctor` checks them",
             )
-            if note not in self.notes:
-                self.notes.append(note)
+            self._note_once(note)
         self._need(
             "runner-runs-jobs",
             runner.principal,
@@ -755,8 +749,8 @@ class AccessModel:
                 "provider_version ~> 8.7 (the 7.x facts it renders against have no bucket IAM type), so on this "
                 "line grant it yourself; `dfinfra doctor` checks it",
             )
-            if not rendered and note not in self.notes:
-                self.notes.append(note)
+            if not rendered:
+                self._note_once(note)
         for j, wide in enumerate(runner.bigquery.project_wide):
             reads_only = wide.role == "dataViewer"
             self._need(
@@ -770,6 +764,11 @@ class AccessModel:
                 ("runners", i, "bigquery", "project_wide", j),
                 ids,
             )
+
+    def _note_once(self, note: tuple[str, PathKey, str]) -> None:
+        """A warning said once however many runs or repositories reach it."""
+        if note not in self.notes:
+            self.notes.append(note)
 
     def _not_checked(self, env: str, path: PathKey, text: str) -> None:
         """A write the spec leaves to workflow_settings.yaml (or the code): said once, and remembered, so the runs
@@ -880,7 +879,6 @@ class AccessModel:
     def _workspace_writes(self, repository: HostedRepository) -> list[DatasetWrite]:
         top = self.topology
         ws = repository.spec.workspace_compilation
-        per_workspace = ws is not None and WORKSPACE_NAME in (ws.schema_suffix or "")
         if ws is not None and ws.default_database is None:
             # Dataform compiles a workspace into workflow_settings.yaml's defaultProject, which dfinfra cannot
             # read: proving the writes against the host project would prove the wrong project.
@@ -891,7 +889,7 @@ class AccessModel:
                 "are not checked (set workspace_compilation.default_database)",
             )
             return []
-        if per_workspace:
+        if self._per_workspace_database(repository) is not None:
             return []  # named per workspace: nothing to declare or grant ahead (the creator owns them)
         if ws is None or not ws.schemas or ws.default_database is None:
             self._not_checked(

@@ -82,23 +82,29 @@ def _runner_of(req: Requirement) -> tuple[str, str]:
     return req.principal.email.partition("@")[0], runner_resource(req.principal.email).project
 
 
+def _granting_environment(model: AccessModel, req: Requirement) -> tuple[str, str] | None:
+    """The environment that grants `req`'s runner in `req`'s project, and what it calls the runner: one whose
+    project that is and that declares the runner (its own, or by email as made elsewhere)."""
+    project = req.resource.project
+    return next(
+        (
+            (n, r.name)
+            for n, e in model.deployment.environments.items()
+            if e.project.id == project
+            for r in e.runners
+            if r.email_in(project) == req.principal.email
+        ),
+        None,
+    )
+
+
 def _hint(model: AccessModel, req: Requirement) -> str:
     deployment = model.deployment
     if req.chain in ("runner-writes", "workspace-writes"):
         dataset = req.resource
         runner, _ = _runner_of(req)
         owners = [n for n, e in deployment.environments.items() if e.project.id == dataset.project]
-        # The environment granting on the dataset: the one whose project holds it and that declares the runner
-        # (as its own, or by email as made elsewhere).
-        owner, runner = next(
-            (
-                (n, r.name)
-                for n in owners
-                for r in deployment.environments[n].runners
-                if r.email_in(dataset.project) == req.principal.email
-            ),
-            (None, runner),
-        )
+        owner, runner = _granting_environment(model, req) or (None, runner)
         if owner is None:
             if not owners:
                 return (
@@ -118,17 +124,7 @@ def _hint(model: AccessModel, req: Requirement) -> str:
     if req.chain == "workspace-creates-datasets":
         project = req.resource.project
         runner, runner_project = _runner_of(req)
-        # The environment that grants in that project: one that declares the runner (its own, or by email).
-        owner, runner = next(
-            (
-                (n, r.name)
-                for n, e in deployment.environments.items()
-                if e.project.id == project
-                for r in e.runners
-                if r.email_in(project) == req.principal.email
-            ),
-            (None, runner),
-        )
+        owner, runner = _granting_environment(model, req) or (None, runner)
         if owner is None:
             there = next((n for n, e in deployment.environments.items() if e.project.id == project), None)
             if there is None:

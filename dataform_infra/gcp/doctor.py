@@ -181,9 +181,6 @@ class Doctor:
             return
         # A runner made elsewhere: the grants on its account are its owner's, so the fix is theirs too.
         elsewhere = self.topology.runner(env_name, runner).made_elsewhere
-        ours = "" if elsewhere else f"dfinfra apply {env_name}   (or: "
-        close = "" if elsewhere else ")"
-        owner = "ask the account's owner to run: " if elsewhere else ""
         checks = (f"agent-token-creator:{email}", f"caller-act-as:{email}")
         if not exists:
             for check in checks:
@@ -208,8 +205,10 @@ class Doctor:
                 checks[0],
                 "fail",
                 f"{self.agent} has no roles/iam.serviceAccountTokenCreator on {email}: workflows running as it fail",
-                f"{ours}{owner}gcloud iam service-accounts add-iam-policy-binding "
-                f"{email} --member=serviceAccount:{self.agent} --role=roles/iam.serviceAccountTokenCreator{close}",
+                _owners_grant(email, f"serviceAccount:{self.agent}", "roles/iam.serviceAccountTokenCreator")
+                if elsewhere
+                else f"dfinfra apply {env_name}   (or: gcloud iam service-accounts add-iam-policy-binding {email} "
+                f"--member=serviceAccount:{self.agent} --role=roles/iam.serviceAccountTokenCreator)",
             )
         allowed = call(
             f"testing actAs on {email}", iam.test_iam_permissions, request={"resource": name, "permissions": [ACT_AS]}
@@ -221,8 +220,7 @@ class Doctor:
                 checks[1],
                 "fail",
                 f"your credentials lack {ACT_AS} on {email}: creating or updating configs that use it fails",
-                f"{owner}gcloud iam service-accounts add-iam-policy-binding {email} --member=<your deployer> "
-                "--role=roles/iam.serviceAccountUser"
+                _owners_grant(email, "<your deployer>", "roles/iam.serviceAccountUser")
                 if elsewhere
                 else f"add your deployer to `deployers:` in {self.deployment.spec_file(env_name)} and run "
                 f"dfinfra apply {env_name}   (or grant roles/iam.serviceAccountUser on {email})",
@@ -534,10 +532,7 @@ class Doctor:
                 if req.chain == "agent-impersonates"
                 else "roles/iam.serviceAccountUser"
             )
-            return (
-                f"ask the account's owner to run: gcloud iam service-accounts add-iam-policy-binding {req.resource.id} "
-                f"--member={req.principal.member} --role={role}"
-            )
+            return _owners_grant(req.resource.id, req.principal.member, role)
         if req.assumed:
             narrowest = roles.narrowest_roles(set(missing))
             role = narrowest[0] if narrowest else "a role with " + ", ".join(missing)
@@ -546,3 +541,11 @@ class Doctor:
                 "(dfinfra leaves the deployers' own rights to you)"
             )
         return "dfinfra apply --all   (the rendered grants provide this; right after an apply, IAM may still propagate)"
+
+
+def _owners_grant(email: str, member: str, role: str) -> str:
+    """The fix for a grant on a runner made elsewhere: its owner's to make, so addressed to them."""
+    return (
+        f"ask the account's owner to run: gcloud iam service-accounts add-iam-policy-binding {email} "
+        f"--member={member} --role={role}"
+    )
