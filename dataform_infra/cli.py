@@ -347,9 +347,9 @@ def explain(
         if as_json:
             import json
 
-            _echo(json.dumps([r.to_dict() for r in run_rows(workspace.access, coverage, scope)], indent=2))
+            _echo(json.dumps([r.to_dict() for r in run_rows(workspace.runs(), coverage, scope)], indent=2))
             return
-        _echo(runs_table(workspace.access, coverage, scope), nl=False)
+        _echo(runs_table(workspace.runs(), coverage, scope), nl=False)
         return
     modules = [workspace.module(e) for e in envs]
     if as_json:
@@ -758,7 +758,11 @@ def _make_live(workspace: Workspace, env: str, releases: list[str], impersonate:
 
     try:
         release(
-            workspace.deployment, env, _google(impersonate), releases, lambda done: _echo(f"{env}: {done.describe()}")
+            workspace.deployment.part(env),
+            env,
+            _google(impersonate),
+            releases,
+            lambda done: _echo(f"{env}: {done.describe()}"),
         )
     except DfinfraError as exc:
         _err(
@@ -1078,7 +1082,7 @@ def secret_set(
     from dataform_infra.gcp.secrets import add_version, checked_secret, git_secret
 
     workspace = _workspace(environments)
-    secret = git_secret(workspace.deployment, env, repository)
+    secret = git_secret(workspace.deployment.part(env), env, repository)
     apis = _google(impersonate)
     if apis.emulator and not apis.emulator_on_loopback:
         raise UsageError(
@@ -1117,7 +1121,7 @@ def secret_status(
     from dataform_infra.gcp.secrets import git_secret, versions
 
     workspace = _workspace(environments)
-    secret = git_secret(workspace.deployment, env, repository)
+    secret = git_secret(workspace.deployment.part(env), env, repository)
     found = versions(_google(impersonate), secret)
     if as_json:
         import json
@@ -1131,7 +1135,7 @@ def secret_status(
     for version in found:
         _echo(f"  {version.name.rsplit('/', 1)[-1]:>4}  {version.state:<9} {version.created}")
     if not found:
-        topology = workspace.topology
+        topology = workspace.topology_of(env)
         _echo(f"  no versions yet: {topology.secret_set_command(topology.repository(secret.repository))}")
 
 
@@ -1160,7 +1164,7 @@ def doctor(
 
     workspace = _workspace(environments)
     workspace.select([env], False)
-    checks = Doctor(workspace.deployment, env, _google(impersonate)).run()
+    checks = Doctor(workspace.deployment.part(env), env, _google(impersonate)).run()
     if as_json:
         import json
 
@@ -1200,7 +1204,7 @@ def adopt(
 
     workspace = _workspace(environments)
     workspace.select([env], False)
-    found = find_existing(workspace.deployment, env, _google(impersonate))
+    found = find_existing(workspace.deployment.part(env), env, _google(impersonate))
     to_mark = [c for c in found if c.exists and not c.marked]
     written = workspace.mark_existing(env, [c.mapping for c in to_mark]) if to_mark and not dry_run else None
     if as_json:
@@ -1246,7 +1250,7 @@ def release(
     workspace = _workspace(environments)
     workspace.select([env], False)
     shown = (lambda _: None) if as_json else (lambda item: _echo(item.describe()))  # each as it goes live
-    done = make_live(workspace.deployment, env, _google(impersonate), releases or None, shown)
+    done = make_live(workspace.deployment.part(env), env, _google(impersonate), releases or None, shown)
     if as_json:
         import json
 
@@ -1287,7 +1291,7 @@ def run(
 
     workspace = _workspace(environments)
     workspace.select([env], False)
-    runner = WorkflowRun(workspace.deployment, env, workflow, _google(impersonate))
+    runner = WorkflowRun(workspace.deployment.part(env), env, workflow, _google(impersonate))
     invocation = runner.start()
     _info(f"started {invocation}")
     if not wait:

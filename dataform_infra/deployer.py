@@ -50,13 +50,14 @@ def deployer_needs(workspace: Workspace, env_name: str) -> list[DeployerNeed]:
                 where = project if scope == "project" else obj  # "self"/"repository": the object itself
                 wanted.setdefault(where, set()).update(permissions)
     deployers = set(module.env.deployers)
-    runs_here = {run.id for run in workspace.access.runs if run.env == env_name}
-    for req in workspace.access.requirements:  # their own run rights (`dfinfra run`), assumed by the model
+    access = workspace.access_of(env_name)
+    runs_here = {run.id for run in access.runs if run.env == env_name}
+    for req in access.requirements:  # their own run rights (`dfinfra run`), assumed by the model
         mine = req.env == env_name or runs_here.intersection(req.runs)
         if req.assumed and req.principal.member in deployers and mine:
             wanted.setdefault(req.resource, set()).add(req.permission)
     granted: dict[Resource, list[str]] = {}
-    for other in workspace.topology.apply_order():
+    for other in access.topology.apply_order():
         for g in workspace.module(other).grants:
             if g.principal.member in deployers:
                 granted.setdefault(g.resource, []).append(g.role)
@@ -131,8 +132,8 @@ def deployer_table(workspace: Workspace, envs: list[str]) -> str:
         "|---|---|---|---|---|",
     ]
     hints: list[str] = []
-    top = workspace.topology
     for env in envs:
+        top = workspace.topology_of(env)
         needs = deployer_needs(workspace, env)
         for n in needs:
             lines.append(

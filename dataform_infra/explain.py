@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dataform_infra.access import CHAINS, AccessModel, Coverage
+from dataform_infra.access import CHAINS, Coverage
+from dataform_infra.access.model import Run
 from dataform_infra.render.module import Grant, Module
 from dataform_infra.topology import Resource
 
@@ -107,9 +108,9 @@ class NeedRow:
         return f"*{who}* (`dfinfra doctor` checks)"
 
 
-def run_rows(model: AccessModel, coverage: Coverage, envs: list[str] | None = None) -> list[NeedRow]:
+def run_rows(all_runs: list[Run], coverage: Coverage, envs: list[str] | None = None) -> list[NeedRow]:
     """What the runs need, one row per (chain, principal, resource), in chain order."""
-    labels = {run.id: run.label for run in model.runs if envs is None or run.env in envs}
+    labels = {run.id: run.label for run in all_runs if envs is None or run.env in envs}
     rows: dict[tuple[str, str, Resource], NeedRow] = {}
     for req in coverage.requirements:
         runs = [labels[r] for r in req.runs if r in labels]
@@ -134,9 +135,9 @@ def run_rows(model: AccessModel, coverage: Coverage, envs: list[str] | None = No
     return sorted(rows.values(), key=lambda r: (order.index(r.chain), r.principal, r.resource))
 
 
-def runs_table(model: AccessModel, coverage: Coverage, envs: list[str] | None = None) -> str:
+def runs_table(all_runs: list[Run], coverage: Coverage, envs: list[str] | None = None) -> str:
     lines = ["| chain | who | needs | on | for runs | granted by |", "|---|---|---|---|---|---|"]
-    for row in run_rows(model, coverage, envs):
+    for row in run_rows(all_runs, coverage, envs):
         needs = ", ".join(f"`{p}`" for p in sorted(row.permissions))
         runs = "; ".join(sorted(row.runs))
         lines.append(

@@ -58,7 +58,7 @@ class PlanOutcome:
 def apply_order(workspace: Workspace, envs: list[str], *, destroy: bool = False) -> list[str]:
     """`envs` in the deployment's apply order (the topology's: the host first, then its targets),
     reversed for a destroy."""
-    order = [e for e in workspace.topology.apply_order() if e in envs]
+    order = [e for e in workspace.apply_order() if e in envs]
     return order[::-1] if destroy else order
 
 
@@ -467,7 +467,7 @@ class Lifecycle:
     def _check_order(self, env: str, mode: PlanMode, *, render: bool) -> None:
         """Stop before terraform when the order is wrong: a target's configs live in the host's
         repository (applied first), and destroying the host takes the targets' configs with it."""
-        top = self.workspace.topology
+        top = self.workspace.topology_of(env)
         host = top.host_name
         if mode.destroy and env == host:
             others = [t for t in top.apply_order() if t != host and t not in self._applied]
@@ -491,7 +491,7 @@ class Lifecycle:
         host's state does not hold yet (without configs, its grants name the service agent the host's first
         apply creates)."""
         module = self.workspace.module(env)
-        host = self.workspace.topology.host_name
+        host = self.workspace.topology_of(env).host_name
         held = set(self._state(host, render=render))
         configs: list[ReleaseConfig | WorkflowConfig] = [*module.releases, *module.workflows]
         if not configs:
@@ -505,7 +505,7 @@ class Lifecycle:
             for view in self.workspace.module(host).repositories
             if view.hosted.name in homes
         }
-        if LEGACY_REPOSITORY in held and self.workspace.topology.single_repository:
+        if LEGACY_REPOSITORY in held and self.workspace.topology_of(env).single_repository:
             return None  # applied before repositories were named after themselves: the same repository
         missing = [f"repository {name}" for address, name in wanted.items() if address not in held]
         if not missing:

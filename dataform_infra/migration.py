@@ -104,7 +104,7 @@ def plan_moves(states: dict[str, dict[str, Any]], owners: dict[Key, tuple[str, s
 def migrate(lifecycle: Lifecycle, *, dry_run: bool = False) -> Migration:
     """Move every state entry of the deployment to the module that now declares it (see module doc)."""
     workspace = lifecycle.workspace
-    envs: list[str] = workspace.topology.apply_order()
+    envs: list[str] = workspace.apply_order()
     workspace.write(lifecycle.out, envs)
     owners: dict[Key, tuple[str, str]] = {}
     for env in envs:

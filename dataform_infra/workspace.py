@@ -17,6 +17,7 @@ from typing import ParamSpec, TypeVar
 
 from dataform_infra import policy
 from dataform_infra.access import AccessModel, Coverage, cover, verdict
+from dataform_infra.access.model import Run
 from dataform_infra.errors import UsageError
 from dataform_infra.render.engine import render_module
 from dataform_infra.render.module import Module, build_module
@@ -81,6 +82,8 @@ class ValidationReport:
 class Workspace:
     environments_dir: Path
     _modules: dict[str, Module] = field(default_factory=dict, repr=False)
+    _topologies: dict[str, Topology] = field(default_factory=dict, repr=False)
+    _accesses: dict[str, AccessModel] = field(default_factory=dict, repr=False)
 
     @cached_property
     @_bulk
@@ -117,18 +120,53 @@ class Workspace:
     def diff(self, out: Path, envs: list[str]) -> str:
         return diff_modules(out, self.render(envs))
 
-    @cached_property
-    def topology(self) -> Topology:
-        return Topology(self.deployment)
+    def topology_of(self, env: str) -> Topology:
+        """The topology of the setup `env` belongs to (its host's; see `Deployment.part`)."""
+        host = self.deployment.hosts[env]
+        if host not in self._topologies:
+            self._topologies[host] = Topology(self.deployment.part(env))
+        return self._topologies[host]
 
-    @cached_property
+    def access_of(self, env: str) -> AccessModel:
+        host = self.deployment.hosts[env]
+        if host not in self._accesses:
+            self._accesses[host] = AccessModel(self.deployment.part(env), self.topology_of(env))
+        return self._accesses[host]
+
+    @property
+    def topology(self) -> Topology:
+        """The one setup's topology (a directory with several hosts has one per host: `topology_of`)."""
+        return self.topology_of(self.deployment.host_name)
+
+    @property
     def access(self) -> AccessModel:
-        return AccessModel(self.deployment, self.topology)
+        """The one setup's access model (several hosts: `access_of`)."""
+        return self.access_of(self.deployment.host_name)
+
+    def accesses(self) -> list[AccessModel]:
+        """One access model per host, in the directory's order."""
+        return [self.access_of(host) for host in self.deployment.host_names()]
+
+    def apply_order(self) -> list[str]:
+        """Every environment, each host before the environments whose configs it holds."""
+        return [env for host in self.deployment.host_names() for env in self.topology_of(host).apply_order()]
+
+    def coverage_of(self, access: AccessModel) -> Coverage:
+        """A setup's requirements against every grant its modules render."""
+        grants = [g for env in access.topology.environments for g in self.module(env).grants]
+        return cover(access.requirements, grants)
 
     def coverage(self) -> Coverage:
-        """The access model's requirements against every grant the modules render."""
+        """Every setup's requirements against every grant the modules render."""
+        accesses = self.accesses()
+        if len(accesses) == 1:
+            return self.coverage_of(accesses[0])
         grants = [g for env in self.deployment.environments for g in self.module(env).grants]
-        return cover(self.access.requirements, grants)
+        return cover([r for access in accesses for r in access.requirements], grants)
+
+    def runs(self) -> list[Run]:
+        """Every run of every setup."""
+        return [run for access in self.accesses() for run in access.runs]
 
     @_bulk
     def validate(self) -> ValidationReport:
@@ -139,8 +177,11 @@ class Workspace:
             module = self.module(env)
             grants += len(module.grants)
             findings += policy.check(policy.facts_from_module(module))
-        findings += verdict.findings(self.access, self.coverage())
-        return ValidationReport(envs, grants, findings, [*self.deployment.warnings, *verdict.warnings(self.access)])
+        warnings: list[SpecWarning] = list(self.deployment.warnings)
+        for access in self.accesses():
+            findings += verdict.findings(access, self.coverage_of(access))
+            warnings += verdict.warnings(access)
+        return ValidationReport(envs, grants, findings, warnings)
 
     def mark_existing(self, env: str, mappings: list[PathKey]) -> Path:
         """Write `existing: true` into `env`'s spec file at `mappings`; refuses (writing nothing) unless the
@@ -163,4 +204,6 @@ class Workspace:
         os.replace(temporary, spec)
         self.__dict__.pop("deployment", None)
         self._modules.clear()
+        self._topologies.clear()
+        self._accesses.clear()
         return spec

@@ -16,6 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 SPEC_SETS = {
     "shipped": REPO / "environments",
     "multi-repository": REPO / "examples" / "multi-repository" / "environments",
+    "platform-team": REPO / "examples" / "platform-team" / "environments",
     "single-project": REPO / "examples" / "single-project" / "environments",
     "ssh-repository": REPO / "examples" / "ssh-repository" / "environments",
     "three-environments": REPO / "examples" / "three-environments" / "environments",

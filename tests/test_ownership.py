@@ -13,7 +13,7 @@ from tests.conftest import SPEC_SETS
 def test_no_object_is_declared_by_two_modules(spec_set):
     ws = Workspace(SPEC_SETS[spec_set])
     seen: dict[tuple, str] = {}
-    for env in ws.topology.apply_order():
+    for env in ws.apply_order():
         for key in declared(ws.module(env)):
             assert key not in seen, f"{key} declared by {seen.get(key)} and {env}"
             seen[key] = env
@@ -34,7 +34,7 @@ def _state_attributes(grant) -> dict:
 
 def test_every_rendered_grant_and_config_is_found_again_in_state():
     ws = Workspace(SPEC_SETS["shipped"])
-    for env in ws.topology.apply_order():
+    for env in ws.apply_order():
         module = ws.module(env)
         keys = declared(module)
         for grant in module.grants:

@@ -274,12 +274,27 @@ class AccessModel:
                 runs: list[Run] = []
                 if workflow.cron:
                     runs.append(
-                        Run(f"scheduled:{workflow.name}", "scheduled", env_name, runner, repository, workflow.name)
+                        Run(
+                            f"scheduled:{env_name}/{workflow.name}",
+                            "scheduled",
+                            env_name,
+                            runner,
+                            repository,
+                            workflow.name,
+                        )
                     )
                 # People start runs in the repository whose access declares them (`run_as`).
                 starters = [*deployers, *self._people_running_as(env_name, workflow.runner, repository)]
                 runs += [
-                    Run(f"manual:{workflow.name}:{w.member}", "manual", env_name, runner, repository, workflow.name, w)
+                    Run(
+                        f"manual:{env_name}/{workflow.name}:{w.member}",
+                        "manual",
+                        env_name,
+                        runner,
+                        repository,
+                        workflow.name,
+                        w,
+                    )
                     for w in starters
                 ]
                 self._runs += runs
@@ -365,11 +380,11 @@ class AccessModel:
             )
         people = self._people_running_as(host, runner_name, repository)
         runs = [
-            Run(f"workspace:{repository.name}:{p.member}", "workspace", host, runner, repository, None, p)
+            Run(f"workspace:{host}/{repository.name}:{p.member}", "workspace", host, runner, repository, None, p)
             for p in people
         ]
         if repository.spec.outside_users:
-            runs.append(Run(f"workspace:{repository.name}:outside", "workspace", host, runner, repository))
+            runs.append(Run(f"workspace:{host}/{repository.name}:outside", "workspace", host, runner, repository))
         elif not people:
             self.notes.append(
                 (
@@ -421,6 +436,7 @@ class AccessModel:
         host = top.host_name
         for repository in top.repositories:
             self._git_sync(repository, ())
+            self._repository_key(repository, ())
         for env_name, env in self.deployment.environments.items():
             for j, release in enumerate(env.releases):
                 if release.cron:
@@ -508,6 +524,38 @@ class AccessModel:
         """Do people commit in its workspaces (and Dataform push those commits to the remote)?"""
         return bool(repository.spec.access)
 
+    def _repository_key(self, repository: HostedRepository, runs: tuple[str, ...]) -> None:
+        """CMEK: every compilation, run (a workflow config's run started by hand included: it executes a
+        compilation result stored under the key) and Git operation of the repository uses its key."""
+        top = self.topology
+        if repository.kms_key is None:
+            return
+        # CMEK (dataform-operations.md §c): rendered where dfinfra may (Topology.grants_key), else granted
+        # outside dfinfra, named here and checked by doctor.
+        key = repository.kms_key.id
+        outside = not top.grants_key(repository)
+        self._need(
+            "agent-uses-key",
+            top.agent,
+            ("cloudkms.cryptoKeyVersions.useToDecrypt", "cloudkms.cryptoKeyVersions.useToEncrypt"),
+            repository.kms_key,
+            f"every compilation, run and Git operation of {repository.name} uses its key {key}",
+            top.host_name,
+            repository.kms_key_path,
+            runs,
+            assumed=outside,
+        )
+        note = (
+            top.host_name,
+            repository.kms_key_path,
+            f"the Dataform service agent {top.agent.member} needs roles/cloudkms.cryptoKeyEncrypterDecrypter "
+            f"on {key} before the repository is created and for every compilation, run and Git operation; "
+            "dfinfra grants it only on a key in a project of this deployment with provider 8.x, so grant it "
+            "yourself; `dfinfra doctor` checks it",
+        )
+        if outside:
+            self._note_once(note)
+
     def _git_sync(self, repository: HostedRepository, runs: tuple[str, ...]) -> None:
         """Chain 1: every compilation (scheduled releases, workspaces, runs) fetches the code with Git, and
         installs npm packages with the `.npmrc` variables when the repository names them."""
@@ -544,32 +592,6 @@ class AccessModel:
                 "checks that it holds",
             )
             self._note_once(note)
-        if repository.kms_key is not None:
-            # CMEK (dataform-operations.md §c): rendered where dfinfra may (Topology.grants_key), else granted
-            # outside dfinfra, named here and checked by doctor.
-            key = repository.kms_key.id
-            outside = not top.grants_key(repository)
-            self._need(
-                "agent-uses-key",
-                top.agent,
-                ("cloudkms.cryptoKeyVersions.useToDecrypt", "cloudkms.cryptoKeyVersions.useToEncrypt"),
-                repository.kms_key,
-                f"every compilation, run and Git operation of {repository.name} uses its key {key}",
-                top.host_name,
-                repository.kms_key_path,
-                runs,
-                assumed=outside,
-            )
-            note = (
-                top.host_name,
-                repository.kms_key_path,
-                f"the Dataform service agent {top.agent.member} needs roles/cloudkms.cryptoKeyEncrypterDecrypter "
-                f"on {key} before the repository is created and for every compilation, run and Git operation; "
-                "dfinfra grants it only on a key in a project of this deployment with provider 8.x, so grant it "
-                "yourself; `dfinfra doctor` checks it",
-            )
-            if outside:
-                self._note_once(note)
         if repository.npmrc_secret:
             reads.append(
                 (
@@ -604,7 +626,7 @@ class AccessModel:
                 found = top.runner(env_name, name)
                 runner = AttachedRunner(env_name, found.runner, found.project, repository.at("access", k, "run_as", j))
                 person = Principal("person", access.member)
-                run_id = f"adhoc:{repository.name}:{name}:{access.member}"
+                run_id = f"adhoc:{top.host_name}/{repository.name}:{env_name}/{name}:{access.member}"
                 run = Run(run_id, "manual", env_name, runner, repository, None, person)
                 self._runs.append(run)
                 self._run_basics([run], runner)
@@ -631,6 +653,8 @@ class AccessModel:
         compiling = [r for r in runs if r.kind != "manual" or r.workflow is None]
         for repository in dict.fromkeys(r.repository for r in compiling):
             self._git_sync(repository, tuple(r.id for r in compiling if r.repository == repository))
+        for repository in dict.fromkeys(r.repository for r in runs):
+            self._repository_key(repository, tuple(r.id for r in runs if r.repository == repository))
         if scheduled:
             self._need(
                 "agent-schedules",

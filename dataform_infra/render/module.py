@@ -492,7 +492,8 @@ class Module:
 
 
 def build_module(deployment: Deployment, env_name: str) -> Module:
-    return _ModuleBuilder(deployment, env_name).build()
+    """`env_name`'s module, built from the setup it belongs to (its host's part of the directory)."""
+    return _ModuleBuilder(deployment.part(env_name), env_name).build()
 
 
 class _ModuleBuilder:

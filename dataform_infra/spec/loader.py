@@ -1,8 +1,8 @@
 """Load every environment file of a directory into one validated `Deployment`.
 
 Environments are validated together because the important mistakes span files: a workflow
-naming a runner that does not exist, two environments hosting repositories, a release naming a
-repository the host does not declare, a config name used twice.
+naming a runner that does not exist, an environment whose host is ambiguous, a release naming a
+repository its host does not declare, a config name used twice.
 """
 
 from __future__ import annotations
@@ -36,19 +36,50 @@ class SpecWarning:
 
 @dataclass
 class Deployment:
-    """All environments of one Dataform setup, validated together."""
+    """Environments validated together: a spec directory, or one host and the environments whose releases
+    compile its repositories (`part`). Everything that reasons about one setup (topology, access model,
+    modules, live checks) is given a part, whose `host` is unambiguous."""
 
     environments: dict[str, Environment]
     sources: dict[str, YamlDocument]
     warnings: list[SpecWarning] = field(default_factory=list)
+    hosts: dict[str, str] = field(default_factory=dict)  # environment -> the environment hosting its repositories
+    _parts: dict[str, Deployment] = field(default_factory=dict, repr=False)
 
     @property
     def host_name(self) -> str:
-        return next(name for name, env in self.environments.items() if env.declared_repositories())
+        hosts = set(self.hosts.values())
+        if len(hosts) != 1:
+            raise ValueError(f"several hosts ({', '.join(sorted(hosts))}): ask the part of one environment")
+        return next(iter(hosts))
 
     @property
     def host(self) -> Environment:
         return self.environments[self.host_name]
+
+    def host_names(self) -> list[str]:
+        return list(dict.fromkeys(self.hosts.values()))
+
+    def part(self, env: str) -> Deployment:
+        """The setup `env` belongs to: its host and the environments whose releases compile that host's
+        repositories (the whole directory when it has one host)."""
+        if env not in self.hosts:
+            raise UsageError(f"no environment {env!r} (found: {', '.join(self.environments)})")
+        host = self.hosts[env]
+        if len(self.host_names()) == 1:
+            return self
+        if host not in self._parts:
+            names = [n for n in self.environments if self.hosts[n] == host]
+            self._parts[host] = Deployment(
+                {n: self.environments[n] for n in names},
+                {n: self.sources[n] for n in names},
+                [w for w in self.warnings if w.problem.file in {self.sources[n].file for n in names}],
+                {n: host for n in names},
+            )
+        return self._parts[host]
+
+    def parts(self) -> list[Deployment]:
+        return [self.part(host) for host in self.host_names()]
 
     def spec_file(self, env_name: str) -> Path:
         return self.sources[env_name].file
@@ -118,7 +149,8 @@ def load_deployment(directory: Path) -> Deployment:
     problems = list(_cross_checks(deployment))
     if problems:
         raise SpecError(problems)
-    deployment.warnings = list(_warnings(deployment))
+    deployment.warnings = [w for part in deployment.parts() for w in _warnings(part)]
+    deployment._parts.clear()  # built before the warnings were known
     return deployment
 
 
@@ -190,44 +222,40 @@ def _cross_checks(deployment: Deployment) -> Iterable[Problem]:
         yield loc.at(
             first,
             (),
-            "no environment declares a repository; exactly one (the host) must have a `repository:` (or "
+            "no environment declares a repository; at least one (a host) must have a `repository:` (or "
             "`repositories:`) section",
         )
         return
-    if len(hosts) > 1:
-        for name in hosts[1:]:
-            where = envs[name].declared_repositories()[0][0][:1]
-            yield loc.at(
-                name,
-                where,
-                f"repositories are already declared in {hosts[0]!r}; exactly one environment (the host) declares "
-                "them: list them all there under `repositories:`",
-            )
+    assigned = list(_assign_hosts(loc, hosts, envs))
+    problems = [p for p in assigned if isinstance(p, Problem)]
+    if problems:
+        yield from problems
         return
-
-    yield from _repositories(loc, hosts[0], envs)
+    deployment.hosts = dict(a for a in assigned if isinstance(a, tuple))
+    for part in deployment.parts():
+        yield from _repositories(loc, part.host_name, part.environments, envs)
+        yield from _unique_across(loc, part.environments, "releases", "release config")
+        yield from _unique_across(loc, part.environments, "workflows", "workflow config")
     for name, env in envs.items():
         if env.dataform_default_kms_key_name is None:
             continue
-        where = ("dataform_default_kms_key_name",)
-        if name != hosts[0]:
+        key_at = ("dataform_default_kms_key_name",)
+        if name not in hosts:
             yield loc.at(
                 name,
-                where,
-                f"only the host ({hosts[0]!r}) sets Dataform's default key: it applies to repositories created in "
-                "its project",
+                key_at,
+                f"only a host ({', '.join(hosts)}) sets Dataform's default key: it applies to repositories created "
+                "in its project",
             )
         elif provider_floor(env.provider_version) < (8, 0, 0):
             yield loc.at(
                 name,
-                where,
+                key_at,
                 f"google_dataform_config needs provider 8.x (provider_version {env.provider_version!r}): set "
                 f"provider_version: {CURRENT_PROVIDER!r}",
             )
-    yield from _unique_across(loc, envs, "releases", "release config")
-    yield from _unique_across(loc, envs, "workflows", "workflow config")
     yield from _state_backends_distinct(loc, envs)
-    yield from _terraform_names_distinct(loc, envs)
+    yield from _terraform_names_distinct(loc, envs, deployment.hosts)
     yield from _service_accounts_distinct(loc, envs)
 
     for name, env in envs.items():
@@ -305,8 +333,69 @@ def _cross_checks(deployment: Deployment) -> Iterable[Problem]:
                 )
 
 
-def _repositories(loc: _Locator, host: str, envs: dict[str, Environment]) -> Iterable[Problem]:
-    """Each of the host's repositories, and which one each release names."""
+def _assign_hosts(loc: _Locator, hosts: list[str], envs: dict[str, Environment]) -> Iterable[Problem | tuple[str, str]]:
+    """Each environment's host: itself for a host; with one host, that host; with several, the one named by
+    `host:` or the only one declaring the repositories its releases name."""
+    repositories = {h: {r.name for _, r in envs[h].declared_repositories()} for h in hosts}
+    projects: dict[str, str] = {}
+    for h in hosts:
+        other = projects.setdefault(envs[h].project.id, h)
+        if other != h:
+            where = envs[h].declared_repositories()[0][0][:1]
+            yield loc.at(
+                h,
+                where,
+                f"{other!r} also hosts repositories in project {envs[h].project.id}: one project has one Dataform "
+                f"service agent and one host; list these repositories under {other!r}'s `repositories:`",
+            )
+    for name, env in envs.items():
+        if name in hosts:
+            if env.host not in (None, name):
+                yield loc.at(name, ("host",), f"{name!r} hosts repositories itself: remove `host:`")
+            else:
+                yield (name, name)
+            continue
+        if env.host is not None:
+            if env.host not in hosts:
+                yield loc.at(
+                    name, ("host",), f"{env.host!r} hosts no repositories (environments that do: {', '.join(hosts)})"
+                )
+            else:
+                yield (name, env.host)
+            continue
+        if len(hosts) == 1:
+            yield (name, hosts[0])
+            continue
+        candidates = [
+            h
+            for h in hosts
+            if all(
+                (r.repository in repositories[h]) if r.repository else len(repositories[h]) == 1 for r in env.releases
+            )
+        ]
+        if env.releases and len(candidates) == 1:
+            yield (name, candidates[0])
+            continue
+        why = (
+            f"its releases' repositories are hosted by {', '.join(candidates)}"
+            if env.releases and candidates
+            else "no host declares all its releases' repositories"
+            if env.releases
+            else "it has no releases to tell by"
+        )
+        yield loc.at(
+            name,
+            ("releases",) if env.releases else (),
+            f"several environments host repositories ({', '.join(hosts)}) and {why}: name this environment's "
+            "host with `host: <environment>`",
+        )
+
+
+def _repositories(
+    loc: _Locator, host: str, envs: dict[str, Environment], everywhere: dict[str, Environment]
+) -> Iterable[Problem]:
+    """Each of the host's repositories, and which one each release names (`envs`: the host's part of the
+    directory, `everywhere`: all of it)."""
     declared = envs[host].declared_repositories()
     runners = {r.name for r in envs[host].runners}
     yield from _duplicates(loc, host, "repositories", [r.name for _, r in declared], "repository")
@@ -338,7 +427,12 @@ def _repositories(loc: _Locator, host: str, envs: dict[str, Environment]) -> Ite
             for j, ref in enumerate(person.run_as):
                 other, _, runner_name = ref.rpartition("/")
                 other = other or host
-                if other not in envs:
+                if other in everywhere and other not in envs:
+                    problem = (
+                        f"environment {other!r} belongs to another host's setup: {host!r}'s repositories run as "
+                        f"runners of {', '.join(envs)} (or one named by email under `runners:`)"
+                    )
+                elif other not in envs:
                     problem = f"no environment {other!r} (environments: {', '.join(envs)})"
                 elif runner_name not in {r.name for r in envs[other].runners}:
                     problem = f"runner {runner_name!r} is not declared under `runners:` of environment {other!r}"
@@ -379,8 +473,8 @@ def _duplicates(
 
 
 def _unique_across(loc: _Locator, envs: dict[str, Environment], key: str, what: str) -> Iterable[Problem]:
-    """Config names are unique across the deployment, even in different repositories: each keeps one
-    Terraform name however the repositories and modules holding it change."""
+    """Config names are unique across a host's environments, even in different repositories: each keeps
+    one Terraform name however the repositories and modules holding it change."""
     seen: dict[str, str] = {}
     for name, env in envs.items():
         for i, item in enumerate(getattr(env, key)):
@@ -390,25 +484,27 @@ def _unique_across(loc: _Locator, envs: dict[str, Environment], key: str, what: 
                 yield loc.at(
                     name,
                     (key, i, "name"),
-                    f"duplicate {what} name {item.name!r} (also in {where}); config names are unique across all "
-                    "environments",
+                    f"duplicate {what} name {item.name!r} (also in {where}); config names are unique across the "
+                    "environments of one host",
                 )
             seen.setdefault(item.name, name)
 
 
-def _terraform_names_distinct(loc: _Locator, envs: dict[str, Environment]) -> Iterable[Problem]:
+def _terraform_names_distinct(loc: _Locator, envs: dict[str, Environment], hosts: dict[str, str]) -> Iterable[Problem]:
     """Names that differ only in case or punctuation would share a Terraform resource name, and which
     one got the `_2` suffix would depend on their order in the spec: reordering would plan replacing
-    both. Datasets are per module; release and workflow configs are checked across environments, since
-    their names are (and a config may move between modules, as `dfinfra migrate` does)."""
+    both. Datasets are per module; release and workflow configs are checked across the environments of
+    one host, since their names are (and a config may move between modules, as `dfinfra migrate` does)."""
     groups: list[tuple[str, list[tuple[str, int, str]]]] = []
     for name, env in envs.items():
         groups.append(("datasets", [(name, i, d.id) for i, d in enumerate(env.datasets)]))
         groups.append(("repositories", [(name, i, r.name) for i, r in enumerate(env.repositories)]))
-    for key in ("releases", "workflows"):
-        groups.append(
-            (key, [(name, i, item.name) for name, env in envs.items() for i, item in enumerate(getattr(env, key))])
-        )
+    for host in dict.fromkeys(hosts.values()):
+        part = [(name, env) for name, env in envs.items() if hosts[name] == host]
+        for key in ("releases", "workflows"):
+            groups.append(
+                (key, [(name, i, item.name) for name, env in part for i, item in enumerate(getattr(env, key))])
+            )
     for key, items in groups:
         seen: dict[str, str] = {}
         for env_name, i, value in items:

@@ -621,6 +621,14 @@ class Environment(Spec):
         "environment only). Each release names its repository with `repository:`; they share the service agent "
         "and may share a Git secret.",
     )
+    host: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9_-]{0,29}$",
+        description="The environment whose repositories this one's releases compile, when several environments "
+        "of the directory host repositories (each in its own project: dev, test and prod each with a "
+        "repository). Inferred from the releases' `repository:` when only one host declares it; unset with a "
+        "single host.",
+    )
     dataform_default_kms_key_name: KmsKeyName | None = Field(
         default=None,
         description="Dataform's default CMEK key for this project and `region` (host environment only; "

@@ -36,7 +36,7 @@ def test_every_shipped_spec_set_meets_every_requirement_and_every_grant_serves_o
     ws = Workspace(SPEC_SETS[spec_set])
     coverage = ws.coverage()
     assert coverage.unmet == [] and coverage.unserved == []
-    assert ws.access.runs, "every spec set declares runs"
+    assert ws.runs(), "every spec set declares runs"
 
 
 def test_the_role_table_is_googles_with_its_source():
@@ -55,8 +55,8 @@ def test_a_target_runner_needs_job_user_on_the_host_project(tmp_path):
     jobs = [r for r in ws.access.requirements if r.chain == "runner-runs-jobs" and r.principal.member == TARGET_RUNNER]
     assert [(r.permission, r.resource.label) for r in jobs] == [("bigquery.jobs.create", "project acme-host-proj")]
     assert jobs[0].runs == (
-        "scheduled:target-daily",
-        "manual:target-daily:serviceAccount:deployer@acme-ci-proj.iam.gserviceaccount.com",
+        "scheduled:prod/target-daily",
+        "manual:prod/target-daily:serviceAccount:deployer@acme-ci-proj.iam.gserviceaccount.com",
     )
     # Take the rendered grant away: validate's check names the chain, principal, permission and runs.
     grants = [g for e in ws.deployment.environments for g in ws.module(e).grants]
@@ -197,8 +197,8 @@ def test_people_start_runs_only_as_the_runners_named_in_run_as(tmp_path):
     ]
     runs = {r.id for r in ws.access.runs if r.started_by and r.started_by.member == "group:engineers@acme.example"}
     assert runs == {
-        "workspace:analytics:group:engineers@acme.example",
-        "manual:host-daily:group:engineers@acme.example",
+        "workspace:staging/analytics:group:engineers@acme.example",
+        "manual:staging/host-daily:group:engineers@acme.example",
     }
 
 
@@ -332,7 +332,7 @@ def test_people_outside_the_spec_running_workspaces_are_a_warning_and_can_be_sta
     report = ws.validate()
     assert report.violations == [] and report.warnings == [], [w.render() for w in report.warnings]
     [run] = [r for r in ws.access.runs if r.kind == "workspace"]
-    assert (run.id, run.started_by) == ("workspace:analytics:outside", None)
+    assert (run.id, run.started_by) == ("workspace:staging/analytics:outside", None)
     writes = [r for r in ws.access.requirements if r.chain == "workspace-writes" and run.id in r.runs]
     assert {r.resource.label for r in writes} == {"dataset acme-host-proj.marts_dev"}
     # Their act-as is theirs: nothing is granted to people the spec does not name.

@@ -65,7 +65,7 @@ def workspace(spec_set: str) -> Workspace:
 
 
 def run_ids(spec_set: str) -> list[str]:
-    return [run.id for run in workspace(spec_set).access.runs]
+    return [run.id for run in workspace(spec_set).runs()]
 
 
 @dataclass
@@ -89,27 +89,30 @@ def applied(tmp_path_factory, terraform_bin, gcs):
         cloud = OfflineCloud(root / "cloud", terraform_bin, gcs)
         project = Project(root / "checkout", cloud, specs=spec_dir(spec_set))
         ws = workspace(spec_set)
-        caller = ws.topology.host.deployers[0]
+        hosts = [ws.topology_of(host) for host in ws.deployment.host_names()]
+        caller = hosts[0].host.deployers[0]
         apis = FakeGoogleApis(cloud.store, caller=caller).start()
         cloud.env["DFINFRA_GOOGLE_API_EMULATOR"] = apis.address
         try:
             confirm = [arg for n, e in ws.deployment.environments.items() if e.protected for arg in ("--confirm", n)]
             project.run("bootstrap", "--all", "--auto-approve", *confirm)
             project.run("apply", "--all", "--auto-approve", *confirm)
-            for repository in ws.topology.repositories:
-                git = repository.spec.git
-                auth = git.secret
-                assert auth is not None
-                # Versions up to the one the repository pins (the SSH example pins version 3).
-                for _ in range(auth.version if isinstance(auth.version, int) else 1):
-                    project.run(
-                        "secret",
-                        "set",
-                        ws.topology.host_name,
-                        "--repository",
-                        repository.name,
-                        stdin=SSH_KEY if git.ssh else TOKEN + "\n",
-                    )
+            for top in hosts:
+                apis.caller = top.host.deployers[0]
+                for repository in top.repositories:
+                    git = repository.spec.git
+                    auth = git.secret
+                    assert auth is not None
+                    # Versions up to the one the repository pins (the SSH example pins version 3).
+                    for _ in range(auth.version if isinstance(auth.version, int) else 1):
+                        project.run(
+                            "secret",
+                            "set",
+                            top.host_name,
+                            "--repository",
+                            repository.name,
+                            stdin=SSH_KEY if git.ssh else TOKEN + "\n",
+                        )
             seed_runtime(cloud.store, workspace(spec_set), CODE[spec_set])
             # The first apply came before the token and the code: its releases could not compile. Now they
             # can; each environment's deployer makes them live.
@@ -143,7 +146,7 @@ def _assert_releases_live(apis: FakeGoogleApis, ws: Workspace) -> dict[str, str]
     live = {
         config: apis.dataform.live_compilation(config)
         for env in ws.deployment.environments
-        for config in config_names(ws.deployment, env).values()
+        for config in config_names(ws.deployment.part(env), env).values()
     }
     assert {config: name for config, name in live.items() if not name} == {}
     return live
@@ -166,7 +169,7 @@ def _change_every_release_and_apply(project: Project, ws: Workspace, apis: FakeG
             if release.get("cron"):
                 release["cron"] = "5 4 * * *"
         project.spec(env_name).write_text(yaml.safe_dump(spec, sort_keys=False))
-    for env_name in ws.topology.apply_order():
+    for env_name in ws.apply_order():
         apis.caller = ws.deployment.environments[env_name].deployers[0]
         out = project.run("apply", env_name, "--auto-approve", *confirm)
         for release in ws.deployment.environments[env_name].releases:
@@ -175,7 +178,7 @@ def _change_every_release_and_apply(project: Project, ws: Workspace, apis: FakeG
     assert all(after[config] != before[config] for config in after)  # compiled again, not left over
     for env_name, env in ws.deployment.environments.items():
         for workflow in env.workflows:
-            repository = ws.topology.workflow_repository(env_name, workflow.release).api_name
+            repository = ws.topology_of(env_name).workflow_repository(env_name, workflow.release).api_name
             outcome = apis.dataform.run_workflow_cron(f"{repository}/workflowConfigs/{workflow.name}")
             assert outcome == ("SUCCEEDED", []), (workflow.name, outcome)
 
@@ -190,7 +193,7 @@ def _execute(applied: Applied, store: Store, monkeypatch) -> dict[str, tuple[str
     monkeypatch.setenv("DFINFRA_GOOGLE_API_EMULATOR", apis.address)
     outcomes: dict[str, tuple[str, list[str]]] = {}
     try:
-        for run in ws.access.runs:
+        for run in ws.runs():
             if run.kind == "scheduled":
                 outcomes[run.id] = apis.run_scheduled(f"{run.repository.api_name}/workflowConfigs/{run.workflow}")
             elif run.kind == "workspace":
@@ -200,7 +203,7 @@ def _execute(applied: Applied, store: Store, monkeypatch) -> dict[str, tuple[str
                 assert run.started_by is not None and run.workflow is not None
                 apis.caller = run.started_by.member
                 try:
-                    manual = WorkflowRun(ws.deployment, run.env, run.workflow, GoogleApis())
+                    manual = WorkflowRun(ws.deployment.part(run.env), run.env, run.workflow, GoogleApis())
                     manual.start()
                     outcome = manual.wait(lambda _: None, timeout=30, poll=0.01)
                     outcomes[run.id] = (outcome.state, outcome.failures)
@@ -247,6 +250,8 @@ def _store_object(store: Store, grant) -> str:
             "dataset": lambda b: (b["project"], b["dataset_id"]) == (resource.project, resource.id),
             "secret": lambda b: b["secret_id"] == f"projects/{resource.project}/secrets/{resource.id}",
             "repository": lambda b: b["repository"].endswith(f"/repositories/{resource.id}"),
+            "crypto_key": lambda b: b["crypto_key_id"] == resource.id,
+            "bucket": lambda b: b["bucket"].removeprefix("b/") == resource.id,
         }[resource.kind]
         if parent(body):
             return id_

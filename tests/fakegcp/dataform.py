@@ -10,7 +10,9 @@ the fake provider applied; the repository's code is a test-seeded store object:
                            "defaultLocation": str | None},
      "actions": [{"name": str, "type": "table" | "incremental" | "view" | "assertion" | "operation",
                   "schema": str | None, "database": str | None, "tags": [str],
-                  "dependencies": [action names], "reads": ["project.dataset" or "dataset"]}]}
+                  "dependencies": [action names], "reads": ["project.dataset" or "dataset"],
+                  "reads_metadata": [the same: INFORMATION_SCHEMA queries, table names and schemas only],
+                  "reads_objects": [bucket names: external tables and LOAD DATA over their files]}]}
 
 No git_code object: the code compiles to zero actions. Which principal needs what follows
 shared/docs/dataform-runtime-access.md (chains 1-8) and `iam.py`; each refusal names the permission
@@ -48,6 +50,11 @@ RUNTIME_DATASET = "runtime:google_bigquery_dataset"
 RUNTIME_IAM = "runtime:iam"
 RESTRICT_GIT_REMOTES = "dataform.restrictGitRemotes"
 CROSS_PROJECT_SA = "iam.disableCrossProjectServiceAccountUsage"
+# An INFORMATION_SCHEMA query of a dataset: BigQuery checks the dataset and lists and gets its tables.
+METADATA_PERMISSIONS = ("bigquery.datasets.get", "bigquery.tables.list", "bigquery.tables.get")
+# An external table or LOAD DATA over gs://bucket/prefix*: BigQuery lists the matching objects and reads them,
+# as the runner (its query's credentials).
+OBJECT_READ_PERMISSIONS = ("storage.objects.list", "storage.objects.get")
 TABLE_PERMISSIONS = (
     "bigquery.tables.create",
     "bigquery.tables.updateData",
@@ -134,10 +141,13 @@ def compile_code(
         kind = action.get("type", "table")
         schema = action.get("schema") or (assertion_schema if kind == "assertion" else default_schema) or ""
         database = action.get("database") or default_database
-        reads = []
+        reads, reads_metadata = [], []
         for read in action.get("reads") or []:
             project, _, dataset = read.rpartition(".")
             reads.append([project or default_database, dataset])
+        for read in action.get("reads_metadata") or []:  # INFORMATION_SCHEMA: table names and schemas only
+            project, _, dataset = read.rpartition(".")
+            reads_metadata.append([project or default_database, dataset])
         for dependency in action.get("dependencies") or []:
             if dependency not in names:
                 errors.append(
@@ -156,6 +166,8 @@ def compile_code(
                 "tags": list(action.get("tags") or []),
                 "dependencies": list(action.get("dependencies") or []),
                 "reads": reads,
+                "reads_metadata": reads_metadata,
+                "reads_objects": list(action.get("reads_objects") or []),
             }
         )
     return actions, errors
@@ -537,6 +549,21 @@ class FakeDataform:
                 continue
             if not self.iam.allows(member, "bigquery.tables.getData", Resource.dataset(database, dataset)):
                 return bq_dataset_denied("bigquery.tables.getData", database, dataset)
+        for database, dataset in action.get("reads_metadata") or []:
+            if not self._dataset_exists(database, dataset):
+                return f"Not found: Dataset {database}:{dataset} was not found"
+            for permission in METADATA_PERMISSIONS:
+                if not self.iam.allows(member, permission, Resource.dataset(database, dataset)):
+                    return bq_dataset_denied(permission, database, dataset)
+        for bucket in action.get("reads_objects") or []:
+            if self.store.get("external:google_storage_bucket", bucket) is None:
+                return f"Not found: bucket {bucket}"
+            for permission in OBJECT_READ_PERMISSIONS:
+                if not self.iam.allows(member, permission, Resource.bucket(bucket)):
+                    return (
+                        f"Access Denied: BigQuery BigQuery: Permission denied while globbing file pattern. "
+                        f"{runner} does not have {permission} access to the Google Cloud Storage bucket {bucket}."
+                    )
         if action["type"] == "operation":
             return ""
         database, dataset = action["target"]["database"], action["target"]["schema"]

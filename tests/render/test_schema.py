@@ -1,17 +1,31 @@
-"""Every rendered module uses only provider types, attributes and blocks, correctly nested, that both provider
-lines dfinfra covers have (v7.45.0 and v8.7.0: a 7.45-pinned spec renders the same HCL but its constraint)."""
+"""Every rendered module uses only provider types, attributes and blocks, correctly nested, that the provider
+lines its spec admits have: a 7.45-pinned spec is held to v7.45.0 and v8.7.0 (it renders the same HCL but its
+constraint), an 8.7-pinned one to v8.7.0."""
 
 import pytest
 
-from tests.conftest import all_modules, rendered
+from dataform_infra.spec.formats import provider_floor
+from dataform_infra.workspace import Workspace
+from tests.conftest import SPEC_SETS, all_modules, rendered
 from tests.fakegcp.schema import VERSIONS
 from tests.hcl_schema import check_module
 
 
-@pytest.mark.parametrize("version", VERSIONS)
-@pytest.mark.parametrize(("spec_set", "env"), all_modules())
+def _admitted(spec_set: str, env: str) -> list[str]:
+    """The fact sets a module's `provider_version` admits (a spec pinned to ~> 8.7 may use 8.x-only types)."""
+    floor = provider_floor(Workspace(SPEC_SETS[spec_set]).deployment.environments[env].provider_version)
+    return [v for v in VERSIONS if tuple(map(int, v.split("."))) >= floor or v.split(".")[0] == str(floor[0])]
+
+
+@pytest.mark.parametrize(
+    ("spec_set", "env", "version"), [(s, e, v) for s, e in all_modules() for v in _admitted(s, e)]
+)
 def test_rendered_module_conforms_to_provider_schema(spec_set, env, version):
     assert check_module(rendered(spec_set)[env], version) == []
+
+
+def test_every_spec_pinned_to_7_45_is_held_to_both_fact_sets():
+    assert _admitted("shipped", "staging") == list(VERSIONS)
 
 
 @pytest.mark.parametrize(

@@ -263,7 +263,7 @@ def test_dataforms_default_key_is_the_hosts_and_needs_provider_8(tmp_path):
     with pytest.raises(SpecError) as info:
         load_deployment(write_specs(tmp_path / "b", {"staging": host(), "prod": target_spec}))
     [problem] = info.value.problems
-    assert problem.line and "prod.yaml" in problem.render() and "only the host ('staging')" in problem.render()
+    assert problem.line and "prod.yaml" in problem.render() and "only a host (staging)" in problem.render()
 
 
 def test_the_default_key_is_rendered_granted_once_and_waited_for(tmp_path):
@@ -718,7 +718,7 @@ def test_a_linked_repository_has_no_secret_and_validate_names_the_grant_to_make(
     assert "secretmanager.versions.access" not in str(ws.access.requirements)
     from dataform_infra.explain import runs_table
 
-    [row] = [line for line in runs_table(ws.access, ws.coverage()).splitlines() if line.startswith("| git-sync")]
+    [row] = [line for line in runs_table(ws.runs(), ws.coverage()).splitlines() if line.startswith("| git-sync")]
     assert "fetchReadToken" in row and "*a Developer Connect grant made outside dfinfra*" in row, row
     report = ws.validate()
     assert report.violations == []
@@ -938,4 +938,4 @@ def test_workspace_runs_by_people_outside_the_spec_run_offline_and_need_the_runn
         state, reasons = apis.run_workspace(owner, repository)
         assert state == "FAILED" and "marts_dev" in reasons[0], reasons
         predicted = {run for r in ws.access.requirements if r.resource.id == "marts_dev" for run in r.runs}
-        assert predicted == {"workspace:analytics:outside"}
+        assert predicted == {"workspace:staging/analytics:outside"}

@@ -115,9 +115,10 @@ def test_what_google_would_reject_is_rejected_with_its_field(tmp_path, mutate, f
         (
             None,
             lambda t: t.update(
-                repository={"name": "x", "git": {"url": "https://g.com/a/b", "https_token": {"secret_id": "t"}}}
+                project={"id": "acme-host-proj", "number": 111111111111},
+                repository={"name": "x", "git": {"url": "https://g.com/a/b", "https_token": {"secret_id": "t"}}},
             ),
-            "already declared in",
+            "also hosts repositories in project acme-host-proj",
         ),
         (
             None,

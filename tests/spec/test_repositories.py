@@ -85,15 +85,16 @@ def test_with_several_repositories_each_release_names_one_that_exists(tmp_path):
     ), found
 
 
-def test_repository_names_are_unique_and_one_environment_hosts(tmp_path):
+def test_repository_names_are_unique_and_one_project_has_one_host(tmp_path):
     h = two_repositories()
     h["repositories"][1]["name"] = "analytics"
     assert any("duplicate repository 'analytics'" in p for p in problems(tmp_path / "a", {"staging": h}))
     t = target()
+    t["project"] = copy.deepcopy(h["project"])
     t["repository"] = two_repositories()["repositories"][1]
     found = problems(tmp_path / "b", {"staging": two_repositories(), "prod": t})
-    # Specs load in file order: prod's repository came first, so staging's is the second host.
-    assert any("staging.yaml:" in p and "exactly one environment (the host)" in p for p in found), found
+    # Specs load in file order: prod's repository came first, so staging's is the second host of the project.
+    assert any("staging.yaml:" in p and "'prod' also hosts repositories in project acme-host-proj" in p for p in found)
 
 
 def test_an_empty_list_of_repositories_is_refused_where_it_is_written(tmp_path):
@@ -225,9 +226,9 @@ def test_people_start_runs_in_the_repository_whose_access_names_them(tmp_path):
         if r.started_by is not None and r.started_by.member == "group:eng@acme.example"
     }
     assert eng == {
-        ("workspace:analytics:group:eng@acme.example", "analytics"),
-        ("manual:host-daily:group:eng@acme.example", "analytics"),
-        ("adhoc:analytics:marketing-runner:group:eng@acme.example", "analytics"),
+        ("workspace:staging/analytics:group:eng@acme.example", "analytics"),
+        ("manual:staging/host-daily:group:eng@acme.example", "analytics"),
+        ("adhoc:staging/analytics:staging/marketing-runner:group:eng@acme.example", "analytics"),
     }
     assert not ws.validate().violations
 

@@ -101,7 +101,7 @@ def test_a_runner_made_elsewhere_is_granted_on_this_deployment_only(tmp_path):
     assert all(r.assumed for r in ws.access.requirements if r.resource.id == ETL)
     from dataform_infra import explain
 
-    rows = [r for r in explain.run_rows(ws.access, ws.coverage(), ["prod"]) if ETL in r.resource]
+    rows = [r for r in explain.run_rows(ws.runs(), ws.coverage(), ["prod"]) if ETL in r.resource]
     assert rows and {r.granted_cell() for r in rows} == {
         "*the account owner's grant (a runner made elsewhere)* (`dfinfra doctor` checks)"
     }

@@ -31,7 +31,7 @@ def iam_section() -> str:
 
 def runs_section() -> str:
     workspace = _shipped()
-    return runs_table(workspace.access, workspace.coverage())
+    return runs_table(workspace.runs(), workspace.coverage())
 
 
 def graph_section() -> str:

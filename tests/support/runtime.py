@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from dataform_infra.access.roles import narrowest_roles
 from dataform_infra.workspace import Workspace
 from tests.fakegcp.store import Store
 
@@ -14,17 +15,33 @@ SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----E
 
 
 def seed_runtime(store: Store, ws: Workspace, code: Mapping[str, Any]) -> None:
-    """`code` in every repository's remote (or, keyed by repository name, each repository's own), and every
-    environment's deployers' own Dataform rights on the host project (outside dfinfra: the access model's
-    `assumed` requirements)."""
-    top = ws.topology
-    per_repository = {r.name for r in top.repositories} == set(code)
-    for repository in top.repositories:
-        store.put("git_code", repository.spec.git.url, code[repository.name] if per_repository else code)
-    deployers = dict.fromkeys(d for env in ws.deployment.environments.values() for d in env.deployers)
-    for k, deployer in enumerate(deployers):
-        store.put(
-            "external:iam",
-            f"deployer-{k}",
-            {"role": "roles/dataform.admin", "member": deployer, "resource": top.host_project.full_name},
-        )
+    """`code` in every repository's remote (or, keyed by repository name, each repository's own), every
+    environment's deployers' own Dataform rights on their host project, and the grants on accounts made
+    elsewhere that their owners make (all outside dfinfra: the access model's `assumed` requirements)."""
+    for host in ws.deployment.host_names():
+        top = ws.topology_of(host)
+        per_repository = {r.name for r in top.repositories} == set(code)
+        for repository in top.repositories:
+            store.put("git_code", repository.spec.git.url, code[repository.name] if per_repository else code)
+        environments = ws.deployment.part(host).environments.values()
+        deployers = dict.fromkeys(d for env in environments for d in env.deployers)
+        for k, deployer in enumerate(deployers):
+            store.put(
+                "external:iam",
+                f"deployer-{host}-{k}",
+                {"role": "roles/dataform.admin", "member": deployer, "resource": top.host_project.full_name},
+            )
+        elsewhere = {
+            runner.email_in(env.project.id) for env in environments for runner in env.runners if runner.made_elsewhere
+        }
+        made_here = {
+            r.email_in(e.project.id) for e in ws.deployment.environments.values() for r in e.runners if not r.made_elsewhere
+        }
+        owners: dict[tuple[str, str], set[str]] = {}
+        for req in ws.access_of(host).requirements:
+            account = req.resource.id
+            if req.assumed and req.resource.kind == "service_account" and account in elsewhere - made_here:
+                owners.setdefault((req.principal.member, req.resource.full_name), set()).add(req.permission)
+        for k, ((member, resource), permissions) in enumerate(sorted(owners.items())):
+            role = narrowest_roles(permissions)[0]
+            store.put("external:iam", f"owner-{host}-{k}", {"role": role, "member": member, "resource": resource})
