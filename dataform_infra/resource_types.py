@@ -21,7 +21,15 @@ from typing import Literal
 
 # The Google objects IAM grants on, as the access model and reviewers name them.
 ObjectKind = Literal[
-    "project", "service_account", "dataset", "secret", "repository", "git_repository_link", "crypto_key", "bucket"
+    "project",
+    "service_account",
+    "dataset",
+    "secret",
+    "repository",
+    "git_repository_link",
+    "crypto_key",
+    "bucket",
+    "connection",
 ]
 
 # Full resource names (`//service.googleapis.com/...`), as the IAM Policy Troubleshooter takes them.
@@ -34,6 +42,7 @@ FULL_NAMES: dict[ObjectKind, str] = {
     "git_repository_link": "//developerconnect.googleapis.com/{id}",  # id: the link's own name
     "crypto_key": "//cloudkms.googleapis.com/{id}",  # id: projects/P/locations/L/keyRings/R/cryptoKeys/K
     "bucket": "//storage.googleapis.com/projects/_/buckets/{id}",  # a bucket's name is global: no project in it
+    "connection": "//bigquery.googleapis.com/projects/{project}/locations/{region}/connections/{id}",
 }
 
 # Where a deployer's permission applies: the project the object is created in, the object itself (for
@@ -53,6 +62,7 @@ class Target:
     kind: ObjectKind
     attribute: str
     long_name: str = ""
+    region_attribute: str = "region"  # where the short form's region stands (a connection's is `location`)
 
     def locate(self, attrs: Mapping[str, str]) -> tuple[str, str, str] | None:
         """(project, id, region) of the object `attrs` (state or plan values) grant on."""
@@ -68,7 +78,7 @@ class Target:
             return value, value, ""
         if self.kind == "bucket":  # named alone (`b/<name>` once applied): bucket names are global
             return "_", value.removeprefix("b/"), ""
-        return attrs.get("project", ""), value, attrs.get("region", "")
+        return attrs.get("project", ""), value, attrs.get(self.region_attribute, "")
 
 
 @dataclass(frozen=True)
@@ -257,6 +267,18 @@ STORAGE_BUCKET_IAM_MEMBER = ResourceType(
     target=Target("bucket", "bucket"),
     deployer=(_policy("storage", "buckets"),),
 )
+BIGQUERY_CONNECTION_IAM_MEMBER = ResourceType(
+    "google_bigquery_connection_iam_member",
+    # Named by the connection id beside `project` and `location`; once applied the provider stores the long name
+    # (generated IAM resources, as the repository's). Provider facts: 8.7.0 only.
+    target=Target(
+        "connection",
+        "connection_id",
+        r"projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+)/connections/(?P<id>[^/]+)",
+        region_attribute="location",
+    ),
+    deployer=(_policy("bigquery", "connections"),),
+)
 
 ALL: tuple[ResourceType, ...] = (
     PROJECT,
@@ -278,6 +300,7 @@ ALL: tuple[ResourceType, ...] = (
     REPOSITORY_IAM_MEMBER,
     KMS_CRYPTO_KEY_IAM_MEMBER,
     STORAGE_BUCKET_IAM_MEMBER,
+    BIGQUERY_CONNECTION_IAM_MEMBER,
 )
 BY_NAME: dict[str, ResourceType] = {t.name: t for t in ALL}
 # The `*_iam_member` type that grants on each kind of object.

@@ -86,6 +86,8 @@ class Resource:
     def label(self) -> str:
         if self.kind == "dataset":
             return f"dataset {self.project}.{self.id}"
+        if self.kind == "connection":
+            return f"connection {self.project}.{self.region}.{self.id}"
         return f"{self.kind.replace('_', ' ')} {self.id}"
 
     @property
@@ -109,6 +111,12 @@ def key_resource(name: str) -> Resource:
 def bucket_resource(name: str) -> Resource:
     """A Cloud Storage bucket: its name is global, so it carries no project (`_`, as Google's full name)."""
     return Resource("bucket", "_", name)
+
+
+def connection_resource(ref: str) -> Resource:
+    """A BigQuery connection, by `project-id.location.connection_id` (how SQL names it)."""
+    project, location, connection = ref.split(".", 2)
+    return Resource("connection", project, connection, location.lower())
 
 
 @lru_cache(maxsize=65536)

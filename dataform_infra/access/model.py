@@ -38,6 +38,7 @@ from dataform_infra.topology import (
     Resource,
     Topology,
     bucket_resource,
+    connection_resource,
     dataset_resource,
     project_resource,
 )
@@ -51,6 +52,7 @@ Chain = Literal[
     "runner-runs-jobs",
     "runner-writes",
     "runner-reads",
+    "runner-uses-connection",
     "runner-owns",
     "workspace-writes",
     "workspace-creates-datasets",
@@ -68,6 +70,8 @@ CHAINS: dict[str, str] = {
     "runner-runs-jobs": "the runner creates BigQuery jobs in the project hosting the repository",
     "runner-writes": "the runner creates and updates tables in each dataset the run writes",
     "runner-reads": "the runner reads the datasets the spec says its code reads",
+    "runner-uses-connection": "the runner uses the BigQuery connections its code names (BigLake and object "
+    "tables, remote functions); each connection reads its sources as its own service account",
     "runner-owns": "the runner manages a dataset it owns (its IAM, row access policies, metadata), by opt-in",
     "workspace-writes": "workspace runs write each schema with the workspace suffix",
     "workspace-creates-datasets": "with `${workspaceName}` in the suffix, each workspace's first run creates its "
@@ -99,6 +103,8 @@ def link_accessor_role(pushes: bool) -> str:
 READ = ("bigquery.datasets.get", "bigquery.tables.get", "bigquery.tables.getData")
 # Reading a bucket's objects (external tables, LOAD DATA).
 READ_OBJECTS = ("storage.objects.get", "storage.objects.list")
+# Querying through a BigQuery connection (BigLake and object tables, remote functions and models).
+USE_CONNECTION = ("bigquery.connections.use",)
 # Reading what a dataset holds without its data: table lists, schemas, INFORMATION_SCHEMA views.
 READ_METADATA = ("bigquery.datasets.get", "bigquery.tables.get", "bigquery.tables.list")
 # What only Data Owner adds on a dataset that Dataform code uses: its IAM (authorized views, sharing),
@@ -752,29 +758,42 @@ class AccessModel:
                     ("runners", i, "bigquery", verb, j),
                     ids,
                 )
-        rendered = self.topology.on_provider_8(env_name)  # the 7.45 facts hold no bucket IAM type
-        for j, bucket in enumerate(runner.storage.reads):
-            path: PathKey = ("runners", i, "storage", "reads", j)
-            self._need(
+        # The 7.45 facts hold no bucket or connection IAM type: on 7.x these grants are the user's to make.
+        rendered = self.topology.on_provider_8(env_name)
+        beyond: list[tuple[Chain, PathKey, Resource, tuple[str, ...], str, str]] = [
+            (
                 "runner-reads",
-                principal,
-                READ_OBJECTS,
+                ("runners", i, "storage", "reads", j),
                 bucket_resource(bucket),
+                READ_OBJECTS,
+                "roles/storage.objectViewer",
                 f"{runner_name}'s code reads objects of bucket {bucket} (external tables, LOAD DATA)",
-                env_name,
-                path,
-                ids,
-                assumed=not rendered,
             )
-            note = (
-                env_name,
-                path,
-                f"{principal.member} needs roles/storage.objectViewer on bucket {bucket}: dfinfra grants it with "
-                "provider_version ~> 8.7 (the 7.x facts it renders against have no bucket IAM type), so on this "
-                "line grant it yourself; `dfinfra doctor` checks it",
+            for j, bucket in enumerate(runner.storage.reads)
+        ]
+        beyond += [
+            (
+                "runner-uses-connection",
+                ("runners", i, "bigquery", "connections", j),
+                connection_resource(ref),
+                USE_CONNECTION,
+                "roles/bigquery.connectionUser",
+                f"{runner_name}'s code uses connection {ref} (BigLake and object tables, remote functions)",
             )
+            for j, ref in enumerate(runner.bigquery.connections)
+        ]
+        for chain, path, resource, needed, role, why in beyond:
+            self._need(chain, principal, needed, resource, why, env_name, path, ids, assumed=not rendered)
             if not rendered:
-                self._note_once(note)
+                self._note_once(
+                    (
+                        env_name,
+                        path,
+                        f"{principal.member} needs {role} on {resource.label}: dfinfra grants it with "
+                        "provider_version ~> 8.7 (the 7.x facts it renders against have no such IAM type), so on "
+                        "this line grant it yourself; `dfinfra doctor` checks it",
+                    )
+                )
         for j, wide in enumerate(runner.bigquery.project_wide):
             reads_only = wide.role == "dataViewer"
             self._need(

@@ -37,6 +37,7 @@ from dataform_infra.topology import (
     Resource,
     Topology,
     bucket_resource,
+    connection_resource,
     dataset_resource,
     project_resource,
     service_account_name,
@@ -703,6 +704,24 @@ class _ModuleBuilder:
                     why=f"Runner {runner.name} reads objects of bucket {bucket} (external tables, LOAD DATA); "
                     "granted on that bucket only.",
                     path=(*path, "storage", "reads", j),
+                )
+            for j, name in enumerate(runner.bigquery.connections if self.topology.on_provider_8(self.env_name) else ()):
+                connection = connection_resource(name)
+                self._grant(
+                    (runner.name, "uses_connection", name),
+                    role="roles/bigquery.connectionUser",
+                    principal=principal,
+                    resource=connection,
+                    member=ref.member_value,
+                    target={
+                        "project": connection.project,
+                        "location": connection.region,
+                        "connection_id": connection.id,
+                    },
+                    rule="runner-uses-connection",
+                    why=f"Runner {runner.name} queries through connection {name} (BigLake and object tables, remote "
+                    "functions); granted on that connection only.",
+                    path=(*path, "bigquery", "connections", j),
                 )
             for j, owned in enumerate(runner.bigquery.owns):
                 scope = dataset_resource(project, owned.dataset)

@@ -152,6 +152,13 @@ DatasetRef = Annotated[
         "a dataset is `dataset_id`, or `project-id.dataset_id` for another project's",
     ),
 ]
+ConnectionRef = Annotated[
+    str,
+    _matching(
+        r"[a-z][a-z0-9-]{4,28}[a-z0-9]\.[A-Za-z0-9-]{2,40}\.[A-Za-z0-9_-]{1,1024}",
+        "a connection is `project-id.location.connection_id`, as SQL names it (`WITH CONNECTION`)",
+    ),
+]
 BucketName = Annotated[
     str,
     _matching(

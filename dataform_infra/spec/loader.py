@@ -303,6 +303,9 @@ def _cross_checks(deployment: Deployment) -> Iterable[Problem]:
                     ("runners", i, "bigquery", "reads"),
                     f"{', '.join(both)} listed in both writes and reads; writes already allows reading",
                 )
+            yield from _duplicates(
+                loc, name, ("runners", i, "bigquery", "connections"), list(access.connections), "connection"
+            )
             owned = [o.dataset for o in access.owns]
             yield from _duplicates(loc, name, ("runners", i, "bigquery", "owns"), owned, "dataset")
             for j, dataset in enumerate(owned):

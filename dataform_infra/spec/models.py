@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from dataform_infra.spec.formats import (
     BigQueryLocation,
     BucketName,
+    ConnectionRef,
     Cron,
     DataformId,
     DatasetId,
@@ -406,6 +407,13 @@ class BigQueryAccess(Spec):
         default_factory=list,
         description="Datasets whose metadata only it reads (table lists and schemas, INFORMATION_SCHEMA views; no "
         "table data): BigQuery Metadata Viewer on each. `project-id.dataset_id` names another project's dataset.",
+    )
+    connections: list[ConnectionRef] = Field(
+        default_factory=list,
+        description="BigQuery connections its runs use (BigLake and object tables, remote functions and models), "
+        "as `project-id.location.connection_id`: BigQuery Connection User on each connection (provider 8.x; on "
+        "7.x `validate` names the grant). The connection's own service account reads what its tables point at "
+        "(a bucket's objects): that grant is made where the connection is made.",
     )
     owns: list[OwnedDataset] = Field(
         default_factory=list,

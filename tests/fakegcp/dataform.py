@@ -12,7 +12,9 @@ the fake provider applied; the repository's code is a test-seeded store object:
                   "schema": str | None, "database": str | None, "tags": [str],
                   "dependencies": [action names], "reads": ["project.dataset" or "dataset"],
                   "reads_metadata": [the same: INFORMATION_SCHEMA queries, table names and schemas only],
-                  "reads_objects": [bucket names: external tables and LOAD DATA over their files]}]}
+                  "reads_objects": [bucket names: external tables and LOAD DATA over their files],
+                  "uses_connections": ["project.location.connection_id", or "location.connection_id" in the
+                                       compiled project: BigLake tables, remote functions]}]}
 
 No git_code object: the code compiles to zero actions. Which principal needs what follows
 shared/docs/dataform-runtime-access.md (chains 1-8) and `iam.py`; each refusal names the permission
@@ -55,6 +57,9 @@ METADATA_PERMISSIONS = ("bigquery.datasets.get", "bigquery.tables.list", "bigque
 # An external table or LOAD DATA over gs://bucket/prefix*: BigQuery lists the matching objects and reads them,
 # as the runner (its query's credentials).
 OBJECT_READ_PERMISSIONS = ("storage.objects.list", "storage.objects.get")
+# A BigLake or object table, or a remote function, queried through a connection (as the runner); the connection's
+# own account then reads the source, outside what a run's credentials decide.
+CONNECTION_USE = "bigquery.connections.use"
 TABLE_PERMISSIONS = (
     "bigquery.tables.create",
     "bigquery.tables.updateData",
@@ -168,6 +173,11 @@ def compile_code(
                 "reads": reads,
                 "reads_metadata": reads_metadata,
                 "reads_objects": list(action.get("reads_objects") or []),
+                # `location.connection_id` is the compiled project's own (`${defaultDatabase}`): each environment's.
+                "uses_connections": [
+                    f"{default_database}.{ref}" if ref.count(".") == 1 else ref
+                    for ref in action.get("uses_connections") or []
+                ],
             }
         )
     return actions, errors
@@ -564,6 +574,13 @@ class FakeDataform:
                         f"Access Denied: BigQuery BigQuery: Permission denied while globbing file pattern. "
                         f"{runner} does not have {permission} access to the Google Cloud Storage bucket {bucket}."
                     )
+        for connection in action.get("uses_connections") or []:
+            project, location, connection_id = connection.split(".", 2)
+            name = f"projects/{project}/locations/{location.lower()}/connections/{connection_id}"
+            if self.store.get("external:google_bigquery_connection", name) is None:
+                return f"Not found: Connection {connection}"
+            if not self.iam.allows(member, CONNECTION_USE, Resource.connection(project, location, connection_id)):
+                return f"Access Denied: Connection {connection}: Permission {CONNECTION_USE} denied on resource {name}"
         if action["type"] == "operation":
             return ""
         database, dataset = action["target"]["database"], action["target"]["schema"]

@@ -182,6 +182,15 @@ class OfflineCloud:
             for runner in env.runners:  # buckets runners read are made outside dfinfra (a landing zone)
                 for bucket in runner.storage.reads:
                     self.store.put("external:google_storage_bucket", bucket, {"seeded": True})
+            for runner in env.runners:  # connections runners use are another team's (BigLake, remote functions)
+                for ref in runner.bigquery.connections:
+                    project, location, connection = ref.split(".", 2)
+                    self._add_project(project, "bigqueryconnection.googleapis.com")
+                    self.store.put(
+                        "external:google_bigquery_connection",
+                        f"projects/{project}/locations/{location.lower()}/connections/{connection}",
+                        {"seeded": True},
+                    )
             for runner in env.runners:  # another project's datasets runners read (`project.dataset`)
                 for ref in (*runner.bigquery.reads, *runner.bigquery.reads_metadata):
                     other, _, dataset_id = ref.rpartition(".")

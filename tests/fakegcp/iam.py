@@ -50,6 +50,7 @@ SERVICE_HOSTS = {
     "repository": "dataform.googleapis.com",
     "crypto_key": "cloudkms.googleapis.com",
     "bucket": "storage.googleapis.com",
+    "connection": "bigquery.googleapis.com",
 }
 
 
@@ -101,6 +102,10 @@ class Resource:
         return cls("crypto_key", project, f"{location}/{ring}/{key}")
 
     @classmethod
+    def connection(cls, project: str, location: str, connection_id: str) -> Resource:
+        return cls("connection", project, f"{location.lower()}/{connection_id}")
+
+    @classmethod
     def bucket(cls, name: str) -> Resource:
         """A bucket's name is global: Google's full name carries `projects/_`, and so does this."""
         return cls("bucket", "_", name)
@@ -117,6 +122,9 @@ class Resource:
             return f"projects/{self.project}/secrets/{self.name}"
         if self.kind == "bucket":
             return f"projects/_/buckets/{self.name}"
+        if self.kind == "connection":
+            location, connection = self.name.split("/")
+            return f"projects/{self.project}/locations/{location}/connections/{connection}"
         if self.kind == "crypto_key":
             location, ring, key = self.name.split("/")
             return f"projects/{self.project}/locations/{location}/keyRings/{ring}/cryptoKeys/{key}"
@@ -142,6 +150,7 @@ def account_project(email: str) -> str:
 _NAME_PATTERNS = (
     ("bucket", r"projects/_/buckets/([^/]+)"),
     ("crypto_key", r"projects/([^/]+)/locations/([^/]+)/keyRings/([^/]+)/cryptoKeys/([^/]+)"),
+    ("connection", r"projects/([^/]+)/locations/([^/]+)/connections/([^/]+)"),
     ("repository", r"projects/([^/]+)/locations/([^/]+)/repositories/([^/]+)"),
     ("service_account", r"projects/([^/]+)/serviceAccounts/([^/]+)"),
     ("dataset", r"projects/([^/]+)/datasets/([^/]+)"),
@@ -169,6 +178,8 @@ def parse_resource(name: str, store: Store) -> Resource | None:
         project = store.project_id(project) or project
         if kind == "crypto_key":
             return Resource.crypto_key(project, groups[1], groups[2], groups[3])
+        if kind == "connection":
+            return Resource.connection(project, groups[1], groups[2])
         if kind == "repository":
             return Resource.repository(project, groups[1], groups[2])
         if kind == "dataset":
@@ -202,8 +213,9 @@ def _grant_resource(kind: str, body: dict, store: Store) -> Resource | None:
         return parse_resource(body["crypto_key_id"], store)
     if kind == "google_storage_bucket_iam_member":
         return Resource.bucket(body["bucket"].removeprefix("b/"))
-    if kind == "google_bigquery_connection_iam_member":
-        return None  # stored by the provider, not evaluated: no run chain uses connections yet
+    if kind == "google_bigquery_connection_iam_member":  # the id alone beside project and location, or long
+        long = parse_resource(body["connection_id"], store)
+        return long or Resource.connection(body["project"], body["location"], body["connection_id"])
     return parse_resource(body["resource"], store)
 
 

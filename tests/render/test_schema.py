@@ -17,9 +17,7 @@ def _admitted(spec_set: str, env: str) -> list[str]:
     return [v for v in VERSIONS if tuple(map(int, v.split("."))) >= floor or v.split(".")[0] == str(floor[0])]
 
 
-@pytest.mark.parametrize(
-    ("spec_set", "env", "version"), [(s, e, v) for s, e in all_modules() for v in _admitted(s, e)]
-)
+@pytest.mark.parametrize(("spec_set", "env", "version"), [(s, e, v) for s, e in all_modules() for v in _admitted(s, e)])
 def test_rendered_module_conforms_to_provider_schema(spec_set, env, version):
     assert check_module(rendered(spec_set)[env], version) == []
 

@@ -27,7 +27,11 @@ def self_hosted(name: str, number: int) -> dict[str, Any]:
 
 
 def three_hosts() -> dict[str, dict[str, Any]]:
-    return {"dev": self_hosted("dev", 500000001001), "test": self_hosted("test", 500000001002), "prod": self_hosted("prod", 500000001003)}
+    return {
+        "dev": self_hosted("dev", 500000001001),
+        "test": self_hosted("test", 500000001002),
+        "prod": self_hosted("prod", 500000001003),
+    }
 
 
 def problems(tmp_path, specs: dict[str, dict[str, Any]]) -> list[str]:

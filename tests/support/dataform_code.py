@@ -47,13 +47,16 @@ CODE: dict[str, dict[str, Any]] = {  # spec set -> its code (or repository name 
         ),
     },
     # One repository's code in each of dev, test and prod: a daily model over the landing zone's files and
-    # its assertion, documentation checks over the CRM team's table names that only dev runs, and a reporting
-    # table over the model that the BI team's account refreshes in prod only.
+    # its assertion, a BigLake table through the environment's connection, documentation checks over the CRM
+    # team's table names that only dev runs, and a reporting table over the model that the BI team's account
+    # refreshes in prod only.
     "platform-team": _code(
         "warehouse",
         "warehouse_assertions",
         [
             _table("orders", ["daily"], [], reads_objects=["acme-plat-landing"]),
+            # A BigLake table over the lake, through each project's own `eu.biglake` connection.
+            _table("lake_events", ["daily"], [], uses_connections=["eu.biglake"]),
             _assertion("orders_unique", ["daily"], "orders"),
             _table("crm_columns", ["docs"], [], reads_metadata=["acme-crm.crm_exports"]),
             _table("daily_revenue", ["reporting"], [], schema="reporting", dependencies=["orders"]),

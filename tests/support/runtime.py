@@ -35,7 +35,10 @@ def seed_runtime(store: Store, ws: Workspace, code: Mapping[str, Any]) -> None:
             runner.email_in(env.project.id) for env in environments for runner in env.runners if runner.made_elsewhere
         }
         made_here = {
-            r.email_in(e.project.id) for e in ws.deployment.environments.values() for r in e.runners if not r.made_elsewhere
+            r.email_in(e.project.id)
+            for e in ws.deployment.environments.values()
+            for r in e.runners
+            if not r.made_elsewhere
         }
         owners: dict[tuple[str, str], set[str]] = {}
         for req in ws.access_of(host).requirements:
