@@ -650,9 +650,9 @@ def facts_from_module(module: Module) -> list[Fact]:
             git["ssh_authentication_config"] = [{"user_private_key_secret_version": _value(repo.secret_version)}]
         elif repo.auth == "https_token":
             git["authentication_token_secret_version"] = _value(repo.secret_version)
-        else:
-            git["git_repository_link"] = repo.repository_link
-        attrs = {"git_remote_settings": [git]}
+        elif repo.git is not None:
+            git["git_repository_link"] = repo.git.repository_link
+        attrs = {"git_remote_settings": [git]} if repo.git is not None else {}
         if repo.service_account:  # the repository's own runner
             attrs["service_account"] = _value(repo.service_account)
         source = f"{where}: {dotted_path(repo.hosted.path)}"

@@ -164,7 +164,7 @@ class HostedRepository:
     def secret(self) -> Resource | None:
         """The Git credential's secret: in the host project, unless the spec names another (`project:`).
         None when the repository authenticates through a Developer Connect link instead."""
-        auth = self.spec.git.secret
+        auth = self.spec.git_secret
         return Resource("secret", auth.project or self.project, auth.secret_id) if auth else None
 
     @property
@@ -176,7 +176,7 @@ class HostedRepository:
     @property
     def repository_link(self) -> Resource | None:
         """The Developer Connect Git repository link the repository fetches through, if it uses one."""
-        link = self.spec.git.repository_link
+        link = self.spec.git.repository_link if self.spec.git else None
         return Resource("git_repository_link", link.split("/")[1], link) if link else None
 
     @property

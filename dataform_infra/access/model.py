@@ -567,8 +567,9 @@ class AccessModel:
         installs npm packages with the `.npmrc` variables when the repository names them."""
         top = self.topology
         git_spec = repository.spec.git
-        git = repository.at("git", git_spec.auth)
+        git = repository.at("git", git_spec.auth) if git_spec else repository.at()
         reads: list[tuple[Resource, str, PathKey]] = []
+        # Without a remote (no secret, no link) compilations read the workspace's own files: nothing is fetched.
         if repository.secret is not None:
             reads.append((repository.secret, f"fetches {repository.name}'s code with the Git credential", git))
         elif repository.repository_link is not None:  # Developer Connect: granted outside dfinfra, checked by doctor
@@ -592,7 +593,7 @@ class AccessModel:
             note = (
                 top.host_name,
                 git,
-                f"Dataform fetches the code through {git_spec.repository_link}: grant the Dataform service "
+                f"Dataform fetches the code through {repository.repository_link.id}: grant the Dataform service "
                 f"agent {top.agent.member} {link_accessor_role(self._pushes(repository))} on that link (dfinfra "
                 "cannot: the provider types it renders have no Developer Connect IAM resource); `dfinfra doctor` "
                 "checks that it holds",

@@ -92,10 +92,10 @@ def find_existing(deployment: Deployment, env_name: str, apis: GoogleApis) -> li
         adopted_secrets: set[str] = set()
         for hosted in top.repositories:
             repo = hosted.spec
-            auth = repo.git.secret
+            auth = repo.git_secret
             secret = hosted.secret_name
             # Another project's secret is managed there, and a Developer Connect link has none: never adopted.
-            if auth is not None and secret is not None and not auth.project and secret not in adopted_secrets:
+            if repo.git and auth and secret is not None and not auth.project and secret not in adopted_secrets:
                 adopted_secrets.add(secret)
                 ask(
                     f"secret {auth.secret_id}",

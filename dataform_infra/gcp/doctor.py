@@ -81,7 +81,7 @@ class Doctor:
                 continue
             secret_checks = list(self._git_secret(hosted))
             yield from secret_checks
-            if hosted.spec.git.https_token:
+            if hosted.spec.git is not None and hosted.spec.git.https_token:
                 if any(c.status != "pass" for c in secret_checks):
                     not_yet = "the Git secret is not usable yet"
                     yield Check(self._named("repository-token-status", hosted), "skipped", not_yet)
@@ -404,6 +404,8 @@ class Doctor:
         allowed = [v for rule in remotes.spec.rules for v in rule.values.allowed_values]
         refused = [v for rule in remotes.spec.rules for v in rule.values.denied_values]
         for hosted in top.repositories:
+            if hosted.spec.git is None:
+                continue  # no remote: nothing for the constraint to allow
             url = hosted.spec.git.url
             check = self._named("org-policy:dataform.restrictGitRemotes", hosted)
             # The constraint lists full remote URLs, matched whole (Dataform's "Restrict remote repositories"
@@ -422,7 +424,7 @@ class Doctor:
             {
                 secret.secret_id
                 for hosted in top.repositories
-                if (secret := hosted.spec.git.secret) is not None and not secret.project and not secret.replicas
+                if (secret := hosted.spec.git_secret) is not None and not secret.project and not secret.replicas
             }
         )
         if not automatic:

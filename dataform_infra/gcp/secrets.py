@@ -62,8 +62,8 @@ def git_secret(deployment: Deployment, env: str, repository: str | None = None) 
         raise UsageError(f"{host!r} has no repository {repository!r} (its repositories: {', '.join(repositories)})")
     if repository is None:
         # Several repositories need saying whose, unless one secret serves them all.
-        secrets = {(s.project, s.secret_id) for r in repositories.values() if (s := r.git.secret) is not None}
-        with_secret = [n for n, r in repositories.items() if r.git.secret is not None]
+        secrets = {(s.project, s.secret_id) for r in repositories.values() if (s := r.git_secret) is not None}
+        with_secret = [n for n, r in repositories.items() if r.git_secret is not None]
         if len(secrets) > 1:
             raise UsageError(
                 f"{host!r} has several repositories with their own Git secrets ({', '.join(with_secret)}): say "
@@ -71,6 +71,11 @@ def git_secret(deployment: Deployment, env: str, repository: str | None = None) 
             )
         repository = with_secret[0] if with_secret else next(iter(repositories))
     repo = repositories[repository]
+    if repo.git is None:
+        raise UsageError(
+            f"repository {repo.name!r} of {host!r} has no Git remote (no `git:` in {deployment.spec_file(host).name}):"
+            " there is no Git secret to set or check until one is connected"
+        )
     auth = repo.git.secret
     if auth is None:
         raise UsageError(

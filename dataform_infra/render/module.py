@@ -28,7 +28,15 @@ from dataform_infra.render.optin import MADE_ELSEWHERE, OPT_IN_MARKERS
 from dataform_infra.spec.formats import slug
 from dataform_infra.spec.loader import Deployment
 from dataform_infra.spec.models import Dataset as DatasetSpec
-from dataform_infra.spec.models import Environment, IamCondition, Release, Runner, Workflow, WorkspaceCompilation
+from dataform_infra.spec.models import (
+    Environment,
+    GitRemote,
+    IamCondition,
+    Release,
+    Runner,
+    Workflow,
+    WorkspaceCompilation,
+)
 from dataform_infra.spec.yamlsource import PathKey, dotted_path
 from dataform_infra.topology import (
     AttachedRunner,
@@ -252,12 +260,8 @@ class RepositoryView(Addressed):
     kms_key_name: str | None
     npmrc_version: str | None  # `projects/<p>/secrets/<s>/versions/<v>` of the `.npmrc` variables
     labels: dict[str, str]
-    url: str
-    default_branch: str
-    auth: str  # GitRemote.auth: https_token, ssh or repository_link
+    git: GitRemote | None  # None: no remote (people work in workspaces only, or Git is connected later)
     secret_version: Expr | str | None  # the Git credential's version name (never its payload)
-    host_public_key: str | None
-    repository_link: str | None
     workspace: WorkspaceCompilation | None
     depends_on: tuple[Expr, ...]
     secret_output: Expr | str | None  # the Git secret's id, as outputs.tf prints it
@@ -268,6 +272,15 @@ class RepositoryView(Addressed):
         """Does a workspace override carry `${workspaceName}` (printed as `$${workspaceName}`)?"""
         ws = self.workspace
         return ws is not None and "${workspaceName}" in (ws.schema_suffix or "") + (ws.table_prefix or "")
+
+    @property
+    def auth(self) -> str | None:
+        """GitRemote.auth (https_token, ssh or repository_link); None without a remote."""
+        return self.git.auth if self.git else None
+
+    @property
+    def host_public_key(self) -> str | None:
+        return self.git.ssh.host_public_key if self.git and self.git.ssh else None
 
     @property
     def label(self) -> str:
@@ -830,8 +843,8 @@ class _ModuleBuilder:
         depends_on: tuple[Expr, ...] = self.module.needs_api("dataform.googleapis.com")
         secret_version: Expr | str | None = None
         secret_output: Expr | str | None = None
-        auth = repo.git.secret
-        if auth is not None and hosted.secret is not None and hosted.secret_name is not None:
+        auth = repo.git_secret
+        if repo.git is not None and auth is not None and hosted.secret is not None and hosted.secret_name is not None:
             secret_id: Expr | str
             if auth.project:  # managed in another project: named, never created here
                 secret_id = secret_output = hosted.secret_name
@@ -897,12 +910,8 @@ class _ModuleBuilder:
                 kms_key_name=hosted.kms_key_name,
                 npmrc_version=npmrc_version,
                 labels=dict(sorted(repo.labels.items())),
-                url=repo.git.url,
-                default_branch=repo.git.default_branch,
-                auth=repo.git.auth,
+                git=repo.git,
                 secret_version=secret_version,
-                host_public_key=repo.git.ssh.host_public_key if repo.git.ssh else None,
-                repository_link=repo.git.repository_link,
                 workspace=repo.workspace_compilation,
                 depends_on=depends_on,
                 secret_output=secret_output,
@@ -931,13 +940,13 @@ class _ModuleBuilder:
 
     def _git_secret(self, hosted: HostedRepository) -> GitSecret:
         """The Git secret `hosted` names, created once in this module (repositories may share it)."""
-        auth = hosted.spec.git.secret
-        assert auth is not None
+        git = hosted.spec.git
+        auth = hosted.spec.git_secret
+        assert git is not None and auth is not None
         for secret in self.module.secrets:
             if secret.secret_id == auth.secret_id:
                 return secret
         name = self.names.name(types.SECRET.name, auth.secret_id)
-        git = hosted.spec.git
         if auth.existing:
             where = hosted.at("git", git.auth, "existing")
             self._adopt(types.SECRET, name, where, project=hosted.project, secret_id=auth.secret_id)

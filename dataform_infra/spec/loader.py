@@ -410,8 +410,8 @@ def _repositories(
             )
         members = [a.member for a in repo.access]
         yield from _duplicates(loc, host, (*at, "access"), members, "repository access member")
-        secret = repo.git.secret
-        if secret is not None:
+        secret = repo.git_secret
+        if repo.git is not None and secret is not None:
             where = (*at, "git", repo.git.auth)
             yield from _duplicates(loc, host, (*where, "replicas"), list(secret.replicas), "replica")
             # Repositories may share one secret (one token for the Git organisation); it is created once.
@@ -446,8 +446,18 @@ def _repositories(
                     continue
                 yield loc.at(host, (*at, "access", k, "run_as", j), problem)
     names = [r.name for _, r in declared]
+    by_name = {r.name: r for _, r in declared}
     for name, env in envs.items():
         for i, release in enumerate(env.releases):
+            compiled = by_name.get(release.repository or "") or (declared[0][1] if len(declared) == 1 else None)
+            if compiled is not None and compiled.git is None:
+                yield loc.at(
+                    name,
+                    ("releases", i, "git_ref"),
+                    f"release {release.name!r} compiles Git ref {release.git_ref!r}, but repository "
+                    f"{compiled.name!r} has no Git remote (no `git:`): connect one, or leave releases out until "
+                    "then (people work in its workspaces meanwhile)",
+                )
             if release.repository is None and len(names) > 1:
                 yield loc.at(
                     name,

@@ -262,8 +262,19 @@ class Repository(Spec):
         return self
 
     name: DataformId = Field(description="Repository id.")
+
+    @property
+    def git_secret(self) -> SecretRef | None:
+        """The secret holding the Git credential: none without a remote or with a Developer Connect link."""
+        return self.git.secret if self.git else None
+
     display_name: Text | None = Field(default=None, description="Name shown in the console.")
-    git: GitRemote = Field(description="Remote Git repository and how Dataform authenticates to it.")
+    git: GitRemote | None = Field(
+        default=None,
+        description="Remote Git repository and how Dataform authenticates to it. Unset: the repository has no "
+        "remote (people work in its workspaces only, or Git is connected later); release configs compile a Git "
+        "ref, so no release may name it until it has one.",
+    )
     workspace_compilation: WorkspaceCompilation | None = Field(
         default=None, description="Workspace compilation overrides (schema suffix, table prefix, database)."
     )

@@ -16,7 +16,8 @@ the fake provider applied; the repository's code is a test-seeded store object:
                   "uses_connections": ["project.location.connection_id", or "location.connection_id" in the
                                        compiled project: BigLake tables, remote functions]}]}
 
-No git_code object: the code compiles to zero actions. Which principal needs what follows
+A repository without a remote compiles its workspace's files: kind "workspace_code", id = the repository's
+name, same body. No code object: the code compiles to zero actions. Which principal needs what follows
 shared/docs/dataform-runtime-access.md (chains 1-8) and `iam.py`; each refusal names the permission
 and the resource. Compilation results, invocations and scheduler records live in the store
 (kinds `dataform_compilation_result`, `dataform_workflow_invocation`, `dataform_release_state`,
@@ -419,7 +420,15 @@ class FakeDataform:
             raise ApiError(
                 grpc.StatusCode.INVALID_ARGUMENT, "One of git_commitish, workspace or release_config must be set."
             )
+        if not _first(repo.get("git_remote_settings")) and not workspace:
+            # [infer] the exact text is not documented: a Git ref needs a remote to resolve against.
+            raise ApiError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"Repository {canonical} has no Git remote: {commitish!r} cannot be compiled.",
+            )
         code = self._fetch(repo)
+        if code is None and not _first(repo.get("git_remote_settings")):
+            code = self.store.get("workspace_code", canonical)  # no remote: the code lives in the workspace
         actions, errors = compile_code(code, config, repo["project"])
         name = f"{canonical}/compilationResults/{uuid.uuid4()}"
         body = {

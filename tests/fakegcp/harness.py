@@ -212,7 +212,7 @@ class OfflineCloud:
 
     def _seed_repository_secrets(self, host_project: str, repository: Repository) -> None:
         """The secrets a repository names that other teams made: a Git secret in another project, `.npmrc`."""
-        auth = repository.git.secret
+        auth = repository.git_secret
         if auth is not None and auth.project:  # a secret another team manages in its own project
             self._seed_secret(auth.project, auth.secret_id)
         npmrc = repository.npmrc

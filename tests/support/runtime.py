@@ -22,7 +22,11 @@ def seed_runtime(store: Store, ws: Workspace, code: Mapping[str, Any]) -> None:
         top = ws.topology_of(host)
         per_repository = {r.name for r in top.repositories} == set(code)
         for repository in top.repositories:
-            store.put("git_code", repository.spec.git.url, code[repository.name] if per_repository else code)
+            held = code[repository.name] if per_repository else code
+            if repository.spec.git is None:  # no remote: the code is in its workspaces
+                store.put("workspace_code", repository.api_name, held)
+            else:
+                store.put("git_code", repository.spec.git.url, held)
         environments = ws.deployment.part(host).environments.values()
         deployers = dict.fromkeys(d for env in environments for d in env.deployers)
         for k, deployer in enumerate(deployers):
