@@ -340,8 +340,11 @@ class Lifecycle:
             )
 
     def _summarise(self, env: str, runner: TerraformRunner, plan_file: Path, mode: PlanMode) -> PlanSummary:
-        """The saved plan, read once through `terraform show -json`, every change named as `explain` names it."""
-        return runner.show_plan(plan_file, mode.refresh_only, self._iam_names(env), self.workspace.module(env).names())
+        """The saved plan, read once through `terraform show -json`, every change named as `explain` names it; in a
+        destroy, what dfinfra adopted (`existing: true`) is to be forgotten, not deleted (`_forget`)."""
+        module = self.workspace.module(env)
+        summary = runner.show_plan(plan_file, mode.refresh_only, self._iam_names(env), module.names())
+        return summary.forgetting({str(i.to) for i in module.imports}) if mode.destroy else summary
 
     def _iam_names(self, env: str) -> IamNames:
         """Every grant the module renders, named as `explain` names it."""
@@ -434,6 +437,12 @@ class Lifecycle:
             )
 
         guard(summary)
+        if summary.forgotten():
+            outcome = self._forget(env, outcome)
+            if not outcome.summary.has_changes:
+                self._discard_plan(env)
+                self._applied.add(env)
+                return summary
 
         def guard_again(replanned: PlanSummary) -> None:
             """The plan made after an IAM-propagation wait gets every guard the reviewed one got; under
@@ -450,6 +459,24 @@ class Lifecycle:
         self._apply_plan(env, outcome, guard_retry=guard_again)
         self._applied.add(env)
         return summary
+
+    def _forget(self, env: str, reviewed: PlanOutcome) -> PlanOutcome:
+        """After the destroy plan was reviewed: remove its adopted objects from the state (Google Cloud keeps
+        them), then plan again; that plan may only be the reviewed one without them."""
+        forgotten = reviewed.summary.forgotten()
+        self.echo(f"{env}: forgetting {', '.join(forgotten)} (adopted: they stay in Google Cloud)")
+        runner = self._runner(self.module_dir(env), "forget")
+        runner.state_rm(forgotten)
+        again = self.plan(env, render=False, mode=reviewed.mode)
+        unreviewed = again.summary.beyond(reviewed.summary)
+        if unreviewed:
+            listed = ", ".join(f"{c.action} {c.address}" for c in unreviewed)
+            raise Refused(
+                f"{env}: after forgetting the adopted objects, the destroy plan would also {listed}, which the "
+                f"reviewed plan did not; nothing destroyed. Plan the destroy again and review it (the next apply "
+                "imports the forgotten objects back)."
+            )
+        return again
 
     def releases_to_make_live(self, env: str, applied: PlanSummary) -> list[str]:
         """The releases an apply of `env` created or changed: each starts with no live compilation (the

@@ -316,6 +316,12 @@ class TerraformRunner:
     def import_resource(self, address: str, resource_id: str) -> RunResult:
         return self.run("import", address, resource_id, input=False, no_color=IsFlagged, lock_timeout=self.lock_timeout)
 
+    def state_rm(self, addresses: list[str]) -> RunResult:
+        """Forget `addresses`: they leave the state, the objects stay in Google Cloud."""
+        return self.check(
+            self.run("state rm", *addresses, no_color=IsFlagged, lock_timeout=self.lock_timeout), "state rm"
+        )
+
     def state_list(self) -> list[str]:
         result = self.run("state list", no_color=IsFlagged)
         return result.stdout.split() if result.returncode == 0 else []

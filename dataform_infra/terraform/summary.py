@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from collections.abc import Collection
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from dataform_infra import resource_types as types
@@ -26,7 +27,7 @@ class AttributeChange:
 class Change:
     address: str
     type: str
-    action: str  # create, update, replace, delete
+    action: str  # create, update, replace, delete, forget (an adopted object a destroy leaves in Google Cloud)
     attributes: tuple[AttributeChange, ...] = ()
     label: str = ""  # what it is, as `explain` names it (`dataset p.marts`), where dfinfra knows
 
@@ -67,7 +68,7 @@ class PlanSummary:
     @property
     def counts(self) -> dict[str, int]:
         counted = Counter(c.action for c in self.changes)
-        return {action: counted.get(action, 0) for action in ("create", "update", "replace", "delete")}
+        return {action: counted.get(action, 0) for action in ("create", "update", "replace", "delete", "forget")}
 
     @property
     def has_changes(self) -> bool:
@@ -77,6 +78,17 @@ class PlanSummary:
     @property
     def destructive(self) -> list[Change]:
         return [c for c in self.changes if c.destructive]
+
+    def forgetting(self, adopted: Collection[str]) -> PlanSummary:
+        """This destroy plan with each deletion of an `adopted` address (`existing: true`: dfinfra imported it,
+        never created it) shown as `forget`: the apply removes it from the state instead (`Lifecycle.apply`)."""
+        changes = [
+            replace(c, action="forget") if c.action == "delete" and c.address in adopted else c for c in self.changes
+        ]
+        return replace(self, changes=changes)
+
+    def forgotten(self) -> list[str]:
+        return [c.address for c in self.changes if c.action == "forget"]
 
     def beyond(self, reviewed: PlanSummary) -> list[Change]:
         """Changes this plan makes that `reviewed` did not (same address, action and attribute changes);
@@ -125,15 +137,16 @@ class PlanSummary:
         counts = self.counts
         adopting = f"{len(self.imports)} to import, " if self.imports else ""
         moving = f"{len(self.moves)} to move, " if self.moves else ""
+        forgetting = f", {counts['forget']} to forget" if counts["forget"] else ""
         lines = [
             f"Plan: {adopting}{moving}{counts['create']} to create, {counts['update']} to update, "
-            f"{counts['replace']} to replace, {counts['delete']} to delete."
+            f"{counts['replace']} to replace, {counts['delete']} to delete{forgetting}."
         ]
         lines += [f"  <= import {address}" for address in self.imports]
         lines += [f"  -> move {old} to {new}" for old, new in self.moves]
         for type_, actions in self.by_type().items():
             lines.append(f"  {type_}: " + ", ".join(f"{n} {a}" for a, n in actions.items()))
-        signs = {"create": "+", "delete": "-", "update": "~", "replace": "-/+"}
+        signs = {"create": "+", "delete": "-", "update": "~", "replace": "-/+", "forget": "."}
         for change in self.changes:
             lines.append(
                 f"  {signs.get(change.action, '~')} {change.action} {change.shown}" + (":" if change.attributes else "")
@@ -152,6 +165,12 @@ class PlanSummary:
             for iam in self.iam:
                 sign = "+" if iam.action == "grant" else "-"
                 lines.append(f"  {sign} {iam.principal} -> {iam.role} -> {iam.resource}")
+        if counts["forget"]:
+            lines.append(
+                "Forgotten, not deleted (adopted with `existing: true`: dfinfra never deletes what it did not "
+                "create; they stay in Google Cloud and leave the state):"
+            )
+            lines += [f"  . {address}" for address in self.forgotten()]
         if self.destructive:
             lines.append("DESTRUCTIVE: these stateful resources would be deleted or replaced:")
             lines += [f"  !! {c.action.upper()} {c.address}" for c in self.destructive]

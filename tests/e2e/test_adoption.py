@@ -106,5 +106,17 @@ def test_a_hand_written_setup_is_adopted_with_no_create_of_what_exists_and_no_de
             project.run("release", env)  # a run executes the release's live compilation, as the cron does
             out = project.run("run", env, workflow, "--wait", "--poll", "0.05", "--timeout", "60")
             assert f"{workflow} succeeded" in out
+
+        # #24: a destroy deletes what dfinfra created and forgets what it adopted (shown as such in the plan):
+        # the hand-made account, repository, secret, datasets and release config stay in Google Cloud.
+        plan = project.run("plan", "prod", "--destroy", expect=2)
+        assert "to forget." in plan and "Forgotten, not deleted" in plan
+        assert "  . forget google_service_account.dataform_prod_runner" in plan, plan
+        out = project.run("destroy", "--all", "--auto-approve", "--confirm", "prod", "--allow-destroy")
+        forgotten = next(line for line in out.splitlines() if line.startswith("prod: forgetting "))
+        assert "google_service_account.dataform_prod_runner" in forgotten and "stay in Google Cloud" in forgotten
+        assert _objects(cloud) == existing
+        for env in ("staging", "prod"):
+            assert project.run("terraform", env, "state", "list", expect=None).strip() == ""
     finally:
         apis.stop()

@@ -41,7 +41,7 @@ PLAN = {
 
 def test_counts_and_types():
     summary = summarise(PLAN)
-    assert summary.counts == {"create": 2, "update": 1, "replace": 1, "delete": 2}
+    assert summary.counts == {"create": 2, "update": 1, "replace": 1, "delete": 2, "forget": 0}
     assert summary.by_type()["google_service_account"] == {"create": 1, "replace": 1}
     assert summary.steps == 7  # the replacement is a destruction plus a creation
 
@@ -51,6 +51,17 @@ def test_destructive_changes_are_the_stateful_deletes_and_replaces():
         "google_service_account.b",
         "google_dataform_repository.this",
     ]
+
+
+def test_a_destroy_forgets_what_was_adopted_and_says_so():
+    """#24: deletions of adopted objects (`existing: true`) are shown as forgotten, and are not destructive."""
+    destroy = {"resource_changes": [c for c in PLAN["resource_changes"] if c["change"]["actions"] == ["delete"]]}
+    summary = summarise(destroy).forgetting({"google_dataform_repository.this"})
+    assert summary.forgotten() == ["google_dataform_repository.this"]
+    assert summary.destructive == [] and summary.counts["delete"] == 1 and summary.counts["forget"] == 1
+    text = summary.render()
+    assert "1 to delete, 1 to forget." in text and "  . forget google_dataform_repository.this" in text
+    assert "Forgotten, not deleted (adopted with `existing: true`" in text
 
 
 def test_iam_changes_read_as_principal_role_resource():
