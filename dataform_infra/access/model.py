@@ -60,6 +60,7 @@ Chain = Literal[
     "manage-configs",
     "start-runs",
     "use-repository",
+    "person-queries",
 ]
 CHAINS: dict[str, str] = {
     "git-sync": "the Dataform service agent reads the Git credential to fetch and compile the code",
@@ -81,6 +82,8 @@ CHAINS: dict[str, str] = {
     "start-runs": "whoever starts a run creates its workflow invocation (and, from a workspace or ad hoc, the "
     "compilation result it runs)",
     "use-repository": "people use the repository with the access the spec declares",
+    "person-queries": "people query the datasets the spec gives them (`people:`), with jobs in the environment's "
+    "project",
 }
 
 # Chains 5 and 6 of the runtime-access notes.
@@ -267,6 +270,7 @@ class AccessModel:
         self._writes_unchecked = False
         top = self.topology
         self._repository_needs()
+        self._people_queries()
 
         for env_name, env in self.deployment.environments.items():
             # Each environment's module creates its own configs: its deployers attach its runners.
@@ -524,6 +528,35 @@ class AccessModel:
                 host,
                 repository.at("access", k, "role"),
             )
+
+    def _people_queries(self) -> None:
+        """`people:`: what their own queries need, outside any run (doctor checks it like the rest)."""
+        for env_name, env in self.deployment.environments.items():
+            project = env.project.id
+            for k, person in enumerate(env.people):
+                principal = Principal("person", person.member)
+                for verb, permissions in (("reads", READ), ("writes", WRITE)):
+                    for j, dataset in enumerate(getattr(person, verb)):
+                        used = dataset_resource(project, dataset)
+                        self._need(
+                            "person-queries",
+                            principal,
+                            permissions,
+                            used,
+                            f"{person.member} {verb} {used.project}.{used.id} in their own queries",
+                            env_name,
+                            ("people", k, verb, j),
+                        )
+                if person.jobs_here:
+                    self._need(
+                        "person-queries",
+                        principal,
+                        ("bigquery.jobs.create",),
+                        project_resource(project),
+                        f"{person.member}'s queries run in {project}",
+                        env_name,
+                        ("people", k, "jobs_here"),
+                    )
 
     @staticmethod
     def _pushes(repository: HostedRepository) -> bool:

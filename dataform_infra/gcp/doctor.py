@@ -498,7 +498,8 @@ class Doctor:
                     f"{resource.label} (a conditional grant, or a policy your credentials may not read)",
                 )
             else:
-                yield Check(name, "pass", f"{principal.label} has what {len(labels)} run(s) need on {resource.label}")
+                what = f"what {len(labels)} run(s) need" if labels else "what the spec declares"
+                yield Check(name, "pass", f"{principal.label} has {what} on {resource.label}")
 
     def _troubleshoot(self, client: IamCheckerClient, email: str, resource: Resource, permission: str) -> str:
         """GRANTED, NOT_GRANTED, UNKNOWN_CONDITIONAL or UNKNOWN_INFO_DENIED, from Google's troubleshooter."""

@@ -549,6 +549,7 @@ class _ModuleBuilder:
         self._service_accounts()
         self._datasets()
         self._bigquery_grants()
+        self._people_grants()
         if self.is_host:
             self._repositories()
         self._runner_access()
@@ -675,6 +676,43 @@ class _ModuleBuilder:
         )
         self.module.grants.append(grant)
         return grant
+
+    def _people_grants(self) -> None:
+        """People who query this environment's datasets themselves: dataset roles, and Job User here."""
+        project = self.env.project.id
+        for k, person in enumerate(self.env.people):
+            principal = Principal("person", person.member)
+            part = self._member_part(person.member)
+            for verb, role in (("reads", "roles/bigquery.dataViewer"), ("writes", "roles/bigquery.dataEditor")):
+                for j, dataset in enumerate(getattr(person, verb)):
+                    scope = dataset_resource(project, dataset)
+                    dataset_id = self.dataset_refs.get(dataset, scope.id)
+                    self._grant(
+                        (part, verb, dataset),
+                        role=role,
+                        principal=principal,
+                        resource=scope,
+                        member=person.member,
+                        target={"project": scope.project, "dataset_id": dataset_id},
+                        rule=f"person-{verb}-dataset",
+                        why=f"{person.member} {verb} dataset {dataset} in their own queries; scoped to that dataset.",
+                        path=("people", k, verb, j),
+                        depends_on=()
+                        if isinstance(dataset_id, Expr)
+                        else self.module.needs_api("bigquery.googleapis.com"),
+                    )
+            if person.jobs_here:
+                self._grant(
+                    (part, "bigquery_job_user"),
+                    role="roles/bigquery.jobUser",
+                    principal=principal,
+                    resource=project_resource(project),
+                    member=person.member,
+                    target={"project": project},
+                    rule="person-runs-jobs",
+                    why=f"{person.member}'s queries run in {project} (Job User grants no data access).",
+                    path=("people", k, "jobs_here"),
+                )
 
     def _bigquery_grants(self) -> None:
         project = self.env.project.id

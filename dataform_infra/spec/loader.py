@@ -320,6 +320,25 @@ def _cross_checks(deployment: Deployment) -> Iterable[Problem]:
                         where,
                         f"{dataset} is also in writes or reads; Data Owner already allows both: keep it in owns only",
                     )
+        yield from _duplicates(loc, name, "people", [p.member for p in env.people], "member")
+        for k, person in enumerate(env.people):
+            for verb in ("reads", "writes"):
+                listed = list(getattr(person, verb))
+                yield from _duplicates(loc, name, ("people", k, verb), listed, "dataset")
+                for j, dataset in enumerate(listed):
+                    if dataset not in datasets and not (verb == "reads" and "." in dataset):
+                        yield loc.at(
+                            name,
+                            ("people", k, verb, j),
+                            f"dataset {dataset!r} is not declared under `datasets:` of this environment",
+                        )
+            both = sorted(set(person.reads) & set(person.writes))
+            if both:
+                yield loc.at(
+                    name,
+                    ("people", k, "reads"),
+                    f"{', '.join(both)} listed in both writes and reads; writes already allows reading",
+                )
         for i, workflow in enumerate(env.workflows):
             if workflow.release not in releases:
                 yield loc.at(

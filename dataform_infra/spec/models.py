@@ -445,6 +445,26 @@ class StorageAccess(Spec):
     )
 
 
+class DatasetUser(Spec):
+    """People or a group who query this environment's datasets themselves (the team that uses the repository
+    also reads what it builds), as intent: dataset-scoped roles, and Job User where their queries run."""
+
+    member: Member = Field(description="`user:`, `group:` or `serviceAccount:` member.")
+    reads: list[DatasetRef] = Field(
+        default_factory=list,
+        description="Datasets they query: BigQuery Data Viewer on each (`project-id.dataset_id` for another "
+        "project's).",
+    )
+    writes: list[DatasetId] = Field(
+        default_factory=list, description="Datasets they write (a sandbox): BigQuery Data Editor on each."
+    )
+    jobs_here: bool = Field(
+        default=True,
+        description="Their queries run in this environment's project: BigQuery Job User on it (false: they run "
+        "queries from a project of their own, where they hold it).",
+    )
+
+
 class Runner(Spec):
     """A custom service account whose credentials execute workflows in BigQuery."""
 
@@ -658,6 +678,11 @@ class Environment(Spec):
     )
     datasets: list[Dataset] = Field(default_factory=list, description="BigQuery datasets runners use.")
     runners: list[Runner] = Field(default_factory=list, description="Runner service accounts in this project.")
+    people: list[DatasetUser] = Field(
+        default_factory=list,
+        description="People and groups who query this environment's datasets themselves (analysts, the team "
+        "that builds them): Data Viewer or Data Editor on each named dataset, Job User on the project.",
+    )
     releases: list[Release] = Field(default_factory=list, description="Release configs compiling for this environment.")
     workflows: list[Workflow] = Field(
         default_factory=list, description="Workflow configs executing in this environment."

@@ -191,16 +191,17 @@ class OfflineCloud:
                         f"projects/{project}/locations/{location.lower()}/connections/{connection}",
                         {"seeded": True},
                     )
-            for runner in env.runners:  # another project's datasets runners read (`project.dataset`)
-                for ref in (*runner.bigquery.reads, *runner.bigquery.reads_metadata):
-                    other, _, dataset_id = ref.rpartition(".")
-                    if other:
-                        self._add_project(other, "bigquery.googleapis.com")
-                        self.store.put(
-                            "external:google_bigquery_dataset",
-                            f"projects/{other}/datasets/{dataset_id}",
-                            {"seeded": True},
-                        )
+            reads = [r for runner in env.runners for r in (*runner.bigquery.reads, *runner.bigquery.reads_metadata)]
+            reads += [r for person in env.people for r in person.reads]
+            for ref in reads:  # another project's datasets runners and people read (`project.dataset`)
+                other, _, dataset_id = ref.rpartition(".")
+                if other:
+                    self._add_project(other, "bigquery.googleapis.com")
+                    self.store.put(
+                        "external:google_bigquery_dataset",
+                        f"projects/{other}/datasets/{dataset_id}",
+                        {"seeded": True},
+                    )
             keys = [env.dataform_default_kms_key_name]
             for _, repository in env.declared_repositories():
                 self._seed_repository_secrets(env.project.id, repository)
