@@ -5,25 +5,38 @@ import re
 import pytest
 
 from tests.conftest import REPO, SPEC_SETS, rendered
-from tests.support.readme_sections import SECTIONS, section
+from tests.support.generated import FILES, SECTIONS, access_doc, runs_section, section
 
 README = (REPO / "README.md").read_text()
+REGENERATE = "regenerate: python -m tests.support.generated"
 
 
 @pytest.mark.parametrize("name", sorted(SECTIONS))
 def test_generated_sections_match_the_code(name):
-    """spec reference, IAM table, "What a run needs", access graph, rules list."""
-    assert section(README, name) == SECTIONS[name](), "regenerate: python -m tests.support.readme_sections"
+    """README's rules list."""
+    assert section(README, name) == SECTIONS[name](), REGENERATE
 
 
-def test_explain_runs_prints_the_readme_section():
+@pytest.mark.parametrize("path", sorted(FILES))
+def test_generated_files_match_the_code(path):
+    """docs/reference.md, docs/access.md, the JSON Schema."""
+    assert (REPO / path).read_text() == FILES[path](), REGENERATE
+
+
+def test_explain_runs_prints_the_documented_table():
     from typer.testing import CliRunner
 
     from dataform_infra.cli import app
 
     result = CliRunner().invoke(app, ["explain", "--runs", "-e", str(SPEC_SETS["shipped"])])
     assert result.exit_code == 0, result.output
-    assert result.output == section(README, "runs-table")
+    assert result.output == runs_section() and result.output in access_doc()
+
+
+def test_readme_is_a_five_minute_read_and_links_the_generated_reference():
+    assert len(README) < 45_000  # the generated reference lives in docs/
+    for path in ("docs/reference.md", "docs/access.md", "ARCHITECTURE.md", "examples/README.md"):
+        assert f"]({path})" in README, path
 
 
 def test_every_hcl_example_is_real_rendered_output():

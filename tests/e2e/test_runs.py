@@ -252,8 +252,9 @@ def _store_object(store: Store, grant) -> str:
             "repository": lambda b: b["repository"].endswith(f"/repositories/{resource.id}"),
             "crypto_key": lambda b: b["crypto_key_id"] == resource.id,
             "bucket": lambda b: b["bucket"].removeprefix("b/") == resource.id,
-            "connection": lambda b: (b["project"], b["location"], b["connection_id"])
-            == (resource.project, resource.region, resource.id),
+            "connection": lambda b: (
+                (b["project"], b["location"], b["connection_id"]) == (resource.project, resource.region, resource.id)
+            ),
         }[resource.kind]
         if parent(body):
             return id_

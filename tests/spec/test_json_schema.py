@@ -17,9 +17,7 @@ SPECS = sorted(p for directory in SPEC_SETS.values() for p in directory.glob("*.
 
 def test_shipped_schema_is_generated_from_the_models():
     generated = json.loads(json.dumps(Environment.model_json_schema(by_alias=True), sort_keys=True))
-    assert json.loads(SCHEMA_FILE.read_text()) == generated, (
-        "regenerate: dfinfra schema > schema/environment.schema.json"
-    )
+    assert json.loads(SCHEMA_FILE.read_text()) == generated, "regenerate: python -m tests.support.generated"
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda p: str(p.relative_to(REPO)))
