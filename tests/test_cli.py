@@ -291,10 +291,11 @@ def test_names_from_disk_cannot_drive_the_terminal(project, tmp_path, name):
 
 
 def test_every_command_is_registered_inside_the_error_boundary():
-    """`cli._command` registers a command and its error boundary in one step: none can end in a traceback."""
+    """`cli.base._command` registers a command and its error boundary in one step: none can end in a traceback."""
     from dataform_infra import cli
+    from dataform_infra.cli import base
 
-    boundary = cli._handles_errors(lambda: None).__code__  # every wrapper runs this one code object
+    boundary = base._handles_errors(lambda: None).__code__  # every wrapper runs this one code object
     commands = [info for group in (cli.app, cli.secret_app) for info in group.registered_commands]
     assert len(commands) >= 19
     unguarded = [

@@ -78,8 +78,8 @@ def test_core_dumps_are_off_once_a_secret_is_read(checkout):
 
     probe = (
         "import resource, sys\n"
-        "from dataform_infra import cli\n"
-        "cli._no_core_dumps()\n"
+        "from dataform_infra.cli import cloud\n"
+        "cloud._no_core_dumps()\n"
         "print(resource.getrlimit(resource.RLIMIT_CORE))\n"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout

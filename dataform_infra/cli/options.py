@@ -1,0 +1,159 @@
+"""Options several commands share, declared once, and what they build: `TerraformOptions` (the
+workspace and lifecycle of a terraform command), `Guards`, the plan mode and the environments selected."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from dataform_infra.cli.base import _echo, _err, _workspace
+
+if TYPE_CHECKING:
+    from dataform_infra.lifecycle import Lifecycle
+    from dataform_infra.terraform.runner import PlanMode
+    from dataform_infra.workspace import Workspace
+
+
+ImpersonateOption = Annotated[
+    str | None,
+    typer.Option(
+        "--impersonate-service-account",
+        # The provider's own variable too: inherited, it reached terraform's provider but neither its state
+        # backend nor dfinfra's clients, so doctor and secret checked another principal without a word.
+        envvar=["DFINFRA_IMPERSONATE_SERVICE_ACCOUNT", "GOOGLE_IMPERSONATE_SERVICE_ACCOUNT"],
+        help="Act as this service account towards Google (APIs, terraform and its state backend).",
+        show_default=False,
+    ),
+]
+OutOption = Annotated[Path, typer.Option("--out", "-o", help="Output root; modules live in OUT/<env>/.")]
+AllOption = Annotated[bool, typer.Option("--all", help="Every environment, in dependency order.")]
+NoRenderOption = Annotated[bool, typer.Option("--no-render", help="Use the module already rendered in OUT/<env>/.")]
+TerraformBinOption = Annotated[
+    str | None,
+    typer.Option(
+        "--terraform-bin",
+        help="terraform or tofu binary (default: $DFINFRA_TERRAFORM_BIN, then PATH, "
+        "then the bundled dfinfra-terraform).",
+        show_default=False,
+    ),
+]
+LockTimeoutOption = Annotated[str, typer.Option("--lock-timeout", help="How long to wait for a state lock.")]
+VerboseOption = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Show terraform's own output and which binary runs.")
+]
+AutoApproveOption = Annotated[bool, typer.Option("--auto-approve", help="Do not ask (required without a terminal).")]
+AllowDestroyOption = Annotated[
+    bool, typer.Option("--allow-destroy", help="Allow deleting or replacing stateful resources.")
+]
+TargetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--target", help="Plan only this resource address (terraform -target; repeatable).", show_default=False
+    ),
+]
+ReplaceOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--replace", help="Plan replacing this resource (terraform -replace; repeatable).", show_default=False
+    ),
+]
+RefreshOnlyOption = Annotated[
+    bool, typer.Option("--refresh-only", help="Only update the state to match Google Cloud (terraform -refresh-only).")
+]
+
+
+def _mode(destroy: bool, target: list[str] | None, replace: list[str] | None, refresh_only: bool) -> PlanMode:
+    from dataform_infra.terraform.runner import PlanMode
+
+    return PlanMode(destroy, tuple(target or ()), tuple(replace or ()), refresh_only)
+
+
+AllowViolationsOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-violations",
+        help="Go ahead although `dfinfra validate` reports violations (the plan summary and PR comment say so).",
+    ),
+]
+ConfirmOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--confirm",
+        help="With --auto-approve on a protected environment: its name, typed out (repeat for several).",
+        show_default=False,
+    ),
+]
+
+
+def _ask(question: str) -> str | None:
+    """The answer typed on the terminal, or None when there is no terminal to ask on."""
+    if not sys.stdin.isatty():
+        return None
+    _echo(question, err=True, nl=False)
+    try:
+        return input()
+    except EOFError:  # Ctrl-D: an answer, and not the expected one
+        _echo("", err=True)
+        return ""
+    except KeyboardInterrupt:  # Ctrl-C: nothing was applied; say so rather than exit 130 silently
+        _echo("", err=True)
+        return ""
+
+
+@dataclass(frozen=True)
+class TerraformOptions:
+    """The options every command that runs terraform takes alike: the specs, the modules, the binary,
+    how long to wait for locks, how much to show, and whom to act as."""
+
+    environments: Path
+    out: Path
+    terraform_bin: str | None
+    lock_timeout: str = "60s"
+    verbose: bool = False
+    impersonate: str | None = None
+
+    def lifecycle(self, *, to_stderr: bool = False) -> tuple[Workspace, Lifecycle]:
+        """The workspace and a lifecycle over it; progress to stderr when stdout carries data."""
+        from dataform_infra.terraform.binary import PendingTerraform
+
+        pending = PendingTerraform(self.terraform_bin)  # asked while the specs load
+        try:
+            from dataform_infra.lifecycle import Lifecycle  # imports python-terraform: only on these commands
+
+            workspace = _workspace(self.environments)
+        except BaseException:
+            pending.cancel()
+            raise
+        binary = pending.result()
+        if self.verbose:
+            _err(f"using {binary.describe()}")
+        echo = (lambda line: _echo(line, err=True)) if to_stderr else _echo
+        lifecycle = Lifecycle(
+            workspace,
+            self.out,
+            binary,
+            lock_timeout=self.lock_timeout,
+            echo=echo,
+            stream=self.verbose,
+            impersonate=self.impersonate,
+        )
+        return workspace, lifecycle
+
+
+@dataclass(frozen=True)
+class Guards:
+    """What stands between a plan and its apply: confirmation, destructive changes, protected names."""
+
+    auto_approve: bool
+    allow_destroy: bool
+    confirm: list[str] | None
+
+
+def _selected(workspace: Workspace, envs: list[str] | None, all_: bool, *, destroy: bool = False) -> list[str]:
+    from dataform_infra.lifecycle import apply_order
+
+    return apply_order(workspace, workspace.select(envs or [], all_), destroy=destroy)

@@ -1,0 +1,405 @@
+"""Commands that run terraform on the rendered modules: plan, apply, destroy, bootstrap, output, migrate, and
+the guarded pass-through."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from dataform_infra.cli.base import (
+    EnvironmentsOption,
+    _command,
+    _echo,
+    _err,
+    _google,
+    _progress,
+    _session,
+    app,
+)
+from dataform_infra.cli.options import (
+    AllOption,
+    AllowDestroyOption,
+    AllowViolationsOption,
+    AutoApproveOption,
+    ConfirmOption,
+    Guards,
+    ImpersonateOption,
+    LockTimeoutOption,
+    NoRenderOption,
+    OutOption,
+    RefreshOnlyOption,
+    ReplaceOption,
+    TargetOption,
+    TerraformBinOption,
+    TerraformOptions,
+    VerboseOption,
+    _ask,
+    _mode,
+    _selected,
+)
+from dataform_infra.errors import DfinfraError, UsageError
+
+if TYPE_CHECKING:
+    from dataform_infra.terraform.runner import PlanMode
+    from dataform_infra.workspace import Workspace
+
+
+@_command(app)
+def plan(
+    envs: Annotated[list[str] | None, typer.Argument(help="Environments to plan.", show_default=False)] = None,
+    all_: AllOption = False,
+    out: OutOption = Path("build"),
+    no_render: NoRenderOption = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    output_format: Annotated[
+        str, typer.Option("--format", help="text, json (= --json) or markdown (a pull-request comment).")
+    ] = "text",
+    destroy: Annotated[bool, typer.Option("--destroy", help="Plan destroying the environment.")] = False,
+    target: TargetOption = None,
+    replace: ReplaceOption = None,
+    refresh_only: RefreshOnlyOption = False,
+    allow_violations: AllowViolationsOption = False,
+    terraform_bin: TerraformBinOption = None,
+    lock_timeout: LockTimeoutOption = "60s",
+    verbose: VerboseOption = False,
+    impersonate: ImpersonateOption = None,
+    environments: EnvironmentsOption = Path("environments"),
+) -> None:
+    """Render, init (only when needed) and plan; print what would change.
+
+    Exit codes: 0 no changes, 2 changes planned, 1 error. The plan is saved in OUT/<env>/.dfinfra/
+    and `dfinfra apply` uses it while the rendered files are unchanged.
+
+    Examples:
+
+      dfinfra plan prod
+
+      dfinfra plan --all --json
+    """
+    if output_format not in ("text", "json", "markdown"):
+        raise UsageError(f"--format must be text, json or markdown, not {output_format!r}")
+    output_format = "json" if as_json else output_format
+    quiet = output_format != "text"
+    terraform = TerraformOptions(environments, out, terraform_bin, lock_timeout, verbose, impersonate)
+    workspace, lifecycle = terraform.lifecycle(to_stderr=quiet)
+    selected = _selected(workspace, envs, all_)
+    mode = _mode(destroy, target, replace, refresh_only)
+    allowed = [] if destroy or refresh_only else lifecycle.check_policy(allow_violations=allow_violations)
+    for violation in allowed:
+        _err(f"violation (allowed by --allow-violations): {violation}")
+    results = {}
+    for env in selected:
+        with _progress(f"planning {env}"):
+            outcome = lifecycle.plan(env, render=not no_render, mode=mode)
+        results[env] = outcome.summary
+        if not quiet:
+            _echo(f"== {env}\n{outcome.summary.render()}")
+    if output_format == "json":
+        import json
+
+        _echo(json.dumps({env: s.to_dict() for env, s in results.items()}, indent=2))
+    elif output_format == "markdown":
+        from dataform_infra.terraform.summary import markdown
+
+        _echo(markdown(results, allowed), nl=False)
+    if any(s.has_changes for s in results.values()):
+        _session().plan_has_changes = True
+        raise typer.Exit(2)
+
+
+def _apply_like(
+    terraform: TerraformOptions,
+    envs: list[str] | None,
+    all_: bool,
+    *,
+    mode: PlanMode,
+    guards: Guards,
+    no_render: bool,
+    require_saved_plan: bool = False,
+    allow_violations: bool = False,
+) -> None:
+    workspace, lifecycle = terraform.lifecycle()
+    order = _selected(workspace, envs, all_, destroy=mode.destroy)
+    if not (mode.destroy or mode.refresh_only):  # neither changes what the spec grants: its rules protect nothing
+        for violation in lifecycle.check_policy(allow_violations=allow_violations):
+            _err(f"violation (allowed by --allow-violations): {violation}")
+    if require_saved_plan:
+        lifecycle.check_saved_plans(order, mode)  # all of them before applying any
+    changes_releases = not (mode.destroy or mode.refresh_only)
+    for env in order:
+        _echo(f"== {env}")
+        try:
+            applied = lifecycle.apply(
+                env,
+                render=not no_render,
+                mode=mode,
+                require_saved_plan=require_saved_plan,
+                auto_approve=guards.auto_approve,
+                allow_destroy=guards.allow_destroy,
+                confirm=_ask,
+                confirmed=guards.confirm or (),
+            )
+        except DfinfraError:
+            # An apply that failed part way may still have updated a release config, which empties its live
+            # compilation: make those live before reporting the failure, so the next scheduled run has something
+            # to run (a branch's current head, as its next cron would compile). Never after an interrupt.
+            partly = lifecycle.partly_applied.get(env)
+            if partly is not None and changes_releases:
+                _make_live(workspace, env, lifecycle.releases_to_make_live(env, partly), terraform.impersonate)
+            raise
+        if changes_releases:
+            _make_live(workspace, env, lifecycle.releases_to_make_live(env, applied), terraform.impersonate)
+
+
+def _make_live(workspace: Workspace, env: str, releases: list[str], impersonate: str | None) -> None:
+    """After an apply that created or changed release configs: compile them and make that compilation
+    live, or say plainly why not. The apply itself succeeded either way, so this warns instead of failing
+    it (a first apply comes before `dfinfra secret set`, when nothing can compile yet)."""
+    if not releases:
+        return
+    from dataform_infra.gcp.releases import release
+
+    try:
+        release(
+            workspace.deployment.part(env),
+            env,
+            _google(impersonate),
+            releases,
+            lambda done: _echo(f"{env}: {done.describe()}"),
+        )
+    except DfinfraError as exc:
+        _err(
+            f"warning: {env}: a release this apply created or changed has no live compilation, so its workflows' "
+            f"scheduled runs fail until it has one: {exc}. Run `dfinfra release {env}` once it can compile (after "
+            "`dfinfra secret set` on a first apply)."
+        )
+
+
+@_command(app)
+def apply(
+    envs: Annotated[list[str] | None, typer.Argument(help="Environments to apply.", show_default=False)] = None,
+    all_: AllOption = False,
+    out: OutOption = Path("build"),
+    no_render: NoRenderOption = False,
+    auto_approve: AutoApproveOption = False,
+    allow_destroy: AllowDestroyOption = False,
+    require_saved_plan: Annotated[
+        bool,
+        typer.Option(
+            "--require-saved-plan",
+            help="Apply only the saved plan (from `dfinfra plan`) made from exactly the files now rendered; "
+            "never plan again (CI: apply what was reviewed).",
+        ),
+    ] = False,
+    confirm: ConfirmOption = None,
+    target: TargetOption = None,
+    replace: ReplaceOption = None,
+    refresh_only: RefreshOnlyOption = False,
+    allow_violations: AllowViolationsOption = False,
+    terraform_bin: TerraformBinOption = None,
+    lock_timeout: LockTimeoutOption = "60s",
+    verbose: VerboseOption = False,
+    impersonate: ImpersonateOption = None,
+    environments: EnvironmentsOption = Path("environments"),
+) -> None:
+    """Apply the saved plan if it still matches the render, else plan first; then confirm and apply.
+
+    Protected environments need their name typed (or --auto-approve --confirm ENV). Plans that
+    delete or replace stateful resources need --allow-destroy. --all applies the host before its targets.
+    Ctrl-C stops terraform gracefully; a second Ctrl-C stops it at once.
+
+    Examples:
+
+      dfinfra apply staging
+
+      dfinfra apply prod --auto-approve --confirm prod   # CI
+    """
+    _apply_like(
+        TerraformOptions(environments, out, terraform_bin, lock_timeout, verbose, impersonate),
+        envs,
+        all_,
+        mode=_mode(False, target, replace, refresh_only),
+        guards=Guards(auto_approve, allow_destroy, confirm),
+        no_render=no_render,
+        require_saved_plan=require_saved_plan,
+        allow_violations=allow_violations,
+    )
+
+
+@_command(app)
+def destroy(
+    envs: Annotated[list[str] | None, typer.Argument(help="Environments to destroy.", show_default=False)] = None,
+    all_: AllOption = False,
+    out: OutOption = Path("build"),
+    no_render: NoRenderOption = False,
+    auto_approve: AutoApproveOption = False,
+    allow_destroy: AllowDestroyOption = False,
+    confirm: ConfirmOption = None,
+    target: TargetOption = None,
+    terraform_bin: TerraformBinOption = None,
+    lock_timeout: LockTimeoutOption = "60s",
+    verbose: VerboseOption = False,
+    impersonate: ImpersonateOption = None,
+    environments: EnvironmentsOption = Path("environments"),
+) -> None:
+    """Destroy what dfinfra created in environments (--all: the host first, then the targets).
+
+    Same guards as apply: stateful resources need --allow-destroy, protected environments their name.
+    APIs stay enabled (disable_on_destroy = false). The state bucket is not touched.
+
+    Example:
+
+      dfinfra destroy staging --allow-destroy
+    """
+    _apply_like(
+        TerraformOptions(environments, out, terraform_bin, lock_timeout, verbose, impersonate),
+        envs,
+        all_,
+        mode=_mode(True, target, None, False),
+        guards=Guards(auto_approve, allow_destroy, confirm),
+        no_render=no_render,
+    )
+
+
+@_command(app)
+def bootstrap(
+    envs: Annotated[
+        list[str] | None, typer.Argument(help="Environments whose state bucket to create.", show_default=False)
+    ] = None,
+    all_: AllOption = False,
+    out: OutOption = Path("build"),
+    auto_approve: AutoApproveOption = False,
+    confirm: ConfirmOption = None,
+    terraform_bin: TerraformBinOption = None,
+    lock_timeout: LockTimeoutOption = "60s",
+    verbose: VerboseOption = False,
+    impersonate: ImpersonateOption = None,
+    environments: EnvironmentsOption = Path("environments"),
+) -> None:
+    """Create each environment's state bucket (versioned, uniform access, public access prevention
+    enforced, bounded old versions) with a small module on local state in OUT/.bootstrap/<env>/.
+    Idempotent: an existing bucket is adopted, not recreated.
+
+    Example:
+
+      dfinfra bootstrap --all
+    """
+    workspace, lifecycle = TerraformOptions(
+        environments, out, terraform_bin, lock_timeout, verbose, impersonate
+    ).lifecycle()
+    for env in _selected(workspace, envs, all_):
+        _echo(f"== {env}")
+        lifecycle.bootstrap(env, auto_approve=auto_approve, confirm=_ask, confirmed=confirm or ())
+
+
+@_command(
+    app,
+    "terraform",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def terraform_passthrough(
+    ctx: typer.Context,
+    env: Annotated[str, typer.Argument(help="Environment whose module to run terraform in.")],
+    out: OutOption = Path("build"),
+    no_render: NoRenderOption = False,
+    terraform_bin: TerraformBinOption = None,
+    lock_timeout: LockTimeoutOption = "60s",
+    impersonate: ImpersonateOption = None,
+    confirm: ConfirmOption = None,
+    environments: EnvironmentsOption = Path("environments"),
+) -> None:
+    """Run any terraform command in an environment's module, with dfinfra's settings (binary,
+    backend, plugin cache; init first when due). Everything after `--` goes to terraform; its exit
+    code is dfinfra's. `apply` and `destroy` go through `dfinfra apply`/`destroy` (their guards),
+    `-chdir` is refused, and in a protected environment a command that writes the state asks for the
+    environment's name (or --confirm ENV).
+
+    Examples:
+
+      dfinfra terraform prod -- state list
+
+      dfinfra terraform staging -- import google_dataform_repository.analytics projects/p/locations/r/repositories/x
+
+      dfinfra terraform prod -- force-unlock 1714070000000000
+    """
+    workspace, lifecycle = TerraformOptions(
+        environments, out, terraform_bin, lock_timeout, impersonate=impersonate
+    ).lifecycle(to_stderr=True)
+    workspace.select([env], False)
+    if not ctx.args:
+        raise UsageError("name the terraform command after `--`, e.g. dfinfra terraform prod -- state list")
+    code = lifecycle.terraform(env, list(ctx.args), render=not no_render, confirm=_ask, confirmed=confirm or ())
+    raise typer.Exit(code)
+
+
+@_command(app)
+def output(
+    env: Annotated[str, typer.Argument(help="Environment whose outputs to print.")],
+    as_json: Annotated[bool, typer.Option("--json", help="All outputs as JSON (terraform output -json).")] = False,
+    out: OutOption = Path("build"),
+    terraform_bin: TerraformBinOption = None,
+    impersonate: ImpersonateOption = None,
+    environments: EnvironmentsOption = Path("environments"),
+) -> None:
+    """Print an environment's Terraform outputs (from its state), e.g. the repository and secret names.
+
+    Example:
+
+      dfinfra output staging --json | jq -r .git_secret.value
+    """
+    workspace, lifecycle = TerraformOptions(environments, out, terraform_bin, impersonate=impersonate).lifecycle(
+        to_stderr=True
+    )
+    workspace.select([env], False)
+    code = lifecycle.terraform(env, ["output", "-no-color", *(["-json"] if as_json else [])])
+    if code:
+        raise typer.Exit(code)
+
+
+@_command(app)
+def migrate(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the moves; change no state.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the moves as JSON.")] = False,
+    out: OutOption = Path("build"),
+    terraform_bin: TerraformBinOption = None,
+    lock_timeout: LockTimeoutOption = "60s",
+    verbose: VerboseOption = False,
+    impersonate: ImpersonateOption = None,
+    environments: EnvironmentsOption = Path("environments"),
+) -> None:
+    """Move state entries to the module that now declares them (once, after upgrading from 0.x).
+
+    dfinfra 0.x kept every environment's configs, and the grants on their runners, in the host
+    module; now each environment's module owns them. This renders every environment, pulls each
+    state (backed up under OUT/.migrate/), and moves every entry whose object another module now
+    declares with `terraform state mv`: nothing is destroyed or recreated. Run it before any apply
+    with the new version; then `dfinfra plan --all` shows no destroys for moved objects.
+
+    Examples:
+
+      dfinfra migrate --dry-run
+
+      dfinfra migrate
+    """
+    from dataform_infra.migration import migrate as run_migration
+
+    _, lifecycle = TerraformOptions(environments, out, terraform_bin, lock_timeout, verbose, impersonate).lifecycle(
+        to_stderr=as_json
+    )
+    result = run_migration(lifecycle, dry_run=dry_run)
+    if as_json:
+        import json
+
+        _echo(json.dumps(result.to_dict(), indent=2))
+        return
+    for move in result.moves:
+        _echo(("would move " if dry_run else "moved ") + move.render())
+    if not result.moves:
+        _echo("nothing to move: every state entry is in the module that declares it")
+    elif result.backup:
+        _echo(f"{len(result.moves)} state entries moved; the states before: {result.backup}")
+
+
+# --- Google Cloud APIs --------------------------------------------------------------------------
