@@ -85,7 +85,7 @@ def _declared(module: Module) -> list[tuple[types.ResourceType, list[Resource]]]
     if module.datasets:
         found.append((types.BIGQUERY_DATASET, [Resource("dataset", d.project, d.dataset_id) for d in module.datasets]))
     for grant in module.grants:
-        found.append((types.IAM_MEMBER_OF[grant.resource.kind], [grant.resource]))
+        found.append((types.BY_NAME[grant.resource_type], [grant.resource]))
     if module.is_host:
         found += [
             (types.PROJECT_SERVICE_IDENTITY, [project_resource(env.project.id)]),

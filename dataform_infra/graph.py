@@ -44,6 +44,8 @@ def build_graph(modules: list[Module]) -> AccessGraph:
             elif who.kind == "runner":  # the same node as the account other grants target
                 account = runner_resource(who.email)
                 principal = graph.node(account.label, account.project)
+            elif who.kind == "views":  # an authorized dataset's views, drawn in their project
+                principal = graph.node(who.label, who.email.split(".", 1)[0])
             else:
                 principal = graph.node(who.member)
             target = graph.node(grant.resource.label, grant.resource.project)

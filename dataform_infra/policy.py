@@ -45,7 +45,7 @@ LEGACY_DATASET_ROLES = {
     "WRITER": "roles/bigquery.dataEditor",
     "READER": "roles/bigquery.dataViewer",
 }
-DATASET_ACCESS = "google_bigquery_dataset_access"  # one entry of a dataset's ACL; dfinfra never renders it
+DATASET_ACCESS = types.BIGQUERY_DATASET_ACCESS.name  # one entry of a dataset's access list
 # Permissions that let a holder change who may do what, or act as another identity: with any of them on a
 # project, folder or organization, its holder can grant itself (or anyone) every role there, or act as every
 # service account in it. `*.setIamPolicy` of any service counts too.
@@ -237,7 +237,12 @@ def _constant(value: Any) -> bool:
     return isinstance(value, str) and not isinstance(value, hclread.Unknown)
 
 
+def _dataset_of(f: Fact) -> tuple[str, str]:
+    return str(f.attrs.get("project", "")), str(f.attrs.get("dataset_id", ""))
+
+
 def _additive_only(facts: list[Fact]) -> Iterable[Finding]:
+    iam_members = {_dataset_of(f) for f in facts if f.type == types.BIGQUERY_DATASET_IAM_MEMBER.name}
     for f in facts:
         if f.kind != "resource":
             continue
@@ -256,12 +261,13 @@ def _additive_only(facts: list[Fact]) -> Iterable[Finding]:
                 "Grant with google_bigquery_dataset_iam_member instead.",
                 f.source,
             )
-        elif f.type == DATASET_ACCESS:
+        elif f.type == DATASET_ACCESS and _dataset_of(f) in iam_members:
             yield Finding(
                 "additive-iam-only",
-                f"{f.address} edits the dataset's ACL outside IAM: Google's provider documents that it and "
-                "google_bigquery_dataset_iam_member fight over the dataset's access, each removing what the "
-                "other granted. Grant with google_bigquery_dataset_iam_member instead.",
+                f"{f.address} edits the access list of a dataset that google_bigquery_dataset_iam_member also "
+                "grants on: Google's provider documents that the two fight over the dataset's access (an IAM "
+                "member removes authorizations). On one dataset, make every grant one or the other: an "
+                "access-list entry where the dataset authorizes views.",
                 f.source,
             )
 
@@ -547,7 +553,9 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "additive-iam-only",
         "Only additive `*_iam_member` resources; never `*_iam_binding` / `*_iam_policy`, nor a dataset's `access` "
-        "blocks or `google_bigquery_dataset_access` (each rewrites the dataset's ACL).",
+        "blocks (they rewrite its whole access list); `google_bigquery_dataset_access` entries only on a dataset no "
+        "`google_bigquery_dataset_iam_member` grants on (the two fight; dfinfra uses them where a dataset "
+        "authorizes views).",
         _additive_only,
     ),
     Rule(
@@ -639,7 +647,12 @@ def facts_from_module(module: Module) -> list[Fact]:
         )
     for grant in module.grants:
         attrs: dict[str, Any] = {str(k): _value(v) for k, v in grant.target.items()}
-        attrs |= {"role": grant.role, "member": _value(grant.member)}
+        if grant.authorized:
+            project, dataset = grant.authorized
+            entry = {"dataset": [{"project_id": project, "dataset_id": _value(dataset)}], "target_types": ["VIEWS"]}
+            attrs["dataset"] = [entry]
+        else:
+            attrs |= {"role": grant.role_value, str(grant.member_attribute): _value(grant.member_value)}
         comments = (f"{grant.opt_in_marker}: {grant.opt_in_reason}",) if grant.opt_in_reason else ()
         source = f"{spec_files.get(grant.env) or spec_files.setdefault(grant.env, module.spec_file(grant.env))}: "
         source += grant.spec_path

@@ -267,6 +267,13 @@ STORAGE_BUCKET_IAM_MEMBER = ResourceType(
     target=Target("bucket", "bucket"),
     deployer=(_policy("storage", "buckets"),),
 )
+BIGQUERY_DATASET_ACCESS = ResourceType(
+    "google_bigquery_dataset_access",
+    # One entry of a dataset's access list: an authorized dataset, or (on a dataset that has one) a grant, since
+    # google_bigquery_dataset_iam_member would remove the authorization. Provider facts: 8.7.0 only; no importer,
+    # and its Terraform id is the dataset's: an entry never changes owner (no identity, no target).
+    deployer=(("self", ("bigquery.datasets.get", "bigquery.datasets.update")),),
+)
 BIGQUERY_CONNECTION_IAM_MEMBER = ResourceType(
     "google_bigquery_connection_iam_member",
     # Named by the connection id beside `project` and `location`; once applied the provider stores the long name
@@ -301,6 +308,7 @@ ALL: tuple[ResourceType, ...] = (
     KMS_CRYPTO_KEY_IAM_MEMBER,
     STORAGE_BUCKET_IAM_MEMBER,
     BIGQUERY_CONNECTION_IAM_MEMBER,
+    BIGQUERY_DATASET_ACCESS,
 )
 BY_NAME: dict[str, ResourceType] = {t.name: t for t in ALL}
 # The `*_iam_member` type that grants on each kind of object.

@@ -30,7 +30,8 @@ TARGET_APIS = ("bigquery.googleapis.com", "iam.googleapis.com", "iamcredentials.
 # Dataform's default assertion dataset when neither the release nor workflow_settings.yaml names one.
 DEFAULT_ASSERTION_SCHEMA = "dataform_assertions"
 
-PrincipalKind = Literal["service_agent", "runner", "deployer", "person"]
+# `views`: the views of a dataset another one authorizes (its member is `views:<project>.<dataset>`, no IAM member).
+PrincipalKind = Literal["service_agent", "runner", "deployer", "person", "views"]
 ResourceKind = ObjectKind
 
 
@@ -61,6 +62,8 @@ class Principal:
             return "Dataform service agent"
         if self.kind == "runner":
             return f"runner {self.email.split('@', 1)[0]}"
+        if self.kind == "views":
+            return f"views of dataset {self.email}"
         return self.member
 
 
@@ -111,6 +114,12 @@ def key_resource(name: str) -> Resource:
 def bucket_resource(name: str) -> Resource:
     """A Cloud Storage bucket: its name is global, so it carries no project (`_`, as Google's full name)."""
     return Resource("bucket", "_", name)
+
+
+def views_of(project: str, ref: str) -> Principal:
+    """The views of dataset `ref` (`id` in `project`, or `other-project.id`), as a dataset authorizes them."""
+    dataset = dataset_resource(project, ref)
+    return Principal("views", f"views:{dataset.project}.{dataset.id}")
 
 
 def connection_resource(ref: str) -> Resource:

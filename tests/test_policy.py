@@ -444,10 +444,12 @@ EVADED = {
         },
         "additive-iam-only",
     ),
-    "dataset-access-resource": (
+    "dataset-access-beside-an-iam-member-on-the-dataset": (
         {
-            "main.tf": 'resource "google_bigquery_dataset_access" "a" {\n  dataset_id = "d"\n  role = "OWNER"\n'
+            "main.tf": 'resource "google_bigquery_dataset_access" "a" {\n  dataset_id = "d"\n  role = "READER"\n'
             '  user_by_email = "a@b.c"\n}\n'
+            'resource "google_bigquery_dataset_iam_member" "m" {\n  dataset_id = "d"\n'
+            '  role = "roles/bigquery.dataViewer"\n  member = "user:b@b.c"\n}\n'
         },
         "additive-iam-only",
     ),
@@ -582,13 +584,15 @@ def test_what_terraform_refuses_is_bad_input(tmp_path, files, error):
     assert error in result.stderr and "Terraform refuses it" in result.stderr
 
 
-def test_a_dataset_owner_opt_in_covers_a_legacy_owner_entry_but_it_stays_authoritative():
+def test_a_dataset_owner_opt_in_covers_a_legacy_owner_entry_and_an_entry_alone_on_its_dataset_is_additive():
     text = (
         'resource "google_bigquery_dataset_access" "a" {\n'
         "  # Dataset owner opt-in: the code shares marts through authorized views\n"
         '  dataset_id = "d"\n  role = "OWNER"\n  user_by_email = "a@b.c"\n}\n'
     )
-    assert _rules({"main.tf": text}) == {"bigquery-data-roles": "warning", "additive-iam-only": "violation"}
+    assert _rules({"main.tf": text}) == {"bigquery-data-roles": "warning"}
+    beside = text + 'resource "google_bigquery_dataset_iam_member" "m" {\n  dataset_id = "d"\n  role = "x"\n}\n'
+    assert _rules({"main.tf": beside})["additive-iam-only"] == "violation"
 
 
 def test_iam_power_is_read_from_googles_role_table():

@@ -41,6 +41,7 @@ from dataform_infra.topology import (
     connection_resource,
     dataset_resource,
     project_resource,
+    views_of,
 )
 
 PathKey = tuple[str | int, ...]
@@ -61,6 +62,7 @@ Chain = Literal[
     "start-runs",
     "use-repository",
     "person-queries",
+    "authorized-views",
 ]
 CHAINS: dict[str, str] = {
     "git-sync": "the Dataform service agent reads the Git credential to fetch and compile the code",
@@ -84,6 +86,8 @@ CHAINS: dict[str, str] = {
     "use-repository": "people use the repository with the access the spec declares",
     "person-queries": "people query the datasets the spec gives them (`people:`), with jobs in the environment's "
     "project",
+    "authorized-views": "an authorized dataset's views read the dataset that authorizes them on behalf of whoever "
+    "reads the views",
 }
 
 # Chains 5 and 6 of the runtime-access notes.
@@ -367,6 +371,44 @@ class AccessModel:
             self._workspace_runs(repository)
         self._ad_hoc_runs()
         self._declared_intents()
+        self._authorized_views()
+
+    def _authorized_views(self) -> None:
+        """An authorized dataset's views read the dataset that authorizes them on their readers' behalf: every run
+        whose runner reads (or writes) the views' dataset, and every person who queries it, depends on that
+        authorization instead of reading the source itself."""
+        for env_name, env in self.deployment.environments.items():
+            project = env.project.id
+            for i, source in enumerate(env.datasets):
+                for j, ref in enumerate(source.authorized_datasets):
+                    views = dataset_resource(project, ref)
+                    runs = tuple(
+                        run.id
+                        for run in self._runs
+                        if views in self._datasets_used_by(run.runner.env, run.runner.runner.name)
+                    )
+                    people = [p for p in env.people if views in {dataset_resource(project, d) for d in p.reads}]
+                    if not runs and not people:
+                        continue
+                    readers = "; ".join(
+                        filter(None, [f"{len(runs)} run(s)" if runs else "", *(p.member for p in people)])
+                    )
+                    self._need(
+                        "authorized-views",
+                        views_of(project, ref),
+                        ("bigquery.tables.getData",),
+                        dataset_resource(project, source.id),
+                        f"views in {views.project}.{views.id} read {source.id} for their readers ({readers})",
+                        env_name,
+                        ("datasets", i, "authorized_datasets", j),
+                        runs,
+                    )
+
+    def _datasets_used_by(self, env_name: str, runner_name: str) -> set[Resource]:
+        """The datasets a runner's spec entry says its code reads or writes."""
+        project = self.deployment.environments[env_name].project.id
+        _, runner = self.topology.runner_at(env_name, runner_name)
+        return {dataset_resource(project, d) for d in (*runner.bigquery.reads, *runner.bigquery.writes)}
 
     def _workspace_runs(self, repository: HostedRepository) -> None:
         """Runs started from `repository`'s workspaces, as its runner, by the people who may run as it."""

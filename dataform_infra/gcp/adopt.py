@@ -9,17 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from dataform_infra.errors import GcpNotFound
-from dataform_infra.gcp.clients import GoogleApis, call
+from dataform_infra.gcp.clients import GoogleApis, bigquery_retry, call
 from dataform_infra.spec.loader import Deployment
 from dataform_infra.spec.models import Release, Workflow
 from dataform_infra.spec.yamlsource import PathKey, dotted_path
 from dataform_infra.topology import Topology, service_account_name
-
-if TYPE_CHECKING:
-    from google.api_core.retry import Retry
 
 
 @dataclass(frozen=True)
@@ -40,12 +36,6 @@ class Candidate:
             "exists": self.exists,
             "already_marked": self.marked,
         }
-
-
-def _bigquery_retry() -> Retry:
-    from google.cloud.bigquery import DEFAULT_RETRY
-
-    return DEFAULT_RETRY.with_timeout(60)
 
 
 def find_existing(deployment: Deployment, env_name: str, apis: GoogleApis) -> list[Candidate]:
@@ -85,7 +75,7 @@ def find_existing(deployment: Deployment, env_name: str, apis: GoogleApis) -> li
                 ("datasets", i),
                 dataset.existing,
                 # BigQuery's client retries for 10 minutes by default: an unreachable API should fail in one.
-                lambda ref=ref: bigquery.get_dataset(ref, retry=_bigquery_retry(), timeout=30),
+                lambda ref=ref: bigquery.get_dataset(ref, retry=bigquery_retry(), timeout=30),
             )
     dataform = apis.dataform()
     if env_name == top.host_name:

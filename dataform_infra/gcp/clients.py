@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from dataform_infra.errors import GcpError, GcpNotFound, GcpPermissionDenied
 
 if TYPE_CHECKING:  # the clients import slowly: only the commands that call Google load them
+    from google.api_core.retry import Retry
     from google.cloud.bigquery import Client as BigQueryClient
     from google.cloud.dataform_v1 import DataformClient
     from google.cloud.iam_admin_v1 import IAMClient
@@ -186,3 +187,10 @@ def google_errors(what: str) -> Iterator[None]:
 def call(what: str, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     with google_errors(what):
         return function(*args, **kwargs)
+
+
+def bigquery_retry() -> Retry:
+    """BigQuery's own retry policy, bounded: a dataset read gives up after a minute."""
+    from google.cloud.bigquery import DEFAULT_RETRY
+
+    return DEFAULT_RETRY.with_timeout(60)

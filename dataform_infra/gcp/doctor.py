@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from dataform_infra.access import AccessModel, Requirement, roles
 from dataform_infra.access.model import link_accessor_role
 from dataform_infra.errors import GcpError, GcpNotFound, GcpPermissionDenied
-from dataform_infra.gcp.clients import GoogleApis, call
+from dataform_infra.gcp.clients import GoogleApis, bigquery_retry, call
 from dataform_infra.spec.loader import Deployment
 from dataform_infra.topology import (
     HostedRepository,
@@ -470,6 +470,9 @@ class Doctor:
             if gone:
                 yield Check(name, "skipped", f"{gone.pop()} does not exist")
                 continue
+            if principal.kind == "views":  # an authorization, not an IAM member: read the dataset's access list
+                yield self._authorization(name, reqs[0])
+                continue
             if not member.startswith(("serviceAccount:", "user:")):
                 yield Check(
                     name, "skipped", f"the Policy Troubleshooter checks users and service accounts, not {member}"
@@ -500,6 +503,30 @@ class Doctor:
             else:
                 what = f"what {len(labels)} run(s) need" if labels else "what the spec declares"
                 yield Check(name, "pass", f"{principal.label} has {what} on {resource.label}")
+
+    def _authorization(self, name: str, req: Requirement) -> Check:
+        """An authorized dataset: the source dataset's access list holds an entry for the views' dataset."""
+        source, views = req.resource, req.principal.email  # `views:<project>.<dataset>`
+        dataset = call(
+            f"reading dataset {source.project}.{source.id}",
+            lambda: self.apis.bigquery(source.project).get_dataset(
+                f"{source.project}.{source.id}", retry=bigquery_retry(), timeout=30
+            ),
+        )
+        project, dataset_id = views.split(".", 1)
+        held = any(
+            entry.entity_type == "dataset"
+            and (entry.entity_id or {}).get("dataset", {}) == {"projectId": project, "datasetId": dataset_id}
+            for entry in dataset.access_entries
+        )
+        if held:
+            return Check(name, "pass", f"{source.label} authorizes the views in {views}")
+        return Check(
+            name,
+            "fail",
+            f"{source.label} does not authorize the views in {views} ({req.why}): their readers are refused",
+            f"dfinfra apply {req.env}",
+        )
 
     def _troubleshoot(self, client: IamCheckerClient, email: str, resource: Resource, permission: str) -> str:
         """GRANTED, NOT_GRANTED, UNKNOWN_CONDITIONAL or UNKNOWN_INFO_DENIED, from Google's troubleshooter."""

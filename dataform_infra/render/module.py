@@ -49,6 +49,7 @@ from dataform_infra.topology import (
     dataset_resource,
     project_resource,
     service_account_name,
+    views_of,
 )
 
 
@@ -99,10 +100,36 @@ class Grant:
     depends_on: tuple[Expr, ...] = ()
     opt_in_reason: str | None = None
     condition: IamCondition | None = None  # the grant holds only while this IAM condition is true
+    # On a dataset that authorizes others, every grant is an entry of its access list (`acl`), and an authorization
+    # is one too: `authorized` names the dataset whose views it lets read (project, dataset id or reference).
+    acl: bool = False
+    authorized: tuple[str, str | Expr] | None = None
 
     @property
     def address(self) -> str:
         return f"{self.resource_type}.{self.name}"
+
+    @property
+    def role_value(self) -> str:
+        """The role as written: an access-list entry names Data Viewer/Editor/Owner by their legacy names, which
+        is how Google reads them back (else every plan shows a change)."""
+        return LEGACY_DATASET_ROLE.get(self.role, self.role) if self.acl else self.role
+
+    @property
+    def member_attribute(self) -> Ident:
+        """`member`, or for an access-list entry the attribute that names this kind of member."""
+        if not self.acl:
+            return Ident("member")
+        kind = self.principal.member.split(":", 1)[0]
+        return Ident(ACL_MEMBER_ATTRIBUTES.get(kind, "iam_member"))
+
+    @property
+    def member_value(self) -> str | Expr:
+        if self.member_attribute in ("member", "iam_member"):
+            return self.member
+        if isinstance(self.member, Expr):  # the account this module creates: its email, not its member string
+            return Expr.ref(*str(self.member).split(".")[:-1], "email")
+        return self.member.split(":", 1)[1]
 
     @property
     def opt_in_marker(self) -> str:
@@ -505,6 +532,21 @@ class Module:
         return (self.api_refs[service],) if service in self.api_refs else ()
 
 
+# How a dataset's access list names Data Viewer, Editor and Owner (Google answers with these whatever was written).
+LEGACY_DATASET_ROLE = {
+    "roles/bigquery.dataViewer": "READER",
+    "roles/bigquery.dataEditor": "WRITER",
+    "roles/bigquery.dataOwner": "OWNER",
+}
+# The access-list attribute for each kind of IAM member (any other goes in `iam_member`).
+ACL_MEMBER_ATTRIBUTES = {
+    "user": "user_by_email",
+    "serviceAccount": "user_by_email",
+    "group": "group_by_email",
+    "domain": "domain",
+}
+
+
 def build_module(deployment: Deployment, env_name: str) -> Module:
     """`env_name`'s module, built from the setup it belongs to (its host's part of the directory)."""
     return _ModuleBuilder(deployment.part(env_name), env_name).build()
@@ -550,6 +592,7 @@ class _ModuleBuilder:
         self._datasets()
         self._bigquery_grants()
         self._people_grants()
+        self._authorizations()
         if self.is_host:
             self._repositories()
         self._runner_access()
@@ -613,7 +656,30 @@ class _ModuleBuilder:
                 )
             )
 
+    def _authorizations(self) -> None:
+        """Each dataset's authorized datasets: an access-list entry that lets the other's views read it."""
+        project = self.env.project.id
+        for i, dataset in enumerate(self.env.datasets):
+            for j, ref in enumerate(dataset.authorized_datasets):
+                views = views_of(project, ref)
+                other = dataset_resource(project, ref)
+                self._grant(
+                    (dataset.id, "authorizes", ref),
+                    role="roles/bigquery.dataViewer",
+                    principal=views,
+                    resource=dataset_resource(project, dataset.id),
+                    member=views.member,
+                    target={"project": project, "dataset_id": self.dataset_refs[dataset.id]},
+                    rule="dataset-authorizes-views",
+                    why=f"Views in dataset {other.project}.{other.id} query {dataset.id} on their readers' behalf "
+                    "(an authorized dataset): their readers need no access to it.",
+                    path=("datasets", i, "authorized_datasets", j),
+                    authorized=(other.project, self.dataset_refs.get(ref, other.id)),
+                )
+
     def _datasets(self) -> None:
+        # Datasets that authorize others keep every grant in their access list (Grant.acl).
+        self.acl_datasets = {(self.env.project.id, d.id) for d in self.env.datasets if d.authorized_datasets}
         self.dataset_refs: dict[str, Expr | str] = {}
         for i, dataset in enumerate(self.env.datasets):
             if not dataset.create:
@@ -665,7 +731,10 @@ class _ModuleBuilder:
     def _grant(self, name_parts: tuple[str, ...], **fields: Any) -> Grant:
         """A grant of this module, by the `*_iam_member` type of its resource's kind; `env` names the spec
         file holding `path` when it is not this one's."""
-        resource_type = types.IAM_MEMBER_OF[fields["resource"].kind].name
+        resource: Resource = fields["resource"]
+        acl = resource.kind == "dataset" and (resource.project, resource.id) in self.acl_datasets
+        resource_type = types.BIGQUERY_DATASET_ACCESS.name if acl else types.IAM_MEMBER_OF[resource.kind].name
+        fields.setdefault("acl", acl)
         target = {_attribute(k): v for k, v in fields.pop("target").items()}
         fields.setdefault("env", self.env_name)
         grant = Grant(

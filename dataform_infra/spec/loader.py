@@ -256,6 +256,7 @@ def _cross_checks(deployment: Deployment) -> Iterable[Problem]:
             )
     yield from _state_backends_distinct(loc, envs)
     yield from _terraform_names_distinct(loc, envs, deployment.hosts)
+    yield from _authorizing_datasets_granted_at_home(loc, envs)
     yield from _service_accounts_distinct(loc, envs)
 
     for name, env in envs.items():
@@ -271,6 +272,25 @@ def _cross_checks(deployment: Deployment) -> Iterable[Problem]:
         runners = {r.name for r in env.runners}
         datasets = {d.id for d in env.datasets}
         releases = {r.name for r in env.releases}
+        for i, declared in enumerate(env.datasets):
+            yield from _duplicates(
+                loc, name, ("datasets", i, "authorized_datasets"), list(declared.authorized_datasets), "dataset"
+            )
+            for j, authorized in enumerate(declared.authorized_datasets):
+                at: PathKey = ("datasets", i, "authorized_datasets", j)
+                if authorized not in datasets and "." not in authorized:
+                    yield loc.at(
+                        name, at, f"dataset {authorized!r} is not declared under `datasets:` of this environment"
+                    )
+                elif authorized == declared.id:
+                    yield loc.at(name, at, f"dataset {authorized!r} cannot authorize itself")
+                elif provider_floor(env.provider_version) < (8, 0, 0):
+                    yield loc.at(
+                        name,
+                        at,
+                        f"authorized datasets need provider 8.x (google_bigquery_dataset_access; provider_version "
+                        f"{env.provider_version!r}): set provider_version: {CURRENT_PROVIDER!r}",
+                    )
         yield from _duplicates(loc, name, "runners", [r.name for r in env.runners], "runner")
         yield from _duplicates(loc, name, "datasets", [d.id for d in env.datasets], "dataset")
         yield from _duplicates(loc, name, "deployers", list(env.deployers), "deployer")
@@ -547,6 +567,31 @@ def _terraform_names_distinct(loc: _Locator, envs: dict[str, Environment], hosts
                     (key, i, "id" if key == "datasets" else "name"),
                     f"{value!r} and {other!r} differ only in case or punctuation; their Terraform names would "
                     "depend on the order in the spec (reordering would replace both): rename one",
+                )
+
+
+def _authorizing_datasets_granted_at_home(loc: _Locator, envs: dict[str, Environment]) -> Iterable[Problem]:
+    """A dataset that authorizes views keeps its grants in its access list, made by its own module: another
+    environment's google_bigquery_dataset_iam_member on it would remove the authorization."""
+    home = {f"{e.project.id}.{d.id}": n for n, e in envs.items() for d in e.datasets if d.authorized_datasets}
+    for name, env in envs.items():
+        named: list[tuple[PathKey, str]] = []
+        for i, runner in enumerate(env.runners):
+            for verb in ("reads", "reads_metadata"):
+                named += [
+                    (("runners", i, "bigquery", verb, j), r) for j, r in enumerate(getattr(runner.bigquery, verb))
+                ]
+        for k, person in enumerate(env.people):
+            named += [(("people", k, "reads", j), r) for j, r in enumerate(person.reads)]
+        for path, ref in named:
+            owner = home.get(ref)
+            if owner is not None and owner != name:
+                yield loc.at(
+                    name,
+                    path,
+                    f"dataset {ref} authorizes views, so its grants are entries of its access list, made by the "
+                    f"module of {owner!r} (an IAM member from here would remove the authorization): name this "
+                    f"principal in the spec of {owner!r} instead (a runner by `email:`, or `people:`)",
                 )
 
 

@@ -347,6 +347,14 @@ class Dataset(Spec):
         description="Destroying the dataset also drops its tables (else the destroy fails while it holds data). "
         "Refused in a `protected` environment.",
     )
+    authorized_datasets: list[DatasetRef] = Field(
+        default_factory=list,
+        description="Datasets whose views query this one on their readers' behalf (authorized datasets): whoever "
+        "reads those views needs no access here. Each is an entry of this dataset's access list "
+        "(`google_bigquery_dataset_access`, provider 8.x). Google's provider documents that "
+        "`google_bigquery_dataset_iam_member` removes authorizations, so every grant on this dataset is then made "
+        "as an access-list entry too (never both on one dataset).",
+    )
     existing: bool = _existing("dataset")
 
     @model_validator(mode="after")
@@ -379,6 +387,7 @@ MANAGED_DATASET_OPTIONS = (
     "default_partition_expiration_ms",
     "max_time_travel_hours",
     "delete_contents_on_destroy",
+    "authorized_datasets",
 )
 
 

@@ -361,14 +361,18 @@ def summarise(
         address = resource["address"]
         label = labels.get(address) or (" -> ".join(names[address]) if address in names else "")
         summary.changes.append(Change(address, resource["type"], action, attributes, label))
-        if resource["type"].endswith("_iam_member"):
+        if resource["type"].endswith("_iam_member") or (
+            resource["type"] == types.BIGQUERY_DATASET_ACCESS.name and resource["address"] in names
+        ):
             sides: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]] = []
             if action in ("delete", "replace"):
                 sides.append(("revoke", change.get("before"), None))
             if action in ("create", "replace"):
                 sides.append(("grant", change.get("after"), change.get("after_unknown")))
             for verb, values, unknown in sides:
-                if verb == "grant" and resource["address"] in names:
+                # An access-list entry names its member in one of several attributes: named as dfinfra rendered it.
+                acl = resource["type"] == types.BIGQUERY_DATASET_ACCESS.name
+                if (verb == "grant" or acl) and resource["address"] in names:
                     principal, role, scope = names[resource["address"]]
                     summary.iam.append(IamChange(verb, principal, role, scope, resource["address"]))
                     continue

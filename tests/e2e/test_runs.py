@@ -241,6 +241,19 @@ def _grants() -> list[tuple[str, str]]:
 def _store_object(store: Store, grant) -> str:
     """The id of the IAM member the offline provider stored for `grant`."""
     resource = grant.resource
+    if grant.acl or grant.authorized:  # an entry of the dataset's access list
+        for _, id_, body in store.list(str(grant.resource_type)):
+            if (body["project"], body["dataset_id"]) != (resource.project, resource.id):
+                continue
+            if grant.authorized:
+                entry = (body.get("dataset") or [{}])[0]
+                if (entry.get("dataset") or [{}])[0].get("dataset_id") == grant.principal.email.split(".", 1)[1]:
+                    return id_
+            elif body.get("role") == grant.role_value and (
+                body.get(str(grant.member_attribute)) == grant.principal.member.split(":", 1)[1]
+            ):
+                return id_
+        raise AssertionError(f"{grant.address} is not in the offline cloud")
     for _, id_, body in store.list(str(grant.resource_type)):
         if body["role"] != grant.role or body["member"] != grant.principal.member:
             continue
@@ -460,6 +473,24 @@ def test_doctor_checks_each_repository_of_a_multi_repository_host(applied, tmp_p
                 store.delete(kind, id_)
         status = project.run("secret", "status", "staging", "--repository", "marketing")
         assert "  no versions yet: dfinfra secret set staging --repository marketing\n" in status
+
+
+def test_doctor_checks_each_setup_of_a_platform_team_and_the_authorized_dataset(applied, tmp_path):
+    """#24: every self-hosting environment of examples/platform-team passes doctor in its own setup; prod's
+    authorized dataset is read from the warehouse's access list, and a missing authorization is named with
+    the views' readers it fails."""
+    with _checkout(applied, tmp_path, "platform-team") as (project, apis, store):
+        for env in ("dev", "test", "prod"):
+            apis.caller = workspace("platform-team").deployment.environments[env].deployers[0]
+            checks = _doctor(project, env)
+            assert {name: s for name, s in checks.items() if s == "FAIL"} == {}, env
+        check = "run:authorized-views:acme-plat-prod.reporting:dataset:acme-plat-prod.warehouse"
+        assert checks[check] == "PASS", checks
+        grant = next(g for g in workspace("platform-team").module("prod").grants if g.authorized)
+        store.delete(str(grant.resource_type), _store_object(store, grant))
+        out = project.run("doctor", "prod", expect=1)
+        assert f"FAIL  {check}: dataset acme-plat-prod.warehouse does not authorize the views in " in out, out
+        assert "dfinfra apply prod" in out
 
 
 def test_adopt_finds_each_repository_and_its_configs_where_they_live(applied, tmp_path):

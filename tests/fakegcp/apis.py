@@ -29,15 +29,9 @@ from google.protobuf import timestamp_pb2
 from tests.fakegcp.bigquery import FakeBigQuery
 from tests.fakegcp.cloud import Cloud
 from tests.fakegcp.dataform import FakeDataform
-from tests.fakegcp.iam import Iam
+from tests.fakegcp.iam import Iam, Resource
 from tests.fakegcp.policies import Policies, set_org_policy
 from tests.fakegcp.store import Store
-
-# Which roles grant which permissions, as far as the checks need to know.
-ROLE_PERMISSIONS = {
-    "roles/iam.serviceAccountUser": {"iam.serviceAccounts.actAs", "iam.serviceAccounts.get"},
-    "roles/iam.serviceAccountTokenCreator": {"iam.serviceAccounts.getAccessToken", "iam.serviceAccounts.signBlob"},
-}
 
 
 def _proto_plus(request_type: Any, response_type: Any, function) -> grpc.RpcMethodHandler:
@@ -314,11 +308,11 @@ class FakeGoogleApis:
         return _policy(self._members("google_service_account_iam_member", "service_account_id", name))
 
     def test_iam_permissions(self, request, context):
+        """The caller's effective permissions on the account: grants on it (dfinfra's, or its owner's made outside
+        dfinfra) and on its project, as Google evaluates them."""
         name = self._account(request.resource, context)
-        granted: set[str] = set()
-        for role, members in self._members("google_service_account_iam_member", "service_account_id", name).items():
-            if self.caller in members:
-                granted |= ROLE_PERMISSIONS.get(role, set())
+        account = Resource.service_account(name.rsplit("/", 1)[-1])
+        granted = self.iam.permissions(self.caller, account)
         return iam_policy_pb2.TestIamPermissionsResponse(permissions=[p for p in request.permissions if p in granted])
 
     # --- Service Usage --------------------------------------------------------------------

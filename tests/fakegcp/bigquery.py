@@ -1,5 +1,6 @@
-"""BigQuery's REST API, the little `dfinfra adopt` reads: `datasets.get`, answered from the offline cloud's
-store (datasets terraform created, or `seed` put there as made outside dfinfra)."""
+"""BigQuery's REST API, the little `dfinfra adopt` and `doctor` read: `datasets.get`, answered from the offline
+cloud's store (datasets terraform created, or `seed` put there as made outside dfinfra, with the authorizations
+their access lists hold)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ class FakeBigQuery:
                         "id": f"{match[1]}:{match[2]}",
                         "datasetReference": {"projectId": match[1], "datasetId": match[2]},
                         "location": body.get("location") or "US",
+                        "access": fake.access(match[1], match[2]),
                     },
                 )
 
@@ -55,6 +57,21 @@ class FakeBigQuery:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         # serve_forever polls for shutdown every 0.5 s by default: half a second lost per stop.
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+
+    def access(self, project: str, dataset: str) -> list[dict]:
+        """The dataset's access list as the REST API returns it: the authorizations its entries hold (a role
+        entry is read through IAM instead)."""
+        entries = []
+        for _, _, body in self.store.list("google_bigquery_dataset_access"):
+            if (body.get("project"), body.get("dataset_id")) != (project, dataset):
+                continue
+            for entry in body.get("dataset") or []:
+                inner = (entry.get("dataset") or [{}])[0]
+                reference = {"projectId": inner.get("project_id"), "datasetId": inner.get("dataset_id")}
+                entries.append(
+                    {"dataset": {"dataset": reference, "targetTypes": list(entry.get("target_types") or [])}}
+                )
+        return entries
 
     @property
     def address(self) -> str:

@@ -39,7 +39,7 @@ from google.protobuf import timestamp_pb2
 from google.rpc import status_pb2
 from google.type import interval_pb2
 
-from tests.fakegcp.iam import Iam, Resource, account_project, link_permissions, parse_resource
+from tests.fakegcp.iam import Iam, Resource, account_project, authorizes, link_permissions, parse_resource
 from tests.fakegcp.policies import allowed, enforced
 from tests.fakegcp.store import RELEASE_STATE, Store, default_key
 
@@ -544,6 +544,7 @@ class FakeDataform:
                 reason,
             )
         targets = {a["action"]: a["target"] for a in compiled["actions"]}
+        views = {a["action"]: a for a in compiled["actions"] if a["type"] == "view"}
         states: dict[str, str] = {}
         results = []
         for action in selected:
@@ -551,11 +552,31 @@ class FakeDataform:
                 states[action["action"]] = "SKIPPED"
                 results.append({"target": action["target"], "state": "SKIPPED", "failure_reason": ""})
                 continue
-            failure = self._action_failure(runner, action, targets, config)
+            failure = self._action_failure(runner, action, targets, config) or self._view_failure(
+                runner, action, targets, views
+            )
             states[action["action"]] = "FAILED" if failure else "SUCCEEDED"
             results.append({"target": action["target"], "state": states[action["action"]], "failure_reason": failure})
         failed = any(r["state"] == "FAILED" for r in results)
         return Outcome("FAILED" if failed else "SUCCEEDED", results)
+
+    def _view_failure(self, runner: str, action: dict, targets: dict[str, dict], views: dict[str, dict]) -> str:
+        """Reading a view reads what the view reads, as the reader, unless the source dataset authorizes the
+        view's dataset (an authorized dataset): then BigQuery reads it on the reader's behalf."""
+        for name in action["dependencies"]:
+            view = views.get(name)
+            if view is None:
+                continue
+            home = (view["target"]["database"], view["target"]["schema"])
+            sources = [tuple(r) for r in view["reads"]]
+            sources += [(targets[d]["database"], targets[d]["schema"]) for d in view["dependencies"] if d in targets]
+            for database, dataset in sources:
+                source = Resource.dataset(database, dataset)
+                if (database, dataset) == home or authorizes(self.store, source, *home):
+                    continue
+                if not self.iam.allows(_sa(runner), "bigquery.tables.getData", source):
+                    return bq_dataset_denied("bigquery.tables.getData", database, dataset)
+        return ""
 
     def _action_failure(self, runner: str, action: dict, targets: dict[str, dict], config: dict) -> str:
         member = _sa(runner)

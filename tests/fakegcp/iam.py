@@ -219,6 +219,48 @@ def _grant_resource(kind: str, body: dict, store: Store) -> Resource | None:
     return parse_resource(body["resource"], store)
 
 
+# A dataset access list's legacy roles, as IAM names them.
+ACL_ROLES = {
+    "READER": "roles/bigquery.dataViewer",
+    "WRITER": "roles/bigquery.dataEditor",
+    "OWNER": "roles/bigquery.dataOwner",
+}
+
+
+def _acl_member(body: dict) -> str | None:
+    """The IAM member an access-list entry names, in whichever attribute it names it (None: an authorization)."""
+    if body.get("user_by_email"):
+        email = body["user_by_email"]
+        return ("serviceAccount:" if email.endswith(".gserviceaccount.com") else "user:") + email
+    if body.get("group_by_email"):
+        return "group:" + body["group_by_email"]
+    if body.get("domain"):
+        return "domain:" + body["domain"]
+    return body.get("iam_member") or None
+
+
+def _acl_grants(store: Store) -> Iterable[Grant]:
+    for _, _, body in store.list("google_bigquery_dataset_access"):
+        member = _acl_member(body)
+        if member and body.get("role"):
+            role = ACL_ROLES.get(body["role"], body["role"])
+            yield Grant(role, member, Resource.dataset(body["project"], body["dataset_id"]), None)
+
+
+def authorizes(store: Store, source: Resource, project: str, dataset: str) -> bool:
+    """Does dataset `source`'s access list authorize the views of `project`.`dataset` (an authorized dataset)?"""
+    for _, _, body in store.list("google_bigquery_dataset_access"):
+        if (body.get("project"), body.get("dataset_id")) != (source.project, source.name):
+            continue
+        for entry in body.get("dataset") or []:
+            inner = (entry.get("dataset") or [{}])[0]
+            if (inner.get("project_id"), inner.get("dataset_id")) == (project, dataset) and "VIEWS" in (
+                entry.get("target_types") or []
+            ):
+                return True
+    return False
+
+
 def grants(store: Store, member: str | None = None) -> Iterable[Grant]:
     """Every IAM grant in the cloud, or only `member`'s (matched as Google does, case-insensitively;
     checked before the resource name is resolved, which costs a store lookup per grant)."""
@@ -229,6 +271,9 @@ def grants(store: Store, member: str | None = None) -> Iterable[Grant]:
             resource = _grant_resource(kind, body, store)
             if resource is not None:
                 yield Grant(body["role"], body["member"], resource, body.get(CREATED_KEY))
+    for grant in _acl_grants(store):
+        if member is None or grant.member.lower() == member.lower():
+            yield grant
 
 
 @dataclass

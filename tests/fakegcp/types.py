@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
+import json
 import os
 import re
 import time
@@ -158,6 +159,33 @@ class StorageBucketIamMember(IamMember):
 
     def parent(self, state):
         return "google_storage_bucket", state["bucket"].removeprefix("b/")
+
+
+class DatasetAccess(ResourceType):
+    """8.7.0 facts: one entry of a dataset's access list, a role for a member or an authorized view, dataset or
+    routine. Create and delete are read-modify-writes of the dataset's list, so entries never collide; the
+    Terraform id is the dataset's (x_identity), and the store keeps one object per entry."""
+
+    ENTRY = ("role", "user_by_email", "group_by_email", "domain", "special_group", "iam_member", "view", "dataset")
+
+    def object_id(self, state):
+        entry = json.dumps({k: state.get(k) for k in self.ENTRY}, sort_keys=True, default=str)
+        return f"{state['id']}#{hashlib.sha256(entry.encode()).hexdigest()[:12]}"
+
+    def check_create(self, state, cloud):
+        super().check_create(state, cloud)
+        dataset = f"projects/{state['project']}/datasets/{state['dataset_id']}"
+        if cloud.store.get("google_bigquery_dataset", dataset) is None and not cloud.external(
+            "google_bigquery_dataset", dataset
+        ):
+            raise CloudError(
+                f"Error creating DatasetAccess: googleapi: Error 404: Not found: Dataset {state['project']}:"
+                f"{state['dataset_id']}",
+                "the dataset does not exist",
+            )
+        member = state.get("user_by_email") or state.get("group_by_email")
+        if member:
+            cloud.require_member(("serviceAccount:" if member.endswith(".gserviceaccount.com") else "user:") + member)
 
 
 class ConnectionIamMember(IamMember):
@@ -498,6 +526,7 @@ SPECIAL = {
     "google_kms_crypto_key_iam_member": CryptoKeyIamMember,
     "google_storage_bucket_iam_member": StorageBucketIamMember,
     "google_bigquery_connection_iam_member": ConnectionIamMember,
+    "google_bigquery_dataset_access": DatasetAccess,
     "google_secret_manager_secret": Secret,
     "google_bigquery_dataset": Dataset,
     "google_dataform_repository": Repository,

@@ -48,8 +48,8 @@ CODE: dict[str, dict[str, Any]] = {  # spec set -> its code (or repository name 
     },
     # One repository's code in each of dev, test and prod: a daily model over the landing zone's files and
     # its assertion, a BigLake table through the environment's connection, documentation checks over the CRM
-    # team's table names that only dev runs, and a reporting table over the model that the BI team's account
-    # refreshes in prod only.
+    # team's table names that only dev runs, and a reporting table the BI team's account refreshes in prod only,
+    # over a view in reporting that reads the model (the warehouse authorizes reporting's views).
     "platform-team": _code(
         "warehouse",
         "warehouse_assertions",
@@ -59,7 +59,8 @@ CODE: dict[str, dict[str, Any]] = {  # spec set -> its code (or repository name 
             _table("lake_events", ["daily"], [], uses_connections=["eu.biglake"]),
             _assertion("orders_unique", ["daily"], "orders"),
             _table("crm_columns", ["docs"], [], reads_metadata=["acme-crm.crm_exports"]),
-            _table("daily_revenue", ["reporting"], [], schema="reporting", dependencies=["orders"]),
+            _table("orders_view", ["reporting"], [], schema="reporting", type="view", dependencies=["orders"]),
+            _table("daily_revenue", ["reporting"], [], schema="reporting", dependencies=["orders_view"]),
         ],
     ),
     "single-project": _code(
