@@ -27,7 +27,7 @@ from dataform_infra.render.module import ReleaseConfig, WorkflowConfig
 from dataform_infra.render.output import RenderedModule, check_module, recover, write_modules
 from dataform_infra.terraform.binary import TerraformBinary
 from dataform_infra.terraform.runner import LineSink, PlanMode, TerraformRunner
-from dataform_infra.terraform.summary import IamNames, PlanSummary
+from dataform_infra.terraform.summary import Change, IamNames, PlanSummary
 from dataform_infra.terraform.worklock import ModuleLocks
 from dataform_infra.workspace import Workspace
 
@@ -56,7 +56,7 @@ class PlanOutcome:
 
 
 def apply_order(workspace: Workspace, envs: list[str], *, destroy: bool = False) -> list[str]:
-    """`envs` in the deployment's apply order (the topology's: the host first, then its targets),
+    """`envs` in the directory's apply order (each host first, then the environments whose configs it holds),
     reversed for a destroy."""
     order = [e for e in workspace.apply_order() if e in envs]
     return order[::-1] if destroy else order
@@ -148,7 +148,10 @@ def _digest(directory: Path, extra: list[str]) -> str:
 
 def _refuse_what_google_refuses(env: str, summary: PlanSummary) -> None:
     """A plan that updates an attribute Google fixes at creation would fail half way through its apply:
-    refused here, with the replacement that does it (behind --allow-destroy, the object being stateful)."""
+    refused here, with the replacement that does it (behind --allow-destroy, the object being stateful).
+    So is one apply that moves a dataset's grants between its IAM members and its access list, or changes a
+    dataset together with its access list: Google's provider documents that the two fight."""
+    _refuse_mixed_dataset_grants(env, summary)
     for change in summary.changes:
         known = types.get(change.type)
         fixed = [a.name for a in change.attributes if known and a.name in known.fixed_at_creation]
@@ -158,6 +161,32 @@ def _refuse_what_google_refuses(env: str, summary: PlanSummary) -> None:
                 "it exists (the provider would plan it as an update and the apply would fail half way). To do it, "
                 f"recreate it: `dfinfra plan {env} --replace {change.address}`, then `dfinfra apply {env} --replace "
                 f"{change.address} --allow-destroy` (a repository's workspaces go with it; its Git remote stays)."
+            )
+
+
+def _refuse_mixed_dataset_grants(env: str, summary: PlanSummary) -> None:
+    members, entries = types.BIGQUERY_DATASET_IAM_MEMBER.name, types.BIGQUERY_DATASET_ACCESS.name
+    by_dataset: dict[str, list[Change]] = {}
+    for change in summary.changes:
+        if change.dataset and change.type in (members, entries, types.BIGQUERY_DATASET.name):
+            by_dataset.setdefault(change.dataset, []).append(change)
+    for dataset, changes in by_dataset.items():
+        kinds = {c.type for c in changes if c.type != types.BIGQUERY_DATASET.name}
+        updated = [c for c in changes if c.type == types.BIGQUERY_DATASET.name and c.action == "update"]
+        if kinds == {members, entries}:
+            first = [c.address for c in changes if c.action == "delete"]
+            raise Refused(
+                f"{env}: the plan moves dataset {dataset}'s grants between its IAM members and its access list in "
+                "one apply, and the two fight (removing an IAM member removes the access-list entry for the same "
+                "member); nothing applied. Apply in two steps: `dfinfra apply "
+                f"{env} {' '.join('--target ' + a for a in first)}`, then `dfinfra apply {env}`."
+            )
+        if updated and entries in kinds:
+            raise Refused(
+                f"{env}: the plan changes dataset {dataset} and entries of its access list in one apply, which "
+                "Google's provider documents it cannot do (the dataset's update writes back the list it read); "
+                f"nothing applied. Apply in two steps: `dfinfra apply {env} --target {updated[0].address}`, then "
+                f"`dfinfra apply {env}`."
             )
 
 
@@ -468,6 +497,16 @@ class Lifecycle:
         runner = self._runner(self.module_dir(env), "forget")
         runner.state_rm(forgotten)
         again = self.plan(env, render=False, mode=reviewed.mode)
+        if again.summary.forgotten():
+            # Terraform before 1.8.5 imports, during a destroy's refresh, what an `import` block names and the
+            # state lacks: the objects would be deleted after all.
+            raise Refused(
+                f"{env}: after forgetting {', '.join(again.summary.forgotten())}, {self.binary.describe()} imports "
+                "them again for the destroy (fixed in terraform 1.8.5) and would delete them; nothing destroyed. Use "
+                "terraform "
+                ">= 1.8.5 (--terraform-bin), or remove `existing: true` from the spec before destroying if they "
+                "should go."
+            )
         unreviewed = again.summary.beyond(reviewed.summary)
         if unreviewed:
             listed = ", ".join(f"{c.action} {c.address}" for c in unreviewed)

@@ -237,12 +237,38 @@ def _constant(value: Any) -> bool:
     return isinstance(value, str) and not isinstance(value, hclread.Unknown)
 
 
-def _dataset_of(f: Fact) -> tuple[str, str]:
-    return str(f.attrs.get("project", "")), str(f.attrs.get("dataset_id", ""))
+_DATASET_REFERENCE = re.compile(r"\$\{google_bigquery_dataset\.([A-Za-z0-9_-]+)\.dataset_id\}")
+_ANY = "*"  # a project or dataset lint cannot know: it may be any
+
+
+def _datasets_named(facts: list[Fact]) -> dict[str, tuple[str, str]]:
+    """`google_bigquery_dataset` NAME -> (project, dataset id) as these facts declare it."""
+    found: dict[str, tuple[str, str]] = {}
+    for f in facts:
+        if f.kind == "resource" and f.type == types.BIGQUERY_DATASET.name:
+            project, dataset = f.attrs.get("project"), f.attrs.get("dataset_id")
+            found[f.name] = (str(project) if _constant(project) else _ANY, str(dataset) if _constant(dataset) else _ANY)
+    return found
+
+
+def _dataset_of(f: Fact, named: Mapping[str, tuple[str, str]]) -> tuple[str, str]:
+    """The (project, dataset) a dataset-scoped fact is about, a reference to a dataset of these facts resolved;
+    `_ANY` for what cannot be known (or a missing project: the provider's default)."""
+    project, dataset = f.attrs.get("project"), f.attrs.get("dataset_id")
+    referenced = _DATASET_REFERENCE.fullmatch(dataset) if isinstance(dataset, str) else None
+    if referenced and referenced[1] in named:
+        declared_project, dataset = named[referenced[1]]
+        project = project if _constant(project) else declared_project
+    return (str(project) if _constant(project) else _ANY, str(dataset) if _constant(dataset) else _ANY)
+
+
+def _same_dataset(a: tuple[str, str], b: tuple[str, str]) -> bool:
+    return all(x == y or _ANY in (x, y) for x, y in zip(a, b, strict=True))
 
 
 def _additive_only(facts: list[Fact]) -> Iterable[Finding]:
-    iam_members = {_dataset_of(f) for f in facts if f.type == types.BIGQUERY_DATASET_IAM_MEMBER.name}
+    named = _datasets_named(facts)
+    iam_members = [_dataset_of(f, named) for f in facts if f.type == types.BIGQUERY_DATASET_IAM_MEMBER.name]
     for f in facts:
         if f.kind != "resource":
             continue
@@ -261,7 +287,7 @@ def _additive_only(facts: list[Fact]) -> Iterable[Finding]:
                 "Grant with google_bigquery_dataset_iam_member instead.",
                 f.source,
             )
-        elif f.type == DATASET_ACCESS and _dataset_of(f) in iam_members:
+        elif f.type == DATASET_ACCESS and any(_same_dataset(_dataset_of(f, named), m) for m in iam_members):
             yield Finding(
                 "additive-iam-only",
                 f"{f.address} edits the access list of a dataset that google_bigquery_dataset_iam_member also "

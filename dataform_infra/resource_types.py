@@ -42,7 +42,8 @@ FULL_NAMES: dict[ObjectKind, str] = {
     "git_repository_link": "//developerconnect.googleapis.com/{id}",  # id: the link's own name
     "crypto_key": "//cloudkms.googleapis.com/{id}",  # id: projects/P/locations/L/keyRings/R/cryptoKeys/K
     "bucket": "//storage.googleapis.com/projects/_/buckets/{id}",  # a bucket's name is global: no project in it
-    "connection": "//bigquery.googleapis.com/projects/{project}/locations/{region}/connections/{id}",
+    # The BigQuery Connection API names it (not BigQuery), as IAM and the Troubleshooter take it.
+    "connection": "//bigqueryconnection.googleapis.com/projects/{project}/locations/{region}/connections/{id}",
 }
 
 # Where a deployer's permission applies: the project the object is created in, the object itself (for

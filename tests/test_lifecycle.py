@@ -585,3 +585,48 @@ def test_the_host_deployer_updates_the_repository_after_other_environments_confi
     staging.write_text(staging.read_text().replace("Acme analytics", "Acme analytics, again"))
     out = project.run("apply", "staging", "--auto-approve", env=as_host, expect=1)
     assert "Error updating Repository" in out and "dataform-prod-runner@acme-analytics-prod" in out, out
+
+
+def _dataset_change(address: str, type_: str, actions: list[str], **values: object) -> dict:
+    key = "after" if "create" in actions or "update" in actions else "before"
+    body = {"project": "p", "dataset_id": "marts", **values}
+    return {"address": address, "type": type_, "mode": "managed", "change": {"actions": actions, key: body}}
+
+
+@pytest.mark.parametrize(
+    ("changes", "fragment"),
+    [
+        (  # authorized_datasets added: the IAM member goes, the access-list entry comes, for the same member
+            [
+                _dataset_change(
+                    "google_bigquery_dataset_iam_member.w", "google_bigquery_dataset_iam_member", ["delete"]
+                ),
+                _dataset_change("google_bigquery_dataset_access.w", "google_bigquery_dataset_access", ["create"]),
+            ],
+            "--target google_bigquery_dataset_iam_member.w`, then `dfinfra apply prod`",
+        ),
+        (  # the dataset and its access list in one apply
+            [
+                _dataset_change("google_bigquery_dataset.marts", "google_bigquery_dataset", ["update"]),
+                _dataset_change("google_bigquery_dataset_access.a", "google_bigquery_dataset_access", ["delete"]),
+            ],
+            "--target google_bigquery_dataset.marts`, then",
+        ),
+    ],
+)
+def test_one_apply_never_mixes_a_datasets_two_kinds_of_grant(changes, fragment):
+    """#24 review: Google's provider documents that dataset IAM members and access-list entries fight, and that a
+    dataset and its entries cannot change in one apply: such a plan is refused with the two steps that do it."""
+    from dataform_infra.errors import Refused
+    from dataform_infra.lifecycle import _refuse_what_google_refuses
+    from dataform_infra.terraform.summary import summarise
+
+    with pytest.raises(Refused) as info:
+        _refuse_what_google_refuses("prod", summarise({"resource_changes": changes}))
+    assert "dataset p/marts" in str(info.value) and fragment in str(info.value)
+    other = [dict(c, change=dict(c["change"])) for c in changes]
+    for c in other[1:]:
+        for key in ("before", "after"):
+            if key in c["change"]:
+                c["change"][key] = {**c["change"][key], "dataset_id": "reports"}
+    _refuse_what_google_refuses("prod", summarise({"resource_changes": other}))  # two datasets: nothing mixed

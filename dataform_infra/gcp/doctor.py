@@ -507,12 +507,17 @@ class Doctor:
     def _authorization(self, name: str, req: Requirement) -> Check:
         """An authorized dataset: the source dataset's access list holds an entry for the views' dataset."""
         source, views = req.resource, req.principal.email  # `views:<project>.<dataset>`
-        dataset = call(
-            f"reading dataset {source.project}.{source.id}",
-            lambda: self.apis.bigquery(source.project).get_dataset(
-                f"{source.project}.{source.id}", retry=bigquery_retry(), timeout=30
-            ),
-        )
+        try:
+            dataset = call(
+                f"reading dataset {source.project}.{source.id}",
+                lambda: self.apis.bigquery(source.project).get_dataset(
+                    f"{source.project}.{source.id}", retry=bigquery_retry(), timeout=30
+                ),
+            )
+        except GcpNotFound:
+            return Check(name, "fail", f"{source.label} does not exist", f"dfinfra apply {req.env}")
+        except GcpPermissionDenied as denied:
+            return Check(name, "skipped", f"cannot read {source.label}'s access list: {denied}")
         project, dataset_id = views.split(".", 1)
         held = any(
             entry.entity_type == "dataset"

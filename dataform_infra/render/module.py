@@ -514,6 +514,11 @@ class Module:
         """The spec file (as printed in headers) declaring environment `env_name`."""
         return next(f for f in self.spec_files if f.rsplit("/", 1)[-1].rsplit(".", 1)[0] == env_name)
 
+    @property
+    def uses_access_lists(self) -> bool:
+        """Does a dataset here authorize views (so its grants are entries of its access list)?"""
+        return any(g.acl or g.authorized for g in self.grants)
+
     def names(self) -> dict[str, str]:
         """Address -> what it is, for every resource the module declares but grants (named in full elsewhere)."""
         declared: list[Addressed] = [
@@ -674,7 +679,11 @@ class _ModuleBuilder:
                     why=f"Views in dataset {other.project}.{other.id} query {dataset.id} on their readers' behalf "
                     "(an authorized dataset): their readers need no access to it.",
                     path=("datasets", i, "authorized_datasets", j),
-                    authorized=(other.project, self.dataset_refs.get(ref, other.id)),
+                    # This project's own dataset, however it is named, by reference: created first.
+                    authorized=(
+                        other.project,
+                        self.dataset_refs.get(other.id, other.id) if other.project == project else other.id,
+                    ),
                 )
 
     def _datasets(self) -> None:

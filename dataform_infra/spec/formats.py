@@ -289,6 +289,9 @@ def slug(text: str) -> str:
     return text if text and not text[0].isdigit() else f"_{text}"
 
 
+# An environment's name: its spec file's stem, and how other specs refer to it (`host:`, `run_as: [env/runner]`).
+ENV_NAME_PATTERN = r"[a-z][a-z0-9_-]{0,29}"
+
 SecretVersion = Annotated[int, Field(ge=1, description="A secret version number (versions start at 1).")]
 
 

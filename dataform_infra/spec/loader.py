@@ -16,11 +16,11 @@ from pydantic import ValidationError
 
 from dataform_infra.errors import Problem, SpecError, UsageError, shown
 from dataform_infra.spec.cron import stagger_warning
-from dataform_infra.spec.formats import CURRENT_PROVIDER, provider_floor, slug
+from dataform_infra.spec.formats import CURRENT_PROVIDER, ENV_NAME_PATTERN, provider_floor, slug
 from dataform_infra.spec.models import Environment
 from dataform_infra.spec.yamlsource import PathKey, YamlDocument, dotted_path, load_yaml
 
-_ENV_NAME = re.compile(r"[a-z][a-z0-9_-]{0,29}")
+_ENV_NAME = re.compile(ENV_NAME_PATTERN)
 SPEC_SUFFIXES = (".yaml", ".yml")
 
 
@@ -49,8 +49,8 @@ class Deployment:
     @property
     def host_name(self) -> str:
         hosts = set(self.hosts.values())
-        if len(hosts) != 1:
-            raise ValueError(f"several hosts ({', '.join(sorted(hosts))}): ask the part of one environment")
+        if len(hosts) != 1:  # a caller's mistake, not the user's: every loaded directory has a host
+            raise ValueError(f"{len(hosts)} hosts ({', '.join(sorted(hosts))}): ask the part of one environment")
         return next(iter(hosts))
 
     @property
@@ -273,17 +273,17 @@ def _cross_checks(deployment: Deployment) -> Iterable[Problem]:
         datasets = {d.id for d in env.datasets}
         releases = {r.name for r in env.releases}
         for i, declared in enumerate(env.datasets):
-            yield from _duplicates(
-                loc, name, ("datasets", i, "authorized_datasets"), list(declared.authorized_datasets), "dataset"
-            )
+            # One dataset however it is named (`reporting` or `<this project>.reporting`).
+            resolved = [_in(env, ref) for ref in declared.authorized_datasets]
+            yield from _duplicates(loc, name, ("datasets", i, "authorized_datasets"), resolved, "dataset")
             for j, authorized in enumerate(declared.authorized_datasets):
                 at: PathKey = ("datasets", i, "authorized_datasets", j)
-                if authorized not in datasets and "." not in authorized:
+                if _in(env, authorized) == _in(env, declared.id):
+                    yield loc.at(name, at, f"dataset {authorized!r} cannot authorize itself")
+                elif authorized not in datasets and "." not in authorized:
                     yield loc.at(
                         name, at, f"dataset {authorized!r} is not declared under `datasets:` of this environment"
                     )
-                elif authorized == declared.id:
-                    yield loc.at(name, at, f"dataset {authorized!r} cannot authorize itself")
                 elif provider_floor(env.provider_version) < (8, 0, 0):
                     yield loc.at(
                         name,
@@ -324,7 +324,11 @@ def _cross_checks(deployment: Deployment) -> Iterable[Problem]:
                     f"{', '.join(both)} listed in both writes and reads; writes already allows reading",
                 )
             yield from _duplicates(
-                loc, name, ("runners", i, "bigquery", "connections"), list(access.connections), "connection"
+                loc,
+                name,
+                ("runners", i, "bigquery", "connections"),
+                [_connection(ref) for ref in access.connections],
+                "connection",
             )
             owned = [o.dataset for o in access.owns]
             yield from _duplicates(loc, name, ("runners", i, "bigquery", "owns"), owned, "dataset")
@@ -570,28 +574,48 @@ def _terraform_names_distinct(loc: _Locator, envs: dict[str, Environment], hosts
                 )
 
 
+def _connection(ref: str) -> str:
+    """A connection as Google names it: its location case-blind (`EU` is `eu`)."""
+    project, location, connection = ref.split(".", 2)
+    return f"{project}.{location.lower()}.{connection}"
+
+
+def _in(env: Environment, ref: str) -> str:
+    """A dataset reference (`id`, or `project.id`) as `project.id`."""
+    return ref if "." in ref else f"{env.project.id}.{ref}"
+
+
 def _authorizing_datasets_granted_at_home(loc: _Locator, envs: dict[str, Environment]) -> Iterable[Problem]:
     """A dataset that authorizes views keeps its grants in its access list, made by its own module: another
-    environment's google_bigquery_dataset_iam_member on it would remove the authorization."""
-    home = {f"{e.project.id}.{d.id}": n for n, e in envs.items() for d in e.datasets if d.authorized_datasets}
+    environment's google_bigquery_dataset_iam_member on it (named by `project.dataset`, or by id from another
+    environment in the same project) would remove the authorization."""
+    home = {(e.project.id, d.id): n for n, e in envs.items() for d in e.datasets if d.create and d.authorized_datasets}
+    if not home:
+        return
     for name, env in envs.items():
         named: list[tuple[PathKey, str]] = []
         for i, runner in enumerate(env.runners):
-            for verb in ("reads", "reads_metadata"):
-                named += [
-                    (("runners", i, "bigquery", verb, j), r) for j, r in enumerate(getattr(runner.bigquery, verb))
-                ]
+            for verb in ("writes", "reads", "reads_metadata"):
+                refs = getattr(runner.bigquery, verb)
+                named += [(("runners", i, "bigquery", verb, j), r) for j, r in enumerate(refs)]
+            named += [
+                (("runners", i, "bigquery", "owns", j, "dataset"), o.dataset)
+                for j, o in enumerate(runner.bigquery.owns)
+            ]
         for k, person in enumerate(env.people):
-            named += [(("people", k, "reads", j), r) for j, r in enumerate(person.reads)]
+            for verb in ("reads", "writes"):
+                named += [(("people", k, verb, j), r) for j, r in enumerate(getattr(person, verb))]
         for path, ref in named:
-            owner = home.get(ref)
+            other, _, dataset = ref.rpartition(".")
+            owner = home.get((other or env.project.id, dataset))
             if owner is not None and owner != name:
                 yield loc.at(
                     name,
                     path,
-                    f"dataset {ref} authorizes views, so its grants are entries of its access list, made by the "
-                    f"module of {owner!r} (an IAM member from here would remove the authorization): name this "
-                    f"principal in the spec of {owner!r} instead (a runner by `email:`, or `people:`)",
+                    f"dataset {other or env.project.id}.{dataset} authorizes views, so its grants are entries of its "
+                    f"access list, made by the module of {owner!r} (an IAM member from here would remove the "
+                    f"authorization): name this principal in the spec of {owner!r} instead (a runner by `email:`, "
+                    "or `people:`)",
                 )
 
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dataform_infra.spec.formats import (
+    ENV_NAME_PATTERN,
     BigQueryLocation,
     BucketName,
     ConnectionRef,
@@ -671,7 +672,7 @@ class Environment(Spec):
     )
     host: str | None = Field(
         default=None,
-        pattern=r"^[a-z][a-z0-9_-]{0,29}$",
+        pattern=f"^{ENV_NAME_PATTERN}$",
         description="The environment whose repositories this one's releases compile, when several environments "
         "of the directory host repositories (each in its own project: dev, test and prod each with a "
         "repository). Inferred from the releases' `repository:` when only one host declares it; unset with a "

@@ -30,6 +30,9 @@ class Change:
     action: str  # create, update, replace, delete, forget (an adopted object a destroy leaves in Google Cloud)
     attributes: tuple[AttributeChange, ...] = ()
     label: str = ""  # what it is, as `explain` names it (`dataset p.marts`), where dfinfra knows
+    # The dataset a dataset, its IAM member or an entry of its access list is about (`project/dataset_id`, from
+    # the values the plan knows), for the guards that keep the two kinds of dataset grant apart.
+    dataset: str = field(default="", compare=False)
 
     @property
     def shown(self) -> str:
@@ -177,6 +180,14 @@ class PlanSummary:
         return "\n".join(lines)
 
 
+def _dataset_of(change: dict[str, Any]) -> str:
+    """`project/dataset_id` of a dataset-scoped change, from its values before or after ("" where unknown)."""
+    for values in (change.get("after"), change.get("before")):
+        if isinstance(values, dict) and isinstance(values.get("dataset_id"), str) and values.get("project"):
+            return f"{values['project']}/{values['dataset_id']}"
+    return ""
+
+
 def _action(actions: list[str]) -> str | None:
     if actions in (["no-op"], ["read"]):
         return None
@@ -305,6 +316,30 @@ def _any_true(node: Any) -> bool:
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
 
 
+_ACL_MEMBERS = (("user_by_email", "user:"), ("group_by_email", "group:"), ("domain", "domain:"), ("iam_member", ""))
+_ACL_ROLES = {
+    "READER": "roles/bigquery.dataViewer",
+    "WRITER": "roles/bigquery.dataEditor",
+    "OWNER": "roles/bigquery.dataOwner",
+}
+
+
+def _acl_entry(values: dict[str, Any]) -> tuple[str, str]:
+    """(principal, role) of a dataset access-list entry: a member and its role, or the views it authorizes."""
+    authorized = (values.get("dataset") or [{}])[0].get("dataset") or [{}]
+    if authorized[0].get("dataset_id"):
+        return f"views of dataset {authorized[0].get('project_id')}.{authorized[0]['dataset_id']}", "authorized views"
+    for attribute, prefix in _ACL_MEMBERS:
+        if values.get(attribute):
+            member = str(values[attribute])
+            if prefix == "user:" and member.endswith(".gserviceaccount.com"):
+                prefix = "serviceAccount:"
+            return _shown({"m": prefix + member}, None, "m"), _ACL_ROLES.get(
+                values.get("role") or "", str(values.get("role"))
+            )
+    return "?", str(values.get("role"))
+
+
 def _shown(values: dict[str, Any] | None, unknown: dict[str, Any] | None, key: str) -> str:
     """A state value as a summary line shows it: quoted and escaped when it holds a line break or a control
     character (a member someone wrote by hand must not forge a line of the plan a reviewer reads)."""
@@ -360,10 +395,8 @@ def summarise(
         attributes = _attribute_changes(change) if action in ("update", "replace") else ()
         address = resource["address"]
         label = labels.get(address) or (" -> ".join(names[address]) if address in names else "")
-        summary.changes.append(Change(address, resource["type"], action, attributes, label))
-        if resource["type"].endswith("_iam_member") or (
-            resource["type"] == types.BIGQUERY_DATASET_ACCESS.name and resource["address"] in names
-        ):
+        summary.changes.append(Change(address, resource["type"], action, attributes, label, _dataset_of(change)))
+        if resource["type"].endswith("_iam_member") or resource["type"] == types.BIGQUERY_DATASET_ACCESS.name:
             sides: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]] = []
             if action in ("delete", "replace"):
                 sides.append(("revoke", change.get("before"), None))
@@ -375,6 +408,12 @@ def summarise(
                 if (verb == "grant" or acl) and resource["address"] in names:
                     principal, role, scope = names[resource["address"]]
                     summary.iam.append(IamChange(verb, principal, role, scope, resource["address"]))
+                    continue
+                if acl:  # an entry dfinfra no longer renders (or was written by hand): read from its values
+                    entry = _acl_entry(values or {})
+                    summary.iam.append(
+                        IamChange(verb, *entry, _shown(values, unknown, "dataset_id"), resource["address"])
+                    )
                     continue
                 known = types.get(resource["type"])
                 target = known.target.attribute if known and known.target else "project"

@@ -34,9 +34,11 @@ def test_full_lifecycle(spec_set, tmp_path, cloud):
     out = tmp_path / "infra"
     envs = list(deployment.environments)
     workspace.write(out, envs)
-    host = deployment.host_name
-    apply_order = workspace.topology.apply_order()
-    assert apply_order == [host] + [e for e in envs if e != host]  # the host first: it holds the repository
+    apply_order = workspace.apply_order()
+    for host in deployment.host_names():  # each host first: it holds the repository its environments' configs use
+        part = [e for e in apply_order if deployment.hosts[e] == host]
+        assert part == [host] + [e for e in envs if deployment.hosts[e] == host and e != host]
+    assert sorted(apply_order) == sorted(envs)
 
     for env in apply_order:
         module = out / env

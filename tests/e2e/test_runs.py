@@ -113,7 +113,7 @@ def applied(tmp_path_factory, terraform_bin, gcs):
                             repository.name,
                             stdin=SSH_KEY if git.ssh else TOKEN + "\n",
                         )
-            seed_runtime(cloud.store, workspace(spec_set), CODE[spec_set])
+            seed_runtime(cloud.store, workspace(spec_set), CODE[spec_set], owners=True)
             # The first apply came before the token and the code: its releases could not compile. Now they
             # can; each environment's deployer makes them live.
             for env_name, env in ws.deployment.environments.items():

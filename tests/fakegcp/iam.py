@@ -50,7 +50,7 @@ SERVICE_HOSTS = {
     "repository": "dataform.googleapis.com",
     "crypto_key": "cloudkms.googleapis.com",
     "bucket": "storage.googleapis.com",
-    "connection": "bigquery.googleapis.com",
+    "connection": "bigqueryconnection.googleapis.com",
 }
 
 

@@ -117,3 +117,39 @@ def test_another_environment_may_not_grant_on_an_authorizing_dataset(tmp_path):
     [problem] = info.value.problems
     assert problem.line and "prod.yaml" in problem.render() and "runners[0].bigquery.reads[0]" in problem.render()
     assert "made by the module of 'staging'" in problem.render()
+
+
+@pytest.mark.parametrize(
+    "member_dataset",
+    ['"d"', "google_bigquery_dataset.a.dataset_id", "var.dataset"],  # a literal, the reference, an unknown
+)
+def test_lint_sees_one_dataset_however_it_is_named(member_dataset):
+    """The review's bypass: an entry naming the dataset by reference beside an IAM member naming it by literal
+    (or by a value lint cannot know) is the same dataset."""
+    text = (
+        'resource "google_bigquery_dataset" "a" {\n  project = "p"\n  dataset_id = "d"\n  location = "EU"\n}\n'
+        'resource "google_bigquery_dataset_access" "e" {\n  project = "p"\n'
+        "  dataset_id = google_bigquery_dataset.a.dataset_id\n"
+        '  dataset {\n    dataset {\n      project_id = "p"\n      dataset_id = "v"\n    }\n'
+        '    target_types = ["VIEWS"]\n  }\n}\n'
+        f'resource "google_bigquery_dataset_iam_member" "m" {{\n  project = "p"\n  dataset_id = {member_dataset}\n'
+        '  role = "roles/bigquery.dataViewer"\n  member = "user:b@b.example"\n}\n'
+    )
+    found = [f.rule for f in policy.check(policy.facts_from_hcl({"main.tf": text})) if f.severity == "violation"]
+    assert found == ["additive-iam-only"]
+
+
+def test_a_grant_from_another_environment_in_the_same_project_is_refused_too(tmp_path):
+    """The review's bypass: another environment in the same project naming the dataset by id (`create: false`)."""
+    other = host()
+    other["state"] = {"bucket": "acme-other-tfstate", "prefix": "dataform/other"}
+    del other["repository"]
+    other["releases"], other["workflows"] = [], []
+    other["datasets"] = [{"id": "marts", "create": False}]
+    other["runners"] = [{"name": "other-runner", "bigquery": {"reads": ["marts"]}}]
+    with pytest.raises(SpecError) as info:
+        load_deployment(write_specs(tmp_path, {"staging": authorizing(), "other": other}))
+    assert any(
+        "other.yaml" in p.render() and "runners[0].bigquery.reads[0]" in p.render() and "authorizes views" in p.render()
+        for p in info.value.problems
+    ), info.value.describe()

@@ -57,7 +57,7 @@ def test_a_connection_a_run_uses_gets_connection_user_on_that_connection_only(tm
     assert (need.chain, need.permission, need.resource.full_name) == (
         "runner-uses-connection",
         "bigquery.connections.use",
-        "//bigquery.googleapis.com/projects/acme-lake-proj/locations/eu/connections/biglake_events",
+        "//bigqueryconnection.googleapis.com/projects/acme-lake-proj/locations/eu/connections/biglake_events",
     )
     assert {run for run in need.runs} == {r.id for r in ws.runs() if r.runner.runner.name == "host-runner"}
     assert ws.validate().violations == [] and ws.coverage().unserved == []

@@ -14,10 +14,10 @@ TOKEN = "ghp_offlineRunTokenx7Qz9Wv3Rt5Yu1Io8Pa2Sd4Fg"
 SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
 
 
-def seed_runtime(store: Store, ws: Workspace, code: Mapping[str, Any]) -> None:
+def seed_runtime(store: Store, ws: Workspace, code: Mapping[str, Any], *, owners: bool = False) -> None:
     """`code` in every repository's remote (or, keyed by repository name, each repository's own), every
-    environment's deployers' own Dataform rights on their host project, and the grants on accounts made
-    elsewhere that their owners make (all outside dfinfra: the access model's `assumed` requirements)."""
+    environment's deployers' own Dataform rights on their host project, and with `owners` the grants on accounts
+    made elsewhere that their owners make (all outside dfinfra: the access model's `assumed` requirements)."""
     for host in ws.deployment.host_names():
         top = ws.topology_of(host)
         per_repository = {r.name for r in top.repositories} == set(code)
@@ -35,6 +35,8 @@ def seed_runtime(store: Store, ws: Workspace, code: Mapping[str, Any]) -> None:
                 f"deployer-{host}-{k}",
                 {"role": "roles/dataform.admin", "member": deployer, "resource": top.host_project.full_name},
             )
+        if not owners:
+            continue
         elsewhere = {
             runner.email_in(env.project.id) for env in environments for runner in env.runners if runner.made_elsewhere
         }
@@ -44,11 +46,11 @@ def seed_runtime(store: Store, ws: Workspace, code: Mapping[str, Any]) -> None:
             for r in e.runners
             if not r.made_elsewhere
         }
-        owners: dict[tuple[str, str], set[str]] = {}
+        granted: dict[tuple[str, str], set[str]] = {}
         for req in ws.access_of(host).requirements:
             account = req.resource.id
             if req.assumed and req.resource.kind == "service_account" and account in elsewhere - made_here:
-                owners.setdefault((req.principal.member, req.resource.full_name), set()).add(req.permission)
-        for k, ((member, resource), permissions) in enumerate(sorted(owners.items())):
+                granted.setdefault((req.principal.member, req.resource.full_name), set()).add(req.permission)
+        for k, ((member, resource), permissions) in enumerate(sorted(granted.items())):
             role = narrowest_roles(permissions)[0]
             store.put("external:iam", f"owner-{host}-{k}", {"role": role, "member": member, "resource": resource})

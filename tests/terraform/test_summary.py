@@ -174,3 +174,37 @@ def test_a_forget_action_and_what_a_replan_adds_beyond_the_reviewed_plan():
     replanned = summarise({**PLAN, "output_changes": {"x": {"actions": ["create"], "before": None, "after": 1}}})
     assert [c.address for c in replanned.beyond(reviewed)] == ["output.x"]
     assert reviewed.beyond(reviewed) == []
+
+
+def test_a_revoked_access_list_entry_is_named_from_its_values():
+    """#24 review: an entry dfinfra no longer renders still shows who loses what on which dataset."""
+    plan = {
+        "resource_changes": [
+            change(
+                "google_bigquery_dataset_access.old",
+                "google_bigquery_dataset_access",
+                ["delete"],
+                before={
+                    "project": "p",
+                    "dataset_id": "marts",
+                    "role": "READER",
+                    "user_by_email": "etl@p.iam.gserviceaccount.com",
+                },
+            ),
+            change(
+                "google_bigquery_dataset_access.auth",
+                "google_bigquery_dataset_access",
+                ["delete"],
+                before={
+                    "project": "p",
+                    "dataset_id": "marts",
+                    "dataset": [{"dataset": [{"project_id": "p", "dataset_id": "rep"}]}],
+                },
+            ),
+        ]
+    }
+    iam = [(i.action, i.principal, i.role, i.resource) for i in summarise(plan).iam]
+    assert iam == [
+        ("revoke", "serviceAccount:etl@p.iam.gserviceaccount.com", "roles/bigquery.dataViewer", "marts"),
+        ("revoke", "views of dataset p.rep", "authorized views", "marts"),
+    ]
