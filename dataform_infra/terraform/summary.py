@@ -38,6 +38,10 @@ class Change:
     def shown(self) -> str:
         return f"{self.address} ({self.label})" if self.label else self.address
 
+    def to_dict(self) -> dict[str, Any]:
+        """As `plan --json` prints it (the dataset it is about is the guards' business, not the reader's)."""
+        return {k: v for k, v in asdict(self).items() if k != "dataset"}
+
     @property
     def destructive(self) -> bool:
         known = types.get(self.type)
@@ -120,10 +124,10 @@ class PlanSummary:
             "has_changes": self.has_changes,
             "counts": self.counts,
             "by_type": self.by_type(),
-            "changes": [asdict(c) | {"destructive": c.destructive} for c in self.changes],
+            "changes": [c.to_dict() | {"destructive": c.destructive} for c in self.changes],
             "iam": [asdict(i) for i in self.iam],
             "destructive": [c.address for c in self.destructive],
-            "drift": [asdict(c) for c in self.drift],
+            "drift": [c.to_dict() for c in self.drift],
             "imports": list(self.imports),
             "moves": [{"from": old, "to": new} for old, new in self.moves],
             "outputs": [{"name": n, "action": a, "before": b, "after": f} for n, a, b, f in self.outputs],
