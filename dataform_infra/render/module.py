@@ -755,6 +755,15 @@ class _ModuleBuilder:
         self.module.grants.append(grant)
         return grant
 
+    def _dataset_grant(self, name_parts: tuple[str, ...], dataset: str, **fields: Any) -> Grant:
+        """A grant on `dataset` (an id here, or `project.id`): one this module creates is named by reference,
+        another by its id, and then the BigQuery API is its only dependency (none is implicit)."""
+        scope = dataset_resource(self.env.project.id, dataset)
+        dataset_id = self.dataset_refs.get(dataset, scope.id)
+        needs = () if isinstance(dataset_id, Expr) else self.module.needs_api("bigquery.googleapis.com")
+        target = {"project": scope.project, "dataset_id": dataset_id}
+        return self._grant(name_parts, resource=scope, target=target, depends_on=needs, **fields)
+
     def _people_grants(self) -> None:
         """People who query this environment's datasets themselves: dataset roles, and Job User here."""
         project = self.env.project.id
@@ -763,21 +772,15 @@ class _ModuleBuilder:
             part = self._member_part(person.member)
             for verb, role in (("reads", "roles/bigquery.dataViewer"), ("writes", "roles/bigquery.dataEditor")):
                 for j, dataset in enumerate(getattr(person, verb)):
-                    scope = dataset_resource(project, dataset)
-                    dataset_id = self.dataset_refs.get(dataset, scope.id)
-                    self._grant(
+                    self._dataset_grant(
                         (part, verb, dataset),
+                        dataset,
                         role=role,
                         principal=principal,
-                        resource=scope,
                         member=person.member,
-                        target={"project": scope.project, "dataset_id": dataset_id},
                         rule=f"person-{verb}-dataset",
                         why=f"{person.member} {verb} dataset {dataset} in their own queries; scoped to that dataset.",
                         path=("people", k, verb, j),
-                        depends_on=()
-                        if isinstance(dataset_id, Expr)
-                        else self.module.needs_api("bigquery.googleapis.com"),
                     )
             if person.jobs_here:
                 self._grant(
@@ -804,22 +807,15 @@ class _ModuleBuilder:
                 ("reads_metadata", "roles/bigquery.metadataViewer", "reads the metadata (no table data) of"),
             ):
                 for j, dataset in enumerate(getattr(runner.bigquery, verb)):
-                    scope = dataset_resource(project, dataset)
-                    dataset_id = self.dataset_refs.get(dataset, scope.id)  # another project's: by name
-                    self._grant(
+                    self._dataset_grant(
                         (runner.name, verb, dataset),
+                        dataset,
                         role=role,
                         principal=principal,
-                        resource=scope,
                         member=ref.member_value,
-                        target={"project": scope.project, "dataset_id": dataset_id},
                         rule=f"runner-{verb.replace('_', '-')}-dataset",
                         why=f"Runner {runner.name} {what} dataset {dataset}; the role is scoped to that dataset only.",
                         path=(*path, "bigquery", verb, j),
-                        # A dataset created elsewhere gives no implicit dependency on the BigQuery API.
-                        depends_on=()
-                        if isinstance(dataset_id, Expr)
-                        else self.module.needs_api("bigquery.googleapis.com"),
                     )
             for j, bucket in enumerate(runner.storage.reads if self.topology.on_provider_8(self.env_name) else ()):
                 self._grant(

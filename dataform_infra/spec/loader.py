@@ -248,12 +248,7 @@ def _cross_checks(deployment: Deployment) -> Iterable[Problem]:
                 "in its project",
             )
         elif provider_floor(env.provider_version) < (8, 0, 0):
-            yield loc.at(
-                name,
-                key_at,
-                f"google_dataform_config needs provider 8.x (provider_version {env.provider_version!r}): set "
-                f"provider_version: {CURRENT_PROVIDER!r}",
-            )
+            yield loc.at(name, key_at, _needs_provider_8("google_dataform_config", env))
     yield from _state_backends_distinct(loc, envs)
     yield from _terraform_names_distinct(loc, envs, deployment.hosts)
     yield from _authorizing_datasets_granted_at_home(loc, envs)
@@ -286,10 +281,7 @@ def _cross_checks(deployment: Deployment) -> Iterable[Problem]:
                     )
                 elif provider_floor(env.provider_version) < (8, 0, 0):
                     yield loc.at(
-                        name,
-                        at,
-                        f"authorized datasets need provider 8.x (google_bigquery_dataset_access; provider_version "
-                        f"{env.provider_version!r}): set provider_version: {CURRENT_PROVIDER!r}",
+                        name, at, _needs_provider_8("an authorized dataset (google_bigquery_dataset_access)", env)
                     )
         yield from _duplicates(loc, name, "runners", [r.name for r in env.runners], "runner")
         yield from _duplicates(loc, name, "datasets", [d.id for d in env.datasets], "dataset")
@@ -572,6 +564,13 @@ def _terraform_names_distinct(loc: _Locator, envs: dict[str, Environment], hosts
                     f"{value!r} and {other!r} differ only in case or punctuation; their Terraform names would "
                     "depend on the order in the spec (reordering would replace both): rename one",
                 )
+
+
+def _needs_provider_8(what: str, env: Environment) -> str:
+    return (
+        f"{what} needs provider 8.x (provider_version {env.provider_version!r}): set provider_version: "
+        f"{CURRENT_PROVIDER!r}"
+    )
 
 
 def _connection(ref: str) -> str:

@@ -41,7 +41,10 @@ def test_the_field_is_in_the_schema_and_mistakes_are_located(tmp_path):
         [
             (lambda s: s["datasets"][0].update(authorized_datasets=["ghost"]), "dataset 'ghost' is not declared"),
             (lambda s: s["datasets"][0].update(authorized_datasets=["marts"]), "cannot authorize itself"),
-            (lambda s: s.update(provider_version="~> 7.45"), "authorized datasets need provider 8.x"),
+            (
+                lambda s: s.update(provider_version="~> 7.45"),
+                "an authorized dataset (google_bigquery_dataset_access) needs provider 8.x",
+            ),
             (lambda s: s["datasets"][2].update(authorized_datasets=["marts"]), "so authorized_datasets does not"),
         ]
     ):
