@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from dataform_infra import resource_types as types
 from dataform_infra.errors import Problem, SpecError, UsageError, shown
 from dataform_infra.spec.cron import stagger_warning
 from dataform_infra.spec.formats import CURRENT_PROVIDER, ENV_NAME_PATTERN, provider_floor, slug
@@ -248,7 +249,7 @@ def _cross_checks(deployment: Deployment) -> Iterable[Problem]:
                 "in its project",
             )
         elif provider_floor(env.provider_version) < (8, 0, 0):
-            yield loc.at(name, key_at, _needs_provider_8("google_dataform_config", env))
+            yield loc.at(name, key_at, _needs_provider_8(types.DATAFORM_CONFIG.name, env))
     yield from _state_backends_distinct(loc, envs)
     yield from _terraform_names_distinct(loc, envs, deployment.hosts)
     yield from _authorizing_datasets_granted_at_home(loc, envs)
@@ -281,7 +282,9 @@ def _cross_checks(deployment: Deployment) -> Iterable[Problem]:
                     )
                 elif provider_floor(env.provider_version) < (8, 0, 0):
                     yield loc.at(
-                        name, at, _needs_provider_8("an authorized dataset (google_bigquery_dataset_access)", env)
+                        name,
+                        at,
+                        _needs_provider_8(f"an authorized dataset ({types.BIGQUERY_DATASET_ACCESS.name})", env),
                     )
         yield from _duplicates(loc, name, "runners", [r.name for r in env.runners], "runner")
         yield from _duplicates(loc, name, "datasets", [d.id for d in env.datasets], "dataset")
