@@ -128,6 +128,56 @@ def connection_resource(ref: str) -> Resource:
     return Resource("connection", project, connection, location.lower())
 
 
+@dataclass(frozen=True)
+class ObjectGrant:
+    """A runner's grant on an object that is neither a dataset nor a project: a bucket its code reads (external
+    tables, LOAD DATA) or a connection it queries through (BigLake and object tables, remote functions). The one
+    home of its role, object, permissions and words: render grants it (provider 8.x), the access model needs it."""
+
+    chain: Literal["runner-reads", "runner-uses-connection"]
+    field: tuple[str | int, ...]  # inside the runner's entry
+    resource: Resource
+    permissions: tuple[str, ...]  # what a run needs on it
+    role: str
+    rule: str
+    name_parts: tuple[str, str]  # in the grant's Terraform name, after the runner's
+    target: dict[str, str]
+    what: str  # "reads objects of bucket b (...)", after the runner's name
+
+
+def object_grants(runner: Runner) -> list[ObjectGrant]:
+    found = [
+        ObjectGrant(
+            "runner-reads",
+            ("storage", "reads", j),
+            bucket_resource(bucket),
+            ("storage.objects.get", "storage.objects.list"),
+            "roles/storage.objectViewer",
+            "runner-reads-bucket",
+            ("reads_bucket", bucket),
+            {"bucket": bucket},
+            f"reads objects of bucket {bucket} (external tables, LOAD DATA)",
+        )
+        for j, bucket in enumerate(runner.storage.reads)
+    ]
+    for j, name in enumerate(runner.bigquery.connections):
+        connection = connection_resource(name)
+        found.append(
+            ObjectGrant(
+                "runner-uses-connection",
+                ("bigquery", "connections", j),
+                connection,
+                ("bigquery.connections.use",),
+                "roles/bigquery.connectionUser",
+                "runner-uses-connection",
+                ("uses_connection", name),
+                {"project": connection.project, "location": connection.region, "connection_id": connection.id},
+                f"queries through connection {name} (BigLake and object tables, remote functions)",
+            )
+        )
+    return found
+
+
 @lru_cache(maxsize=65536)
 def dataset_resource(project: str, ref: str) -> Resource:
     """A runner's `reads`/`writes` entry as a dataset: `id` in `project`, or `other-project.id`."""

@@ -37,9 +37,8 @@ from dataform_infra.topology import (
     Principal,
     Resource,
     Topology,
-    bucket_resource,
-    connection_resource,
     dataset_resource,
+    object_grants,
     project_resource,
     views_of,
 )
@@ -108,10 +107,6 @@ def link_accessor_role(pushes: bool) -> str:
 
 
 READ = ("bigquery.datasets.get", "bigquery.tables.get", "bigquery.tables.getData")
-# Reading a bucket's objects (external tables, LOAD DATA).
-READ_OBJECTS = ("storage.objects.get", "storage.objects.list")
-# Querying through a BigQuery connection (BigLake and object tables, remote functions and models).
-USE_CONNECTION = ("bigquery.connections.use",)
 # Reading what a dataset holds without its data: table lists, schemas, INFORMATION_SCHEMA views.
 READ_METADATA = ("bigquery.datasets.get", "bigquery.tables.get", "bigquery.tables.list")
 # What only Data Owner adds on a dataset that Dataform code uses: its IAM (authorized views, sharing),
@@ -836,36 +831,26 @@ class AccessModel:
                 )
         # The 7.45 facts hold no bucket or connection IAM type: on 7.x these grants are the user's to make.
         rendered = self.topology.on_provider_8(env_name)
-        beyond: list[tuple[Chain, PathKey, Resource, tuple[str, ...], str, str]] = [
-            (
-                "runner-reads",
-                ("runners", i, "storage", "reads", j),
-                bucket_resource(bucket),
-                READ_OBJECTS,
-                "roles/storage.objectViewer",
-                f"{runner_name}'s code reads objects of bucket {bucket} (external tables, LOAD DATA)",
+        for grant in object_grants(runner):
+            path: PathKey = ("runners", i, *grant.field)
+            why = f"{runner_name}'s code {grant.what}"
+            self._need(
+                grant.chain,
+                principal,
+                grant.permissions,
+                grant.resource,
+                why,
+                env_name,
+                path,
+                ids,
+                assumed=not rendered,
             )
-            for j, bucket in enumerate(runner.storage.reads)
-        ]
-        beyond += [
-            (
-                "runner-uses-connection",
-                ("runners", i, "bigquery", "connections", j),
-                connection_resource(ref),
-                USE_CONNECTION,
-                "roles/bigquery.connectionUser",
-                f"{runner_name}'s code uses connection {ref} (BigLake and object tables, remote functions)",
-            )
-            for j, ref in enumerate(runner.bigquery.connections)
-        ]
-        for chain, path, resource, needed, role, why in beyond:
-            self._need(chain, principal, needed, resource, why, env_name, path, ids, assumed=not rendered)
             if not rendered:
                 self._note_once(
                     (
                         env_name,
                         path,
-                        f"{principal.member} needs {role} on {resource.label}: dfinfra grants it with "
+                        f"{principal.member} needs {grant.role} on {grant.resource.label}: dfinfra grants it with "
                         "provider_version ~> 8.7 (the 7.x facts it renders against have no such IAM type), so on "
                         "this line grant it yourself; `dfinfra doctor` checks it",
                     )

@@ -44,9 +44,8 @@ from dataform_infra.topology import (
     Principal,
     Resource,
     Topology,
-    bucket_resource,
-    connection_resource,
     dataset_resource,
+    object_grants,
     project_resource,
     service_account_name,
     views_of,
@@ -817,36 +816,19 @@ class _ModuleBuilder:
                         why=f"Runner {runner.name} {what} dataset {dataset}; the role is scoped to that dataset only.",
                         path=(*path, "bigquery", verb, j),
                     )
-            for j, bucket in enumerate(runner.storage.reads if self.topology.on_provider_8(self.env_name) else ()):
+            # The 7.45 facts hold no bucket or connection IAM type: on 7.x validate names these grants instead.
+            for grant in object_grants(runner) if self.topology.on_provider_8(self.env_name) else ():
+                kind = grant.resource.kind
                 self._grant(
-                    (runner.name, "reads_bucket", bucket),
-                    role="roles/storage.objectViewer",
+                    (runner.name, *grant.name_parts),
+                    role=grant.role,
                     principal=principal,
-                    resource=bucket_resource(bucket),
+                    resource=grant.resource,
                     member=ref.member_value,
-                    target={"bucket": bucket},
-                    rule="runner-reads-bucket",
-                    why=f"Runner {runner.name} reads objects of bucket {bucket} (external tables, LOAD DATA); "
-                    "granted on that bucket only.",
-                    path=(*path, "storage", "reads", j),
-                )
-            for j, name in enumerate(runner.bigquery.connections if self.topology.on_provider_8(self.env_name) else ()):
-                connection = connection_resource(name)
-                self._grant(
-                    (runner.name, "uses_connection", name),
-                    role="roles/bigquery.connectionUser",
-                    principal=principal,
-                    resource=connection,
-                    member=ref.member_value,
-                    target={
-                        "project": connection.project,
-                        "location": connection.region,
-                        "connection_id": connection.id,
-                    },
-                    rule="runner-uses-connection",
-                    why=f"Runner {runner.name} queries through connection {name} (BigLake and object tables, remote "
-                    "functions); granted on that connection only.",
-                    path=(*path, "bigquery", "connections", j),
+                    target=grant.target,
+                    rule=grant.rule,
+                    why=f"Runner {runner.name} {grant.what}; granted on that {kind} only.",
+                    path=(*path, *grant.field),
                 )
             for j, owned in enumerate(runner.bigquery.owns):
                 scope = dataset_resource(project, owned.dataset)
