@@ -294,16 +294,8 @@ def _cross_checks(deployment: Deployment) -> Iterable[Problem]:
         for i, runner in enumerate(env.runners):
             access = runner.bigquery
             for verb in ("writes", "reads", "reads_metadata"):
-                yield from _duplicates(
-                    loc, name, ("runners", i, "bigquery", verb), list(getattr(access, verb)), "dataset"
-                )
-                for j, dataset in enumerate(getattr(access, verb)):
-                    if dataset not in datasets and not (verb != "writes" and "." in dataset):
-                        yield loc.at(
-                            name,
-                            ("runners", i, "bigquery", verb, j),
-                            f"dataset {dataset!r} is not declared under `datasets:` of this environment",
-                        )
+                at = ("runners", i, "bigquery", verb)
+                yield from _datasets_named(loc, name, at, getattr(access, verb), datasets, verb != "writes")
             covered = sorted((set(access.writes) | set(access.reads)) & set(access.reads_metadata))
             if covered:
                 yield loc.at(
@@ -342,15 +334,9 @@ def _cross_checks(deployment: Deployment) -> Iterable[Problem]:
         yield from _duplicates(loc, name, "people", [p.member for p in env.people], "member")
         for k, person in enumerate(env.people):
             for verb in ("reads", "writes"):
-                listed = list(getattr(person, verb))
-                yield from _duplicates(loc, name, ("people", k, verb), listed, "dataset")
-                for j, dataset in enumerate(listed):
-                    if dataset not in datasets and not (verb == "reads" and "." in dataset):
-                        yield loc.at(
-                            name,
-                            ("people", k, verb, j),
-                            f"dataset {dataset!r} is not declared under `datasets:` of this environment",
-                        )
+                yield from _datasets_named(
+                    loc, name, ("people", k, verb), getattr(person, verb), datasets, verb == "reads"
+                )
             both = sorted(set(person.reads) & set(person.writes))
             if both:
                 yield loc.at(
@@ -510,6 +496,17 @@ def _repositories(
                     f"repository {release.repository!r} is not declared by the host {host!r} "
                     f"(its repositories: {', '.join(names)})",
                 )
+
+
+def _datasets_named(
+    loc: _Locator, env: str, at: PathKey, refs: list[str], datasets: set[str], other_projects: bool
+) -> Iterable[Problem]:
+    """A list of datasets a runner or person names (at `at`): each once, each declared under `datasets:` unless
+    `other_projects` lets it name another project's (`project-id.dataset_id`)."""
+    yield from _duplicates(loc, env, at, list(refs), "dataset")
+    for j, dataset in enumerate(refs):
+        if dataset not in datasets and not (other_projects and "." in dataset):
+            yield loc.at(env, (*at, j), f"dataset {dataset!r} is not declared under `datasets:` of this environment")
 
 
 def _duplicates(
