@@ -94,6 +94,8 @@ def _declared(module: Module) -> list[tuple[types.ResourceType, list[Resource]]]
         ]
         if module.secrets:
             found.append((types.SECRET, [Resource("secret", s.project, s.secret_id) for s in module.secrets]))
+    for item in module.operations():
+        found.append((item.resource_type, [project_resource(item.project)]))
     configs: list[tuple[types.ResourceType, list[ReleaseConfig] | list[WorkflowConfig]]] = [
         (types.RELEASE_CONFIG, module.releases),
         (types.WORKFLOW_CONFIG, module.workflows),

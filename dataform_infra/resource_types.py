@@ -287,6 +287,36 @@ BIGQUERY_CONNECTION_IAM_MEMBER = ResourceType(
     ),
     deployer=(_policy("bigquery", "connections"),),
 )
+# --- operating runs: event triggers and failed-run alerts (provider 8.x facts) ---------------------------------
+# The orchestrating Cloud Workflows workflow: no importer (x_identity), so it is never adopted. Its source holds no
+# spec value (they reach it as environment variables), and its `deletion_protection` defaults to true: dfinfra
+# sets it false, since it is code the next apply recreates.
+WORKFLOWS_WORKFLOW = ResourceType(
+    "google_workflows_workflow",
+    identity=("project", "region", "name"),
+    deployer=(("project", _crud("workflows", "workflows")),),
+)
+EVENTARC_TRIGGER = ResourceType(
+    "google_eventarc_trigger",
+    identity=("project", "location", "name"),
+    import_id="projects/{project}/locations/{location}/triggers/{name}",
+    deployer=(("project", _crud("eventarc", "triggers")),),
+)
+SCHEDULER_JOB = ResourceType(
+    "google_cloud_scheduler_job",
+    identity=("project", "region", "name"),
+    import_id="projects/{project}/locations/{region}/jobs/{name}",
+    deployer=(("project", _crud("cloudscheduler", "jobs")),),
+)
+# Monitoring names both by a server-chosen id ({{name}} in x_identity): nothing to adopt them by but that.
+MONITORING_ALERT_POLICY = ResourceType(
+    "google_monitoring_alert_policy",
+    deployer=(("project", _crud("monitoring", "alertPolicies")),),
+)
+MONITORING_NOTIFICATION_CHANNEL = ResourceType(
+    "google_monitoring_notification_channel",
+    deployer=(("project", _crud("monitoring", "notificationChannels")),),
+)
 
 ALL: tuple[ResourceType, ...] = (
     PROJECT,
@@ -310,6 +340,11 @@ ALL: tuple[ResourceType, ...] = (
     STORAGE_BUCKET_IAM_MEMBER,
     BIGQUERY_CONNECTION_IAM_MEMBER,
     BIGQUERY_DATASET_ACCESS,
+    WORKFLOWS_WORKFLOW,
+    EVENTARC_TRIGGER,
+    SCHEDULER_JOB,
+    MONITORING_ALERT_POLICY,
+    MONITORING_NOTIFICATION_CHANNEL,
 )
 BY_NAME: dict[str, ResourceType] = {t.name: t for t in ALL}
 # The `*_iam_member` type that grants on each kind of object.

@@ -15,7 +15,7 @@ from typing import Literal
 from dataform_infra.resource_types import ObjectKind, full_name
 from dataform_infra.spec.formats import provider_floor
 from dataform_infra.spec.loader import Deployment
-from dataform_infra.spec.models import Environment, Release, Repository, RepositoryAccess, Runner
+from dataform_infra.spec.models import Environment, Release, Repository, RepositoryAccess, Runner, Workflow
 from dataform_infra.spec.yamlsource import dotted_path
 
 HOST_APIS = (
@@ -31,7 +31,11 @@ TARGET_APIS = ("bigquery.googleapis.com", "iam.googleapis.com", "iamcredentials.
 DEFAULT_ASSERTION_SCHEMA = "dataform_assertions"
 
 # `views`: the views of a dataset another one authorizes (its member is `views:<project>.<dataset>`, no IAM member).
-PrincipalKind = Literal["service_agent", "runner", "deployer", "person", "views"]
+# `orchestrator`: the account triggers and scheduler jobs start runs as; `storage_agent`: Cloud Storage's service
+# agent, which publishes a bucket's events (Eventarc); `monitoring_agent`: Monitoring's notification agent.
+PrincipalKind = Literal[
+    "service_agent", "runner", "deployer", "person", "views", "orchestrator", "storage_agent", "monitoring_agent"
+]
 ResourceKind = ObjectKind
 
 
@@ -43,6 +47,29 @@ def service_account_name(email: str) -> str:
 
 def service_agent_email(project_number: str) -> str:
     return f"service-{project_number}@gcp-sa-dataform.iam.gserviceaccount.com"
+
+
+def storage_agent_email(project_number: str) -> str:
+    """Cloud Storage's service agent of a project: it publishes the project's bucket events to Eventarc."""
+    return f"service-{project_number}@gs-project-accounts.iam.gserviceaccount.com"
+
+
+def monitoring_agent_email(project_number: str) -> str:
+    """Monitoring's notification service agent: it publishes alerts to a Pub/Sub channel's topic."""
+    return f"service-{project_number}@gcp-sa-monitoring-notification.iam.gserviceaccount.com"
+
+
+# The APIs event-driven runs need in the environment's project (dataform-operations.md §e), and alerts in the
+# project whose logs they match. Enabled, never disabled on destroy, like every API dfinfra enables.
+TRIGGER_APIS = (
+    "eventarc.googleapis.com",
+    "pubsub.googleapis.com",
+    "workflowexecutions.googleapis.com",
+    "workflows.googleapis.com",
+)
+TRIGGER_KIND_APIS = {"bucket": ("storage.googleapis.com",), "schedule": ("cloudscheduler.googleapis.com",)}
+TRIGGER_SHORT_NAMES = {"bucket": "gcs", "topic": "pubsub", "audit_log": "audit", "schedule": "cron"}
+ALERT_APIS = ("logging.googleapis.com", "monitoring.googleapis.com")
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,11 +421,66 @@ class Topology:
         return project_resource(self.host.project.id)
 
     def apis(self, env_name: str) -> tuple[str, ...]:
+        env = self.environments[env_name]
+        events: set[str] = set()
+        for _, workflow in env.triggered_workflows():
+            events.update(TRIGGER_APIS)
+            for trigger in workflow.triggers:
+                events.update(TRIGGER_KIND_APIS.get(trigger.kind, ()))
         if env_name != self.host_name:
-            return TARGET_APIS
+            return tuple(sorted({*TARGET_APIS, *events}))
         # Dataform reaches a Developer Connect link through that API (dataform-operations.md §g: enable it).
         linked = any(r.repository_link is not None for r in self.repositories)
-        return tuple(sorted((*HOST_APIS, "developerconnect.googleapis.com"))) if linked else HOST_APIS
+        # Alerts match the completion log of the project hosting the repositories: theirs, whoever declares them.
+        alerted = any(e.alerts is not None for e in self.environments.values())
+        extra = {*events, *(["developerconnect.googleapis.com"] if linked else []), *(ALERT_APIS if alerted else ())}
+        return tuple(sorted({*HOST_APIS, *extra}))
+
+    # --- operating runs: triggers and alerts ------------------------------------------------------
+
+    def orchestrator(self, env_name: str) -> Principal:
+        """The account `env_name`'s triggers start runs as (its `orchestrator`, in its own project)."""
+        env = self.environments[env_name]
+        return Principal("orchestrator", f"serviceAccount:{env.orchestrator}@{env.project.id}.iam.gserviceaccount.com")
+
+    def storage_agent(self, env_name: str) -> Principal:
+        return Principal(
+            "storage_agent", f"serviceAccount:{storage_agent_email(self.environments[env_name].project.number)}"
+        )
+
+    def monitoring_agent(self) -> Principal:
+        """Monitoring's notification agent of the project the alert policies live in (the host's)."""
+        return Principal("monitoring_agent", f"serviceAccount:{monitoring_agent_email(self.host.project.number)}")
+
+    @staticmethod
+    def channel_display_name(env_name: str, channel: str) -> str:
+        """A notification channel's display name in Monitoring (how doctor finds it: Google names it by a number)."""
+        return f"{channel} (Dataform {env_name})"
+
+    def alert_policies(self, env_name: str) -> list[tuple[str, tuple[str, ...]]]:
+        """(display name, workflows) of each alert policy `env_name` declares: one for all its alerting workflows,
+        or one per workflow (`per_workflow`). Doctor finds them by this name."""
+        env = self.environments[env_name]
+        names = tuple(w.name for w in env.alerting_workflows())
+        if env.alerts is None or not names:
+            return []
+        if env.alerts.per_workflow:
+            return [(f"Dataform {env_name}: {name} failed", (name,)) for name in names]
+        return [(f"Dataform {env_name}: a run failed", names)]
+
+    @staticmethod
+    def trigger_names(workflow: Workflow) -> list[str]:
+        """Google's name of each trigger of `workflow` (its Cloud Workflows workflow, Eventarc trigger or scheduler
+        job): `dataform-<workflow>-<kind>`, numbered from the second of a kind (lowercase, at most 63 characters,
+        as Eventarc takes them)."""
+        base = workflow.name.lower().replace("_", "-")[:40].rstrip("-")
+        counted: dict[str, int] = {}
+        names = []
+        for trigger in workflow.triggers:
+            short = TRIGGER_SHORT_NAMES[trigger.kind]
+            counted[short] = counted.get(short, 0) + 1
+            names.append(f"dataform-{base}-{short}" + (f"-{counted[short]}" if counted[short] > 1 else ""))
+        return names
 
     def apply_order(self) -> list[str]:
         """The host first (its repository and service agent), then the targets whose configs live in

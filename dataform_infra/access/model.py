@@ -29,7 +29,7 @@ from typing import Literal
 
 from dataform_infra.spec.formats import WORKSPACE_NAME
 from dataform_infra.spec.loader import Deployment
-from dataform_infra.spec.models import Environment, Release, Workflow
+from dataform_infra.spec.models import Environment, Release, Trigger, Workflow
 from dataform_infra.topology import (
     DEFAULT_ASSERTION_SCHEMA,
     AttachedRunner,
@@ -40,6 +40,7 @@ from dataform_infra.topology import (
     dataset_resource,
     object_grants,
     project_resource,
+    runner_resource,
     views_of,
 )
 
@@ -62,6 +63,8 @@ Chain = Literal[
     "use-repository",
     "person-queries",
     "authorized-views",
+    "trigger-invokes",
+    "event-delivery",
 ]
 CHAINS: dict[str, str] = {
     "git-sync": "the Dataform service agent reads the Git credential to fetch and compile the code",
@@ -87,6 +90,10 @@ CHAINS: dict[str, str] = {
     "project",
     "authorized-views": "an authorized dataset's views read the dataset that authorizes them on behalf of whoever "
     "reads the views",
+    "trigger-invokes": "an event trigger or scheduler job starts the orchestrating Cloud Workflows workflow as the "
+    "orchestrator, which then starts the Dataform run (start-runs, act-as) and waits for it",
+    "event-delivery": "Eventarc delivers the event: Cloud Storage's service agent publishes a bucket's events, and "
+    "the trigger's account receives Cloud Storage and audit-log events",
 }
 
 # Chains 5 and 6 of the runtime-access notes.
@@ -143,6 +150,10 @@ OPEN_FACTS: dict[str, str] = {
     "deployer-rights": "Deployers bring their own Dataform rights to manage configs and start runs "
     "(e.g. roles/dataform.admin); dfinfra does not grant them, `dfinfra explain --runs` lists them and "
     "`dfinfra doctor` checks them live.",
+    "scheduler-token": "A Cloud Scheduler job calls Workflows with an OAuth token it mints for the orchestrator: "
+    "Cloud Scheduler's service agent does so with roles/cloudscheduler.serviceAgent, which Google grants when the "
+    "API is enabled (agents made before 2019 may lack it). Pub/Sub's agent needs Token Creator only if enabled "
+    "before 2021-04-08. dfinfra grants neither; `dfinfra run --via-trigger` proves the path end to end.",
     "declared-access": "The spec's `reads`, `writes` and `project_wide` are what the team says its code does: "
     "dfinfra cannot read the code, so it takes them as requirements of every run of that runner. Least "
     "privilege for them is their scope (one dataset each), which the policy rules enforce.",
@@ -154,17 +165,21 @@ class Run:
     """One way a Dataform run starts: on schedule, by hand, or from a workspace."""
 
     id: str
-    kind: Literal["scheduled", "manual", "workspace"]
+    kind: Literal["scheduled", "manual", "workspace", "triggered"]
     env: str
     runner: AttachedRunner
     repository: HostedRepository
     workflow: str | None = None
     started_by: Principal | None = None
+    trigger: Trigger | None = None  # a triggered run's event
+    trigger_name: str = ""  # Google's name of its trigger (or scheduler job) and orchestrating workflow
 
     @property
     def label(self) -> str:
         if self.kind == "scheduled":
             return f"{self.workflow} (scheduled)"
+        if self.trigger is not None:
+            return f"{self.workflow} (on {self.trigger.describe()})"
         if self.started_by is None:
             return f"workspace runs by people outside this spec in {self.repository.name}"
         if self.kind == "manual":
@@ -292,6 +307,7 @@ class AccessModel:
                             workflow.name,
                         )
                     )
+                runs += self._triggered_runs(env_name, i, workflow, runner, repository)
                 # People start runs in the repository whose access declares them (`run_as`).
                 starters = [*deployers, *self._people_running_as(env_name, workflow.runner, repository)]
                 runs += [
@@ -362,11 +378,99 @@ class AccessModel:
                     )
                 )
 
+        self._alert_notes()
         for repository in top.repositories:
             self._workspace_runs(repository)
         self._ad_hoc_runs()
         self._declared_intents()
         self._authorized_views()
+
+    def _alert_notes(self) -> None:
+        """A Pub/Sub channel's topic is made outside dfinfra, and the provider has no topic IAM type dfinfra could
+        grant with: Monitoring's notification agent needs roles/pubsub.publisher on it, made by the topic's owner."""
+        agent = self.topology.monitoring_agent()
+        for env_name, env in self.deployment.environments.items():
+            for k, channel in enumerate(env.alerts.channels if env.alerts else []):
+                if channel.pubsub_topic is not None:
+                    self._note_once(
+                        (
+                            env_name,
+                            ("alerts", "channels", k, "pubsub_topic"),
+                            f"channel {channel.name} publishes to topic {channel.pubsub_topic}: its owner grants "
+                            f"{agent.member} roles/pubsub.publisher on it (no topic IAM type to render it with)",
+                        )
+                    )
+
+    def _triggered_runs(
+        self, env_name: str, i: int, workflow: Workflow, runner: AttachedRunner, repository: HostedRepository
+    ) -> list[Run]:
+        """A run per trigger: the event reaches the orchestrating workflow (event-delivery, trigger-invokes), which
+        starts the workflow config as the orchestrator (start-runs and act-as, in `_run_basics`)."""
+        if not workflow.triggers:
+            return []
+        top = self.topology
+        env = self.deployment.environments[env_name]
+        project = project_resource(env.project.id)
+        orchestrator = top.orchestrator(env_name)
+        runs = []
+        for j, (trigger, name) in enumerate(zip(workflow.triggers, top.trigger_names(workflow), strict=True)):
+            run = Run(
+                f"triggered:{env_name}/{workflow.name}:{name}",
+                "triggered",
+                env_name,
+                runner,
+                repository,
+                workflow.name,
+                orchestrator,
+                trigger,
+                name,
+            )
+            runs.append(run)
+            at: PathKey = ("workflows", i, "triggers", j)
+            self._need(
+                "trigger-invokes",
+                orchestrator,
+                ("workflows.executions.create",),
+                project,
+                f"{trigger.describe()} starts orchestrating workflow {name} as {orchestrator.email}",
+                env_name,
+                at,
+                (run.id,),
+            )
+            if trigger.kind in ("bucket", "audit_log"):
+                self._need(
+                    "event-delivery",
+                    orchestrator,
+                    ("eventarc.events.receiveEvent",),
+                    project,
+                    f"Eventarc delivers {trigger.describe()} to trigger {name}, whose account must receive it",
+                    env_name,
+                    at,
+                    (run.id,),
+                )
+            if trigger.kind == "bucket":
+                self._need(
+                    "event-delivery",
+                    top.storage_agent(env_name),
+                    ("pubsub.topics.publish",),
+                    project,
+                    f"Cloud Storage's service agent publishes {trigger.describe()} to Eventarc",
+                    env_name,
+                    at,
+                    (run.id,),
+                )
+        for deployer in env.deployers:
+            self._need(
+                "act-as",
+                Principal("deployer", deployer),
+                ("iam.serviceAccounts.actAs",),
+                runner_resource(orchestrator.email),
+                f"{deployer} attaches {orchestrator.email} to the orchestrating workflows, triggers and scheduler "
+                "jobs (strict act-as)",
+                env_name,
+                ("deployers",),
+            )
+        return runs
 
     def _authorized_views(self) -> None:
         """An authorized dataset's views read the dataset that authorizes them on their readers' behalf: every run
@@ -727,7 +831,7 @@ class AccessModel:
         scheduled = tuple(r.id for r in runs if r.kind == "scheduled")
         # A run compiles (and so fetches Git) unless it is a workflow config's run started by hand: that one
         # executes the release's live compilation, made earlier by the cron or `dfinfra release`.
-        compiling = [r for r in runs if r.kind != "manual" or r.workflow is None]
+        compiling = [r for r in runs if r.kind not in ("manual", "triggered") or r.workflow is None]
         for repository in dict.fromkeys(r.repository for r in compiling):
             self._git_sync(repository, tuple(r.id for r in compiling if r.repository == repository))
         for repository in dict.fromkeys(r.repository for r in runs):
@@ -785,7 +889,7 @@ class AccessModel:
                 ("iam.serviceAccounts.actAs",),
                 runner.resource,
                 f"{run.started_by.member} starts runs as {runner.email} (strict act-as)",
-                run.env if run.started_by.kind == "deployer" else host,
+                host if run.started_by.kind == "person" else run.env,
                 self._start_path(run.started_by, run.repository),
                 (run.id,),
                 assumed=runner.made_elsewhere,
@@ -793,11 +897,16 @@ class AccessModel:
             self._need(
                 "start-runs",
                 run.started_by,
-                # A workflow config's run executes its release's live compilation: nothing to compile.
-                START if run.workflow is None else ("dataform.workflowInvocations.create",),
+                # A workflow config's run executes its release's live compilation: nothing to compile. The
+                # orchestrator also reads the invocation until it ends.
+                START
+                if run.workflow is None
+                else ("dataform.workflowInvocations.create", "dataform.workflowInvocations.get")
+                if run.kind == "triggered"
+                else ("dataform.workflowInvocations.create",),
                 run.repository.resource,
                 f"{run.started_by.member} starts runs in repository {run.repository.name}",
-                run.env if run.started_by.kind == "deployer" else host,
+                host if run.started_by.kind == "person" else run.env,
                 self._start_path(run.started_by, run.repository),
                 (run.id,),
                 assumed=run.started_by.kind == "deployer",
@@ -807,6 +916,8 @@ class AccessModel:
         """The spec field that lets `who` start runs in `repository`: `deployers`, or their access entry there."""
         if who.kind == "deployer":
             return ("deployers",)
+        if who.kind == "orchestrator":
+            return ("orchestrator",)
         k = self.topology.access_index(repository, who.member)
         return repository.at("access", k, "run_as") if k is not None else repository.at("access")
 

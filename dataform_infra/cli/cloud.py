@@ -15,7 +15,7 @@ from dataform_infra.cli.options import ImpersonateOption
 from dataform_infra.errors import UsageError
 
 if TYPE_CHECKING:
-    pass
+    from dataform_infra.workspace import Workspace
 
 
 secret_app = typer.Typer(help="The Git credential in Secret Manager (never through Terraform).", no_args_is_help=True)
@@ -278,6 +278,18 @@ def run(
         float, typer.Option("--poll", min=0.01, max=3600, help="With --wait: seconds between state checks.")
     ] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+    via_trigger: Annotated[
+        bool,
+        typer.Option(
+            "--via-trigger",
+            help="Start it the way its trigger does: execute the trigger's orchestrating workflow with the event the "
+            "trigger passes (needs workflows.executions.create), and wait for it. The smoke test of the event path.",
+        ),
+    ] = False,
+    trigger: Annotated[
+        str | None,
+        typer.Option("--trigger", help="With --via-trigger: which trigger (its name, e.g. dataform-x-gcs); the first."),
+    ] = None,
     impersonate: ImpersonateOption = None,
     environments: EnvironmentsOption = Path("environments"),
 ) -> None:
@@ -294,12 +306,19 @@ def run(
       dfinfra run prod prod-daily --wait
 
       dfinfra run staging staging-daily --wait --timeout 900 --json
+
+      dfinfra run prod prod-landing --via-trigger --timeout 1800
     """
     from dataform_infra.errors import RunFailed
     from dataform_infra.gcp.runs import WorkflowRun
 
     workspace = _workspace(environments)
     workspace.select([env], False)
+    if trigger is not None and not via_trigger:
+        raise UsageError("--trigger chooses the trigger of --via-trigger: add --via-trigger")
+    if via_trigger:
+        _run_via_trigger(workspace, env, workflow, trigger, timeout, poll, as_json, impersonate)
+        return
     runner = WorkflowRun(workspace.deployment.part(env), env, workflow, _google(impersonate))
     invocation = runner.start()
     _info(f"started {invocation}")
@@ -333,3 +352,37 @@ def run(
         raise RunFailed(f"{workflow} is still {outcome.state} after {timeout:g}s: {invocation}")
     reasons = "".join(f"\n  {f}" for f in outcome.failures)
     raise RunFailed(f"{workflow} {outcome.state.lower()}: {invocation}{reasons}")
+
+
+def _run_via_trigger(
+    workspace: Workspace,
+    env: str,
+    workflow: str,
+    trigger: str | None,
+    timeout: float,
+    poll: float,
+    as_json: bool,
+    impersonate: str | None,
+) -> None:
+    """`run --via-trigger`: the orchestrating workflow's execution always waits (it is what the trigger runs)."""
+    from dataform_infra.errors import RunFailed
+    from dataform_infra.gcp.runs import TriggeredRun
+
+    triggered = TriggeredRun(workspace.deployment.part(env), env, workflow, trigger, _google(impersonate))
+    execution = triggered.start()
+    _info(f"started {execution} ({triggered.trigger.describe()})")
+    outcome = triggered.wait(timeout, poll)
+    if as_json:
+        import json
+
+        _echo(json.dumps({**outcome.to_dict(), "execution": execution, "trigger": triggered.trigger_name}, indent=2))
+    if outcome.state == "SUCCEEDED":
+        if not as_json:
+            _echo(f"{workflow} succeeded via {triggered.trigger_name}: {outcome.invocation}")
+        return
+    if outcome.state not in ("FAILED", "CANCELLED"):
+        raise RunFailed(
+            f"{workflow} via {triggered.trigger_name} is still {outcome.state} after {timeout:g}s: {execution}"
+        )
+    reasons = "".join(f"\n  {f}" for f in outcome.failures)
+    raise RunFailed(f"{workflow} via {triggered.trigger_name} {outcome.state.lower()}: {execution}{reasons}")

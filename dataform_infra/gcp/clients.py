@@ -20,11 +20,13 @@ if TYPE_CHECKING:  # the clients import slowly: only the commands that call Goog
     from google.cloud.bigquery import Client as BigQueryClient
     from google.cloud.dataform_v1 import DataformClient
     from google.cloud.iam_admin_v1 import IAMClient
+    from google.cloud.monitoring_v3 import AlertPolicyServiceClient, NotificationChannelServiceClient
     from google.cloud.orgpolicy_v2 import OrgPolicyClient
     from google.cloud.policytroubleshooter_v1 import IamCheckerClient
     from google.cloud.resourcemanager_v3 import ProjectsClient
     from google.cloud.secretmanager_v1 import SecretManagerServiceClient
     from google.cloud.service_usage_v1 import ServiceUsageClient
+    from google.cloud.workflows.executions_v1 import ExecutionsClient
 
 EMULATOR_ENV = "DFINFRA_GOOGLE_API_EMULATOR"
 # BigQuery's client speaks REST, not gRPC: with an emulator, `host:port` of its HTTP endpoint.
@@ -124,6 +126,26 @@ class GoogleApis:
         from google.cloud.dataform_v1.services.dataform.transports import DataformGrpcTransport
 
         return self._client(DataformClient, DataformGrpcTransport)
+
+    def workflow_executions(self) -> ExecutionsClient:
+        from google.cloud.workflows.executions_v1 import ExecutionsClient
+        from google.cloud.workflows.executions_v1.services.executions.transports import ExecutionsGrpcTransport
+
+        return self._client(ExecutionsClient, ExecutionsGrpcTransport)
+
+    def alert_policies(self) -> AlertPolicyServiceClient:
+        from google.cloud.monitoring_v3 import AlertPolicyServiceClient
+        from google.cloud.monitoring_v3.services.alert_policy_service.transports import AlertPolicyServiceGrpcTransport
+
+        return self._client(AlertPolicyServiceClient, AlertPolicyServiceGrpcTransport)
+
+    def notification_channels(self) -> NotificationChannelServiceClient:
+        from google.cloud.monitoring_v3 import NotificationChannelServiceClient
+        from google.cloud.monitoring_v3.services.notification_channel_service.transports import (
+            NotificationChannelServiceGrpcTransport,
+        )
+
+        return self._client(NotificationChannelServiceClient, NotificationChannelServiceGrpcTransport)
 
     def projects(self) -> ProjectsClient:
         from google.cloud.resourcemanager_v3 import ProjectsClient

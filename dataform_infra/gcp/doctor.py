@@ -91,6 +91,58 @@ class Doctor:
         yield from self._default_key()
         yield from self._run_requirements()
         yield from self._releases()
+        yield from self._alerts()
+
+    def _alerts(self) -> Iterator[Check]:
+        """Each notification channel exists, is enabled and not left unverified; each alert policy exists and is
+        enabled (Monitoring names both by a number: doctor finds them by the display names dfinfra gives them)."""
+        alerts = self.env.alerts
+        if alerts is None:
+            return
+        project = self.host.project.id
+        try:
+            channels = {
+                c.display_name: c
+                for c in call(
+                    f"listing notification channels in {project}",
+                    self.apis.notification_channels().list_notification_channels,
+                    name=f"projects/{project}",
+                )
+            }
+            policies = {
+                p.display_name: p
+                for p in call(
+                    f"listing alert policies in {project}",
+                    self.apis.alert_policies().list_alert_policies,
+                    name=f"projects/{project}",
+                )
+            }
+        except GcpError as exc:
+            yield Check("alerts", "skipped", str(exc))
+            return
+        apply = f"dfinfra apply {self.env_name}"
+        for channel in alerts.channels:
+            name = self.topology.channel_display_name(self.env_name, channel.name)
+            found = channels.get(name)
+            check = f"alert-channel:{channel.name}"
+            if found is None:
+                yield Check(check, "fail", f"notification channel {name!r} does not exist in {project}", apply)
+            elif not found.enabled:
+                yield Check(check, "fail", f"notification channel {name!r} is disabled", f"enable {found.name}")
+            elif found.verification_status.name == "UNVERIFIED":
+                fix = f"verify {found.name} (Monitoring > Alerting > Edit notification channels)"
+                yield Check(check, "fail", f"notification channel {name!r} is not verified: it sends nothing", fix)
+            else:
+                yield Check(check, "pass", f"notification channel {name!r} ({found.type_}) is ready")
+        for title, workflows in self.topology.alert_policies(self.env_name):
+            policy = policies.get(title)
+            check = f"alert-policy:{self.env_name}" + (f"/{workflows[0]}" if alerts.per_workflow else "")
+            if policy is None:
+                yield Check(check, "fail", f"alert policy {title!r} does not exist in {project}", apply)
+            elif not policy.enabled:
+                yield Check(check, "fail", f"alert policy {title!r} is disabled: failed runs alert nobody", apply)
+            else:
+                yield Check(check, "pass", f"alert policy {title!r} is enabled ({', '.join(workflows)})")
 
     def _default_key(self) -> Iterator[Check]:
         """The host's Dataform default key is the one Google holds for the region (§c: it decides the key of

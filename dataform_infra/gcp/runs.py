@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from dataform_infra.errors import GcpNotFound, RunFailed, UsageError
 from dataform_infra.gcp.clients import GoogleApis, call
 from dataform_infra.spec.loader import Deployment
+from dataform_infra.spec.models import Trigger
 from dataform_infra.topology import Topology
 
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
@@ -132,3 +133,82 @@ class WorkflowRun:
                 self.client.cancel_workflow_invocation,
                 request={"name": self.invocation},
             )
+
+
+def trigger_event(trigger: Trigger, project: str) -> dict[str, object]:
+    """The CloudEvent (as JSON) the trigger would pass its orchestrating workflow: for a bucket, an object just
+    under its prefix (`dfinfra-via-trigger`, never written to the bucket)."""
+    if trigger.kind == "bucket":
+        name = f"{trigger.prefix or ''}dfinfra-via-trigger"
+        return {"type": "google.cloud.storage.object.v1.finalized", "data": {"bucket": trigger.bucket, "name": name}}
+    if trigger.kind == "topic":
+        topic = trigger.topic if "/" in (trigger.topic or "") else f"projects/{project}/topics/{trigger.topic}"
+        return {"type": "google.cloud.pubsub.topic.v1.messagePublished", "source": topic, "data": {"message": {}}}
+    if trigger.audit_log is not None:
+        event = trigger.audit_log
+        payload = {"serviceName": event.service, "methodName": event.method, "resourceName": event.resource or ""}
+        return {"type": "google.cloud.audit.log.v1.written", "data": {"protoPayload": payload}}
+    return {"scheduled": True}
+
+
+class TriggeredRun:
+    """`dfinfra run --via-trigger`: execute a trigger's orchestrating Cloud Workflows workflow with the event that
+    trigger passes it, and follow the execution. The workflow starts the Dataform run as the orchestrator, with its
+    grants (Dataform Editor on the repository, act-as on the runner), waits for the run and fails if the run fails:
+    the event path from the workflow on, end to end. Eventarc's own delivery (Cloud Storage's agent publishing, the
+    orchestrator receiving events) is what `dfinfra doctor` checks."""
+
+    def __init__(self, deployment: Deployment, env: str, workflow: str, trigger: str | None, apis: GoogleApis):
+        spec = deployment.environments[env]
+        found = next((w for w in spec.workflows if w.name == workflow), None)
+        if found is None:
+            known = ", ".join(w.name for w in spec.workflows) or "none"
+            raise UsageError(f"no workflow {workflow!r} in environment {env!r} (its workflows: {known})")
+        names = Topology.trigger_names(found)
+        if not names:
+            raise UsageError(f"workflow {workflow!r} of {env!r} has no `triggers`: run it without --via-trigger")
+        if trigger is not None and trigger not in names:
+            raise UsageError(f"workflow {workflow!r} has no trigger {trigger!r} (its triggers: {', '.join(names)})")
+        self.trigger_name = trigger or names[0]
+        self.trigger = found.triggers[names.index(self.trigger_name)]
+        self.workflow_name = f"projects/{spec.project.id}/locations/{spec.region}/workflows/{self.trigger_name}"
+        self.event = trigger_event(self.trigger, spec.project.id)
+        self.client = apis.workflow_executions()
+        self.execution = ""
+
+    def start(self) -> str:
+        import json
+
+        try:
+            execution = call(
+                f"executing workflow {self.trigger_name}",
+                self.client.create_execution,
+                parent=self.workflow_name,
+                execution={"argument": json.dumps(self.event)},
+            )
+        except GcpNotFound:
+            raise RunFailed(f"workflow {self.workflow_name} does not exist: apply its environment first") from None
+        self.execution = execution.name
+        return self.execution
+
+    def wait(
+        self,
+        timeout: float,
+        poll: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> RunOutcome:
+        """Poll the execution until it ends: its result is the Dataform invocation it ran, its error Google's."""
+        import json
+
+        deadline = clock() + timeout
+        while True:
+            found = call(f"reading {self.execution}", self.client.get_execution, name=self.execution)
+            state = str(found.state.name)
+            if state == "SUCCEEDED":
+                return RunOutcome(str(json.loads(found.result or '""')), state)
+            if state in ("FAILED", "CANCELLED"):
+                return RunOutcome(self.execution, state, [str(json.loads(found.error.payload or '""'))])
+            if clock() >= deadline:
+                return RunOutcome(self.execution, state)
+            sleep(min(poll, max(0.0, deadline - clock())))

@@ -25,6 +25,8 @@ MODULE_FILES = (
     "secrets.tf",
     "iam.tf",
     "dataform.tf",
+    "events.tf",
+    "alerts.tf",
     "outputs.tf",
     "imports.tf",
     "moved.tf",

@@ -47,6 +47,7 @@ from dataform_infra.topology import (
     dataset_resource,
     object_grants,
     project_resource,
+    runner_resource,
     service_account_name,
     views_of,
 )
@@ -447,6 +448,147 @@ class WorkflowConfig(Addressed):
         return f"workflow config {self.config_id} in repository {self.home.name}"
 
 
+# --- operating runs: triggers and alerts ----------------------------------------------------------------
+
+# What each kind of trigger listens for (Eventarc's event types), as its matching criteria name them.
+EVENT_TYPES = {
+    "bucket": "google.cloud.storage.object.v1.finalized",
+    "topic": "google.cloud.pubsub.topic.v1.messagePublished",
+    "audit_log": "google.cloud.audit.log.v1.written",
+}
+# The orchestrator grants each kind of trigger needs before it can deliver (an Eventarc trigger checks its account).
+DELIVERY_GRANTS = {
+    "bucket": ("invoker", "receiver", "publisher"),
+    "audit_log": ("invoker", "receiver"),
+    "topic": ("invoker",),
+    "schedule": ("invoker",),
+}
+COMPLETION_LOG = "dataform.googleapis.com%2Fworkflow_invocation_completion"
+
+
+def logging_quote(value: str) -> str:
+    """A Cloud Logging query string literal: double quotes, with backslashes and quotes escaped."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@dataclass(frozen=True)
+class Orchestration(Addressed):
+    """The Cloud Workflows workflow one trigger calls: it starts the workflow config as Google's schedule does and
+    waits for the run. Its source is the same text for every trigger (the template's); what differs reaches it as
+    environment variables, so no spec value is ever part of the code it runs."""
+
+    resource_type = types.WORKFLOWS_WORKFLOW
+
+    name: Ident
+    project: str
+    region: str
+    workflow_name: str
+    service_account: Expr
+    env_vars: dict[str, str | Expr]
+    description: str
+    filters_objects: bool  # a bucket trigger's prefix: the workflow ignores other objects
+    depends_on: tuple[Expr, ...]
+
+    @property
+    def label(self) -> str:
+        return f"Cloud Workflows workflow {self.workflow_name} in {self.project}"
+
+
+@dataclass(frozen=True)
+class EventTrigger(Addressed):
+    """An Eventarc trigger: the event (its matching criteria) calls the orchestration as the orchestrator."""
+
+    resource_type = types.EVENTARC_TRIGGER
+
+    name: Ident
+    project: str
+    location: str
+    trigger_name: str
+    criteria: tuple[tuple[str, str, str], ...]  # (attribute, value, operator or "")
+    topic: str | None
+    workflow: Expr
+    service_account: Expr
+    why: str
+    depends_on: tuple[Expr, ...]
+
+    @property
+    def label(self) -> str:
+        return f"Eventarc trigger {self.trigger_name} in {self.project}"
+
+
+@dataclass(frozen=True)
+class SchedulerJob(Addressed):
+    """A Cloud Scheduler job calling the orchestration's executions endpoint with the orchestrator's token."""
+
+    resource_type = types.SCHEDULER_JOB
+
+    name: Ident
+    project: str
+    region: str
+    job_name: str
+    schedule: str
+    time_zone: str
+    uri: Expr
+    service_account: Expr
+    why: str
+    depends_on: tuple[Expr, ...]
+
+    @property
+    def label(self) -> str:
+        return f"Cloud Scheduler job {self.job_name} in {self.project}"
+
+
+@dataclass(frozen=True)
+class NotificationChannelView(Addressed):
+    resource_type = types.MONITORING_NOTIFICATION_CHANNEL
+
+    name: Ident
+    project: str
+    display_name: str
+    channel_type: str
+    labels: dict[str, str]
+    depends_on: tuple[Expr, ...]
+
+    @property
+    def label(self) -> str:
+        return f"notification channel {self.display_name} in {self.project}"
+
+
+@dataclass(frozen=True)
+class AlertPolicy(Addressed):
+    """A log-based alert policy: a failed run's completion entry opens an incident on the channels."""
+
+    resource_type = types.MONITORING_ALERT_POLICY
+
+    name: Ident
+    project: str
+    display_name: str
+    filter_terms: tuple[str, ...]  # the filter is these, joined by AND
+    channels: tuple[Expr, ...]
+    rate_limit: str
+    auto_close: str
+    documentation: str
+    workflows: tuple[str, ...]
+    depends_on: tuple[Expr, ...]
+
+    @property
+    def label(self) -> str:
+        return f"alert policy {self.display_name!r} in {self.project}"
+
+    @property
+    def filter(self) -> str:
+        """The Cloud Logging filter, as Monitoring receives it."""
+        return " AND ".join(self.filter_terms)
+
+    @property
+    def label_extractors(self) -> dict[str, str]:
+        """What a notification shows: which workflow config and which invocation failed."""
+        return {
+            "workflow_config": "EXTRACT(jsonPayload.workflowConfigId)",
+            "workflow_invocation": "EXTRACT(jsonPayload.workflowInvocationId)",
+        }
+
+
 @dataclass
 class Module:
     """Everything one environment's root module declares, ready for the templates."""
@@ -462,6 +604,13 @@ class Module:
     releases: list[ReleaseConfig] = field(default_factory=list)
     workflows: list[WorkflowConfig] = field(default_factory=list)
     imports: list[Import] = field(default_factory=list)
+    orchestrations: list[Orchestration] = field(default_factory=list)
+    event_triggers: list[EventTrigger] = field(default_factory=list)
+    scheduler_jobs: list[SchedulerJob] = field(default_factory=list)
+    channels: list[NotificationChannelView] = field(default_factory=list)
+    alert_policies: list[AlertPolicy] = field(default_factory=list)
+    # The storage agent's email comes from this project's number (bucket triggers): checked like the host's.
+    checks_own_number: bool = False
     service_agent: str | None = None
     host_project: str = ""  # the project hosting the repositories (and the service agent)
     # The host's: its repositories, and the Git secrets it creates (none kept in another project).
@@ -528,8 +677,13 @@ class Module:
             *self.repositories,
             *self.releases,
             *self.workflows,
+            *self.operations(),
         ]
         return {item.address: item.label for item in declared}
+
+    def operations(self) -> list[Orchestration | EventTrigger | SchedulerJob | NotificationChannelView | AlertPolicy]:
+        """What runs started by events and failed-run alerts add: each made in its `project`."""
+        return [*self.orchestrations, *self.event_triggers, *self.scheduler_jobs, *self.channels, *self.alert_policies]
 
     def needs_api(self, service: str) -> tuple[Expr, ...]:
         """depends_on for a resource that needs `service`, when this module enables it."""
@@ -601,6 +755,8 @@ class _ModuleBuilder:
             self._repositories()
         self._runner_access()
         self._configs()
+        self._orchestrations()
+        self._alerts()
         return self.module
 
     # --- every environment ----------------------------------------------------------------
@@ -636,6 +792,7 @@ class _ModuleBuilder:
         self._adopt(type_, name, path, name=config, **where)
 
     def _service_accounts(self) -> None:
+        self._orchestrator_account()
         for i, runner in enumerate(self.env.runners):
             if runner.made_elsewhere:
                 continue  # referenced by its email, never created here
@@ -659,6 +816,23 @@ class _ModuleBuilder:
                     adopted=runner.existing,
                 )
             )
+
+    def _orchestrator_account(self) -> None:
+        """The account this environment's triggers start runs as, when a workflow has any."""
+        if not self.env.triggered_workflows():
+            return
+        principal = self.topology.orchestrator(self.env_name)
+        name = self.names.name(types.SERVICE_ACCOUNT.name, self.env.orchestrator)
+        self.orchestrator = ServiceAccount(
+            name=name,
+            project=self.env.project.id,
+            account_id=self.env.orchestrator,
+            display_name=f"Dataform orchestrator ({self.env_name})",
+            description="Starts this environment's Dataform workflows when their triggers fire (dfinfra).",
+            email=principal.email,
+            depends_on=self.module.needs_api("iam.googleapis.com"),
+        )
+        self.module.service_accounts.append(self.orchestrator)
 
     def _authorizations(self) -> None:
         """Each dataset's authorized datasets: an access-list entry that lets the other's views read it."""
@@ -1238,6 +1412,7 @@ class _ModuleBuilder:
                 repository = Expr.ref(types.REPOSITORY.name, self.repository_refs[hosted.name], "name")
             homes[hosted.name] = ConfigHome(hosted.project, hosted.region, repository, hosted.name)
         release_refs: dict[str, Expr] = {}
+        self.workflow_refs: dict[str, Expr] = {}
         for i, release in enumerate(self.env.releases):
             hosted = top.repository_of(release)
             name = self.names.name(types.RELEASE_CONFIG.name, release.name)
@@ -1260,6 +1435,7 @@ class _ModuleBuilder:
             name = self.names.name(types.WORKFLOW_CONFIG.name, workflow.name)
             if workflow.existing:
                 self._adopt_config(types.WORKFLOW_CONFIG, name, hosted, workflow.name, ("workflows", i, "existing"))
+            self.workflow_refs[workflow.name] = Expr.ref(types.WORKFLOW_CONFIG.name, name, "id")
             module.workflows.append(
                 WorkflowConfig(
                     name=name,
@@ -1272,3 +1448,269 @@ class _ModuleBuilder:
                     made_elsewhere_note=ref.made_elsewhere_note,
                 )
             )
+
+    # --- operating runs: triggers and alerts ---------------------------------------------------------
+
+    def _orchestrations(self) -> None:
+        """Each trigger of this environment's workflows: the orchestration it calls, the trigger or scheduler job,
+        and the orchestrator's grants (exactly what the chain needs: dataform-operations.md §e)."""
+        triggered = self.env.triggered_workflows()
+        if not triggered:
+            return
+        top = self.topology
+        project = self.env.project.id
+        orchestrator = top.orchestrator(self.env_name)
+        account = self.orchestrator
+        kinds = {t.kind for _, w in triggered for t in w.triggers}
+        needs: dict[str, Expr] = {}
+
+        def grant(key: str, name_parts: tuple[str, ...], **fields: Any) -> None:
+            made = self._grant(name_parts, **fields)
+            needs[key] = Expr.ref(made.resource_type, made.name)
+
+        at = ("orchestrator",)
+        grant(
+            "invoker",
+            ("orchestrator", "workflows_invoker"),
+            role="roles/workflows.invoker",
+            principal=orchestrator,
+            resource=project_resource(project),
+            member=account.ref("member"),
+            target={"project": project},
+            rule="orchestrator-invokes-workflows",
+            why=f"Triggers and scheduler jobs call the orchestrating workflows as {account.email}, which starts "
+            "executions (Workflows has no per-workflow IAM type in the provider, so this is on the project).",
+            path=at,
+        )
+        if kinds & {"bucket", "audit_log"}:
+            grant(
+                "receiver",
+                ("orchestrator", "eventarc_event_receiver"),
+                role="roles/eventarc.eventReceiver",
+                principal=orchestrator,
+                resource=project_resource(project),
+                member=account.ref("member"),
+                target={"project": project},
+                rule="orchestrator-receives-events",
+                why="Eventarc delivers Cloud Storage and audit-log events only to a trigger whose account may "
+                "receive them (eventarc.events.receiveEvent; not needed for Pub/Sub messages).",
+                path=at,
+            )
+        if "bucket" in kinds:
+            self.module.checks_own_number = True
+            self.module.checked_project_number = self.env.project.number
+            agent = top.storage_agent(self.env_name)
+            grant(
+                "publisher",
+                ("storage_agent", "pubsub_publisher"),
+                role="roles/pubsub.publisher",
+                principal=agent,
+                resource=project_resource(project),
+                member=agent.member,
+                target={"project": project},
+                rule="storage-agent-publishes-events",
+                why="Cloud Storage's service agent publishes this project's bucket events through Pub/Sub to "
+                "Eventarc (Google's documented grant for Cloud Storage triggers).",
+                path=at,
+                depends_on=self.module.needs_api("storage.googleapis.com"),
+            )
+        for k, deployer in enumerate(self.env.deployers):
+            self._grant(
+                ("deployer", deployer, "acts_as", self.env.orchestrator),
+                role="roles/iam.serviceAccountUser",
+                principal=Principal("deployer", deployer),
+                resource=runner_resource(account.email),
+                member=deployer,
+                target={"service_account_id": account.ref("name")},
+                rule="deployer-acts-as-orchestrator",
+                why=f"Strict act-as: deployer {deployer} attaches {account.email} to the workflows, triggers and "
+                "scheduler jobs, which requires iam.serviceAccounts.actAs on it.",
+                path=("deployers", k),
+            )
+        granted_repositories: set[str] = set()
+        granted_runners: set[str] = set()
+        for i, workflow in triggered:
+            hosted = top.workflow_repository(self.env_name, workflow.release)
+            runner = top.runner(self.env_name, workflow.runner)
+            ref = self._runner_ref(runner)
+            if hosted.name not in granted_repositories:
+                granted_repositories.add(hosted.name)
+                repository: Expr | str = hosted.name
+                if self.is_host:
+                    repository = Expr.ref(types.REPOSITORY.name, self.repository_refs[hosted.name], "name")
+                grant(
+                    f"repository:{hosted.name}",
+                    ("orchestrator", "starts_runs", hosted.name),
+                    role="roles/dataform.editor",
+                    principal=orchestrator,
+                    resource=hosted.resource,
+                    member=account.ref("member"),
+                    target={"project": hosted.project, "region": hosted.region, "repository": repository},
+                    rule="orchestrator-starts-runs",
+                    why=f"The orchestrator starts workflow invocations in repository {hosted.name} and reads their "
+                    "state (Dataform Editor is the narrowest predefined role with both; on this repository only).",
+                    path=("workflows", i, "triggers"),
+                )
+            if workflow.runner not in granted_runners and not runner.made_elsewhere:
+                granted_runners.add(workflow.runner)
+                grant(
+                    f"runner:{workflow.runner}",
+                    ("orchestrator", "acts_as", workflow.runner),
+                    role="roles/iam.serviceAccountUser",
+                    principal=orchestrator,
+                    resource=runner.resource,
+                    member=account.ref("member"),
+                    target={"service_account_id": ref.resource_name},
+                    rule="orchestrator-acts-as-runner",
+                    why=f"Strict act-as: the orchestrator starts runs as {ref.email}, which requires "
+                    "iam.serviceAccounts.actAs on that account only.",
+                    path=("workflows", i, "runner"),
+                )
+            self._triggers_of(i, workflow, hosted, needs)
+
+    def _triggers_of(self, i: int, workflow: Workflow, hosted: HostedRepository, needs: dict[str, Expr]) -> None:
+        project = self.env.project.id
+        account = self.orchestrator
+        runs = needs.get(f"repository:{hosted.name}"), needs.get(f"runner:{workflow.runner}")
+        names = self.topology.trigger_names(workflow)
+        for j, trigger in enumerate(workflow.triggers):
+            gcp_name = names[j]
+            suffix = gcp_name.removeprefix("dataform-")
+            label = self.names.name(types.WORKFLOWS_WORKFLOW.name, suffix)
+            env_vars: dict[str, str | Expr] = {
+                "DATAFORM_REPOSITORY": hosted.api_name,
+                "DATAFORM_WORKFLOW_CONFIG": self.workflow_refs[workflow.name],
+            }
+            if trigger.kind == "bucket":
+                env_vars["OBJECT_PREFIX"] = trigger.prefix or ""
+            orchestration = Orchestration(
+                name=label,
+                project=project,
+                region=self.env.region,
+                workflow_name=gcp_name,
+                service_account=account.ref("email"),
+                env_vars=env_vars,
+                description=f"Starts Dataform workflow config {workflow.name} on {trigger.describe()} (dfinfra).",
+                filters_objects=trigger.kind == "bucket",
+                depends_on=(*self.module.needs_api("workflows.googleapis.com"), *(r for r in runs if r)),
+            )
+            self.module.orchestrations.append(orchestration)
+            why = f"{trigger.describe()} starts workflow {workflow.name} (workflows[{i}].triggers[{j}])."
+            if trigger.kind == "schedule":
+                self.module.scheduler_jobs.append(
+                    SchedulerJob(
+                        name=self.names.name(types.SCHEDULER_JOB.name, suffix),
+                        project=project,
+                        region=self.env.region,
+                        job_name=gcp_name,
+                        schedule=trigger.schedule or "",
+                        time_zone=trigger.time_zone or "Etc/UTC",
+                        uri=Expr.template(
+                            "https://workflowexecutions.googleapis.com/v1/", orchestration.ref("id"), "/executions"
+                        ),
+                        service_account=account.ref("email"),
+                        why=why,
+                        depends_on=(
+                            *self.module.needs_api("cloudscheduler.googleapis.com"),
+                            *(needs[k] for k in DELIVERY_GRANTS["schedule"] if k in needs),
+                        ),
+                    )
+                )
+                continue
+            criteria: list[tuple[str, str, str]] = [("type", EVENT_TYPES[trigger.kind], "")]
+            if trigger.kind == "bucket":
+                criteria.append(("bucket", trigger.bucket or "", ""))
+            elif trigger.audit_log is not None:
+                event = trigger.audit_log
+                criteria += [("serviceName", event.service, ""), ("methodName", event.method, "")]
+                if event.resource:
+                    pattern = "*" in event.resource
+                    criteria.append(("resourceName", event.resource, "match-path-pattern" if pattern else ""))
+            topic = None
+            if trigger.topic is not None:
+                topic = trigger.topic if "/" in trigger.topic else f"projects/{project}/topics/{trigger.topic}"
+            self.module.event_triggers.append(
+                EventTrigger(
+                    name=self.names.name(types.EVENTARC_TRIGGER.name, suffix),
+                    project=project,
+                    location=trigger.location or self.env.region,
+                    trigger_name=gcp_name,
+                    criteria=tuple(sorted(criteria)),
+                    topic=topic,
+                    workflow=orchestration.ref("id"),
+                    service_account=account.ref("email"),
+                    why=why,
+                    depends_on=(
+                        *self.module.needs_api("eventarc.googleapis.com"),
+                        *(needs[k] for k in DELIVERY_GRANTS[trigger.kind] if k in needs),
+                    ),
+                )
+            )
+
+    def _alerts(self) -> None:
+        """Failed-run alerts: channels and a log-match policy in the project hosting the repositories, whose
+        completion log the runs write."""
+        alerts = self.env.alerts
+        if alerts is None:
+            return
+        project = self.topology.host.project.id
+        # The host enables Monitoring and Logging there; a target's module is applied after it.
+        needs = self.module.needs_api("monitoring.googleapis.com") if self.is_host else ()
+        channels: list[Expr] = []
+        for channel in alerts.channels:
+            kind, labels = {
+                "email": ("email", {"email_address": channel.email or ""}),
+                "pubsub": ("pubsub", {"topic": self._topic(channel.pubsub_topic or "", project)}),
+                "webhook": ("webhook_tokenauth", {"url": channel.webhook or ""}),
+            }[channel.kind]
+            view = NotificationChannelView(
+                name=self.names.name(types.MONITORING_NOTIFICATION_CHANNEL.name, channel.name),
+                project=project,
+                display_name=self.topology.channel_display_name(self.env_name, channel.name),
+                channel_type=kind,
+                labels=labels,
+                depends_on=needs,
+            )
+            self.module.channels.append(view)
+            channels.append(view.ref("name"))
+        for title, names in self.topology.alert_policies(self.env_name):
+            workflows = [w for w in self.env.workflows if w.name in names]
+            repositories = sorted({self.topology.workflow_repository(self.env_name, w.release).name for w in workflows})
+            key = names[0] if alerts.per_workflow else "failed_runs"
+            self.module.alert_policies.append(
+                AlertPolicy(
+                    name=self.names.name(types.MONITORING_ALERT_POLICY.name, self.env_name, key),
+                    project=project,
+                    display_name=title,
+                    filter_terms=failed_run_filter(project, repositories, names),
+                    channels=tuple(channels),
+                    rate_limit=alerts.notify_at_most_every,
+                    auto_close=alerts.auto_close_after,
+                    documentation=f"A Dataform workflow invocation of {self.env_name} ended FAILED: "
+                    f"{', '.join(names)}. Its completion log entry names the workflow config and the invocation; "
+                    f"`dfinfra doctor {self.env_name}` checks what the runs need.",
+                    workflows=names,
+                    depends_on=needs,
+                )
+            )
+
+    @staticmethod
+    def _topic(ref: str, project: str) -> str:
+        return ref if "/" in ref else f"projects/{project}/topics/{ref}"
+
+
+def failed_run_filter(project: str, repositories: list[str], workflows: tuple[str, ...]) -> tuple[str, ...]:
+    """The Cloud Logging filter matching a failed run of `workflows` (in `repositories` of `project`): Dataform's
+    completion entry, filtered on its payload (the severity of a FAILED entry is not documented)."""
+
+    def any_of(field: str, values: list[str] | tuple[str, ...]) -> str:
+        terms = [f"{field}={logging_quote(v)}" for v in values]
+        return terms[0] if len(terms) == 1 else "(" + " OR ".join(terms) + ")"
+
+    return (
+        f"logName={logging_quote(f'projects/{project}/logs/{COMPLETION_LOG}')}",
+        'resource.type="dataform.googleapis.com/Repository"',
+        any_of("resource.labels.repository_id", repositories),
+        any_of("jsonPayload.workflowConfigId", workflows),
+        'jsonPayload.terminalState="FAILED"',
+    )

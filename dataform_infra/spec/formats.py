@@ -168,6 +168,56 @@ BucketName = Annotated[
     ),
 ]
 
+# What an event trigger or an alert names. Each value reaches a Cloud Logging filter, an Eventarc filter or a Workflows
+# environment variable, never the Workflows source: these rules are Google's, and quoting does the rest.
+ObjectPrefix = Annotated[
+    str,
+    _matching(
+        r"[^\x00-\x1f\x7f]{1,1024}",
+        "an object prefix is up to 1024 characters of an object name, without control characters",
+    ),
+]
+TopicRef = Annotated[
+    str,
+    _matching(
+        r"(projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/)?(?!goog)[A-Za-z][A-Za-z0-9_.~+%-]{2,254}",
+        "a topic is its id (3-255 letters, digits, `-_.~+%`, starting with a letter, not with 'goog') in the "
+        "environment's project, or `projects/<project>/topics/<id>`",
+    ),
+]
+BucketLocation = Annotated[
+    str, _matching(r"[a-z]+(-[a-z]+[0-9]+)?", "a bucket location is a region ('europe-west2') or 'eu', 'us', 'asia'")
+]
+ServiceName = Annotated[
+    str,
+    _matching(r"[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*)*\.googleapis\.com", "a service is e.g. 'bigquery.googleapis.com'"),
+]
+MethodName = Annotated[
+    str,
+    _matching(
+        r"[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+",
+        "a method is its audit-log name, e.g. 'google.cloud.bigquery.v2.JobService.InsertJob'",
+    ),
+]
+ResourcePattern = Annotated[
+    str,
+    _matching(
+        r"[A-Za-z0-9_.*-]+(/[A-Za-z0-9_.*-]+)*",
+        "a resource is an audit-log resource name or path pattern, e.g. 'projects/p/datasets/raw/tables/*'",
+    ),
+]
+EmailAddress = Annotated[
+    str, _matching(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}", "an e-mail address is name@example.com")
+]
+HttpsUrl = Annotated[
+    str,
+    _matching(
+        r"https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?",
+        "a webhook is an https:// URL without a query string (its token is a secret: `dfinfra secret set --channel`)",
+    ),
+]
+Duration = Annotated[str, _matching(r"[1-9][0-9]{0,6}s", "a duration is whole seconds, e.g. '300s'")]
+
 StatePrefix = Annotated[
     str,
     _matching(

@@ -254,6 +254,8 @@ def _cross_checks(deployment: Deployment) -> Iterable[Problem]:
     yield from _terraform_names_distinct(loc, envs, deployment.hosts)
     yield from _authorizing_datasets_granted_at_home(loc, envs)
     yield from _service_accounts_distinct(loc, envs)
+    for name, env in envs.items():
+        yield from _operations(loc, name, env)
 
     for name, env in envs.items():
         if env.protected:
@@ -566,6 +568,42 @@ def _terraform_names_distinct(loc: _Locator, envs: dict[str, Environment], hosts
                 )
 
 
+def _operations(loc: _Locator, name: str, env: Environment) -> Iterable[Problem]:
+    """Triggers and alerts: provider 8.x types, names that exist, and one of each trigger's events."""
+    old_provider = provider_floor(env.provider_version) < (8, 0, 0)
+    workflows = {w.name for w in env.workflows}
+    for i, workflow in enumerate(env.workflows):
+        if workflow.triggers and old_provider:
+            what = f"a trigger ({types.EVENTARC_TRIGGER.name}, {types.WORKFLOWS_WORKFLOW.name})"
+            yield loc.at(name, ("workflows", i, "triggers"), _needs_provider_8(what, env))
+        for j, trigger in enumerate(workflow.triggers):
+            if trigger.topic and trigger.topic.startswith("projects/") and "/" in trigger.topic[9:]:
+                project = trigger.topic.split("/")[1]
+                if project != env.project.id:
+                    yield loc.at(
+                        name,
+                        ("workflows", i, "triggers", j, "topic"),
+                        f"topic {trigger.topic!r} is in another project: an Eventarc trigger's topic is in the "
+                        f"trigger's own project ({env.project.id}); publish there, or declare the trigger in the "
+                        "environment of that project",
+                    )
+        described = [t.describe() for t in workflow.triggers]
+        yield from _duplicates(loc, name, ("workflows", i, "triggers"), described, "trigger")
+    if env.alerts is None:
+        return
+    if old_provider:
+        yield loc.at(name, ("alerts",), _needs_provider_8(f"an alert ({types.MONITORING_ALERT_POLICY.name})", env))
+    yield from _duplicates(loc, name, ("alerts", "channels"), [c.name for c in env.alerts.channels], "channel")
+    for j, workflow_name in enumerate(env.alerts.workflows or ()):
+        if workflow_name not in workflows:
+            yield loc.at(
+                name,
+                ("alerts", "workflows", j),
+                f"workflow {workflow_name!r} is not declared under `workflows:` of environment {name!r}",
+            )
+    yield from _duplicates(loc, name, ("alerts", "workflows"), list(env.alerts.workflows or ()), "workflow")
+
+
 def _needs_provider_8(what: str, env: Environment) -> str:
     return (
         f"{what} needs provider 8.x (provider_version {env.provider_version!r}): set provider_version: "
@@ -646,6 +684,16 @@ def _service_accounts_distinct(loc: _Locator, envs: dict[str, Environment]) -> I
                     name,
                     ("runners", i, "name"),
                     f"runner {runner.name!r} is also declared by environment {accounts[email]!r} in the same project",
+                )
+            accounts.setdefault(email, name)
+        if env.triggered_workflows():
+            email = f"{env.orchestrator}@{env.project.id}"
+            if email in accounts and accounts[email] != name:
+                yield loc.at(
+                    name,
+                    ("orchestrator",),
+                    f"service account {env.orchestrator!r} is also declared by environment {accounts[email]!r} in "
+                    "the same project: name this environment's orchestrator otherwise",
                 )
             accounts.setdefault(email, name)
         for i, dataset in enumerate(env.datasets):
@@ -730,6 +778,15 @@ def _warnings(deployment: Deployment) -> Iterable[SpecWarning]:
                         f"`dfinfra release {name}`)",
                     )
                 )
+        if env.alerts is not None and env.alerts.workflows is None and not env.protected:
+            yield SpecWarning(
+                loc.at(
+                    name,
+                    ("alerts",),
+                    f"no workflow of {name!r} alerts: only a protected environment alerts on every workflow by "
+                    "default; list them under `alerts.workflows`",
+                )
+            )
         for i, runner in enumerate(env.runners):
             for j, grant in enumerate(runner.bigquery.project_wide):
                 severity = "owns" if grant.role in ("dataOwner", "admin") else "can touch"

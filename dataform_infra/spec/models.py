@@ -16,31 +16,40 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from dataform_infra.spec.formats import (
     ENV_NAME_PATTERN,
     BigQueryLocation,
+    BucketLocation,
     BucketName,
     ConnectionRef,
     Cron,
     DataformId,
     DatasetId,
     DatasetRef,
+    Duration,
+    EmailAddress,
     GitRef,
     GitRepositoryLink,
+    HttpsUrl,
     KmsKeyName,
     LabelKey,
     LabelValue,
     Member,
+    MethodName,
+    ObjectPrefix,
     ProjectId,
     ProjectIdOrNumber,
     ProjectNumber,
     ProviderVersion,
     Region,
+    ResourcePattern,
     RunnerRef,
     SecretId,
     SecretVersion,
     ServiceAccountEmail,
     ServiceAccountId,
+    ServiceName,
     StatePrefix,
     Text,
     TimeZone,
+    TopicRef,
     WorkspaceNamePart,
 )
 
@@ -607,6 +616,85 @@ class Target(Spec):
     database: ProjectId | None = Field(default=None, description="Action database.")
 
 
+class AuditLogEvent(Spec):
+    """An audit-log entry that starts a run: another service finishing something (a BigQuery load or export)."""
+
+    service: ServiceName = Field(description="The service writing the entry, e.g. `bigquery.googleapis.com`.")
+    method: MethodName = Field(
+        description="The method it logs, e.g. `google.cloud.bigquery.v2.JobService.InsertJob`. Data Access audit "
+        "logs must be enabled for the service where the method logs there (`dfinfra doctor` cannot see that)."
+    )
+    resource: ResourcePattern | None = Field(
+        default=None,
+        description="Only entries about this resource name, or path pattern (`projects/p/datasets/raw/tables/*`).",
+    )
+
+
+TriggerKind = Literal["bucket", "topic", "audit_log", "schedule"]
+
+
+class Trigger(Spec):
+    """One more way a workflow starts, besides its cron: set exactly one of `bucket`, `topic`, `audit_log` or
+    `schedule`. Each starts the workflow config through a Cloud Workflows workflow that runs it as Google's
+    schedule would (the release's live compilation, the config's tags and runner), waits for the result and fails
+    visibly, called by an Eventarc trigger (or a Cloud Scheduler job) as the environment's `orchestrator`."""
+
+    bucket: BucketName | None = Field(
+        default=None,
+        description="An object written to this Cloud Storage bucket (in the environment's project) starts a run.",
+    )
+    prefix: ObjectPrefix | None = Field(
+        default=None, description="Only objects whose name starts with this (with `bucket`), e.g. `exports/daily/`."
+    )
+    location: BucketLocation | None = Field(
+        default=None,
+        description="The bucket's location, when it is not the environment's region: an Eventarc trigger on a "
+        "bucket lives where the bucket is (a region, or `eu`, `us`, `asia`).",
+    )
+    topic: TopicRef | None = Field(
+        default=None,
+        description="A message published to this Pub/Sub topic starts a run: its id in the environment's project, "
+        "or `projects/<project>/topics/<id>`.",
+    )
+    audit_log: AuditLogEvent | None = Field(default=None, description="An audit-log entry starts a run.")
+    schedule: Cron | None = Field(
+        default=None,
+        description="Cloud Scheduler calls the workflow on this unix-cron (retries and a run history of its own, "
+        "where the workflow config's `cron` has neither).",
+    )
+    time_zone: TimeZone | None = Field(default=None, description="IANA time zone of `schedule` (default Etc/UTC).")
+
+    @property
+    def kind(self) -> TriggerKind:
+        """Which event starts the run: the field that is set."""
+        if self.bucket is not None:
+            return "bucket"
+        if self.topic is not None:
+            return "topic"
+        return "audit_log" if self.audit_log is not None else "schedule"
+
+    def describe(self) -> str:
+        """The event, as `explain` and error messages name it."""
+        if self.bucket is not None:
+            return f"an object written to gs://{self.bucket}/{self.prefix or ''}*"
+        if self.topic is not None:
+            return f"a message on Pub/Sub topic {self.topic}"
+        if self.audit_log is not None:
+            event = self.audit_log
+            return f"audit log {event.service} {event.method}" + (f" on {event.resource}" if event.resource else "")
+        return f"Cloud Scheduler {self.schedule!r} ({self.time_zone or 'Etc/UTC'})"
+
+    @model_validator(mode="after")
+    def _exactly_one_event(self) -> Trigger:
+        if sum(x is not None for x in (self.bucket, self.topic, self.audit_log, self.schedule)) != 1:
+            raise ValueError("set exactly one of bucket, topic, audit_log or schedule")
+        if (self.prefix is not None or self.location is not None) and self.bucket is None:
+            raise ValueError("prefix and location are a bucket's: set them with bucket")
+        if self.time_zone is not None and self.schedule is None:
+            raise ValueError("time_zone is the schedule's: set it with schedule")
+        return self
+
+
 class Workflow(Spec):
     """A workflow configuration: runs a release's latest compilation on a schedule, as a runner."""
 
@@ -629,12 +717,62 @@ class Workflow(Spec):
     include_dependents: bool = Field(default=False, description="Also run the selected actions' dependents.")
     full_refresh: bool = Field(default=False, description="Rebuild incremental tables from scratch.")
     disabled: bool = Field(default=False, description="Pause the schedule.")
+    triggers: list[Trigger] = Field(
+        default_factory=list,
+        description="Events that start it besides (or instead of) its cron: an object in a bucket, a Pub/Sub "
+        "message, an audit-log entry, or a Cloud Scheduler schedule (provider 8.x).",
+    )
     deletion_policy: Literal["DELETE", "PREVENT", "ABANDON"] | None = Field(
         default=None,
         description="What destroying it does: `DELETE` (the provider's default), `PREVENT` (refuse), `ABANDON` "
         "(forget it, leave it in Dataform).",
     )
     existing: bool = _existing("workflow config")
+
+
+ChannelKind = Literal["email", "pubsub", "webhook"]
+
+
+class NotificationChannel(Spec):
+    """Where an alert goes: set exactly one of `email`, `pubsub_topic` or `webhook`."""
+
+    name: DataformId = Field(description="The channel's name in this spec (its display name in Monitoring).")
+    email: EmailAddress | None = Field(default=None, description="An e-mail address.")
+    pubsub_topic: TopicRef | None = Field(
+        default=None,
+        description="A Pub/Sub topic (made outside dfinfra): Monitoring's notification service agent needs "
+        "`roles/pubsub.publisher` on it, which `dfinfra validate` names and `doctor` checks.",
+    )
+    webhook: HttpsUrl | None = Field(default=None, description="An https:// endpoint Monitoring posts incidents to.")
+
+    @property
+    def kind(self) -> ChannelKind:
+        return "email" if self.email is not None else "pubsub" if self.pubsub_topic is not None else "webhook"
+
+    @model_validator(mode="after")
+    def _exactly_one_destination(self) -> NotificationChannel:
+        if sum(x is not None for x in (self.email, self.pubsub_topic, self.webhook)) != 1:
+            raise ValueError("set exactly one of email, pubsub_topic or webhook")
+        return self
+
+
+class Alerts(Spec):
+    """Failed-run alerts: a log-based alert policy on Dataform's invocation-completion log of this environment's
+    workflow configs, in the project hosting their repository, sent to the channels here."""
+
+    channels: list[NotificationChannel] = Field(min_length=1, description="Where the alerts go.")
+    workflows: list[DataformId] | None = Field(
+        default=None,
+        description="Workflows (of this environment) whose failed runs alert. Unset: every workflow in a "
+        "`protected` environment, none elsewhere (name them). A failed assertion fails its run, so it alerts too.",
+    )
+    per_workflow: bool = Field(default=False, description="One alert policy per workflow instead of one in all.")
+    notify_at_most_every: Duration = Field(
+        default="300s", description="At most one notification per this period (Monitoring requires a limit)."
+    )
+    auto_close_after: Duration = Field(
+        default="1800s", description="Close an incident no new failure has renewed after this long."
+    )
 
 
 class Environment(Spec):
@@ -697,6 +835,28 @@ class Environment(Spec):
     workflows: list[Workflow] = Field(
         default_factory=list, description="Workflow configs executing in this environment."
     )
+    orchestrator: ServiceAccountId = Field(
+        default="dataform-orchestrator",
+        description="The service account (created in this project when a workflow has `triggers`) that the "
+        "event triggers and scheduler jobs call the orchestrating Cloud Workflows as, and that starts the runs: "
+        "Dataform Editor on the repository, act-as on the triggered workflows' runners, Workflows Invoker and "
+        "Eventarc Event Receiver here.",
+    )
+    alerts: Alerts | None = Field(default=None, description="Alert on failed runs (provider 8.x).")
+
+    def triggered_workflows(self) -> list[tuple[int, Workflow]]:
+        """Workflows with `triggers`, with their index: each gets an orchestrating Cloud Workflows workflow."""
+        return [(i, w) for i, w in enumerate(self.workflows) if w.triggers]
+
+    def alerting_workflows(self) -> list[Workflow]:
+        """The workflows whose failed runs alert: those `alerts.workflows` names, else all in a protected
+        environment."""
+        if self.alerts is None:
+            return []
+        if self.alerts.workflows is None:
+            return list(self.workflows) if self.protected else []
+        named = set(self.alerts.workflows)
+        return [w for w in self.workflows if w.name in named]
 
     def declared_repositories(self) -> list[tuple[tuple[str | int, ...], Repository]]:
         """Every repository this environment declares, with where it sits in the file (the loader refuses

@@ -26,6 +26,7 @@ from dataform_infra.scaffold import Answers, scaffold
 from dataform_infra.workspace import Workspace
 from tests.conftest import SPEC_SETS
 from tests.fakegcp.apis import FakeGoogleApis
+from tests.fakegcp.dataform import INVOCATION
 from tests.fakegcp.harness import OfflineCloud
 from tests.fakegcp.store import Store
 from tests.project import Project
@@ -199,6 +200,8 @@ def _execute(applied: Applied, store: Store, monkeypatch) -> dict[str, tuple[str
             elif run.kind == "workspace":
                 assert run.started_by is not None
                 outcomes[run.id] = apis.run_workspace(run.started_by.member, run.repository.api_name)
+            elif run.kind == "triggered":
+                outcomes[run.id] = fire(apis, ws.deployment.environments[run.env].project.id, run)
             else:
                 assert run.started_by is not None and run.workflow is not None
                 apis.caller = run.started_by.member
@@ -212,6 +215,25 @@ def _execute(applied: Applied, store: Store, monkeypatch) -> dict[str, tuple[str
     finally:
         apis.stop()
     return outcomes
+
+
+def fire(apis: FakeGoogleApis, project: str, run) -> tuple[str, list[str]]:
+    """The event that starts a triggered run, as its source produces it: (state, reasons) at that run's trigger."""
+    trigger = run.trigger
+    events = apis.events
+    if trigger.kind == "bucket":
+        deliveries = events.write_object(trigger.bucket, f"{trigger.prefix or ''}batch-0001.csv")
+    elif trigger.kind == "topic":
+        topic = trigger.topic if "/" in trigger.topic else f"projects/{project}/topics/{trigger.topic}"
+        deliveries = events.publish(topic)
+    elif trigger.kind == "audit_log":
+        event = trigger.audit_log
+        deliveries = events.write_audit_log(event.service, event.method, (event.resource or "x").replace("*", "x"))
+    else:
+        deliveries = [events.tick(run.trigger_name)]
+    mine = [d for d in deliveries if d.trigger == run.trigger_name]
+    assert len(mine) == 1, (run.id, deliveries)
+    return mine[0].state, mine[0].reasons
 
 
 def _fresh_store(applied: Applied, tmp_path: Path) -> Store:
@@ -486,11 +508,27 @@ def test_doctor_checks_each_setup_of_a_platform_team_and_the_authorized_dataset(
             assert {name: s for name, s in checks.items() if s == "FAIL"} == {}, env
         check = "run:authorized-views:acme-plat-prod.reporting:dataset:acme-plat-prod.warehouse"
         assert checks[check] == "PASS", checks
+        # #25: the channels and the policy are live, and every link of the landing triggers is checked.
+        alerting = (
+            "alert-channel:data-platform-oncall",
+            "alert-channel:incident-bus",
+            "alert-policy:prod",
+        )
+        assert {name: checks.get(name) for name in alerting} == dict.fromkeys(alerting, "PASS"), checks
+        orchestrator = "dataform-orchestrator@acme-plat-prod.iam.gserviceaccount.com"
+        linked = {
+            n for n in checks if n.startswith(("run:trigger-invokes:", "run:event-delivery:")) or orchestrator in n
+        }
+        assert len(linked) >= 4 and all(checks[n] == "PASS" for n in linked), linked
         grant = next(g for g in workspace("platform-team").module("prod").grants if g.authorized)
         store.delete(str(grant.resource_type), _store_object(store, grant))
         out = project.run("doctor", "prod", expect=1)
         assert f"FAIL  {check}: dataset acme-plat-prod.warehouse does not authorize the views in " in out, out
         assert "dfinfra apply prod" in out
+        ((_, policy, _),) = store.list("google_monitoring_alert_policy")
+        store.delete("google_monitoring_alert_policy", policy)
+        out = project.run("doctor", "prod", expect=1)
+        assert "FAIL  alert-policy:prod: alert policy 'Dataform prod: a run failed' does not exist" in out, out
 
 
 def test_adopt_finds_each_repository_and_its_configs_where_they_live(applied, tmp_path):
@@ -509,3 +547,117 @@ def test_adopt_finds_each_repository_and_its_configs_where_they_live(applied, tm
         f"{prefix}/marketing/workflowConfigs/marketing-staging-daily"
     )
     assert all(exists for _, _, exists in found.values())
+
+
+# --- runs started by events, and the alerts a failed run opens (platform-team's prod) -----------------
+
+LANDING = "acme-plat-prod-landing"
+PROD_RUNNER = "dataform-prod@acme-plat-prod.iam.gserviceaccount.com"
+PROD_PROJECT = "//cloudresourcemanager.googleapis.com/projects/acme-plat-prod"
+
+
+@pytest.fixture()
+def platform(applied, tmp_path):
+    with _checkout(applied, tmp_path, "platform-team") as checkout:
+        yield checkout
+
+
+def _invocations(store: Store) -> dict[str, dict]:
+    return {id_: body for _, id_, body in store.list(INVOCATION)}
+
+
+def test_an_object_under_the_prefix_starts_exactly_that_workflow_as_its_runner(platform):
+    _, apis, store = platform
+    before = _invocations(store)
+    (delivery,) = apis.events.write_object(LANDING, "exports/daily/2026-12-04.csv")
+    assert (delivery.trigger, delivery.state) == ("dataform-prod-landing-gcs", "SUCCEEDED"), delivery
+    started = {k: v for k, v in _invocations(store).items() if k not in before}
+    assert list(started) == [delivery.result]  # exactly one run: the one the orchestration reports
+    (run,) = started.values()
+    assert run["workflow_config"].endswith("/repositories/warehouse/workflowConfigs/prod-landing")
+    assert run["runner"] == PROD_RUNNER
+    assert {a["target"]["name"] for a in run["actions"]} == {"landed_batches", "landed_batches_complete"}
+
+    # Another prefix reaches the trigger (Eventarc filters on the bucket only) but starts nothing.
+    (ignored,) = apis.events.write_object(LANDING, "exports/weekly/2026-12-04.csv")
+    assert (ignored.state, ignored.result) == ("SUCCEEDED", "ignored exports/weekly/2026-12-04.csv")
+    # Another bucket has no trigger.
+    assert apis.events.write_object("acme-plat-landing", "exports/daily/x.csv") == []
+    assert len(_invocations(store)) == len(before) + 1
+
+
+def test_a_failed_runs_completion_entry_matches_its_alert_policy_and_a_succeeded_one_does_not(platform):
+    _, apis, store = platform
+    (succeeded,) = apis.events.write_object(LANDING, "exports/daily/ok.csv")
+    grant = next(g for g in workspace("platform-team").module("prod").grants if g.rule == "runner-runs-jobs")
+    assert grant.principal.email == PROD_RUNNER
+    store.delete(str(grant.resource_type), _store_object(store, grant))
+    (failed,) = apis.events.write_object(LANDING, "exports/daily/late.csv")
+    assert failed.state == "FAILED" and "ended FAILED" in failed.reasons[0], failed
+
+    entries = {e["jsonPayload"]["workflowInvocationId"]: e for e in apis.events.completion_entries()}
+    ok = entries[succeeded.result.rsplit("/", 1)[-1]]
+    failed_run = next(k for k, v in _invocations(store).items() if v["final_state"] == "FAILED")
+    bad = entries[failed_run.rsplit("/", 1)[-1]]
+    assert (ok["jsonPayload"]["terminalState"], bad["jsonPayload"]["terminalState"]) == ("SUCCEEDED", "FAILED")
+    assert apis.events.alerts_matching(bad) == ["Dataform prod: a run failed"]
+    assert apis.events.alerts_matching(ok) == []
+    # Another environment's failed run (test has no alerts) and a run by hand without a config match nothing.
+    assert apis.events.alerts_matching({**bad, "jsonPayload": {**bad["jsonPayload"], "workflowConfigId": "x"}}) == []
+    unnamed = {k: v for k, v in bad["jsonPayload"].items() if k != "workflowConfigId"}
+    assert apis.events.alerts_matching({**bad, "jsonPayload": unnamed}) == []
+
+
+def test_removing_an_orchestrator_grant_fails_the_trigger_at_the_link_validate_names(platform):
+    """Each orchestrator grant, removed: the delivery fails with Google's message naming that grant's permission."""
+    _, apis, store = platform
+    coverage = workspace("platform-team").coverage()
+    for grant in workspace("platform-team").module("prod").grants:
+        if grant.rule not in (
+            "orchestrator-invokes-workflows",
+            "orchestrator-receives-events",
+            "storage-agent-publishes-events",
+            "orchestrator-starts-runs",
+            "orchestrator-acts-as-runner",
+        ):
+            continue
+        kind, id_ = str(grant.resource_type), _store_object(store, grant)
+        body = store.get(kind, id_)
+        assert body is not None
+        store.delete(kind, id_)
+        (delivery,) = apis.events.write_object(LANDING, "exports/daily/again.csv")
+        needed = {r.permission for r in coverage.requirements_served_by(grant) if any("-gcs" in run for run in r.runs)}
+        assert delivery.state != "SUCCEEDED", grant.address
+        assert any(p in delivery.reasons[0] for p in needed), (grant.address, needed, delivery.reasons)
+        store.put(kind, id_, body)
+
+
+def test_run_via_trigger_executes_the_orchestration_and_reports_the_run(platform):
+    project, apis, store = platform
+    out = project.run("run", "prod", "prod-landing", "--via-trigger", "--poll", "0.05", expect=1)
+    assert "'workflows.executions.create' denied on resource 'projects/acme-plat-prod'" in out, out
+    # Whoever smoke-tests the event path starts executions, as the trigger does: Workflows Invoker (their own).
+    invoker = {"role": "roles/workflows.invoker", "member": apis.caller, "resource": PROD_PROJECT}
+    store.put("external:iam", "smoke-tester", invoker)
+    out = project.run("run", "prod", "prod-landing", "--via-trigger", "--poll", "0.05")
+    assert "prod-landing succeeded via dataform-prod-landing-gcs: projects/acme-plat-prod/locations/" in out, out
+    out = project.run(
+        "run",
+        "prod",
+        "prod-landing",
+        "--via-trigger",
+        "--trigger",
+        "dataform-prod-landing-cron",
+        "--json",
+        "--poll",
+        "0.05",
+    )
+    outcome = json.loads(out[out.index("{") :])  # after the `started` line on stderr
+    assert (outcome["state"], outcome["trigger"]) == ("SUCCEEDED", "dataform-prod-landing-cron"), outcome
+    assert outcome["invocation"].startswith("projects/acme-plat-prod/locations/europe-west2/repositories/warehouse/")
+    grant = next(g for g in workspace("platform-team").module("prod").grants if g.rule == "orchestrator-acts-as-runner")
+    store.delete(str(grant.resource_type), _store_object(store, grant))
+    out = project.run("run", "prod", "prod-landing", "--via-trigger", "--poll", "0.05", expect=1)
+    assert "iam.serviceAccounts.actAs" in out and PROD_RUNNER in out, out
+    out = project.run("run", "prod", "prod-daily", "--via-trigger", expect=2)
+    assert "has no `triggers`" in out

@@ -29,6 +29,7 @@ from google.protobuf import timestamp_pb2
 from tests.fakegcp.bigquery import FakeBigQuery
 from tests.fakegcp.cloud import Cloud
 from tests.fakegcp.dataform import FakeDataform
+from tests.fakegcp.events import EventApis, Events
 from tests.fakegcp.iam import Iam, Resource
 from tests.fakegcp.policies import Policies, set_org_policy
 from tests.fakegcp.store import Store
@@ -73,12 +74,15 @@ class FakeGoogleApis:
         self.cloud = Cloud(self.store)
         self.lock = threading.Lock()
         self.dataform = FakeDataform(self)
+        self.events = Events(self)
         self.bigquery = FakeBigQuery(self.store)
         self.policies = Policies(self.store)
         # No SO_REUSEPORT (gRPC's default): a port another process holds must fail to bind, not be shared
         # with it (two test runs on one machine would otherwise answer each other's calls).
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=[("grpc.so_reuseport", 0)])
-        self.server.add_generic_rpc_handlers([*self.dataform.handlers(), *self.policies.handlers()])
+        self.server.add_generic_rpc_handlers(
+            [*self.dataform.handlers(), *self.policies.handlers(), *EventApis(self.events).handlers()]
+        )
         self.server.add_generic_rpc_handlers(
             [
                 grpc.method_handlers_generic_handler(

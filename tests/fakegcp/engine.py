@@ -35,6 +35,11 @@ API_OF_TYPE = {
     "google_service_account_iam_member": "iam.googleapis.com",
     "google_bigquery_dataset": "bigquery.googleapis.com",
     "google_bigquery_dataset_iam_member": "bigquery.googleapis.com",
+    "google_workflows_workflow": "workflows.googleapis.com",
+    "google_eventarc_trigger": "eventarc.googleapis.com",
+    "google_cloud_scheduler_job": "cloudscheduler.googleapis.com",
+    "google_monitoring_alert_policy": "monitoring.googleapis.com",
+    "google_monitoring_notification_channel": "monitoring.googleapis.com",
 }
 # Enabled on every project from the start, as on a new Google Cloud project.
 DEFAULT_SERVICES = ("serviceusage.googleapis.com", "cloudresourcemanager.googleapis.com", "storage.googleapis.com")

@@ -494,6 +494,78 @@ class Bucket(ResourceType):
         cloud.store.delete(self.name, prior["id"])
 
 
+class MonitoringObject(ResourceType):
+    """Alert policies and notification channels: Monitoring names them `projects/<p>/<collection>/<id>`, with an id
+    it chooses (x_identity: "API name ... {{server id}}")."""
+
+    collection = ""
+
+    def derive(self, state: dict[str, Any], cloud: Cloud) -> None:
+        if _is_unknown(state.get("name")) or not state.get("name"):
+            digest = hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()
+            state["name"] = f"projects/{state['project']}/{self.collection}/{int(digest[:15], 16)}"
+        if self.collection == "notificationChannels" and _is_unknown(state.get("verification_status")):
+            # E-mail and Pub/Sub channels need no verification (Monitoring reports them unverified-free).
+            state["verification_status"] = "VERIFICATION_STATUS_UNSPECIFIED"
+        super().derive(state, cloud)
+
+
+class AlertPolicy(MonitoringObject):
+    collection = "alertPolicies"
+
+    def check_create(self, state: dict[str, Any], cloud: Cloud) -> None:
+        super().check_create(state, cloud)
+        for channel in state.get("notification_channels") or []:
+            if cloud.store.get("google_monitoring_notification_channel", channel) is None:
+                raise CloudError(f"Error creating AlertPolicy: googleapi: Error 404: {channel} not found", channel)
+        for condition in state.get("conditions") or []:
+            if condition.get("condition_matched_log") and not (state.get("alert_strategy") or [{}])[0].get(
+                "notification_rate_limit"
+            ):
+                raise CloudError(
+                    "Error creating AlertPolicy: googleapi: Error 400: notificationRateLimit is required for "
+                    "policies with a LogMatch condition",
+                    "alert_strategy.notification_rate_limit",
+                )
+
+
+class NotificationChannel(MonitoringObject):
+    collection = "notificationChannels"
+
+
+class Workflow(ResourceType):
+    """A Cloud Workflows workflow runs as an account that must exist (and the caller must act as it)."""
+
+    def check_create(self, state: dict[str, Any], cloud: Cloud) -> None:
+        super().check_create(state, cloud)
+        if state.get("service_account"):
+            cloud.require_member(f"serviceAccount:{state['service_account'].rsplit('/', 1)[-1]}")
+
+
+class EventarcTrigger(ResourceType):
+    """Eventarc refuses a trigger whose destination workflow does not exist, and a Cloud Storage trigger whose
+    project's storage agent cannot publish (Google's create error for Cloud Storage triggers)."""
+
+    def check_create(self, state: dict[str, Any], cloud: Cloud) -> None:
+        super().check_create(state, cloud)
+        workflow = ((state.get("destination") or [{}])[0]).get("workflow") or ""
+        if cloud.store.get("google_workflows_workflow", workflow) is None:
+            raise CloudError(f"Error creating Trigger: googleapi: Error 400: workflow {workflow} not found", workflow)
+        criteria = {c["attribute"]: c["value"] for c in state.get("matching_criteria") or []}
+        if criteria.get("type") == "google.cloud.storage.object.v1.finalized":
+            from tests.fakegcp.iam import Iam, Resource
+
+            project = state["project"]
+            number = cloud.store.project_number(project)
+            agent = f"serviceAccount:service-{number}@gs-project-accounts.iam.gserviceaccount.com"
+            if not Iam(cloud.store).allows(agent, "pubsub.topics.publish", Resource.project_(project)):
+                raise CloudError(
+                    "Error creating Trigger: googleapi: Error 400: The Cloud Storage service account for your bucket "
+                    "is unable to publish to Cloud Pub/Sub topics in the specified project.",
+                    f"grant roles/pubsub.publisher to {agent}",
+                )
+
+
 class ProjectData(ResourceType):
     def read_data(self, config: dict[str, Any], provider: ProviderConfig, cloud: Cloud) -> dict[str, Any]:
         project = config.get("project_id") or provider.project
@@ -536,6 +608,10 @@ SPECIAL = {
     "google_project_service": ProjectService,
     "google_project_service_identity": ServiceIdentity,
     "google_storage_bucket": Bucket,
+    "google_monitoring_alert_policy": AlertPolicy,
+    "google_monitoring_notification_channel": NotificationChannel,
+    "google_workflows_workflow": Workflow,
+    "google_eventarc_trigger": EventarcTrigger,
 }
 
 

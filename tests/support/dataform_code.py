@@ -58,6 +58,11 @@ CODE: dict[str, dict[str, Any]] = {  # spec set -> its code (or repository name 
             # A BigLake table over the lake, through each project's own `eu.biglake` connection.
             _table("lake_events", ["daily"], [], uses_connections=["eu.biglake"]),
             _assertion("orders_unique", ["daily"], "orders"),
+            # What prod's landing triggers run: a batch from the landing zone, through the lake's connection.
+            _table(
+                "landed_batches", ["landing"], [], reads_objects=["acme-plat-landing"], uses_connections=["eu.biglake"]
+            ),
+            _assertion("landed_batches_complete", ["landing"], "landed_batches"),
             _table("crm_columns", ["docs"], [], reads_metadata=["acme-crm.crm_exports"]),
             _table("orders_view", ["reporting"], [], schema="reporting", type="view", dependencies=["orders"]),
             _table("daily_revenue", ["reporting"], [], schema="reporting", dependencies=["orders_view"]),

@@ -29,12 +29,18 @@ def seed_runtime(store: Store, ws: Workspace, code: Mapping[str, Any], *, owners
                 store.put("git_code", repository.spec.git.url, held)
         environments = ws.deployment.part(host).environments.values()
         deployers = dict.fromkeys(d for env in environments for d in env.deployers)
+        # Their own rights where alerts are made (in the host project): what `explain --deployer` lists for them.
+        alerting = any(env.alerts for env in environments)
+        own = ("roles/dataform.admin",) + (
+            ("roles/monitoring.alertPolicyEditor", "roles/monitoring.notificationChannelEditor") if alerting else ()
+        )
         for k, deployer in enumerate(deployers):
-            store.put(
-                "external:iam",
-                f"deployer-{host}-{k}",
-                {"role": "roles/dataform.admin", "member": deployer, "resource": top.host_project.full_name},
-            )
+            for j, role in enumerate(own):
+                store.put(
+                    "external:iam",
+                    f"deployer-{host}-{k}" + (f"-{j}" if j else ""),
+                    {"role": role, "member": deployer, "resource": top.host_project.full_name},
+                )
         if not owners:
             continue
         elsewhere = {
