@@ -97,6 +97,8 @@ class _Expressions:
         if isinstance(node, ast.Constant):
             return node.value
         if isinstance(node, ast.Name):
+            if node.id in ("true", "false", "null"):  # the language's literals
+                return {"true": True, "false": False, "null": None}[node.id]
             if node.id not in self.variables:
                 raise WorkflowError({"message": f"KeyError: variable {node.id} not found", "tags": ["KeyError"]})
             return self.variables[node.id]
