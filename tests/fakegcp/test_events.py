@@ -48,7 +48,7 @@ def test_a_malformed_filter_is_an_error_not_a_match(text):
 def test_workflow_expressions_read_variables_functions_and_fail_on_unknown_names():
     expressions = _Expressions({"event": {"data": {"name": "exports/daily/x.csv"}}}, {"OBJECT_PREFIX": "exports/"})
     assert expressions.value('${sys.get_env("OBJECT_PREFIX")}') == "exports/"
-    assert expressions.value("${text.substring(event.data.name, 0, 8) == \"exports/\"}") is True
+    assert expressions.value('${text.substring(event.data.name, 0, 8) == "exports/"}') is True
     assert expressions.value('${"a" + "b"}') == "ab"
     assert expressions.value("${len(event.data.name) < 3 or not true}") is False
     assert expressions.value({"k": ["${event.data.name}"]}) == {"k": ["exports/daily/x.csv"]}
