@@ -15,7 +15,14 @@ from typing import Literal
 from dataform_infra.resource_types import ObjectKind, full_name
 from dataform_infra.spec.formats import provider_floor
 from dataform_infra.spec.loader import Deployment
-from dataform_infra.spec.models import Environment, Release, Repository, RepositoryAccess, Runner, Workflow
+from dataform_infra.spec.models import (
+    Environment,
+    Release,
+    Repository,
+    RepositoryAccess,
+    Runner,
+    Trigger,
+)
 from dataform_infra.spec.yamlsource import dotted_path
 
 HOST_APIS = (
@@ -68,7 +75,6 @@ TRIGGER_APIS = (
     "workflows.googleapis.com",
 )
 TRIGGER_KIND_APIS = {"bucket": ("storage.googleapis.com",), "schedule": ("cloudscheduler.googleapis.com",)}
-TRIGGER_SHORT_NAMES = {"bucket": "gcs", "topic": "pubsub", "audit_log": "audit", "schedule": "cron"}
 ALERT_APIS = ("logging.googleapis.com", "monitoring.googleapis.com")
 
 
@@ -468,19 +474,12 @@ class Topology:
             return [(f"Dataform {env_name}: {name} failed", (name,)) for name in names]
         return [(f"Dataform {env_name}: a run failed", names)]
 
-    @staticmethod
-    def trigger_names(workflow: Workflow) -> list[str]:
-        """Google's name of each trigger of `workflow` (its Cloud Workflows workflow, Eventarc trigger or scheduler
-        job): `dataform-<workflow>-<kind>`, numbered from the second of a kind (lowercase, at most 63 characters,
-        as Eventarc takes them)."""
-        base = workflow.name.lower().replace("_", "-")[:40].rstrip("-")
-        counted: dict[str, int] = {}
-        names = []
-        for trigger in workflow.triggers:
-            short = TRIGGER_SHORT_NAMES[trigger.kind]
-            counted[short] = counted.get(short, 0) + 1
-            names.append(f"dataform-{base}-{short}" + (f"-{counted[short]}" if counted[short] > 1 else ""))
-        return names
+    def trigger_location(self, env_name: str, trigger: Trigger) -> str:
+        """Where a trigger (and its job) lives: its `location`, else `global` for audit logs (every region's
+        entries, multi-region datasets included), else the environment's region."""
+        if trigger.location:
+            return trigger.location
+        return "global" if trigger.kind == "audit_log" else self.environments[env_name].region
 
     def apply_order(self) -> list[str]:
         """The host first (its repository and service agent), then the targets whose configs live in

@@ -386,8 +386,9 @@ class AccessModel:
         self._authorized_views()
 
     def _alert_notes(self) -> None:
-        """A Pub/Sub channel's topic is made outside dfinfra, and the provider has no topic IAM type dfinfra could
-        grant with: Monitoring's notification agent needs roles/pubsub.publisher on it, made by the topic's owner."""
+        """A Pub/Sub channel's topic is made outside dfinfra, and the provider facts dfinfra holds have no topic IAM
+        type to grant with: Monitoring's notification agent needs roles/pubsub.publisher on it, from the topic's
+        owner."""
         agent = self.topology.monitoring_agent()
         for env_name, env in self.deployment.environments.items():
             for k, channel in enumerate(env.alerts.channels if env.alerts else []):
@@ -397,7 +398,8 @@ class AccessModel:
                             env_name,
                             ("alerts", "channels", k, "pubsub_topic"),
                             f"channel {channel.name} publishes to topic {channel.pubsub_topic}: its owner grants "
-                            f"{agent.member} roles/pubsub.publisher on it (no topic IAM type to render it with)",
+                            f"{agent.member} roles/pubsub.publisher on it (the provider facts dfinfra holds have "
+                            "no topic IAM type to grant it with)",
                         )
                     )
 
@@ -413,7 +415,7 @@ class AccessModel:
         project = project_resource(env.project.id)
         orchestrator = top.orchestrator(env_name)
         runs = []
-        for j, (trigger, name) in enumerate(zip(workflow.triggers, top.trigger_names(workflow), strict=True)):
+        for j, (trigger, name) in enumerate(zip(workflow.triggers, workflow.trigger_names(), strict=True)):
             run = Run(
                 f"triggered:{env_name}/{workflow.name}:{name}",
                 "triggered",
@@ -437,7 +439,7 @@ class AccessModel:
                 at,
                 (run.id,),
             )
-            if trigger.kind in ("bucket", "audit_log"):
+            if trigger.receives_events:
                 self._need(
                     "event-delivery",
                     orchestrator,
@@ -448,7 +450,7 @@ class AccessModel:
                     at,
                     (run.id,),
                 )
-            if trigger.kind == "bucket":
+            if trigger.published_by_storage:
                 self._need(
                     "event-delivery",
                     top.storage_agent(env_name),

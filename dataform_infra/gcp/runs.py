@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from dataform_infra.errors import GcpNotFound, RunFailed, UsageError
 from dataform_infra.gcp.clients import GoogleApis, call
+from dataform_infra.spec.formats import topic_name
 from dataform_infra.spec.loader import Deployment
 from dataform_infra.spec.models import Trigger
 from dataform_infra.topology import Topology
@@ -142,7 +143,7 @@ def trigger_event(trigger: Trigger, project: str) -> dict[str, object]:
         name = f"{trigger.prefix or ''}dfinfra-via-trigger"
         return {"type": "google.cloud.storage.object.v1.finalized", "data": {"bucket": trigger.bucket, "name": name}}
     if trigger.kind == "topic":
-        topic = trigger.topic if "/" in (trigger.topic or "") else f"projects/{project}/topics/{trigger.topic}"
+        topic = topic_name(project, trigger.topic or "")
         return {"type": "google.cloud.pubsub.topic.v1.messagePublished", "source": topic, "data": {"message": {}}}
     if trigger.audit_log is not None:
         event = trigger.audit_log
@@ -164,7 +165,7 @@ class TriggeredRun:
         if found is None:
             known = ", ".join(w.name for w in spec.workflows) or "none"
             raise UsageError(f"no workflow {workflow!r} in environment {env!r} (its workflows: {known})")
-        names = Topology.trigger_names(found)
+        names = found.trigger_names()
         if not names:
             raise UsageError(f"workflow {workflow!r} of {env!r} has no `triggers`: run it without --via-trigger")
         if trigger is not None and trigger not in names:

@@ -25,7 +25,7 @@ from dataform_infra import resource_types as types
 from dataform_infra.render.hcl import Expr, Ident
 from dataform_infra.render.names import NameAllocator
 from dataform_infra.render.optin import MADE_ELSEWHERE, OPT_IN_MARKERS
-from dataform_infra.spec.formats import slug
+from dataform_infra.spec.formats import slug, topic_name
 from dataform_infra.spec.loader import Deployment
 from dataform_infra.spec.models import Dataset as DatasetSpec
 from dataform_infra.spec.models import (
@@ -455,13 +455,6 @@ EVENT_TYPES = {
     "bucket": "google.cloud.storage.object.v1.finalized",
     "topic": "google.cloud.pubsub.topic.v1.messagePublished",
     "audit_log": "google.cloud.audit.log.v1.written",
-}
-# The orchestrator grants each kind of trigger needs before it can deliver (an Eventarc trigger checks its account).
-DELIVERY_GRANTS = {
-    "bucket": ("invoker", "receiver", "publisher"),
-    "audit_log": ("invoker", "receiver"),
-    "topic": ("invoker",),
-    "schedule": ("invoker",),
 }
 COMPLETION_LOG = "dataform.googleapis.com%2Fworkflow_invocation_completion"
 
@@ -1461,7 +1454,7 @@ class _ModuleBuilder:
         project = self.env.project.id
         orchestrator = top.orchestrator(self.env_name)
         account = self.orchestrator
-        kinds = {t.kind for _, w in triggered for t in w.triggers}
+        triggers = [t for _, w in triggered for t in w.triggers]
         needs: dict[str, Expr] = {}
 
         def grant(key: str, name_parts: tuple[str, ...], **fields: Any) -> None:
@@ -1482,7 +1475,7 @@ class _ModuleBuilder:
             "executions (Workflows has no per-workflow IAM type in the provider, so this is on the project).",
             path=at,
         )
-        if kinds & {"bucket", "audit_log"}:
+        if any(t.receives_events for t in triggers):
             grant(
                 "receiver",
                 ("orchestrator", "eventarc_event_receiver"),
@@ -1496,7 +1489,7 @@ class _ModuleBuilder:
                 "receive them (eventarc.events.receiveEvent; not needed for Pub/Sub messages).",
                 path=at,
             )
-        if "bucket" in kinds:
+        if any(t.published_by_storage for t in triggers):
             self.module.checks_own_number = True
             self.module.checked_project_number = self.env.project.number
             agent = top.storage_agent(self.env_name)
@@ -1515,7 +1508,8 @@ class _ModuleBuilder:
                 depends_on=self.module.needs_api("storage.googleapis.com"),
             )
         for k, deployer in enumerate(self.env.deployers):
-            self._grant(
+            grant(
+                f"deployer:{deployer}",
                 ("deployer", deployer, "acts_as", self.env.orchestrator),
                 role="roles/iam.serviceAccountUser",
                 principal=Principal("deployer", deployer),
@@ -1572,7 +1566,9 @@ class _ModuleBuilder:
         project = self.env.project.id
         account = self.orchestrator
         runs = needs.get(f"repository:{hosted.name}"), needs.get(f"runner:{workflow.runner}")
-        names = self.topology.trigger_names(workflow)
+        names = workflow.trigger_names()
+        # Whatever attaches the orchestrator waits for the deployers' act-as on it (strict act-as).
+        acting = tuple(ref for key, ref in needs.items() if key.startswith("deployer:"))
         for j, trigger in enumerate(workflow.triggers):
             gcp_name = names[j]
             suffix = gcp_name.removeprefix("dataform-")
@@ -1590,9 +1586,9 @@ class _ModuleBuilder:
                 workflow_name=gcp_name,
                 service_account=account.ref("email"),
                 env_vars=env_vars,
-                description=f"Starts Dataform workflow config {workflow.name} on {trigger.describe()} (dfinfra).",
+                description=f"Starts Dataform workflow config {workflow.name} when trigger {gcp_name} fires (dfinfra).",
                 filters_objects=trigger.kind == "bucket",
-                depends_on=(*self.module.needs_api("workflows.googleapis.com"), *(r for r in runs if r)),
+                depends_on=(*self.module.needs_api("workflows.googleapis.com"), *(r for r in runs if r), *acting),
             )
             self.module.orchestrations.append(orchestration)
             why = f"{trigger.describe()} starts workflow {workflow.name} (workflows[{i}].triggers[{j}])."
@@ -1610,10 +1606,7 @@ class _ModuleBuilder:
                         ),
                         service_account=account.ref("email"),
                         why=why,
-                        depends_on=(
-                            *self.module.needs_api("cloudscheduler.googleapis.com"),
-                            *(needs[k] for k in DELIVERY_GRANTS["schedule"] if k in needs),
-                        ),
+                        depends_on=(*self.module.needs_api("cloudscheduler.googleapis.com"), needs["invoker"], *acting),
                     )
                 )
                 continue
@@ -1626,24 +1619,24 @@ class _ModuleBuilder:
                 if event.resource:
                     pattern = "*" in event.resource
                     criteria.append(("resourceName", event.resource, "match-path-pattern" if pattern else ""))
-            topic = None
-            if trigger.topic is not None:
-                topic = trigger.topic if "/" in trigger.topic else f"projects/{project}/topics/{trigger.topic}"
+            topic = topic_name(project, trigger.topic) if trigger.topic is not None else None
+            delivery = [
+                needs["invoker"],
+                *([needs["receiver"]] if trigger.receives_events else []),
+                *([needs["publisher"]] if trigger.published_by_storage else []),
+            ]
             self.module.event_triggers.append(
                 EventTrigger(
                     name=self.names.name(types.EVENTARC_TRIGGER.name, suffix),
                     project=project,
-                    location=trigger.location or self.env.region,
+                    location=self.topology.trigger_location(self.env_name, trigger),
                     trigger_name=gcp_name,
                     criteria=tuple(sorted(criteria)),
                     topic=topic,
                     workflow=orchestration.ref("id"),
                     service_account=account.ref("email"),
                     why=why,
-                    depends_on=(
-                        *self.module.needs_api("eventarc.googleapis.com"),
-                        *(needs[k] for k in DELIVERY_GRANTS[trigger.kind] if k in needs),
-                    ),
+                    depends_on=(*self.module.needs_api("eventarc.googleapis.com"), *delivery, *acting),
                 )
             )
 
@@ -1660,7 +1653,7 @@ class _ModuleBuilder:
         for channel in alerts.channels:
             kind, labels = {
                 "email": ("email", {"email_address": channel.email or ""}),
-                "pubsub": ("pubsub", {"topic": self._topic(channel.pubsub_topic or "", project)}),
+                "pubsub": ("pubsub", {"topic": topic_name(project, channel.pubsub_topic or "")}),
                 "webhook": ("webhook_tokenauth", {"url": channel.webhook or ""}),
             }[channel.kind]
             view = NotificationChannelView(
@@ -1693,10 +1686,6 @@ class _ModuleBuilder:
                     depends_on=needs,
                 )
             )
-
-    @staticmethod
-    def _topic(ref: str, project: str) -> str:
-        return ref if "/" in ref else f"projects/{project}/topics/{ref}"
 
 
 def failed_run_filter(project: str, repositories: list[str], workflows: tuple[str, ...]) -> tuple[str, ...]:

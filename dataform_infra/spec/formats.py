@@ -185,6 +185,13 @@ TopicRef = Annotated[
         "environment's project, or `projects/<project>/topics/<id>`",
     ),
 ]
+
+
+def topic_name(project: str, ref: str) -> str:
+    """A Pub/Sub topic's full name: `ref` as `projects/<p>/topics/<t>`, or its id in `project`."""
+    return ref if ref.startswith("projects/") else f"projects/{project}/topics/{ref}"
+
+
 BucketLocation = Annotated[
     str, _matching(r"[a-z]+(-[a-z]+[0-9]+)?", "a bucket location is a region ('europe-west2') or 'eu', 'us', 'asia'")
 ]
@@ -213,7 +220,7 @@ HttpsUrl = Annotated[
     str,
     _matching(
         r"https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?",
-        "a webhook is an https:// URL without a query string (its token is a secret: `dfinfra secret set --channel`)",
+        "a webhook is an https:// URL without a query string (a token there would sit in Terraform state)",
     ),
 ]
 Duration = Annotated[str, _matching(r"[1-9][0-9]{0,6}s", "a duration is whole seconds, e.g. '300s'")]

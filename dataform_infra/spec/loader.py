@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from dataform_infra import resource_types as types
 from dataform_infra.errors import Problem, SpecError, UsageError, shown
 from dataform_infra.spec.cron import stagger_warning
-from dataform_infra.spec.formats import CURRENT_PROVIDER, ENV_NAME_PATTERN, provider_floor, slug
+from dataform_infra.spec.formats import CURRENT_PROVIDER, ENV_NAME_PATTERN, provider_floor, slug, topic_name
 from dataform_infra.spec.models import Environment
 from dataform_infra.spec.yamlsource import PathKey, YamlDocument, dotted_path, load_yaml
 
@@ -256,6 +256,7 @@ def _cross_checks(deployment: Deployment) -> Iterable[Problem]:
     yield from _service_accounts_distinct(loc, envs)
     for name, env in envs.items():
         yield from _operations(loc, name, env)
+    yield from _trigger_names_distinct(loc, envs)
 
     for name, env in envs.items():
         if env.protected:
@@ -577,8 +578,8 @@ def _operations(loc: _Locator, name: str, env: Environment) -> Iterable[Problem]
             what = f"a trigger ({types.EVENTARC_TRIGGER.name}, {types.WORKFLOWS_WORKFLOW.name})"
             yield loc.at(name, ("workflows", i, "triggers"), _needs_provider_8(what, env))
         for j, trigger in enumerate(workflow.triggers):
-            if trigger.topic and trigger.topic.startswith("projects/") and "/" in trigger.topic[9:]:
-                project = trigger.topic.split("/")[1]
+            if trigger.topic:
+                project = topic_name(env.project.id, trigger.topic).split("/")[1]
                 if project != env.project.id:
                     yield loc.at(
                         name,
@@ -589,6 +590,14 @@ def _operations(loc: _Locator, name: str, env: Environment) -> Iterable[Problem]
                     )
         described = [t.describe() for t in workflow.triggers]
         yield from _duplicates(loc, name, ("workflows", i, "triggers"), described, "trigger")
+    runners = {r.name for r in env.runners if not r.made_elsewhere}
+    if env.triggered_workflows() and env.orchestrator in runners:
+        yield loc.at(
+            name,
+            ("orchestrator",),
+            f"{env.orchestrator!r} is also a runner of this environment: the orchestrator is an account of its own "
+            "(it acts as the runners it starts), so name it otherwise",
+        )
     if env.alerts is None:
         return
     if old_provider:
@@ -602,6 +611,24 @@ def _operations(loc: _Locator, name: str, env: Environment) -> Iterable[Problem]
                 f"workflow {workflow_name!r} is not declared under `workflows:` of environment {name!r}",
             )
     yield from _duplicates(loc, name, ("alerts", "workflows"), list(env.alerts.workflows or ()), "workflow")
+
+
+def _trigger_names_distinct(loc: _Locator, envs: dict[str, Environment]) -> Iterable[Problem]:
+    """Google names each trigger's workflow, Eventarc trigger and job after its workflow (`Workflow.trigger_names`):
+    two with one name in one project would be one object (a 409 at apply)."""
+    seen: dict[tuple[str, str], str] = {}
+    for name, env in envs.items():
+        for i, workflow in env.triggered_workflows():
+            for j, google_name in enumerate(workflow.trigger_names()):
+                key = (env.project.id, google_name)
+                if key in seen:
+                    yield loc.at(
+                        name,
+                        ("workflows", i, "triggers", j),
+                        f"this trigger would be named {google_name!r} in {env.project.id}, like one of {seen[key]}: "
+                        "rename one of their workflows",
+                    )
+                seen.setdefault(key, f"{name}'s workflows")
 
 
 def _needs_provider_8(what: str, env: Environment) -> str:

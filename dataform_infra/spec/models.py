@@ -8,6 +8,7 @@ spec reference: README.md's reference section is generated from them and a test 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any, Literal
 
@@ -648,8 +649,10 @@ class Trigger(Spec):
     )
     location: BucketLocation | None = Field(
         default=None,
-        description="The bucket's location, when it is not the environment's region: an Eventarc trigger on a "
-        "bucket lives where the bucket is (a region, or `eu`, `us`, `asia`).",
+        description="Where the Eventarc trigger lives, when not the default: a bucket's trigger where the bucket "
+        "is (default the environment's region; `eu`, `us`, `asia` for a multi-region bucket); an audit-log "
+        "trigger in the region of the resources it watches (default `global`, which receives every region's "
+        "entries: right for multi-region BigQuery datasets).",
     )
     topic: TopicRef | None = Field(
         default=None,
@@ -673,6 +676,17 @@ class Trigger(Spec):
             return "topic"
         return "audit_log" if self.audit_log is not None else "schedule"
 
+    @property
+    def receives_events(self) -> bool:
+        """Does Eventarc deliver this event only to an account that may receive it (eventarc.events.receiveEvent)?
+        Cloud Storage and audit-log events: yes; Pub/Sub messages and scheduler calls: no."""
+        return self.kind in ("bucket", "audit_log")
+
+    @property
+    def published_by_storage(self) -> bool:
+        """Does Cloud Storage's service agent publish this event (pubsub.topics.publish in the bucket's project)?"""
+        return self.kind == "bucket"
+
     def describe(self) -> str:
         """The event, as `explain` and error messages name it."""
         if self.bucket is not None:
@@ -684,12 +698,22 @@ class Trigger(Spec):
             return f"audit log {event.service} {event.method}" + (f" on {event.resource}" if event.resource else "")
         return f"Cloud Scheduler {self.schedule!r} ({self.time_zone or 'Etc/UTC'})"
 
+    @property
+    def short_kind(self) -> str:
+        """The kind as Google names of its objects carry it."""
+        return {"bucket": "gcs", "topic": "pubsub", "audit_log": "audit", "schedule": "cron"}[self.kind]
+
     @model_validator(mode="after")
     def _exactly_one_event(self) -> Trigger:
         if sum(x is not None for x in (self.bucket, self.topic, self.audit_log, self.schedule)) != 1:
             raise ValueError("set exactly one of bucket, topic, audit_log or schedule")
-        if (self.prefix is not None or self.location is not None) and self.bucket is None:
-            raise ValueError("prefix and location are a bucket's: set them with bucket")
+        if self.prefix is not None and self.bucket is None:
+            raise ValueError("prefix filters a bucket's objects: set it with bucket")
+        if self.location is not None and self.kind not in ("bucket", "audit_log"):
+            raise ValueError(
+                "location is a bucket's or an audit-log trigger's: a topic's and a schedule's are the "
+                "environment's region"
+            )
         if self.time_zone is not None and self.schedule is None:
             raise ValueError("time_zone is the schedule's: set it with schedule")
         return self
@@ -729,6 +753,21 @@ class Workflow(Spec):
     )
     existing: bool = _existing("workflow config")
 
+    def trigger_names(self) -> list[str]:
+        """Google's name of each trigger (its Cloud Workflows workflow, Eventarc trigger or scheduler job):
+        `dataform-<workflow>-<kind>`, numbered from the second of a kind; lowercase and at most 63 characters, as
+        Eventarc takes them (a long workflow name is cut, with a hash of the whole so two stay apart)."""
+        base = self.name.lower().replace("_", "-")
+        if len(base) > 40:
+            base = f"{base[:33].rstrip('-')}-{hashlib.sha256(self.name.encode()).hexdigest()[:6]}"
+        counted: dict[str, int] = {}
+        names = []
+        for trigger in self.triggers:
+            counted[trigger.short_kind] = counted.get(trigger.short_kind, 0) + 1
+            number = counted[trigger.short_kind]
+            names.append(f"dataform-{base}-{trigger.short_kind}" + (f"-{number}" if number > 1 else ""))
+        return names
+
 
 ChannelKind = Literal["email", "pubsub", "webhook"]
 
@@ -740,10 +779,15 @@ class NotificationChannel(Spec):
     email: EmailAddress | None = Field(default=None, description="An e-mail address.")
     pubsub_topic: TopicRef | None = Field(
         default=None,
-        description="A Pub/Sub topic (made outside dfinfra): Monitoring's notification service agent needs "
-        "`roles/pubsub.publisher` on it, which `dfinfra validate` names and `doctor` checks.",
+        description="A Pub/Sub topic (made outside dfinfra): its id in the project the alerts live in (the one "
+        "hosting the repository), or `projects/<project>/topics/<id>`. Monitoring's notification service agent "
+        "needs `roles/pubsub.publisher` on it, which `dfinfra validate` names.",
     )
-    webhook: HttpsUrl | None = Field(default=None, description="An https:// endpoint Monitoring posts incidents to.")
+    webhook: HttpsUrl | None = Field(
+        default=None,
+        description="An https:// endpoint Monitoring posts incidents to (`webhook_tokenauth`). The URL is "
+        "configuration, kept in Terraform state: it must not carry a token (a query string is refused).",
+    )
 
     @property
     def kind(self) -> ChannelKind:
@@ -768,11 +812,22 @@ class Alerts(Spec):
     )
     per_workflow: bool = Field(default=False, description="One alert policy per workflow instead of one in all.")
     notify_at_most_every: Duration = Field(
-        default="300s", description="At most one notification per this period (Monitoring requires a limit)."
+        default="300s",
+        description="At most one notification per this period (Monitoring requires a limit on log-match "
+        "conditions; at least 300s).",
     )
     auto_close_after: Duration = Field(
-        default="1800s", description="Close an incident no new failure has renewed after this long."
+        default="1800s", description="Close an incident no new failure has renewed after this long (at least 1800s)."
     )
+
+    @model_validator(mode="after")
+    def _monitoring_minimums(self) -> Alerts:
+        # The minimums Cloud Monitoring's alerting UI enforces (5 minutes, 30 minutes).
+        if int(self.notify_at_most_every[:-1]) < 300:
+            raise ValueError("notify_at_most_every is at least 300s (Cloud Monitoring's minimum for log alerts)")
+        if int(self.auto_close_after[:-1]) < 1800:
+            raise ValueError("auto_close_after is at least 1800s (Cloud Monitoring's minimum)")
+        return self
 
 
 class Environment(Spec):

@@ -284,6 +284,9 @@ class ResourceType:
         """The body the store keeps for a new object (the state, plus what only the cloud records)."""
         return state
 
+    def receive_write_only(self, state: dict[str, Any], sent: dict[str, Any], cloud: Cloud) -> None:
+        """What the API does with write-only values the configuration sent (never part of any state): nothing."""
+
     def update(self, prior: dict[str, Any], planned: dict[str, Any], cloud: Cloud) -> dict[str, Any]:
         state = copy.deepcopy(planned)
         self.derive(state, cloud)

@@ -45,6 +45,7 @@ AUDIT_LOG_WRITTEN = "google.cloud.audit.log.v1.written"
 COMPLETION_LOG = "dataform.googleapis.com%2Fworkflow_invocation_completion"
 DATAFORM_URL = "https://dataform.googleapis.com/v1/"
 MAX_STEPS = 1000
+STEP_KEYS = {"assign", "call", "args", "result", "switch", "return", "raise", "next", "try", "retry", "except"}
 
 
 class WorkflowError(Exception):
@@ -284,6 +285,13 @@ class Events:
             if taken > MAX_STEPS:
                 raise WorkflowError({"message": "too many steps"})
             _, step = steps[position]
+            unknown = set(step) - STEP_KEYS
+            if unknown:
+                raise WorkflowError({"message": f"unknown step fields {sorted(unknown)}"})
+            if "try" in step:  # a retry policy retries only what Google retries: none of the fake's refusals
+                if set(step) - {"try", "retry", "except"} or "call" not in step["try"]:
+                    raise WorkflowError({"message": "try holds one call step"})
+                step = step["try"]
             jump: str | None = None
             if "assign" in step:
                 for assignment in step["assign"]:

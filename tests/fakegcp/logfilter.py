@@ -3,8 +3,8 @@
 Written from Google's "Logging query language" page, not from dfinfra's filter builder, so the
 alerting e2e test evaluates the rendered filter instead of comparing strings: comparisons
 `field = value`, `field != value` and `field : value` (has: substring, case-insensitive), joined by
-`AND`, `OR`, `NOT`, `-` and juxtaposition (implicit AND), with parentheses; values are double-quoted
-strings (backslash escapes) or bare words; a parenthesised value list `field = ("a" OR "b")`
+`AND`, `OR` (which binds tighter than AND), `NOT` and juxtaposition (implicit AND), with parentheses;
+values are double-quoted strings (backslash escapes) or bare words; a parenthesised value list `field = ("a" OR "b")`
 compares against each. A field path that is missing compares unequal.
 """
 
@@ -68,25 +68,27 @@ class _Parser:
         return token
 
     def parse(self) -> Predicate:
-        predicate = self.disjunction()
+        predicate = self.conjunction()
         if self.peek() is not None:
             raise FilterError(f"unexpected {self.peek()[1]!r}")  # type: ignore[index]
         return predicate
 
-    def disjunction(self) -> Predicate:
-        terms = [self.conjunction()]
-        while self.peek() == ("word", "OR"):
-            self.take()
-            terms.append(self.conjunction())
-        return terms[0] if len(terms) == 1 else (lambda e: any(t(e) for t in terms))
-
+    # Logging's precedence is not the usual one: OR binds tighter than AND (and juxtaposition), so
+    # `a OR NOT b AND NOT c OR d` is `(a OR NOT b) AND (NOT c OR d)`.
     def conjunction(self) -> Predicate:
-        terms = [self.negation()]
-        while (token := self.peek()) is not None and token not in (("op", ")"), ("word", "OR")):
+        terms = [self.disjunction()]
+        while (token := self.peek()) is not None and token != ("op", ")"):
             if token == ("word", "AND"):
                 self.take()
-            terms.append(self.negation())
+            terms.append(self.disjunction())
         return terms[0] if len(terms) == 1 else (lambda e: all(t(e) for t in terms))
+
+    def disjunction(self) -> Predicate:
+        terms = [self.negation()]
+        while self.peek() == ("word", "OR"):
+            self.take()
+            terms.append(self.negation())
+        return terms[0] if len(terms) == 1 else (lambda e: any(t(e) for t in terms))
 
     def negation(self) -> Predicate:
         if self.peek() == ("word", "NOT"):
@@ -95,7 +97,7 @@ class _Parser:
             return lambda e: not inner(e)
         if self.peek() == ("op", "("):
             self.take()
-            inner = self.disjunction()
+            inner = self.conjunction()
             if self.take() != ("op", ")"):
                 raise FilterError("unbalanced parentheses")
             return inner

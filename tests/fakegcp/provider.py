@@ -39,6 +39,7 @@ def _schema_block(block: dict[str, Any]) -> Any:
                 computed=bool(spec.get("computed")),
                 sensitive=bool(spec.get("sensitive")),
                 deprecated=bool(spec.get("deprecated")),
+                write_only=bool(spec.get("write_only")),
             )
         )
     for name, spec in sorted(block.get("block_types", {}).items()):
@@ -66,6 +67,22 @@ def _path(steps: tuple[str | int, ...]) -> Any:
         else:
             path.steps.append(pb.AttributePath.Step(attribute_name=step))
     return path
+
+
+def _write_only(value: Any, block: dict[str, Any], found: dict[str, Any], prefix: str = "") -> None:
+    """Null every write-only attribute of `value` in place (Terraform refuses a plan or state holding one),
+    collecting what the configuration set in `found` by dotted path: only the API receives them."""
+    if not isinstance(value, dict):
+        return
+    for name, spec in block.get("attributes", {}).items():
+        if spec.get("write_only"):
+            if value.get(name) is not None:
+                found[prefix + name] = value[name]
+            value[name] = None
+    for name, nested in block.get("block_types", {}).items():
+        items = value.get(name)
+        for i, item in enumerate([items] if isinstance(items, dict) else (items or [])):
+            _write_only(item, nested["block"], found, f"{prefix}{name}.{i}.")
 
 
 def _error(summary: str, detail: str = "", steps: tuple[str | int, ...] = ()) -> Any:
@@ -184,6 +201,7 @@ class Provider(services.ProviderServicer):
         proposed = values.decode(request.proposed_new_state.msgpack)
         config = values.decode(request.config.msgpack)
         planned, replace = rtype.plan(prior, proposed, config, self.config)
+        _write_only(planned, rtype.block, {})
         return pb.PlanResourceChange.Response(
             planned_state=pb.DynamicValue(msgpack=values.encode(planned, rtype.block)),
             requires_replace=[_path(path) for path in replace],
@@ -204,6 +222,11 @@ class Provider(services.ProviderServicer):
             new_state = rtype.create(planned, self.cloud)
         else:
             new_state = rtype.update(prior, planned, self.cloud)
+        if new_state is not None:
+            sent: dict[str, Any] = {}
+            _write_only(values.decode(request.config.msgpack), rtype.block, sent)
+            rtype.receive_write_only(new_state, sent, self.cloud)
+            _write_only(new_state, rtype.block, {})
         return pb.ApplyResourceChange.Response(
             new_state=pb.DynamicValue(msgpack=values.encode(new_state, rtype.block)), legacy_type_system=True
         )

@@ -25,6 +25,13 @@ ENTRY = {
         ('jsonPayload.terminalState="FAILED" AND severity="ERROR"', False),
         ('jsonPayload.terminalState="FAILED" severity="INFO"', True),  # juxtaposition is AND
         ('severity="ERROR" OR resource.labels.repository_id="analytics"', True),
+        # OR binds tighter than AND: (INFO OR ERROR) AND (SUCCEEDED OR FAILED); the usual reading would say False.
+        (
+            'severity="INFO" OR severity="ERROR" AND jsonPayload.terminalState="X" OR '
+            'jsonPayload.terminalState="FAILED"',
+            True,
+        ),
+        ('severity="ERROR" OR severity="X" AND jsonPayload.terminalState="FAILED"', False),
         ('NOT severity="INFO"', False),
         ('jsonPayload.terminalState=("SUCCEEDED" OR "FAILED")', True),
         ('(severity="ERROR" OR severity="INFO") AND jsonPayload.terminalState="FAILED"', True),

@@ -494,6 +494,10 @@ class Bucket(ResourceType):
         cloud.store.delete(self.name, prior["id"])
 
 
+# Monitoring's copy of a channel's sensitive labels: Google's side only, never Terraform state or plan.
+CHANNEL_SECRETS = "monitoring:channel_sensitive_labels"
+
+
 class MonitoringObject(ResourceType):
     """Alert policies and notification channels: Monitoring names them `projects/<p>/<collection>/<id>`, with an id
     it chooses (x_identity: "API name ... {{server id}}")."""
@@ -532,14 +536,33 @@ class AlertPolicy(MonitoringObject):
 class NotificationChannel(MonitoringObject):
     collection = "notificationChannels"
 
+    def receive_write_only(self, state: dict[str, Any], sent: dict[str, Any], cloud: Cloud) -> None:
+        """Monitoring keeps a channel's sensitive labels (obfuscated on read): the fake keeps the write-only token
+        it was sent under the channel's name, where only a test reads it."""
+        token = sent.get("sensitive_labels.0.auth_token_wo")
+        if token is not None:
+            cloud.store.put(CHANNEL_SECRETS, state["name"], {"auth_token": token})
+
 
 class Workflow(ResourceType):
-    """A Cloud Workflows workflow runs as an account that must exist (and the caller must act as it)."""
+    """A Cloud Workflows workflow runs as an account that must exist, and its creator must act as it."""
 
     def check_create(self, state: dict[str, Any], cloud: Cloud) -> None:
         super().check_create(state, cloud)
         if state.get("service_account"):
-            cloud.require_member(f"serviceAccount:{state['service_account'].rsplit('/', 1)[-1]}")
+            email = state["service_account"].rsplit("/", 1)[-1]
+            cloud.require_member(f"serviceAccount:{email}")
+            cloud.require_act_as(email, "creating Workflow")
+
+
+class SchedulerJob(ResourceType):
+    """Cloud Scheduler mints tokens for the job's account: its creator must act as it."""
+
+    def check_create(self, state: dict[str, Any], cloud: Cloud) -> None:
+        super().check_create(state, cloud)
+        for target in state.get("http_target") or []:
+            for token in (target.get("oauth_token") or []) + (target.get("oidc_token") or []):
+                cloud.require_act_as(token["service_account_email"], "creating Job")
 
 
 class EventarcTrigger(ResourceType):
@@ -548,6 +571,8 @@ class EventarcTrigger(ResourceType):
 
     def check_create(self, state: dict[str, Any], cloud: Cloud) -> None:
         super().check_create(state, cloud)
+        if state.get("service_account"):
+            cloud.require_act_as(state["service_account"], "creating Trigger")
         workflow = ((state.get("destination") or [{}])[0]).get("workflow") or ""
         if cloud.store.get("google_workflows_workflow", workflow) is None:
             raise CloudError(f"Error creating Trigger: googleapi: Error 400: workflow {workflow} not found", workflow)
@@ -612,6 +637,7 @@ SPECIAL = {
     "google_monitoring_notification_channel": NotificationChannel,
     "google_workflows_workflow": Workflow,
     "google_eventarc_trigger": EventarcTrigger,
+    "google_cloud_scheduler_job": SchedulerJob,
 }
 
 

@@ -51,7 +51,8 @@ def problems(tmp_path, spec: dict) -> list[str]:
     [
         ({}, "set exactly one of bucket, topic, audit_log or schedule"),
         ({"bucket": "acme-drop", "topic": "t-1"}, "set exactly one of bucket, topic, audit_log or schedule"),
-        ({"topic": "landing", "prefix": "in/"}, "prefix and location are a bucket's"),
+        ({"topic": "landing", "prefix": "in/"}, "prefix filters a bucket's objects"),
+        ({"topic": "landing", "location": "eu"}, "location is a bucket's or an audit-log trigger's"),
         ({"topic": "landing", "time_zone": "Europe/London"}, "time_zone is the schedule's"),
         ({"bucket": "Bad_Bucket!"}, "a bucket name is 3-63 lowercase"),
         ({"topic": "googtopic"}, "not with 'goog'"),
@@ -88,6 +89,40 @@ def test_triggers_and_alerts_need_provider_8_and_name_what_exists(tmp_path):
         tmp_path / "query", with_operations(alerts={"channels": [{"name": "c", "webhook": "https://h/x?token=1"}]})
     )
     assert any("without a query string" in p for p in query), query
+
+
+def test_alert_timings_below_monitorings_minimums_are_refused(tmp_path):
+    fast = {"channels": [{"name": "c", "email": "a@b.co"}], "notify_at_most_every": "1s"}
+    assert any("at least 300s" in p for p in problems(tmp_path / "rate", with_operations(alerts=fast)))
+    short = {"channels": [{"name": "c", "email": "a@b.co"}], "auto_close_after": "5s"}
+    assert any("at least 1800s" in p for p in problems(tmp_path / "close", with_operations(alerts=short)))
+
+
+def test_the_orchestrator_is_never_a_runner_and_long_names_stay_apart(tmp_path):
+    spec = with_operations()
+    spec["orchestrator"] = "target-runner"
+    [problem] = problems(tmp_path / "runner", spec)
+    assert "orchestrator" in problem and "also a runner" in problem
+    long = with_operations([{"topic": "t-1"}])
+    stem = "prod-landing-" + "a" * 40
+    long["workflows"].append({**copy.deepcopy(long["workflows"][0]), "name": stem + "-eu"})
+    long["workflows"].append({**copy.deepcopy(long["workflows"][0]), "name": stem + "-us"})
+    ws = Workspace(write_specs(tmp_path / "long", {"staging": host(), "prod": long}))
+    names = [n for w in ws.deployment.environments["prod"].workflows for n in w.trigger_names()]
+    assert len(set(names)) == 3 and all(len(n) <= 63 for n in names), names
+    # Two environments in one project whose workflows share a name would share their triggers' names.
+    staging = host()
+    staging["provider_version"] = "~> 8.7"
+    staging["workflows"][0]["triggers"] = [{"topic": "t-1"}]
+    staging["orchestrator"] = "staging-orchestrator"
+    prod = with_operations([{"topic": "t-1"}])
+    prod["project"] = staging["project"]
+    prod["state"]["bucket"] = "acme-other-tfstate"
+    prod["workflows"][0]["name"] = "host-daily"
+    prod["workflows"][0]["runner"] = "target-runner"
+    with pytest.raises(SpecError) as info:
+        load_deployment(write_specs(tmp_path / "shared", {"staging": staging, "prod": prod}))
+    assert any("would be named 'dataform-host-daily-pubsub'" in p.render() for p in info.value.problems)
 
 
 def test_two_environments_in_one_project_need_two_orchestrators(tmp_path):
@@ -129,6 +164,10 @@ def test_a_bucket_trigger_renders_its_orchestration_and_exactly_the_chains_grant
     assert orchestration.env_vars["OBJECT_PREFIX"] == "in/"
     [trigger] = module.event_triggers
     assert trigger.criteria == (("bucket", "acme-drop", ""), ("type", "google.cloud.storage.object.v1.finalized", ""))
+    assert trigger.location == "europe-west2"
+    # What attaches the orchestrator waits for the deployers' act-as on it (strict act-as on a first apply).
+    acting = next(g for g in module.grants if g.rule == "deployer-acts-as-orchestrator")
+    assert f"{acting.resource_type}.{acting.name}" in {str(d) for d in (*trigger.depends_on, *orchestration.depends_on)}
     assert ws.validate().violations == [] and ws.coverage().unserved == []
     files = render_module(module)
     assert check_module(files, "8.7.0") == []
@@ -182,6 +221,7 @@ def test_each_kind_of_trigger_is_a_run_with_the_links_it_needs(tmp_path):
     module = ws.module("prod")
     [audit] = [t for t in module.event_triggers if t.trigger_name.endswith("-audit")]
     assert ("resourceName", "projects/acme-target-proj/datasets/raw/tables/*", "match-path-pattern") in audit.criteria
+    assert audit.location == "global"  # every region's entries: multi-region datasets included
     [job] = module.scheduler_jobs
     assert (job.schedule, job.time_zone) == ("0 7 * * 1-5", "Europe/London")
     assert ws.validate().violations == [] and ws.coverage().unserved == []
