@@ -92,8 +92,8 @@ def _declared(module: Module) -> list[tuple[types.ResourceType, list[Resource]]]
             (types.REPOSITORY, [r.hosted.resource for r in module.repositories]),
             (types.PROJECT, [project_resource(env.project.id)]),
         ]
-        if module.secrets:
-            found.append((types.SECRET, [Resource("secret", s.project, s.secret_id) for s in module.secrets]))
+    if module.secrets:  # the host's Git secrets, and any module's channel tokens
+        found.append((types.SECRET, [Resource("secret", s.project, s.secret_id) for s in module.secrets]))
     for item in module.operations():
         found.append((item.resource_type, [project_resource(item.project)]))
     configs: list[tuple[types.ResourceType, list[ReleaseConfig] | list[WorkflowConfig]]] = [

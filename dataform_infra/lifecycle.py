@@ -201,8 +201,11 @@ class Lifecycle:
         echo: Callable[[str], None] = lambda _: None,
         stream: bool = True,
         impersonate: str | None = None,
+        secret_variables: Callable[[str], dict[str, str]] | None = None,
     ):
         self.workspace = workspace
+        # env -> the `TF_VAR_*` of its ephemeral variables (channel tokens), read when a plan or apply needs them.
+        self.secret_variables = secret_variables
         self.out = out.absolute()  # terraform runs inside each module directory
         self.binary = binary
         self.lock_timeout = lock_timeout
@@ -213,6 +216,7 @@ class Lifecycle:
         # What an apply that terraform ran to the end, with a failed change, had set out to change.
         self.partly_applied: dict[str, PlanSummary] = {}
         self._locks = ModuleLocks(lock_timeout)  # module directories this process works in
+        self._secrets_read: dict[str, dict[str, str]] = {}
 
     # --- paths and bookkeeping ------------------------------------------------------------
 
@@ -232,8 +236,23 @@ class Lifecycle:
             self.impersonate,
             module_lock=self._locks.descriptor(directory),
         )
+        if operation in ("plan", "plan-destroy", "apply"):
+            runner.secret_env = self._secret_env(directory.name)
         runner.open_log(operation)
         return runner
+
+    def _secret_env(self, env: str) -> dict[str, str]:
+        """`env`'s ephemeral variables (channel tokens), read once per process."""
+        if self.secret_variables is None:
+            return {}
+        if env not in self._secrets_read:
+            self._secrets_read[env] = self.secret_variables(env)
+        return self._secrets_read[env]
+
+    def _secret_versions(self, env: str) -> dict[str, str]:
+        """Which secret version each ephemeral variable came from: a saved plan holds the versions it was made with
+        (in its `_version` variables), so a token set since then makes it stale."""
+        return {k: v for k, v in sorted(self._secret_env(env).items()) if k.endswith("_version")}
 
     def _render(self, env: str, render: bool) -> Path:
         directory = self.module_dir(env)
@@ -337,6 +356,7 @@ class Lifecycle:
             "render_sha256": _digest(directory, []),
             "tfplan_sha256": _file_digest(plan_file),
             "mode": mode.to_dict(),
+            "secret_versions": self._secret_versions(env),
             "planned_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "summary": summary.to_dict(),
         }
@@ -401,6 +421,8 @@ class Lifecycle:
         if not from_elsewhere and not trust.sealed(SAVED_PLAN, json.dumps(meta, sort_keys=True), seal):
             return None
         if meta.get("render_sha256") != _digest(directory, []) or meta.get("mode") != mode.to_dict():
+            return None
+        if meta.get("secret_versions", {}) != self._secret_versions(env):  # a token was set since it was planned
             return None
         # The plan file itself, written with this bookkeeping for this environment: not one planned later, nor
         # another environment's copied in, nor one made from another configuration than the render.

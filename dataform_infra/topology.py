@@ -13,7 +13,7 @@ from functools import cached_property, lru_cache
 from typing import Literal
 
 from dataform_infra.resource_types import ObjectKind, full_name
-from dataform_infra.spec.formats import provider_floor
+from dataform_infra.spec.formats import provider_floor, slug
 from dataform_infra.spec.loader import Deployment
 from dataform_infra.spec.models import (
     Environment,
@@ -462,6 +462,16 @@ class Topology:
     def channel_display_name(env_name: str, channel: str) -> str:
         """A notification channel's display name in Monitoring (how doctor finds it: Google names it by a number)."""
         return f"{channel} (Dataform {env_name})"
+
+    def channel_secret(self, env_name: str, channel: str) -> Resource:
+        """The secret holding a webhook channel's token: in the project the channels live in (the host's)."""
+        return Resource("secret", self.host.project.id, f"dataform-alerts-{env_name}-{channel}")
+
+    @staticmethod
+    def channel_token_variable(channel: str) -> str:
+        """The ephemeral Terraform variable that carries a channel's token from Secret Manager to the provider
+        (set by dfinfra as `TF_VAR_<name>`, with `<name>_version` naming the secret version it came from)."""
+        return f"{slug(channel)}_auth_token"
 
     def alert_policies(self, env_name: str) -> list[tuple[str, tuple[str, ...]]]:
         """(display name, workflows) of each alert policy `env_name` declares: one for all its alerting workflows,

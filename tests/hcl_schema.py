@@ -49,7 +49,12 @@ def check_block(body: Mapping[str, Any], schema: Mapping[str, Any], where: str, 
     errors: list[str] = []
     attributes = schema.get("attributes", {})
     blocks = schema.get("block_types", {})
-    for key, value in body.items():
+    dynamic: dict[str, list[Any]] = {}
+    for item in body.get("dynamic", []) if isinstance(body.get("dynamic"), list) else []:
+        for label, generator in item.items():
+            if not label.startswith("__"):  # `dynamic "NAME"`: its `content` is NAME's block, checked as one
+                dynamic.setdefault(label.strip('"'), []).extend(generator.get("content", []))
+    for key, value in [*((k, v) for k, v in body.items() if k != "dynamic"), *dynamic.items()]:
         if key.startswith("__") or (top and key in META_ARGUMENTS):
             continue
         if _is_block_list(value):
@@ -76,7 +81,7 @@ def check_block(body: Mapping[str, Any], schema: Mapping[str, Any], where: str, 
         if spec.get("required") and key not in body:
             errors.append(f"{where}: required attribute `{key}` is missing")
     for key, spec in blocks.items():
-        if spec.get("min_items") and len(body.get(key, [])) < spec["min_items"]:
+        if spec.get("min_items") and len(body.get(key, dynamic.get(key, []))) < spec["min_items"]:
             errors.append(f"{where}: block `{key}` is required at least {spec['min_items']} time(s)")
     return errors
 

@@ -22,7 +22,7 @@ secret_app = typer.Typer(help="The Git credential in Secret Manager (never throu
 app.add_typer(secret_app, name="secret")
 
 
-def _read_secret(kind: str, from_env: str | None) -> str:
+def _read_secret(noun: str, from_env: str | None) -> str:
     """The credential from an environment variable, a hidden terminal prompt, or stdin."""
     import getpass
 
@@ -36,11 +36,11 @@ def _read_secret(kind: str, from_env: str | None) -> str:
             raise UsageError(f"environment variable {from_env} is not set")
         return os.environ[from_env]
     if sys.stdin.isatty():
-        return getpass.getpass(f"Git {kind} (input hidden): ")
+        return getpass.getpass(f"{noun[0].upper()}{noun[1:]} (input hidden): ")
     try:
         return sys.stdin.read(MAX_SECRET_BYTES + 1)
     except UnicodeDecodeError:
-        raise UsageError(f"the Git {kind} is not UTF-8 text") from None
+        raise UsageError(f"the {noun} is not UTF-8 text") from None
 
 
 def _no_core_dumps() -> None:
@@ -72,6 +72,15 @@ def secret_set(
         bool, typer.Option("--disable-previous", help="Disable older enabled versions.")
     ] = False,
     repository: RepositoryOption = None,
+    channel: Annotated[
+        str | None,
+        typer.Option(
+            "--channel",
+            help="Set the token of this notification channel (`alerts.channels[].token`) of ENV instead of the Git "
+            "token; the next plan and apply send it to Monitoring, write-only.",
+            show_default=False,
+        ),
+    ] = None,
     impersonate: ImpersonateOption = None,
     environments: EnvironmentsOption = Path("environments"),
 ) -> None:
@@ -87,18 +96,25 @@ def secret_set(
       printf %s "$GITHUB_TOKEN" | dfinfra secret set staging --disable-previous
 
       dfinfra secret set staging --repository marketing   # a host with several repositories
+
+      dfinfra secret set prod --channel incident-hook      # a webhook channel's token
     """
-    from dataform_infra.gcp.secrets import add_version, checked_secret, git_secret
+    from dataform_infra.gcp.secrets import add_version, channel_secret, checked_secret, git_secret
 
     workspace = _workspace(environments)
-    secret = git_secret(workspace.deployment.part(env), env, repository)
+    if channel is not None and repository is not None:
+        raise UsageError("--channel and --repository name two different secrets: give one")
+    if channel is not None:
+        secret = channel_secret(workspace.deployment.part(env), env, channel)
+    else:
+        secret = git_secret(workspace.deployment.part(env), env, repository)
     apis = _google(impersonate)
     if apis.emulator and not apis.emulator_on_loopback:
         raise UsageError(
-            f"refusing to send the Git {secret.kind} to {apis.emulator}: an emulator that is not on this machine "
+            f"refusing to send the {secret.noun} to {apis.emulator}: an emulator that is not on this machine "
             "would receive it unencrypted. Unset DFINFRA_GOOGLE_API_EMULATOR (or point it at a loopback address)."
         )
-    data = checked_secret(secret.kind, _read_secret(secret.kind, from_env))
+    data = checked_secret(secret.kind, _read_secret(secret.noun, from_env), secret.noun)
     try:
         name, disabled = add_version(apis, secret, data, disable_previous)
     finally:
@@ -106,6 +122,8 @@ def secret_set(
     _echo(name)
     for old in disabled:
         _err(f"disabled {old}")
+    if channel is not None:
+        _err(f"note: `dfinfra apply {env}` sends it to Monitoring (write-only: never in state or plan)")
     if secret.pinned is not None:
         _err(
             f"note: the repository pins version {secret.pinned} in {secret.spec_file}; to use the new one set "

@@ -4,13 +4,14 @@ workspace and lifecycle of a terraform command), `Guards`, the plan mode and the
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dataform_infra.cli.base import _echo, _err, _workspace
+from dataform_infra.cli.base import _echo, _err, _google, _workspace
 
 if TYPE_CHECKING:
     from dataform_infra.lifecycle import Lifecycle
@@ -140,8 +141,30 @@ class TerraformOptions:
             echo=echo,
             stream=self.verbose,
             impersonate=self.impersonate,
+            secret_variables=_channel_tokens(workspace, self.impersonate),
         )
         return workspace, lifecycle
+
+
+def _channel_tokens(workspace: Workspace, impersonate: str | None) -> Callable[[str], dict[str, str]]:
+    """Reads an environment's channel tokens from Secret Manager when its plan or apply needs them (never for a
+    module without one: planning needs no Google call of dfinfra's own otherwise)."""
+
+    def read(env: str) -> dict[str, str]:
+        spec = workspace.deployment.environments.get(env)
+        if spec is None or spec.alerts is None or not any(c.token for c in spec.alerts.channels):
+            return {}
+        from dataform_infra.gcp.secrets import channel_tokens
+
+        variables, missing = channel_tokens(_google(impersonate), workspace.deployment.part(env), env)
+        for channel in missing:
+            _err(
+                f"warning: notification channel {channel} of {env} has no token yet, so it is made without one: "
+                f"set it with `dfinfra secret set {env} --channel {channel}`, then apply {env} again"
+            )
+        return variables
+
+    return read
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,12 @@ class Doctor:
         yield from self._releases()
         yield from self._alerts()
 
+    def _has_token(self, channel: str) -> bool:
+        from dataform_infra.gcp.secrets import newest_enabled_version
+
+        secret = self.topology.channel_secret(self.env_name, channel)
+        return newest_enabled_version(self.apis, f"projects/{secret.project}/secrets/{secret.id}") is not None
+
     def _alerts(self) -> Iterator[Check]:
         """Each notification channel exists, is enabled and not left unverified; each alert policy exists and is
         enabled (Monitoring names both by a number: doctor finds them by the display names dfinfra gives them)."""
@@ -132,6 +138,11 @@ class Doctor:
             elif found.verification_status.name == "UNVERIFIED":
                 fix = f"verify {found.name} (Monitoring > Alerting > Edit notification channels)"
                 yield Check(check, "fail", f"notification channel {name!r} is not verified: it sends nothing", fix)
+            elif channel.token and not self._has_token(channel.name):
+                fix = f"dfinfra secret set {self.env_name} --channel {channel.name}, then dfinfra apply {self.env_name}"
+                yield Check(
+                    check, "fail", f"notification channel {name!r} has no token set: its webhook refuses it", fix
+                )
             else:
                 yield Check(check, "pass", f"notification channel {name!r} ({found.type_}) is ready")
         for title, workflows in self.topology.alert_policies(self.env_name):

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from dataform_infra.errors import UsageError
+from dataform_infra.errors import GcpNotFound, UsageError
 from dataform_infra.gcp.clients import GoogleApis, call
 from dataform_infra.spec.loader import Deployment
 
@@ -31,7 +31,13 @@ class GitSecret:
     kind: str  # "token" or "ssh key"
     pinned: int | None
     spec_file: str
-    repository: str  # the host's repository whose secret it is
+    repository: str  # the host's repository whose secret it is (or the notification channel's name)
+    holder: str = "Git"  # whose credential, as messages name it
+
+    @property
+    def noun(self) -> str:
+        """What it holds, as messages say it: `Git token`, `Git ssh key`, `channel hook's token`."""
+        return f"{self.holder} {self.kind}"
 
     @property
     def name(self) -> str:
@@ -93,7 +99,7 @@ def git_secret(deployment: Deployment, env: str, repository: str | None = None) 
     )
 
 
-def checked_secret(kind: str, text: str) -> bytes:
+def checked_secret(kind: str, text: str, noun: str = "") -> bytes:
     """The credential as bytes, once it looks like one: a single line for a token, a PEM/OpenSSH
     block for a key, non-empty and within Secret Manager's limit. Where it came from is the CLI's."""
     if kind == "token":
@@ -105,13 +111,13 @@ def checked_secret(kind: str, text: str) -> bytes:
     elif text.strip() and not text.lstrip().startswith("-----BEGIN"):
         raise UsageError("that is not a private key in PEM/OpenSSH format (-----BEGIN ... PRIVATE KEY-----)")
     if not text.strip():
-        raise UsageError(f"the Git {kind} is empty")
+        raise UsageError(f"the {noun or 'Git ' + kind} is empty")
     try:
         data = text.encode("utf-8")
     except UnicodeEncodeError:  # stdin decoded with surrogateescape: the bytes were not UTF-8
-        raise UsageError(f"the Git {kind} is not UTF-8 text") from None
+        raise UsageError(f"the {noun or 'Git ' + kind} is not UTF-8 text") from None
     if len(data) > MAX_SECRET_BYTES:
-        raise UsageError(f"the Git {kind} is larger than Secret Manager's {MAX_SECRET_BYTES} byte limit")
+        raise UsageError(f"the {noun or 'Git ' + kind} is larger than Secret Manager's {MAX_SECRET_BYTES} byte limit")
     return data
 
 
@@ -163,3 +169,59 @@ def versions(apis: GoogleApis, secret: GitSecret) -> list[VersionInfo]:
 
 def _when(value: datetime | None) -> str:
     return value.isoformat(timespec="seconds") if value else "?"
+
+
+def channel_secret(deployment: Deployment, env: str, channel: str) -> GitSecret:
+    """The secret holding the token of notification channel `channel` of `env` (created by its module)."""
+    from dataform_infra.topology import Topology
+
+    if env not in deployment.environments:
+        raise UsageError(f"no environment {env!r} (found: {', '.join(deployment.environments)})")
+    alerts = deployment.environments[env].alerts
+    tokens = [c.name for c in (alerts.channels if alerts else []) if c.token]
+    if channel not in tokens:
+        raise UsageError(
+            f"{env!r} has no channel {channel!r} with `token: true` (its token channels: {', '.join(tokens) or 'none'})"
+        )
+    secret = Topology(deployment).channel_secret(env, channel)
+    spec_file = str(deployment.spec_file(env))
+    return GitSecret(secret.project, secret.id, "token", None, spec_file, channel, f"channel {channel}'s")
+
+
+def newest_enabled_version(apis: GoogleApis, secret: str) -> str | None:
+    """The newest enabled version's name (None before the first apply made the secret, or before `secret set`)."""
+    try:
+        enabled = call(
+            f"listing versions of {secret}",
+            apis.secret_manager().list_secret_versions,
+            request={"parent": secret, "filter": "state:ENABLED"},
+        )
+    except GcpNotFound:
+        return None
+    return max((v.name for v in enabled), key=lambda n: int(n.rsplit("/", 1)[-1]), default=None)
+
+
+def channel_tokens(apis: GoogleApis, deployment: Deployment, env: str) -> tuple[dict[str, str], list[str]]:
+    """What plan and apply hand terraform for `env`'s token channels: `TF_VAR_<variable>` (the token, ephemeral)
+    and `TF_VAR_<variable>_version` per channel whose secret has a version, and the channels that have none yet.
+    Read with logging off; the values go to terraform's environment only, never argv or disk."""
+    from dataform_infra.topology import Topology
+
+    topology = Topology(deployment)
+    alerts = deployment.environments[env].alerts
+    variables: dict[str, str] = {}
+    missing: list[str] = []
+    for channel in alerts.channels if alerts else []:
+        if not channel.token:
+            continue
+        secret = topology.channel_secret(env, channel.name)
+        newest = newest_enabled_version(apis, f"projects/{secret.project}/secrets/{secret.id}")
+        if newest is None:
+            missing.append(channel.name)
+            continue
+        with _no_logging():
+            found = call(f"reading {newest}", apis.secret_manager().access_secret_version, name=newest)
+        variable = topology.channel_token_variable(channel.name)
+        variables[f"TF_VAR_{variable}"] = found.payload.data.decode("utf-8")
+        variables[f"TF_VAR_{variable}_version"] = found.name.rsplit("/", 1)[-1]
+    return variables, missing

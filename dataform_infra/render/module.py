@@ -267,10 +267,11 @@ class GitSecret(Addressed):
     replicas: tuple[str, ...]  # user-managed replication regions; empty: automatic
     set_command: str  # how its payload is added, outside Terraform
     depends_on: tuple[Expr, ...]
+    holder: str = "Git"  # whose credential: Git's, or a notification channel's
 
     @property
     def label(self) -> str:
-        return f"secret {self.secret_id} (Git {self.kind})"
+        return f"secret {self.secret_id} ({self.holder} {self.kind})"
 
 
 @dataclass(frozen=True)
@@ -541,10 +542,23 @@ class NotificationChannelView(Addressed):
     channel_type: str
     labels: dict[str, str]
     depends_on: tuple[Expr, ...]
+    token_variable: Ident | None = None  # a webhook's token: the ephemeral variable carrying it (write-only)
+    token_secret: str = ""  # the secret it is read from, for the comment
 
     @property
     def label(self) -> str:
         return f"notification channel {self.display_name} in {self.project}"
+
+    @property
+    def token_version(self) -> Ident:
+        return Ident(f"{self.token_variable}_version")
+
+    @property
+    def token_note(self) -> str:
+        return (
+            f"The webhook's token: dfinfra reads it from {self.token_secret} at plan and apply and sets these "
+            "(TF_VAR_*); it reaches the provider only as the write-only auth_token_wo, never state or plan."
+        )
 
 
 @dataclass(frozen=True)
@@ -654,6 +668,18 @@ class Module:
     def spec_file(self, env_name: str) -> str:
         """The spec file (as printed in headers) declaring environment `env_name`."""
         return next(f for f in self.spec_files if f.rsplit("/", 1)[-1].rsplit(".", 1)[0] == env_name)
+
+    @property
+    def secrets_concern(self) -> str:
+        """What secrets.tf holds, for its header."""
+        holders = {s.holder for s in self.secrets}
+        if holders == {"Git"}:
+            return "the Git credentials' secrets."
+        return (
+            "the Git credentials' and notification channels' secrets."
+            if "Git" in holders
+            else ("the notification channels' secrets.")
+        )
 
     @property
     def uses_access_lists(self) -> bool:
@@ -1656,6 +1682,24 @@ class _ModuleBuilder:
                 "pubsub": ("pubsub", {"topic": topic_name(project, channel.pubsub_topic or "")}),
                 "webhook": ("webhook_tokenauth", {"url": channel.webhook or ""}),
             }[channel.kind]
+            token_variable: Ident | None = None
+            token_secret = ""
+            if channel.token:
+                secret = self.topology.channel_secret(self.env_name, channel.name)
+                token_secret = f"projects/{secret.project}/secrets/{secret.id}"
+                token_variable = Ident(self.topology.channel_token_variable(channel.name))
+                self.module.secrets.append(
+                    GitSecret(
+                        name=self.names.name(types.SECRET.name, secret.id),
+                        project=secret.project,
+                        secret_id=secret.id,
+                        kind="token",
+                        replicas=(),
+                        set_command=f"dfinfra secret set {self.env_name} --channel {channel.name}",
+                        depends_on=self.module.needs_api("secretmanager.googleapis.com"),
+                        holder=f"notification channel {channel.name}'s",
+                    )
+                )
             view = NotificationChannelView(
                 name=self.names.name(types.MONITORING_NOTIFICATION_CHANNEL.name, channel.name),
                 project=project,
@@ -1663,6 +1707,8 @@ class _ModuleBuilder:
                 channel_type=kind,
                 labels=labels,
                 depends_on=needs,
+                token_variable=token_variable,
+                token_secret=token_secret,
             )
             self.module.channels.append(view)
             channels.append(view.ref("name"))

@@ -602,7 +602,9 @@ def _operations(loc: _Locator, name: str, env: Environment) -> Iterable[Problem]
         return
     if old_provider:
         yield loc.at(name, ("alerts",), _needs_provider_8(f"an alert ({types.MONITORING_ALERT_POLICY.name})", env))
-    yield from _duplicates(loc, name, ("alerts", "channels"), [c.name for c in env.alerts.channels], "channel")
+    # Names that differ only in case or punctuation would share their Terraform names (and a token's variable).
+    channels = [slug(c.name) for c in env.alerts.channels]
+    yield from _duplicates(loc, name, ("alerts", "channels"), channels, "channel (by its Terraform name)")
     for j, workflow_name in enumerate(env.alerts.workflows or ()):
         if workflow_name not in workflows:
             yield loc.at(

@@ -788,6 +788,13 @@ class NotificationChannel(Spec):
         description="An https:// endpoint Monitoring posts incidents to (`webhook_tokenauth`). The URL is "
         "configuration, kept in Terraform state: it must not carry a token (a query string is refused).",
     )
+    token: bool = Field(
+        default=False,
+        description="The webhook authenticates with a token (its `auth_token`). dfinfra creates a secret for it; "
+        "set it like the Git token, `dfinfra secret set ENV --channel NAME` (stdin). Plan and apply read it and "
+        "hand it to the provider's write-only `auth_token_wo` through an ephemeral variable: never in the spec, "
+        "state, plan or logs. Until it is set the channel has no token (doctor says so).",
+    )
 
     @property
     def kind(self) -> ChannelKind:
@@ -797,6 +804,8 @@ class NotificationChannel(Spec):
     def _exactly_one_destination(self) -> NotificationChannel:
         if sum(x is not None for x in (self.email, self.pubsub_topic, self.webhook)) != 1:
             raise ValueError("set exactly one of email, pubsub_topic or webhook")
+        if self.token and self.webhook is None:
+            raise ValueError("token is a webhook's: set it with webhook")
         return self
 
 

@@ -101,6 +101,8 @@ class TerraformRunner:
         # keeps the module locked until it exits, so no second dfinfra starts in it meanwhile.
         self._inherited = (module_lock,) if module_lock is not None else ()
         self._builder = Terraform(working_dir=str(module_dir), terraform_bin_path=binary.path)
+        # Values terraform reads from its environment only (`TF_VAR_*` of ephemeral variables: a channel's token).
+        self.secret_env: dict[str, str] = {}
         self.log_path: Path | None = None
 
     def argv(self, command: str, *args: str, **options: Any) -> list[str]:
@@ -109,6 +111,7 @@ class TerraformRunner:
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update({"TF_IN_AUTOMATION": "1", "TF_INPUT": "0", "CHECKPOINT_DISABLE": "1"})
+        env.update(self.secret_env)
         if self.impersonate:
             # The Google provider and the gcs state backend both read these: no credential in argv.
             env["GOOGLE_IMPERSONATE_SERVICE_ACCOUNT"] = self.impersonate

@@ -79,7 +79,7 @@ def test_triggers_and_alerts_need_provider_8_and_name_what_exists(tmp_path):
         "workflows": ["nope"],
     }
     found = problems(tmp_path / "names", with_operations(alerts=unknown))
-    assert any("alerts.channels[1]" in p and "duplicate channel 'c'" in p for p in found), found
+    assert any("alerts.channels[1]" in p and "duplicate channel (by its Terraform name) 'c'" in p for p in found), found
     assert any("alerts.workflows[0]" in p and "workflow 'nope' is not declared" in p for p in found), found
     twice = problems(tmp_path / "twice", with_operations([{"topic": "t-1"}, {"topic": "t-1"}]))
     assert any("duplicate trigger" in p for p in twice), twice
@@ -396,3 +396,63 @@ def _baseline_sources() -> set[str]:
 
 
 BASELINE_SOURCES = _baseline_sources()
+
+
+# --- a webhook channel's token: like the Git token, never in the spec, state, plan or logs ---------------------
+
+HOOK_TOKEN = "hook-T0KEN-5ecret-value"
+
+
+@pytest.mark.terraform
+def test_a_channel_token_reaches_monitoring_write_only_and_nowhere_else(tmp_path, cloud):
+    from tests.fakegcp.apis import FakeGoogleApis
+    from tests.fakegcp.types import CHANNEL_SECRETS
+    from tests.project import Project
+
+    staging = host()
+    staging["provider_version"] = "~> 8.7"
+    staging["alerts"] = {
+        "channels": [{"name": "hook", "webhook": "https://hooks.acme.example/dataform", "token": True}],
+        "workflows": ["host-daily"],
+    }
+    project = Project(tmp_path / "checkout", cloud, specs=write_specs(tmp_path / "specs", {"staging": staging}))
+    deployer = staging["deployers"][0]
+    apis = FakeGoogleApis(cloud.store, caller=deployer).start()
+    cloud.env["DFINFRA_GOOGLE_API_EMULATOR"] = apis.address
+    try:
+        project.run("bootstrap", "staging", "--auto-approve")
+        out = project.run("apply", "staging", "--auto-approve")
+        assert "channel hook of staging has no token yet" in out and "--channel hook" in out
+        ((_, channel, _),) = cloud.store.list("google_monitoring_notification_channel")
+        assert cloud.store.get(CHANNEL_SECRETS, channel) is None  # made without one
+        project_name = "//cloudresourcemanager.googleapis.com/projects/acme-host-proj"
+        for role in (
+            "roles/monitoring.notificationChannelEditor",
+            "roles/monitoring.alertPolicyEditor",
+            "roles/dataform.admin",
+        ):
+            cloud.store.put("external:iam", role, {"role": role, "member": deployer, "resource": project_name})
+        doctor = project.run("doctor", "staging", expect=None)
+        assert "FAIL  alert-channel:hook: notification channel 'hook (Dataform staging)' has no token set" in doctor
+
+        out = project.run("secret", "set", "staging", "--channel", "hook", stdin=HOOK_TOKEN + "\n")
+        assert out.startswith("projects/111111111111/secrets/dataform-alerts-staging-hook/versions/1"), out
+        plan = project.run("plan", "staging", expect=2)
+        assert "google_monitoring_notification_channel.hook" in plan
+        project.run("apply", "staging", "--auto-approve")
+        assert cloud.store.get(CHANNEL_SECRETS, channel) == {"auth_token": HOOK_TOKEN}
+        assert project.run("plan", "staging", expect=0)  # applied: nothing left to change
+        assert "PASS  alert-channel:hook" in project.run("doctor", "staging", expect=None)
+
+        # A new token is a new version: the next apply sends it.
+        project.run("secret", "set", "staging", "--channel", "hook", stdin=HOOK_TOKEN + "-2\n")
+        project.run("apply", "staging", "--auto-approve")
+        assert cloud.store.get(CHANNEL_SECRETS, channel) == {"auth_token": HOOK_TOKEN + "-2"}
+
+        state = project.run("terraform", "staging", "--", "state", "pull")
+        assert '"auth_token_wo_version": "2"' in state and HOOK_TOKEN not in state
+        for path in project.root.rglob("*"):  # modules, saved plans, logs, journals: no token anywhere
+            if path.is_file():
+                assert b"hook-T0KEN" not in path.read_bytes(), path
+    finally:
+        apis.stop()
