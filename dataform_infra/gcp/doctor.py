@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dataform_infra.access import AccessModel, Requirement, roles
 from dataform_infra.access.model import link_accessor_role
@@ -30,6 +30,12 @@ if TYPE_CHECKING:
     from google.cloud.policytroubleshooter_v1 import IamCheckerClient
 
 ACT_AS = "iam.serviceAccounts.actAs"
+
+
+def _by_display_name(project: str, what: str, lister: Any) -> dict[str, Any]:
+    """Monitoring's objects of one kind in `project`, by display name (Google names them by a number)."""
+    listed = call(f"listing {what} in {project}", lister, name=f"projects/{project}")
+    return {item.display_name: item for item in listed}
 
 
 @dataclass(frozen=True)
@@ -107,22 +113,10 @@ class Doctor:
             return
         project = self.host.project.id
         try:
-            channels = {
-                c.display_name: c
-                for c in call(
-                    f"listing notification channels in {project}",
-                    self.apis.notification_channels().list_notification_channels,
-                    name=f"projects/{project}",
-                )
-            }
-            policies = {
-                p.display_name: p
-                for p in call(
-                    f"listing alert policies in {project}",
-                    self.apis.alert_policies().list_alert_policies,
-                    name=f"projects/{project}",
-                )
-            }
+            channels = _by_display_name(
+                project, "notification channels", self.apis.notification_channels().list_notification_channels
+            )
+            policies = _by_display_name(project, "alert policies", self.apis.alert_policies().list_alert_policies)
         except GcpError as exc:
             yield Check("alerts", "skipped", str(exc))
             return

@@ -19,10 +19,20 @@ from dataform_infra.errors import GcpNotFound, RunFailed, UsageError
 from dataform_infra.gcp.clients import GoogleApis, call
 from dataform_infra.spec.formats import topic_name
 from dataform_infra.spec.loader import Deployment
-from dataform_infra.spec.models import Trigger
+from dataform_infra.spec.models import Trigger, Workflow
 from dataform_infra.topology import Topology
 
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
+
+
+def _declared_workflow(deployment: Deployment, env: str, name: str) -> Workflow:
+    """Workflow `name` of `env`, or the usage error naming the ones there are."""
+    workflows = deployment.environments[env].workflows
+    found = next((w for w in workflows if w.name == name), None)
+    if found is None:
+        known = ", ".join(w.name for w in workflows) or "none"
+        raise UsageError(f"no workflow {name!r} in environment {env!r} (its workflows: {known})")
+    return found
 
 
 @dataclass
@@ -39,11 +49,8 @@ class WorkflowRun:
     """One run of one workflow config: `start()`, then `wait()` (or `cancel()`)."""
 
     def __init__(self, deployment: Deployment, env: str, workflow: str, apis: GoogleApis):
+        _declared_workflow(deployment, env, workflow)
         spec = deployment.environments[env]
-        names = [w.name for w in spec.workflows]
-        if workflow not in names:
-            known = ", ".join(names) or "none"
-            raise UsageError(f"no workflow {workflow!r} in environment {env!r} (its workflows: {known})")
         self.env = env
         self.workflow = workflow
         topology = Topology(deployment)
@@ -161,10 +168,7 @@ class TriggeredRun:
 
     def __init__(self, deployment: Deployment, env: str, workflow: str, trigger: str | None, apis: GoogleApis):
         spec = deployment.environments[env]
-        found = next((w for w in spec.workflows if w.name == workflow), None)
-        if found is None:
-            known = ", ".join(w.name for w in spec.workflows) or "none"
-            raise UsageError(f"no workflow {workflow!r} in environment {env!r} (its workflows: {known})")
+        found = _declared_workflow(deployment, env, workflow)
         names = found.trigger_names()
         if not names:
             raise UsageError(f"workflow {workflow!r} of {env!r} has no `triggers`: run it without --via-trigger")

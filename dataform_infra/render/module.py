@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, ClassVar
 
+from dataform_infra import MINIMUM_TERRAFORM
 from dataform_infra import resource_types as types
 from dataform_infra.render.hcl import Expr, Ident
 from dataform_infra.render.names import NameAllocator
@@ -668,6 +669,14 @@ class Module:
     def spec_file(self, env_name: str) -> str:
         """The spec file (as printed in headers) declaring environment `env_name`."""
         return next(f for f in self.spec_files if f.rsplit("/", 1)[-1].rsplit(".", 1)[0] == env_name)
+
+    @property
+    def required_terraform(self) -> str:
+        """The module's `required_version`: dfinfra's floor, or 1.11 where a channel's token travels through an
+        ephemeral variable (1.10) into a write-only attribute (1.11)."""
+        if any(c.token_variable for c in self.channels):
+            return ">= 1.11.0"
+        return ">= " + ".".join(map(str, MINIMUM_TERRAFORM))
 
     @property
     def secrets_concern(self) -> str:

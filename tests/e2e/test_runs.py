@@ -114,6 +114,12 @@ def applied(tmp_path_factory, terraform_bin, gcs):
                             repository.name,
                             stdin=SSH_KEY if git.ssh else TOKEN + "\n",
                         )
+            # Webhook channels' tokens, as a team sets them after the first apply (the next apply sends them).
+            for env_name, env in ws.deployment.environments.items():
+                for channel in env.alerts.channels if env.alerts else []:
+                    if channel.token:
+                        apis.caller = env.deployers[0]
+                        project.run("secret", "set", env_name, "--channel", channel.name, stdin=TOKEN + "\n")
             seed_runtime(cloud.store, workspace(spec_set), CODE[spec_set], owners=True)
             # The first apply came before the token and the code: its releases could not compile. Now they
             # can; each environment's deployer makes them live.

@@ -456,3 +456,16 @@ def test_a_channel_token_reaches_monitoring_write_only_and_nowhere_else(tmp_path
                 assert b"hook-T0KEN" not in path.read_bytes(), path
     finally:
         apis.stop()
+
+
+def test_a_token_channel_needs_terraform_1_11_and_nothing_else_does(tmp_path):
+    hook = {
+        "channels": [{"name": "hook", "webhook": "https://h.example/x", "token": True}],
+        "workflows": ["target-daily"],
+    }
+    files = render_module(setup(tmp_path / "token", alerts=hook).module("prod"))
+    assert 'required_version = ">= 1.11.0"' in files["versions.tf"]  # ephemeral variables, write-only attributes
+    assert "ephemeral = true" in files["alerts.tf"] and "auth_token_wo " in files["alerts.tf"]
+    assert check_module(files, "8.7.0") == []
+    plain = render_module(setup(tmp_path / "plain", alerts=ALERTS).module("prod"))
+    assert 'required_version = ">= 1.5.0"' in plain["versions.tf"]
