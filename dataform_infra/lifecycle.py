@@ -236,8 +236,6 @@ class Lifecycle:
             self.impersonate,
             module_lock=self._locks.descriptor(directory),
         )
-        if operation in ("plan", "plan-destroy", "apply"):
-            runner.secret_env = self._secret_env(directory.name)
         runner.open_log(operation)
         return runner
 
@@ -338,14 +336,19 @@ class Lifecycle:
         meta_file = meta / "plan.json"
         meta_file.unlink(missing_ok=True)
         plan_file.unlink(missing_ok=True)  # terraform writes a new one (never through what was there)
+        # A channel's token goes to this plan only (never init or show); a destroy or refresh-only plan changes no
+        # channel, so it neither reads nor needs it.
+        sends_tokens = not (mode.destroy or mode.refresh_only)
         try:
-            result = runner.plan(plan_file, mode, on_line=self._verbose_sink())  # -v: terraform's own plan
+            with runner.carrying(self._secret_env(env) if sends_tokens else {}):
+                result = runner.plan(plan_file, mode, on_line=self._verbose_sink())  # -v: terraform's own plan
         except TerraformError as exc:
             if not _PROVIDERS_OUT_OF_DATE.search(str(exc)):
                 raise
             self.echo(f"{env}: the installed providers do not match the lock file; running terraform init again")
             self._ensure_init(runner, directory, force=True)
-            result = runner.plan(plan_file, mode, on_line=self._verbose_sink())
+            with runner.carrying(self._secret_env(env) if sends_tokens else {}):
+                result = runner.plan(plan_file, mode, on_line=self._verbose_sink())
         if result.returncode == 0:  # -detailed-exitcode: nothing to change, import or record; nothing to show
             summary = PlanSummary(refresh_only=mode.refresh_only)
         else:
@@ -356,7 +359,7 @@ class Lifecycle:
             "render_sha256": _digest(directory, []),
             "tfplan_sha256": _file_digest(plan_file),
             "mode": mode.to_dict(),
-            "secret_versions": self._secret_versions(env),
+            "secret_versions": self._secret_versions(env) if sends_tokens else {},
             "planned_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "summary": summary.to_dict(),
         }
@@ -384,8 +387,8 @@ class Lifecycle:
         if missing:
             raise Refused(
                 f"no saved plan made from the files now in {', '.join(str(self.module_dir(e)) for e in missing)} "
-                "(the render changed since it was reviewed, or it was never planned); nothing applied. Plan "
-                "again and review it."
+                "(the render changed since it was reviewed, a notification channel's token was set since, or it was "
+                "never planned); nothing applied. Plan again and review it."
             )
 
     def _summarise(self, env: str, runner: TerraformRunner, plan_file: Path, mode: PlanMode) -> PlanSummary:
@@ -422,8 +425,9 @@ class Lifecycle:
             return None
         if meta.get("render_sha256") != _digest(directory, []) or meta.get("mode") != mode.to_dict():
             return None
-        if meta.get("secret_versions", {}) != self._secret_versions(env):  # a token was set since it was planned
-            return None
+        sends_tokens = not (mode.destroy or mode.refresh_only)
+        if sends_tokens and meta.get("secret_versions", {}) != self._secret_versions(env):
+            return None  # a channel's token was set since it was planned
         # The plan file itself, written with this bookkeeping for this environment: not one planned later, nor
         # another environment's copied in, nor one made from another configuration than the render.
         if meta.get("env") != env or meta.get("tfplan_sha256") != _file_digest(plan_file):
@@ -683,7 +687,9 @@ class Lifecycle:
             if line.strip():
                 self.echo(line)  # apply output always streams live
 
-        result = runner.apply(outcome.plan_file, on_line=progress)
+        sends_tokens = not (outcome.mode.destroy or outcome.mode.refresh_only)
+        with runner.carrying(self._secret_env(env) if sends_tokens else {}):  # ephemeral: given again at apply
+            result = runner.apply(outcome.plan_file, on_line=progress)
         self._discard_plan(env)
         if result.interrupted == 1:
             raise TerraformError(

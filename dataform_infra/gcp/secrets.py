@@ -211,17 +211,25 @@ def channel_tokens(apis: GoogleApis, deployment: Deployment, env: str) -> tuple[
     alerts = deployment.environments[env].alerts
     variables: dict[str, str] = {}
     missing: list[str] = []
-    for channel in alerts.channels if alerts else []:
-        if not channel.token:
-            continue
-        secret = topology.channel_secret(env, channel.name)
-        newest = newest_enabled_version(apis, f"projects/{secret.project}/secrets/{secret.id}")
-        if newest is None:
-            missing.append(channel.name)
-            continue
-        with _no_logging():
+    with _no_logging():  # before the first call: gRPC's tracer would print what the channel carries
+        for channel in alerts.channels if alerts else []:
+            if not channel.token:
+                continue
+            secret = topology.channel_secret(env, channel.name)
+            newest = newest_enabled_version(apis, f"projects/{secret.project}/secrets/{secret.id}")
+            if newest is None:
+                missing.append(channel.name)
+                continue
             found = call(f"reading {newest}", apis.secret_manager().access_secret_version, name=newest)
-        variable = topology.channel_token_variable(channel.name)
-        variables[f"TF_VAR_{variable}"] = found.payload.data.decode("utf-8")
-        variables[f"TF_VAR_{variable}_version"] = found.name.rsplit("/", 1)[-1]
+            # Checked as `secret set` checks it (a version added with gcloud may end in a newline, or not be text).
+            try:
+                text = found.payload.data.decode("utf-8")
+            except UnicodeDecodeError:
+                raise UsageError(f"{newest} is not UTF-8 text: add the token again with `dfinfra secret set`") from None
+            token = checked_secret("token", text, f"token in {newest}").decode("utf-8")
+            if "\0" in token:
+                raise UsageError(f"the token in {newest} holds a NUL character: add it again")
+            variable = topology.channel_token_variable(channel.name)
+            variables[f"TF_VAR_{variable}"] = token
+            variables[f"TF_VAR_{variable}_version"] = found.name.rsplit("/", 1)[-1]
     return variables, missing

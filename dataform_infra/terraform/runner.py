@@ -23,7 +23,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -111,7 +111,12 @@ class TerraformRunner:
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update({"TF_IN_AUTOMATION": "1", "TF_INPUT": "0", "CHECKPOINT_DISABLE": "1"})
-        env.update(self.secret_env)
+        if self.secret_env:
+            # Debug logs print request bodies (a channel's token among them) to the output dfinfra logs: never
+            # while terraform holds a secret.
+            for name in [n for n in env if n.startswith("TF_LOG")]:
+                del env[name]
+            env.update(self.secret_env)
         if self.impersonate:
             # The Google provider and the gcs state backend both read these: no credential in argv.
             env["GOOGLE_IMPERSONATE_SERVICE_ACCOUNT"] = self.impersonate
@@ -121,6 +126,16 @@ class TerraformRunner:
             cache.mkdir(parents=True, exist_ok=True)
             env["TF_PLUGIN_CACHE_DIR"] = str(cache)
         return env
+
+    @contextlib.contextmanager
+    def carrying(self, secret_env: dict[str, str]) -> Iterator[None]:
+        """Terraform commands run inside get `secret_env` (`TF_VAR_*` of ephemeral variables) in their
+        environment, and only they: never argv, never a log."""
+        self.secret_env = secret_env
+        try:
+            yield
+        finally:
+            self.secret_env = {}
 
     def open_log(self, operation: str) -> Path:
         """A new log for this run; the oldest beyond $DFINFRA_KEEP_LOGS (default 50) per module go."""

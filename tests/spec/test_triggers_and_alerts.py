@@ -444,13 +444,31 @@ def test_a_channel_token_reaches_monitoring_write_only_and_nowhere_else(tmp_path
         assert project.run("plan", "staging", expect=0)  # applied: nothing left to change
         assert "PASS  alert-channel:hook" in project.run("doctor", "staging", expect=None)
 
-        # A new token is a new version: the next apply sends it.
+        # A new token is a new version: the next apply sends it (a saved plan made before it is stale).
+        project.run("plan", "staging", expect=0)
         project.run("secret", "set", "staging", "--channel", "hook", stdin=HOOK_TOKEN + "-2\n")
+        refused = project.run("apply", "staging", "--auto-approve", "--require-saved-plan", expect=1)
+        assert "a notification channel's token was set since" in refused
         project.run("apply", "staging", "--auto-approve")
         assert cloud.store.get(CHANNEL_SECRETS, channel) == {"auth_token": HOOK_TOKEN + "-2"}
+        # A version added outside dfinfra (gcloud's --data-file keeps the newline) is checked as `secret set` checks.
+        secret = "projects/acme-host-proj/secrets/dataform-alerts-staging-hook"
+        from google.cloud import secretmanager_v1
+
+        client = secretmanager_v1.SecretManagerServiceClient(
+            transport=secretmanager_v1.services.secret_manager_service.transports.SecretManagerServiceGrpcTransport(
+                channel=__import__("grpc").insecure_channel(apis.address)
+            )
+        )
+        client.add_secret_version(parent=secret, payload={"data": (HOOK_TOKEN + "-3\n").encode()})
+        project.run("apply", "staging", "--auto-approve")
+        assert cloud.store.get(CHANNEL_SECRETS, channel) == {"auth_token": HOOK_TOKEN + "-3"}
+        client.add_secret_version(parent=secret, payload={"data": b"\xff\xfe"})
+        out = project.run("plan", "staging", expect=1)
+        assert "versions/4 is not UTF-8 text" in out and "dfinfra secret set" in out
 
         state = project.run("terraform", "staging", "--", "state", "pull")
-        assert '"auth_token_wo_version": "2"' in state and HOOK_TOKEN not in state
+        assert '"auth_token_wo_version": "3"' in state and HOOK_TOKEN not in state
         for path in project.root.rglob("*"):  # modules, saved plans, logs, journals: no token anywhere
             if path.is_file():
                 assert b"hook-T0KEN" not in path.read_bytes(), path

@@ -62,6 +62,20 @@ def test_environment_is_for_automation(runner, monkeypatch):
     assert Path(env["TF_PLUGIN_CACHE_DIR"]).is_dir()
 
 
+def test_secrets_reach_only_the_commands_that_carry_them_and_never_with_debug_logs(runner, monkeypatch):
+    """A channel's token (`TF_VAR_*` of an ephemeral variable) is in terraform's environment only inside
+    `carrying`, and then TF_LOG* (which prints request bodies to the output dfinfra logs) is dropped."""
+    monkeypatch.setenv("TF_LOG", "DEBUG")
+    monkeypatch.setenv("TF_LOG_PATH", "/tmp/tf.log")
+    assert runner.environment()["TF_LOG"] == "DEBUG"  # the user's choice, when no secret is carried
+    with runner.carrying({"TF_VAR_hook_auth_token": "t0ken"}):
+        env = runner.environment()
+        assert env["TF_VAR_hook_auth_token"] == "t0ken"
+        assert not [name for name in env if name.startswith("TF_LOG")]
+        assert "t0ken" not in " ".join(runner.argv("plan"))
+    assert "TF_VAR_hook_auth_token" not in runner.environment()
+
+
 def test_impersonation_reaches_the_provider_and_the_state_backend_by_environment(tmp_path):
     runner = TerraformRunner(
         TerraformBinary("/usr/bin/terraform", (1, 11, 4), "terraform"),
