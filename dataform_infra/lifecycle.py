@@ -338,16 +338,16 @@ class Lifecycle:
         plan_file.unlink(missing_ok=True)  # terraform writes a new one (never through what was there)
         # A channel's token goes to this plan only (never init or show); a destroy or refresh-only plan changes no
         # channel, so it neither reads nor needs it.
-        sends_tokens = not (mode.destroy or mode.refresh_only)
+        secrets = self._secret_env(env) if mode.creates_or_updates else {}
         try:
-            with runner.carrying(self._secret_env(env) if sends_tokens else {}):
+            with runner.carrying(secrets):
                 result = runner.plan(plan_file, mode, on_line=self._verbose_sink())  # -v: terraform's own plan
         except TerraformError as exc:
             if not _PROVIDERS_OUT_OF_DATE.search(str(exc)):
                 raise
             self.echo(f"{env}: the installed providers do not match the lock file; running terraform init again")
             self._ensure_init(runner, directory, force=True)
-            with runner.carrying(self._secret_env(env) if sends_tokens else {}):
+            with runner.carrying(secrets):
                 result = runner.plan(plan_file, mode, on_line=self._verbose_sink())
         if result.returncode == 0:  # -detailed-exitcode: nothing to change, import or record; nothing to show
             summary = PlanSummary(refresh_only=mode.refresh_only)
@@ -359,7 +359,7 @@ class Lifecycle:
             "render_sha256": _digest(directory, []),
             "tfplan_sha256": _file_digest(plan_file),
             "mode": mode.to_dict(),
-            "secret_versions": self._secret_versions(env) if sends_tokens else {},
+            "secret_versions": self._secret_versions(env) if mode.creates_or_updates else {},
             "planned_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "summary": summary.to_dict(),
         }
@@ -425,8 +425,7 @@ class Lifecycle:
             return None
         if meta.get("render_sha256") != _digest(directory, []) or meta.get("mode") != mode.to_dict():
             return None
-        sends_tokens = not (mode.destroy or mode.refresh_only)
-        if sends_tokens and meta.get("secret_versions", {}) != self._secret_versions(env):
+        if mode.creates_or_updates and meta.get("secret_versions", {}) != self._secret_versions(env):
             return None  # a channel's token was set since it was planned
         # The plan file itself, written with this bookkeeping for this environment: not one planned later, nor
         # another environment's copied in, nor one made from another configuration than the render.
@@ -687,8 +686,8 @@ class Lifecycle:
             if line.strip():
                 self.echo(line)  # apply output always streams live
 
-        sends_tokens = not (outcome.mode.destroy or outcome.mode.refresh_only)
-        with runner.carrying(self._secret_env(env) if sends_tokens else {}):  # ephemeral: given again at apply
+        secrets = self._secret_env(env) if outcome.mode.creates_or_updates else {}
+        with runner.carrying(secrets):  # ephemeral variables are given again at apply
             result = runner.apply(outcome.plan_file, on_line=progress)
         self._discard_plan(env)
         if result.interrupted == 1:

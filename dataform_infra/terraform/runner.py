@@ -54,6 +54,12 @@ class PlanMode:
     replace: tuple[str, ...] = ()
     refresh_only: bool = False
 
+    @property
+    def creates_or_updates(self) -> bool:
+        """May it create or update objects? Not a destroy nor a refresh-only plan: only such plans need the secrets
+        ephemeral variables carry (a channel's token)."""
+        return not (self.destroy or self.refresh_only)
+
     def to_dict(self) -> dict[str, object]:
         return {
             "destroy": self.destroy,
