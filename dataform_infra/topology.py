@@ -131,6 +131,11 @@ class Resource:
         """The full resource name (`//service.googleapis.com/...`) the Policy Troubleshooter takes."""
         return full_name(self.kind, self.project, self.id, self.region)
 
+    @property
+    def relative_name(self) -> str:
+        """The full name without its service (`projects/<p>/secrets/<id>`): what the object's own API takes."""
+        return self.full_name.split("/", 3)[3]
+
 
 # One object per resource: the access model and coverage key dicts by resource hundreds of thousands of times
 # for a large spec, and a dict compares the same object by identity without calling __eq__.
@@ -262,8 +267,7 @@ class HostedRepository:
     @property
     def secret_name(self) -> str | None:
         """`projects/<p>/secrets/<id>`, as Secret Manager names it (None: no Git secret)."""
-        secret = self.secret
-        return f"projects/{secret.project}/secrets/{secret.id}" if secret else None
+        return self.secret.relative_name if self.secret else None
 
     @property
     def repository_link(self) -> Resource | None:

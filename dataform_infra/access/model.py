@@ -368,6 +368,19 @@ class AccessModel:
                             ("deployers",),
                             assumed=runner.made_elsewhere,
                         )
+            if env.triggered_workflows():  # once per environment: its deployers attach its one orchestrator
+                orchestrator = top.orchestrator(env_name)
+                for d in deployers:
+                    self._need(
+                        "act-as",
+                        d,
+                        ("iam.serviceAccounts.actAs",),
+                        runner_resource(orchestrator.email),
+                        f"{d.member} attaches {orchestrator.email} to the orchestrating workflows, triggers and "
+                        "scheduler jobs (strict act-as)",
+                        env_name,
+                        ("deployers",),
+                    )
             if not deployers and env.workflows:
                 self.notes.append(
                     (
@@ -461,17 +474,6 @@ class AccessModel:
                     at,
                     (run.id,),
                 )
-        for deployer in env.deployers:
-            self._need(
-                "act-as",
-                Principal("deployer", deployer),
-                ("iam.serviceAccounts.actAs",),
-                runner_resource(orchestrator.email),
-                f"{deployer} attaches {orchestrator.email} to the orchestrating workflows, triggers and scheduler "
-                "jobs (strict act-as)",
-                env_name,
-                ("deployers",),
-            )
         return runs
 
     def _authorized_views(self) -> None:

@@ -103,7 +103,7 @@ class Doctor:
         from dataform_infra.gcp.secrets import newest_enabled_version
 
         secret = self.topology.channel_secret(self.env_name, channel)
-        return newest_enabled_version(self.apis, f"projects/{secret.project}/secrets/{secret.id}") is not None
+        return newest_enabled_version(self.apis, secret.relative_name) is not None
 
     def _alerts(self) -> Iterator[Check]:
         """Each notification channel exists, is enabled and not left unverified; each alert policy exists and is

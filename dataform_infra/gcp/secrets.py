@@ -216,7 +216,7 @@ def channel_tokens(apis: GoogleApis, deployment: Deployment, env: str) -> tuple[
             if not channel.token:
                 continue
             secret = topology.channel_secret(env, channel.name)
-            newest = newest_enabled_version(apis, f"projects/{secret.project}/secrets/{secret.id}")
+            newest = newest_enabled_version(apis, secret.relative_name)
             if newest is None:
                 missing.append(channel.name)
                 continue

@@ -256,8 +256,9 @@ class RunnerRef:
 
 
 @dataclass(frozen=True)
-class GitSecret(Addressed):
-    """A Git credential's secret this module creates, once however many repositories use it."""
+class ManagedSecret(Addressed):
+    """A secret this module creates whose payload is added outside Terraform: a Git credential's (once however many
+    repositories use it) or a notification channel's token."""
 
     resource_type = types.SECRET
 
@@ -624,7 +625,7 @@ class Module:
     # The host's: its repositories, and the Git secrets it creates (none kept in another project).
     repositories: list[RepositoryView] = field(default_factory=list)
     dataform_config: DataformConfigView | None = None  # the default CMEK key, when the host sets one
-    secrets: list[GitSecret] = field(default_factory=list)
+    secrets: list[ManagedSecret] = field(default_factory=list)
     moved: list[Moved] = field(default_factory=list)
     api_refs: dict[str, Expr] = field(default_factory=dict)
     # The project number the spec declares for this module's project, when HCL uses it (the agent's email).
@@ -1164,12 +1165,11 @@ class _ModuleBuilder:
         npmrc_version = None
         if repo.npmrc and hosted.npmrc_secret:
             npmrc = hosted.npmrc_secret
-            name = f"projects/{npmrc.project}/secrets/{npmrc.id}"
-            npmrc_version = f"{name}/versions/{repo.npmrc.version}"
+            npmrc_version = f"{npmrc.relative_name}/versions/{repo.npmrc.version}"
             grant = self.secret_grants.get(npmrc) or self._agent_reads(
                 ("dataform_agent", "reads", "npmrc", npmrc.id),
                 npmrc,
-                name,
+                npmrc.relative_name,
                 rule="agent-reads-npmrc-secret",
                 why="Compilations install the repository's npm packages with its .npmrc variables, read by the "
                 "Dataform service agent from this secret only.",
@@ -1234,7 +1234,7 @@ class _ModuleBuilder:
             )
             self._renamed(grant, ("repository", access.role, access.member))
 
-    def _git_secret(self, hosted: HostedRepository) -> GitSecret:
+    def _git_secret(self, hosted: HostedRepository) -> ManagedSecret:
         """The Git secret `hosted` names, created once in this module (repositories may share it)."""
         git = hosted.spec.git
         auth = hosted.spec.git_secret
@@ -1249,7 +1249,7 @@ class _ModuleBuilder:
         self._renamed_to(
             Expr.ref(types.SECRET.name, "git_ssh_key" if git.ssh else "git_token"), Expr.ref(types.SECRET.name, name)
         )
-        secret = GitSecret(
+        secret = ManagedSecret(
             name=name,
             project=hosted.project,
             secret_id=auth.secret_id,
@@ -1695,10 +1695,10 @@ class _ModuleBuilder:
             token_secret = ""
             if channel.token:
                 secret = self.topology.channel_secret(self.env_name, channel.name)
-                token_secret = f"projects/{secret.project}/secrets/{secret.id}"
+                token_secret = secret.relative_name
                 token_variable = Ident(self.topology.channel_token_variable(channel.name))
                 self.module.secrets.append(
-                    GitSecret(
+                    ManagedSecret(
                         name=self.names.name(types.SECRET.name, secret.id),
                         project=secret.project,
                         secret_id=secret.id,
