@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from dataform_infra import resource_types as types
 from dataform_infra.access import roles
 from dataform_infra.render.module import Module, ReleaseConfig, WorkflowConfig
+from dataform_infra.specset import SpecSet
 from dataform_infra.topology import Resource, project_resource, runner_resource
-from dataform_infra.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -39,9 +39,9 @@ class DeployerNeed:
         }
 
 
-def deployer_needs(workspace: Workspace, env_name: str) -> list[DeployerNeed]:
+def deployer_needs(specs: SpecSet, env_name: str) -> list[DeployerNeed]:
     """What `env_name`'s deployers need: per resource, the permissions and the narrowest roles."""
-    module = workspace.module(env_name)
+    module = specs.module(env_name)
     wanted: dict[Resource, set[str]] = {}
     project = project_resource(module.env.project.id)
     for type_, objects in _declared(module):
@@ -50,7 +50,7 @@ def deployer_needs(workspace: Workspace, env_name: str) -> list[DeployerNeed]:
                 where = project if scope == "project" else obj  # "self"/"repository": the object itself
                 wanted.setdefault(where, set()).update(permissions)
     deployers = set(module.env.deployers)
-    access = workspace.access_of(env_name)
+    access = specs.access_of(env_name)
     runs_here = {run.id for run in access.runs if run.env == env_name}
     for req in access.requirements:  # their own run rights (`dfinfra run`), assumed by the model
         mine = req.env == env_name or runs_here.intersection(req.runs)
@@ -58,7 +58,7 @@ def deployer_needs(workspace: Workspace, env_name: str) -> list[DeployerNeed]:
             wanted.setdefault(req.resource, set()).add(req.permission)
     granted: dict[Resource, list[str]] = {}
     for other in access.topology.apply_order():
-        for g in workspace.module(other).grants:
+        for g in specs.module(other).grants:
             if g.principal.member in deployers:
                 granted.setdefault(g.resource, []).append(g.role)
     return [
@@ -127,7 +127,7 @@ def _roles_for(permissions: frozenset[str]) -> list[str]:
     return list(dict.fromkeys(chosen))
 
 
-def deployer_table(workspace: Workspace, envs: list[str]) -> str:
+def deployer_table(specs: SpecSet, envs: list[str]) -> str:
     """Markdown: per environment, what its deployers need where, and how to grant the host-side part."""
     lines = [
         "| env | resource | narrowest predefined role(s) | permissions | dfinfra grants the deployers |",
@@ -135,14 +135,14 @@ def deployer_table(workspace: Workspace, envs: list[str]) -> str:
     ]
     hints: list[str] = []
     for env in envs:
-        top = workspace.topology_of(env)
-        needs = deployer_needs(workspace, env)
+        top = specs.topology_of(env)
+        needs = deployer_needs(specs, env)
         for n in needs:
             lines.append(
                 f"| {env} | {n.resource.label} | {', '.join(f'`{r}`' for r in n.roles)} | "
                 f"{', '.join(n.permissions)} | {', '.join(f'`{r}`' for r in n.granted_by_dfinfra) or '-'} |"
             )
-        deployers = workspace.deployment.environments[env].deployers
+        deployers = specs.deployment.environments[env].deployers
         for hosted in top.repositories:
             repository = next((n for n in needs if n.resource == hosted.resource), None)
             if env == top.host_name or not repository or "roles/dataform.admin" in repository.granted_by_dfinfra:
@@ -153,7 +153,7 @@ def deployer_table(workspace: Workspace, envs: list[str]) -> str:
                 f"repository only from {top.host_name}'s spec, `{hosted.field('access')}: [{members}]`, "
                 f"then `dfinfra apply {top.host_name}`."
             )
-    if any(not workspace.deployment.environments[e].deployers for e in envs):
+    if any(not specs.deployment.environments[e].deployers for e in envs):
         hints.append("- An environment without `deployers:` gets no act-as from dfinfra: whoever applies it needs it.")
     text = "\n".join(lines) + "\n"
     if hints:

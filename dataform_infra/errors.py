@@ -36,7 +36,7 @@ class Problem:
     message: str
     line: int | None = None
 
-    def render(self) -> str:
+    def describe(self) -> str:
         where = shown(self.file) if self.file else "<spec>"
         if self.line is not None:
             where += f":{self.line}"
@@ -55,9 +55,9 @@ class SpecError(DfinfraError):
 
     def describe(self) -> str:
         if len(self.problems) == 1:
-            return self.problems[0].render()
+            return self.problems[0].describe()
         lines = [f"{len(self.problems)} problems in the environment spec:"]
-        lines += [f"  {p.render()}" for p in self.problems]
+        lines += [f"  {p.describe()}" for p in self.problems]
         return "\n".join(lines)
 
 

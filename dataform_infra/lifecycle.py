@@ -25,11 +25,11 @@ from dataform_infra.errors import PolicyViolation, Refused, TerraformError, Usag
 from dataform_infra.render.engine import render_bootstrap
 from dataform_infra.render.module import ReleaseConfig, WorkflowConfig
 from dataform_infra.render.output import RenderedModule, check_module, recover, write_modules
+from dataform_infra.specset import SpecSet
 from dataform_infra.terraform.binary import TerraformBinary
 from dataform_infra.terraform.runner import LineSink, PlanMode, TerraformRunner
 from dataform_infra.terraform.summary import Change, IamNames, PlanSummary
 from dataform_infra.terraform.worklock import ModuleLocks
-from dataform_infra.workspace import Workspace
 
 # Environment variables that change what `terraform init` would do with the backend.
 BACKEND_ENV = ("GOOGLE_BACKEND_STORAGE_CUSTOM_ENDPOINT", "GOOGLE_STORAGE_CUSTOM_ENDPOINT", "GOOGLE_BACKEND_CREDENTIALS")
@@ -51,14 +51,13 @@ class PlanOutcome:
     env: str
     summary: PlanSummary
     plan_file: Path
-    reused: bool = False
     mode: PlanMode = APPLY
 
 
-def apply_order(workspace: Workspace, envs: list[str], *, destroy: bool = False) -> list[str]:
+def apply_order(specs: SpecSet, envs: list[str], *, destroy: bool = False) -> list[str]:
     """`envs` in the directory's apply order (each host first, then the environments whose configs it holds),
     reversed for a destroy."""
-    order = [e for e in workspace.apply_order() if e in envs]
+    order = [e for e in specs.apply_order() if e in envs]
     return order[::-1] if destroy else order
 
 
@@ -193,7 +192,7 @@ def _refuse_mixed_dataset_grants(env: str, summary: PlanSummary) -> None:
 class Lifecycle:
     def __init__(
         self,
-        workspace: Workspace,
+        specs: SpecSet,
         out: Path,
         binary: TerraformBinary,
         *,
@@ -203,7 +202,7 @@ class Lifecycle:
         impersonate: str | None = None,
         secret_variables: Callable[[str], dict[str, str]] | None = None,
     ):
-        self.workspace = workspace
+        self.specs = specs
         # env -> the `TF_VAR_*` of its ephemeral variables (channel tokens), read when a plan or apply needs them.
         self.secret_variables = secret_variables
         self.out = out.absolute()  # terraform runs inside each module directory
@@ -257,7 +256,7 @@ class Lifecycle:
         # Callers asked for the lock first; a module rendered here for the first time is locked now.
         self._locks.hold(directory, "render", waiting=self.echo)
         if render:
-            self.workspace.write(self.out, [env])  # rolls back a killed render first
+            self.specs.write(self.out, [env])  # rolls back a killed render first
         else:
             for restored in recover(self.out):  # never plan a half-swapped module (it would revoke grants)
                 self.echo(f"{restored}: rolled back a render that was interrupted half way")
@@ -371,11 +370,11 @@ class Lifecycle:
         """`validate`'s findings, before anything is planned or applied: a spec that breaks a least-privilege
         rule, or whose runs would fail, is refused (PolicyViolation, exit 1) unless the caller allows it.
         Returns the violations allowed (for the PR comment to state them)."""
-        violations = [f.render() for f in self.workspace.validate().violations]
+        violations = [f.describe() for f in self.specs.validate().violations]
         if violations and not allow_violations:
             listed = "\n".join(f"  violation: {v}" for v in violations)
             raise PolicyViolation(
-                f"{len(violations)} least-privilege violation(s) in {self.workspace.environments_dir} (what "
+                f"{len(violations)} least-privilege violation(s) in {self.specs.environments_dir} (what "
                 f"`dfinfra validate` reports); nothing planned or applied:\n{listed}\nFix the spec, or pass "
                 "--allow-violations to go ahead anyway (the plan's summary says so)."
             )
@@ -394,13 +393,13 @@ class Lifecycle:
     def _summarise(self, env: str, runner: TerraformRunner, plan_file: Path, mode: PlanMode) -> PlanSummary:
         """The saved plan, read once through `terraform show -json`, every change named as `explain` names it; in a
         destroy, what dfinfra adopted (`existing: true`) is to be forgotten, not deleted (`_forget`)."""
-        module = self.workspace.module(env)
+        module = self.specs.module(env)
         summary = runner.show_plan(plan_file, mode.refresh_only, self._iam_names(env), module.names())
         return summary.forgetting({str(i.to) for i in module.imports}) if mode.destroy else summary
 
     def _iam_names(self, env: str) -> IamNames:
         """Every grant the module renders, named as `explain` names it."""
-        return {g.address: (g.principal.label, g.role, g.resource.label) for g in self.workspace.module(env).grants}
+        return {g.address: (g.principal.label, g.role, g.resource.label) for g in self.specs.module(env).grants}
 
     def _saved_plan_file(self, env: str, mode: PlanMode, *, from_elsewhere: bool = False) -> Path | None:
         """The saved plan file, if its bookkeeping says it was made for this environment from exactly the files
@@ -442,7 +441,7 @@ class Lifecycle:
         runner = self._runner(directory, "show")
         self._ensure_init(runner, directory)  # a fresh checkout with a downloaded plan has no .terraform yet
         summary = self._summarise(env, runner, plan_file, mode)
-        return PlanOutcome(env, summary, plan_file, reused=True, mode=mode)
+        return PlanOutcome(env, summary, plan_file, mode=mode)
 
     # --- apply / destroy ------------------------------------------------------------------
 
@@ -472,7 +471,7 @@ class Lifecycle:
         else:
             self.echo(f"{env}: applying the saved plan ({outcome.plan_file})")
         summary = outcome.summary
-        self.echo(summary.render())
+        self.echo(summary.describe())
         if not summary.has_changes:
             self._discard_plan(env)
             self._applied.add(env)  # up to date: what follows it in the order may go on
@@ -553,12 +552,12 @@ class Lifecycle:
             for c in applied.changes
             if c.type == types.RELEASE_CONFIG.name and c.action in ("create", "update", "replace")
         }
-        return [view.config_id for view in self.workspace.module(env).releases if view.address in touched]
+        return [view.config_id for view in self.specs.module(env).releases if view.address in touched]
 
     def _check_order(self, env: str, mode: PlanMode, *, render: bool) -> None:
         """Stop before terraform when the order is wrong: a target's configs live in the host's
         repository (applied first), and destroying the host takes the targets' configs with it."""
-        top = self.workspace.topology_of(env)
+        top = self.specs.topology_of(env)
         host = top.host_name
         if mode.destroy and env == host:
             others = [t for t in top.apply_order() if t != host and t not in self._applied]
@@ -581,8 +580,8 @@ class Lifecycle:
         """Why `env` cannot be applied before the host, or None: its configs live in host repositories the
         host's state does not hold yet (without configs, its grants name the service agent the host's first
         apply creates)."""
-        module = self.workspace.module(env)
-        host = self.workspace.topology_of(env).host_name
+        module = self.specs.module(env)
+        host = self.specs.topology_of(env).host_name
         held = set(self._state(host, render=render))
         configs: list[ReleaseConfig | WorkflowConfig] = [*module.releases, *module.workflows]
         if not configs:
@@ -592,11 +591,9 @@ class Lifecycle:
             return f"{env}'s grants name {agent}, and {host}'s state holds no repository yet"
         homes = {c.home.name for c in configs}
         wanted = {
-            view.address: view.hosted.name
-            for view in self.workspace.module(host).repositories
-            if view.hosted.name in homes
+            view.address: view.hosted.name for view in self.specs.module(host).repositories if view.hosted.name in homes
         }
-        if LEGACY_REPOSITORY in held and self.workspace.topology_of(env).single_repository:
+        if LEGACY_REPOSITORY in held and self.specs.topology_of(env).single_repository:
             return None  # applied before repositories were named after themselves: the same repository
         missing = [f"repository {name}" for address, name in wanted.items() if address not in held]
         if not missing:
@@ -609,7 +606,7 @@ class Lifecycle:
     def _state(self, env: str, *, render: bool) -> list[str]:
         """Addresses in `env`'s state (empty when it has none, or no module is rendered to ask with)."""
         if render:
-            self.workspace.write(self.out, [env])
+            self.specs.write(self.out, [env])
         elif not any(self.module_dir(env).glob("*.tf")):
             return []
         try:
@@ -650,7 +647,7 @@ class Lifecycle:
                 f"refusing to {verb} {env}: the plan would {listed}. These hold data or identities other "
                 "systems use; re-run with --allow-destroy if that is intended."
             )
-        protected = self.workspace.deployment.environments[env].protected
+        protected = self.specs.deployment.environments[env].protected
         if auto_approve:
             if protected and env not in confirmed:
                 raise Refused(f"{env} is protected: with --auto-approve also pass --confirm {env}")
@@ -722,7 +719,7 @@ class Lifecycle:
                 time.sleep(wait)
                 again = self.plan(env, render=False, mode=outcome.mode)
                 self.echo(f"{env}: the plan after waiting, for what is left to apply:")
-                self.echo(again.summary.render())
+                self.echo(again.summary.describe())
                 if again.summary.has_changes:
                     guard_retry(again.summary)
                     self._apply_plan(env, again)
@@ -758,7 +755,7 @@ class Lifecycle:
         and in a protected environment every command that writes the state needs its name confirmed.
         """
         command = _passthrough_command(args)
-        protected = self.workspace.deployment.environments[env].protected
+        protected = self.specs.deployment.environments[env].protected
         if protected and command in STATE_WRITERS and env not in confirmed:
             answer = confirm(f"{env} is protected. Type the environment name to run `terraform {command}` in it: ")
             if answer is None:
@@ -795,14 +792,14 @@ class Lifecycle:
         Environments may share one bucket (different prefixes): the first environment naming it owns
         its bootstrap module, so two modules never fight over one bucket in different projects.
         """
-        environments = self.workspace.deployment.environments
+        environments = self.specs.deployment.environments
         spec = environments[env]
         owner = next(name for name, other in environments.items() if other.state.bucket == spec.state.bucket)
         if owner != env:
             self.echo(f"{env}: state bucket gs://{spec.state.bucket} is shared with {owner}; bootstrapping it there")
             return self.bootstrap(owner, auto_approve=auto_approve, confirm=confirm, confirmed=confirmed)
         directory = self.bootstrap_dir(env)
-        write_modules(directory.parent, [RenderedModule(env, render_bootstrap(self.workspace.deployment, env))])
+        write_modules(directory.parent, [RenderedModule(env, render_bootstrap(self.specs.deployment, env))])
         runner = self._runner(directory, "bootstrap")
         self._ensure_init(runner, directory)
         bucket = f"{types.STORAGE_BUCKET.name}.state"  # the bootstrap template's one resource
@@ -817,7 +814,7 @@ class Lifecycle:
         plan_file = self._meta_dir(directory) / "tfplan"
         runner.plan(plan_file)
         summary = runner.show_plan(plan_file)
-        self.echo(summary.render())
+        self.echo(summary.describe())
         if summary.has_changes:
             self._guard(
                 env,

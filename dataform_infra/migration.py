@@ -42,7 +42,7 @@ class Move:
     new_address: str
     forget: bool = False
 
-    def render(self) -> str:
+    def describe(self) -> str:
         if self.forget:
             return f"{self.source}: {self.address} is already managed by {self.destination}: removed from {self.source}"
         return f"{self.source}: {self.address} -> {self.destination}: {self.new_address}"
@@ -103,12 +103,12 @@ def plan_moves(states: dict[str, dict[str, Any]], owners: dict[Key, tuple[str, s
 
 def migrate(lifecycle: Lifecycle, *, dry_run: bool = False) -> Migration:
     """Move every state entry of the deployment to the module that now declares it (see module doc)."""
-    workspace = lifecycle.workspace
-    envs: list[str] = workspace.apply_order()
-    workspace.write(lifecycle.out, envs)
+    specs = lifecycle.specs
+    envs: list[str] = specs.apply_order()
+    specs.write(lifecycle.out, envs)
     owners: dict[Key, tuple[str, str]] = {}
     for env in envs:
-        for key, address in declared(workspace.module(env)).items():
+        for key, address in declared(specs.module(env)).items():
             owners[key] = (env, address)
 
     runners: dict[str, TerraformRunner] = {}

@@ -130,7 +130,7 @@ class Finding:
     source: str
     severity: Literal["violation", "warning"] = "violation"
 
-    def render(self) -> str:
+    def describe(self) -> str:
         return f"{self.source}: [{self.rule}] {self.message}"
 
 

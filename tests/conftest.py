@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dataform_infra.workspace import Workspace
+from dataform_infra.specset import SpecSet
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC_SETS = {
@@ -26,7 +26,7 @@ SPEC_SETS = {
 @cache
 def rendered(spec_set: str) -> dict[str, dict[str, str]]:
     """env -> file name -> HCL, for one spec set (rendered once per test session)."""
-    workspace = Workspace(SPEC_SETS[spec_set])
+    workspace = SpecSet(SPEC_SETS[spec_set])
     return {m.env: dict(m.files) for m in workspace.render(list(workspace.deployment.environments))}
 
 

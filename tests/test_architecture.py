@@ -62,7 +62,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "dataform_infra.access",
         "dataform_infra.render",
         "dataform_infra.topology",
-        "dataform_infra.workspace",
+        "dataform_infra.specset",
     ),
     "dataform_infra.gcp": (
         "dataform_infra.gcp",

@@ -2,17 +2,17 @@
 
 from dataform_infra.access import roles
 from dataform_infra.deployer import deployer_needs, deployer_table
-from dataform_infra.workspace import Workspace
+from dataform_infra.specset import SpecSet
 from tests.conftest import SPEC_SETS
 from tests.specs import host, target, write_specs
 
 
-def needs(ws: Workspace, env: str) -> dict[str, tuple[str, ...]]:
+def needs(ws: SpecSet, env: str) -> dict[str, tuple[str, ...]]:
     return {n.resource.label: n.roles for n in deployer_needs(ws, env)}
 
 
 def test_a_targets_deployer_needs_rights_in_the_host_project_and_repository_too():
-    ws = Workspace(SPEC_SETS["shipped"])
+    ws = SpecSet(SPEC_SETS["shipped"])
     prod = needs(ws, "prod")
     assert prod["project acme-analytics-staging"] == ("roles/resourcemanager.projectIamAdmin",)  # the Job User grant
     assert prod["repository analytics"] == ("roles/dataform.admin",)  # its configs, and `dfinfra run`
@@ -24,7 +24,7 @@ def test_a_targets_deployer_needs_rights_in_the_host_project_and_repository_too(
 
 def test_every_listed_role_carries_the_listed_permissions():
     for spec_set in SPEC_SETS:
-        ws = Workspace(SPEC_SETS[spec_set])
+        ws = SpecSet(SPEC_SETS[spec_set])
         for env in ws.deployment.environments:
             for need in deployer_needs(ws, env):
                 listed = [r for r in need.roles if r.startswith("roles/")]
@@ -41,12 +41,12 @@ def test_granting_the_repository_role_from_the_host_spec_is_suggested_then_recog
     deployer = "serviceAccount:prod-ci@acme-ci-proj.iam.gserviceaccount.com"
     t = target()
     t["deployers"] = [deployer]
-    ws = Workspace(write_specs(tmp_path / "a", {"staging": host(), "prod": t}))
+    ws = SpecSet(write_specs(tmp_path / "a", {"staging": host(), "prod": t}))
     text = deployer_table(ws, ["prod"])
     assert f'`repository.access: [{{member: "{deployer}", role: admin}}]`' in text
     h = host()
     h["repository"]["access"] = [{"member": deployer, "role": "admin"}]
-    ws = Workspace(write_specs(tmp_path / "b", {"staging": h, "prod": t}))
+    ws = SpecSet(write_specs(tmp_path / "b", {"staging": h, "prod": t}))
     assert "repository.access" not in deployer_table(ws, ["prod"])
     repository = next(n for n in deployer_needs(ws, "prod") if n.resource.kind == "repository")
     assert repository.granted_by_dfinfra == ("roles/dataform.admin",)

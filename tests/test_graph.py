@@ -6,18 +6,18 @@ import subprocess
 import pytest
 
 from dataform_infra.graph import build_graph, dot, mermaid, png
-from dataform_infra.workspace import Workspace
+from dataform_infra.specset import SpecSet
 from tests.conftest import SPEC_SETS
 
 
 def shipped_graph():
-    workspace = Workspace(SPEC_SETS["shipped"])
+    workspace = SpecSet(SPEC_SETS["shipped"])
     return build_graph([workspace.module(e) for e in workspace.deployment.environments])
 
 
 def test_every_grant_is_an_edge_and_projects_are_groups():
     graph = shipped_graph()
-    workspace = Workspace(SPEC_SETS["shipped"])
+    workspace = SpecSet(SPEC_SETS["shipped"])
     assert len(graph.edges) == sum(len(workspace.module(e).grants) for e in workspace.deployment.environments)
     text = mermaid(graph)
     assert 'subgraph acme_analytics_prod["project acme-analytics-prod"]' in text
@@ -52,7 +52,7 @@ def test_principals_differing_only_in_punctuation_or_case_stay_apart(tmp_path):
         {"member": "group:data.analysts@acme.example", "role": "editor"},
         {"member": "group:Data-Analysts@acme.example", "role": "admin"},
     ]
-    workspace = Workspace(write_specs(tmp_path, {"staging": h}))
+    workspace = SpecSet(write_specs(tmp_path, {"staging": h}))
     graph = build_graph([workspace.module("staging")])
     people = {label: node for node, (label, _) in graph.nodes.items() if label.startswith("group:")}
     assert len(people) == 3

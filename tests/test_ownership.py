@@ -5,13 +5,13 @@ import pytest
 from dataform_infra.errors import TerraformError
 from dataform_infra.migration import Move, plan_moves
 from dataform_infra.ownership import declared, state_key
-from dataform_infra.workspace import Workspace
+from dataform_infra.specset import SpecSet
 from tests.conftest import SPEC_SETS
 
 
 @pytest.mark.parametrize("spec_set", sorted(SPEC_SETS))
 def test_no_object_is_declared_by_two_modules(spec_set):
-    ws = Workspace(SPEC_SETS[spec_set])
+    ws = SpecSet(SPEC_SETS[spec_set])
     seen: dict[tuple, str] = {}
     for env in ws.apply_order():
         for key in declared(ws.module(env)):
@@ -33,7 +33,7 @@ def _state_attributes(grant) -> dict:
 
 
 def test_every_rendered_grant_and_config_is_found_again_in_state():
-    ws = Workspace(SPEC_SETS["shipped"])
+    ws = SpecSet(SPEC_SETS["shipped"])
     for env in ws.apply_order():
         module = ws.module(env)
         keys = declared(module)
@@ -82,7 +82,7 @@ def test_a_destination_address_holding_another_object_stops_the_migration():
 
 def test_repositories_and_secrets_are_known_by_their_google_names_whatever_their_address():
     """So `dfinfra migrate` moves `google_dataform_repository.this` to the name it has now."""
-    module = Workspace(SPEC_SETS["shipped"]).module("staging")
+    module = SpecSet(SPEC_SETS["shipped"]).module("staging")
     keys = declared(module)
     repository = {"project": "acme-analytics-staging", "region": "europe-west2", "name": "analytics", "id": "x"}
     assert keys[state_key("google_dataform_repository", repository)] == "google_dataform_repository.analytics"
@@ -101,7 +101,7 @@ def test_repositories_and_secrets_are_known_by_their_google_names_whatever_their
 
 
 def test_a_repository_grant_is_known_by_the_repositorys_full_name_as_the_provider_records_it():
-    module = Workspace(SPEC_SETS["shipped"]).module("staging")
+    module = SpecSet(SPEC_SETS["shipped"]).module("staging")
     grant = next(g for g in module.grants if g.rule == "person-uses-repository")
     recorded = {
         "project": "acme-analytics-staging",

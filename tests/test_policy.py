@@ -73,7 +73,7 @@ def test_runner_usable_passes_when_both_grants_exist():
 @pytest.mark.parametrize(("spec_set", "env"), all_modules())
 def test_rendered_hcl_passes_every_rule(spec_set, env):
     findings = policy.check(policy.facts_from_hcl(rendered(spec_set)[env]))
-    assert [f.render() for f in findings if f.severity == "violation"] == []
+    assert [f.describe() for f in findings if f.severity == "violation"] == []
 
 
 @pytest.mark.parametrize(("spec_set", "env"), all_modules())

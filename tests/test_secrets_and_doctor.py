@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dataform_infra.workspace import Workspace
+from dataform_infra.specset import SpecSet
 from tests.conftest import SPEC_SETS
 from tests.fakegcp.store import RELEASE_STATE
 from tests.project import Project
@@ -395,7 +395,7 @@ def test_a_failed_apply_still_makes_the_releases_it_changed_live(live, google_ap
 
     ready(live)
     project, apis = live, google_apis
-    config = Workspace(live.root / "environments").topology.release_config_name("prod", "prod-nightly")
+    config = SpecSet(live.root / "environments").topology.release_config_name("prod", "prod-nightly")
     before = apis.dataform.live_compilation(config)
     assert before
     spec = yaml.safe_load(project.spec("prod").read_text())

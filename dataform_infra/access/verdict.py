@@ -57,7 +57,7 @@ def _problem(model: AccessModel, env: str, path: tuple[str | int, ...], message:
 
 
 def _where(model: AccessModel, env: str, path: tuple[str | int, ...]) -> str:
-    return _problem(model, env, path, "").render().rstrip(": ").rstrip()
+    return _problem(model, env, path, "").describe().rstrip(": ").rstrip()
 
 
 def _unmet(model: AccessModel, unmet: list[Requirement]) -> Iterable[Finding]:

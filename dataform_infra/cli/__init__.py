@@ -1,4 +1,4 @@
-"""`dfinfra`: thin typer commands over `Workspace`, in rooms by concern over one base and one options
+"""`dfinfra`: thin typer commands over `SpecSet`, in rooms by concern over one base and one options
 module: `specs` (no cloud), `terraform` (modules and state), `cloud` (Google APIs).
 """
 

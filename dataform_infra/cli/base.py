@@ -28,7 +28,7 @@ from dataform_infra.errors import DfinfraError, UsageError
 
 if TYPE_CHECKING:
     from dataform_infra.gcp.clients import GoogleApis
-    from dataform_infra.workspace import Workspace
+    from dataform_infra.specset import SpecSet
 
 app = typer.Typer(
     name="dfinfra",
@@ -49,12 +49,12 @@ EnvironmentsOption = Annotated[
 F = TypeVar("F", bound=Callable[..., None])
 
 
-def _workspace(environments: Path) -> Workspace:
+def _specs(environments: Path) -> SpecSet:
     """The spec machinery (pydantic models, templates) loads only for commands that need it, so
     `--help` and completion stay instant."""
-    from dataform_infra.workspace import Workspace
+    from dataform_infra.specset import SpecSet
 
-    return Workspace(environments)
+    return SpecSet(environments)
 
 
 @dataclass
@@ -194,9 +194,9 @@ def main_callback(
     _session().quiet = quiet
 
 
-def _print_warnings(workspace: Workspace) -> None:
-    for warning in workspace.deployment.warnings:
-        _err(f"warning: {warning.render()}")
+def _print_warnings(specs: SpecSet) -> None:
+    for warning in specs.deployment.warnings:
+        _err(f"warning: {warning.describe()}")
 
 
 def _google(impersonate: str | None) -> GoogleApis:

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dataform_infra.cli.base import EnvironmentsOption, _command, _echo, _err, _google, _info, _workspace, app
+from dataform_infra.cli.base import EnvironmentsOption, _command, _echo, _err, _google, _info, _specs, app
 from dataform_infra.cli.options import ImpersonateOption
 from dataform_infra.errors import UsageError
 
 if TYPE_CHECKING:
-    from dataform_infra.workspace import Workspace
+    from dataform_infra.specset import SpecSet
 
 
 secret_app = typer.Typer(help="The Git credential in Secret Manager (never through Terraform).", no_args_is_help=True)
@@ -101,13 +101,13 @@ def secret_set(
     """
     from dataform_infra.gcp.secrets import add_version, channel_secret, checked_secret, git_secret
 
-    workspace = _workspace(environments)
+    specs = _specs(environments)
     if channel is not None and repository is not None:
         raise UsageError("--channel and --repository name two different secrets: give one")
     if channel is not None:
-        secret = channel_secret(workspace.deployment.part(env), env, channel)
+        secret = channel_secret(specs.deployment.part(env), env, channel)
     else:
-        secret = git_secret(workspace.deployment.part(env), env, repository)
+        secret = git_secret(specs.deployment.part(env), env, repository)
     apis = _google(impersonate)
     if apis.emulator and not apis.emulator_on_loopback:
         raise UsageError(
@@ -147,8 +147,8 @@ def secret_status(
     """
     from dataform_infra.gcp.secrets import git_secret, versions
 
-    workspace = _workspace(environments)
-    secret = git_secret(workspace.deployment.part(env), env, repository)
+    specs = _specs(environments)
+    secret = git_secret(specs.deployment.part(env), env, repository)
     found = versions(_google(impersonate), secret)
     if as_json:
         import json
@@ -162,7 +162,7 @@ def secret_status(
     for version in found:
         _echo(f"  {version.name.rsplit('/', 1)[-1]:>4}  {version.state:<9} {version.created}")
     if not found:
-        topology = workspace.topology_of(env)
+        topology = specs.topology_of(env)
         _echo(f"  no versions yet: {topology.secret_set_command(topology.repository(secret.repository))}")
 
 
@@ -189,9 +189,9 @@ def doctor(
     """
     from dataform_infra.gcp.doctor import Doctor
 
-    workspace = _workspace(environments)
-    workspace.select([env], False)
-    checks = Doctor(workspace.deployment.part(env), env, _google(impersonate)).run()
+    specs = _specs(environments)
+    specs.select([env], False)
+    checks = Doctor(specs.deployment.part(env), env, _google(impersonate)).run()
     if as_json:
         import json
 
@@ -229,11 +229,11 @@ def adopt(
     """
     from dataform_infra.gcp.adopt import find_existing
 
-    workspace = _workspace(environments)
-    workspace.select([env], False)
-    found = find_existing(workspace.deployment.part(env), env, _google(impersonate))
+    specs = _specs(environments)
+    specs.select([env], False)
+    found = find_existing(specs.deployment.part(env), env, _google(impersonate))
     to_mark = [c for c in found if c.exists and not c.marked]
-    written = workspace.mark_existing(env, [c.mapping for c in to_mark]) if to_mark and not dry_run else None
+    written = specs.mark_existing(env, [c.mapping for c in to_mark]) if to_mark and not dry_run else None
     if as_json:
         import json
 
@@ -274,10 +274,10 @@ def release(
     """
     from dataform_infra.gcp.releases import release as make_live
 
-    workspace = _workspace(environments)
-    workspace.select([env], False)
+    specs = _specs(environments)
+    specs.select([env], False)
     shown = (lambda _: None) if as_json else (lambda item: _echo(item.describe()))  # each as it goes live
-    done = make_live(workspace.deployment.part(env), env, _google(impersonate), releases or None, shown)
+    done = make_live(specs.deployment.part(env), env, _google(impersonate), releases or None, shown)
     if as_json:
         import json
 
@@ -330,14 +330,14 @@ def run(
     from dataform_infra.errors import RunFailed
     from dataform_infra.gcp.runs import WorkflowRun
 
-    workspace = _workspace(environments)
-    workspace.select([env], False)
+    specs = _specs(environments)
+    specs.select([env], False)
     if trigger is not None and not via_trigger:
         raise UsageError("--trigger chooses the trigger of --via-trigger: add --via-trigger")
     if via_trigger:
-        _run_via_trigger(workspace, env, workflow, trigger, timeout, poll, as_json, impersonate)
+        _run_via_trigger(specs, env, workflow, trigger, timeout, poll, as_json, impersonate)
         return
-    runner = WorkflowRun(workspace.deployment.part(env), env, workflow, _google(impersonate))
+    runner = WorkflowRun(specs.deployment.part(env), env, workflow, _google(impersonate))
     invocation = runner.start()
     _info(f"started {invocation}")
     if not wait:
@@ -373,7 +373,7 @@ def run(
 
 
 def _run_via_trigger(
-    workspace: Workspace,
+    specs: SpecSet,
     env: str,
     workflow: str,
     trigger: str | None,
@@ -386,7 +386,7 @@ def _run_via_trigger(
     from dataform_infra.errors import RunFailed
     from dataform_infra.gcp.runs import TriggeredRun
 
-    triggered = TriggeredRun(workspace.deployment.part(env), env, workflow, trigger, _google(impersonate))
+    triggered = TriggeredRun(specs.deployment.part(env), env, workflow, trigger, _google(impersonate))
     execution = triggered.start()
     _info(f"started {execution} ({triggered.trigger.describe()})")
     outcome = triggered.wait(timeout, poll)

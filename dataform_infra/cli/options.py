@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dataform_infra.cli.base import _echo, _err, _google, _workspace
+from dataform_infra.cli.base import _echo, _err, _google, _specs
 
 if TYPE_CHECKING:
     from dataform_infra.lifecycle import Lifecycle
+    from dataform_infra.specset import SpecSet
     from dataform_infra.terraform.runner import PlanMode
-    from dataform_infra.workspace import Workspace
 
 
 ImpersonateOption = Annotated[
@@ -117,7 +117,7 @@ class TerraformOptions:
     verbose: bool = False
     impersonate: str | None = None
 
-    def lifecycle(self, *, to_stderr: bool = False) -> tuple[Workspace, Lifecycle]:
+    def lifecycle(self, *, to_stderr: bool = False) -> tuple[SpecSet, Lifecycle]:
         """The workspace and a lifecycle over it; progress to stderr when stdout carries data."""
         from dataform_infra.terraform.binary import PendingTerraform
 
@@ -125,7 +125,7 @@ class TerraformOptions:
         try:
             from dataform_infra.lifecycle import Lifecycle  # imports python-terraform: only on these commands
 
-            workspace = _workspace(self.environments)
+            specs = _specs(self.environments)
         except BaseException:
             pending.cancel()
             raise
@@ -134,29 +134,29 @@ class TerraformOptions:
             _err(f"using {binary.describe()}")
         echo = (lambda line: _echo(line, err=True)) if to_stderr else _echo
         lifecycle = Lifecycle(
-            workspace,
+            specs,
             self.out,
             binary,
             lock_timeout=self.lock_timeout,
             echo=echo,
             stream=self.verbose,
             impersonate=self.impersonate,
-            secret_variables=_channel_tokens(workspace, self.impersonate),
+            secret_variables=_channel_tokens(specs, self.impersonate),
         )
-        return workspace, lifecycle
+        return specs, lifecycle
 
 
-def _channel_tokens(workspace: Workspace, impersonate: str | None) -> Callable[[str], dict[str, str]]:
+def _channel_tokens(specs: SpecSet, impersonate: str | None) -> Callable[[str], dict[str, str]]:
     """Reads an environment's channel tokens from Secret Manager when its plan or apply needs them (never for a
     module without one: planning needs no Google call of dfinfra's own otherwise)."""
 
     def read(env: str) -> dict[str, str]:
-        spec = workspace.deployment.environments.get(env)
+        spec = specs.deployment.environments.get(env)
         if spec is None or spec.alerts is None or not any(c.token for c in spec.alerts.channels):
             return {}
         from dataform_infra.gcp.secrets import channel_tokens
 
-        variables, missing = channel_tokens(_google(impersonate), workspace.deployment.part(env), env)
+        variables, missing = channel_tokens(_google(impersonate), specs.deployment.part(env), env)
         for channel in missing:
             _err(
                 f"warning: notification channel {channel} of {env} has no token yet, so it is made without one: "
@@ -176,7 +176,7 @@ class Guards:
     confirm: list[str] | None
 
 
-def _selected(workspace: Workspace, envs: list[str] | None, all_: bool, *, destroy: bool = False) -> list[str]:
+def _selected(specs: SpecSet, envs: list[str] | None, all_: bool, *, destroy: bool = False) -> list[str]:
     from dataform_infra.lifecycle import apply_order
 
-    return apply_order(workspace, workspace.select(envs or [], all_), destroy=destroy)
+    return apply_order(specs, specs.select(envs or [], all_), destroy=destroy)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dataform_infra.cli.base import EnvironmentsOption, _command, _echo, _err, _info, _print_warnings, _workspace, app
+from dataform_infra.cli.base import EnvironmentsOption, _command, _echo, _err, _info, _print_warnings, _specs, app
 from dataform_infra.errors import DriftDetected, PolicyViolation, UsageError
 
 if TYPE_CHECKING:
@@ -33,17 +33,17 @@ def render(
 
       dfinfra render --all --check --out infra/   # in CI
     """
-    workspace = _workspace(environments)
-    selected = workspace.select(envs or [], all_)
-    _print_warnings(workspace)
+    specs = _specs(environments)
+    selected = specs.select(envs or [], all_)
+    _print_warnings(specs)
     if check:
-        diff = workspace.diff(out, selected)
+        diff = specs.diff(out, selected)
         if diff:
             _echo(diff, nl=False)  # a file name or spec value in it cannot drive the terminal
             raise DriftDetected(f"{out} differs from what {environments} renders; run `dfinfra render` and commit")
         _info(f"up to date: {', '.join(str(out / e) for e in selected)}")
         return
-    changed = workspace.write(out, selected)
+    changed = specs.write(out, selected)
     for env in selected:
         _info(f"rendered {env} -> {out / env}/")
     _info(f"{len(changed)} file(s) changed")
@@ -64,8 +64,8 @@ def validate(
 
       dfinfra validate --json -e path/to/environments
     """
-    workspace = _workspace(environments)
-    report = workspace.validate()
+    specs = _specs(environments)
+    report = specs.validate()
     if as_json:
         import json
 
@@ -74,9 +74,9 @@ def validate(
             raise typer.Exit(1)
         return
     for warning in report.warnings:
-        _err(f"warning: {warning.render()}")
+        _err(f"warning: {warning.describe()}")
     for finding in report.violations:  # opt-in warnings were already printed with the spec's warnings
-        _err(f"violation: {finding.render()}")
+        _err(f"violation: {finding.describe()}")
     if report.violations:
         raise PolicyViolation(f"{len(report.violations)} least-privilege violation(s)")
     _echo(
@@ -104,7 +104,7 @@ def lint(
     violations = 0
     for finding in policy.lint(directories):
         violations += finding.severity == "violation"
-        _err(f"{finding.severity}: {finding.render()}")
+        _err(f"{finding.severity}: {finding.describe()}")
     if violations:
         raise PolicyViolation(f"{violations} least-privilege violation(s)")
     _echo(f"ok: {len(directories)} module(s), no violations")
@@ -145,32 +145,32 @@ def explain(
     """
     from dataform_infra.explain import iam_rows, iam_table, run_rows, runs_table
 
-    workspace = _workspace(environments)
-    envs = workspace.select([env] if env else [], env is None)
+    specs = _specs(environments)
+    envs = specs.select([env] if env else [], env is None)
     if deployer:
         from dataform_infra.deployer import deployer_needs, deployer_table
         from dataform_infra.lifecycle import apply_order
 
-        ordered = apply_order(workspace, envs)
+        ordered = apply_order(specs, envs)
         if as_json:
             import json
 
-            rows = [n.to_dict() for e in ordered for n in deployer_needs(workspace, e)]
+            rows = [n.to_dict() for e in ordered for n in deployer_needs(specs, e)]
             _echo(json.dumps(rows, indent=2))
             return
-        _echo(deployer_table(workspace, ordered), nl=False)
+        _echo(deployer_table(specs, ordered), nl=False)
         return
-    coverage = workspace.coverage()
+    coverage = specs.coverage()
     if runs:
         scope = None if env is None else envs
         if as_json:
             import json
 
-            _echo(json.dumps([r.to_dict() for r in run_rows(workspace.runs(), coverage, scope)], indent=2))
+            _echo(json.dumps([r.to_dict() for r in run_rows(specs.runs(), coverage, scope)], indent=2))
             return
-        _echo(runs_table(workspace.runs(), coverage, scope), nl=False)
+        _echo(runs_table(specs.runs(), coverage, scope), nl=False)
         return
-    modules = [workspace.module(e) for e in envs]
+    modules = [specs.module(e) for e in envs]
     if as_json:
         import json
 
@@ -201,9 +201,9 @@ def graph(
 
     if output_format not in ("mermaid", "dot", "png"):
         raise UsageError(f"--format must be mermaid, dot or png, not {output_format!r}")
-    workspace = _workspace(environments)
-    envs = workspace.select([env] if env else [], env is None)
-    built = access.build_graph([workspace.module(e) for e in envs])
+    specs = _specs(environments)
+    envs = specs.select([env] if env else [], env is None)
+    built = access.build_graph([specs.module(e) for e in envs])
     if output is not None and (output.is_dir() or not output.parent.is_dir()):
         raise UsageError(f"--output {output}: name a file in an existing directory")
     if output_format == "png":

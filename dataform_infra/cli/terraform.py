@@ -42,8 +42,8 @@ from dataform_infra.cli.options import (
 from dataform_infra.errors import DfinfraError, UsageError
 
 if TYPE_CHECKING:
+    from dataform_infra.specset import SpecSet
     from dataform_infra.terraform.runner import PlanMode
-    from dataform_infra.workspace import Workspace
 
 
 @_command(app)
@@ -83,8 +83,8 @@ def plan(
     output_format = "json" if as_json else output_format
     quiet = output_format != "text"
     terraform = TerraformOptions(environments, out, terraform_bin, lock_timeout, verbose, impersonate)
-    workspace, lifecycle = terraform.lifecycle(to_stderr=quiet)
-    selected = _selected(workspace, envs, all_)
+    specs, lifecycle = terraform.lifecycle(to_stderr=quiet)
+    selected = _selected(specs, envs, all_)
     mode = _mode(destroy, target, replace, refresh_only)
     allowed = [] if destroy or refresh_only else lifecycle.check_policy(allow_violations=allow_violations)
     for violation in allowed:
@@ -95,7 +95,7 @@ def plan(
             outcome = lifecycle.plan(env, render=not no_render, mode=mode)
         results[env] = outcome.summary
         if not quiet:
-            _echo(f"== {env}\n{outcome.summary.render()}")
+            _echo(f"== {env}\n{outcome.summary.describe()}")
     if output_format == "json":
         import json
 
@@ -120,8 +120,8 @@ def _apply_like(
     require_saved_plan: bool = False,
     allow_violations: bool = False,
 ) -> None:
-    workspace, lifecycle = terraform.lifecycle()
-    order = _selected(workspace, envs, all_, destroy=mode.destroy)
+    specs, lifecycle = terraform.lifecycle()
+    order = _selected(specs, envs, all_, destroy=mode.destroy)
     if not (mode.destroy or mode.refresh_only):  # neither changes what the spec grants: its rules protect nothing
         for violation in lifecycle.check_policy(allow_violations=allow_violations):
             _err(f"violation (allowed by --allow-violations): {violation}")
@@ -147,13 +147,13 @@ def _apply_like(
             # to run (a branch's current head, as its next cron would compile). Never after an interrupt.
             partly = lifecycle.partly_applied.get(env)
             if partly is not None and changes_releases:
-                _make_live(workspace, env, lifecycle.releases_to_make_live(env, partly), terraform.impersonate)
+                _make_live(specs, env, lifecycle.releases_to_make_live(env, partly), terraform.impersonate)
             raise
         if changes_releases:
-            _make_live(workspace, env, lifecycle.releases_to_make_live(env, applied), terraform.impersonate)
+            _make_live(specs, env, lifecycle.releases_to_make_live(env, applied), terraform.impersonate)
 
 
-def _make_live(workspace: Workspace, env: str, releases: list[str], impersonate: str | None) -> None:
+def _make_live(specs: SpecSet, env: str, releases: list[str], impersonate: str | None) -> None:
     """After an apply that created or changed release configs: compile them and make that compilation
     live, or say plainly why not. The apply itself succeeded either way, so this warns instead of failing
     it (a first apply comes before `dfinfra secret set`, when nothing can compile yet)."""
@@ -163,7 +163,7 @@ def _make_live(workspace: Workspace, env: str, releases: list[str], impersonate:
 
     try:
         release(
-            workspace.deployment.part(env),
+            specs.deployment.part(env),
             env,
             _google(impersonate),
             releases,
@@ -286,10 +286,10 @@ def bootstrap(
 
       dfinfra bootstrap --all
     """
-    workspace, lifecycle = TerraformOptions(
+    specs, lifecycle = TerraformOptions(
         environments, out, terraform_bin, lock_timeout, verbose, impersonate
     ).lifecycle()
-    for env in _selected(workspace, envs, all_):
+    for env in _selected(specs, envs, all_):
         _echo(f"== {env}")
         lifecycle.bootstrap(env, auto_approve=auto_approve, confirm=_ask, confirmed=confirm or ())
 
@@ -324,10 +324,10 @@ def terraform_passthrough(
 
       dfinfra terraform prod -- force-unlock 1714070000000000
     """
-    workspace, lifecycle = TerraformOptions(
+    specs, lifecycle = TerraformOptions(
         environments, out, terraform_bin, lock_timeout, impersonate=impersonate
     ).lifecycle(to_stderr=True)
-    workspace.select([env], False)
+    specs.select([env], False)
     if not ctx.args:
         raise UsageError("name the terraform command after `--`, e.g. dfinfra terraform prod -- state list")
     code = lifecycle.terraform(env, list(ctx.args), render=not no_render, confirm=_ask, confirmed=confirm or ())
@@ -349,10 +349,10 @@ def output(
 
       dfinfra output staging --json | jq -r .git_secret.value
     """
-    workspace, lifecycle = TerraformOptions(environments, out, terraform_bin, impersonate=impersonate).lifecycle(
+    specs, lifecycle = TerraformOptions(environments, out, terraform_bin, impersonate=impersonate).lifecycle(
         to_stderr=True
     )
-    workspace.select([env], False)
+    specs.select([env], False)
     code = lifecycle.terraform(env, ["output", "-no-color", *(["-json"] if as_json else [])])
     if code:
         raise typer.Exit(code)
@@ -395,7 +395,7 @@ def migrate(
         _echo(json.dumps(result.to_dict(), indent=2))
         return
     for move in result.moves:
-        _echo(("would move " if dry_run else "moved ") + move.render())
+        _echo(("would move " if dry_run else "moved ") + move.describe())
     if not result.moves:
         _echo("nothing to move: every state entry is in the module that declares it")
     elif result.backup:

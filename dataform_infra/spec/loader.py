@@ -31,8 +31,8 @@ class SpecWarning:
 
     problem: Problem
 
-    def render(self) -> str:
-        return self.problem.render()
+    def describe(self) -> str:
+        return self.problem.describe()
 
 
 @dataclass

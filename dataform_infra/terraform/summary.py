@@ -133,7 +133,7 @@ class PlanSummary:
             "outputs": [{"name": n, "action": a, "before": b, "after": f} for n, a, b, f in self.outputs],
         }
 
-    def render(self) -> str:
+    def describe(self) -> str:
         if self.refresh_only:
             if not self.drift:
                 return "No changes. The state matches Google Cloud."
@@ -462,7 +462,7 @@ def markdown(plans: dict[str, PlanSummary], allowed_violations: list[str] | None
             f"<details{' open' if summary.destructive else ''}><summary><b>{env}</b>: {head}{flag}</summary>",
             "",
             "```text",
-            summary.render(),
+            summary.describe(),
             "```",
             "",
             "</details>",

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from dataform_infra.access import AccessModel, cover, roles
 from dataform_infra.cli import app
-from dataform_infra.workspace import Workspace
+from dataform_infra.specset import SpecSet
 from tests.conftest import SPEC_SETS
 from tests.specs import host, target, write_specs
 
@@ -27,13 +27,13 @@ def validate(directory: Path) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def workspace(tmp_path: Path, specs: dict) -> Workspace:
-    return Workspace(write_specs(tmp_path / "environments", specs))
+def workspace(tmp_path: Path, specs: dict) -> SpecSet:
+    return SpecSet(write_specs(tmp_path / "environments", specs))
 
 
 @pytest.mark.parametrize("spec_set", sorted(SPEC_SETS))
 def test_every_shipped_spec_set_meets_every_requirement_and_every_grant_serves_one(spec_set):
-    ws = Workspace(SPEC_SETS[spec_set])
+    ws = SpecSet(SPEC_SETS[spec_set])
     coverage = ws.coverage()
     assert coverage.unmet == [] and coverage.unserved == []
     assert ws.runs(), "every spec set declares runs"
@@ -263,8 +263,8 @@ def test_model_runs_and_requirements_are_stable_across_processes():
     import sys
 
     script = (
-        "from dataform_infra.workspace import Workspace;"
-        f"w=Workspace(__import__('pathlib').Path({str(SPEC_SETS['three-environments'])!r}));"
+        "from dataform_infra.specset import SpecSet;"
+        f"w=SpecSet(__import__('pathlib').Path({str(SPEC_SETS['three-environments'])!r}));"
         "print([(r.chain, r.principal.member, r.permission, r.resource.label, r.runs) for r in w.access.requirements])"
     )
     outputs = {
@@ -277,7 +277,7 @@ def test_model_runs_and_requirements_are_stable_across_processes():
 
 
 def test_requirements_are_deduplicated_and_merge_their_runs():
-    model = AccessModel(Workspace(SPEC_SETS["shipped"]).deployment)
+    model = AccessModel(SpecSet(SPEC_SETS["shipped"]).deployment)
     keys = [r.key for r in model.requirements]
     assert len(keys) == len(set(keys))
     secret = next(r for r in model.requirements if r.chain == "git-sync")
@@ -330,7 +330,7 @@ def test_people_outside_the_spec_running_workspaces_are_a_warning_and_can_be_sta
     assert "outside_users: true" in out
     ws = workspace(tmp_path / "b", {"staging": _runner_nobody_here_runs_as(True)})
     report = ws.validate()
-    assert report.violations == [] and report.warnings == [], [w.render() for w in report.warnings]
+    assert report.violations == [] and report.warnings == [], [w.describe() for w in report.warnings]
     [run] = [r for r in ws.access.runs if r.kind == "workspace"]
     assert (run.id, run.started_by) == ("workspace:staging/analytics:outside", None)
     writes = [r for r in ws.access.requirements if r.chain == "workspace-writes" and run.id in r.runs]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dataform_infra.workspace import Workspace
+from dataform_infra.specset import SpecSet
 from tests.fakegcp.apis import FakeGoogleApis
 from tests.project import Project
 from tests.support.dataform_code import CODE
@@ -49,7 +49,7 @@ def test_a_hand_written_setup_is_adopted_with_no_create_of_what_exists_and_no_de
     cloud.env.update(apis.env)
     try:
         # The deployer's own Dataform rights (outside dfinfra), and the repository's code.
-        seed_runtime(cloud.store, Workspace(project.root / "environments"), CODE["shipped"])
+        seed_runtime(cloud.store, SpecSet(project.root / "environments"), CODE["shipped"])
         # staging's spec states no display name for its runner: the adopted account keeps the one it was made with.
         staging_spec = project.spec("staging")
         staging_spec.write_text(staging_spec.read_text().replace("    display_name: Dataform runner (staging)\n", ""))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dataform_infra.workspace import Workspace
+from dataform_infra.specset import SpecSet
 from tests.conftest import SPEC_SETS
 from tests.fakegcp.apis import FakeGoogleApis
 from tests.project import Project
@@ -96,7 +96,7 @@ def test_upgrading_from_the_0x_layout_moves_state_and_destroys_nothing(tmp_path,
     cloud.env["DFINFRA_GOOGLE_API_EMULATOR"] = apis.address
     try:
         project.run("secret", "set", "staging", stdin=TOKEN + "\n")
-        seed_runtime(cloud.store, Workspace(project.root / "environments"), CODE["shipped"])
+        seed_runtime(cloud.store, SpecSet(project.root / "environments"), CODE["shipped"])
         project.run("release", "prod")  # the migration's apply-less path leaves nothing live yet
         out = project.run("run", "prod", "prod-daily", "--wait", "--poll", "0.05", "--timeout", "60")
         assert "prod-daily succeeded" in out

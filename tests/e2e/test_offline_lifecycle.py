@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dataform_infra.workspace import Workspace
+from dataform_infra.specset import SpecSet
 from tests.conftest import SPEC_SETS
 from tests.fakegcp.harness import plan_counts, provider_processes, resource_blocks
 
@@ -28,7 +28,7 @@ def _unique_buckets(spec_dir: Path, tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("spec_set", sorted(SPEC_SETS))
 def test_full_lifecycle(spec_set, tmp_path, cloud):
-    workspace = Workspace(_unique_buckets(SPEC_SETS[spec_set], tmp_path))
+    workspace = SpecSet(_unique_buckets(SPEC_SETS[spec_set], tmp_path))
     deployment = workspace.deployment
     cloud.seed(deployment)
     out = tmp_path / "infra"
@@ -74,7 +74,7 @@ def test_target_environments_apply_concurrently(tmp_path, cloud):
     (dev) that holds their configs' repository exists."""
     import subprocess
 
-    workspace = Workspace(_unique_buckets(SPEC_SETS["three-environments"], tmp_path))
+    workspace = SpecSet(_unique_buckets(SPEC_SETS["three-environments"], tmp_path))
     cloud.seed(workspace.deployment)
     out = tmp_path / "infra"
     workspace.write(out, ["dev", "staging", "prod"])

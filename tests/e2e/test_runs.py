@@ -23,7 +23,7 @@ import pytest
 
 from dataform_infra.errors import DfinfraError
 from dataform_infra.scaffold import Answers, scaffold
-from dataform_infra.workspace import Workspace
+from dataform_infra.specset import SpecSet
 from tests.conftest import SPEC_SETS
 from tests.fakegcp.apis import FakeGoogleApis
 from tests.fakegcp.dataform import INVOCATION
@@ -61,8 +61,8 @@ SETS = [*sorted(SPEC_SETS), "init"]
 
 
 @cache
-def workspace(spec_set: str) -> Workspace:
-    return Workspace(spec_dir(spec_set))
+def workspace(spec_set: str) -> SpecSet:
+    return SpecSet(spec_dir(spec_set))
 
 
 def run_ids(spec_set: str) -> list[str]:
@@ -146,7 +146,7 @@ def applied(tmp_path_factory, terraform_bin, gcs):
     return build
 
 
-def _assert_releases_live(apis: FakeGoogleApis, ws: Workspace) -> dict[str, str]:
+def _assert_releases_live(apis: FakeGoogleApis, ws: SpecSet) -> dict[str, str]:
     """Release config -> its live compilation; every release config of the deployment has one."""
     from dataform_infra.gcp.releases import config_names
 
@@ -159,7 +159,7 @@ def _assert_releases_live(apis: FakeGoogleApis, ws: Workspace) -> dict[str, str]
     return live
 
 
-def _change_every_release_and_apply(project: Project, ws: Workspace, apis: FakeGoogleApis, confirm: list[str]) -> None:
+def _change_every_release_and_apply(project: Project, ws: SpecSet, apis: FakeGoogleApis, confirm: list[str]) -> None:
     """#23: a cron, a var and the Git ref of every release changed and applied (the provider's full update
     empties each live compilation): dfinfra makes each live again, and the next tick of every workflow's own
     cron (its release's not having fired since) runs."""

@@ -5,7 +5,7 @@ constraint), an 8.7-pinned one to v8.7.0."""
 import pytest
 
 from dataform_infra.spec.formats import provider_floor
-from dataform_infra.workspace import Workspace
+from dataform_infra.specset import SpecSet
 from tests.conftest import SPEC_SETS, all_modules, rendered
 from tests.fakegcp.schema import VERSIONS
 from tests.hcl_schema import check_module
@@ -13,7 +13,7 @@ from tests.hcl_schema import check_module
 
 def _admitted(spec_set: str, env: str) -> list[str]:
     """The fact sets a module's `provider_version` admits (a spec pinned to ~> 8.7 may use 8.x-only types)."""
-    floor = provider_floor(Workspace(SPEC_SETS[spec_set]).deployment.environments[env].provider_version)
+    floor = provider_floor(SpecSet(SPEC_SETS[spec_set]).deployment.environments[env].provider_version)
     return [v for v in VERSIONS if tuple(map(int, v.split("."))) >= floor or v.split(".")[0] == str(floor[0])]
 
 

@@ -14,7 +14,7 @@ from dataform_infra.errors import SpecError
 from dataform_infra.render.engine import render_module
 from dataform_infra.spec.loader import load_deployment
 from dataform_infra.spec.models import Environment
-from dataform_infra.workspace import Workspace
+from dataform_infra.specset import SpecSet
 from tests.hcl_schema import check_module
 from tests.specs import host, write_specs
 
@@ -52,12 +52,12 @@ def test_the_field_is_in_the_schema_and_mistakes_are_located(tmp_path):
         change(spec)
         with pytest.raises(SpecError) as info:
             load_deployment(write_specs(tmp_path / str(k), {"staging": spec}))
-        found = [p.render() for p in info.value.problems]
+        found = [p.describe() for p in info.value.problems]
         assert any(".yaml:" in p and message in p for p in found), (message, found)
 
 
 def test_every_grant_on_an_authorizing_dataset_is_an_access_list_entry(tmp_path):
-    ws = Workspace(write_specs(tmp_path, {"staging": authorizing()}))
+    ws = SpecSet(write_specs(tmp_path, {"staging": authorizing()}))
     module = ws.module("staging")
     on_marts = [g for g in module.grants if g.resource.label == "dataset acme-host-proj.marts"]
     assert {(g.resource_type, g.role_value, str(g.member_attribute)) for g in on_marts if not g.authorized} == {
@@ -94,7 +94,7 @@ def test_an_access_list_entry_beside_an_iam_member_on_one_dataset_is_refused():
 
 
 def test_whoever_reads_the_views_depends_on_the_authorization(tmp_path):
-    ws = Workspace(write_specs(tmp_path, {"staging": authorizing()}))
+    ws = SpecSet(write_specs(tmp_path, {"staging": authorizing()}))
     [need] = [r for r in ws.access.requirements if r.chain == "authorized-views"]
     assert (need.principal.member, need.permission, need.resource.label) == (
         "views:acme-host-proj.reports",
@@ -118,8 +118,8 @@ def test_another_environment_may_not_grant_on_an_authorizing_dataset(tmp_path):
     with pytest.raises(SpecError) as info:
         load_deployment(write_specs(tmp_path, {"staging": authorizing(), "prod": t}))
     [problem] = info.value.problems
-    assert problem.line and "prod.yaml" in problem.render() and "runners[0].bigquery.reads[0]" in problem.render()
-    assert "made by the module of 'staging'" in problem.render()
+    assert problem.line and "prod.yaml" in problem.describe() and "runners[0].bigquery.reads[0]" in problem.describe()
+    assert "made by the module of 'staging'" in problem.describe()
 
 
 @pytest.mark.parametrize(
@@ -153,6 +153,8 @@ def test_a_grant_from_another_environment_in_the_same_project_is_refused_too(tmp
     with pytest.raises(SpecError) as info:
         load_deployment(write_specs(tmp_path, {"staging": authorizing(), "other": other}))
     assert any(
-        "other.yaml" in p.render() and "runners[0].bigquery.reads[0]" in p.render() and "authorizes views" in p.render()
+        "other.yaml" in p.describe()
+        and "runners[0].bigquery.reads[0]" in p.describe()
+        and "authorizes views" in p.describe()
         for p in info.value.problems
     ), info.value.describe()

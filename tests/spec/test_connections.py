@@ -14,7 +14,7 @@ from dataform_infra.errors import SpecError
 from dataform_infra.render.engine import render_module
 from dataform_infra.spec.loader import load_deployment
 from dataform_infra.spec.models import Environment
-from dataform_infra.workspace import Workspace
+from dataform_infra.specset import SpecSet
 from tests.hcl_schema import check_module
 from tests.specs import host, write_specs
 
@@ -37,15 +37,15 @@ def test_the_field_is_in_the_schema_and_a_malformed_name_is_located(tmp_path):
                 write_specs(tmp_path / bad.replace(".", "_"), {"staging": connection_user(connections=[bad])})
             )
         [problem] = info.value.problems
-        assert problem.line and "runners[0].bigquery.connections[0]" in problem.render()
-        assert "project-id.location.connection_id" in problem.render()
+        assert problem.line and "runners[0].bigquery.connections[0]" in problem.describe()
+        assert "project-id.location.connection_id" in problem.describe()
     with pytest.raises(SpecError) as info:
         load_deployment(write_specs(tmp_path / "dup", {"staging": connection_user(connections=[LAKE, LAKE])}))
-    assert "duplicate connection" in info.value.problems[0].render()
+    assert "duplicate connection" in info.value.problems[0].describe()
 
 
 def test_a_connection_a_run_uses_gets_connection_user_on_that_connection_only(tmp_path):
-    ws = Workspace(write_specs(tmp_path, {"staging": connection_user()}))
+    ws = SpecSet(write_specs(tmp_path, {"staging": connection_user()}))
     [grant] = [g for g in ws.module("staging").grants if g.resource.kind == "connection"]
     assert (grant.resource_type, grant.role, grant.target, grant.rule) == (
         "google_bigquery_connection_iam_member",
@@ -74,11 +74,11 @@ def test_a_connection_a_run_uses_gets_connection_user_on_that_connection_only(tm
 
 
 def test_on_the_7_45_line_the_grant_is_named_not_rendered(tmp_path):
-    pinned = Workspace(write_specs(tmp_path, {"staging": connection_user("~> 7.45")}))
+    pinned = SpecSet(write_specs(tmp_path, {"staging": connection_user("~> 7.45")}))
     assert not [g for g in pinned.module("staging").grants if g.resource.kind == "connection"]
     report = pinned.validate()
     assert report.violations == []
-    [warning] = [w.render() for w in report.warnings if "biglake_events" in w.render()]
+    [warning] = [w.describe() for w in report.warnings if "biglake_events" in w.describe()]
     assert "runners[0].bigquery.connections[0]" in warning and "roles/bigquery.connectionUser" in warning
 
 

@@ -12,7 +12,7 @@ from dataform_infra.errors import SpecError
 from dataform_infra.render.engine import render_module
 from dataform_infra.spec.loader import load_deployment
 from dataform_infra.spec.models import Environment
-from dataform_infra.workspace import Workspace
+from dataform_infra.specset import SpecSet
 from tests.specs import host, write_specs
 
 OPTIONS = {
@@ -37,7 +37,7 @@ def test_the_options_are_in_the_schema():
 
 
 def test_the_options_render_on_the_dataset_only(tmp_path):
-    files = render_module(Workspace(write_specs(tmp_path, {"staging": with_options()})).module("staging"))
+    files = render_module(SpecSet(write_specs(tmp_path, {"staging": with_options()})).module("staging"))
     marts = files["bigquery.tf"].split('resource "google_bigquery_dataset" "marts" {')[1].split("\n}\n")[0]
     assert (
         '  location                        = "europe-west2"\n'  # its own, not the environment's EU
@@ -67,7 +67,7 @@ def test_bad_values_are_located(tmp_path, change, message):
     with pytest.raises(SpecError) as info:
         load_deployment(write_specs(tmp_path, {"staging": with_options(**change)}))
     [problem] = info.value.problems
-    assert problem.line and "datasets[0]" in problem.render() and message in problem.render(), problem.render()
+    assert problem.line and "datasets[0]" in problem.describe() and message in problem.describe(), problem.describe()
 
 
 def test_an_unmanaged_dataset_takes_no_options(tmp_path):
@@ -76,19 +76,19 @@ def test_an_unmanaged_dataset_takes_no_options(tmp_path):
     with pytest.raises(SpecError) as info:
         load_deployment(write_specs(tmp_path, {"staging": spec}))
     [problem] = info.value.problems
-    assert "datasets[2]" in problem.render() and "so friendly_name does not apply" in problem.render()
+    assert "datasets[2]" in problem.describe() and "so friendly_name does not apply" in problem.describe()
 
 
 def test_a_protected_environment_never_drops_tables_on_destroy(tmp_path):
     spec = with_options(delete_contents_on_destroy=True)
-    files = render_module(Workspace(write_specs(tmp_path / "a", {"staging": spec})).module("staging"))
+    files = render_module(SpecSet(write_specs(tmp_path / "a", {"staging": spec})).module("staging"))
     assert "  delete_contents_on_destroy = true\n" in files["bigquery.tf"]
     spec["protected"] = True
     with pytest.raises(SpecError) as info:
         load_deployment(write_specs(tmp_path / "b", {"staging": spec}))
     [problem] = info.value.problems
-    assert problem.line and "datasets[0].delete_contents_on_destroy" in problem.render()
-    assert "is protected" in problem.render()
+    assert problem.line and "datasets[0].delete_contents_on_destroy" in problem.describe()
+    assert "is protected" in problem.describe()
 
 
 @pytest.mark.terraform
@@ -112,20 +112,20 @@ def test_the_options_apply_offline_and_plan_no_change_after(tmp_path, cloud):
 def test_a_dataset_in_another_location_than_its_release_is_warned_with_both_lines(tmp_path):
     """BigQuery runs a job in one location and refuses writes to a dataset elsewhere: the release (EU, the
     environment's) writes marts, which the spec places in europe-west2."""
-    report = Workspace(write_specs(tmp_path / "a", {"staging": with_options()})).validate()
+    report = SpecSet(write_specs(tmp_path / "a", {"staging": with_options()})).validate()
     assert report.violations == []
-    [warning] = [w.render() for w in report.warnings if "another location" in w.render()]
+    [warning] = [w.describe() for w in report.warnings if "another location" in w.describe()]
     assert "datasets[0].location" in warning and "release 'host-release' runs its jobs in EU" in warning
     assert "releases[0].compilation.location" in warning
     agreeing = with_options()
     agreeing["releases"][0]["compilation"]["location"] = "europe-west2"
     # assertions, in the environment's EU, is now the odd one out
-    report = Workspace(write_specs(tmp_path / "c", {"staging": agreeing})).validate()
-    [warning] = [w.render() for w in report.warnings if "another location" in w.render()]
+    report = SpecSet(write_specs(tmp_path / "c", {"staging": agreeing})).validate()
+    [warning] = [w.describe() for w in report.warnings if "another location" in w.describe()]
     assert "datasets[1]:" in warning and "dataset assertions is in EU" in warning
     agreeing["datasets"][1]["location"] = "europe-west2"
-    report = Workspace(write_specs(tmp_path / "b", {"staging": agreeing})).validate()
-    assert not [w for w in report.warnings if "another location" in w.render()]
+    report = SpecSet(write_specs(tmp_path / "b", {"staging": agreeing})).validate()
+    assert not [w for w in report.warnings if "another location" in w.describe()]
 
 
 def metadata_reader() -> dict:
@@ -137,7 +137,7 @@ def metadata_reader() -> dict:
 
 def test_metadata_only_reads_get_metadata_viewer_not_data_viewer(tmp_path):
     """#24: a runner that only lists tables and reads schemas gets Metadata Viewer, never table data."""
-    ws = Workspace(write_specs(tmp_path, {"staging": metadata_reader()}))
+    ws = SpecSet(write_specs(tmp_path, {"staging": metadata_reader()}))
     grants = {
         (g.role, g.resource.label): g.rule
         for g in ws.module("staging").grants
@@ -158,8 +158,8 @@ def test_metadata_reads_of_a_dataset_already_read_are_located(tmp_path):
     with pytest.raises(SpecError) as info:
         load_deployment(write_specs(tmp_path, {"staging": spec}))
     [problem] = info.value.problems
-    assert problem.line and "runners[0].bigquery.reads_metadata" in problem.render()
-    assert "already include reading metadata" in problem.render()
+    assert problem.line and "runners[0].bigquery.reads_metadata" in problem.describe()
+    assert "already include reading metadata" in problem.describe()
 
 
 @pytest.mark.terraform
@@ -190,7 +190,7 @@ def bucket_reader(provider: str = "~> 8.7") -> dict:
 def test_a_bucket_runs_read_gets_object_viewer_on_that_bucket_only(tmp_path):
     """#24: external tables and LOAD DATA read Cloud Storage: Storage Object Viewer on the bucket, never on a
     project, through the registry's google_storage_bucket_iam_member."""
-    ws = Workspace(write_specs(tmp_path, {"staging": bucket_reader()}))
+    ws = SpecSet(write_specs(tmp_path, {"staging": bucket_reader()}))
     [grant] = [g for g in ws.module("staging").grants if g.resource.kind == "bucket"]
     assert (grant.resource_type, grant.role, grant.target, grant.rule) == (
         "google_storage_bucket_iam_member",
@@ -204,11 +204,11 @@ def test_a_bucket_runs_read_gets_object_viewer_on_that_bucket_only(tmp_path):
     files = render_module(ws.module("staging"))
     assert f'  bucket = "{LANDING}"\n  role   = "roles/storage.objectViewer"\n' in files["iam.tf"]
     # On the 7.45 line (its facts hold no bucket IAM type) the grant is the team's, named by validate.
-    pinned = Workspace(write_specs(tmp_path / "pinned", {"staging": bucket_reader("~> 7.45")}))
+    pinned = SpecSet(write_specs(tmp_path / "pinned", {"staging": bucket_reader("~> 7.45")}))
     assert not [g for g in pinned.module("staging").grants if g.resource.kind == "bucket"]
     report = pinned.validate()
     assert report.violations == []
-    [warning] = [w.render() for w in report.warnings if LANDING in w.render()]
+    [warning] = [w.describe() for w in report.warnings if LANDING in w.describe()]
     assert "runners[0].storage.reads[0]" in warning and "roles/storage.objectViewer" in warning
 
 

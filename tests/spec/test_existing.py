@@ -10,7 +10,7 @@ from dataform_infra.render.engine import render_module
 from dataform_infra.spec.loader import load_deployment
 from dataform_infra.spec.marks import with_marks
 from dataform_infra.spec.models import Environment
-from dataform_infra.workspace import Workspace
+from dataform_infra.specset import SpecSet
 from tests.conftest import REPO
 from tests.specs import host, target, write_specs
 
@@ -63,7 +63,7 @@ def test_marks_render_as_import_blocks_by_googles_names(tmp_path):
     for path in MARKED:
         _get(h, path)["existing"] = True
     t["runners"][0]["existing"] = True
-    ws = Workspace(write_specs(tmp_path, {"staging": h, "prod": t}))
+    ws = SpecSet(write_specs(tmp_path, {"staging": h, "prod": t}))
     staging = render_module(ws.module("staging"))["imports.tf"]
     for to, id_ in (
         (
@@ -89,7 +89,7 @@ def test_marks_render_as_import_blocks_by_googles_names(tmp_path):
     prod = render_module(ws.module("prod"))
     assert prod["imports.tf"].count("import {") == 1
     assert "imports.tf" not in render_module(
-        Workspace(write_specs(tmp_path / "plain", {"staging": host()})).module("staging")
+        SpecSet(write_specs(tmp_path / "plain", {"staging": host()})).module("staging")
     )
 
 
@@ -129,7 +129,7 @@ def test_a_flow_mapping_is_left_to_the_user_with_its_line(tmp_path):
 def test_marking_writes_the_file_only_when_the_deployment_still_loads(tmp_path):
     h = host()
     h["datasets"][2] = {"id": "raw", "create": False}
-    ws = Workspace(write_specs(tmp_path, {"staging": h}))
+    ws = SpecSet(write_specs(tmp_path, {"staging": h}))
     spec = tmp_path / "staging.yaml"
     before = spec.read_text()
     with pytest.raises(SpecError):  # adopting a create: false dataset contradicts the spec

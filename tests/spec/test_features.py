@@ -15,14 +15,14 @@ from dataform_infra.errors import SpecError
 from dataform_infra.render.engine import render_module
 from dataform_infra.spec.loader import load_deployment
 from dataform_infra.spec.models import Environment
-from dataform_infra.workspace import Workspace
+from dataform_infra.specset import SpecSet
 from tests.specs import host, target, write_specs
 
 KEY = "projects/acme-kms-proj/locations/europe-west2/keyRings/dataform/cryptoKeys/repository"
 
 
 @contextlib.contextmanager
-def applied_host(tmp_path: Path, cloud, spec: dict, *, token: bool = True) -> Iterator[tuple[Workspace, Any, Any]]:
+def applied_host(tmp_path: Path, cloud, spec: dict, *, token: bool = True) -> Iterator[tuple[SpecSet, Any, Any]]:
     """`spec` as the host, bootstrapped and applied through the CLI against the offline cloud, with its Git
     token set and one model in its repository; yields the workspace, the runtime APIs (Dataform) and the
     checkout (to run dfinfra in)."""
@@ -32,7 +32,7 @@ def applied_host(tmp_path: Path, cloud, spec: dict, *, token: bool = True) -> It
     from tests.support.runtime import TOKEN, seed_runtime
 
     project = Project(tmp_path / "checkout", cloud, specs=write_specs(tmp_path / "specs", {"staging": spec}))
-    ws = Workspace(project.root / "environments")
+    ws = SpecSet(project.root / "environments")
     apis = FakeGoogleApis(cloud.store, caller=ws.topology.host.deployers[0]).start()
     cloud.env["DFINFRA_GOOGLE_API_EMULATOR"] = apis.address
     try:
@@ -51,7 +51,7 @@ def assert_located(tmp_path: Path, spec: dict, message: str) -> None:
     """`spec` as the host is refused, with `message` among its problems, each located at a line."""
     with pytest.raises(SpecError) as info:
         load_deployment(write_specs(tmp_path, {"staging": spec}))
-    assert any(p.line and message in p.render() for p in info.value.problems), info.value.describe()
+    assert any(p.line and message in p.describe() for p in info.value.problems), info.value.describe()
 
 
 def featured() -> dict:
@@ -91,11 +91,11 @@ def test_bad_values_are_located_problems(tmp_path, path, value, message):
     with pytest.raises(SpecError) as info:
         load_deployment(write_specs(tmp_path, {"staging": h}))
     [problem] = info.value.problems
-    assert problem.line and message in problem.message, problem.render()
+    assert problem.line and message in problem.message, problem.describe()
 
 
 def test_rendered_hcl(tmp_path):
-    ws = Workspace(write_specs(tmp_path, {"staging": featured()}))
+    ws = SpecSet(write_specs(tmp_path, {"staging": featured()}))
     files = render_module(ws.module("staging"))
     assert (
         "  replication {\n"
@@ -109,20 +109,20 @@ def test_rendered_hcl(tmp_path):
     assert '  deletion_policy = "ABANDON"\n' in files["dataform.tf"]
     assert '  deletion_policy = "PREVENT"\n' in files["dataform.tf"]
     # Without the fields: automatic replication, and the provider's own defaults.
-    plain = render_module(Workspace(write_specs(tmp_path / "plain", {"staging": host()})).module("staging"))
+    plain = render_module(SpecSet(write_specs(tmp_path / "plain", {"staging": host()})).module("staging"))
     assert "    auto {}\n" in plain["secrets.tf"] and "kms_key_name" not in plain["dataform.tf"]
 
 
 def test_abandoned_configs_warn_when_the_repository_cannot_be_destroyed_with_them(tmp_path):
     deployment = load_deployment(write_specs(tmp_path, {"staging": featured()}))
-    [warning] = [w.render() for w in deployment.warnings if "ABANDON" in w.render()]
+    [warning] = [w.describe() for w in deployment.warnings if "ABANDON" in w.describe()]
     assert "releases[0].deletion_policy" in warning and "deletion_policy: FORCE" in warning
 
 
 def test_cmek_reminds_who_needs_the_key(tmp_path):
     """A key in a project outside the deployment: the grant is the team's, named by validate at its line."""
-    report = Workspace(write_specs(tmp_path, {"staging": featured()})).validate()
-    [warning] = [w.render() for w in report.warnings if "cryptoKeyEncrypterDecrypter" in w.render()]
+    report = SpecSet(write_specs(tmp_path, {"staging": featured()})).validate()
+    [warning] = [w.describe() for w in report.warnings if "cryptoKeyEncrypterDecrypter" in w.describe()]
     assert "service-111111111111@gcp-sa-dataform.iam.gserviceaccount.com" in warning and KEY in warning
     assert "repository.kms_key_name" in warning
 
@@ -131,7 +131,7 @@ def test_cmek_reminds_who_needs_the_key(tmp_path):
 def test_the_offline_cloud_applies_them_and_honours_the_deletion_policies(tmp_path, cloud):
     h = featured()
     h["workflows"][0]["deletion_policy"] = "DELETE"
-    ws = Workspace(write_specs(tmp_path / "environments", {"staging": h}))
+    ws = SpecSet(write_specs(tmp_path / "environments", {"staging": h}))
     cloud.seed(ws.deployment)
     out = tmp_path / "infra"
     ws.write(out, ["staging"])
@@ -229,7 +229,7 @@ def test_a_key_in_a_project_of_the_deployment_is_granted_by_the_module_before_th
             "roles/cloudkms.cryptoKeyEncrypterDecrypter",
             {"crypto_key_id": own_key},
         )
-        assert not [w for w in ws.validate().warnings if "cryptoKeyEncrypterDecrypter" in w.render()]
+        assert not [w for w in ws.validate().warnings if "cryptoKeyEncrypterDecrypter" in w.describe()]
         config = f"{ws.topology.repositories[0].api_name}/workflowConfigs/host-daily"
         assert apis.run_scheduled(config) == ("SUCCEEDED", [])
         [stored] = cloud.store.list("google_kms_crypto_key_iam_member")
@@ -239,9 +239,9 @@ def test_a_key_in_a_project_of_the_deployment_is_granted_by_the_module_before_th
         assert {r.chain for r in ws.access.requirements if r.resource == grant.resource} == {"agent-uses-key"}
     # On the 7.45 line (no KMS IAM type in its facts) the grant is the team's to make, and validate says so.
     spec["provider_version"] = "~> 7.45"
-    ws = Workspace(write_specs(tmp_path / "pinned", {"staging": spec}))
+    ws = SpecSet(write_specs(tmp_path / "pinned", {"staging": spec}))
     assert not [g for g in ws.module("staging").grants if g.rule == "agent-uses-repository-key"]
-    assert [w for w in ws.validate().warnings if "cryptoKeyEncrypterDecrypter" in w.render()]
+    assert [w for w in ws.validate().warnings if "cryptoKeyEncrypterDecrypter" in w.describe()]
 
 
 DEFAULT_KEY = "projects/acme-host-proj/locations/europe-west2/keyRings/dataform/cryptoKeys/default"
@@ -263,14 +263,14 @@ def test_dataforms_default_key_is_the_hosts_and_needs_provider_8(tmp_path):
     with pytest.raises(SpecError) as info:
         load_deployment(write_specs(tmp_path / "b", {"staging": host(), "prod": target_spec}))
     [problem] = info.value.problems
-    assert problem.line and "prod.yaml" in problem.render() and "only a host (staging)" in problem.render()
+    assert problem.line and "prod.yaml" in problem.describe() and "only a host (staging)" in problem.describe()
 
 
 def test_the_default_key_is_rendered_granted_once_and_waited_for(tmp_path):
     """#23.4: google_dataform_config carries the key; the agent's grant on it is made once, even when a
     repository also names it as its own, and repositories without a key of their own wait for the config."""
     spec = with_default_key()
-    ws = Workspace(write_specs(tmp_path / "a", {"staging": spec}))
+    ws = SpecSet(write_specs(tmp_path / "a", {"staging": spec}))
     files = render_module(ws.module("staging"))
     assert (
         'resource "google_dataform_config" "this" {\n  provider = google-beta\n\n  project              = '
@@ -286,7 +286,7 @@ def test_the_default_key_is_rendered_granted_once_and_waited_for(tmp_path):
     assert (grant.principal.kind, grant.target) == ("service_agent", {"crypto_key_id": DEFAULT_KEY})
     assert ws.validate().violations == [] and ws.coverage().unserved == []
     spec["repository"]["kms_key_name"] = DEFAULT_KEY  # its own key is the same key: still one grant
-    own = Workspace(write_specs(tmp_path / "b", {"staging": spec}))
+    own = SpecSet(write_specs(tmp_path / "b", {"staging": spec}))
     assert len([g for g in own.module("staging").grants if g.resource_type == "google_kms_crypto_key_iam_member"]) == 1
     assert (
         "google_dataform_config.this"
@@ -297,13 +297,14 @@ def test_the_default_key_is_rendered_granted_once_and_waited_for(tmp_path):
 
 
 def test_a_default_key_outside_the_deployment_is_named_not_granted(tmp_path):
-    ws = Workspace(write_specs(tmp_path, {"staging": with_default_key(KEY)}))
+    ws = SpecSet(write_specs(tmp_path, {"staging": with_default_key(KEY)}))
     assert not [g for g in ws.module("staging").grants if g.resource_type == "google_kms_crypto_key_iam_member"]
     report = ws.validate()
     assert report.violations == []
     assert any(
-        "dataform_default_kms_key_name" in w.render() and f"default key {KEY}" in w.render() for w in report.warnings
-    ), [w.render() for w in report.warnings]
+        "dataform_default_kms_key_name" in w.describe() and f"default key {KEY}" in w.describe()
+        for w in report.warnings
+    ), [w.describe() for w in report.warnings]
 
 
 @pytest.mark.terraform
@@ -342,7 +343,7 @@ def test_repositories_made_after_the_default_key_use_it_and_doctor_checks_it(tmp
 def test_a_runner_reads_another_projects_dataset_by_name(tmp_path):
     h = host()
     h["runners"][0]["bigquery"]["reads"] = ["raw", "acme-crm-prod.crm_exports"]
-    ws = Workspace(write_specs(tmp_path, {"staging": h}))
+    ws = SpecSet(write_specs(tmp_path, {"staging": h}))
     [grant] = [g for g in ws.module("staging").grants if g.resource.project == "acme-crm-prod"]
     assert (grant.role, grant.resource.label) == ("roles/bigquery.dataViewer", "dataset acme-crm-prod.crm_exports")
     assert grant.target == {"project": "acme-crm-prod", "dataset_id": "crm_exports"}
@@ -370,7 +371,7 @@ def test_bad_reads_are_located(tmp_path, reads, message):
 def test_a_secret_in_another_project_is_referenced_and_read_never_created(tmp_path):
     h = host()
     h["repository"]["git"]["https_token"]["project"] = "acme-secrets-proj"
-    ws = Workspace(write_specs(tmp_path, {"staging": h}))
+    ws = SpecSet(write_specs(tmp_path, {"staging": h}))
     files = render_module(ws.module("staging"))
     assert "secrets.tf" not in files and "google_secret_manager_secret." not in files["dataform.tf"]
     name = "projects/acme-secrets-proj/secrets/git-token"
@@ -404,7 +405,7 @@ def conditional() -> dict:
 
 
 def test_a_conditional_repository_role_renders_its_condition_and_warns(tmp_path):
-    ws = Workspace(write_specs(tmp_path, {"staging": conditional()}))
+    ws = SpecSet(write_specs(tmp_path, {"staging": conditional()}))
     iam = render_module(ws.module("staging"))["iam.tf"]
     assert (
         "  condition {\n"
@@ -413,7 +414,7 @@ def test_a_conditional_repository_role_renders_its_condition_and_warns(tmp_path)
         '    description = "contractors\' access expires"\n'
         "  }\n"
     ) in iam
-    [warning] = [w.render() for w in ws.deployment.warnings if "condition" in w.render()]
+    [warning] = [w.describe() for w in ws.deployment.warnings if "condition" in w.describe()]
     assert "repository.access[0].condition" in warning and "'until the audit ends'" in warning
     schema = Environment.model_json_schema(by_alias=True)["$defs"]
     assert schema["IamCondition"]["required"] == ["title", "expression"]
@@ -430,7 +431,7 @@ def test_an_incomplete_condition_is_located(tmp_path, broken):
 
 @pytest.mark.terraform
 def test_the_offline_cloud_applies_a_conditional_role(tmp_path, cloud):
-    ws = Workspace(write_specs(tmp_path / "environments", {"staging": conditional()}))
+    ws = SpecSet(write_specs(tmp_path / "environments", {"staging": conditional()}))
     cloud.seed(ws.deployment)
     ws.write(tmp_path / "infra", ["staging"])
     module = tmp_path / "infra" / "staging"
@@ -444,7 +445,7 @@ def test_the_offline_cloud_applies_a_conditional_role(tmp_path, cloud):
 def test_npmrc_variables_are_referenced_and_read_by_the_agent_only(tmp_path):
     h = host()
     h["repository"]["npmrc"] = {"secret_id": "npmrc-vars", "version": 2}
-    ws = Workspace(write_specs(tmp_path, {"staging": h}))
+    ws = SpecSet(write_specs(tmp_path, {"staging": h}))
     dataform = render_module(ws.module("staging"))["dataform.tf"]
     name = "projects/acme-host-proj/secrets/npmrc-vars"
     assert f'npmrc_environment_variables_secret_version = "{name}/versions/2"' in dataform
@@ -497,11 +498,11 @@ def test_workspace_name_is_in_the_schema_and_other_placeholders_are_located(tmp_
         with pytest.raises(SpecError) as info:
             load_deployment(write_specs(tmp_path / str(len(bad)), {"staging": h}))
         [problem] = info.value.problems
-        assert problem.line and "${workspaceName}" in problem.message, problem.render()
+        assert problem.line and "${workspaceName}" in problem.message, problem.describe()
 
 
 def test_workspace_name_reaches_dataform_literally(tmp_path):
-    files = render_module(Workspace(write_specs(tmp_path, {"staging": per_workspace(opt_in=True)})).module("staging"))
+    files = render_module(SpecSet(write_specs(tmp_path, {"staging": per_workspace(opt_in=True)})).module("staging"))
     assert (
         "  workspace_compilation_overrides {\n"
         '    # "$${workspaceName}" is the literal ${workspaceName}: Dataform puts each workspace\'s name there.\n'
@@ -518,12 +519,12 @@ def test_per_workspace_datasets_need_the_runner_to_create_datasets(tmp_path):
     line = next(
         n for n, text in enumerate((specs / "staging.yaml").read_text().splitlines(), 1) if "schema_suffix" in text
     )
-    [finding] = [v for v in Workspace(specs).validate().violations if v.rule == "run-needs:workspace-creates-datasets"]
+    [finding] = [v for v in SpecSet(specs).validate().violations if v.rule == "run-needs:workspace-creates-datasets"]
     assert finding.source.endswith(f"staging.yaml:{line}: repository.workspace_compilation.schema_suffix"), finding
     assert "lacks bigquery.datasets.create on project acme-host-proj" in finding.message
     assert "workspace run by group:eng@acme.example" in finding.message
     assert "project_wide: [{role: dataEditor" in finding.message
-    granted = Workspace(write_specs(tmp_path / "granted", {"staging": per_workspace(opt_in=True)})).validate()
+    granted = SpecSet(write_specs(tmp_path / "granted", {"staging": per_workspace(opt_in=True)})).validate()
     assert granted.violations == []
 
 
@@ -558,11 +559,11 @@ def test_defaults_from_is_in_the_schema_and_a_bad_value_is_located(tmp_path):
     with pytest.raises(SpecError) as info:
         load_deployment(write_specs(tmp_path, {"staging": h}))
     [problem] = info.value.problems
-    assert problem.line and "releases[0].compilation.defaults_from" in problem.render(), problem.render()
+    assert problem.line and "releases[0].compilation.defaults_from" in problem.describe(), problem.describe()
 
 
 def test_a_release_left_to_workflow_settings_sets_no_database_or_location(tmp_path):
-    files = render_module(Workspace(write_specs(tmp_path / "a", {"staging": from_settings()})).module("staging"))
+    files = render_module(SpecSet(write_specs(tmp_path / "a", {"staging": from_settings()})).module("staging"))
     assert (
         "  code_compilation_config {\n"
         "    # default_database and default_location unset here: the repository's workflow_settings.yaml decides "
@@ -573,7 +574,7 @@ def test_a_release_left_to_workflow_settings_sets_no_database_or_location(tmp_pa
     # only that (it once sat, unchanged, above a database that was set).
     h = from_settings()
     h["releases"][0]["compilation"]["database"] = "acme-host-proj"
-    files = render_module(Workspace(write_specs(tmp_path / "b", {"staging": h})).module("staging"))
+    files = render_module(SpecSet(write_specs(tmp_path / "b", {"staging": h})).module("staging"))
     assert (
         "    # default_location unset here: the repository's workflow_settings.yaml decides it.\n"
         '    default_database = "acme-host-proj"\n'
@@ -582,10 +583,10 @@ def test_a_release_left_to_workflow_settings_sets_no_database_or_location(tmp_pa
 
 
 def test_validate_says_what_it_cannot_check_when_the_database_is_left_open(tmp_path):
-    report = Workspace(write_specs(tmp_path, {"staging": from_settings()})).validate()
+    report = SpecSet(write_specs(tmp_path, {"staging": from_settings()})).validate()
     assert report.violations == []
-    [note] = [w for w in report.warnings if "workflow_settings.yaml" in w.render()]
-    assert "releases[0].compilation.defaults_from" in note.render() and "not checked" in note.render()
+    [note] = [w for w in report.warnings if "workflow_settings.yaml" in w.describe()]
+    assert "releases[0].compilation.defaults_from" in note.describe() and "not checked" in note.describe()
 
 
 @pytest.mark.terraform
@@ -644,7 +645,7 @@ def test_bad_owns_are_located(tmp_path, owns, message):
 def test_owning_a_dataset_renders_data_owner_there_with_its_reason_and_lint_warns(tmp_path):
     from dataform_infra import policy
 
-    ws = Workspace(write_specs(tmp_path / "environments", {"staging": owning()}))
+    ws = SpecSet(write_specs(tmp_path / "environments", {"staging": owning()}))
     files = render_module(ws.module("staging"))
     assert (
         'resource "google_bigquery_dataset_iam_member" "host_runner_owns_marts" {\n'
@@ -655,7 +656,7 @@ def test_owning_a_dataset_renders_data_owner_there_with_its_reason_and_lint_warn
     ) in files["iam.tf"]
     report = ws.validate()
     assert report.violations == []  # the workflow writes marts: Data Owner serves its runs too, nothing idle
-    [warning] = [w.render() for w in report.warnings if "dataOwner" in w.render()]
+    [warning] = [w.describe() for w in report.warnings if "dataOwner" in w.describe()]
     assert "runners[0].bigquery.owns[0].dataset" in warning and OWN_REASON in warning
     ws.write(tmp_path / "out", ["staging"])
     [finding] = [f for f in policy.lint([tmp_path / "out" / "staging"]) if f.rule == "bigquery-data-roles"]
@@ -708,7 +709,7 @@ def test_bad_links_are_located(tmp_path, git, message):
 
 
 def test_a_linked_repository_has_no_secret_and_validate_names_the_grant_to_make(tmp_path):
-    ws = Workspace(write_specs(tmp_path / "environments", {"staging": linked()}))
+    ws = SpecSet(write_specs(tmp_path / "environments", {"staging": linked()}))
     files = render_module(ws.module("staging"))
     assert (
         "    # Developer Connect: the link holds the credential; no secret passes through Terraform or dfinfra.\n"
@@ -722,7 +723,7 @@ def test_a_linked_repository_has_no_secret_and_validate_names_the_grant_to_make(
     assert "fetchReadToken" in row and "*a Developer Connect grant made outside dfinfra*" in row, row
     report = ws.validate()
     assert report.violations == []
-    [warning] = [w.render() for w in report.warnings if "developerconnect" in w.render()]
+    [warning] = [w.describe() for w in report.warnings if "developerconnect" in w.describe()]
     assert "repository.git.repository_link" in warning and AGENT in warning and LINK in warning
 
 
@@ -767,15 +768,15 @@ def linked_with_people() -> dict:
 def test_a_link_people_commit_through_needs_the_read_write_accessor_and_its_api(tmp_path):
     """#23: Dataform pushes workspace commits through the link with its read-write token
     (`roles/developerconnect.tokenAccessor`), and reaches the link through the Developer Connect API."""
-    ws = Workspace(write_specs(tmp_path / "environments", {"staging": linked_with_people()}))
+    ws = SpecSet(write_specs(tmp_path / "environments", {"staging": linked_with_people()}))
     wanted = {r.permission for r in ws.access.requirements if r.resource.kind == "git_repository_link"}
     assert "developerconnect.gitRepositoryLinks.fetchReadWriteToken" in wanted
-    [warning] = [w.render() for w in ws.validate().warnings if "developerconnect" in w.render()]
+    [warning] = [w.describe() for w in ws.validate().warnings if "developerconnect" in w.describe()]
     assert "roles/developerconnect.tokenAccessor on that link" in warning
     assert "developerconnect.googleapis.com" in {api.service for api in ws.module("staging").apis}
     # A repository nobody works in only fetches: the read accessor, still through the API.
-    only_fetches = Workspace(write_specs(tmp_path / "fetch-only", {"staging": linked()}))
-    [warning] = [w.render() for w in only_fetches.validate().warnings if "developerconnect" in w.render()]
+    only_fetches = SpecSet(write_specs(tmp_path / "fetch-only", {"staging": linked()}))
+    [warning] = [w.describe() for w in only_fetches.validate().warnings if "developerconnect" in w.describe()]
     assert "roles/developerconnect.readTokenAccessor on that link" in warning
     assert "developerconnect.googleapis.com" in {api.service for api in only_fetches.module("staging").apis}
 
@@ -826,7 +827,7 @@ def test_a_secret_project_may_be_named_by_its_number(tmp_path):
     """#24: `projects/<number>/secrets/...` is how Google's own outputs and many teams name a secret."""
     h = host()
     h["repository"]["git"]["https_token"]["project"] = int(SECRETS_NUMBER)  # YAML reads it as a number
-    ws = Workspace(write_specs(tmp_path / "a", {"staging": h}))
+    ws = SpecSet(write_specs(tmp_path / "a", {"staging": h}))
     files = render_module(ws.module("staging"))
     name = f"projects/{SECRETS_NUMBER}/secrets/git-token"
     assert f'authentication_token_secret_version = "{name}/versions/latest"' in files["dataform.tf"]
@@ -837,7 +838,7 @@ def test_a_secret_project_may_be_named_by_its_number(tmp_path):
     with pytest.raises(SpecError) as info:
         load_deployment(write_specs(tmp_path / "b", {"staging": h}))
     [problem] = info.value.problems
-    assert problem.line and "https_token.project" in problem.render() and "or its number" in problem.render()
+    assert problem.line and "https_token.project" in problem.describe() and "or its number" in problem.describe()
 
 
 @pytest.mark.terraform
@@ -855,12 +856,12 @@ def test_a_secret_named_by_project_number_is_read_by_the_agent_offline(tmp_path,
 def test_a_release_whose_git_ref_ci_moves_is_never_reset_by_an_apply_render(tmp_path):
     h = host()
     h["releases"][0]["git_ref_owner"] = "ci"
-    files = render_module(Workspace(write_specs(tmp_path, {"staging": h})).module("staging"))
+    files = render_module(SpecSet(write_specs(tmp_path, {"staging": h})).module("staging"))
     release = files["dataform.tf"].split('resource "google_dataform_repository_release_config"')[1].split("\n}\n")[0]
     assert release.endswith("  lifecycle {\n    ignore_changes = [git_commitish]\n  }")
     assert (
         "ignore_changes"
-        not in render_module(Workspace(write_specs(tmp_path / "spec", {"staging": host()})).module("staging"))[
+        not in render_module(SpecSet(write_specs(tmp_path / "spec", {"staging": host()})).module("staging"))[
             "dataform.tf"
         ]
     )

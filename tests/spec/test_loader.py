@@ -14,7 +14,7 @@ from tests.specs import host, target, write_specs
 def problems(directory: Path) -> list[str]:
     with pytest.raises(SpecError) as info:
         load_deployment(directory)
-    return [p.render() for p in info.value.problems]
+    return [p.describe() for p in info.value.problems]
 
 
 def only_problem(directory: Path) -> str:
@@ -181,8 +181,8 @@ def test_workflow_before_its_release_warns(tmp_path):
     h["workflows"][0]["cron"] = "0 6 * * *"
     deployment = load_deployment(write_specs(tmp_path, {"staging": h}))
     [warning] = deployment.warnings
-    assert "workflows[0].cron" in warning.render()
-    assert "before its release compiles" in warning.render()
+    assert "workflows[0].cron" in warning.describe()
+    assert "before its release compiles" in warning.describe()
 
 
 def test_a_workflow_that_fires_before_its_release_in_summer_only_warns_naming_both_lines(tmp_path):
@@ -191,7 +191,7 @@ def test_a_workflow_that_fires_before_its_release_in_summer_only_warns_naming_bo
     h["releases"][0] |= {"cron": "30 6 * * *", "time_zone": "Etc/UTC"}
     h["workflows"][0] |= {"cron": "45 6 * * *", "time_zone": "Europe/London"}
     deployment = load_deployment(write_specs(tmp_path, {"staging": h}))
-    [warning] = [w.render() for w in deployment.warnings if "before its release" in w.render()]
+    [warning] = [w.describe() for w in deployment.warnings if "before its release" in w.describe()]
     release_line = deployment.sources["staging"].line_of(("releases", 0, "cron"))
     workflow_line = deployment.sources["staging"].line_of(("workflows", 0, "cron"))
     assert f"staging.yaml:{workflow_line}: workflows[0].cron:" in warning
@@ -231,8 +231,8 @@ def test_project_wide_opt_in_warns_with_reason(tmp_path):
     h = host()
     h["runners"][0]["bigquery"]["project_wide"] = [{"role": "dataOwner", "reason": "manages authorized views"}]
     [warning] = load_deployment(write_specs(tmp_path, {"staging": h})).warnings
-    assert "roles/bigquery.dataOwner on the whole project" in warning.render()
-    assert "manages authorized views" in warning.render()
+    assert "roles/bigquery.dataOwner on the whole project" in warning.describe()
+    assert "manages authorized views" in warning.describe()
 
 
 def test_project_number_may_be_quoted_or_not(tmp_path):
@@ -369,7 +369,7 @@ def test_deployers_of_an_environment_that_attaches_no_runner_are_a_warning(tmp_p
     assert not load_deployment(write_specs(tmp_path / "a", {"staging": host(), "prod": t})).warnings
     t["workflows"] = []
     deployment = load_deployment(write_specs(tmp_path / "b", {"staging": host(), "prod": t}))
-    assert [w.render() for w in deployment.warnings if "get nothing" in w.render()] == [
+    assert [w.describe() for w in deployment.warnings if "get nothing" in w.describe()] == [
         f"{tmp_path / 'b' / 'prod.yaml'}:9: deployers: deployers of 'prod' get nothing: dfinfra grants deployers "
         "act-as on the runners their environment's workflows (or repository) attach, and 'prod' attaches none"
     ]

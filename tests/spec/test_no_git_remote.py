@@ -9,7 +9,7 @@ import pytest
 from dataform_infra.errors import SpecError
 from dataform_infra.render.engine import render_module
 from dataform_infra.spec.loader import load_deployment
-from dataform_infra.workspace import Workspace
+from dataform_infra.specset import SpecSet
 from tests.hcl_schema import check_module
 from tests.specs import host, write_specs
 from tests.support.cli import invoke
@@ -33,7 +33,7 @@ def workspaces_only() -> dict:
 
 
 def test_a_repository_without_a_remote_renders_no_remote_and_no_secret(tmp_path):
-    ws = Workspace(write_specs(tmp_path, {"staging": workspaces_only()}))
+    ws = SpecSet(write_specs(tmp_path, {"staging": workspaces_only()}))
     report = ws.validate()
     assert report.violations == [] and ws.coverage().unserved == [] and ws.coverage().unmet == []
     files = render_module(ws.module("staging"))
@@ -53,8 +53,8 @@ def test_a_release_of_a_repository_without_a_remote_is_refused_at_its_git_ref(tm
     with pytest.raises(SpecError) as info:
         load_deployment(write_specs(tmp_path, {"staging": spec}))
     [problem] = info.value.problems
-    assert problem.line and "releases[0].git_ref" in problem.render()
-    assert "repository 'analytics' has no Git remote (no `git:`): connect one" in problem.render()
+    assert problem.line and "releases[0].git_ref" in problem.describe()
+    assert "repository 'analytics' has no Git remote (no `git:`): connect one" in problem.describe()
 
 
 def test_there_is_no_secret_to_set_and_the_command_says_why(tmp_path):

@@ -13,7 +13,7 @@ from dataform_infra.errors import SpecError
 from dataform_infra.render.engine import render_module
 from dataform_infra.spec.loader import load_deployment
 from dataform_infra.spec.models import Environment
-from dataform_infra.workspace import Workspace
+from dataform_infra.specset import SpecSet
 from tests.hcl_schema import check_module
 from tests.specs import host, write_specs
 
@@ -38,7 +38,7 @@ def test_the_field_is_in_the_schema_and_mistakes_are_located(tmp_path):
     spec["people"].append({"member": ANA})
     with pytest.raises(SpecError) as info:
         load_deployment(write_specs(tmp_path, {"staging": spec}))
-    found = [p.render() for p in info.value.problems]
+    found = [p.describe() for p in info.value.problems]
     assert all(".yaml:" in p for p in found)
     assert any("people[0].reads[0]: dataset 'ghost' is not declared" in p for p in found), found
     assert any("people[1].reads: marts listed in both writes and reads" in p for p in found), found
@@ -46,7 +46,7 @@ def test_the_field_is_in_the_schema_and_mistakes_are_located(tmp_path):
 
 
 def test_each_person_gets_dataset_roles_and_job_user_where_their_queries_run(tmp_path):
-    ws = Workspace(write_specs(tmp_path, {"staging": with_people()}))
+    ws = SpecSet(write_specs(tmp_path, {"staging": with_people()}))
     granted = {
         (g.principal.member, g.role, g.resource.label, g.rule)
         for g in ws.module("staging").grants

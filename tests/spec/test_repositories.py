@@ -13,7 +13,7 @@ from dataform_infra.errors import SpecError
 from dataform_infra.render.engine import render_module
 from dataform_infra.spec.loader import load_deployment
 from dataform_infra.spec.models import Environment
-from dataform_infra.workspace import Workspace
+from dataform_infra.specset import SpecSet
 from tests.conftest import SPEC_SETS
 from tests.specs import host, target, write_specs
 from tests.support.cli import invoke
@@ -47,7 +47,7 @@ def with_target(h: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def problems(tmp_path, specs: dict[str, dict[str, Any]]) -> list[str]:
     with pytest.raises(SpecError) as info:
         load_deployment(write_specs(tmp_path, specs))
-    return [p.render() for p in info.value.problems]
+    return [p.describe() for p in info.value.problems]
 
 
 # --- the spec: what is refused, each at its line ----------------------------------------------
@@ -141,7 +141,7 @@ def test_bad_input_exits_2_naming_file_line_and_field(tmp_path):
 
 
 def test_each_repository_is_rendered_with_its_own_configs_secret_and_people(tmp_path):
-    ws = Workspace(write_specs(tmp_path, with_target(two_repositories())))
+    ws = SpecSet(write_specs(tmp_path, with_target(two_repositories())))
     staging = render_module(ws.module("staging"))
     dataform = staging["dataform.tf"]
     assert 'resource "google_dataform_repository" "analytics" {' in dataform
@@ -171,7 +171,7 @@ def test_each_repository_is_rendered_with_its_own_configs_secret_and_people(tmp_
 def test_two_repositories_may_share_one_secret_created_once(tmp_path):
     h = two_repositories()
     h["repositories"][1]["git"]["https_token"]["secret_id"] = "git-token"
-    ws = Workspace(write_specs(tmp_path, {"staging": h}))
+    ws = SpecSet(write_specs(tmp_path, {"staging": h}))
     module = ws.module("staging")
     assert [s.secret_id for s in module.secrets] == ["git-token"]
     reads = [g for g in module.grants if g.rule == "agent-reads-git-secret"]
@@ -184,7 +184,7 @@ def test_two_repositories_may_share_one_secret_created_once(tmp_path):
 def test_one_repository_keeps_working_under_its_new_names_with_moved_blocks(tmp_path):
     h = host()
     h["repository"]["access"] = [{"member": "group:eng@acme.example", "role": "viewer"}]
-    ws = Workspace(write_specs(tmp_path, {"staging": h}))
+    ws = SpecSet(write_specs(tmp_path, {"staging": h}))
     moved = render_module(ws.module("staging"))["moved.tf"]
     assert "  from = google_dataform_repository.this\n  to   = google_dataform_repository.analytics\n" in moved
     old, new = "repository_viewer_eng", "analytics_viewer_eng"
@@ -197,7 +197,7 @@ def test_one_repository_keeps_working_under_its_new_names_with_moved_blocks(tmp_
 
 
 def test_the_access_model_checks_each_repository_chain_by_chain(tmp_path):
-    ws = Workspace(write_specs(tmp_path, with_target(two_repositories())))
+    ws = SpecSet(write_specs(tmp_path, with_target(two_repositories())))
     reads = {(r.resource.id, r.spec_path) for r in ws.access.requirements if r.chain == "git-sync"}
     assert reads == {
         ("git-token", ("repositories", 0, "git", "https_token")),
@@ -219,7 +219,7 @@ def test_people_start_runs_in_the_repository_whose_access_names_them(tmp_path):
     h["runners"].append({"name": "marketing-runner", "bigquery": {"writes": ["marts", "assertions"]}})
     h["workflows"][1]["runner"] = "marketing-runner"
     h["repositories"][0]["access"][0]["run_as"].append("marketing-runner")
-    ws = Workspace(write_specs(tmp_path, {"staging": h}))
+    ws = SpecSet(write_specs(tmp_path, {"staging": h}))
     eng = {
         (r.id, r.repository.name)
         for r in ws.access.runs
@@ -263,7 +263,7 @@ def test_one_secret_for_every_repository_needs_no_repository_named(tmp_path):
 
 
 def test_the_shipped_multi_repository_example_uses_both_forms():
-    ws = Workspace(SPEC_SETS["multi-repository"])
+    ws = SpecSet(SPEC_SETS["multi-repository"])
     repositories = ws.topology.repositories
     assert [r.name for r in repositories] == ["analytics", "marketing"]
     elsewhere = [r for r in repositories if r.spec.git.secret and r.spec.git.secret.project]

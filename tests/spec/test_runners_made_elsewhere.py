@@ -16,7 +16,7 @@ from dataform_infra.errors import SpecError
 from dataform_infra.render.engine import render_module
 from dataform_infra.spec.loader import load_deployment
 from dataform_infra.spec.models import Environment
-from dataform_infra.workspace import Workspace
+from dataform_infra.specset import SpecSet
 from tests.specs import host, target, write_specs
 
 ETL = "etl-runner@acme-shared-proj.iam.gserviceaccount.com"
@@ -66,12 +66,14 @@ def test_the_email_is_in_the_schema_and_what_does_not_apply_is_located(tmp_path)
                 write_specs(tmp_path / str(len(list(tmp_path.iterdir()))), {"staging": host(), "prod": spec})
             )
         [problem] = info.value.problems
-        assert problem.line and "prod.yaml" in problem.render() and "runners[0]" in problem.render(), problem.render()
-        assert message in problem.render()
+        assert problem.line and "prod.yaml" in problem.describe() and "runners[0]" in problem.describe(), (
+            problem.describe()
+        )
+        assert message in problem.describe()
 
 
 def test_a_runner_made_elsewhere_is_granted_on_this_deployment_only(tmp_path):
-    ws = Workspace(write_specs(tmp_path, {"staging": host(), "prod": shared_etl()}))
+    ws = SpecSet(write_specs(tmp_path, {"staging": host(), "prod": shared_etl()}))
     module = ws.module("prod")
     assert module.service_accounts == []  # never created, never imported
     grants = {(g.role, g.resource.label) for g in module.grants if g.principal.member == f"serviceAccount:{ETL}"}
@@ -86,8 +88,8 @@ def test_a_runner_made_elsewhere_is_granted_on_this_deployment_only(tmp_path):
     assert f'    service_account                          = "{ETL}"\n' in files["dataform.tf"]
     assert "  # Runner made elsewhere: " + ETL in files["dataform.tf"]
     report = ws.validate()
-    assert report.violations == [], [v.render() for v in report.violations]
-    [note] = [w.render() for w in report.warnings if "made elsewhere" in w.render()]
+    assert report.violations == [], [v.describe() for v in report.violations]
+    [note] = [w.describe() for w in report.warnings if "made elsewhere" in w.describe()]
     line = next(n for n, text in enumerate((tmp_path / "prod.yaml").read_text().splitlines(), 1) if "email:" in text)
     assert f"prod.yaml:{line}: runners[0].email" in note
     assert f"roles/iam.serviceAccountTokenCreator to the Dataform service agent {AGENT}" in note
@@ -110,8 +112,8 @@ def test_a_runner_made_elsewhere_is_granted_on_this_deployment_only(tmp_path):
 def test_lint_exempts_the_account_only_under_the_marker(tmp_path):
     """The rendered HCL passes lint; the same config without the marker comment is the hand-written mistake
     lint exists for (a runner attached with neither Token Creator nor act-as)."""
-    files = render_module(Workspace(write_specs(tmp_path, {"staging": host(), "prod": shared_etl()})).module("prod"))
-    assert [f.render() for f in policy.check(policy.facts_from_hcl(files)) if f.severity == "violation"] == []
+    files = render_module(SpecSet(write_specs(tmp_path, {"staging": host(), "prod": shared_etl()})).module("prod"))
+    assert [f.describe() for f in policy.check(policy.facts_from_hcl(files)) if f.severity == "violation"] == []
     stripped = {
         name: re.sub(r"\n  # (Runner made elsewhere|created here|and the deployers)[^\n]*", "", text)
         for name, text in files.items()
@@ -134,7 +136,7 @@ def test_another_environments_runner_runs_this_ones_workflow(tmp_path):
     spec = target()
     spec["runners"][0] = {"name": "host-runner", "email": HOST_RUNNER, "bigquery": {"writes": ["marts", "assertions"]}}
     spec["workflows"][0]["runner"] = "host-runner"
-    ws = Workspace(write_specs(tmp_path, {"staging": host(), "prod": spec}))
+    ws = SpecSet(write_specs(tmp_path, {"staging": host(), "prod": spec}))
     assert ws.validate().violations == []
     prod = ws.module("prod")
     # Job User on the host project is the host's grant (it attaches the runner too): one member in one state,
@@ -152,9 +154,9 @@ def test_another_environments_runner_runs_this_ones_workflow(tmp_path):
 
 def test_host_workspaces_writing_another_projects_datasets_are_expressible(tmp_path):
     """#23.6: workspaces compiled into prod's project write there as the host's runner; prod grants it."""
-    ws = Workspace(write_specs(tmp_path, workspaces_writing_prod()))
+    ws = SpecSet(write_specs(tmp_path, workspaces_writing_prod()))
     report = ws.validate()
-    assert report.violations == [] and not [w for w in report.warnings if "not checked" in w.render()]
+    assert report.violations == [] and not [w for w in report.warnings if "not checked" in w.describe()]
     # Only the dataset: prod attaches it to no config, so no Job User from prod (the host grants that).
     granted = {(g.role, g.resource.label) for g in ws.module("prod").grants if g.principal.email == HOST_RUNNER}
     assert granted == {
@@ -171,7 +173,7 @@ def test_host_workspaces_writing_another_projects_datasets_are_expressible(tmp_p
     specs = workspaces_writing_prod()
     specs["prod"]["runners"].pop()
     code_path = write_specs(tmp_path / "missing", specs)
-    violations = Workspace(code_path).validate().violations
+    violations = SpecSet(code_path).validate().violations
     [violation] = [v for v in violations if "acme-target-proj.marts_dev" in v.message]
     assert "email: host-runner@acme-host-proj.iam.gserviceaccount.com" in violation.message
 
@@ -186,7 +188,7 @@ def test_a_team_owned_runner_runs_once_its_owner_grants_and_doctor_names_the_own
     project = Project(
         tmp_path / "checkout", cloud, specs=write_specs(tmp_path / "specs", {"staging": host(), "prod": shared_etl()})
     )
-    ws = Workspace(project.root / "environments")
+    ws = SpecSet(project.root / "environments")
     account = f"projects/acme-shared-proj/serviceAccounts/{ETL}"
     resource = f"//iam.googleapis.com/{account}"
     owner_grants = {
@@ -227,7 +229,7 @@ def test_workspaces_write_another_environments_project_offline(tmp_path: Path, c
     from tests.support.runtime import TOKEN, seed_runtime
 
     project = Project(tmp_path / "checkout", cloud, specs=write_specs(tmp_path / "specs", workspaces_writing_prod()))
-    ws = Workspace(project.root / "environments")
+    ws = SpecSet(project.root / "environments")
     apis = FakeGoogleApis(cloud.store, caller=DEPLOYER).start()
     cloud.env["DFINFRA_GOOGLE_API_EMULATOR"] = apis.address
     try:
@@ -260,7 +262,7 @@ def test_per_workspace_datasets_in_another_project_name_the_environment_that_gra
     }
     specs["prod"]["runners"].pop()
     [violation] = [
-        v for v in Workspace(write_specs(tmp_path / "a", specs)).validate().violations if "datasets.create" in v.message
+        v for v in SpecSet(write_specs(tmp_path / "a", specs)).validate().violations if "datasets.create" in v.message
     ]
     assert "prod.yaml, name the runner as made elsewhere and let it create datasets there" in violation.message
     assert f"email: {HOST_RUNNER}, bigquery: {{project_wide: [{{role: dataEditor" in violation.message
@@ -271,4 +273,4 @@ def test_per_workspace_datasets_in_another_project_name_the_environment_that_gra
             "bigquery": {"project_wide": [{"role": "dataEditor", "reason": "each workspace creates its own datasets"}]},
         }
     )
-    assert Workspace(write_specs(tmp_path / "b", specs)).validate().violations == []
+    assert SpecSet(write_specs(tmp_path / "b", specs)).validate().violations == []

@@ -12,7 +12,7 @@ import pytest
 
 from dataform_infra.errors import SpecError
 from dataform_infra.spec.loader import load_deployment
-from dataform_infra.workspace import Workspace
+from dataform_infra.specset import SpecSet
 from tests.specs import host, target, write_specs
 
 
@@ -37,11 +37,11 @@ def three_hosts() -> dict[str, dict[str, Any]]:
 def problems(tmp_path, specs: dict[str, dict[str, Any]]) -> list[str]:
     with pytest.raises(SpecError) as info:
         load_deployment(write_specs(tmp_path, specs))
-    return [p.render() for p in info.value.problems]
+    return [p.describe() for p in info.value.problems]
 
 
 def test_each_environment_hosts_its_own_repository_and_proves_its_own_runs(tmp_path):
-    ws = Workspace(write_specs(tmp_path, three_hosts()))
+    ws = SpecSet(write_specs(tmp_path, three_hosts()))
     assert ws.deployment.hosts == {"dev": "dev", "prod": "prod", "test": "test"}
     report = ws.validate()
     assert report.violations == [] and ws.coverage().unserved == [] and ws.coverage().unmet == []
@@ -62,7 +62,7 @@ def test_apply_order_puts_each_host_before_its_targets(tmp_path):
     specs = three_hosts()
     specs["analytics"] = target()  # prod's releases' repository is named explicitly below
     specs["analytics"]["host"] = "prod"
-    ws = Workspace(write_specs(tmp_path, specs))
+    ws = SpecSet(write_specs(tmp_path, specs))
     order = ws.apply_order()
     assert sorted(order) == sorted(specs) and order.index("prod") < order.index("analytics")
     assert ws.deployment.part("analytics").host_name == "prod"
@@ -107,7 +107,7 @@ def test_a_host_names_no_other_host_and_one_project_has_one_host(tmp_path):
 
 def test_config_names_repeat_across_hosts_but_not_within_one(tmp_path):
     specs = three_hosts()
-    Workspace(write_specs(tmp_path / "a", specs)).validate()  # `nightly`/`daily` in each: fine
+    SpecSet(write_specs(tmp_path / "a", specs)).validate()  # `nightly`/`daily` in each: fine
     specs["analytics"] = target()
     specs["analytics"]["host"] = "prod"
     specs["analytics"]["releases"][0]["name"] = "nightly"

@@ -19,7 +19,7 @@ from dataform_infra.render.engine import render_module
 from dataform_infra.render.hcl import layout, quote
 from dataform_infra.render.module import build_module, failed_run_filter
 from dataform_infra.spec.loader import load_deployment
-from dataform_infra.workspace import Workspace
+from dataform_infra.specset import SpecSet
 from tests.fakegcp.logfilter import matches
 from tests.hcl_schema import check_module
 from tests.spec.test_properties import _LITERAL, SETTINGS, _code, _decode, hostile_text, yaml_scalars
@@ -36,14 +36,14 @@ def with_operations(triggers: list[dict] | None = None, alerts: dict | None = No
     return spec
 
 
-def setup(tmp_path, **changes) -> Workspace:
-    return Workspace(write_specs(tmp_path, {"staging": host(), "prod": with_operations(**changes)}))
+def setup(tmp_path, **changes) -> SpecSet:
+    return SpecSet(write_specs(tmp_path, {"staging": host(), "prod": with_operations(**changes)}))
 
 
 def problems(tmp_path, spec: dict) -> list[str]:
     with pytest.raises(SpecError) as info:
         load_deployment(write_specs(tmp_path, {"staging": host(), "prod": spec}))
-    return [p.render() for p in info.value.problems]
+    return [p.describe() for p in info.value.problems]
 
 
 @pytest.mark.parametrize(
@@ -107,7 +107,7 @@ def test_the_orchestrator_is_never_a_runner_and_long_names_stay_apart(tmp_path):
     stem = "prod-landing-" + "a" * 40
     long["workflows"].append({**copy.deepcopy(long["workflows"][0]), "name": stem + "-eu"})
     long["workflows"].append({**copy.deepcopy(long["workflows"][0]), "name": stem + "-us"})
-    ws = Workspace(write_specs(tmp_path / "long", {"staging": host(), "prod": long}))
+    ws = SpecSet(write_specs(tmp_path / "long", {"staging": host(), "prod": long}))
     names = [n for w in ws.deployment.environments["prod"].workflows for n in w.trigger_names()]
     assert len(set(names)) == 3 and all(len(n) <= 63 for n in names), names
     # Two environments in one project whose workflows share a name would share their triggers' names.
@@ -122,7 +122,7 @@ def test_the_orchestrator_is_never_a_runner_and_long_names_stay_apart(tmp_path):
     prod["workflows"][0]["runner"] = "target-runner"
     with pytest.raises(SpecError) as info:
         load_deployment(write_specs(tmp_path / "shared", {"staging": staging, "prod": prod}))
-    assert any("would be named 'dataform-host-daily-pubsub'" in p.render() for p in info.value.problems)
+    assert any("would be named 'dataform-host-daily-pubsub'" in p.describe() for p in info.value.problems)
 
 
 def test_two_environments_in_one_project_need_two_orchestrators(tmp_path):
@@ -136,7 +136,7 @@ def test_two_environments_in_one_project_need_two_orchestrators(tmp_path):
     prod["workflows"][0]["runner"] = "prod-runner"
     with pytest.raises(SpecError) as info:
         load_deployment(write_specs(tmp_path, {"staging": staging, "prod": prod}))
-    assert any("orchestrator" in p.render() and "same project" in p.render() for p in info.value.problems)
+    assert any("orchestrator" in p.describe() and "same project" in p.describe() for p in info.value.problems)
 
 
 def test_a_bucket_trigger_renders_its_orchestration_and_exactly_the_chains_grants(tmp_path):
@@ -257,7 +257,7 @@ def test_a_protected_environment_alerts_on_every_workflow_in_the_host_project(tm
     spec = with_operations(alerts=ALERTS)
     spec["protected"] = True
     spec["workflows"].append({**spec["workflows"][0], "name": "target-hourly", "triggers": []})
-    ws = Workspace(write_specs(tmp_path, {"staging": host(), "prod": spec}))
+    ws = SpecSet(write_specs(tmp_path, {"staging": host(), "prod": spec}))
     module = ws.module("prod")
     [policy] = module.alert_policies
     assert (policy.project, policy.workflows) == ("acme-host-proj", ("target-daily", "target-hourly"))
@@ -281,14 +281,14 @@ def test_a_protected_environment_alerts_on_every_workflow_in_the_host_project(tm
     host_apis = {a.service for a in ws.module("staging").apis}
     assert {"monitoring.googleapis.com", "logging.googleapis.com"} <= host_apis
     # The topic's publisher grant is its owner's: validate says so at the channel's line.
-    notes = [w.render() for w in ws.validate().warnings]
+    notes = [w.describe() for w in ws.validate().warnings]
     assert any("alerts.channels[1].pubsub_topic" in n and "gcp-sa-monitoring-notification" in n for n in notes), notes
 
 
 def test_elsewhere_only_the_named_workflows_alert_and_per_workflow_makes_one_policy_each(tmp_path):
     ws = setup(tmp_path / "unnamed", alerts=ALERTS)
     assert ws.module("prod").alert_policies == []
-    assert any("no workflow of 'prod' alerts" in w.render() for w in ws.validate().warnings)
+    assert any("no workflow of 'prod' alerts" in w.describe() for w in ws.validate().warnings)
     named = {**ALERTS, "workflows": ["target-daily"], "per_workflow": True, "notify_at_most_every": "3600s"}
     [policy] = setup(tmp_path / "named", alerts=named).module("prod").alert_policies
     assert (policy.display_name, policy.rate_limit) == ("Dataform prod: target-daily failed", "3600s")

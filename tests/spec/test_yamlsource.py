@@ -12,7 +12,7 @@ def error_of(text: str) -> str:
     with pytest.raises(SpecError) as info:
         parse_yaml(text, F)
     assert len(info.value.problems) == 1
-    return info.value.problems[0].render()
+    return info.value.problems[0].describe()
 
 
 def test_records_the_line_of_every_field():

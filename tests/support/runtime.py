@@ -7,14 +7,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from dataform_infra.access.roles import narrowest_roles
-from dataform_infra.workspace import Workspace
+from dataform_infra.specset import SpecSet
 from tests.fakegcp.store import Store
 
 TOKEN = "ghp_offlineRunTokenx7Qz9Wv3Rt5Yu1Io8Pa2Sd4Fg"
 SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
 
 
-def seed_runtime(store: Store, ws: Workspace, code: Mapping[str, Any], *, owners: bool = False) -> None:
+def seed_runtime(store: Store, ws: SpecSet, code: Mapping[str, Any], *, owners: bool = False) -> None:
     """`code` in every repository's remote (or, keyed by repository name, each repository's own), every
     environment's deployers' own Dataform rights on their host project, and with `owners` the grants on accounts
     made elsewhere that their owners make (all outside dfinfra: the access model's `assumed` requirements)."""

@@ -59,7 +59,7 @@ def test_a_destroy_forgets_what_was_adopted_and_says_so():
     summary = summarise(destroy).forgetting({"google_dataform_repository.this"})
     assert summary.forgotten() == ["google_dataform_repository.this"]
     assert summary.destructive == [] and summary.counts["delete"] == 1 and summary.counts["forget"] == 1
-    text = summary.render()
+    text = summary.describe()
     assert "1 to delete, 1 to forget." in text and "  . forget google_dataform_repository.this" in text
     assert "Forgotten, not deleted (adopted with `existing: true`" in text
 
@@ -70,13 +70,13 @@ def test_iam_changes_read_as_principal_role_resource():
         ("grant", "user:a@b.com", "roles/iam.serviceAccountUser", "(known after apply)"),
         ("revoke", "serviceAccount:x@p.iam.gserviceaccount.com", "roles/bigquery.jobUser", "p"),
     ]
-    text = summarise(PLAN).render()
+    text = summarise(PLAN).describe()
     assert "+ user:a@b.com -> roles/iam.serviceAccountUser -> (known after apply)" in text
     assert "!! DELETE google_dataform_repository.this" in text
 
 
 def test_no_changes():
-    assert summarise({"resource_changes": []}).render().startswith("No changes")
+    assert summarise({"resource_changes": []}).describe().startswith("No changes")
 
 
 def test_a_plan_that_only_moves_state_entries_is_a_change_to_apply():
@@ -89,7 +89,7 @@ def test_a_plan_that_only_moves_state_entries_is_a_change_to_apply():
     assert summary.to_dict()["moves"] == [
         {"from": "google_dataform_repository.this", "to": "google_dataform_repository.analytics"}
     ]
-    text = summary.render()
+    text = summary.describe()
     assert text.startswith("Plan: 1 to move, 0 to create")
     assert "-> move google_dataform_repository.this to google_dataform_repository.analytics" in text
     assert not summarise({"resource_changes": [change("x.y", "x", ["no-op"])]}).has_changes
@@ -121,7 +121,7 @@ def test_nested_blocks_diff_attribute_by_attribute_and_only_marked_values_are_se
     )
     secret["change"] |= {"after_sensitive": {"git_remote_settings": [{"token": True}]}}
     summary = summarise({"resource_changes": [workflow, secret]})
-    text = summary.render()
+    text = summary.describe()
     assert 'invocation_config.included_tags: ["daily"] -> ["daily", "revenue"]' in text
     assert "service_account" not in text  # unchanged attributes stay out
     assert 'git_remote_settings.url: "a" -> "b"' in text
@@ -139,7 +139,7 @@ def test_every_create_and_delete_is_named_and_drift_and_outputs_are_shown():
         },
     }
     summary = summarise(plan, labels={"google_service_account.a": "service account a@p.iam.gserviceaccount.com"})
-    text = summary.render()
+    text = summary.describe()
     assert "  + create google_service_account.a (service account a@p.iam.gserviceaccount.com)" in text
     assert "  - delete google_dataform_repository.this" in text
     assert "Changed outside Terraform since the last apply" in text and "~ update google_bigquery_dataset.d" in text
@@ -162,14 +162,14 @@ def test_revoked_members_from_state_cannot_forge_a_line_of_the_plan():
             )
         ]
     }
-    text = summarise(plan).render()
+    text = summarise(plan).describe()
     assert "\n  + serviceAccount:x" not in text and '"user:a@b.com\\n  + serviceAccount:x' in text
 
 
 def test_a_forget_action_and_what_a_replan_adds_beyond_the_reviewed_plan():
     forgotten = change("google_service_account.old", "google_service_account", ["forget"])
     summary = summarise({"resource_changes": [forgotten]})
-    assert "forget google_service_account.old" in summary.render()  # terraform 1.7+'s `removed` blocks
+    assert "forget google_service_account.old" in summary.describe()  # terraform 1.7+'s `removed` blocks
     reviewed = summarise(PLAN)
     replanned = summarise({**PLAN, "output_changes": {"x": {"actions": ["create"], "before": None, "after": 1}}})
     assert [c.address for c in replanned.beyond(reviewed)] == ["output.x"]

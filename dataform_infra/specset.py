@@ -1,4 +1,4 @@
-"""The one object commands talk to: a directory of environment specs and what can be done with it.
+"""The one object commands talk to: a spec set (a directory of environment specs) and what can be done with it.
 
 It knows nothing of the terminal; `cli.py` turns its results and errors into output and exit codes.
 """
@@ -73,13 +73,13 @@ class ValidationReport:
         return {
             "environments": self.environments,
             "grants": self.grants,
-            "warnings": [w.render() for w in self.warnings],
+            "warnings": [w.describe() for w in self.warnings],
             "violations": [{"rule": f.rule, "source": f.source, "message": f.message} for f in self.violations],
         }
 
 
 @dataclass
-class Workspace:
+class SpecSet:
     environments_dir: Path
     _modules: dict[str, Module] = field(default_factory=dict, repr=False)
     _topologies: dict[str, Topology] = field(default_factory=dict, repr=False)
