@@ -109,7 +109,7 @@ class StateLocked(TerraformError):
 
 
 class ModuleBusy(TerraformError):
-    """Another dfinfra works in the same module directory past --lock-timeout."""
+    """Another dfinfra works in the same module directory, or renders into the same --out, past --lock-timeout."""
 
 
 class Refused(DfinfraError):

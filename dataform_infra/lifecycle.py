@@ -22,6 +22,7 @@ from pathlib import Path
 from dataform_infra import resource_types as types
 from dataform_infra import trust
 from dataform_infra.errors import PolicyViolation, Refused, TerraformError, UsageError
+from dataform_infra.locks import ModuleLocks
 from dataform_infra.render.engine import render_bootstrap
 from dataform_infra.render.module import ReleaseConfig, WorkflowConfig
 from dataform_infra.render.output import RenderedModule, check_module, recover, write_modules
@@ -29,7 +30,6 @@ from dataform_infra.specset import SpecSet
 from dataform_infra.terraform.binary import TerraformBinary
 from dataform_infra.terraform.runner import LineSink, PlanMode, TerraformRunner
 from dataform_infra.terraform.summary import Change, IamNames, PlanSummary
-from dataform_infra.terraform.worklock import ModuleLocks
 
 # Environment variables that change what `terraform init` would do with the backend.
 BACKEND_ENV = ("GOOGLE_BACKEND_STORAGE_CUSTOM_ENDPOINT", "GOOGLE_STORAGE_CUSTOM_ENDPOINT", "GOOGLE_BACKEND_CREDENTIALS")
@@ -255,10 +255,10 @@ class Lifecycle:
         directory = self.module_dir(env)
         # Callers asked for the lock first; a module rendered here for the first time is locked now.
         self._locks.hold(directory, "render", waiting=self.echo)
-        if render:
-            self.specs.write(self.out, [env])  # rolls back a killed render first
-        else:
-            for restored in recover(self.out):  # never plan a half-swapped module (it would revoke grants)
+        if render:  # rolls back a killed render first
+            self.specs.write(self.out, [env], lock_timeout=self.lock_timeout, waiting=self.echo)
+        else:  # never plan a half-swapped module (it would revoke grants)
+            for restored in recover(self.out, lock_timeout=self.lock_timeout, waiting=self.echo):
                 self.echo(f"{restored}: rolled back a render that was interrupted half way")
             if not any(directory.glob("*.tf")):
                 raise UsageError(f"{directory} holds no rendered module; run without --no-render")
@@ -606,7 +606,7 @@ class Lifecycle:
     def _state(self, env: str, *, render: bool) -> list[str]:
         """Addresses in `env`'s state (empty when it has none, or no module is rendered to ask with)."""
         if render:
-            self.specs.write(self.out, [env])
+            self.specs.write(self.out, [env], lock_timeout=self.lock_timeout, waiting=self.echo)
         elif not any(self.module_dir(env).glob("*.tf")):
             return []
         try:
@@ -799,7 +799,8 @@ class Lifecycle:
             self.echo(f"{env}: state bucket gs://{spec.state.bucket} is shared with {owner}; bootstrapping it there")
             return self.bootstrap(owner, auto_approve=auto_approve, confirm=confirm, confirmed=confirmed)
         directory = self.bootstrap_dir(env)
-        write_modules(directory.parent, [RenderedModule(env, render_bootstrap(self.specs.deployment, env))])
+        module = RenderedModule(env, render_bootstrap(self.specs.deployment, env))
+        write_modules(directory.parent, [module], lock_timeout=self.lock_timeout, waiting=self.echo)
         runner = self._runner(directory, "bootstrap")
         self._ensure_init(runner, directory)
         bucket = f"{types.STORAGE_BUCKET.name}.state"  # the bootstrap template's one resource

@@ -105,7 +105,7 @@ def migrate(lifecycle: Lifecycle, *, dry_run: bool = False) -> Migration:
     """Move every state entry of the deployment to the module that now declares it (see module doc)."""
     specs = lifecycle.specs
     envs: list[str] = specs.apply_order()
-    specs.write(lifecycle.out, envs)
+    specs.write(lifecycle.out, envs, lock_timeout=lifecycle.lock_timeout, waiting=lifecycle.echo)
     owners: dict[Key, tuple[str, str]] = {}
     for env in envs:
         for key, address in declared(specs.module(env)).items():

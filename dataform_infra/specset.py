@@ -114,8 +114,11 @@ class SpecSet:
     def render(self, envs: list[str]) -> list[RenderedModule]:
         return [RenderedModule(env, render_module(self.module(env))) for env in envs]
 
-    def write(self, out: Path, envs: list[str]) -> list[Path]:
-        return write_modules(out, self.render(envs))
+    def write(
+        self, out: Path, envs: list[str], *, lock_timeout: str = "60s", waiting: Callable[[str], None] | None = None
+    ) -> list[Path]:
+        """Render `envs` into `out`, all or nothing, after any other render there (up to `lock_timeout`)."""
+        return write_modules(out, self.render(envs), lock_timeout=lock_timeout, waiting=waiting)
 
     def diff(self, out: Path, envs: list[str]) -> str:
         return diff_modules(out, self.render(envs))

@@ -42,8 +42,10 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "dataform_infra.access.coverage": ("dataform_infra.access", "dataform_infra.topology"),
     "dataform_infra.access.roles": (),
     "dataform_infra.hclread": (),  # a parser: knows HCL, nothing of dfinfra
+    "dataform_infra.locks": ("dataform_infra.trust", "dataform_infra.errors"),
     "dataform_infra.render": (
         "dataform_infra.render",
+        "dataform_infra.locks",
         "dataform_infra.spec",
         "dataform_infra.topology",
         "dataform_infra.errors",

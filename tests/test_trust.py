@@ -13,10 +13,10 @@ import pytest
 
 from dataform_infra import trust
 from dataform_infra.errors import Untrusted
+from dataform_infra.locks import ModuleLocks
 from dataform_infra.render import output
 from dataform_infra.terraform.binary import TerraformBinary
 from dataform_infra.terraform.runner import TerraformRunner
-from dataform_infra.terraform.worklock import ModuleLocks
 from tests.conftest import REPO
 from tests.support.cli import invoke
 

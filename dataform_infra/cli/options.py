@@ -42,7 +42,13 @@ TerraformBinOption = Annotated[
         show_default=False,
     ),
 ]
-LockTimeoutOption = Annotated[str, typer.Option("--lock-timeout", help="How long to wait for a state lock.")]
+LockTimeoutOption = Annotated[
+    str,
+    typer.Option(
+        "--lock-timeout",
+        help="How long to wait for a state lock, and for another dfinfra rendering into OUT or working in a module.",
+    ),
+]
 VerboseOption = Annotated[
     bool, typer.Option("--verbose", "-v", help="Show terraform's own output and which binary runs.")
 ]

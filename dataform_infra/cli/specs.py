@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from dataform_infra.cli.base import EnvironmentsOption, _command, _echo, _err, _info, _print_warnings, _specs, app
+from dataform_infra.cli.options import LockTimeoutOption
 from dataform_infra.errors import DriftDetected, PolicyViolation, UsageError
 
 if TYPE_CHECKING:
@@ -21,6 +22,7 @@ def render(
     all_: Annotated[bool, typer.Option("--all", help="Render every environment.")] = False,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output root; modules go to OUT/<env>/.")] = Path("build"),
     check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 with a diff if OUT differs.")] = False,
+    lock_timeout: LockTimeoutOption = "60s",
     environments: EnvironmentsOption = Path("environments"),
 ) -> None:
     """Render Terraform for environments.
@@ -43,7 +45,7 @@ def render(
             raise DriftDetected(f"{out} differs from what {environments} renders; run `dfinfra render` and commit")
         _info(f"up to date: {', '.join(str(out / e) for e in selected)}")
         return
-    changed = specs.write(out, selected)
+    changed = specs.write(out, selected, lock_timeout=lock_timeout, waiting=_info)
     for env in selected:
         _info(f"rendered {env} -> {out / env}/")
     _info(f"{len(changed)} file(s) changed")

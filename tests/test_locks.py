@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from dataform_infra.errors import ModuleBusy, UsageError
-from dataform_infra.terraform.worklock import ModuleLocks, duration_seconds
+from dataform_infra.locks import ModuleLocks, duration_seconds
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("0s", 0), ("60s", 60), ("5m", 300), ("1h30m", 5400), ("1.5s", 1.5)])
@@ -23,7 +23,7 @@ def test_anything_else_is_bad_input(text):
 HOLD = """
 import sys, time
 from pathlib import Path
-from dataform_infra.terraform.worklock import ModuleLocks
+from dataform_infra.locks import ModuleLocks
 locks = ModuleLocks("0s")
 locks.hold(Path(sys.argv[1]), "apply")
 print("held", flush=True)
@@ -57,3 +57,35 @@ def test_a_module_directory_that_does_not_exist_yet_is_not_created(tmp_path):
     locks.hold(module, "plan")  # apply plans first
     assert '"operation": "apply"' in (module / ".dfinfra" / "lock").read_text()
     locks.release_all()
+
+
+RENDERING = """
+import sys, time
+from pathlib import Path
+from dataform_infra.locks import render_lock
+with render_lock(Path(sys.argv[1]), "0s"):
+    print("rendering", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_a_render_waits_for_another_up_to_the_lock_timeout_and_then_writes_nothing(tmp_path):
+    """Renders and terraform runs share one lock primitive: both honour --lock-timeout, both say who waits."""
+    from dataform_infra.render.output import RenderedModule, write_modules
+
+    module = [RenderedModule("a", {"main.tf": "# x\n"})]
+    holder = subprocess.Popen([sys.executable, "-c", RENDERING, str(tmp_path), "60"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "rendering\n"
+        told: list[str] = []
+        with pytest.raises(ModuleBusy, match=r"being rendered by another dfinfra.*--lock-timeout 0\.3s"):
+            write_modules(tmp_path, module, lock_timeout="0.3s", waiting=told.append)
+        assert told == [f"{tmp_path}: waiting for another dfinfra to finish rendering there"]
+        assert not (tmp_path / "a").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    brief = subprocess.Popen([sys.executable, "-c", RENDERING, str(tmp_path), "0.5"], stdout=subprocess.PIPE, text=True)
+    assert brief.stdout is not None and brief.stdout.readline() == "rendering\n"
+    assert write_modules(tmp_path, module, lock_timeout="30s") == [tmp_path / "a" / "main.tf"]  # waited, then wrote
+    brief.wait()
