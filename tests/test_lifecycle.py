@@ -618,7 +618,7 @@ def test_one_apply_never_mixes_a_datasets_two_kinds_of_grant(changes, fragment):
     """#24 review: Google's provider documents that dataset IAM members and access-list entries fight, and that a
     dataset and its entries cannot change in one apply: such a plan is refused with the two steps that do it."""
     from dataform_infra.errors import Refused
-    from dataform_infra.lifecycle import _refuse_what_google_refuses
+    from dataform_infra.lifecycle.guards import refuse_what_google_refuses as _refuse_what_google_refuses
     from dataform_infra.terraform.summary import summarise
 
     with pytest.raises(Refused) as info:

@@ -12,7 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dataform_infra.errors import UsageError
-from dataform_infra.lifecycle import NOT_PASSED_THROUGH, _passthrough_command
+from dataform_infra.lifecycle.guards import NOT_PASSED_THROUGH
+from dataform_infra.lifecycle.guards import passthrough_command as _passthrough_command
 from dataform_infra.render import output
 from tests.conftest import REPO
 from tests.support.cli import invoke

@@ -3,15 +3,17 @@ workspace and lifecycle of a terraform command), `Guards`, the plan mode and the
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from dataform_infra.cli.base import _echo, _err, _google, _specs
+from dataform_infra.cli.base import EnvironmentsOption, _command, _echo, _err, _google, _specs
 
 if TYPE_CHECKING:
     from dataform_infra.lifecycle import Lifecycle
@@ -114,14 +116,15 @@ def _ask(question: str) -> str | None:
 @dataclass(frozen=True)
 class TerraformOptions:
     """The options every command that runs terraform takes alike: the specs, the modules, the binary,
-    how long to wait for locks, how much to show, and whom to act as."""
+    how long to wait for locks, how much to show, and whom to act as. Declared once here (each field's
+    annotation is its option) and built once per invocation by `terraform_command`."""
 
-    environments: Path
-    out: Path
-    terraform_bin: str | None
-    lock_timeout: str = "60s"
-    verbose: bool = False
-    impersonate: str | None = None
+    out: OutOption = Path("build")
+    terraform_bin: TerraformBinOption = None
+    lock_timeout: LockTimeoutOption = "60s"
+    verbose: VerboseOption = False
+    impersonate: ImpersonateOption = None
+    environments: EnvironmentsOption = Path("environments")
 
     def lifecycle(self, *, to_stderr: bool = False) -> tuple[SpecSet, Lifecycle]:
         """The workspace and a lifecycle over it; progress to stderr when stdout carries data."""
@@ -152,6 +155,33 @@ class TerraformOptions:
         return specs, lifecycle
 
 
+def terraform_command(
+    group: typer.Typer, name: str | None = None, **settings: Any
+) -> Callable[[Callable[..., None]], Any]:
+    """Register a command that runs terraform: typer sees the command's own parameters followed by
+    `TerraformOptions`' fields, and the command receives them as one `terraform: TerraformOptions`."""
+
+    def register(command: Callable[..., None]) -> Any:
+        own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "terraform"]
+        hints = inspect.get_annotations(TerraformOptions, eval_str=True)
+        shared = [
+            inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=hints[f.name])
+            for f in fields(TerraformOptions)
+        ]
+
+        @wraps(command)
+        def with_options(*args: Any, **kwargs: Any) -> None:
+            terraform = TerraformOptions(**{f.name: kwargs.pop(f.name) for f in fields(TerraformOptions)})
+            command(*args, terraform=terraform, **kwargs)
+
+        parameters = [*own, *shared]
+        with_options.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+        with_options.__annotations__ = {p.name: p.annotation for p in parameters}
+        return _command(group, name, **settings)(with_options)
+
+    return register
+
+
 def _channel_tokens(specs: SpecSet, impersonate: str | None) -> Callable[[str], dict[str, str]]:
     """Reads an environment's channel tokens from Secret Manager when its plan or apply needs them (never for a
     module without one: planning needs no Google call of dfinfra's own otherwise)."""
@@ -180,9 +210,3 @@ class Guards:
     auto_approve: bool
     allow_destroy: bool
     confirm: list[str] | None
-
-
-def _selected(specs: SpecSet, envs: list[str] | None, all_: bool, *, destroy: bool = False) -> list[str]:
-    from dataform_infra.lifecycle import apply_order
-
-    return apply_order(specs, specs.select(envs or [], all_), destroy=destroy)

@@ -3,14 +3,11 @@ the guarded pass-through."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from dataform_infra.cli.base import (
-    EnvironmentsOption,
-    _command,
     _echo,
     _err,
     _google,
@@ -25,19 +22,14 @@ from dataform_infra.cli.options import (
     AutoApproveOption,
     ConfirmOption,
     Guards,
-    ImpersonateOption,
-    LockTimeoutOption,
     NoRenderOption,
-    OutOption,
     RefreshOnlyOption,
     ReplaceOption,
     TargetOption,
-    TerraformBinOption,
     TerraformOptions,
-    VerboseOption,
     _ask,
     _mode,
-    _selected,
+    terraform_command,
 )
 from dataform_infra.errors import DfinfraError, UsageError
 
@@ -46,11 +38,10 @@ if TYPE_CHECKING:
     from dataform_infra.terraform.runner import PlanMode
 
 
-@_command(app)
+@terraform_command(app)
 def plan(
     envs: Annotated[list[str] | None, typer.Argument(help="Environments to plan.", show_default=False)] = None,
     all_: AllOption = False,
-    out: OutOption = Path("build"),
     no_render: NoRenderOption = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     output_format: Annotated[
@@ -61,11 +52,8 @@ def plan(
     replace: ReplaceOption = None,
     refresh_only: RefreshOnlyOption = False,
     allow_violations: AllowViolationsOption = False,
-    terraform_bin: TerraformBinOption = None,
-    lock_timeout: LockTimeoutOption = "60s",
-    verbose: VerboseOption = False,
-    impersonate: ImpersonateOption = None,
-    environments: EnvironmentsOption = Path("environments"),
+    *,
+    terraform: TerraformOptions,
 ) -> None:
     """Render, init (only when needed) and plan; print what would change.
 
@@ -82,20 +70,21 @@ def plan(
         raise UsageError(f"--format must be text, json or markdown, not {output_format!r}")
     output_format = "json" if as_json else output_format
     quiet = output_format != "text"
-    terraform = TerraformOptions(environments, out, terraform_bin, lock_timeout, verbose, impersonate)
-    specs, lifecycle = terraform.lifecycle(to_stderr=quiet)
-    selected = _selected(specs, envs, all_)
+    _, lifecycle = terraform.lifecycle(to_stderr=quiet)
+    selected = lifecycle.selected(envs or [], all_)
     mode = _mode(destroy, target, replace, refresh_only)
     allowed = [] if destroy or refresh_only else lifecycle.check_policy(allow_violations=allow_violations)
     for violation in allowed:
         _err(f"violation (allowed by --allow-violations): {violation}")
-    results = {}
-    for env in selected:
-        with _progress(f"planning {env}"):
-            outcome = lifecycle.plan(env, render=not no_render, mode=mode)
-        results[env] = outcome.summary
-        if not quiet:
-            _echo(f"== {env}\n{outcome.summary.describe()}")
+    results = lifecycle.plan_each(
+        selected,
+        render=not no_render,
+        mode=mode,
+        progress=_progress,
+        planned=(lambda env, summary: None)
+        if quiet
+        else (lambda env, summary: _echo(f"== {env}\n{summary.describe()}")),
+    )
     if output_format == "json":
         import json
 
@@ -121,36 +110,23 @@ def _apply_like(
     allow_violations: bool = False,
 ) -> None:
     specs, lifecycle = terraform.lifecycle()
-    order = _selected(specs, envs, all_, destroy=mode.destroy)
+    order = lifecycle.selected(envs or [], all_, destroy=mode.destroy)
     if not (mode.destroy or mode.refresh_only):  # neither changes what the spec grants: its rules protect nothing
         for violation in lifecycle.check_policy(allow_violations=allow_violations):
             _err(f"violation (allowed by --allow-violations): {violation}")
-    if require_saved_plan:
-        lifecycle.check_saved_plans(order, mode)  # all of them before applying any
-    changes_releases = not (mode.destroy or mode.refresh_only)
-    for env in order:
-        _echo(f"== {env}")
-        try:
-            applied = lifecycle.apply(
-                env,
-                render=not no_render,
-                mode=mode,
-                require_saved_plan=require_saved_plan,
-                auto_approve=guards.auto_approve,
-                allow_destroy=guards.allow_destroy,
-                confirm=_ask,
-                confirmed=guards.confirm or (),
-            )
-        except DfinfraError:
-            # An apply that failed part way may still have updated a release config, which empties its live
-            # compilation: make those live before reporting the failure, so the next scheduled run has something
-            # to run (a branch's current head, as its next cron would compile). Never after an interrupt.
-            partly = lifecycle.partly_applied.get(env)
-            if partly is not None and changes_releases:
-                _make_live(specs, env, lifecycle.releases_to_make_live(env, partly), terraform.impersonate)
-            raise
-        if changes_releases:
-            _make_live(specs, env, lifecycle.releases_to_make_live(env, applied), terraform.impersonate)
+    lifecycle.apply_each(
+        order,
+        render=not no_render,
+        mode=mode,
+        require_saved_plan=require_saved_plan,
+        auto_approve=guards.auto_approve,
+        allow_destroy=guards.allow_destroy,
+        confirm=_ask,
+        confirmed=guards.confirm or (),
+        # After a partial failure too: the next scheduled run then has something to run (a branch's current head,
+        # as its next cron would compile).
+        changed_releases=lambda env, releases: _make_live(specs, env, releases, terraform.impersonate),
+    )
 
 
 def _make_live(specs: SpecSet, env: str, releases: list[str], impersonate: str | None) -> None:
@@ -177,11 +153,10 @@ def _make_live(specs: SpecSet, env: str, releases: list[str], impersonate: str |
         )
 
 
-@_command(app)
+@terraform_command(app)
 def apply(
     envs: Annotated[list[str] | None, typer.Argument(help="Environments to apply.", show_default=False)] = None,
     all_: AllOption = False,
-    out: OutOption = Path("build"),
     no_render: NoRenderOption = False,
     auto_approve: AutoApproveOption = False,
     allow_destroy: AllowDestroyOption = False,
@@ -198,11 +173,8 @@ def apply(
     replace: ReplaceOption = None,
     refresh_only: RefreshOnlyOption = False,
     allow_violations: AllowViolationsOption = False,
-    terraform_bin: TerraformBinOption = None,
-    lock_timeout: LockTimeoutOption = "60s",
-    verbose: VerboseOption = False,
-    impersonate: ImpersonateOption = None,
-    environments: EnvironmentsOption = Path("environments"),
+    *,
+    terraform: TerraformOptions,
 ) -> None:
     """Apply the saved plan if it still matches the render, else plan first; then confirm and apply.
 
@@ -217,7 +189,7 @@ def apply(
       dfinfra apply prod --auto-approve --confirm prod   # CI
     """
     _apply_like(
-        TerraformOptions(environments, out, terraform_bin, lock_timeout, verbose, impersonate),
+        terraform,
         envs,
         all_,
         mode=_mode(False, target, replace, refresh_only),
@@ -228,21 +200,17 @@ def apply(
     )
 
 
-@_command(app)
+@terraform_command(app)
 def destroy(
     envs: Annotated[list[str] | None, typer.Argument(help="Environments to destroy.", show_default=False)] = None,
     all_: AllOption = False,
-    out: OutOption = Path("build"),
     no_render: NoRenderOption = False,
     auto_approve: AutoApproveOption = False,
     allow_destroy: AllowDestroyOption = False,
     confirm: ConfirmOption = None,
     target: TargetOption = None,
-    terraform_bin: TerraformBinOption = None,
-    lock_timeout: LockTimeoutOption = "60s",
-    verbose: VerboseOption = False,
-    impersonate: ImpersonateOption = None,
-    environments: EnvironmentsOption = Path("environments"),
+    *,
+    terraform: TerraformOptions,
 ) -> None:
     """Destroy what dfinfra created in environments (--all: the host first, then the targets).
 
@@ -254,7 +222,7 @@ def destroy(
       dfinfra destroy staging --allow-destroy
     """
     _apply_like(
-        TerraformOptions(environments, out, terraform_bin, lock_timeout, verbose, impersonate),
+        terraform,
         envs,
         all_,
         mode=_mode(True, target, None, False),
@@ -263,20 +231,16 @@ def destroy(
     )
 
 
-@_command(app)
+@terraform_command(app)
 def bootstrap(
     envs: Annotated[
         list[str] | None, typer.Argument(help="Environments whose state bucket to create.", show_default=False)
     ] = None,
     all_: AllOption = False,
-    out: OutOption = Path("build"),
     auto_approve: AutoApproveOption = False,
     confirm: ConfirmOption = None,
-    terraform_bin: TerraformBinOption = None,
-    lock_timeout: LockTimeoutOption = "60s",
-    verbose: VerboseOption = False,
-    impersonate: ImpersonateOption = None,
-    environments: EnvironmentsOption = Path("environments"),
+    *,
+    terraform: TerraformOptions,
 ) -> None:
     """Create each environment's state bucket (versioned, uniform access, public access prevention
     enforced, bounded old versions) with a small module on local state in OUT/.bootstrap/<env>/.
@@ -286,15 +250,13 @@ def bootstrap(
 
       dfinfra bootstrap --all
     """
-    specs, lifecycle = TerraformOptions(
-        environments, out, terraform_bin, lock_timeout, verbose, impersonate
-    ).lifecycle()
-    for env in _selected(specs, envs, all_):
+    _, lifecycle = terraform.lifecycle()
+    for env in lifecycle.selected(envs or [], all_):
         _echo(f"== {env}")
         lifecycle.bootstrap(env, auto_approve=auto_approve, confirm=_ask, confirmed=confirm or ())
 
 
-@_command(
+@terraform_command(
     app,
     "terraform",
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
@@ -302,13 +264,10 @@ def bootstrap(
 def terraform_passthrough(
     ctx: typer.Context,
     env: Annotated[str, typer.Argument(help="Environment whose module to run terraform in.")],
-    out: OutOption = Path("build"),
     no_render: NoRenderOption = False,
-    terraform_bin: TerraformBinOption = None,
-    lock_timeout: LockTimeoutOption = "60s",
-    impersonate: ImpersonateOption = None,
     confirm: ConfirmOption = None,
-    environments: EnvironmentsOption = Path("environments"),
+    *,
+    terraform: TerraformOptions,
 ) -> None:
     """Run any terraform command in an environment's module, with dfinfra's settings (binary,
     backend, plugin cache; init first when due). Everything after `--` goes to terraform; its exit
@@ -324,9 +283,7 @@ def terraform_passthrough(
 
       dfinfra terraform prod -- force-unlock 1714070000000000
     """
-    specs, lifecycle = TerraformOptions(
-        environments, out, terraform_bin, lock_timeout, impersonate=impersonate
-    ).lifecycle(to_stderr=True)
+    specs, lifecycle = terraform.lifecycle(to_stderr=True)
     specs.select([env], False)
     if not ctx.args:
         raise UsageError("name the terraform command after `--`, e.g. dfinfra terraform prod -- state list")
@@ -334,14 +291,12 @@ def terraform_passthrough(
     raise typer.Exit(code)
 
 
-@_command(app)
+@terraform_command(app)
 def output(
     env: Annotated[str, typer.Argument(help="Environment whose outputs to print.")],
     as_json: Annotated[bool, typer.Option("--json", help="All outputs as JSON (terraform output -json).")] = False,
-    out: OutOption = Path("build"),
-    terraform_bin: TerraformBinOption = None,
-    impersonate: ImpersonateOption = None,
-    environments: EnvironmentsOption = Path("environments"),
+    *,
+    terraform: TerraformOptions,
 ) -> None:
     """Print an environment's Terraform outputs (from its state), e.g. the repository and secret names.
 
@@ -349,25 +304,19 @@ def output(
 
       dfinfra output staging --json | jq -r .git_secret.value
     """
-    specs, lifecycle = TerraformOptions(environments, out, terraform_bin, impersonate=impersonate).lifecycle(
-        to_stderr=True
-    )
+    specs, lifecycle = terraform.lifecycle(to_stderr=True)
     specs.select([env], False)
     code = lifecycle.terraform(env, ["output", "-no-color", *(["-json"] if as_json else [])])
     if code:
         raise typer.Exit(code)
 
 
-@_command(app)
+@terraform_command(app)
 def migrate(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the moves; change no state.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the moves as JSON.")] = False,
-    out: OutOption = Path("build"),
-    terraform_bin: TerraformBinOption = None,
-    lock_timeout: LockTimeoutOption = "60s",
-    verbose: VerboseOption = False,
-    impersonate: ImpersonateOption = None,
-    environments: EnvironmentsOption = Path("environments"),
+    *,
+    terraform: TerraformOptions,
 ) -> None:
     """Move state entries to the module that now declares them (once, after upgrading from 0.x).
 
@@ -385,9 +334,7 @@ def migrate(
     """
     from dataform_infra.migration import migrate as run_migration
 
-    _, lifecycle = TerraformOptions(environments, out, terraform_bin, lock_timeout, verbose, impersonate).lifecycle(
-        to_stderr=as_json
-    )
+    _, lifecycle = terraform.lifecycle(to_stderr=as_json)
     result = run_migration(lifecycle, dry_run=dry_run)
     if as_json:
         import json
