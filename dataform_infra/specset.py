@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 from dataform_infra import policy
-from dataform_infra.access import AccessModel, Coverage, cover, verdict
+from dataform_infra.access import AccessModel, Coverage, cover
 from dataform_infra.access.model import Run
 from dataform_infra.errors import UsageError
+from dataform_infra.policy import verdict
 from dataform_infra.render.engine import render_module
 from dataform_infra.render.module import Module, build_module
 from dataform_infra.render.output import RenderedModule, diff_modules, write_modules

@@ -41,6 +41,20 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "dataform_infra.access.model": ("dataform_infra.access", "dataform_infra.topology", "dataform_infra.spec"),
     "dataform_infra.access.coverage": ("dataform_infra.access", "dataform_infra.topology"),
     "dataform_infra.access.roles": (),
+    # The access model knows nothing of the rules that judge it: policy/verdict.py reads it, never the reverse.
+    "dataform_infra.access": ("dataform_infra.access", "dataform_infra.topology", "dataform_infra.spec"),
+    # The rules and the lint reader; the verdict also reads the access model. Nothing in it renders or runs.
+    "dataform_infra.policy": (
+        "dataform_infra.policy",
+        "dataform_infra.access",
+        "dataform_infra.topology",
+        "dataform_infra.spec",
+        "dataform_infra.render.hcl",
+        "dataform_infra.render.optin",
+        "dataform_infra.render.module",
+        "dataform_infra.hclread",
+        "dataform_infra.errors",
+    ),
     "dataform_infra.hclread": (),  # a parser: knows HCL, nothing of dfinfra
     "dataform_infra.locks": ("dataform_infra.trust", "dataform_infra.errors"),
     "dataform_infra.render": (

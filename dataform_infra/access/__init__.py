@@ -1,7 +1,7 @@
 """The runtime access model: what each Dataform run needs, and the proof that the grants provide it.
 
 `model` derives requirements from the spec, `coverage` proves grants against them with Google's role
-table (`roles`), and `verdict` (imported where needed) turns the proof into `validate` findings.
+table (`roles`); `policy/verdict.py` turns the proof into `validate` findings.
 """
 
 from dataform_infra.access.coverage import Coverage, cover

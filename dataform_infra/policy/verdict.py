@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataform_infra.access.coverage import Coverage, GrantLike
 from dataform_infra.access.model import AccessModel, Requirement
 from dataform_infra.errors import Problem
-from dataform_infra.policy import Finding
+from dataform_infra.policy.facts import Finding
 from dataform_infra.spec.loader import SpecWarning
 from dataform_infra.spec.yamlsource import dotted_path
 from dataform_infra.topology import runner_resource
