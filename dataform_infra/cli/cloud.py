@@ -163,7 +163,7 @@ def secret_status(
         _echo(f"  {version.name.rsplit('/', 1)[-1]:>4}  {version.state:<9} {version.created}")
     if not found:
         topology = specs.topology_of(env)
-        _echo(f"  no versions yet: {topology.secret_set_command(topology.repository(secret.repository))}")
+        _echo(f"  no versions yet: {topology.secret_set_command(topology.repository(secret.owner))}")
 
 
 @_command(app)

@@ -25,13 +25,16 @@ MAX_SECRET_BYTES = 64 * 1024  # Secret Manager's payload limit
 
 
 @dataclass(frozen=True)
-class GitSecret:
+class CredentialSecret:
+    """A secret whose payload only `dfinfra secret set` adds, never Terraform: a host repository's Git token or
+    SSH key, or a notification channel's token."""
+
     project: str
     secret_id: str
     kind: str  # "token" or "ssh key"
     pinned: int | None
     spec_file: str
-    repository: str  # the host's repository whose secret it is (or the notification channel's name)
+    owner: str  # the host's repository whose Git credential it holds, or the notification channel whose token
     holder: str = "Git"  # whose credential, as messages name it
 
     @property
@@ -54,7 +57,7 @@ class VersionInfo:
         return {"name": self.name, "state": self.state, "created": self.created}
 
 
-def git_secret(deployment: Deployment, env: str, repository: str | None = None) -> GitSecret:
+def git_secret(deployment: Deployment, env: str, repository: str | None = None) -> CredentialSecret:
     """The Git secret of the host's repository `repository` (may be left out when the host has one)."""
     if env not in deployment.environments:
         raise UsageError(f"no environment {env!r} (found: {', '.join(deployment.environments)})")
@@ -89,7 +92,7 @@ def git_secret(deployment: Deployment, env: str, repository: str | None = None) 
             f"{repo.git.repository_link}: there is no Git secret to set or check"
         )
     pinned = auth.version if isinstance(auth.version, int) else None
-    return GitSecret(
+    return CredentialSecret(
         auth.project or deployment.host.project.id,
         auth.secret_id,
         "ssh key" if repo.git.ssh else "token",
@@ -121,7 +124,9 @@ def checked_secret(kind: str, text: str, noun: str = "") -> bytes:
     return data
 
 
-def add_version(apis: GoogleApis, secret: GitSecret, data: bytes, disable_previous: bool) -> tuple[str, list[str]]:
+def add_version(
+    apis: GoogleApis, secret: CredentialSecret, data: bytes, disable_previous: bool
+) -> tuple[str, list[str]]:
     """Adds `data` as the newest version (with a CRC32C the service verifies); returns its name and the
     names of versions it disabled."""
     import google_crc32c
@@ -161,7 +166,7 @@ def _no_logging() -> Iterator[None]:
         logging.disable(previous)
 
 
-def versions(apis: GoogleApis, secret: GitSecret) -> list[VersionInfo]:
+def versions(apis: GoogleApis, secret: CredentialSecret) -> list[VersionInfo]:
     client = apis.secret_manager()
     found = call(f"listing versions of {secret.name}", client.list_secret_versions, request={"parent": secret.name})
     return [VersionInfo(v.name, v.state.name, _when(v.create_time)) for v in found]
@@ -171,7 +176,7 @@ def _when(value: datetime | None) -> str:
     return value.isoformat(timespec="seconds") if value else "?"
 
 
-def channel_secret(deployment: Deployment, env: str, channel: str) -> GitSecret:
+def channel_secret(deployment: Deployment, env: str, channel: str) -> CredentialSecret:
     """The secret holding the token of notification channel `channel` of `env` (created by its module)."""
     from dataform_infra.topology import Topology
 
@@ -185,7 +190,7 @@ def channel_secret(deployment: Deployment, env: str, channel: str) -> GitSecret:
         )
     secret = Topology(deployment).channel_secret(env, channel)
     spec_file = str(deployment.spec_file(env))
-    return GitSecret(secret.project, secret.id, "token", None, spec_file, channel, f"channel {channel}'s")
+    return CredentialSecret(secret.project, secret.id, "token", None, spec_file, channel, f"channel {channel}'s")
 
 
 def newest_enabled_version(apis: GoogleApis, secret: str) -> str | None:
