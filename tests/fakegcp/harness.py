@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -16,10 +18,39 @@ from typing import Any
 from dataform_infra.spec.loader import Deployment
 from dataform_infra.spec.models import Repository
 from tests.fakegcp.gcs import gcs_call, gcs_delete, gcs_read, gcs_write
-from tests.fakegcp.mirror import environment
+from tests.fakegcp.mirror import REPO_ROOT, environment
 from tests.fakegcp.store import Store
 
 FAKE_ACCESS_TOKEN = "offline-cloud-token"
+
+
+class ProviderZygote:
+    """The session's warm offline provider (`zygote.py`): started once per test process, it forks each provider
+    terraform starts (`launcher/` finds it through FAKEGCP_ZYGOTE)."""
+
+    def __init__(self, directory: Path):
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.socket = directory / "zygote.sock"
+        self.process: subprocess.Popen[str] | None = None
+
+    def start(self) -> ProviderZygote:
+        env = dict(os.environ, PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.fakegcp.zygote", str(self.socket)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=REPO_ROOT,
+        )
+        assert self.process.stdout is not None and self.process.stdout.readline() == "ready\n", "no zygote"
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+        self.socket.unlink(missing_ok=True)
 
 
 class GcsEmulator:
@@ -305,9 +336,18 @@ def plan_counts(plan_json: dict[str, Any]) -> dict[str, int]:
 
 
 def provider_processes(store: Path) -> list[int]:
-    """PIDs of offline provider processes still serving `store` (terraform must stop every one it starts)."""
+    """PIDs of offline provider processes still serving `store` (terraform must stop every one it starts):
+    started cold (found by their command line and environment) or forked by the zygote (by their pid file)."""
+    from tests.fakegcp.zygote import PIDS_SUFFIX
+
     marker = f"FAKEGCP_STORE={store}".encode()
     pids = []
+    for pidfile in sorted(Path(str(store) + PIDS_SUFFIX).glob("*")):
+        try:
+            if b"tests.fakegcp.zygote" in (Path("/proc") / pidfile.name / "cmdline").read_bytes():
+                pids.append(int(pidfile.name))
+        except OSError:
+            continue  # it exited without removing its file (killed): not running
     for proc in Path("/proc").iterdir():
         try:
             if (

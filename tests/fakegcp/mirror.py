@@ -1,8 +1,9 @@
 """Install the offline provider where `terraform init` finds it, with no network and no ~/.terraformrc.
 
 Writes a filesystem mirror holding a launcher for `hashicorp/google` and `hashicorp/google-beta` at
-each version whose facts the tests hold (7.45.0 and 8.7.0: a shell script running this package with the
-current Python, told which version to serve) and a CLI config that makes the mirror the only
+each version whose facts the tests hold (7.45.0 and 8.7.0: a shell script running `launcher/` with the
+current Python, told which version to serve; it asks the session's warm provider (`zygote.py`) to fork one, or
+starts it cold) and a CLI config that makes the mirror the only
 installation source for hashicorp providers. Terraform picks the version a module's constraint admits.
 """
 
@@ -17,6 +18,7 @@ from pathlib import Path
 from tests.fakegcp.schema import VERSION_VARIABLE, VERSIONS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+LAUNCHER = Path(__file__).resolve().with_name("launcher")  # hands over to the session's warm provider, if any
 
 
 def _target() -> str:
@@ -36,7 +38,7 @@ def install(root: Path) -> Path:
             launcher.write_text(
                 "#!/bin/sh\n"
                 f"PYTHONPATH={shlex.quote(str(REPO_ROOT))}${{PYTHONPATH:+:$PYTHONPATH}} {VERSION_VARIABLE}={version} "
-                f'exec {shlex.quote(sys.executable)} -m tests.fakegcp.provider {name} "$@"\n'
+                f'exec {shlex.quote(sys.executable)} -S {shlex.quote(str(LAUNCHER))} {name} "$@"\n'
             )
             launcher.chmod(0o755)
     config = root / "terraform.rc"
