@@ -32,6 +32,7 @@ from tests.fakegcp.store import Store
 from tests.project import Project
 from tests.support.dataform_code import CODE
 from tests.support.runtime import SSH_KEY, TOKEN, seed_runtime
+from tests.support.workers import exclusive, shared_dir
 
 pytestmark = pytest.mark.terraform
 
@@ -80,12 +81,25 @@ class Applied:
 
 @pytest.fixture(scope="session")
 def applied(tmp_path_factory, terraform_bin, gcs):
-    """spec set -> Applied, built on first use: `dfinfra bootstrap/apply --all` and `secret set` through the CLI."""
+    """spec set -> Applied, built on first use: `dfinfra bootstrap/apply --all` and `secret set` through the CLI.
+
+    Built once per test run, not once per worker: the first worker to need a spec set builds it under a lock in
+    the directory the workers share, and the others read its snapshot (each test copies the store anyway)."""
     cache_: dict[str, Applied] = {}
+    shared = shared_dir(tmp_path_factory)
 
     def build(spec_set: str) -> Applied:
-        if spec_set in cache_:
-            return cache_[spec_set]
+        if spec_set not in cache_:
+            record = shared / f"applied-{spec_set}.json"
+            with exclusive(shared / f"applied-{spec_set}.lock"):
+                if not record.exists():
+                    built = _build(spec_set)
+                    record.write_text(json.dumps({"snapshot": str(built.snapshot), "caller": built.caller}))
+            known = json.loads(record.read_text())
+            cache_[spec_set] = Applied(spec_set, Path(known["snapshot"]), known["caller"])
+        return cache_[spec_set]
+
+    def _build(spec_set: str) -> Applied:
         root = tmp_path_factory.mktemp(f"applied-{spec_set}")
         cloud = OfflineCloud(root / "cloud", terraform_bin, gcs)
         project = Project(root / "checkout", cloud, specs=spec_dir(spec_set))
@@ -140,8 +154,7 @@ def applied(tmp_path_factory, terraform_bin, gcs):
         snapshot = root / "snapshot.sqlite"
         with sqlite3.connect(cloud.store.path) as source, sqlite3.connect(snapshot) as target:
             source.backup(target)
-        cache_[spec_set] = Applied(spec_set, snapshot, caller)
-        return cache_[spec_set]
+        return Applied(spec_set, snapshot, caller)
 
     return build
 
