@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import functools
 import os
 import sys
 import tempfile
@@ -29,8 +30,10 @@ MAGIC_COOKIE_KEY = "TF_PLUGIN_MAGIC_COOKIE"
 MAGIC_COOKIE_VALUE = "d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2"
 
 
+@functools.cache
 def _server_certificate() -> tuple[bytes, bytes, bytes]:
-    """A throwaway self-signed CA certificate for `localhost`, as go-plugin's own servers make."""
+    """A throwaway self-signed CA certificate for `localhost`, as go-plugin's own servers make (once per process:
+    the providers a zygote forks share the one it made, valid for a day)."""
     key = ec.generate_private_key(ec.SECP384R1())
     name = x509.Name(
         [

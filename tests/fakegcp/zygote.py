@@ -28,13 +28,18 @@ PIDS_SUFFIX = ".pids"
 
 
 def _warm() -> None:
-    """Import and parse what every provider start would: the children inherit it."""
+    """Import, parse and make what every provider start would (never a gRPC object): the children inherit it."""
+    import concurrent.futures.thread  # noqa: F401  (the server's executor, imported lazily by `futures`)
+
+    import grpc._server  # noqa: F401  (imported on the first `grpc.server`)
+
     from tests.fakegcp import provider, server, types  # noqa: F401
     from tests.fakegcp.schema import VERSIONS, _load
 
     for version in VERSIONS:
         _load(version, "schema.json")
         _load(version, "constraints.json")
+    server._server_certificate()  # its key and signature: a fifth of a forked start
 
 
 def _read_exactly(connection: socket.socket, size: int) -> bytes:
