@@ -8,7 +8,7 @@ import pytest
 from tests.conftest import rendered
 from tests.fakegcp.harness import resource_blocks
 from tests.project import Project
-from tests.support.snapshot import Snapshot
+from tests.support.snapshot import Snapshot, shipped
 
 pytestmark = pytest.mark.terraform
 
@@ -22,27 +22,18 @@ def project(tmp_path, cloud) -> Project:
 PROD_RESOURCES = resource_blocks(rendered("shipped")["prod"].values())
 
 
-def _snapshot(tmp_path_factory, terraform_bin, gcs, *steps: tuple[str, ...]) -> Snapshot:
-    from tests.fakegcp.harness import OfflineCloud
-
-    root = tmp_path_factory.mktemp("lifecycle-snapshot")
-    project = Project(root / "checkout", OfflineCloud(root / "cloud", terraform_bin, gcs))
-    project.run("bootstrap", "--all", "--auto-approve", "--confirm", "prod")
-    for step in steps:
-        project.run(*step)
-    return Snapshot.take(project, root)
-
-
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def applied_snapshot(tmp_path_factory, terraform_bin, gcs) -> Snapshot:
     """The shipped environments bootstrapped and applied once, through the CLI, for the tests here."""
-    return _snapshot(tmp_path_factory, terraform_bin, gcs, ("apply", "--all", "--auto-approve", "--confirm", "prod"))
+    return shipped(
+        tmp_path_factory, terraform_bin, gcs, "applied", ("apply", "--all", "--auto-approve", "--confirm", "prod")
+    )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def host_applied_snapshot(tmp_path_factory, terraform_bin, gcs) -> Snapshot:
     """Buckets for both, and staging (the host) applied: prod's configs need its repository."""
-    return _snapshot(tmp_path_factory, terraform_bin, gcs, ("apply", "staging", "--auto-approve"))
+    return shipped(tmp_path_factory, terraform_bin, gcs, "host-applied", ("apply", "staging", "--auto-approve"))
 
 
 @pytest.fixture()

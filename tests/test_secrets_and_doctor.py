@@ -14,7 +14,7 @@ from tests.conftest import SPEC_SETS
 from tests.fakegcp.store import RELEASE_STATE
 from tests.project import Project
 from tests.support.dataform_code import CODE
-from tests.support.snapshot import Snapshot
+from tests.support.snapshot import Snapshot, shipped
 
 pytestmark = pytest.mark.terraform
 
@@ -26,16 +26,12 @@ PROD_RUNNER = (
 SECRET = "projects/acme-analytics-staging/secrets/dataform-github-token"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def applied(tmp_path_factory, terraform_bin, gcs) -> Snapshot:
-    """The shipped environments bootstrapped and applied once, through the CLI, for every test here."""
-    from tests.fakegcp.harness import OfflineCloud
-
-    root = tmp_path_factory.mktemp("applied")
-    project = Project(root / "checkout", OfflineCloud(root / "cloud", terraform_bin, gcs))
-    project.run("bootstrap", "--all", "--auto-approve", "--confirm", "prod")
-    project.run("apply", "--all", "--auto-approve", "--confirm", "prod")
-    return Snapshot.take(project, root)
+    """The shipped environments bootstrapped and applied once per test run, through the CLI, for every test here."""
+    return shipped(
+        tmp_path_factory, terraform_bin, gcs, "applied", ("apply", "--all", "--auto-approve", "--confirm", "prod")
+    )
 
 
 @pytest.fixture()
