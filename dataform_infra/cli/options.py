@@ -1,5 +1,5 @@
 """Options several commands share, declared once, and what they build: `TerraformOptions` (the
-workspace and lifecycle of a terraform command), `Guards`, the plan mode and the environments selected."""
+spec set and lifecycle of a terraform command), the approval its guards read, and the plan mode."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from dataform_infra.cli.base import EnvironmentsOption, _command, _echo, _err, _
 
 if TYPE_CHECKING:
     from dataform_infra.lifecycle import Lifecycle
+    from dataform_infra.lifecycle.guards import Approval
     from dataform_infra.specset import SpecSet
     from dataform_infra.terraform.runner import PlanMode
 
@@ -203,10 +204,9 @@ def _channel_tokens(specs: SpecSet, impersonate: str | None) -> Callable[[str], 
     return read
 
 
-@dataclass(frozen=True)
-class Guards:
-    """What stands between a plan and its apply: confirmation, destructive changes, protected names."""
+def _approval(auto_approve: bool, allow_destroy: bool, confirm: list[str] | None) -> Approval:
+    """--auto-approve, --allow-destroy and --confirm as the lifecycle's guards read them; otherwise ask on the
+    terminal."""
+    from dataform_infra.lifecycle.guards import Approval
 
-    auto_approve: bool
-    allow_destroy: bool
-    confirm: list[str] | None
+    return Approval(auto_approve, allow_destroy, tuple(confirm or ()), _ask)

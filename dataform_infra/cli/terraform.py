@@ -21,19 +21,19 @@ from dataform_infra.cli.options import (
     AllowViolationsOption,
     AutoApproveOption,
     ConfirmOption,
-    Guards,
     NoRenderOption,
     RefreshOnlyOption,
     ReplaceOption,
     TargetOption,
     TerraformOptions,
-    _ask,
+    _approval,
     _mode,
     terraform_command,
 )
 from dataform_infra.errors import DfinfraError, UsageError
 
 if TYPE_CHECKING:
+    from dataform_infra.lifecycle.guards import Approval
     from dataform_infra.specset import SpecSet
     from dataform_infra.terraform.runner import PlanMode
 
@@ -104,7 +104,7 @@ def _apply_like(
     all_: bool,
     *,
     mode: PlanMode,
-    guards: Guards,
+    approval: Approval,
     no_render: bool,
     require_saved_plan: bool = False,
     allow_violations: bool = False,
@@ -119,10 +119,7 @@ def _apply_like(
         render=not no_render,
         mode=mode,
         require_saved_plan=require_saved_plan,
-        auto_approve=guards.auto_approve,
-        allow_destroy=guards.allow_destroy,
-        confirm=_ask,
-        confirmed=guards.confirm or (),
+        approval=approval,
         # After a partial failure too: the next scheduled run then has something to run (a branch's current head,
         # as its next cron would compile).
         changed_releases=lambda env, releases: _make_live(specs, env, releases, terraform.impersonate),
@@ -193,7 +190,7 @@ def apply(
         envs,
         all_,
         mode=_mode(False, target, replace, refresh_only),
-        guards=Guards(auto_approve, allow_destroy, confirm),
+        approval=_approval(auto_approve, allow_destroy, confirm),
         no_render=no_render,
         require_saved_plan=require_saved_plan,
         allow_violations=allow_violations,
@@ -226,7 +223,7 @@ def destroy(
         envs,
         all_,
         mode=_mode(True, target, None, False),
-        guards=Guards(auto_approve, allow_destroy, confirm),
+        approval=_approval(auto_approve, allow_destroy, confirm),
         no_render=no_render,
     )
 
@@ -253,7 +250,7 @@ def bootstrap(
     _, lifecycle = terraform.lifecycle()
     for env in lifecycle.selected(envs or [], all_):
         _echo(f"== {env}")
-        lifecycle.bootstrap(env, auto_approve=auto_approve, confirm=_ask, confirmed=confirm or ())
+        lifecycle.bootstrap(env, _approval(auto_approve, False, confirm))
 
 
 @terraform_command(
@@ -287,7 +284,7 @@ def terraform_passthrough(
     specs.select([env], False)
     if not ctx.args:
         raise UsageError("name the terraform command after `--`, e.g. dfinfra terraform prod -- state list")
-    code = lifecycle.terraform(env, list(ctx.args), render=not no_render, confirm=_ask, confirmed=confirm or ())
+    code = lifecycle.terraform(env, list(ctx.args), render=not no_render, approval=_approval(False, False, confirm))
     raise typer.Exit(code)
 
 

@@ -3,12 +3,12 @@ OUT/.bootstrap/<env>/, which creates the bucket or adopts the one that exists.""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from dataform_infra import resource_types as types
 from dataform_infra.lifecycle import bookkeeping, guards
-from dataform_infra.lifecycle.guards import Confirm
+from dataform_infra.lifecycle.guards import ASK_NOBODY, Approval
 from dataform_infra.render.engine import render_bootstrap
 from dataform_infra.render.output import RenderedModule, write_modules
 from dataform_infra.terraform.summary import PlanSummary
@@ -20,10 +20,7 @@ if TYPE_CHECKING:
 def state_bucket(
     lifecycle: Lifecycle,
     env: str,
-    *,
-    auto_approve: bool = False,
-    confirm: Confirm = lambda _: None,
-    confirmed: Collection[str] = (),
+    approval: Approval = ASK_NOBODY,
 ) -> PlanSummary:
     """Create the environment's state bucket with a small module on local state; adopt it if it exists.
 
@@ -35,7 +32,7 @@ def state_bucket(
     owner = next(name for name, other in environments.items() if other.state.bucket == spec.state.bucket)
     if owner != env:
         lifecycle.echo(f"{env}: state bucket gs://{spec.state.bucket} is shared with {owner}; bootstrapping it there")
-        return state_bucket(lifecycle, owner, auto_approve=auto_approve, confirm=confirm, confirmed=confirmed)
+        return state_bucket(lifecycle, owner, approval)
     directory = lifecycle.out / ".bootstrap" / env
     module = RenderedModule(env, render_bootstrap(lifecycle.specs.deployment, env))
     write_modules(directory.parent, [module], lock_timeout=lifecycle.lock_timeout, waiting=lifecycle.echo)
@@ -58,10 +55,7 @@ def state_bucket(
             env,
             summary,
             protected=spec.protected,
-            auto_approve=auto_approve,
-            allow_destroy=False,
-            confirm=confirm,
-            confirmed=confirmed,
+            approval=replace(approval, allow_destroy=False),  # a state bucket is never destroyed here
             verb="bootstrap",
         )
         runner.check(

@@ -13,7 +13,7 @@ import contextlib
 import os
 import re
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +22,7 @@ from dataform_infra import resource_types as types
 from dataform_infra import trust
 from dataform_infra.errors import DfinfraError, PolicyViolation, Refused, TerraformError, UsageError
 from dataform_infra.lifecycle import bookkeeping, guards
-from dataform_infra.lifecycle.guards import Confirm
+from dataform_infra.lifecycle.guards import ASK_NOBODY, Approval
 from dataform_infra.lifecycle.order import NO_BUCKET, apply_order, check_order
 from dataform_infra.locks import ModuleLocks
 from dataform_infra.render.output import check_module, recover
@@ -281,10 +281,7 @@ class Lifecycle:
         render: bool = True,
         mode: PlanMode = APPLY,
         require_saved_plan: bool = False,
-        auto_approve: bool = False,
-        allow_destroy: bool = False,
-        confirm: Confirm = lambda _: None,
-        confirmed: Collection[str] = (),
+        approval: Approval = ASK_NOBODY,
         changed_releases: Callable[[str, list[str]], None] = lambda env, releases: None,
     ) -> None:
         """Apply (or destroy) each of `envs` in turn, in the order given (`selected`). Under
@@ -301,14 +298,7 @@ class Lifecycle:
             self.echo(f"== {env}")
             try:
                 applied = self.apply(
-                    env,
-                    render=render,
-                    mode=mode,
-                    require_saved_plan=require_saved_plan,
-                    auto_approve=auto_approve,
-                    allow_destroy=allow_destroy,
-                    confirm=confirm,
-                    confirmed=confirmed,
+                    env, render=render, mode=mode, require_saved_plan=require_saved_plan, approval=approval
                 )
             except DfinfraError:
                 partly = self.partly_applied.get(env)
@@ -325,10 +315,7 @@ class Lifecycle:
         render: bool = True,
         mode: PlanMode = APPLY,
         require_saved_plan: bool = False,
-        auto_approve: bool = False,
-        allow_destroy: bool = False,
-        confirm: Confirm = lambda _: None,
-        confirmed: Collection[str] = (),
+        approval: Approval = ASK_NOBODY,
     ) -> PlanSummary:
         directory = self.module_dir(env)
         self._enter(directory, "destroy" if mode.destroy else "apply")
@@ -357,10 +344,7 @@ class Lifecycle:
                 env,
                 planned,
                 protected=self.specs.deployment.environments[env].protected,
-                auto_approve=auto_approve,
-                allow_destroy=allow_destroy,
-                confirm=confirm,
-                confirmed=confirmed,
+                approval=approval,
                 verb=verb,
             )
 
@@ -532,8 +516,7 @@ class Lifecycle:
         args: list[str],
         *,
         render: bool = True,
-        confirm: Confirm = lambda _: None,
-        confirmed: Collection[str] = (),
+        approval: Approval = ASK_NOBODY,
     ) -> int:
         """Run terraform with `args` in the environment's module, with dfinfra's binary, plugin cache and
         backend settings, after an init if one is due: `state list`, `import`, `output`, `force-unlock`...
@@ -545,7 +528,7 @@ class Lifecycle:
         """
         command = guards.passthrough_command(args)
         protected = self.specs.deployment.environments[env].protected
-        guards.confirm_state_write(env, command, protected=protected, confirm=confirm, confirmed=confirmed)
+        guards.confirm_state_write(env, command, protected=protected, approval=approval)
         self._enter(self.module_dir(env), f"terraform {command}")
         directory = self._render(env, render)
         runner = self._runner(directory, "terraform")
@@ -557,15 +540,8 @@ class Lifecycle:
 
     # --- bootstrap ------------------------------------------------------------------------
 
-    def bootstrap(
-        self,
-        env: str,
-        *,
-        auto_approve: bool = False,
-        confirm: Confirm = lambda _: None,
-        confirmed: Collection[str] = (),
-    ) -> PlanSummary:
+    def bootstrap(self, env: str, approval: Approval = ASK_NOBODY) -> PlanSummary:
         """Create (or adopt) the environment's state bucket: see `bootstrap.state_bucket`."""
         from dataform_infra.lifecycle.bootstrap import state_bucket
 
-        return state_bucket(self, env, auto_approve=auto_approve, confirm=confirm, confirmed=confirmed)
+        return state_bucket(self, env, approval)

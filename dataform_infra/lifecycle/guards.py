@@ -7,12 +7,32 @@ Pure decisions over a plan's summary and the caller's answers: no terraform, no 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from dataclasses import dataclass
 
 from dataform_infra import resource_types as types
 from dataform_infra.errors import Refused, UsageError
 from dataform_infra.terraform.summary import Change, PlanSummary
 
 Confirm = Callable[[str], str | None]  # shows a prompt, returns the answer (None: no terminal)
+
+
+def _no_terminal(_: str) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Approval:
+    """What whoever runs dfinfra said before anything changes: --auto-approve, --allow-destroy, the protected
+    environments' names typed with --confirm, and how to ask when none of those answers."""
+
+    auto_approve: bool = False
+    allow_destroy: bool = False
+    confirmed: Collection[str] = ()
+    confirm: Confirm = _no_terminal
+
+
+ASK_NOBODY = Approval()  # nothing said, no terminal: every guard refuses what needs an answer
+
 
 # Terraform commands that change the state (or the objects it records): guarded in a protected environment.
 STATE_WRITERS = frozenset(
@@ -106,23 +126,20 @@ def confirm_changes(
     summary: PlanSummary,
     *,
     protected: bool,
-    auto_approve: bool,
-    allow_destroy: bool,
-    confirm: Confirm,
-    confirmed: Collection[str],
+    approval: Approval,
     verb: str,
 ) -> None:
     """Every guard between a plan and its apply: what Google refuses, destructive changes without
     --allow-destroy, and a confirmation (the environment's name, typed, when it is protected)."""
     refuse_what_google_refuses(env, summary)  # a saved plan made elsewhere too
-    if summary.destructive and not allow_destroy:
+    if summary.destructive and not approval.allow_destroy:
         listed = ", ".join(f"{c.action} {c.address}" for c in summary.destructive)
         raise Refused(
             f"refusing to {verb} {env}: the plan would {listed}. These hold data or identities other "
             "systems use; re-run with --allow-destroy if that is intended."
         )
-    if auto_approve:
-        if protected and env not in confirmed:
+    if approval.auto_approve:
+        if protected and env not in approval.confirmed:
             raise Refused(f"{env} is protected: with --auto-approve also pass --confirm {env}")
         return
     question = (
@@ -130,7 +147,7 @@ def confirm_changes(
         if protected
         else f"{verb.capitalize()} these changes to {env}? Only 'yes' is accepted: "
     )
-    answer = confirm(question)
+    answer = approval.confirm(question)
     if answer is None:
         raise Refused(
             f"refusing to {verb} {env} without confirmation: no terminal to ask on. "
@@ -140,13 +157,11 @@ def confirm_changes(
         raise Refused(f"{verb} of {env} cancelled")
 
 
-def confirm_state_write(
-    env: str, command: str, *, protected: bool, confirm: Confirm, confirmed: Collection[str]
-) -> None:
+def confirm_state_write(env: str, command: str, *, protected: bool, approval: Approval) -> None:
     """In a protected environment, a passed-through command that writes the state needs the environment's name."""
-    if not (protected and command in STATE_WRITERS and env not in confirmed):
+    if not (protected and command in STATE_WRITERS and env not in approval.confirmed):
         return
-    answer = confirm(f"{env} is protected. Type the environment name to run `terraform {command}` in it: ")
+    answer = approval.confirm(f"{env} is protected. Type the environment name to run `terraform {command}` in it: ")
     if answer is None:
         raise Refused(
             f"refusing `terraform {command}` in protected {env} without confirmation: no terminal to ask "
