@@ -38,10 +38,10 @@ def synth(out: Path) -> int:
     )
     from cdktn_provider_google_beta.provider import GoogleBetaProvider
 
-    from dataform_infra.workspace import Workspace
+    from dataform_infra.specset import SpecSet
 
-    workspace = Workspace(HERE.parent / "environments")
-    top = workspace.topology
+    specs = SpecSet(HERE.parent / "environments")
+    top = specs.topology
     members = {
         "google_service_account_iam_member": ServiceAccountIamMember,
         "google_project_iam_member": ProjectIamMember,
@@ -52,7 +52,7 @@ def synth(out: Path) -> int:
     app = App(outdir=str(out))
     count = 0
     for env_name in top.apply_order():
-        module = workspace.module(env_name)
+        module = specs.module(env_name)
         env = module.env
         stack = TerraformStack(app, env_name)
         GcsBackend(stack, bucket=env.state.bucket, prefix=env.state.prefix)
