@@ -161,7 +161,7 @@ def measure_lifecycle(work: Path, runs: int) -> dict[str, Timing]:
     test suite's: a fake Google provider over a local store, a local GCS emulator for the state), and
     `dfinfra lint` on the shipped modules."""
     from tests.fakegcp.harness import GcsEmulator, OfflineCloud
-    from tests.project import Project
+    from tests.support.project import Project
 
     terraform = shutil.which("terraform")
     if terraform is None:

@@ -1,37 +1,16 @@
-"""Shared fixtures: the spec sets every test runs over, their renders, and a terraform binary."""
+"""Shared fixtures: a terraform binary, the warm offline provider, the GCS emulator and a fresh offline cloud.
+Helpers live in `tests/support/` (the spec sets and their renders: `specsets.py`)."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import sys
-from functools import cache
 from pathlib import Path
 
 import pytest
 
-from dataform_infra.specset import SpecSet
-
-REPO = Path(__file__).resolve().parents[1]
-SPEC_SETS = {
-    "shipped": REPO / "environments",
-    "multi-repository": REPO / "examples" / "multi-repository" / "environments",
-    "platform-team": REPO / "examples" / "platform-team" / "environments",
-    "single-project": REPO / "examples" / "single-project" / "environments",
-    "ssh-repository": REPO / "examples" / "ssh-repository" / "environments",
-    "three-environments": REPO / "examples" / "three-environments" / "environments",
-}
-
-
-@cache
-def rendered(spec_set: str) -> dict[str, dict[str, str]]:
-    """env -> file name -> HCL, for one spec set (rendered once per test session)."""
-    workspace = SpecSet(SPEC_SETS[spec_set])
-    return {m.env: dict(m.files) for m in workspace.render(list(workspace.deployment.environments))}
-
-
-def all_modules() -> list[tuple[str, str]]:
-    return [(spec_set, env) for spec_set in SPEC_SETS for env in rendered(spec_set)]
+from tests.support.specsets import REPO, SPEC_SETS, all_modules, rendered  # noqa: F401  (fixtures' and plugins' use)
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:

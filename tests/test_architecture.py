@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.support.specsets import REPO
 
 PACKAGE = REPO / "dataform_infra"
 

@@ -8,7 +8,7 @@ import yaml
 from typer.testing import CliRunner
 
 from dataform_infra.cli import app
-from tests.conftest import REPO
+from tests.support.specsets import REPO
 
 CI = REPO / "examples" / "ci"
 GITHUB, CLOUD_BUILD = CI / "github-actions.yml", CI / "cloudbuild.yaml"
@@ -88,7 +88,7 @@ def test_github_recipe_applies_exactly_the_plans_it_reviewed(tmp_path, cloud):
     import sys
     from pathlib import Path
 
-    from tests.project import Project
+    from tests.support.project import Project
 
     bin_dir = str(Path(sys.executable).parent)
     env = {**cloud.env, "PATH": f"{bin_dir}:{cloud.env['PATH']}", "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md")}
@@ -151,7 +151,7 @@ def test_cloud_build_recipe_runs_in_one_image_and_applies_the_plans_it_made(tmp_
     import sys
     from pathlib import Path
 
-    from tests.project import Project
+    from tests.support.project import Project
 
     build = yaml.safe_load(CLOUD_BUILD.read_text())
     steps = build["steps"]

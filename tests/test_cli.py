@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
 from tests.specs import host, target, write_specs
 from tests.support.cli import Result, invoke
+from tests.support.specsets import REPO
 
 
 def dfinfra(*args: str, cwd: Path) -> Result:

@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
-from tests.conftest import REPO
 from tests.support.cli import invoke
+from tests.support.specsets import REPO
 from tests.test_init import FLAGS
 
 

@@ -3,8 +3,8 @@
 from dataform_infra.access import roles
 from dataform_infra.deployer import deployer_needs, deployer_table
 from dataform_infra.specset import SpecSet
-from tests.conftest import SPEC_SETS
 from tests.specs import host, target, write_specs
+from tests.support.specsets import SPEC_SETS
 
 
 def needs(ws: SpecSet, env: str) -> dict[str, tuple[str, ...]]:

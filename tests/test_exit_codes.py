@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO
+from tests.support.specsets import REPO
 
 README = (REPO / "README.md").read_text()
 ROWS = re.findall(r"^\| `dfinfra ([^`]+)` \|.*\| ([^|]+) \|$", README, re.M)

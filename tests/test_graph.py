@@ -7,7 +7,7 @@ import pytest
 
 from dataform_infra.graph import build_graph, dot, mermaid, png
 from dataform_infra.specset import SpecSet
-from tests.conftest import SPEC_SETS
+from tests.support.specsets import SPEC_SETS
 
 
 def shipped_graph():

@@ -10,7 +10,7 @@ import pytest
 
 from dataform_infra import hclread, policy
 from dataform_infra.errors import UsageError
-from tests.conftest import all_modules, rendered
+from tests.support.specsets import all_modules, rendered
 
 EVERY_CONSTRUCT = """\
 # a file comment

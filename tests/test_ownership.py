@@ -6,7 +6,7 @@ from dataform_infra.errors import TerraformError
 from dataform_infra.migration import Move, plan_moves
 from dataform_infra.ownership import declared, state_key
 from dataform_infra.specset import SpecSet
-from tests.conftest import SPEC_SETS
+from tests.support.specsets import SPEC_SETS
 
 
 @pytest.mark.parametrize("spec_set", sorted(SPEC_SETS))

@@ -11,8 +11,8 @@ from dataform_infra import policy
 from dataform_infra.access import roles
 from dataform_infra.render.module import build_module
 from dataform_infra.spec.loader import load_deployment
-from tests.conftest import SPEC_SETS, all_modules, rendered
 from tests.support.cli import invoke
+from tests.support.specsets import SPEC_SETS, all_modules, rendered
 
 SA = "projects/p/serviceAccounts/runner@acme-prod.iam.gserviceaccount.com"
 AGENT = "serviceAccount:service-123456@gcp-sa-dataform.iam.gserviceaccount.com"

@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from tests.conftest import REPO, SPEC_SETS, rendered
 from tests.support.generated import FILES, SECTIONS, access_doc, runs_section, section
+from tests.support.specsets import REPO, SPEC_SETS, rendered
 
 README = (REPO / "README.md").read_text()
 REGENERATE = "regenerate: python -m tests.support.generated"

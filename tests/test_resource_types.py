@@ -7,7 +7,7 @@ import pytest
 
 from dataform_infra import resource_types as types
 from dataform_infra.access import roles
-from tests.conftest import REPO
+from tests.support.specsets import REPO
 
 FACTS = REPO / "tests/provider_schema/8.7.0"  # the current line's facts (rendered HCL is checked against both)
 SCHEMA = json.loads((FACTS / "schema.json").read_text())["provider_schemas"]

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from dataform_infra.specset import SpecSet
-from tests.conftest import SPEC_SETS
 from tests.fakegcp.store import RELEASE_STATE
-from tests.project import Project
 from tests.support.dataform_code import CODE
+from tests.support.project import Project
 from tests.support.snapshot import Snapshot, shipped
+from tests.support.specsets import SPEC_SETS
 
 pytestmark = pytest.mark.terraform
 

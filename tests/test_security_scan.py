@@ -14,7 +14,7 @@ import pytest
 
 from dataform_infra.render.engine import render_bootstrap
 from dataform_infra.spec.loader import load_deployment
-from tests.conftest import REPO, SPEC_SETS, all_modules, rendered
+from tests.support.specsets import REPO, SPEC_SETS, all_modules, rendered
 
 # (check, resource type) -> why it is skipped; the same reason stands in the template.
 JUSTIFIED_SKIPS = {
@@ -37,6 +37,7 @@ def checkov_binary() -> str:
     pytest.skip(f"checkov is not installed here (a separate virtualenv); .ci/run requires it: {install}")
 
 
+@pytest.mark.slow  # an external scanner over every module: the full suite's, like terraform's
 def test_checkov_finds_nothing_unjustified(tmp_path):
     for spec_set, env in all_modules():
         directory = tmp_path / spec_set / env

@@ -17,8 +17,8 @@ from dataform_infra.locks import ModuleLocks
 from dataform_infra.render import output
 from dataform_infra.terraform.binary import TerraformBinary
 from dataform_infra.terraform.runner import TerraformRunner
-from tests.conftest import REPO
 from tests.support.cli import invoke
+from tests.support.specsets import REPO
 
 
 @pytest.fixture()

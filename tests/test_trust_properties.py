@@ -15,9 +15,9 @@ from dataform_infra.errors import UsageError
 from dataform_infra.lifecycle.guards import NOT_PASSED_THROUGH
 from dataform_infra.lifecycle.guards import passthrough_command as _passthrough_command
 from dataform_infra.render import output
-from tests.conftest import REPO
 from tests.support.cli import invoke
 from tests.support.hypothesis import examples
+from tests.support.specsets import REPO
 
 ACTIONS = st.sampled_from(["remove", "restore", "rmdir", "unlink", "", "rm -rf"])
 

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from dataform_infra.access import AccessModel, cover, roles
 from dataform_infra.cli import app
 from dataform_infra.specset import SpecSet
-from tests.conftest import SPEC_SETS
 from tests.specs import host, target, write_specs
+from tests.support.specsets import SPEC_SETS
 
 HOST_RUNNER = "serviceAccount:host-runner@acme-host-proj.iam.gserviceaccount.com"
 TARGET_RUNNER = "serviceAccount:target-runner@acme-target-proj.iam.gserviceaccount.com"

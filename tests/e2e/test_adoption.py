@@ -12,8 +12,8 @@ import pytest
 
 from dataform_infra.specset import SpecSet
 from tests.fakegcp.apis import FakeGoogleApis
-from tests.project import Project
 from tests.support.dataform_code import CODE
+from tests.support.project import Project
 from tests.support.runtime import TOKEN, seed_runtime
 
 pytestmark = pytest.mark.terraform

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from dataform_infra.specset import SpecSet
-from tests.conftest import SPEC_SETS
 from tests.fakegcp.apis import FakeGoogleApis
-from tests.project import Project
 from tests.support.dataform_code import CODE
+from tests.support.project import Project
 from tests.support.runtime import TOKEN, seed_runtime
+from tests.support.specsets import SPEC_SETS
 
 pytestmark = pytest.mark.terraform
 

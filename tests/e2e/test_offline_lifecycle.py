@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from dataform_infra.specset import SpecSet
-from tests.conftest import SPEC_SETS
 from tests.fakegcp.harness import plan_counts, provider_processes, resource_blocks
+from tests.support.specsets import SPEC_SETS
 
 pytestmark = pytest.mark.terraform
 

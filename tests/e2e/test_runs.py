@@ -24,14 +24,14 @@ import pytest
 from dataform_infra.errors import DfinfraError
 from dataform_infra.scaffold import Answers, scaffold
 from dataform_infra.specset import SpecSet
-from tests.conftest import SPEC_SETS
 from tests.fakegcp.apis import FakeGoogleApis
 from tests.fakegcp.dataform import INVOCATION
 from tests.fakegcp.harness import OfflineCloud
 from tests.fakegcp.store import Store
-from tests.project import Project
 from tests.support.dataform_code import CODE
+from tests.support.project import Project
 from tests.support.runtime import SSH_KEY, TOKEN, seed_runtime
+from tests.support.specsets import SPEC_SETS
 from tests.support.workers import exclusive, shared_dir
 
 pytestmark = pytest.mark.terraform

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SPEC_SETS, rendered
+from tests.support.specsets import SPEC_SETS, rendered
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 

@@ -5,8 +5,8 @@ from pathlib import Path
 from dataform_infra.render.module import build_module
 from dataform_infra.spec.loader import load_deployment
 from dataform_infra.topology import service_agent_email
-from tests.conftest import SPEC_SETS
 from tests.specs import host, target, write_specs
+from tests.support.specsets import SPEC_SETS
 
 
 def modules(tmp_path: Path, specs: dict) -> dict:

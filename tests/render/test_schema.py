@@ -6,9 +6,9 @@ import pytest
 
 from dataform_infra.spec.formats import provider_floor
 from dataform_infra.specset import SpecSet
-from tests.conftest import SPEC_SETS, all_modules, rendered
 from tests.fakegcp.schema import VERSIONS
 from tests.hcl_schema import check_module
+from tests.support.specsets import SPEC_SETS, all_modules, rendered
 
 
 def _admitted(spec_set: str, env: str) -> list[str]:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import all_modules, rendered
+from tests.support.specsets import all_modules, rendered
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 

@@ -11,8 +11,8 @@ from dataform_infra.spec.loader import load_deployment
 from dataform_infra.spec.marks import with_marks
 from dataform_infra.spec.models import Environment
 from dataform_infra.specset import SpecSet
-from tests.conftest import REPO
 from tests.specs import host, target, write_specs
+from tests.support.specsets import REPO
 
 MARKED = [
     ("repository",),

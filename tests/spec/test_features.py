@@ -27,8 +27,8 @@ def applied_host(tmp_path: Path, cloud, spec: dict, *, token: bool = True) -> It
     token set and one model in its repository; yields the workspace, the runtime APIs (Dataform) and the
     checkout (to run dfinfra in)."""
     from tests.fakegcp.apis import FakeGoogleApis
-    from tests.project import Project
     from tests.support.dataform_code import workspace_code
+    from tests.support.project import Project
     from tests.support.runtime import TOKEN, seed_runtime
 
     project = Project(tmp_path / "checkout", cloud, specs=write_specs(tmp_path / "specs", {"staging": spec}))

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from dataform_infra.spec.models import Environment
-from tests.conftest import REPO, SPEC_SETS
+from tests.support.specsets import REPO, SPEC_SETS
 
 SCHEMA_FILE = REPO / "schema" / "environment.schema.json"
 SPECS = sorted(p for directory in SPEC_SETS.values() for p in directory.glob("*.yaml"))

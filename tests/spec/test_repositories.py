@@ -14,9 +14,9 @@ from dataform_infra.render.engine import render_module
 from dataform_infra.spec.loader import load_deployment
 from dataform_infra.spec.models import Environment
 from dataform_infra.specset import SpecSet
-from tests.conftest import SPEC_SETS
 from tests.specs import host, target, write_specs
 from tests.support.cli import invoke
+from tests.support.specsets import SPEC_SETS
 
 
 def two_repositories() -> dict[str, Any]:

@@ -181,8 +181,8 @@ def test_host_workspaces_writing_another_projects_datasets_are_expressible(tmp_p
 @pytest.mark.terraform
 def test_a_team_owned_runner_runs_once_its_owner_grants_and_doctor_names_the_owner(tmp_path: Path, cloud):
     from tests.fakegcp.apis import FakeGoogleApis
-    from tests.project import Project
     from tests.support.dataform_code import workspace_code
+    from tests.support.project import Project
     from tests.support.runtime import TOKEN, seed_runtime
 
     project = Project(
@@ -224,8 +224,8 @@ def test_a_team_owned_runner_runs_once_its_owner_grants_and_doctor_names_the_own
 @pytest.mark.terraform
 def test_workspaces_write_another_environments_project_offline(tmp_path: Path, cloud):
     from tests.fakegcp.apis import FakeGoogleApis
-    from tests.project import Project
     from tests.support.dataform_code import workspace_code
+    from tests.support.project import Project
     from tests.support.runtime import TOKEN, seed_runtime
 
     project = Project(tmp_path / "checkout", cloud, specs=write_specs(tmp_path / "specs", workspaces_writing_prod()))

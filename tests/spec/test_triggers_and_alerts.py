@@ -407,7 +407,7 @@ HOOK_TOKEN = "hook-T0KEN-5ecret-value"
 def test_a_channel_token_reaches_monitoring_write_only_and_nowhere_else(tmp_path, cloud):
     from tests.fakegcp.apis import FakeGoogleApis
     from tests.fakegcp.types import CHANNEL_SECRETS
-    from tests.project import Project
+    from tests.support.project import Project
 
     staging = host()
     staging["provider_version"] = "~> 8.7"

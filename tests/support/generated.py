@@ -20,7 +20,7 @@ from dataform_infra.graph import build_graph, mermaid
 from dataform_infra.spec.models import Environment
 from dataform_infra.spec.reference import spec_reference
 from dataform_infra.specset import SpecSet
-from tests.conftest import REPO, SPEC_SETS, rendered
+from tests.support.specsets import REPO, SPEC_SETS, rendered
 
 README = REPO / "README.md"
 GOLDEN = REPO / "tests" / "golden"

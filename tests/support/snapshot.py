@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from dataform_infra.spec.loader import load_deployment
-from tests.project import Project
+from tests.support.project import Project
 from tests.support.workers import exclusive, shared_dir
 
 

@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from tests.conftest import REPO
 from tests.support.cli import invoke
+from tests.support.specsets import REPO
 
 
 @pytest.fixture()

@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 
 from dataform_infra.spec.loader import load_deployment
-from tests.conftest import REPO
+from tests.support.specsets import REPO
 
 
 class Project:
