@@ -5,8 +5,7 @@
 Cloud), `order` (host first; targets first on destroy), `bootstrap` (the state bucket).
 """
 
-from dataform_infra.lifecycle.core import APPLY, PROPAGATION_ENV, Lifecycle, PlanOutcome
-from dataform_infra.lifecycle.guards import NOT_PASSED_THROUGH, STATE_WRITERS
+from dataform_infra.lifecycle.core import Lifecycle
 from dataform_infra.lifecycle.order import apply_order
 
-__all__ = ["APPLY", "NOT_PASSED_THROUGH", "PROPAGATION_ENV", "STATE_WRITERS", "Lifecycle", "PlanOutcome", "apply_order"]
+__all__ = ["Lifecycle", "apply_order"]

@@ -148,5 +148,5 @@ def saved_plan_file(
 
 def discard_plan(directory: Path) -> None:
     """Forget the saved plan (applied, or no longer what is rendered)."""
-    (meta_dir(directory) / "tfplan").unlink(missing_ok=True)
+    plan_file(directory).unlink(missing_ok=True)
     _record_file(directory).unlink(missing_ok=True)

@@ -84,7 +84,9 @@ def shared_snapshot(tmp_path_factory: pytest.TempPathFactory, name: str, make: C
     return Snapshot.load(where)
 
 
-def shipped(tmp_path_factory: pytest.TempPathFactory, terraform_bin: str, gcs, name: str, *steps: tuple[str, ...]):
+def shipped(
+    tmp_path_factory: pytest.TempPathFactory, terraform_bin: str, gcs, name: str, *steps: tuple[str, ...]
+) -> Snapshot:
     """The shipped environments bootstrapped, then `steps` run through the CLI: once per test run under `name`
     (tests/test_lifecycle.py and tests/test_secrets_and_doctor.py both start from "applied")."""
     from tests.fakegcp.harness import OfflineCloud
